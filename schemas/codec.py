@@ -1,0 +1,176 @@
+"""Avro codec with Confluent framing: magic byte 0, 4-byte big-endian schema id, Avro body.
+
+``EventCodec`` turns events into bytes any Confluent deserializer reads, and bytes
+written by any Confluent serializer (with a compatible schema) into events. The
+schema id comes from a registry (``SchemaRegistry`` protocol); the body uses the
+writer's schema resolved against ours, so a newer producer with added fields still
+decodes. Every failure surfaces as ``DecodeError`` with a ``kind`` for the
+dead-letter record.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import fastavro
+from fastavro.types import Schema
+
+from schemas.catalog import schema_text
+from schemas.events import EVENT_BY_SCHEMA_NAME, Event, InvalidEvent, field_names
+
+MAGIC_BYTE: Final = 0
+_HEADER = struct.Struct(">bI")
+
+
+class DecodeError(ValueError):
+    """Bytes that cannot become an event; ``kind`` names the failure for dead-lettering."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+class SchemaRegistry(Protocol):
+    """What the codec needs of a schema registry (Confluent REST or in-memory)."""
+
+    def register(self, subject: str, schema: str) -> int: ...
+
+    def schema_by_id(self, schema_id: int) -> str: ...
+
+
+def topic_value_subject(topic: str) -> str:
+    """Confluent's default TopicNameStrategy for values."""
+    return f"{topic}-value"
+
+
+def frame(schema_id: int, body: bytes) -> bytes:
+    return _HEADER.pack(MAGIC_BYTE, schema_id) + body
+
+
+def unframe(data: bytes) -> tuple[int, bytes]:
+    if data is None or len(data) < _HEADER.size:
+        raise DecodeError("malformed", f"message of {0 if data is None else len(data)} bytes is too short for Confluent framing (needs >= 5)")
+    magic, schema_id = _HEADER.unpack_from(data)
+    if magic != MAGIC_BYTE:
+        raise DecodeError("malformed", f"unknown magic byte {magic}; expected 0 (Confluent wire format)")
+    return schema_id, data[_HEADER.size :]
+
+
+@dataclass(frozen=True, slots=True)
+class _EventSchema:
+    event_type: type[Event]
+    parsed: Schema
+    names: tuple[str, ...]
+
+
+def _parse(text: str) -> Schema:
+    return fastavro.parse_schema(json.loads(text), _write_hint=False)
+
+
+class EventCodec:
+    """Encode and decode events for topics, with schema ids from a registry."""
+
+    def __init__(
+        self,
+        registry: SchemaRegistry,
+        subject_for: Callable[[str], str] = topic_value_subject,
+    ) -> None:
+        self._registry = registry
+        self._subject_for = subject_for
+        self._ids: dict[tuple[str, type[Event]], int] = {}
+        self._ours: dict[type[Event], _EventSchema] = {}
+        self._writers: dict[int, tuple[Schema, _EventSchema]] = {}
+
+    def _our_schema(self, event_type: type[Event]) -> _EventSchema:
+        ours = self._ours.get(event_type)
+        if ours is None:
+            ours = _EventSchema(event_type, _parse(schema_text(event_type)), field_names(event_type))
+            self._ours[event_type] = ours
+        return ours
+
+    def schema_id(self, topic: str, event_type: type[Event]) -> int:
+        key = (topic, event_type)
+        schema_id = self._ids.get(key)
+        if schema_id is None:
+            schema_id = self._registry.register(self._subject_for(topic), schema_text(event_type))
+            self._ids[key] = schema_id
+        return schema_id
+
+    def encode(self, topic: str, event: Event) -> bytes:
+        ours = self._our_schema(type(event))
+        return frame(self.schema_id(topic, type(event)), encode_body(ours.parsed, ours.names, event))
+
+    def decode(self, data: bytes) -> Event:
+        schema_id, body = unframe(data)
+        writer, ours = self._writer(schema_id)
+        try:
+            record = fastavro.schemaless_reader(io.BytesIO(body), writer, ours.parsed)
+        except Exception as exc:  # fastavro raises many types for bad bodies
+            raise DecodeError("malformed", f"Avro body does not match schema id {schema_id}: {exc}") from exc
+        try:
+            return ours.event_type(**record)
+        except InvalidEvent as exc:
+            raise DecodeError("invalid_value", f"{ours.event_type.__name__}: {exc}") from exc
+        except TypeError as exc:
+            raise DecodeError("wrong_schema", f"{ours.event_type.__name__}: {exc}") from exc
+
+    def _writer(self, schema_id: int) -> tuple[Schema, _EventSchema]:
+        cached = self._writers.get(schema_id)
+        if cached is not None:
+            return cached
+        try:
+            text = self._registry.schema_by_id(schema_id)
+        except Exception as exc:
+            raise DecodeError("unknown_schema", f"schema id {schema_id} is not in the registry: {exc}") from exc
+        try:
+            raw = json.loads(text)
+            name = raw.get("name", "") if isinstance(raw, dict) else ""
+            if "." not in name and isinstance(raw, dict):
+                name = f"{raw.get('namespace', '')}.{name}"
+            event_type = EVENT_BY_SCHEMA_NAME[name]
+        except (KeyError, ValueError) as exc:
+            raise DecodeError("wrong_schema", f"schema id {schema_id} is not an rlsizer.v1 event schema ({exc})") from exc
+        cached = (_parse(text), self._our_schema(event_type))
+        self._writers[schema_id] = cached
+        return cached
+
+
+def to_record(names: tuple[str, ...], event: Event) -> dict[str, Any]:
+    record = {name: getattr(event, name) for name in names}
+    for name, value in record.items():
+        if not isinstance(value, (str, bytes, int, float, bool, type(None))) and hasattr(value, "items"):
+            record[name] = dict(value)
+    return record
+
+
+def encode_body(parsed: Schema, names: tuple[str, ...], event: Event) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, parsed, to_record(names, event))
+    return buf.getvalue()
+
+
+class InMemoryRegistry:
+    """A registry kept in a dict: for unit tests and offline tools (same ids for same text)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+        self._texts: dict[int, str] = {}
+
+    def register(self, subject: str, schema: str) -> int:
+        key = json.dumps(json.loads(schema), separators=(",", ":"), sort_keys=True)
+        if key not in self._ids:
+            self._ids[key] = len(self._ids) + 1
+            self._texts[self._ids[key]] = schema
+        return self._ids[key]
+
+    def schema_by_id(self, schema_id: int) -> str:
+        try:
+            return self._texts[schema_id]
+        except KeyError:
+            raise KeyError(f"schema id {schema_id} not found") from None

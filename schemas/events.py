@@ -1,0 +1,327 @@
+"""Events of the rlsizer.v1 catalogue: frozen dataclasses mirroring ``schemas/*.avsc``.
+
+Each class carries the Avro full name of its schema in ``schema_name``; a test
+checks that the field names and order match the ``.avsc`` file. Values are
+validated at construction, so an event that exists is an event that is valid:
+decoding bad input raises ``ValueError`` subclasses which the stream layer turns
+into ``EventRejected`` records.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import Any, ClassVar, Final
+
+NAMESPACE: Final = "rlsizer.v1"
+SIDES: Final = ("BUY", "SELL")
+POLICIES: Final = ("MODEL", "RULES", "FALLBACK")
+LEGS: Final = ("ENTRY", "EXIT")
+HEALTH_STATUSES: Final = ("OK", "WARN", "FAIL")
+MULTIPLIER_MIN: Final = 0.25
+MULTIPLIER_MAX: Final = 2.0
+
+
+class InvalidEvent(ValueError):
+    """An event value breaks its contract (NaN price, unknown side, ...)."""
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _ts(name: str, value: datetime) -> None:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidEvent(f"{name} must be a timezone-aware datetime, got {value!r}")
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise InvalidEvent(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _non_negative(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise InvalidEvent(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _finite(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value)):
+        raise InvalidEvent(f"{name} must be a finite number, got {value!r}")
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InvalidEvent(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _non_empty(name: str, value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEvent(f"{name} must be a non-empty string, got {value!r}")
+
+
+def _freeze(obj: Any, name: str) -> None:
+    value = getattr(obj, name)
+    if not isinstance(value, MappingProxyType):
+        object.__setattr__(obj, name, MappingProxyType(dict(value)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Fields every event carries."""
+
+    schema_name: ClassVar[str] = ""
+    event_id: str = field(default_factory=new_event_id)
+    ts_event: datetime
+    ts_init: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        _non_empty("event_id", self.event_id)
+        _ts("ts_event", self.ts_event)
+        _ts("ts_init", self.ts_init)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BarClosed(Event):
+    schema_name: ClassVar[str] = f"{NAMESPACE}.BarClosed"
+    symbol: str
+    interval: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    bid: float | None = None
+    ask: float | None = None
+    bid_size: float | None = None
+    ask_size: float | None = None
+
+    def __post_init__(self) -> None:
+        Event.__post_init__(self)
+        _non_empty("symbol", self.symbol)
+        _non_empty("interval", self.interval)
+        for name in ("open", "high", "low", "close"):
+            _positive(name, getattr(self, name))
+        _non_negative("volume", self.volume)
+        if self.high < max(self.open, self.close, self.low) or self.low > min(self.open, self.close):
+            raise InvalidEvent(
+                f"bar is inconsistent: high={self.high} low={self.low} open={self.open} close={self.close}"
+            )
+        for name in ("bid", "ask"):
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name))
+        for name in ("bid_size", "ask_size"):
+            if getattr(self, name) is not None:
+                _non_negative(name, getattr(self, name))
+        if self.bid is not None and self.ask is not None and self.bid > self.ask:
+            raise InvalidEvent(f"crossed quote: bid {self.bid} > ask {self.ask}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalRaised(Event):
+    schema_name: ClassVar[str] = f"{NAMESPACE}.SignalRaised"
+    signal_id: str
+    strategy_id: str
+    symbol: str
+    side: str
+    price: float
+    atr: float
+    score: float = 0.0
+    q_score: float = 0.5
+    base_qty: float
+    stop_price: float | None = None
+    target_price: float | None = None
+    adapter: str = "unknown"
+    attrs: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        Event.__post_init__(self)
+        _non_empty("signal_id", self.signal_id)
+        _non_empty("strategy_id", self.strategy_id)
+        _non_empty("symbol", self.symbol)
+        _one_of("side", self.side, SIDES)
+        _positive("price", self.price)
+        _non_negative("atr", self.atr)
+        _finite("score", self.score)
+        _finite("q_score", self.q_score)
+        _positive("base_qty", self.base_qty)
+        for name in ("stop_price", "target_price"):
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name))
+        _freeze(self, "attrs")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeaturesComputed(Event):
+    schema_name: ClassVar[str] = f"{NAMESPACE}.FeaturesComputed"
+    signal_id: str
+    symbol: str
+    strategy_id: str
+    strategy_type: str
+    feature_set: str
+    features: Mapping[str, float]
+
+    def __post_init__(self) -> None:
+        Event.__post_init__(self)
+        _non_empty("signal_id", self.signal_id)
+        for name, value in self.features.items():
+            _finite(f"feature {name}", value)
+        _freeze(self, "features")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SizeDecided(Event):
+    schema_name: ClassVar[str] = f"{NAMESPACE}.SizeDecided"
+    signal_id: str
+    symbol: str
+    strategy_id: str
+    multiplier: float
+    qty: float
+    policy: str
+    reason: str
+    model_version: str | None = None
+    latency_us: int
+
+    def __post_init__(self) -> None:
+        Event.__post_init__(self)
+        _non_empty("signal_id", self.signal_id)
+        _finite("multiplier", self.multiplier)
+        if not MULTIPLIER_MIN <= self.multiplier <= MULTIPLIER_MAX:
+            raise InvalidEvent(
+                f"multiplier must be in [{MULTIPLIER_MIN}, {MULTIPLIER_MAX}], got {self.multiplier}"
+            )
+        _non_negative("qty", self.qty)
+        _one_of("policy", self.policy, POLICIES)
+        if self.latency_us < 0:
+            raise InvalidEvent(f"latency_us must be >= 0, got {self.latency_us}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderFilled(Event):
+    schema_name: ClassVar[str] = f"{NAMESPACE}.OrderFilled"
+    signal_id: str
+    order_id: str
+    symbol: str
+    side: str
+    qty: float
+    price: float
+    fee: float = 0.0
+    leg: str
+    exit_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        Event.__post_init__(self)
+        _non_empty("signal_id", self.signal_id)
+        _non_empty("order_id", self.order_id)
+        _one_of("side", self.side, SIDES)
+        _positive("qty", self.qty)
+        _positive("price", self.price)
+        _non_negative("fee", self.fee)
+        _one_of("leg", self.leg, LEGS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradeClosed(Event):
+    schema_name: ClassVar[str] = f"{NAMESPACE}.TradeClosed"
+    signal_id: str
+    symbol: str
+    strategy_id: str
+    side: str
+    qty: float
+    entry_price: float
+    exit_price: float
+    entry_ts: datetime
+    exit_ts: datetime
+    pnl: float
+    fees: float = 0.0
+    r_multiple: float
+    mae_r: float = 0.0
+    mfe_r: float = 0.0
+    exit_reason: str
+
+    def __post_init__(self) -> None:
+        Event.__post_init__(self)
+        _one_of("side", self.side, SIDES)
+        _positive("qty", self.qty)
+        _positive("entry_price", self.entry_price)
+        _positive("exit_price", self.exit_price)
+        _ts("entry_ts", self.entry_ts)
+        _ts("exit_ts", self.exit_ts)
+        if self.exit_ts < self.entry_ts:
+            raise InvalidEvent(f"exit_ts {self.exit_ts} is before entry_ts {self.entry_ts}")
+        for name in ("pnl", "r_multiple", "mae_r", "mfe_r"):
+            _finite(name, getattr(self, name))
+        _non_negative("fees", self.fees)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelPublished(Event):
+    schema_name: ClassVar[str] = f"{NAMESPACE}.ModelPublished"
+    model_name: str
+    version: str
+    artifact_uri: str
+    manifest_uri: str
+    sha256: str
+    signature: str
+    feature_set: str
+    alias: str | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        Event.__post_init__(self)
+        _non_empty("model_name", self.model_name)
+        _non_empty("version", self.version)
+        _freeze(self, "metrics")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthChecked(Event):
+    schema_name: ClassVar[str] = f"{NAMESPACE}.HealthChecked"
+    component: str
+    check: str
+    status: str
+    detail: str
+    action: str | None = None
+
+    def __post_init__(self) -> None:
+        Event.__post_init__(self)
+        _one_of("status", self.status, HEALTH_STATUSES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRejected(Event):
+    schema_name: ClassVar[str] = f"{NAMESPACE}.EventRejected"
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    raw_key: bytes | None = None
+    raw_value: bytes | None = None
+    reason: str
+    error_type: str
+
+
+EVENT_TYPES: Final[tuple[type[Event], ...]] = (
+    BarClosed,
+    SignalRaised,
+    FeaturesComputed,
+    SizeDecided,
+    OrderFilled,
+    TradeClosed,
+    ModelPublished,
+    HealthChecked,
+    EventRejected,
+)
+EVENT_BY_SCHEMA_NAME: Final[dict[str, type[Event]]] = {t.schema_name: t for t in EVENT_TYPES}
+
+
+def field_names(event_type: type[Event]) -> tuple[str, ...]:
+    """Field names in declaration order (the order of the Avro record)."""
+    return tuple(f.name for f in fields(event_type))
