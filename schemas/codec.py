@@ -69,6 +69,10 @@ class _EventSchema:
     names: tuple[str, ...]
 
 
+def _canonical(text: str) -> str:
+    return json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True)
+
+
 def _parse(text: str) -> Schema:
     return fastavro.parse_schema(json.loads(text), _write_hint=False)
 
@@ -85,7 +89,7 @@ class EventCodec:
         self._subject_for = subject_for
         self._ids: dict[tuple[str, type[Event]], int] = {}
         self._ours: dict[type[Event], _EventSchema] = {}
-        self._writers: dict[int, tuple[Schema, _EventSchema]] = {}
+        self._writers: dict[int, tuple[Schema, _EventSchema, bool]] = {}
 
     def _our_schema(self, event_type: type[Event]) -> _EventSchema:
         ours = self._ours.get(event_type)
@@ -108,9 +112,9 @@ class EventCodec:
 
     def decode(self, data: bytes) -> Event:
         schema_id, body = unframe(data)
-        writer, ours = self._writer(schema_id)
+        writer, ours, same = self._writer(schema_id)
         try:
-            record = fastavro.schemaless_reader(io.BytesIO(body), writer, ours.parsed)
+            record = fastavro.schemaless_reader(io.BytesIO(body), writer, None if same else ours.parsed)
         except Exception as exc:  # fastavro raises many types for bad bodies
             raise DecodeError("malformed", f"Avro body does not match schema id {schema_id}: {exc}") from exc
         try:
@@ -120,7 +124,7 @@ class EventCodec:
         except TypeError as exc:
             raise DecodeError("wrong_schema", f"{ours.event_type.__name__}: {exc}") from exc
 
-    def _writer(self, schema_id: int) -> tuple[Schema, _EventSchema]:
+    def _writer(self, schema_id: int) -> tuple[Schema, _EventSchema, bool]:
         cached = self._writers.get(schema_id)
         if cached is not None:
             return cached
@@ -136,7 +140,10 @@ class EventCodec:
             event_type = EVENT_BY_SCHEMA_NAME[name]
         except (KeyError, ValueError) as exc:
             raise DecodeError("wrong_schema", f"schema id {schema_id} is not an rlsizer.v1 event schema ({exc})") from exc
-        cached = (_parse(text), self._our_schema(event_type))
+        ours = self._our_schema(event_type)
+        # Same schema as ours: skip schema resolution (about 2x faster decode).
+        same = _canonical(text) == _canonical(schema_text(event_type))
+        cached = (ours.parsed if same else _parse(text), ours, same)
         self._writers[schema_id] = cached
         return cached
 
@@ -163,7 +170,7 @@ class InMemoryRegistry:
         self._texts: dict[int, str] = {}
 
     def register(self, subject: str, schema: str) -> int:
-        key = json.dumps(json.loads(schema), separators=(",", ":"), sort_keys=True)
+        key = _canonical(schema)
         if key not in self._ids:
             self._ids[key] = len(self._ids) + 1
             self._texts[self._ids[key]] = schema
