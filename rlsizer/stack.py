@@ -1,4 +1,4 @@
-"""The embedded stack: SeaweedFS (S3), tansu (Kafka) on it, topics created.
+"""The embedded stack: SeaweedFS (S3), tansu (Kafka) on it, topics, schema registry, models bucket.
 
 ``EmbeddedStack`` is used by ``rlsizer up`` and by the test session alike, so the
 tests run on exactly what users run. Stopping is idempotent and always stops every
@@ -8,12 +8,28 @@ server that was started, in reverse order.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import http.client
+import os
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import IO
 
 from confluent_kafka.admin import AdminClient
 
-from rlsizer.processes import HOST, ManagedProcess, SeaweedPorts, StackError, free_port, start_seaweed, start_tansu
+from rlsizer.processes import (
+    HOST,
+    ManagedProcess,
+    SeaweedPorts,
+    StackError,
+    free_port,
+    require_free,
+    spawn,
+    start_seaweed,
+    start_tansu,
+    wait_ready,
+)
 from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 
@@ -32,6 +48,82 @@ class StackPorts:
         seaweed = SeaweedPorts.free(taken)
         return cls(kafka=free_port(taken=taken), registry=free_port(taken=taken), seaweed=seaweed)
 
+    def all(self) -> list[tuple[str, int]]:
+        """Every (server, port) the stack listens on, for checking them before starting anything."""
+        return [("tansu (Kafka)", self.kafka), ("schema registry", self.registry)] + [
+            (f"seaweedfs {name}", port) for name, port in self.seaweed.all()
+        ]
+
+
+def start_registry(*, port: int, kafka_bootstrap: str, log_dir: Path, timeout: float = 60.0) -> ManagedProcess:
+    """The schema registry (``rlsizer.registry_server``) as a child process, ready when it answers HTTP."""
+    require_free("schema registry", port)
+    args = [sys.executable, "-m", "rlsizer.registry_server", "--bootstrap", kafka_bootstrap, "--port", str(port), "--host", HOST]
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))}
+    proc = spawn("schema registry", args, log_dir / "registry.log", env)
+    wait_ready(proc, lambda: _registry_answers(port), timeout, f"answer HTTP on {HOST}:{port}")
+    return proc
+
+
+def _registry_answers(port: int) -> bool:
+    try:
+        conn = http.client.HTTPConnection(HOST, port, timeout=1)
+        conn.request("GET", "/")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+
+
+def ensure_bucket(settings: Settings, bucket: str) -> None:
+    """Create ``bucket`` on the stack's S3 unless it exists."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        region_name=settings.s3_region,
+        aws_access_key_id=settings.s3_access_key,
+        aws_secret_access_key=settings.s3_secret_key,
+    )
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise StackError(f"seaweedfs: cannot create bucket {bucket!r}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StackError(f"seaweedfs: cannot create bucket {bucket!r}: {exc}") from exc
+
+
+class DataDirLock:
+    """An exclusive lock on a data dir, so two stacks never share one SeaweedFS directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / ".lock"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise StackError(f"data dir {self.path.parent} is in use by another stack (pid {holder})") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
 
 class EmbeddedStack:
     def __init__(self, data_dir: Path, *, ports: StackPorts | None = None, memory: bool = False, base: Settings | None = None) -> None:
@@ -47,6 +139,7 @@ class EmbeddedStack:
             data_dir=self.data_dir,
         )
         self.processes: list[ManagedProcess] = []
+        self._lock = DataDirLock(self.data_dir)
 
     @property
     def log_dir(self) -> Path:
@@ -55,6 +148,9 @@ class EmbeddedStack:
     def start(self) -> EmbeddedStack:
         try:
             s = self.settings
+            self._lock.acquire()
+            for name, port in self.ports.all():
+                require_free(name, port)
             self.processes.append(
                 start_seaweed(
                     self.data_dir / "s3",
@@ -79,6 +175,8 @@ class EmbeddedStack:
             )
             admin = AdminClient(s.kafka_config())
             ensure_topics(admin, new_topics(s))
+            self.processes.append(start_registry(port=self.ports.registry, kafka_bootstrap=s.kafka_bootstrap, log_dir=self.log_dir))
+            ensure_bucket(s, s.s3_bucket)
         except BaseException:
             self.stop()
             raise
@@ -94,6 +192,7 @@ class EmbeddedStack:
             proc = self.processes.pop()
             with contextlib.suppress(Exception):
                 proc.stop()
+        self._lock.release()
 
     def __enter__(self) -> EmbeddedStack:
         return self.start()
