@@ -1,0 +1,65 @@
+"""``rlsizer`` command line: subcommands are discovered in ``rlsizer.commands``.
+
+Every module there exposing ``register(subparsers) -> None`` adds its own parser
+and sets ``func=callable(args, settings) -> int``; nothing here names them, so a
+new command is a new module. Settings are read once, from ``RLSIZER_*``.
+Configuration and start-up errors print one line to stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+import rlsizer.commands
+from rlsizer.processes import StackError
+from streams.settings import Settings, SettingsError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlsizer",
+        description="Event-sourced position sizer for trading bots on Kafka. Configure with RLSIZER_* variables.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(rlsizer.commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        name = f"{rlsizer.commands.__name__}.{info.name}"
+        try:
+            module = importlib.import_module(name)
+        except Exception as exc:  # one broken command must not take the others down
+            print(f"rlsizer: command module {name} failed to load: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings = Settings.from_env()
+        return int(func(args, settings) or 0)
+    except (StackError, SettingsError) as exc:
+        print(f"rlsizer {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"rlsizer {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
