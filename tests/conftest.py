@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from rlsizer.stack import EmbeddedStack, StackPorts
+from schemas.codec import EventCodec
+from schemas.registry_client import HttpSchemaRegistry
 from streams.settings import Settings
 
 
@@ -21,3 +23,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
 @pytest.fixture(scope="session")
 def settings(stack: EmbeddedStack) -> Settings:
     return stack.settings
+
+
+@pytest.fixture(scope="session")
+def codec(settings: Settings) -> EventCodec:
+    """The event codec on the stack's schema registry."""
+    return EventCodec(HttpSchemaRegistry(settings.registry_url))
