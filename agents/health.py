@@ -1,0 +1,129 @@
+"""Pure health checks: facts in, a verdict out. No I/O here.
+
+Each check takes what was observed (timestamps, byte counts, lag numbers) and the
+thresholds, and returns a ``CheckResult`` with a status, a detail a person can act
+on, and the recovery action the monitor should take (``None`` when nothing is to
+be done). The monitor (``rlsizer.health_monitor``) gathers the facts, runs the
+action and publishes ``HealthChecked``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Final
+
+OK: Final = "OK"
+WARN: Final = "WARN"
+FAIL: Final = "FAIL"
+
+ACTION_REFRESH_MODEL: Final = "refresh_model"
+ACTION_RESTORE_MODEL: Final = "restore_model"
+ACTION_RETRY_TRAINING: Final = "retry_training"
+ACTION_CLEAN_DISK: Final = "clean_disk"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    check: str
+    status: str
+    detail: str
+    action: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarketHours:
+    """Hours (UTC) and weekdays (Mon=0) during which signals are expected."""
+
+    open: time = time(0, 0)
+    close: time = time(23, 59, 59)
+    weekdays: frozenset[int] = frozenset(range(5))
+
+    def is_open(self, now: datetime) -> bool:
+        return now.weekday() in self.weekdays and self.open <= now.time() <= self.close
+
+
+def _age(now: datetime, then: datetime) -> timedelta:
+    return now - then
+
+
+def _fmt(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.1f} h" if hours >= 1 else f"{delta.total_seconds() / 60:.0f} min"
+
+
+def data_freshness(now: datetime, last_signal: datetime | None, *, max_age: timedelta = timedelta(hours=2),
+                   hours: MarketHours = MarketHours()) -> CheckResult:
+    """Signals should arrive within ``max_age`` while the market is open."""
+    if not hours.is_open(now):
+        return CheckResult(check="data_freshness", status=OK, detail="market closed; no signals expected")
+    if last_signal is None:
+        return CheckResult(check="data_freshness", status=WARN, detail="no signal seen yet since the monitor started")
+    age = _age(now, last_signal)
+    if age > max_age:
+        return CheckResult(check="data_freshness", status=FAIL,
+                           detail=f"last signal {_fmt(age)} ago (limit {_fmt(max_age)}) during market hours: check the bot and its adapter")
+    return CheckResult(check="data_freshness", status=OK, detail=f"last signal {_fmt(age)} ago")
+
+
+def model_freshness(now: datetime, champion_created: datetime | None, *, max_age: timedelta = timedelta(hours=48)) -> CheckResult:
+    """The served champion should be younger than ``max_age``; a stale one triggers a refresh."""
+    if champion_created is None:
+        return CheckResult(check="model_freshness", status=WARN, detail="no model loaded: the rule policy is serving",
+                           action=ACTION_REFRESH_MODEL)
+    age = _age(now, champion_created)
+    if age > max_age:
+        return CheckResult(check="model_freshness", status=WARN,
+                           detail=f"champion is {_fmt(age)} old (limit {_fmt(max_age)})", action=ACTION_REFRESH_MODEL)
+    return CheckResult(check="model_freshness", status=OK, detail=f"champion is {_fmt(age)} old")
+
+
+def model_integrity(verified: bool, detail: str) -> CheckResult:
+    """A model that failed verification is never served; the monitor restores the last good one."""
+    if verified:
+        return CheckResult(check="model_integrity", status=OK, detail=detail)
+    return CheckResult(check="model_integrity", status=FAIL, detail=detail, action=ACTION_RESTORE_MODEL)
+
+
+def training_activity(now: datetime, last_success: datetime | None, consecutive_failures: int, *,
+                      max_age: timedelta = timedelta(hours=8)) -> CheckResult:
+    if consecutive_failures > 0:
+        return CheckResult(check="training_activity", status=FAIL if consecutive_failures >= 3 else WARN,
+                           detail=f"{consecutive_failures} consecutive training failure(s)", action=ACTION_RETRY_TRAINING)
+    if last_success is None:
+        return CheckResult(check="training_activity", status=WARN, detail="no training round has completed yet")
+    age = _age(now, last_success)
+    if age > max_age:
+        return CheckResult(check="training_activity", status=WARN,
+                           detail=f"last training round {_fmt(age)} ago (limit {_fmt(max_age)})", action=ACTION_RETRY_TRAINING)
+    return CheckResult(check="training_activity", status=OK, detail=f"last training round {_fmt(age)} ago")
+
+
+def disk_space(used_bytes: int, total_bytes: int, *, warn_fraction: float = 0.85, fail_fraction: float = 0.95) -> CheckResult:
+    if total_bytes <= 0:
+        return CheckResult(check="disk_space", status=FAIL, detail="disk size unknown")
+    fraction = used_bytes / total_bytes
+    detail = f"{fraction:.0%} of {total_bytes / 2**30:.1f} GiB used"
+    if fraction >= fail_fraction:
+        return CheckResult(check="disk_space", status=FAIL, detail=detail, action=ACTION_CLEAN_DISK)
+    if fraction >= warn_fraction:
+        return CheckResult(check="disk_space", status=WARN, detail=detail, action=ACTION_CLEAN_DISK)
+    return CheckResult(check="disk_space", status=OK, detail=detail)
+
+
+def reachability(component: str, error: str | None) -> CheckResult:
+    if error is None:
+        return CheckResult(check=f"reach_{component}", status=OK, detail=f"{component} answered")
+    return CheckResult(check=f"reach_{component}", status=FAIL, detail=f"{component} unreachable: {error}")
+
+
+def consumer_lag(lag: int, *, warn: int = 1_000, fail: int = 100_000) -> CheckResult:
+    status = FAIL if lag >= fail else WARN if lag >= warn else OK
+    return CheckResult(check="consumer_lag", status=status, detail=f"{lag} messages behind")
+
+
+def backoff_delay(failures: int, *, base_seconds: float = 60.0, cap_seconds: float = 6 * 3600.0) -> float:
+    """Exponential backoff after ``failures`` consecutive failures: base, 2·base, 4·base ... capped."""
+    if failures <= 0:
+        return 0.0
+    return min(cap_seconds, base_seconds * 2 ** (failures - 1))

@@ -1,0 +1,56 @@
+from datetime import datetime, time, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agents import health
+
+NOW = datetime(2024, 3, 6, 15, 0, tzinfo=timezone.utc)  # a Wednesday
+
+
+def test_data_freshness_fails_when_signals_stop_during_market_hours():
+    result = health.data_freshness(NOW, NOW - timedelta(hours=3))
+    assert result.status == health.FAIL and "3.0 h" in result.detail
+    assert health.data_freshness(NOW, NOW - timedelta(minutes=30)).status == health.OK
+
+
+def test_data_freshness_ok_when_market_closed():
+    saturday = datetime(2024, 3, 9, 15, 0, tzinfo=timezone.utc)
+    assert health.data_freshness(saturday, NOW - timedelta(days=3)).status == health.OK
+    hours = health.MarketHours(open=time(14, 30), close=time(21, 0))
+    assert health.data_freshness(NOW.replace(hour=9), None, hours=hours).status == health.OK
+
+
+def test_stale_model_asks_for_a_refresh():
+    result = health.model_freshness(NOW, NOW - timedelta(hours=49))
+    assert (result.status, result.action) == (health.WARN, health.ACTION_REFRESH_MODEL)
+    assert health.model_freshness(NOW, NOW - timedelta(hours=1)).action is None
+
+
+def test_integrity_failure_asks_for_restore():
+    result = health.model_integrity(False, "sha256 mismatch")
+    assert (result.status, result.action) == (health.FAIL, health.ACTION_RESTORE_MODEL)
+
+
+def test_training_failures_escalate():
+    assert health.training_activity(NOW, NOW, 1).status == health.WARN
+    assert health.training_activity(NOW, NOW, 3).status == health.FAIL
+    assert health.training_activity(NOW, NOW - timedelta(hours=9), 0).action == health.ACTION_RETRY_TRAINING
+    assert health.training_activity(NOW, NOW - timedelta(hours=1), 0).status == health.OK
+
+
+def test_disk_thresholds():
+    assert health.disk_space(96, 100).status == health.FAIL
+    assert health.disk_space(90, 100).action == health.ACTION_CLEAN_DISK
+    assert health.disk_space(10, 100).status == health.OK
+
+
+@given(st.integers(0, 60))
+def test_backoff_grows_and_is_capped(failures):
+    delay = health.backoff_delay(failures, base_seconds=10, cap_seconds=1000)
+    assert 0 <= delay <= 1000
+    assert health.backoff_delay(failures + 1, base_seconds=10, cap_seconds=1000) >= delay
+
+
+def test_backoff_doubles():
+    assert [health.backoff_delay(n, base_seconds=5) for n in range(4)] == [0.0, 5.0, 10.0, 20.0]
