@@ -1,0 +1,18 @@
+"""Exact integer microsecond timestamps, the unit of all in-stream time comparisons."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Final
+
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+DAY_US: Final = 86_400_000_000
+
+
+def to_micros(ts: datetime) -> int:
+    """Microseconds since the epoch, computed in integers (no float rounding)."""
+    return (ts - EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
