@@ -1,0 +1,50 @@
+"""``rlsizer health [--json]``: run every health check once and print the state.
+
+Exit code 0 when nothing FAILs, 1 otherwise, so it serves as a probe in scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from typing import Any
+
+from rlsizer.health_monitor import HealthMonitor
+from rlsizer.health_probes import standard_checks
+from streams.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("health", help="run every health check once and print the result")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(func=run)
+
+
+def _champion_created(settings: Settings) -> datetime | None:
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry.from_settings(settings)
+    version = registry.champion()
+    manifest = registry.show(version).manifest if version else None
+    return manifest.created_at if manifest else None
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from models.store import make_s3_client
+
+    monitor = HealthMonitor(
+        checks=standard_checks(settings, s3_client_factory=lambda: make_s3_client(settings),
+                               champion_created=lambda: _champion_created(settings)),
+        publish=lambda event: None,
+    )
+    events = monitor.run_all()
+    if args.json:
+        print(json.dumps({"status": monitor.overall(), "checks": [
+            {"component": e.component, "check": e.check, "status": e.status, "detail": e.detail, "action": e.action,
+             "ts": e.ts_event.isoformat()} for e in events]}, indent=2))
+    else:
+        for e in events:
+            print(f"{e.status:<5} {e.component:<9} {e.check:<18} {e.detail}")
+        print(f"overall: {monitor.overall()}")
+    return 1 if monitor.overall() == "FAIL" else 0
