@@ -1,20 +1,25 @@
 """The registry's durable log: the single-partition, compacted ``_schemas`` Kafka topic.
 
-Reads go to partition EOF, not to the reported end offset (tansu can report it
-short). Appends are flushed and their delivery checked before they count, so an
+The start-up read goes to partition EOF, not to the reported end offset (tansu
+can report it short); later reads go through a NOOP marker record of our own. Appends are flushed and their delivery checked before they count, so an
 answered registration is never lost by a restart.
 """
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections.abc import Mapping
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from rlsizer.registry_state import LogRecord
 from streams.topics import SCHEMAS_TOPIC, ensure_topics
+
+
+_NOOP_KEY = b'{"keytype":"NOOP","magic":0}'
 
 
 class SchemaLogError(RuntimeError):
@@ -51,13 +56,20 @@ class SchemaLog:
         )
         self._consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
         self._producer = Producer(self._config | {"acks": "all", "linger.ms": 0, "log_level": 3})
-        return self._read(until_eof=True, timeout=timeout)
+        return self._read(timeout=timeout)
 
-    def read_new(self) -> list[LogRecord]:
-        """Records appended since the last read (by this or another registry), as far as fetched now."""
-        return self._read(until_eof=False, timeout=0.05)
+    def sync(self, timeout: float = 30.0) -> list[LogRecord]:
+        """Every record appended so far by anyone, read through a marker we write (Confluent's NOOP).
 
-    def _read(self, *, until_eof: bool, timeout: float) -> list[LogRecord]:
+        Deterministic where "what is fetched now" is not: whatever another registry
+        wrote before the marker is in the answer.
+        """
+        marker = LogRecord(_NOOP_KEY, json.dumps({"nonce": uuid.uuid4().hex}).encode())
+        offset = self.append(marker, timeout)
+        return self._read(until_offset=offset, timeout=timeout)
+
+    def _read(self, *, until_offset: int | None = None, timeout: float) -> list[LogRecord]:
+        """Records until partition EOF (``until_offset`` None) or until that offset has been read."""
         if self._consumer is None:
             raise SchemaLogError("schema log is not open")
         records: list[LogRecord] = []
@@ -65,40 +77,44 @@ class SchemaLog:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                if until_eof:
-                    raise SchemaLogError(f"did not reach the end of topic {self.topic!r} within {timeout:.0f}s")
-                return records
-            msg = self._consumer.poll(min(remaining, 0.5) if until_eof else remaining)
+                raise SchemaLogError(f"did not reach the end of topic {self.topic!r} within {timeout:.0f}s")
+            msg = self._consumer.poll(min(remaining, 0.5))
             if msg is None:
-                if not until_eof:
-                    return records
                 continue
             err = msg.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
-                    return records
+                    if until_offset is None:
+                        return records
+                    continue
                 if err.fatal() or not err.retriable():
                     raise SchemaLogError(f"reading {self.topic!r}: {err}")
                 continue
             key = msg.key()
-            if key is not None:
+            if key is not None and key != _NOOP_KEY:
                 records.append(LogRecord(key, msg.value()))
+            if until_offset is not None and msg.offset() >= until_offset:
+                return records
 
-    def append(self, record: LogRecord, timeout: float = 30.0) -> None:
-        """Write one record and wait until the broker has it."""
+    def append(self, record: LogRecord, timeout: float = 30.0) -> int:
+        """Write one record, wait until the broker has it, and return its offset."""
         if self._producer is None:
             raise SchemaLogError("schema log is not open")
         failures: list[KafkaError] = []
+        offsets: list[int] = []
 
-        def delivered(err: KafkaError | None, _msg: object) -> None:
+        def delivered(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
                 failures.append(err)
+            else:
+                offsets.append(msg.offset())
 
         self._producer.produce(self.topic, key=record.key, value=record.value, partition=0, on_delivery=delivered)
         if self._producer.flush(timeout) > 0:
             raise SchemaLogError(f"write to {self.topic!r} not acknowledged within {timeout:.0f}s")
-        if failures:
-            raise SchemaLogError(f"write to {self.topic!r} failed: {failures[0]}")
+        if failures or not offsets:
+            raise SchemaLogError(f"write to {self.topic!r} failed: {failures[0] if failures else 'no delivery report'}")
+        return offsets[0]
 
     def close(self) -> None:
         if self._consumer is not None:

@@ -47,7 +47,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _reply(body: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(body), status=status, content_type=CONTENT_TYPE)
+    return _raw(json.dumps(body), status)
+
+
+def _raw(text: str, status: int = 200) -> web.Response:
+    return web.Response(body=text.encode(), status=status, headers={"Content-Type": CONTENT_TYPE})
 
 
 def _flag(request: web.Request, name: str) -> bool:
@@ -67,7 +71,7 @@ class RegistryService:
             self.state.apply(record)
 
     async def _catch_up(self) -> None:
-        for record in await asyncio.to_thread(self.log.read_new):
+        for record in await asyncio.to_thread(self.log.sync):
             self.state.apply(record)
 
     async def _commit(self, records: list[LogRecord]) -> None:
@@ -171,7 +175,7 @@ def build_app(service: RegistryService) -> web.Application:
 
     @routes.get("/schemas/ids/{id}/schema")
     async def raw_by_id(request: web.Request) -> web.Response:
-        return web.Response(text=await service.schema_text(_schema_id(request)), content_type=CONTENT_TYPE)
+        return _raw(await service.schema_text(_schema_id(request)))
 
     @routes.get("/schemas/ids/{id}/versions")
     async def id_versions(request: web.Request) -> web.Response:
@@ -223,7 +227,7 @@ def build_app(service: RegistryService) -> web.Application:
     @routes.get("/subjects/{subject}/versions/{version}/schema")
     async def version_schema(request: web.Request) -> web.Response:
         m = request.match_info
-        return web.Response(text=state.version(m["subject"], m["version"]).schema, content_type=CONTENT_TYPE)
+        return _raw(state.version(m["subject"], m["version"]).schema)
 
     @routes.delete("/subjects/{subject}/versions/{version}")
     async def delete_version(request: web.Request) -> web.Response:
