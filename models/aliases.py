@@ -1,0 +1,74 @@
+"""Champion/challenger aliases as values: which version an alias names, and the versions it named before.
+
+Pure functions move an alias forward (``moved``) or back (``rolled_back``); the
+registry stores the result with a conditional write so two operators cannot
+silently overwrite each other. Aliases are not signed: whatever version an alias
+names is verified in full before it is served.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from models.errors import ModelRegistryError, NoPreviousChampion
+from models.manifest import ManifestError, check_safe_name, format_ts, parse_ts
+
+CHAMPION: Final = "champion"
+CHALLENGER: Final = "challenger"
+ALIASES: Final = (CHAMPION, CHALLENGER)
+MAX_HISTORY: Final = 50
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AliasRecord:
+    alias: str
+    version: str
+    history: tuple[str, ...] = ()  # versions named before, most recent last
+    updated_at: datetime
+
+    def __post_init__(self) -> None:
+        check_alias(self.alias)
+        check_safe_name("version", self.version)
+        object.__setattr__(self, "history", tuple(self.history)[-MAX_HISTORY:])
+
+    @property
+    def previous(self) -> str | None:
+        return self.history[-1] if self.history else None
+
+    def to_bytes(self) -> bytes:
+        doc = {"alias": self.alias, "version": self.version, "history": list(self.history), "updated_at": format_ts(self.updated_at)}
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("ascii")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AliasRecord:
+        try:
+            doc = json.loads(data.decode("utf-8"))
+            return cls(alias=doc["alias"], version=doc["version"], history=tuple(doc["history"]), updated_at=parse_ts("updated_at", doc["updated_at"]))
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise ModelRegistryError(f"alias record is malformed: {exc}") from exc
+
+
+def check_alias(alias: str) -> str:
+    if alias not in ALIASES:
+        raise ManifestError(f"alias must be one of {', '.join(ALIASES)}, got {alias!r}")
+    return alias
+
+
+def moved(current: AliasRecord | None, alias: str, version: str, now: datetime) -> AliasRecord:
+    """``alias`` now names ``version``; the version it named before joins the history."""
+    if current is None:
+        return AliasRecord(alias=alias, version=version, history=(), updated_at=now)
+    if current.version == version:
+        return current
+    return AliasRecord(alias=alias, version=version, history=(*current.history, current.version), updated_at=now)
+
+
+def rolled_back(current: AliasRecord | None, now: datetime) -> AliasRecord:
+    """The alias names its previous version again; the abandoned one leaves the history."""
+    if current is None or not current.history:
+        what = "no champion" if current is None else f"champion {current.version} has no previous champion"
+        raise NoPreviousChampion(f"cannot roll back: {what}")
+    return AliasRecord(alias=current.alias, version=current.history[-1], history=current.history[:-1], updated_at=now)

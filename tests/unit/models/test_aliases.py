@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from models.aliases import CHAMPION, MAX_HISTORY, AliasRecord, moved, rolled_back
+from models.errors import NoPreviousChampion
+
+NOW = datetime(2024, 2, 1, tzinfo=timezone.utc)
+versions = st.lists(st.from_regex(r"v[0-9]{1,4}", fullmatch=True), min_size=1, max_size=20)
+
+
+def test_first_move_has_no_history_and_rollback_refuses():
+    record = moved(None, CHAMPION, "v1", NOW)
+    assert (record.version, record.history) == ("v1", ())
+    with pytest.raises(NoPreviousChampion, match="champion v1 has no previous champion"):
+        rolled_back(record, NOW)
+    with pytest.raises(NoPreviousChampion, match="no champion"):
+        rolled_back(None, NOW)
+
+
+@given(versions)
+def test_rollback_after_promotions_walks_back_through_distinct_predecessors(sequence):
+    record = None
+    served: list[str] = []
+    for version in sequence:
+        record = moved(record, CHAMPION, version, NOW)
+        if not served or served[-1] != version:
+            served.append(version)
+    assert record is not None and record.version == served[-1]
+    for expected in reversed(served[:-1][-MAX_HISTORY:]):
+        record = rolled_back(record, NOW)
+        assert record.version == expected
+    with pytest.raises(NoPreviousChampion):
+        rolled_back(record, NOW)
+
+
+def test_record_roundtrips_through_bytes():
+    record = AliasRecord(alias=CHAMPION, version="v3", history=("v1", "v2"), updated_at=NOW)
+    assert AliasRecord.from_bytes(record.to_bytes()) == record
