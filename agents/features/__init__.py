@@ -2,13 +2,14 @@
 
 from agents.features.catalog import FEATURE_DOCS, FEATURE_NAMES, FEATURE_NEUTRAL, FEATURE_SET
 from agents.features.compute import compute_features
-from agents.features.window import WINDOW, BarRejected, StateCorrupt, SymbolState, Window
+from agents.features.window import FEATURE_BARS, WINDOW, BarRejected, StateCorrupt, SymbolState, Window
 
 __all__ = [
     "FEATURE_DOCS",
     "FEATURE_NAMES",
     "FEATURE_NEUTRAL",
     "FEATURE_SET",
+    "FEATURE_BARS",
     "WINDOW",
     "BarRejected",
     "StateCorrupt",

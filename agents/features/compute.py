@@ -1,7 +1,7 @@
 """All ``fs1`` features of one signal, point-in-time.
 
 ``compute_features`` reads only what was known at the signal's ``ts_event``:
-bars with ``ts_event <= signal.ts_event``, trades closed by then, decisions
+the last ``FEATURE_BARS`` bars with ``ts_event <= signal.ts_event``, trades closed by then, decisions
 made by then. The result has exactly the keys of ``FEATURE_NAMES`` in that
 order, every value a finite float (neutral when not computable).
 """
@@ -12,7 +12,7 @@ import math
 
 from agents.features.bars import bar_features
 from agents.features.catalog import FEATURE_LIMIT, FEATURE_NAMES, FEATURE_NEUTRAL
-from agents.features.window import SymbolState
+from agents.features.window import FEATURE_BARS, SymbolState
 from agents.state import AccountState, StrategyHistory, account_features, history_features
 from agents.strategy_map import FAMILIES
 from agents.timestamps import DAY_US, to_micros
@@ -71,7 +71,7 @@ def compute_features(
     if symbol_state is not None:
         if symbol_state.symbol != signal.symbol:
             raise ValueError(f"signal for {signal.symbol!r} given the bar state of {symbol_state.symbol!r}")
-        bars = bar_features(symbol_state.bars_until(at))
+        bars = bar_features(symbol_state.bars_until(at, limit=FEATURE_BARS))
     raw = {
         **bars,
         **signal_features(

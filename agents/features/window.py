@@ -25,7 +25,14 @@ import numpy as np
 from agents.timestamps import from_micros, to_micros
 from schemas.events import BarClosed
 
-WINDOW: Final = 200
+WINDOW: Final = 250
+FEATURE_BARS: Final = 200
+"""Bars the features are computed from: the last ``FEATURE_BARS`` at or before the signal.
+
+The ring holds ``WINDOW - FEATURE_BARS`` more, so up to 50 bars that arrived
+after a signal (a signal processed late) do not shorten its history, and the
+features stay a function of the bars before the signal alone.
+"""
 COLUMNS: Final[tuple[str, ...]] = (
     "open",
     "high",
@@ -165,14 +172,16 @@ class SymbolState:
             _head=(self._head + 1) % self.window,
         )
 
-    def bars_until(self, ts_us: int) -> Window:
-        """The bars with ``ts_event <= ts_us`` in time order (point-in-time view)."""
+    def bars_until(self, ts_us: int, *, limit: int | None = None) -> Window:
+        """The last ``limit`` bars with ``ts_event <= ts_us``, in time order (point-in-time view)."""
         order = (self._head - self._count + np.arange(self._count)) % self.window
         ts = self._ts[order]
         cut = int(np.searchsorted(ts, ts_us, side="right"))
-        data = self._data[order[:cut]]
+        start = 0 if limit is None else max(0, cut - limit)
+        rows = order[start:cut]
+        data = self._data[rows]
         cols = {name: np.ascontiguousarray(data[:, i]) for i, name in enumerate(COLUMNS)}
-        return Window(ts=ts[:cut], **cols)
+        return Window(ts=self._ts[rows], **cols)
 
     # -- serialisation -------------------------------------------------------------
 

@@ -1,0 +1,140 @@
+"""The learned policy served with onnxruntime, and the slot that hot-swaps it.
+
+Model contract: one input ``features`` float32 ``[batch, n_features]`` with the
+columns in the order of the model's ``feature_names`` (from its manifest), one
+output ``multiplier`` float32 ``[batch]`` already squashed to [0.25, 2.0]
+inside the graph. Outputs are clamped again here, defensively; a NaN output
+raises ``InferenceFailed``. Sessions run single-threaded and sequential: the
+worker shares two cores with everything else and a single row is latency-bound.
+
+Build an ``OnnxPolicy`` off the hot path (it loads and smoke-tests the model),
+then ``PolicySlot.swap`` it in; readers take ``slot.current`` once per decision.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN
+
+INPUT_NAME = "features"
+OUTPUT_NAME = "multiplier"
+
+
+class PolicyLoadError(ValueError):
+    """A model cannot be served: unreadable, or it breaks the input/output contract."""
+
+
+class InferenceFailed(RuntimeError):
+    """The model ran but its answer cannot be used (NaN, wrong shape, runtime error)."""
+
+
+class MissingFeature(KeyError):
+    """The features lack a column the model was trained on."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "missing feature"
+
+
+def session_options() -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return opts
+
+
+def feature_vector(features: Mapping[str, float], names: Sequence[str]) -> np.ndarray:
+    """The float32 vector of ``features`` in the column order ``names``."""
+    try:
+        return np.fromiter((features[name] for name in names), dtype=np.float32, count=len(names))
+    except KeyError as exc:
+        missing = [n for n in names if n not in features]
+        raise MissingFeature(
+            f"features lack {len(missing)} column(s) the model expects: {', '.join(missing[:5])}"
+            + (" ..." if len(missing) > 5 else "")
+        ) from exc
+
+
+class OnnxPolicy:
+    """One loaded model: ``predict(features) -> multiplier``."""
+
+    def __init__(self, model: bytes | str | PathLike[str], *, feature_names: Sequence[str], version: str) -> None:
+        if not feature_names:
+            raise PolicyLoadError("feature_names is empty: the model's column order must be given")
+        self.version = version
+        self.feature_names: tuple[str, ...] = tuple(feature_names)
+        source = model if isinstance(model, bytes) else str(Path(model))
+        try:
+            self._session = ort.InferenceSession(source, sess_options=session_options(),
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            where = "bytes" if isinstance(model, bytes) else str(model)
+            raise PolicyLoadError(f"model {version} from {where} cannot be loaded: {exc}") from exc
+        self._check_contract()
+
+    def _check_contract(self) -> None:
+        inputs = self._session.get_inputs()
+        outputs = [o.name for o in self._session.get_outputs()]
+        if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in outputs:
+            raise PolicyLoadError(
+                f"model {self.version} must have one input {INPUT_NAME!r} and an output {OUTPUT_NAME!r}; "
+                f"it has inputs {[i.name for i in inputs]} and outputs {outputs}"
+            )
+        shape = inputs[0].shape
+        if len(shape) != 2:
+            raise PolicyLoadError(f"model {self.version}: input must be [batch, n_features], got {shape}")
+        width = shape[1]
+        if isinstance(width, int) and width != len(self.feature_names):
+            raise PolicyLoadError(
+                f"model {self.version} takes {width} features but {len(self.feature_names)} feature names were given"
+            )
+        try:
+            self.predict_batch(np.zeros((1, len(self.feature_names)), dtype=np.float32))
+        except InferenceFailed as exc:
+            raise PolicyLoadError(f"model {self.version} fails its smoke inference: {exc}") from exc
+
+    def predict_batch(self, matrix: np.ndarray) -> np.ndarray:
+        """Multipliers for a float32 ``[batch, n_features]`` matrix, clamped to [0.25, 2.0]."""
+        try:
+            (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: np.asarray(matrix, dtype=np.float32)})
+        except Exception as exc:
+            raise InferenceFailed(f"model {self.version} inference error: {exc}") from exc
+        out = np.asarray(out, dtype=np.float32).reshape(-1)
+        if out.shape[0] != matrix.shape[0]:
+            raise InferenceFailed(f"model {self.version} returned {out.shape[0]} values for {matrix.shape[0]} rows")
+        if not np.all(np.isfinite(out)):
+            raise InferenceFailed(f"model {self.version} returned a non-finite multiplier")
+        return np.clip(out, MULTIPLIER_MIN, MULTIPLIER_MAX)
+
+    def predict(self, features: Mapping[str, float]) -> float:
+        """The multiplier for one feature mapping (raises MissingFeature, InferenceFailed)."""
+        return float(self.predict_batch(feature_vector(features, self.feature_names)[None, :])[0])
+
+    def __repr__(self) -> str:
+        return f"OnnxPolicy(version={self.version!r}, features={len(self.feature_names)})"
+
+
+class PolicySlot:
+    """Holds the serving policy (or None); ``swap`` replaces it atomically."""
+
+    def __init__(self, policy: OnnxPolicy | None = None) -> None:
+        self._policy = policy
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> OnnxPolicy | None:
+        return self._policy  # a single attribute read: atomic
+
+    def swap(self, new: OnnxPolicy | None) -> OnnxPolicy | None:
+        """Install ``new`` and return the policy it replaced."""
+        with self._lock:
+            old, self._policy = self._policy, new
+        return old
