@@ -1,0 +1,163 @@
+"""Performance metrics of a sizing policy from its per-trade rewards (in R, time-ordered).
+
+Choices, stated once:
+- Sharpe is per trade: mean / std (ddof=1) of per-trade rewards. When timestamps are given it
+  is also annualised as per-trade Sharpe * sqrt(trades per year), with trades per year =
+  (n - 1) / span in years (365.25-day years; trading runs around the clock). Risk-free = 0.
+- Sortino: mean / downside deviation, downside deviation = sqrt(mean(min(r, 0)^2)) over all trades.
+- Max drawdown: largest drop of the cumulative-R curve below its running peak, peak starting
+  at 0 (so a first-trade loss counts), reported as a non-negative number.
+- CVaR 5%: per *trade*, the mean of the worst 5% of per-trade rewards (held-out windows have
+  too few sessions for a stable per-session tail). Same estimator as training (``cvar``).
+- Hit rate: fraction of trades with reward > 0.
+- Bootstrap: moving-block bootstrap (blocks of consecutive trades, default length
+  ceil(n^(1/3)), wrapped circularly) so serial dependence inside sessions is kept; seeded.
+  Percentile intervals. ``paired_bootstrap`` resamples the *same* trade indices for two
+  policies, which is what a comparison over the same signals needs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from trainer.cvar_ppo import cvar
+
+SECONDS_PER_YEAR = 365.25 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyMetrics:
+    n_trades: int
+    total_return: float
+    mean_return: float
+    sharpe_per_trade: float
+    sharpe_annualised: float | None
+    sortino: float
+    max_drawdown: float
+    cvar_5: float
+    hit_rate: float
+    mean_multiplier: float | None
+    total_return_ci: tuple[float, float]
+    cvar_5_ci: tuple[float, float]
+
+
+def max_drawdown(rewards: np.ndarray) -> float:
+    curve = np.concatenate(([0.0], np.cumsum(rewards)))
+    return float(np.max(np.maximum.accumulate(curve) - curve))
+
+
+def sharpe(rewards: np.ndarray) -> float:
+    if rewards.size < 2:
+        return 0.0
+    sd = float(np.std(rewards, ddof=1))
+    return float(np.mean(rewards) / sd) if sd > 0 else 0.0
+
+
+def sortino(rewards: np.ndarray) -> float:
+    if rewards.size == 0:
+        return 0.0
+    downside = math.sqrt(float(np.mean(np.minimum(rewards, 0.0) ** 2)))
+    return float(np.mean(rewards) / downside) if downside > 0 else 0.0
+
+
+def annualised_sharpe(rewards: np.ndarray, ts: np.ndarray) -> float | None:
+    if rewards.size < 2:
+        return None
+    span_s = (ts.max() - ts.min()) / np.timedelta64(1, "s")
+    if span_s <= 0:
+        return None
+    trades_per_year = (rewards.size - 1) / (span_s / SECONDS_PER_YEAR)
+    return sharpe(rewards) * math.sqrt(trades_per_year)
+
+
+def block_indices(n: int, n_boot: int, block: int, rng: np.random.Generator) -> np.ndarray:
+    """[n_boot, n] resampled indices: circular moving blocks of ``block`` consecutive trades."""
+    n_blocks = math.ceil(n / block)
+    starts = rng.integers(0, n, size=(n_boot, n_blocks))
+    idx = (starts[:, :, None] + np.arange(block)[None, None, :]) % n
+    return idx.reshape(n_boot, -1)[:, :n]
+
+
+def default_block(n: int) -> int:
+    return max(1, math.ceil(n ** (1.0 / 3.0)))
+
+
+def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(samples, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(
+    rewards: np.ndarray,
+    stat: Callable[[np.ndarray], float],
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.90,
+    block: int | None = None,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of ``stat`` under the moving-block bootstrap."""
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.size == 0:
+        return (0.0, 0.0)
+    idx = block_indices(r.size, n_boot, block or default_block(r.size), np.random.default_rng(seed))
+    return _interval(np.array([stat(r[i]) for i in idx]), confidence)
+
+
+def paired_bootstrap(
+    a: np.ndarray,
+    b: np.ndarray,
+    stat: Callable[[np.ndarray], float],
+    *,
+    n_boot: int = 1000,
+    block: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Bootstrap samples of stat(a) - stat(b), resampling the same trades for both."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired series must have the same shape, got {a.shape} and {b.shape}")
+    idx = block_indices(a.size, n_boot, block or default_block(a.size), np.random.default_rng(seed))
+    return np.array([stat(a[i]) - stat(b[i]) for i in idx])
+
+
+def cvar_5(rewards: np.ndarray) -> float:
+    return cvar(rewards, 0.05)
+
+
+def policy_metrics(
+    rewards: np.ndarray,
+    *,
+    ts: np.ndarray | None = None,
+    multipliers: np.ndarray | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.90,
+    seed: int = 0,
+) -> PolicyMetrics:
+    """All metrics of one time-ordered series of per-trade rewards in R."""
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.size == 0:
+        raise ValueError("no trades to measure")
+    if ts is not None and ts.shape != r.shape:
+        raise ValueError(f"ts must have shape {r.shape}, got {ts.shape}")
+    boot = dict(n_boot=n_boot, confidence=confidence, seed=seed)
+    return PolicyMetrics(
+        n_trades=int(r.size),
+        total_return=float(r.sum()),
+        mean_return=float(r.mean()),
+        sharpe_per_trade=sharpe(r),
+        sharpe_annualised=annualised_sharpe(r, ts) if ts is not None else None,
+        sortino=sortino(r),
+        max_drawdown=max_drawdown(r),
+        cvar_5=cvar_5(r),
+        hit_rate=float(np.mean(r > 0)),
+        mean_multiplier=float(np.mean(multipliers)) if multipliers is not None else None,
+        total_return_ci=bootstrap_ci(r, np.sum, **boot),
+        cvar_5_ci=bootstrap_ci(r, cvar_5, **boot),
+    )
