@@ -17,7 +17,7 @@ from models.aliases import CHALLENGER, CHAMPION, AliasRecord, check_alias, moved
 from models.errors import MISSING, AliasConflict, ModelRegistryError, ModelVerificationError, VersionExists, VersionNotFound
 from models.events import ModelEventSink, model_published
 from models.manifest import Manifest, ManifestDraft, ManifestError, canonical_bytes, check_safe_name, make_version, parse_manifest
-from models.signing import Signature, load_or_create_key, parse_signature, sha256_hex, sign, verify_model
+from models.signing import Signature, load_or_create_key, parse_signature, sha256_hex, sign, verify_manifest, verify_model
 from models.store import ARTIFACT_FILE, MANIFEST_FILE, SIGNATURE_FILE, ObjectStore, alias_key, make_s3_client, version_prefix, versions_prefix
 from schemas.events import ModelPublished, utc_now
 from streams.settings import Settings
@@ -127,6 +127,12 @@ class ModelRegistry:
         manifest = verify_model(artifact, manifest_bytes, signature_bytes, self._key, model_name=self.model_name, version=version)
         assert artifact is not None and manifest_bytes is not None and signature_bytes is not None
         return SignedModel(artifact=artifact, manifest_bytes=manifest_bytes, signature_bytes=signature_bytes, manifest=manifest)
+
+    def read_manifest(self, version: str) -> Manifest:
+        """The manifest of ``version`` with its signature checked (the artifact is not downloaded)."""
+        return verify_manifest(
+            self._read(version, MANIFEST_FILE), self._read(version, SIGNATURE_FILE), self._key, model_name=self.model_name, version=version
+        )
 
     def fetch_verified(self, version: str) -> tuple[bytes, Manifest]:
         signed = self.fetch_signed(version)

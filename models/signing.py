@@ -81,6 +81,25 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def verify_manifest(manifest_bytes: bytes | None, signature_bytes: bytes | None, key: bytes, *, model_name: str, version: str) -> Manifest:
+    """The manifest, only if it is present, signed under ``key``, and names this model and version."""
+    for part, data in (("manifest.json", manifest_bytes), ("manifest.sig", signature_bytes)):
+        if data is None:
+            raise ModelVerificationError(MISSING, f"{model_name} {version}: {part} is missing")
+    assert manifest_bytes is not None and signature_bytes is not None
+    verify_signature(manifest_bytes, parse_signature(signature_bytes), key)
+    try:
+        manifest = parse_manifest(manifest_bytes)
+    except ManifestError as exc:  # signed but unreadable: written by a buggy or foreign writer
+        raise ModelVerificationError(TAMPERED_MANIFEST, f"signed manifest is invalid: {exc}") from exc
+    if (manifest.model_name, manifest.version) != (model_name, version):
+        raise ModelVerificationError(
+            TAMPERED_MANIFEST,
+            f"manifest stored as {model_name} {version} describes {manifest.model_name} {manifest.version}",
+        )
+    return manifest
+
+
 def verify_model(
     artifact: bytes | None,
     manifest_bytes: bytes | None,
@@ -95,20 +114,10 @@ def verify_model(
     Order: parts present, signature (key, then manifest bytes), manifest names this
     very model and version, then artifact size and sha256.
     """
-    for part, data in (("manifest.json", manifest_bytes), ("manifest.sig", signature_bytes), ("model.onnx", artifact)):
-        if data is None:
-            raise ModelVerificationError(MISSING, f"{model_name} {version}: {part} is missing")
-    assert manifest_bytes is not None and signature_bytes is not None and artifact is not None
-    verify_signature(manifest_bytes, parse_signature(signature_bytes), key)
-    try:
-        manifest = parse_manifest(manifest_bytes)
-    except ManifestError as exc:  # signed but unreadable: written by a buggy or foreign writer
-        raise ModelVerificationError(TAMPERED_MANIFEST, f"signed manifest is invalid: {exc}") from exc
-    if (manifest.model_name, manifest.version) != (model_name, version):
-        raise ModelVerificationError(
-            TAMPERED_MANIFEST,
-            f"manifest stored as {model_name} {version} describes {manifest.model_name} {manifest.version}",
-        )
+    if manifest_bytes is not None and signature_bytes is not None and artifact is None:
+        raise ModelVerificationError(MISSING, f"{model_name} {version}: model.onnx is missing")
+    manifest = verify_manifest(manifest_bytes, signature_bytes, key, model_name=model_name, version=version)
+    assert artifact is not None
     if len(artifact) != manifest.size:
         raise ModelVerificationError(
             TAMPERED_ARTIFACT, f"{model_name} {version}: artifact is {len(artifact)} bytes, manifest says {manifest.size}"

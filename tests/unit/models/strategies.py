@@ -1,4 +1,4 @@
-"""Hypothesis strategies and a fixed example for manifests."""
+"""Hypothesis strategies and example builders for manifests (also used by the integration tests)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
-from models.manifest import Manifest, TensorSpec
+from models.manifest import Manifest, ManifestDraft, TensorSpec
 
 UTC = timezone.utc
 _names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True)
@@ -56,3 +56,18 @@ def example_manifest(**overrides: object) -> Manifest:
     }
     fields.update(overrides)
     return Manifest(**fields)  # type: ignore[arg-type]
+
+
+def example_draft(**overrides: object) -> ManifestDraft:
+    fields: dict[str, object] = {
+        "feature_set": "fs-v3",
+        "feature_names": ("atr_pct", "rsi_14"),
+        "inputs": (TensorSpec(name="features", dtype="float32", shape=("batch", 2)),),
+        "outputs": (TensorSpec(name="multiplier", dtype="float32", shape=("batch", 1)),),
+        "metrics": {"cvar_5": -0.5, "sharpe": 1.25},
+        "data_from": datetime(2024, 1, 1, tzinfo=UTC),
+        "data_to": datetime(2024, 1, 31, tzinfo=UTC),
+        "run_name": "run7",
+    }
+    fields.update(overrides)
+    return ManifestDraft(**fields)  # type: ignore[arg-type]
