@@ -137,7 +137,10 @@ def consumer_config(settings: Settings) -> dict[str, object]:
 
 def assignment(consumer: Consumer, topics: list[str], stored: dict[tuple[str, int], int], timeout: float) -> tuple[list[TopicPartition], int]:
     """Partitions to read, from the stored offsets, and an estimate of records ahead."""
-    metadata = consumer.list_topics(timeout=timeout).topics
+    try:
+        metadata = consumer.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise ReplayError(f"cannot read topic metadata from the broker: {exc.args[0].str()}") from exc
     parts: list[TopicPartition] = []
     ahead = 0
     for topic in topics:

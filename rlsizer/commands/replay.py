@@ -1,0 +1,43 @@
+"""``rlsizer replay [--warehouse PATH] [--rebuild]``: bring the DuckDB warehouse up to the end of every topic.
+
+Decodes with the schema registry at ``RLSIZER_REGISTRY_URL``; reads from the
+offsets stored in the warehouse, so running it again adds only what is new.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from streams.settings import Settings
+
+EXIT_FAILED = 1
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("replay", help="replay the Kafka topics into the DuckDB warehouse")
+    parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: $RLSIZER_DATA_DIR/warehouse.duckdb)")
+    parser.add_argument("--rebuild", action="store_true", help="move the existing warehouse aside and replay from the beginning")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from schemas.codec import EventCodec
+    from schemas.registry_client import HttpSchemaRegistry
+    from trainer.replay import ReplayError, replay
+    from trainer.warehouse import WarehouseError, default_path
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    codec = EventCodec(HttpSchemaRegistry(settings.registry_url, basic_auth=settings.registry_basic_auth or None))
+    path = args.warehouse or default_path(settings.data_dir)
+    try:
+        stats = replay(settings, codec, warehouse_path=path, progress=args.progress, rebuild=args.rebuild)
+    except (ReplayError, WarehouseError) as exc:
+        print(f"rlsizer replay: {exc}")
+        return EXIT_FAILED
+    print(f"warehouse: {path}")
+    print(stats.summary())
+    return 0
