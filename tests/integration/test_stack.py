@@ -5,7 +5,6 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from rlsizer.processes import StackError
 from rlsizer.stack import EmbeddedStack, StackPorts
-
 from streams.topics import CATALOG, SCHEMAS_TOPIC
 
 

@@ -1,0 +1,60 @@
+"""The CLI finds command modules by itself and turns configuration errors into one line and exit 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import rlsizer.commands
+from rlsizer.cli import main
+
+COMMAND = '''
+from rlsizer.processes import StackError
+
+
+def register(subparsers):
+    p = subparsers.add_parser("zzdemo", help="demo")
+    p.add_argument("--fail", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args, settings):
+    if args.fail:
+        raise StackError("tansu (Kafka): port 127.0.0.1:1 is already in use")
+    print("partitions", settings.topic_partitions)
+    return 7
+'''
+
+
+@pytest.fixture
+def extra_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "zzdemo.py").write_text(COMMAND)
+    (tmp_path / "zzbroken.py").write_text("raise ImportError('no such thing')\n")
+    monkeypatch.setattr(rlsizer.commands, "__path__", [*rlsizer.commands.__path__, str(tmp_path)])
+    yield tmp_path
+    for name in ("rlsizer.commands.zzdemo", "rlsizer.commands.zzbroken"):
+        sys.modules.pop(name, None)
+
+
+def test_a_dropped_in_module_becomes_a_command_with_settings_from_env(extra_commands, monkeypatch, capsys):
+    monkeypatch.setenv("RLSIZER_TOPIC_PARTITIONS", "3")
+    assert main(["zzdemo"]) == 7
+    out, err = capsys.readouterr()
+    assert "partitions 3" in out
+    assert "zzbroken" in err and "no such thing" in err  # a broken module is named, the rest still work
+
+
+def test_stack_and_settings_errors_are_one_line_and_exit_2(extra_commands, monkeypatch, capsys):
+    assert main(["zzdemo", "--fail"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == "rlsizer zzdemo: tansu (Kafka): port 127.0.0.1:1 is already in use"
+    monkeypatch.setenv("RLSIZER_TOPIC_PARTITIONS", "many")
+    assert main(["zzdemo"]) == 2
+    assert "RLSIZER_TOPIC_PARTITIONS='many' is not a valid int" in capsys.readouterr().err
+
+
+def test_no_command_prints_help_and_exit_2(capsys):
+    assert main([]) == 2
+    assert "up" in capsys.readouterr().err
