@@ -1,0 +1,192 @@
+"""The Faust worker: ``create_app(settings)`` builds it; nothing is built at import time.
+
+Agents (one per input topic, each a short decode -> handler -> send loop; the
+rules live in ``agents.glue.handlers`` and the pure ``agents.pipeline``):
+
+- ``bars``: per-symbol feature state (table ``symbol-state``, key symbol);
+- ``signals``: features + one decision per ``signal_id`` (table ``decided``:
+  signal_id -> encoded SizeDecided; a duplicate gets the stored decision again);
+- ``outcomes``: strategy history (key ``strategy@symbol``) and account (key symbol).
+
+Topics carry raw bytes: our codec decodes, so bad bytes become dead letters
+instead of stopping Faust. Tables are changelogged and written to the partition
+of the record being processed, so per-symbol state moves with the symbol's
+partition. Features and decisions are sent to the signal's partition number.
+Besides the agents the app runs a ``ModelWatcher`` (hot swap) and a
+``Reconciler`` (every signal gets a decision; see ``agents.glue.reconcile``
+for why Faust alone does not guarantee it).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import faust
+from mode import Service
+
+from agents.glue.handlers import Effects, Handlers, Outgoing, Source, history_key
+from agents.glue.models import LoadModel, ModelWatcher, default_load_model
+from agents.glue.ports import Pipeline, default_pipeline
+from agents.glue.reconcile import Reconciler
+from agents.glue.transport import faust_settings, install_transport, worker_datadir
+from schemas.codec import EventCodec
+from schemas.events import BarClosed, SignalRaised, TradeClosed
+from schemas.registry_client import HttpSchemaRegistry
+from streams.consumer import make_consumer
+from streams.producer import EventProducer, make_producer
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def app_id(settings: Settings) -> str:
+    return f"{settings.topic_prefix or 'rlsizer'}-worker"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    slot: Any = None,
+    worker_id: str | None = None,
+    pipeline: Pipeline | None = None,
+    codec: EventCodec | None = None,
+    load_model: LoadModel = default_load_model,
+    reconcile_after_s: float | None = None,
+) -> faust.App:
+    """Build the worker app; ``reconcile_after_s=0`` disables the reconciler (benchmarks of Faust alone)."""
+    worker_id = worker_id or uuid.uuid4().hex[:8]
+    pipeline = pipeline or default_pipeline()
+    codec = codec or EventCodec(HttpSchemaRegistry(settings.registry_url, basic_auth=settings.registry_basic_auth or None))
+    slot = slot if slot is not None else pipeline.new_slot()
+    strategy_map = pipeline.strategy_map_from_spec(settings.strategy_map)
+    handlers = Handlers(settings, codec, pipeline, strategy_map, slot)
+    if reconcile_after_s is None:
+        reconcile_after_s = max(2.0, 4 * settings.decision_timeout_ms / 1000)
+
+    worker_datadir(settings, worker_id).mkdir(parents=True, exist_ok=True)
+    app = faust.App(app_id(settings), **faust_settings(settings, worker_id=worker_id))
+    install_transport(app)
+
+    def raw_topic(short: str) -> Any:
+        return app.topic(settings.topic(short), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    def table(name: str, help_: str) -> Any:
+        return app.Table(name, key_type=bytes, value_type=bytes,
+                         partitions=settings.topic_partitions, help=help_)
+
+    symbol_state = table("symbol-state", "symbol -> SymbolState bytes")
+    decided = table("decided", "signal_id -> encoded SizeDecided sent for it")
+    history = table("strategy-history", "strategy@symbol -> StrategyHistory bytes")
+    account = table("account", "symbol -> AccountState bytes")
+    outputs: dict[str, Any] = {}
+
+    async def apply(effects: Effects, src: Source) -> None:
+        for out in effects.outgoing:
+            await send(out, src)
+
+    async def send(out: Outgoing, src: Source) -> None:
+        topic = outputs.get(out.topic)
+        if topic is None:
+            topic = outputs[out.topic] = app.topic(out.topic, key_serializer="raw", value_serializer="raw")
+        same_partition = out.topic != settings.topic("dlq")  # features/decisions follow their signal
+        await topic.send(key=out.key, value=out.value, partition=src.partition if same_partition else None)
+
+    def source(event: Any) -> Source:
+        m = event.message
+        return Source(m.topic, m.partition, m.offset, m.key, m.value)
+
+    @app.agent(raw_topic("bars"), name="bars")
+    async def bars_agent(stream: Any) -> None:
+        async for event in stream.events():
+            src = source(event)
+            bar = handlers.decode(src, BarClosed)
+            if isinstance(bar, Effects):
+                await apply(bar, src)
+                continue
+            key = bar.symbol.encode()
+            effects = handlers.on_bar(src, bar, symbol_state.get(key))
+            if effects.symbol_state is not None:
+                symbol_state[key] = effects.symbol_state
+            await apply(effects, src)
+
+    @app.agent(raw_topic("signals"), name="signals")
+    async def signals_agent(stream: Any) -> None:
+        async for event in stream.events():
+            src = source(event)
+            signal = handlers.decode(src, SignalRaised)
+            if isinstance(signal, Effects):
+                await apply(signal, src)
+                continue
+            sym = signal.symbol.encode()
+            hkey = history_key(signal.symbol, signal.strategy_id).encode()
+            effects = handlers.on_signal(
+                src, signal,
+                decided=decided.get(signal.signal_id.encode()),
+                symbol_state=symbol_state.get(sym),
+                history=history.get(hkey),
+                account=account.get(sym),
+            )
+            if effects.decision is not None:  # record before sending: a replay re-sends, never re-decides
+                decided[signal.signal_id.encode()] = effects.decision
+            if effects.account is not None:
+                account[sym] = effects.account
+            await apply(effects, src)
+
+    @app.agent(raw_topic("outcomes"), name="outcomes")
+    async def outcomes_agent(stream: Any) -> None:
+        async for event in stream.events():
+            src = source(event)
+            trade = handlers.decode(src, TradeClosed)
+            if isinstance(trade, Effects):
+                await apply(trade, src)
+                continue
+            sym = trade.symbol.encode()
+            hkey = history_key(trade.symbol, trade.strategy_id).encode()
+            effects = handlers.on_outcome(src, trade, history=history.get(hkey), account=account.get(sym))
+            if effects.history is not None:
+                history[hkey] = effects.history
+            if effects.account is not None:
+                account[sym] = effects.account
+            await apply(effects, src)
+
+    _attach_threads(app, settings, codec, slot, load_model, reconcile_after_s, strategy_map)
+    return app
+
+
+def _attach_threads(app: Any, settings: Settings, codec: EventCodec, slot: Any, load_model: LoadModel,
+                    reconcile_after_s: float, strategy_map: Any) -> None:
+    """Run the model watcher and the reconciler as a service started and stopped with the app."""
+
+    def decidable(signal: SignalRaised) -> bool:
+        try:
+            strategy_map.family(signal.strategy_id)
+        except ValueError:
+            return False
+        return True
+
+    @app.service
+    class SideThreads(Service):
+        threads: list[Any]
+
+        async def on_start(self) -> None:
+            self.threads = []
+            dlq = EventProducer(make_producer(settings), codec, settings)
+            watcher = ModelWatcher(settings, codec, consumer=make_consumer(settings, f"{app_id(settings)}-models"),
+                                   dlq=dlq, slot=slot, load_model=load_model)
+            watcher.start()
+            self.threads.append(watcher)
+            if reconcile_after_s > 0:
+                reconciler = Reconciler(
+                    settings, codec,
+                    consumer=make_consumer(settings, f"{app_id(settings)}-reconciler",
+                                           **{"partition.assignment.strategy": "range"}),
+                    producer=make_producer(settings), after_s=reconcile_after_s, decidable=decidable,
+                )
+                reconciler.start()
+                self.threads.append(reconciler)
+
+        async def on_stop(self) -> None:
+            for thread in getattr(self, "threads", []):
+                thread.stop()

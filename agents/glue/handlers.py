@@ -1,0 +1,160 @@
+"""The glue's logic without Faust: raw record in, table values and records out.
+
+Each handler takes the raw record (``Source``) and the table values it needs as
+bytes, decodes with our codec, calls the pure pipeline and returns what to write
+back (``Effects``): new table values and outgoing records. Faust agents only
+fetch table values, call a handler and apply its effects, so every rule here is
+unit-tested without a broker.
+
+Bad input never raises out of a handler: it becomes an ``EventRejected`` record
+for the ``dlq`` topic with the kind and an actionable reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from agents.glue.ports import Pipeline
+from schemas.codec import DecodeError, EventCodec
+from schemas.events import BarClosed, Event, FeaturesComputed, SignalRaised, SizeDecided, TradeClosed, utc_now
+from streams.dead_letter import dead_letter, encode_dead_letter
+from streams.settings import Settings
+from streams.topics import event_key, topic_name
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a raw record came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """Table writes (``None`` = leave unchanged) and records to send, in order."""
+
+    outgoing: tuple[Outgoing, ...] = ()
+    symbol_state: bytes | None = None
+    history: bytes | None = None
+    account: bytes | None = None
+    decision: bytes | None = None
+    rejected: bool = False
+
+
+def history_key(symbol: str, strategy_id: str) -> str:
+    """Strategy history is kept per (strategy, symbol): co-partitioned with the symbol's signals."""
+    return f"{strategy_id}@{symbol}"
+
+
+@dataclass
+class Handlers:
+    settings: Settings
+    codec: EventCodec
+    pipeline: Pipeline
+    strategy_map: Any
+    slot: Any
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    # -- helpers -------------------------------------------------------------------
+    def reject(self, src: Source, kind: str, reason: str) -> Effects:
+        letter = dead_letter(src.topic, src.partition, src.offset, src.key, src.value, reason, kind)
+        topic, key, value = encode_dead_letter(self.codec, self.settings, letter)
+        return Effects(outgoing=(Outgoing(topic, key, value),), rejected=True)
+
+    def decode(self, src: Source, expected: type[Event]) -> Event | Effects:
+        try:
+            event = self.codec.decode(src.value)  # type: ignore[arg-type]
+        except DecodeError as exc:
+            return self.reject(src, exc.kind, f"{exc.reason} (topic {src.topic} expects {expected.__name__})")
+        if not isinstance(event, expected):
+            return self.reject(
+                src, "wrong_schema", f"{type(event).__name__} on topic {src.topic}, which carries {expected.__name__}"
+            )
+        return event
+
+    def _out(self, event: Event) -> Outgoing:
+        topic = topic_name(self.settings, type(event))
+        return Outgoing(topic, event_key(event), self.codec.encode(topic, event))
+
+    # -- bars ----------------------------------------------------------------------
+    def on_bar(self, src: Source, bar: BarClosed, state: bytes | None) -> Effects:
+        p = self.pipeline
+        try:
+            current = p.symbol_state_from_bytes(state) if state is not None else None
+            new = p.on_bar(current, bar)
+        except p.bar_rejected as exc:
+            kind = getattr(exc, "kind", "rejected_bar")
+            reason = getattr(exc, "reason", str(exc))
+            return self.reject(src, kind, f"bar {bar.symbol} {bar.interval} at {bar.ts_event.isoformat()}: {reason}")
+        return Effects(symbol_state=new.to_bytes())
+
+    # -- signals -------------------------------------------------------------------
+    def on_signal(
+        self,
+        src: Source,
+        signal: SignalRaised,
+        *,
+        decided: bytes | None,
+        symbol_state: bytes | None,
+        history: bytes | None,
+        account: bytes | None,
+    ) -> Effects:
+        """Decide once; a duplicate ``signal_id`` gets the stored decision again, never a new one."""
+        if decided is not None:
+            return Effects(outgoing=(Outgoing(self.settings.topic("decisions"), event_key(signal), decided),))
+        p = self.pipeline
+        started = time.perf_counter_ns()
+        state = p.symbol_state_from_bytes(symbol_state) if symbol_state is not None else None
+        hist = p.history_from_bytes(history) if history is not None else p.empty_history(signal.strategy_id)
+        acct = p.account_from_bytes(account) if account is not None else p.empty_account()
+        try:
+            features, decision = p.on_signal(
+                signal,
+                symbol_state=state,
+                history=hist,
+                account=acct,
+                strategy_map=self.strategy_map,
+                slot=self.slot,
+                now=self.clock(),
+            )
+        except p.unknown_strategy as exc:
+            return self.reject(
+                src,
+                "unknown_strategy",
+                f"signal {signal.signal_id}: {exc}; map it with RLSIZER_STRATEGY_MAP (e.g. '{signal.strategy_id}=Breakout')",
+            )
+        assert isinstance(features, FeaturesComputed) and isinstance(decision, SizeDecided)
+        if decision.latency_us == 0:  # pure code may leave timing to the glue
+            decision = replace(decision, latency_us=(time.perf_counter_ns() - started) // 1000)
+        out_decision = self._out(decision)
+        return Effects(
+            outgoing=(self._out(features), out_decision),
+            account=p.on_decision(acct, decision).to_bytes(),
+            decision=out_decision.value,
+        )
+
+    # -- outcomes ------------------------------------------------------------------
+    def on_outcome(self, src: Source, trade: TradeClosed, *, history: bytes | None, account: bytes | None) -> Effects:
+        p = self.pipeline
+        hist = p.history_from_bytes(history) if history is not None else p.empty_history(trade.strategy_id)
+        acct = p.account_from_bytes(account) if account is not None else p.empty_account()
+        try:
+            new_hist, new_acct = p.on_trade_closed(hist, acct, trade)
+        except ValueError as exc:
+            return self.reject(src, "invalid_value", f"trade {trade.signal_id}: {exc}")
+        return Effects(history=new_hist.to_bytes(), account=new_acct.to_bytes())

@@ -1,0 +1,103 @@
+"""A Faust transport tuned for tansu, and the Faust settings built from ``Settings``.
+
+Faust 0.15 hard-codes aiokafka's ``fetch_max_wait_ms=1500`` in
+``AIOKafkaConsumerThread._create_worker_consumer`` (no setting reaches it), and
+tansu holds every fetch for the full wait even when data is there, so a stock
+Faust worker answers in ~1.5 s. ``TansuTransport`` sets the consumer's wait on
+the aiokafka object it builds, before the fetcher is created at ``start()``.
+The producer never enables idempotence outside transactions (tansu rejects the
+idempotent producer's InitProducerId; we deduplicate instead).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from streams.settings import Settings
+
+FETCH_MAX_WAIT_MS = 10
+
+
+class TansuConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    fetch_max_wait_ms: ClassVar[int] = FETCH_MAX_WAIT_MS
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # read by AIOKafkaConsumer.start()
+        return consumer
+
+
+class TansuConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> TansuConsumerThread:
+        return TansuConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class TansuProducer(faust_aiokafka.Producer):
+    def _settings_extra(self) -> Any:
+        if self.app.in_transaction:
+            return super()._settings_extra()
+        return {"enable_idempotence": False}
+
+
+class TansuTransport(faust_aiokafka.Transport):
+    Consumer = TansuConsumer
+    Producer = TansuProducer
+
+
+def install_transport(app: Any) -> None:
+    """Make ``app`` consume and produce through ``TansuTransport`` (call before start)."""
+    app.transport = TansuTransport(app.conf.broker_consumer, app)
+    app.producer_transport = TansuTransport(app.conf.broker_producer, app)
+
+
+def worker_datadir(settings: Settings, worker_id: str) -> Path:
+    return Path(settings.data_dir) / "worker" / worker_id
+
+
+def faust_settings(settings: Settings, *, worker_id: str) -> dict[str, Any]:
+    """Keyword settings for ``faust.App`` (id, broker, timeouts, web, datadir)."""
+    conf: dict[str, Any] = {
+        "broker": f"kafka://{settings.kafka_bootstrap}",
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": settings.topic_replication,
+        "broker_session_timeout": 6.0,
+        "broker_heartbeat_interval": 1.0,
+        "broker_commit_interval": 0.5,
+        "broker_rebalance_timeout": 20.0,
+        "producer_acks": -1,
+        "producer_linger": 0.001,
+        "consumer_auto_offset_reset": "earliest",
+        "datadir": str(worker_datadir(settings, worker_id)),
+        "web_enabled": settings.worker_web_port > 0,
+        "web_port": settings.worker_web_port or 6066,
+        "web_host": "127.0.0.1",
+        "store": "memory://",
+        "table_cleanup_interval": 3600.0,
+        "worker_redirect_stdouts": False,
+    }
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        conf["broker_credentials"] = _credentials(settings)
+    return conf
+
+
+def _credentials(settings: Settings) -> Any:
+    import faust
+
+    ssl_context = None
+    if settings.kafka_ssl_ca_location:
+        import ssl
+
+        ssl_context = ssl.create_default_context(cafile=settings.kafka_ssl_ca_location)
+    if settings.kafka_sasl_mechanism:
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=ssl_context,
+        )
+    return faust.SSLCredentials(ssl_context)

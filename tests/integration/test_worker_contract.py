@@ -1,0 +1,161 @@
+"""The worker on the real embedded broker: bad input is dead-lettered, every signal gets
+exactly one decision, across SIGKILL and rebalance. Workers run as subprocesses
+(``python -m agents.worker``), each test on its own topic prefix."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import fields, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import fastavro
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from schemas.catalog import schema_text
+from schemas.codec import EventCodec, frame
+from schemas.events import EventRejected, SignalRaised, SizeDecided
+from schemas.registry_client import HttpSchemaRegistry
+from streams.consumer import make_consumer
+from streams.producer import EventProducer, make_producer
+from streams.settings import ENV_PREFIX, Settings
+from streams.topics import ensure_topics, new_topics
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
+
+
+def settings_env(s: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env.update({ENV_PREFIX + f.name.upper(): str(getattr(s, f.name)) for f in fields(s)})
+    return env
+
+
+@pytest.fixture
+def wsettings(settings: Settings, tmp_path: Path) -> Settings:
+    s = replace(settings, topic_prefix=f"w{uuid.uuid4().hex[:8]}", topic_partitions=3, worker_web_port=0,
+                data_dir=tmp_path, decision_timeout_ms=500)
+    admin = AdminClient(s.kafka_config())
+    ensure_topics(admin, new_topics(s, include_schemas=False))
+    return s
+
+
+class Workers:
+    def __init__(self, s: Settings, log_dir: Path) -> None:
+        self.s, self.log_dir, self.procs = s, log_dir, {}
+
+    def start(self, wid: str) -> subprocess.Popen:
+        log = open(self.log_dir / f"worker-{wid}.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "agents.worker", "--id", wid, "--loglevel", "warning"],
+                                cwd=ROOT, env=settings_env(self.s), stdout=log, stderr=subprocess.STDOUT)
+        self.procs[wid] = proc
+        return proc
+
+    def kill(self, wid: str) -> None:
+        self.procs[wid].send_signal(signal.SIGKILL)
+        self.procs[wid].wait(10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    def check_alive(self) -> None:
+        dead = [w for w, p in self.procs.items() if p.poll() is not None and p.returncode != -signal.SIGKILL]
+        assert not dead, f"worker(s) {dead} exited:\n{self.logs()}"
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text()[-3000:] for p in self.log_dir.glob("worker-*.log"))
+
+
+@pytest.fixture
+def workers(wsettings: Settings, tmp_path: Path) -> Iterator[Workers]:
+    w = Workers(wsettings, tmp_path)
+    yield w
+    w.stop_all()
+
+
+def make_signal(i: int, *, symbol: str | None = None, strategy: str = "S1", signal_id: str | None = None) -> SignalRaised:
+    return SignalRaised(ts_event=T0 + timedelta(seconds=i), signal_id=signal_id or f"sig-{i}", strategy_id=strategy,
+                        symbol=symbol or f"SYM{i % 7}", side="BUY", price=100.0 + i % 13, atr=1.5, base_qty=10.0)
+
+
+class Decisions:
+    """Reads the decisions and dlq topics from the beginning."""
+
+    def __init__(self, s: Settings, codec: EventCodec) -> None:
+        self.codec = codec
+        self.consumer = make_consumer(s, f"check-{uuid.uuid4().hex[:6]}")
+        self.consumer.subscribe([s.topic("decisions"), s.topic("dlq")])
+        self.multipliers: dict[str, set[float]] = {}
+        self.count: dict[str, int] = {}
+        self.rejected: list[EventRejected] = []
+
+    def drain(self, until: float, want: set[str] | None = None, want_rejected: int = 0, workers=None) -> None:
+        while time.monotonic() < until:
+            if workers is not None:
+                workers.check_alive()
+            for msg in self.consumer.consume(1000, 0.2):
+                if msg.error():
+                    continue
+                event = self.codec.decode(msg.value())
+                if isinstance(event, SizeDecided):
+                    self.multipliers.setdefault(event.signal_id, set()).add(event.multiplier)
+                    self.count[event.signal_id] = self.count.get(event.signal_id, 0) + 1
+                elif isinstance(event, EventRejected):
+                    self.rejected.append(event)
+            if want is not None and want <= self.multipliers.keys() and len(self.rejected) >= want_rejected:
+                return
+
+
+@pytest.fixture
+def codec(wsettings: Settings) -> EventCodec:
+    return EventCodec(HttpSchemaRegistry(wsettings.registry_url))
+
+
+def test_bad_input_is_dead_lettered_and_duplicates_get_the_same_decision(wsettings, workers, codec):
+    producer = EventProducer(make_producer(wsettings), codec, wsettings)
+    signals_topic = wsettings.topic("signals")
+    workers.start("1")
+    good = [make_signal(i) for i in range(20)]
+    for sig in good:
+        producer.send(sig)
+    producer.send(good[3])  # duplicate signal_id
+    producer.send(make_signal(99, strategy="NOPE"))  # unknown strategy
+    producer.send_raw(signals_topic, b"SYM1", b"\x00\x01")  # too short for framing
+    producer.send_raw(signals_topic, b"SYM1", frame(999_999, b"xx"))  # unknown schema id
+    sid = codec.schema_id(signals_topic, SignalRaised)
+    record = {f: getattr(good[0], f) for f in ("event_id", "ts_event", "ts_init", "signal_id", "strategy_id", "symbol",
+                                             "side", "price", "atr", "score", "q_score", "base_qty", "stop_price",
+                                             "target_price", "adapter")}
+    record.update(attrs={}, price=float("nan"), signal_id="nan-price")
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(__import__("json").loads(schema_text(SignalRaised))), record)
+    producer.send_raw(signals_topic, b"SYM1", frame(sid, body.getvalue()))
+    producer.flush()
+
+    seen = Decisions(wsettings, codec)
+    seen.drain(time.monotonic() + 45, want={s.signal_id for s in good}, want_rejected=4, workers=workers)
+    assert {s.signal_id for s in good} <= seen.multipliers.keys(), workers.logs()
+    assert "sig-99" not in seen.multipliers and "nan-price" not in seen.multipliers
+    assert all(len(m) == 1 for m in seen.multipliers.values())
+    seen.drain(time.monotonic() + 1.5)
+    assert seen.count["sig-3"] == 2  # the duplicate got the stored decision again
+    kinds = sorted(r.error_type for r in seen.rejected)
+    assert kinds == ["invalid_value", "malformed", "unknown_schema", "unknown_strategy"], [r.reason for r in seen.rejected]
+    assert all(r.source_topic == signals_topic and r.raw_value for r in seen.rejected)
