@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from models.errors import ModelRegistryError, ModelVerificationError, RegistryUnavailable
+from models.errors import ModelRegistryError, ModelVerificationError
 from models.manifest import Manifest, check_safe_name
 from models.registry import ModelRegistry, SignedModel
 from models.store import ARTIFACT_FILE, MANIFEST_FILE, SIGNATURE_FILE
@@ -86,7 +86,7 @@ class ModelCache:
             return CacheLoad(model=model, reason=how)
         try:
             target = self.registry.champion()
-        except (RegistryUnavailable, ModelRegistryError) as exc:
+        except ModelRegistryError as exc:  # S3 unreachable (RegistryUnavailable) or refusing
             return self._serve_cached(f"registry unavailable ({exc})")
         if target is None:
             return self._serve_cached(f"registry has no champion for {self.registry.model_name}")

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from models.aliases import CHALLENGER, CHAMPION, AliasRecord, check_alias, moved, rolled_back
-from models.errors import MISSING, AliasConflict, ModelRegistryError, ModelVerificationError, VersionExists, VersionNotFound
+from models.errors import MISSING, AliasConflict, ModelVerificationError, VersionExists, VersionNotFound
 from models.events import ModelEventSink, model_published
 from models.manifest import Manifest, ManifestDraft, ManifestError, canonical_bytes, check_safe_name, make_version, parse_manifest
 from models.signing import Signature, load_or_create_key, parse_signature, sha256_hex, sign, verify_manifest, verify_model

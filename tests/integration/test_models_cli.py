@@ -1,0 +1,93 @@
+"""``rlsizer models`` against the real embedded stack."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from models.aliases import CHAMPION
+from models.registry import ModelRegistry
+from rlsizer.commands.models import register
+from rlsizer.processes import free_port
+from tests.unit.models.strategies import example_draft
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def cli_settings(settings):
+    return replace(settings, model_name=f"cli-{uuid.uuid4().hex[:10]}", model_hmac_key="cli-test-signing-key-000000001")
+
+
+@pytest.fixture
+def registry(cli_settings):
+    return ModelRegistry.from_settings(cli_settings)
+
+
+def run(settings, *argv):
+    parser = argparse.ArgumentParser(prog="rlsizer")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["models", *argv])
+    return args.func(args, settings)
+
+
+def publish(registry, n, **kwargs):
+    draft = example_draft(run_name=f"run{n}", metrics={"sharpe": 1.0 + n, "cvar_5": -0.1 * n})
+    return registry.publish(f"onnx-{n}".encode(), draft, created_at=T0 + timedelta(minutes=n), **kwargs).manifest.version
+
+
+def test_list_shows_versions_aliases_and_metrics(cli_settings, registry, capsys):
+    v1 = publish(registry, 1, alias=CHAMPION)
+    v2 = publish(registry, 2)
+    assert run(cli_settings, "list") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["VERSION", "ALIAS", "CREATED", "METRICS"]
+    assert lines[1].split() == [v1, "champion", "2024-03-01T12:01:00Z", "cvar_5=-0.1", "sharpe=2"]
+    assert lines[2].split() == [v2, "-", "2024-03-01T12:02:00Z", "cvar_5=-0.2", "sharpe=3"]
+
+
+def test_show_prints_manifest_and_flags_tampering(cli_settings, registry, capsys):
+    version = publish(registry, 1)
+    assert run(cli_settings, "show", version) == 0
+    out = capsys.readouterr().out
+    assert f'"version": "{version}"' in out and "verification: OK" in out
+    registry.store.client.put_object(Bucket=registry.store.bucket, Key=f"models/{registry.model_name}/versions/{version}/model.onnx", Body=b"x")
+    assert run(cli_settings, "show", version) == 1
+    assert "verification: FAILED tampered_artifact" in capsys.readouterr().out
+
+
+def test_promote_and_rollback_announce_the_champion(cli_settings, registry, capsys):
+    v1 = publish(registry, 1, alias=CHAMPION)
+    v2 = publish(registry, 2)
+    assert run(cli_settings, "promote", v2) == 0
+    out = capsys.readouterr().out
+    assert f"champion: {v1} -> {v2}" in out and "ModelPublished sent to" in out
+    assert registry.champion() == v2
+    assert run(cli_settings, "rollback", "--no-event") == 0
+    assert f"rolled back: {v2} -> {v1}" in capsys.readouterr().out
+    assert run(cli_settings, "rollback", "--no-event") == 1
+    assert "has no previous champion" in capsys.readouterr().err
+    assert registry.champion() == v1
+
+
+def test_promote_with_registry_down_says_the_change_is_made_but_not_announced(cli_settings, registry, capsys):
+    publish(registry, 1, alias=CHAMPION)
+    v2 = publish(registry, 2)
+    broken = replace(cli_settings, registry_url=f"http://127.0.0.1:{free_port()}")
+    assert run(broken, "promote", v2) == 1
+    err = capsys.readouterr().err
+    assert "the change IS made in S3" in err
+    assert f"schema registry at {broken.registry_url} unreachable" in err
+    assert registry.champion() == v2
+
+
+def test_s3_unreachable_is_one_clear_line(cli_settings, capsys):
+    down = replace(cli_settings, s3_endpoint=f"http://127.0.0.1:{free_port()}")
+    assert run(down, "list") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rlsizer models list: S3 at http://127.0.0.1:") and "unreachable" in err
