@@ -1,0 +1,166 @@
+"""The reference adapter loop: replay bars, raise signals, ask rlsizer for sizes, paper-trade them.
+
+For each bar, in time order (an accelerated clock: the next bar is published as
+soon as this bar's decisions are back; ``ts_event`` comes from the data):
+
+1. orders decided at the previous bar enter at this bar's open (``OrderFilled`` ENTRY);
+2. open positions are advanced through the bar (``OrderFilled`` EXIT on stop, target, time);
+3. ``BarClosed`` is published (``ts_event`` = the bar's close time: start + interval);
+4. the strategies run on the bars so far; each signal of a strategy that is flat
+   is published and sized via the SDK in one batch; a timeout trades at the
+   SDK's documented default (multiplier 1.0, i.e. ``base_qty``).
+
+Event order per bar is entry fills, the bar, exit fills, then signals, which is
+also their ``ts_event`` order. Positions still open after the last bar are closed
+at its close with exit reason ``manual``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from agents.timestamps import to_micros
+from rlsizer.reference.data import interval_seconds
+from rlsizer.reference.paper import Order, PaperBar, PaperConfig, Position, enter, exit_now, step
+from rlsizer.reference.strategies import STRATEGIES, StrategySignal, StrategySpec, evaluate
+from schemas.events import BarClosed, OrderFilled, SignalRaised, SizeDecided
+
+
+class DecisionTimeoutLike(Protocol):
+    signal_id: str
+    multiplier: float
+
+
+class AdapterPort(Protocol):
+    """What the loop needs of ``streams.adapter_sdk.AdapterClient``."""
+
+    def publish_bar(self, bar: BarClosed) -> None: ...
+
+    def publish_fill(self, fill: OrderFilled) -> None: ...
+
+    def request_decisions(self, signals: Sequence[SignalRaised], timeout_s: float | None = None) -> list[SizeDecided | DecisionTimeoutLike]: ...
+
+    def flush(self, timeout_s: float = 30.0) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunConfig:
+    symbol: str
+    interval: str
+    run_id: str
+    adapter_name: str = "reference"
+    base_qty: float = 100.0
+    timeout_s: float | None = None
+    paper: PaperConfig = field(default_factory=PaperConfig)
+    specs: tuple[StrategySpec, ...] = STRATEGIES
+
+
+@dataclass(slots=True)
+class RunSummary:
+    bars: int = 0
+    signals: int = 0
+    timeouts: int = 0
+    entries: int = 0
+    exits: int = 0
+    not_filled: int = 0
+    policies: Counter[str] = field(default_factory=Counter)
+    exit_reasons: Counter[str] = field(default_factory=Counter)
+
+    def line(self) -> str:
+        pol = ", ".join(f"{k} {v}" for k, v in sorted(self.policies.items())) or "none"
+        why = ", ".join(f"{k} {v}" for k, v in sorted(self.exit_reasons.items())) or "none"
+        return (
+            f"{self.bars} bars, {self.signals} signals (decisions: {pol}; timeouts {self.timeouts}), "
+            f"{self.entries} entries, {self.exits} exits ({why}), {self.not_filled} orders not filled"
+        )
+
+
+def signal_event(sig: StrategySignal, *, cfg: RunConfig, ts: datetime) -> SignalRaised:
+    return SignalRaised(
+        ts_event=ts,
+        signal_id=f"{cfg.adapter_name}-{cfg.run_id}-{cfg.symbol}-{sig.strategy_id}-{to_micros(ts)}",
+        strategy_id=sig.strategy_id,
+        symbol=cfg.symbol,
+        side=sig.side,
+        price=sig.price,
+        atr=sig.atr,
+        score=sig.score,
+        q_score=sig.q_score,
+        base_qty=cfg.base_qty,
+        stop_price=sig.stop_price,
+        target_price=sig.target_price,
+        adapter=cfg.adapter_name,
+        attrs={"family": sig.family, "max_hold_bars": str(sig.max_hold_bars), "run_id": cfg.run_id},
+    )
+
+
+def run(frame: pd.DataFrame, cfg: RunConfig, port: AdapterPort, *, progress: bool = True) -> RunSummary:
+    """Replay ``frame`` (from ``rlsizer.reference.data``) through rlsizer; returns what happened."""
+    step_td = timedelta(seconds=interval_seconds(cfg.interval))
+    high, low, close = (frame[c].to_numpy(dtype=np.float64) for c in ("high", "low", "close"))
+    opens, volume = frame["open"].to_numpy(dtype=np.float64), frame["volume"].to_numpy(dtype=np.float64)
+    starts = [ts.to_pydatetime() for ts in frame.index]
+    summary = RunSummary()
+    pending: dict[str, Order] = {}
+    positions: dict[str, Position] = {}
+    bar: PaperBar | None = None
+
+    def exit_fill(strategy_id: str, fill: OrderFilled) -> None:
+        port.publish_fill(fill)
+        positions.pop(strategy_id, None)
+        summary.exits += 1
+        summary.exit_reasons[fill.exit_reason or "?"] += 1
+
+    with tqdm(total=len(frame), unit="bar", desc=cfg.symbol, disable=not progress, leave=False) as bar_progress:
+        for t in range(len(frame)):
+            bar = PaperBar(start=starts[t], end=starts[t] + step_td, open=opens[t], high=high[t], low=low[t], close=close[t])
+            for sid, order in list(pending.items()):
+                entered = enter(order, bar, cfg.paper)
+                if entered is None:
+                    summary.not_filled += 1
+                else:
+                    positions[sid], fill = entered
+                    port.publish_fill(fill)
+                    summary.entries += 1
+            pending.clear()
+            port.publish_bar(
+                BarClosed(ts_event=bar.end, symbol=cfg.symbol, interval=cfg.interval, open=bar.open, high=bar.high, low=bar.low, close=bar.close, volume=volume[t])
+            )
+            for sid, pos in list(positions.items()):
+                positions[sid], fill = step(pos, bar, cfg.paper)
+                if fill is not None:
+                    exit_fill(sid, fill)
+            fired = [s for s in evaluate(high[: t + 1], low[: t + 1], close[: t + 1], cfg.specs) if s.strategy_id not in positions]
+            if fired and t + 1 < len(frame):
+                events = [signal_event(s, cfg=cfg, ts=bar.end) for s in fired]
+                answers = port.request_decisions(events, cfg.timeout_s)
+                for sig, event, answer in zip(fired, events, answers):
+                    summary.signals += 1
+                    if isinstance(answer, SizeDecided):
+                        summary.policies[answer.policy] += 1
+                        qty = answer.qty
+                    else:
+                        summary.timeouts += 1
+                        qty = event.base_qty * answer.multiplier
+                    if qty > 0:
+                        pending[sig.strategy_id] = Order(
+                            signal_id=event.signal_id, symbol=cfg.symbol, side=sig.side, qty=qty,
+                            stop_price=sig.stop_price, target_price=sig.target_price, max_hold_bars=sig.max_hold_bars,
+                        )
+            summary.bars += 1
+            bar_progress.update(1)
+            if summary.signals:
+                bar_progress.set_postfix(signals=summary.signals, timeouts=summary.timeouts, refresh=False)
+    if bar is not None:
+        for sid, pos in list(positions.items()):
+            exit_fill(sid, exit_now(pos, bar, cfg.paper, reason="manual"))
+    port.flush()
+    return summary
