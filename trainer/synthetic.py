@@ -1,7 +1,7 @@
 """Seeded synthetic logged signals with a learnable structure, for tests and benchmarks.
 
 Structure a sizing policy can learn:
-- expected R rises with ``sig_q_score`` (0.6 R per unit of q above 0.5);
+- expected R rises with ``sig_q_score`` (``q_slope`` R per unit of q above 0.5, default 0.6);
 - family edge: EmaCross +0.05, MeanReversion +0.10, Momentum +0.05 mean R with N(0, 0.8) noise;
 - Breakout has the best body (mean +0.5) but a fat left tail: with probability ``tail_prob``
   the trade gaps through its stop for about ``tail_loss`` R. Its mean stays positive, so a
@@ -26,6 +26,7 @@ def synthetic_signals(
     tail_prob: float = 0.08,
     tail_loss: float = 4.0,
     cost_r: float = 0.02,
+    q_slope: float = 0.6,
     start: str = "2024-01-01T00:00:00",
 ) -> LoggedSignals:
     """``n_episodes`` daily sessions of ``trades_per_episode`` trades each, time-ordered."""
@@ -35,7 +36,7 @@ def synthetic_signals(
     q = rng.uniform(0.0, 1.0, size=n)
     score = rng.normal(0.0, 1.0, size=n)
     atr_pct = np.exp(rng.normal(np.log(0.01), 0.4, size=n))
-    edge = np.array([_FAMILY_EDGE[f] for f in family]) + 0.6 * (q - 0.5)
+    edge = np.array([_FAMILY_EDGE[f] for f in family]) + q_slope * (q - 0.5)
     noise = np.where(family == "Breakout", rng.normal(0.0, 0.5, size=n), rng.normal(0.0, 0.8, size=n))
     r = edge + noise
     gap = (family == "Breakout") & (rng.uniform(size=n) < tail_prob)
