@@ -7,8 +7,11 @@ compatibility config and tests. Avro only, no schema references. Every change is
 appended to the compacted ``_schemas`` topic before it is answered, and the state
 is rebuilt from that topic on start, so ids survive restarts. Registrations are
 serialised in the server, so concurrent clients get one id per schema. Meant for
-the embedded stack: one writer per ``_schemas`` topic (it catches up with the log
-before each write, but does not elect a leader like Confluent's).
+the embedded stack: before each write it reads the log through a NOOP marker of
+its own (as Confluent does), so a second registry on the same topic never hands out
+a taken id; it does not elect a leader, so two registering at the very same moment
+are not serialised with each other. A lookup of an unknown id also reads through a
+marker (one small write) before answering 40403.
 
 Run: ``python -m rlsizer.registry_server --bootstrap HOST:PORT --port N``.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlsizer.registry_state import (
@@ -120,6 +120,7 @@ def test_version_lookup_errors_have_confluent_codes():
     assert err.value.error_code == 42202
 
 
+@settings(max_examples=50, deadline=None)
 @given(st.dictionaries(st.sampled_from(["type", "name", "doc", "namespace"]), st.text(max_size=5), min_size=1))
 def test_canonical_key_ignores_key_order_and_whitespace(obj):
     reordered = dict(reversed(list(obj.items())))
