@@ -75,7 +75,12 @@ class DecisionTimeout:
 
 
 class AdapterClient:
-    """Publish bars, signals and fills; receive decisions. Use as a context manager or call ``start``/``close``."""
+    """Publish bars, signals and fills; receive decisions. Use as a context manager or call ``start``/``close``.
+
+    ``on_decision`` (optional) sees every ``SizeDecided`` read after ``start``, also
+    those of other bots on the same topics; it runs on the reader thread, so keep it short.
+    ``default_timeout_s`` defaults to ``settings.decision_timeout_ms``.
+    """
 
     def __init__(
         self,
