@@ -23,13 +23,12 @@ CVaR-constrained problem; also Ying et al. 2022, CPPO), with lambda >= 0:
 - lambda: dual ascent on the constraint violation, lambda <- max(0, lambda + lr_lambda (beta - CVaR)).
 
 ``TrainConfig(cvar_enabled=False)`` is the plain-PPO ablation: same trainer, no penalty, no dual.
-The pure pieces (gae, cvar, value_at_risk, ru_objective, dual_update, ppo_clip_loss) are
-importable and unit-tested; ``train`` wires them like CleanRL's ppo_continuous_action.py.
+The pure pieces (gae and ppo_clip_loss here; cvar, value_at_risk, ru_objective, dual_update and
+cvar_penalty in ``trainer.risk``, re-exported here) are importable and unit-tested; ``train`` wires them like CleanRL's ppo_continuous_action.py.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -39,6 +38,7 @@ from torch import nn
 
 from trainer.environment import LoggedSignals, SizingEnv, replay
 from trainer.policy_net import SizingAgent, squash
+from trainer.risk import cvar, cvar_penalty, dual_update, ru_objective, value_at_risk
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,51 +130,6 @@ def gae(
         last = delta + gamma * lam * nonterminal[t] * last
         advantages[t] = last
     return advantages, advantages + values
-
-
-def _tail_size(n: int, alpha: float) -> float:
-    return alpha * n
-
-
-def value_at_risk(returns: np.ndarray, alpha: float) -> float:
-    """Empirical VaR_alpha: the ceil(alpha n)-th smallest return (the RU maximiser)."""
-    x = np.sort(np.asarray(returns, dtype=np.float64))
-    k = max(1, math.ceil(_tail_size(x.size, alpha) - 1e-9))
-    return float(x[k - 1])
-
-
-def cvar(returns: np.ndarray, alpha: float) -> float:
-    """Empirical CVaR_alpha: mean of the worst alpha fraction of returns (lower tail).
-
-    When alpha * n is not an integer, the boundary observation enters with its fractional
-    weight, which is exactly max_nu ru_objective(nu, returns, alpha).
-    """
-    x = np.sort(np.asarray(returns, dtype=np.float64))
-    if x.size == 0:
-        raise ValueError("cvar of an empty sample")
-    m = _tail_size(x.size, alpha)
-    if m <= 1.0:
-        return float(x[0])
-    k = int(math.floor(m + 1e-9))
-    frac = m - k if m - k > 1e-9 else 0.0
-    tail = x[:k].sum() + (frac * x[k] if frac > 0.0 else 0.0)
-    return float(tail / m)
-
-
-def ru_objective(nu: float, returns: np.ndarray, alpha: float) -> float:
-    """Rockafellar-Uryasev: nu - E[(nu - G)^+] / alpha; its max over nu is CVaR_alpha(G)."""
-    x = np.asarray(returns, dtype=np.float64)
-    return float(nu - np.mean(np.maximum(nu - x, 0.0)) / alpha)
-
-
-def dual_update(lam: float, cvar_est: float, beta: float, lr: float, lam_max: float = math.inf) -> float:
-    """Projected dual ascent on CVaR >= beta: lambda <- clip(lambda + lr (beta - CVaR), 0, lam_max)."""
-    return float(min(lam_max, max(0.0, lam + lr * (beta - cvar_est))))
-
-
-def cvar_penalty(episode_return: np.ndarray, nu: float, lam: float, alpha: float) -> np.ndarray:
-    """Per-episode terminal reward shift: -(lambda / alpha) * (nu - G)^+."""
-    return -(lam / alpha) * np.maximum(nu - np.asarray(episode_return, dtype=np.float64), 0.0)
 
 
 def ppo_clip_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip: float) -> torch.Tensor:
@@ -355,3 +310,19 @@ def train(data: LoggedSignals, config: TrainConfig, progress: bool = False) -> T
         feature_std=std,
         config=config,
     )
+
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "cvar",
+    "cvar_penalty",
+    "dual_update",
+    "feature_stats",
+    "gae",
+    "ppo_clip_loss",
+    "ru_objective",
+    "run_name",
+    "train",
+    "value_at_risk",
+]

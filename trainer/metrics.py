@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainer.cvar_ppo import cvar
+from trainer.risk import cvar
 
 SECONDS_PER_YEAR = 365.25 * 24 * 3600
 

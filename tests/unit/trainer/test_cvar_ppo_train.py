@@ -58,8 +58,8 @@ def test_cvar_ppo_sizes_down_the_fat_tailed_family() -> None:
     """Breakout has the best mean but a -4R gap tail. Plain PPO (mean only) sizes it above
     1x; CVaR-PPO with a binding constraint must size it clearly smaller, and its sessions'
     tail must be better than plain PPO's."""
-    data = synthetic_signals(n_episodes=400, trades_per_episode=4, seed=0)
-    common = dict(seed=1, total_updates=40, lr=3e-3, gamma=1.0, alpha=0.1, beta=-2.0, lr_lambda=0.2)
+    data = synthetic_signals(n_episodes=300, trades_per_episode=4, seed=0)
+    common = dict(seed=1, total_updates=30, lr=3e-3, gamma=1.0, alpha=0.1, beta=-2.0, lr_lambda=0.2)
     plain = train(data, TrainConfig(cvar_enabled=False, **common))
     risk = train(data, TrainConfig(cvar_enabled=True, **common))
 
