@@ -8,7 +8,7 @@ One row per decided signal that has an outcome:
 - **signal**: its ``SignalRaised`` with ``ts_event <= ts`` (stop price, ATR).
 - **features**: among the signal's ``FeaturesComputed`` with ``ts_event <= ts``
   (never one stamped later), the latest by ``ts_event``; among equal ``ts_event``
-  the first created (lowest ``ts_init``), i.e. what the live path computed before
+  the first created (lowest ``ts_init``, then ``event_id`` for a stable order), i.e. what the live path computed before
   deciding, not a later recomputation. ``feature_set=`` selects one version.
 - **outcome**: the first ``TradeClosed`` of the signal with ``ts_event > ts``; it is
   only the label (``r_multiple``, fees) and never feeds a feature.

@@ -111,8 +111,8 @@ def test_the_join_matches_a_brute_force_point_in_time_reference(warehouse: Wareh
             tag += 1
             fts = ts + timedelta(minutes=offset)
             events.append(features(sid, fts, tag=tag, ts_init=fts + timedelta(seconds=delay)))
-            if fts <= ts:
-                candidates.append((-(fts.timestamp()), fts.timestamp() + delay, tag))
+            if fts <= ts:  # latest ts_event, then earliest ts_init, then event_id
+                candidates.append((-(fts.timestamp()), fts.timestamp() + delay, events[-1].event_id, tag))
         closes = []
         for j, offset in enumerate(outs):
             ots = ts + timedelta(minutes=offset, seconds=j)
@@ -120,7 +120,7 @@ def test_the_join_matches_a_brute_force_point_in_time_reference(warehouse: Wareh
             if ots > ts:
                 closes.append((ots, float(i * 10 + j)))
         if candidates and closes:
-            expected[sid] = (min(candidates)[2], min(closes)[1])
+            expected[sid] = (min(candidates)[3], min(closes)[1])
     store(warehouse, events)
 
     ds = load_dataset(warehouse.con, feature_names=["tag"])
