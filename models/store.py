@@ -23,6 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from models.errors import ModelRegistryError, RegistryUnavailable
+from streams.security import boto3_client_kwargs
 from streams.settings import Settings
 
 ARTIFACT_FILE: Final = "model.onnx"
@@ -37,10 +38,7 @@ def make_s3_client(settings: Settings, *, connect_timeout: float = 2.0, read_tim
     """A boto3 S3 client for the configured endpoint (path-style, bounded timeouts and retries)."""
     return boto3.client(
         "s3",
-        endpoint_url=settings.s3_endpoint or None,
-        region_name=settings.s3_region,
-        aws_access_key_id=settings.s3_access_key or None,
-        aws_secret_access_key=settings.s3_secret_key or None,
+        **boto3_client_kwargs(settings),  # endpoint, region, keys, CA bundle
         config=Config(
             s3={"addressing_style": "path"},
             connect_timeout=connect_timeout,

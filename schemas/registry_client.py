@@ -6,6 +6,7 @@ subjects and ids against Confluent Schema Registry, Karapace or our embedded one
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -17,6 +18,13 @@ class HttpSchemaRegistry:
         if basic_auth:
             conf["basic.auth.user.info"] = basic_auth
         self._client = SchemaRegistryClient(conf)
+
+    @classmethod
+    def from_config(cls, conf: Mapping[str, Any]) -> HttpSchemaRegistry:
+        """From a full ``SchemaRegistryClient`` configuration (basic auth, TLS), e.g. ``streams.security.registry_client_config``."""
+        registry = cls.__new__(cls)
+        registry._client = SchemaRegistryClient(dict(conf))
+        return registry
 
     @property
     def client(self) -> SchemaRegistryClient:

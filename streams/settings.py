@@ -16,7 +16,7 @@ from typing import Any, get_type_hints
 
 ENV_PREFIX = "RLSIZER_"
 SECRET_FIELDS = frozenset(
-    {"s3_secret_key", "model_hmac_key", "kafka_sasl_password", "registry_basic_auth"}
+    {"s3_secret_key", "model_hmac_key", "kafka_sasl_password", "registry_basic_auth", "kafka_ssl_key_password"}
 )
 
 
@@ -33,18 +33,23 @@ class Settings:
     kafka_sasl_username: str = ""
     kafka_sasl_password: str = field(default="", repr=False)
     kafka_ssl_ca_location: str = ""
+    kafka_ssl_certfile: str = ""  # client certificate (mutual TLS), PEM
+    kafka_ssl_keyfile: str = ""
+    kafka_ssl_key_password: str = field(default="", repr=False)
     topic_prefix: str = "rlsizer"
     topic_partitions: int = 6
     topic_replication: int = 1
     # Schema registry
     registry_url: str = "http://127.0.0.1:8081"
     registry_basic_auth: str = field(default="", repr=False)
+    registry_ca_location: str = ""
     # S3
     s3_endpoint: str = "http://127.0.0.1:8333"
     s3_region: str = "us-east-1"
     s3_access_key: str = "rlsizer"
     s3_secret_key: str = field(default="rlsizer-local-only", repr=False)
     s3_bucket: str = "rlsizer-models"
+    s3_ca_bundle: str = ""  # CA file for a TLS endpoint with a private CA
     # Models
     model_name: str = "cvar-ppo"
     model_hmac_key: str = field(default="", repr=False)
@@ -92,15 +97,10 @@ class Settings:
         return f"{self.topic_prefix}.{name}" if self.topic_prefix else name
 
     def kafka_config(self) -> dict[str, str]:
-        """librdkafka connection settings shared by producers, consumers and admin."""
-        conf = {"bootstrap.servers": self.kafka_bootstrap, "security.protocol": self.kafka_security_protocol}
-        if self.kafka_sasl_mechanism:
-            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
-            conf["sasl.username"] = self.kafka_sasl_username
-            conf["sasl.password"] = self.kafka_sasl_password
-        if self.kafka_ssl_ca_location:
-            conf["ssl.ca.location"] = self.kafka_ssl_ca_location
-        return conf
+        """librdkafka connection settings shared by producers, consumers and admin (see ``streams.security``)."""
+        from streams.security import librdkafka_config
+
+        return librdkafka_config(self)
 
 
 def setting_env_names() -> frozenset[str]:
