@@ -1,0 +1,116 @@
+"""``rlsizer train`` (one training round, now) and ``rlsizer trainer`` (the scheduled service).
+
+``rlsizer train [--min-outcomes N] [--updates N] [--seed S] [--no-progress]`` replays the topics,
+trains, gates, publishes the challenger (and promotes it if the gate says so), then prints the
+held-out table, the decision, the version and the report path. Exit codes: 0 a model was
+published (promoted or not) or the round was skipped for lack of data, 1 the round failed.
+
+``rlsizer trainer [--min-outcomes N] [--updates N]`` runs a round every
+``RLSIZER_TRAIN_INTERVAL_SECONDS`` once ``RLSIZER_TRAIN_MIN_NEW_OUTCOMES`` new outcomes arrived,
+backing off after failures; SIGTERM stops it after the current round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from streams.settings import Settings
+
+EXIT_FAILED = 1
+COLUMNS = ("policy", "return R", "Sharpe", "max DD R", "CVaR 5%", "hit rate", "mean mult")
+
+
+def register(subparsers: Any) -> None:
+    once = subparsers.add_parser("train", help="run one training round now (replay, train, gate, publish)")
+    _common(once)
+    once.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    once.set_defaults(func=_train)
+    service = subparsers.add_parser("trainer", help="run the trainer service: scheduled rounds with backoff")
+    _common(service)
+    service.set_defaults(func=_trainer, progress=False)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--min-outcomes", type=int, default=200, help="usable outcomes needed to train (default 200)")
+    parser.add_argument("--updates", type=int, default=None, help="PPO updates (default: TrainConfig's)")
+    parser.add_argument("--seed", type=int, default=None, help="training seed (default: TrainConfig's)")
+
+
+def format_table(table: Mapping[str, Any]) -> str:
+    """The held-out metrics as aligned text, one policy per line (PolicyMetrics values)."""
+    rows = [COLUMNS]
+    for name, m in table.items():
+        rows.append((
+            name,
+            f"{m.total_return:+.2f}",
+            f"{m.sharpe_per_trade:.3f}",
+            f"{m.max_drawdown:.2f}",
+            f"{m.cvar_5:+.3f}",
+            f"{m.hit_rate:.1%}",
+            "" if m.mean_multiplier is None else f"{m.mean_multiplier:.2f}",
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+        for row in rows
+    )
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    from trainer.cvar_ppo import TrainConfig
+
+    overrides = {k: v for k, v in (("total_updates", args.updates), ("seed", args.seed)) if v is not None}
+    return TrainConfig(**overrides)
+
+
+def _clients(settings: Settings) -> tuple[Any, Any]:
+    from models import ModelRegistry
+    from schemas.codec import EventCodec
+    from schemas.registry_client import HttpSchemaRegistry
+
+    codec = EventCodec(HttpSchemaRegistry(settings.registry_url, basic_auth=settings.registry_basic_auth or None))
+    return codec, ModelRegistry.from_settings(settings)
+
+
+def _train(args: argparse.Namespace, settings: Settings) -> int:
+    from trainer.round import run_round
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        codec, registry = _clients(settings)
+        result = run_round(settings, codec=codec, registry=registry, train_config=_train_config(args),
+                           min_outcomes=args.min_outcomes, progress=args.progress)
+    except Exception as exc:  # one line, not a traceback: replay, registry, export or event errors
+        print(f"rlsizer train: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if result.skipped:
+        print(result.reason)
+        return 0
+    print(format_table(result.table))
+    print()
+    print(f"decision: {result.reason}")
+    print(f"version:  {result.version} ({'champion' if result.promoted else 'challenger'}; parent {result.parent_version or 'none'})")
+    print(f"max |torch - onnxruntime|: {result.max_abs_diff:.2e}")
+    print(f"report:   {result.report_path}")
+    return 0
+
+
+def _trainer(args: argparse.Namespace, settings: Settings) -> int:
+    import functools
+    import threading
+
+    from trainer.round import run_round
+    from trainer.service import install_stop_signals, kafka_health_publisher, run_service
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    codec, registry = _clients(settings)
+    round_fn = functools.partial(run_round, settings, codec=codec, registry=registry, train_config=_train_config(args),
+                                 min_outcomes=args.min_outcomes, progress=False)
+    stop = threading.Event()
+    install_stop_signals(stop)
+    run_service(settings, round_fn=round_fn, publish_health=kafka_health_publisher(settings, codec), stop=stop)
+    return 0
