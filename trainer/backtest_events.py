@@ -37,10 +37,10 @@ import duckdb
 
 from agents.features import WINDOW
 from agents.timestamps import to_micros
-from schemas.events import BarClosed, Event, FeaturesComputed, SignalRaised, SizeDecided, TradeClosed
+from schemas.events import BarClosed, Event, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
 from trainer.warehouse import TABLE_FOR_EVENT
 
-KIND_RANK: Final[dict[type[Event], int]] = {BarClosed: 0, TradeClosed: 1, SignalRaised: 2}
+KIND_RANK: Final[dict[type[Event], int]] = {BarClosed: 0, OrderFilled: 1, TradeClosed: 1, SignalRaised: 2}
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -70,7 +70,7 @@ def _to_event(event_type: type[Event], names: tuple[str, ...], row: tuple[Any, .
     return event_type(**values)
 
 
-def _select(con: duckdb.DuckDBPyConnection, event_type: type[Event], where: str, params: list[Any]) -> list[tuple[Event, int, int]]:
+def select_events(con: duckdb.DuckDBPyConnection, event_type: type[Event], where: str, params: list[Any]) -> list[tuple[Event, int, int]]:
     spec = TABLE_FOR_EVENT[event_type]
     cols = ", ".join(f'"{n}"' for n in spec.field_names)
     rows = con.execute(f"SELECT {cols}, _partition, _offset FROM {spec.name} {where}", params).fetchall()
@@ -96,7 +96,7 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
         raise ValueError(f"empty window: from {start.isoformat()} is not before to {end.isoformat()}")
     s, e = _naive_utc(start), _naive_utc(end)
     sym_filter, sym_params = ("", []) if symbols is None else (" AND symbol IN (SELECT unnest(?))", [list(symbols)])
-    bars = _select(
+    bars = select_events(
         con, BarClosed,
         f"""WHERE event_id IN (
               SELECT event_id FROM (
@@ -109,10 +109,10 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
         [s, *sym_params, WINDOW, s, e, *sym_params],
     )
     # a bar stored twice under two event_ids is one bar to the worker (it rejects the duplicate)
-    outcomes = _select(con, TradeClosed, f"WHERE ts_event < ?{sym_filter}", [e, *sym_params])
-    signals = _select(con, SignalRaised, f"WHERE ts_event < ?{sym_filter}", [e, *sym_params])
-    decisions = _first_by_signal(_select(con, SizeDecided, f"WHERE ts_event < ?{sym_filter}", [e, *sym_params]))
-    features = _first_by_signal(_select(con, FeaturesComputed, f"WHERE ts_event >= ? AND ts_event < ?{sym_filter}", [s, e, *sym_params]))
+    outcomes = select_events(con, TradeClosed, f"WHERE ts_event < ?{sym_filter}", [e, *sym_params])
+    signals = select_events(con, SignalRaised, f"WHERE ts_event < ?{sym_filter}", [e, *sym_params])
+    decisions = _first_by_signal(select_events(con, SizeDecided, f"WHERE ts_event < ?{sym_filter}", [e, *sym_params]))
+    features = _first_by_signal(select_events(con, FeaturesComputed, f"WHERE ts_event >= ? AND ts_event < ?{sym_filter}", [s, e, *sym_params]))
     ordered = sorted((*bars, *outcomes, *signals), key=lambda x: replay_key(*x))
     window_ids = frozenset(
         ev.signal_id for ev, _, _ in signals if start <= ev.ts_event < end  # type: ignore[union-attr]

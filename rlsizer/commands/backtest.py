@@ -1,0 +1,112 @@
+"""``rlsizer backtest --from T1 --to T2 --policy fixed,rules,champion,<version>``: compare sizing policies by replay.
+
+Refreshes the warehouse from Kafka first (``rlsizer replay``; skip with ``--no-refresh``),
+then replays the window's recorded signals through the worker's own feature and sizing
+code with each policy (see ``trainer.backtest``). Prints a table per policy and strategy
+family, and for every model policy whether it reproduces the live decisions of that
+version (parity). ``--report PATH`` writes an HTML report with plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from streams.settings import Settings
+
+EXIT_FAILED = 1
+
+
+def parse_time(text: str) -> datetime:
+    """ISO date or time; without a zone it is UTC."""
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date/time: {text!r} (e.g. 2024-03-01 or 2024-03-01T09:30:00Z)") from None
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("backtest", help="compare sizing policies over a window of recorded signals")
+    parser.add_argument("--from", dest="start", type=parse_time, required=True, help="window start (inclusive), ISO, UTC by default")
+    parser.add_argument("--to", dest="end", type=parse_time, required=True, help="window end (exclusive)")
+    parser.add_argument("--policy", default="fixed,rules,champion",
+                        help="comma-separated: fixed (1.0), rules, champion, challenger, or a model version")
+    parser.add_argument("--no-refresh", dest="refresh", action="store_false", help="use the warehouse as it is")
+    parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: $RLSIZER_DATA_DIR/warehouse.duckdb)")
+    parser.add_argument("--report", type=Path, default=None, help="write an HTML report here")
+    parser.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples for the intervals (seeded)")
+    parser.set_defaults(func=run)
+
+
+def resolve_policies(names: list[str], registry_factory: Any) -> list[Any]:
+    from trainer.backtest import BacktestError, fixed_policy, model_policy, rules_policy
+
+    specs = []
+    registry = None
+    for name in names:
+        if name == "fixed":
+            specs.append(fixed_policy())
+        elif name == "rules":
+            specs.append(rules_policy())
+        else:
+            registry = registry or registry_factory()
+            version = name
+            if name in ("champion", "challenger"):
+                version = registry.champion() if name == "champion" else registry.challenger()
+                if version is None:
+                    raise BacktestError(f"the registry has no {name} for model {registry.model_name}")
+            specs.append(model_policy(registry, version, name=name if name == version else f"{name} {version}"))
+    return specs
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    import duckdb
+
+    from agents.strategy_map import StrategyMap
+    from trainer.backtest import BacktestError, backtest
+    from trainer.backtest_events import load_history
+    from trainer.backtest_parity import check_parity
+    from trainer.backtest_report import text_report, write_html
+    from trainer.replay import ReplayError, replay
+    from trainer.warehouse import WarehouseError, default_path, open_warehouse
+
+    names = [n.strip() for n in args.policy.split(",") if n.strip()]
+    path = args.warehouse or default_path(settings.data_dir)
+    try:
+        if args.refresh:
+            from schemas.codec import EventCodec
+            from schemas.registry_client import HttpSchemaRegistry
+
+            codec = EventCodec(HttpSchemaRegistry(settings.registry_url, basic_auth=settings.registry_basic_auth or None))
+            print(replay(settings, codec, warehouse_path=path, progress=False).summary().splitlines()[-1])
+        elif not path.exists():
+            print(f"rlsizer backtest: no warehouse at {path}; run without --no-refresh (or `rlsizer replay`) first")
+            return EXIT_FAILED
+        else:
+            open_warehouse(path).close()  # validates it (rebuilds an unusable file) before reading
+        from models.registry import ModelRegistry
+
+        specs = resolve_policies(names, lambda: ModelRegistry.from_settings(settings))
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            history = load_history(con, args.start, args.end)
+        finally:
+            con.close()
+        if not history.window_ids:
+            print(f"rlsizer backtest: no signals between {args.start.isoformat()} and {args.end.isoformat()} in {path}")
+            return EXIT_FAILED
+        result = backtest(history, specs, StrategyMap.from_spec(settings.strategy_map), n_boot=args.bootstrap)
+    except (BacktestError, ReplayError, WarehouseError, ValueError) as exc:
+        print(f"rlsizer backtest: {exc}")
+        return EXIT_FAILED
+    text = text_report(result)
+    parity = [f"{r.run.name}: {check_parity(r.run, history).summary()}" for r in result.results if r.run.model_version is not None]
+    print(text)
+    for line in parity:
+        print(line)
+    if args.report is not None:
+        print(f"report: {write_html(result, args.report, extra=chr(10).join(parity))}")
+    return 0

@@ -1,0 +1,68 @@
+"""``rlsizer replay-to-topics --from T1 --to T2 --prefix NAME``: re-publish history into namespaced topics.
+
+Refreshes the warehouse from the live topics (``RLSIZER_TOPIC_PREFIX``) first, then
+publishes the window's bars, signals and fills (``--include-outcomes`` adds TradeClosed)
+to ``NAME.bars``, ``NAME.signals``, ... keeping keys, timestamps and event ids (see
+``trainer.replay_to_topics``). Point a worker at it with ``RLSIZER_TOPIC_PREFIX=NAME``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rlsizer.commands.backtest import parse_time
+from streams.settings import Settings
+
+EXIT_FAILED = 1
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("replay-to-topics", help="re-publish a window of history into topics with another prefix")
+    parser.add_argument("--from", dest="start", type=parse_time, required=True, help="window start (inclusive), ISO, UTC by default")
+    parser.add_argument("--to", dest="end", type=parse_time, required=True, help="window end (exclusive)")
+    parser.add_argument("--prefix", required=True, help="topic prefix to publish into (must differ from the live one)")
+    parser.add_argument("--include-outcomes", action="store_true", help="also re-publish TradeClosed")
+    parser.add_argument("--warmup-bars", type=int, default=None, help="bars per symbol before the window (default: the worker's window)")
+    parser.add_argument("--no-refresh", dest="refresh", action="store_false", help="use the warehouse as it is")
+    parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: $RLSIZER_DATA_DIR/warehouse.duckdb)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    import duckdb
+
+    from agents.features import WINDOW
+    from schemas.codec import EventCodec
+    from schemas.registry_client import HttpSchemaRegistry
+    from trainer.replay import ReplayError, replay
+    from trainer.replay_to_topics import replay_to_topics
+    from trainer.warehouse import WarehouseError, default_path
+
+    prefix = args.prefix.strip()
+    if not prefix or prefix == settings.topic_prefix:
+        print(f"rlsizer replay-to-topics: --prefix must name another namespace than the live one ({settings.topic_prefix!r})")
+        return EXIT_FAILED
+    codec = EventCodec(HttpSchemaRegistry(settings.registry_url, basic_auth=settings.registry_basic_auth or None))
+    path = args.warehouse or default_path(settings.data_dir)
+    try:
+        if args.refresh:
+            print(replay(settings, codec, warehouse_path=path, progress=False).summary().splitlines()[-1])
+        elif not path.exists():
+            print(f"rlsizer replay-to-topics: no warehouse at {path}; run without --no-refresh first")
+            return EXIT_FAILED
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            stats = replay_to_topics(
+                con, replace(settings, topic_prefix=prefix), args.start, args.end, codec=codec,
+                warmup_bars=WINDOW if args.warmup_bars is None else args.warmup_bars, include_outcomes=args.include_outcomes,
+            )
+        finally:
+            con.close()
+    except (ReplayError, WarehouseError, ValueError, RuntimeError) as exc:
+        print(f"rlsizer replay-to-topics: {exc}")
+        return EXIT_FAILED
+    print(stats.summary())
+    return 0
