@@ -29,7 +29,7 @@ import numpy as np
 
 from trainer.baselines import Policy
 from trainer.environment import LoggedSignals, replay, trade_rewards
-from trainer.gate import GateDecision
+from trainer.gate import GateConfig, GateDecision
 
 CHAMPION = "champion"
 REQUIRED_BASELINES: tuple[str, ...] = ("fixed_1x", "rules")
@@ -109,7 +109,8 @@ class Verdict:
     required: tuple[str, ...]
 
 
-def promotion_verdict(decision: GateDecision, *, required: Sequence[str], champion_problem: str | None = None) -> Verdict:
+def promotion_verdict(decision: GateDecision, *, required: Sequence[str], champion_problem: str | None = None,
+                      cvar_tolerance_r: float = GateConfig().cvar_tolerance_r) -> Verdict:
     """Promote only if every *required* comparison of ``decision`` passed (see module docstring)."""
     required = tuple(required)
     if champion_problem is not None:
@@ -124,7 +125,7 @@ def promotion_verdict(decision: GateDecision, *, required: Sequence[str], champi
     if failed:
         why = "; ".join(
             f"vs {c.reference}: return diff lower bound {c.return_diff_lower:+.3f} R (needs > 0), "
-            f"CVaR5 diff lower bound {c.cvar_diff_lower:+.3f} R"
+            f"CVaR5 diff lower bound {c.cvar_diff_lower:+.3f} R (needs >= {-cvar_tolerance_r:+.3f})"
             for c in failed
         )
         return Verdict(promote=False, reason=f"not promoted: {why}{note}", required=required)
