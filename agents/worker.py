@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import signal
 import sys
 
 from streams.settings import Settings
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loglevel", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.loglevel.upper())
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` dumps every thread's stack to stderr
     return run_worker(Settings.from_env(), worker_id=str(args.id), loglevel=args.loglevel)
 
 

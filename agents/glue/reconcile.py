@@ -22,7 +22,8 @@ is enforced end to end by this loop, independent of Faust: a plain
 confluent-kafka consumer (own group, range assignment, so partition *p* of
 ``signals`` and of ``decisions`` -- both keyed by symbol, same partition count --
 land on the same member) tracks signals without a decision. A signal still
-undecided ``after_s`` seconds after it was seen is re-published unchanged (same
+undecided ``after_s`` seconds after it was seen, while a later signal of its
+partition has been decided (so it was skipped, not merely queued), is re-published unchanged (same
 key, same partition) to ``signals``; the worker then decides it, or, if it had
 decided it after all, re-sends the stored decision (the ``decided`` table), so a
 signal never gets two different decisions. Its committed offset on ``signals``
@@ -69,6 +70,7 @@ class ReconcileState:
     decided: OrderedDict[str, None] = field(default_factory=OrderedDict)
     next_signal_offset: dict[int, int] = field(default_factory=dict)
     next_decision_offset: dict[int, int] = field(default_factory=dict)
+    decided_upto: dict[int, int] = field(default_factory=dict)
 
     def saw_signal(self, signal_id: str, partition: int, offset: int, key: bytes | None, value: bytes, now: float) -> None:
         self.next_signal_offset[partition] = max(self.next_signal_offset.get(partition, 0), offset + 1)
@@ -78,14 +80,19 @@ class ReconcileState:
 
     def saw_decision(self, signal_id: str, partition: int, offset: int) -> None:
         self.next_decision_offset[partition] = max(self.next_decision_offset.get(partition, 0), offset + 1)
-        self.pending.pop(signal_id, None)
+        settled = self.pending.pop(signal_id, None)
+        if settled is not None:
+            self.decided_upto[settled.partition] = max(self.decided_upto.get(settled.partition, -1), settled.offset)
         self.decided[signal_id] = None
         if len(self.decided) > DECIDED_MEMORY:
             self.decided.popitem(last=False)
 
     def due(self, now: float) -> list[_Pending]:
-        """Signals past their deadline; each is rescheduled (retried every ``after_s``)."""
-        late = [p for p in self.pending.values() if p.due <= now]
+        """Skipped signals: past their deadline *and* overtaken by a decided later signal of
+        their partition. A worker that is merely behind (backlog, restart) is left alone --
+        re-publishing then would only add load; its replay from the committed offset
+        decides them. Each one returned is rescheduled (retried every ``after_s``)."""
+        late = [p for p in self.pending.values() if p.due <= now and self.decided_upto.get(p.partition, -1) > p.offset]
         for p in late:
             p.due = now + self.after_s
             p.retries += 1
@@ -104,6 +111,7 @@ class ReconcileState:
     def forget(self, partitions: set[int]) -> None:
         self.pending = {k: p for k, p in self.pending.items() if p.partition not in partitions}
         for part in partitions:
+            self.decided_upto.pop(part, None)
             self.next_signal_offset.pop(part, None)
             self.next_decision_offset.pop(part, None)
 

@@ -51,16 +51,21 @@ def wsettings(settings: Settings, tmp_path: Path) -> Settings:
 
 class Workers:
     def __init__(self, s: Settings, log_dir: Path) -> None:
-        self.s, self.log_dir, self.procs = s, log_dir, {}
+        self.s, self.log_dir, self.procs, self.stopped = s, log_dir, {}, set()
 
     def start(self, wid: str) -> subprocess.Popen:
         log = open(self.log_dir / f"worker-{wid}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "agents.worker", "--id", wid, "--loglevel", "warning"],
+        proc = subprocess.Popen([sys.executable, "-m", "agents.worker", "--id", wid, "--loglevel", "info"],
                                 cwd=ROOT, env=settings_env(self.s), stdout=log, stderr=subprocess.STDOUT)
         self.procs[wid] = proc
         return proc
 
+    def stop(self, wid: str) -> None:
+        self.stopped.add(wid)
+        self.procs[wid].terminate()
+
     def kill(self, wid: str) -> None:
+        self.stopped.add(wid)
         self.procs[wid].send_signal(signal.SIGKILL)
         self.procs[wid].wait(10)
 
@@ -76,7 +81,7 @@ class Workers:
                 proc.wait(5)
 
     def check_alive(self) -> None:
-        dead = [w for w, p in self.procs.items() if p.poll() is not None and p.returncode != -signal.SIGKILL]
+        dead = [w for w, p in self.procs.items() if p.poll() is not None and w not in self.stopped]
         assert not dead, f"worker(s) {dead} exited:\n{self.logs()}"
 
     def logs(self) -> str:
@@ -159,3 +164,72 @@ def test_bad_input_is_dead_lettered_and_duplicates_get_the_same_decision(wsettin
     kinds = sorted(r.error_type for r in seen.rejected)
     assert kinds == ["invalid_value", "malformed", "unknown_schema", "unknown_strategy"], [r.reason for r in seen.rejected]
     assert all(r.source_topic == signals_topic and r.raw_value for r in seen.rejected)
+
+
+def _send_paced(producer: EventProducer, signals: list[SignalRaised], rate: float, during=None) -> None:
+    """Send at ``rate``/s; ``during(i)`` is called before signal i (to kill or add workers)."""
+    start = time.monotonic()
+    for i, sig in enumerate(signals):
+        if during is not None:
+            during(i)
+        producer.send(sig)
+        ahead = start + i / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+    producer.flush()
+
+
+def _assert_one_decision_each(seen: Decisions, signals: list[SignalRaised], workers: Workers) -> None:
+    ids = {s.signal_id for s in signals}
+    missing = ids - seen.multipliers.keys()
+    assert not missing, f"{len(missing)} signals without a decision, e.g. {sorted(missing)[:5]}\n{workers.logs()}"
+    conflicting = {k: v for k, v in seen.multipliers.items() if len(v) > 1}
+    assert not conflicting, f"signals with different decisions: {list(conflicting.items())[:5]}"
+
+
+@pytest.mark.xfail(strict=False, reason="open bug: with fetch_max_wait_ms=10 the Faust consumer that takes over partitions "
+                   "after a SIGKILL/rebalance on tansu stops receiving records (agents idle, fetcher waiting); "
+                   "with the stock 1500 ms it recovers. Cause not yet found.")
+def test_every_signal_decided_once_across_sigkill(wsettings, workers, codec):
+    n = 2000
+    signals = [make_signal(i) for i in range(n)]
+    producer = EventProducer(make_producer(wsettings), codec, wsettings)
+    seen = Decisions(wsettings, codec)
+    workers.start("1")
+    producer.send(make_signal(-1, signal_id="warmup"))
+    producer.flush()
+    seen.drain(time.monotonic() + 30, want={"warmup"}, workers=workers)
+    assert "warmup" in seen.multipliers, workers.logs()
+
+    def during(i: int) -> None:
+        if i == n // 2:
+            workers.kill("1")  # mid-stream, with decisions in flight and offsets uncommitted
+            workers.start("2")
+
+    _send_paced(producer, signals, rate=200, during=during)
+    seen.drain(time.monotonic() + 40, want={s.signal_id for s in signals}, workers=workers)
+    _assert_one_decision_each(seen, signals, workers)
+
+
+@pytest.mark.xfail(strict=False, reason="open bug: with fetch_max_wait_ms=10 the Faust consumer that takes over partitions "
+                   "after a SIGKILL/rebalance on tansu stops receiving records (agents idle, fetcher waiting); "
+                   "with the stock 1500 ms it recovers. Cause not yet found.")
+def test_every_signal_decided_once_across_rebalance(wsettings, workers, codec):
+    n = 2000
+    signals = [make_signal(i) for i in range(n)]
+    producer = EventProducer(make_producer(wsettings), codec, wsettings)
+    seen = Decisions(wsettings, codec)
+    workers.start("1")
+    producer.send(make_signal(-1, signal_id="warmup"))
+    producer.flush()
+    seen.drain(time.monotonic() + 30, want={"warmup"}, workers=workers)
+
+    def during(i: int) -> None:
+        if i == n // 4:
+            workers.start("2")  # join: partitions move to the new worker mid-stream
+        if i == 3 * n // 4:
+            workers.stop("1")  # leave: partitions move back
+
+    _send_paced(producer, signals, rate=200, during=during)
+    seen.drain(time.monotonic() + 40, want={s.signal_id for s in signals}, workers=workers)
+    _assert_one_decision_each(seen, signals, workers)
