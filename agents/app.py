@@ -6,7 +6,10 @@ rules live in ``agents.glue.handlers`` and the pure ``agents.pipeline``):
 - ``bars``: per-symbol feature state (table ``symbol-state``, key symbol);
 - ``signals``: features + one decision per ``signal_id`` (table ``decided``:
   signal_id -> encoded SizeDecided; a duplicate gets the stored decision again);
-- ``outcomes``: strategy history (key ``strategy@symbol``) and account (key symbol).
+- ``outcomes``: strategy history (key ``strategy@symbol``) and account (key symbol);
+- ``fills``: entry/exit fills to ``TradeClosed`` (table ``trades``: signal_id -> the
+  signal and its trade state; ``open-trades``: symbol -> open signal ids, so every
+  bar updates MAE/MFE of that symbol's open trades; see ``agents.glue.fills``).
 
 Topics carry raw bytes: our codec decodes, so bad bytes become dead letters
 instead of stopping Faust. Tables are changelogged and written to the partition
@@ -26,13 +29,14 @@ from typing import Any
 import faust
 from mode import Service
 
+from agents.glue.fills import FillHandlers, TradeEffects, open_ids, signal_record
 from agents.glue.handlers import Effects, Handlers, Outgoing, Source, history_key
 from agents.glue.models import LoadModel, ModelWatcher, default_load_model
 from agents.glue.ports import Pipeline, default_pipeline
 from agents.glue.reconcile import Reconciler
 from agents.glue.transport import faust_settings, install_transport, worker_datadir
 from schemas.codec import EventCodec
-from schemas.events import BarClosed, SignalRaised, TradeClosed
+from schemas.events import BarClosed, OrderFilled, SignalRaised, TradeClosed
 from schemas.registry_client import HttpSchemaRegistry
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
@@ -62,6 +66,7 @@ def create_app(
     slot = slot if slot is not None else pipeline.new_slot()
     strategy_map = pipeline.strategy_map_from_spec(settings.strategy_map)
     handlers = Handlers(settings, codec, pipeline, strategy_map, slot)
+    fill_handlers = FillHandlers(handlers)
     if reconcile_after_s is None:
         reconcile_after_s = max(2.0, 4 * settings.decision_timeout_ms / 1000)
 
@@ -80,6 +85,8 @@ def create_app(
     decided = table("decided", "signal_id -> encoded SizeDecided sent for it")
     history = table("strategy-history", "strategy@symbol -> StrategyHistory bytes")
     account = table("account", "symbol -> AccountState bytes")
+    trades = table("trades", "signal_id -> signal and trade state (agents.glue.fills)")
+    open_trades = table("open-trades", "symbol -> JSON list of open signal ids")
     outputs: dict[str, Any] = {}
 
     async def apply(effects: Effects, src: Source) -> None:
@@ -92,6 +99,13 @@ def create_app(
             topic = outputs[out.topic] = app.topic(out.topic, key_serializer="raw", value_serializer="raw")
         same_partition = out.topic != settings.topic("dlq")  # features/decisions follow their signal
         await topic.send(key=out.key, value=out.value, partition=src.partition if same_partition else None)
+
+    async def apply_trades(effects: TradeEffects, symbol: bytes, src: Source) -> None:
+        for key, value in effects.trades:
+            trades[key] = value
+        if effects.open_index is not None:
+            open_trades[symbol] = effects.open_index
+        await apply(effects.as_effects(), src)
 
     def source(event: Any) -> Source:
         m = event.message
@@ -109,6 +123,10 @@ def create_app(
             effects = handlers.on_bar(src, bar, symbol_state.get(key))
             if effects.symbol_state is not None:
                 symbol_state[key] = effects.symbol_state
+                ids = open_ids(open_trades.get(key))
+                if ids:
+                    marks = fill_handlers.on_bar(bar, {i: trades.get(i.encode()) for i in ids})
+                    await apply_trades(marks, key, src)
             await apply(effects, src)
 
     @app.agent(raw_topic("signals"), name="signals")
@@ -130,6 +148,8 @@ def create_app(
             )
             if effects.decision is not None:  # record before sending: a replay re-sends, never re-decides
                 decided[signal.signal_id.encode()] = effects.decision
+                if trades.get(signal.signal_id.encode()) is None:
+                    trades[signal.signal_id.encode()] = signal_record(src.value)
             if effects.account is not None:
                 account[sym] = effects.account
             await apply(effects, src)
@@ -150,6 +170,19 @@ def create_app(
             if effects.account is not None:
                 account[sym] = effects.account
             await apply(effects, src)
+
+    @app.agent(raw_topic("fills"), name="fills")
+    async def fills_agent(stream: Any) -> None:
+        async for event in stream.events():
+            src = source(event)
+            fill = handlers.decode(src, OrderFilled)
+            if isinstance(fill, Effects):
+                await apply(fill, src)
+                continue
+            sym = fill.symbol.encode()
+            effects = fill_handlers.on_fill(src, fill, record=trades.get(fill.signal_id.encode()),
+                                            open_index=open_trades.get(sym))
+            await apply_trades(effects, sym, src)
 
     _attach_threads(app, settings, codec, slot, load_model, reconcile_after_s, strategy_map)
     return app
