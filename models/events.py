@@ -14,9 +14,8 @@ from confluent_kafka import Producer
 
 from models.manifest import Manifest
 from models.signing import Signature
-from schemas.codec import EventCodec
 from schemas.events import ModelPublished, utc_now
-from schemas.registry_client import HttpSchemaRegistry
+from streams.codec_factory import make_codec
 from streams.settings import Settings
 
 ModelEventSink = Callable[[ModelPublished], None]
@@ -48,7 +47,7 @@ class KafkaModelEvents:
         self._settings = settings
         self._topic = settings.topic("models")
         self._timeout = timeout
-        self._codec = codec or EventCodec(HttpSchemaRegistry(settings.registry_url, basic_auth=settings.registry_basic_auth or None))
+        self._codec = codec or make_codec(settings)
         self._producer = producer or Producer({**settings.kafka_config(), "acks": "all", "message.timeout.ms": str(int(timeout * 1000))})
 
     def __call__(self, event: ModelPublished) -> None:

@@ -13,11 +13,11 @@ from typing import Any
 
 import requests
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from agents import health
 from agents.health import CheckResult
 from rlsizer.health_monitor import ScheduledCheck
+from streams.security import kafka_login_error, registry_requests_kwargs
 from streams.settings import Settings
 from trainer.status import load_status
 
@@ -26,10 +26,9 @@ WORKER_GROUP = "rlsizer-worker"
 
 def kafka_probe(settings: Settings) -> Callable[[datetime], CheckResult]:
     def probe(now: datetime) -> CheckResult:
-        try:
-            AdminClient({**settings.kafka_config(), "log_level": 0}).list_topics(timeout=5)
-        except Exception as exc:
-            return health.reachability("kafka", f"{settings.kafka_bootstrap}: {exc}")
+        problem = kafka_login_error(settings, timeout=5.0)
+        if problem is not None:
+            return health.reachability("kafka", problem)
         return health.reachability("kafka", None)
     return probe
 
@@ -47,7 +46,7 @@ def s3_probe(settings: Settings, client_factory: Callable[[], Any]) -> Callable[
 def registry_probe(settings: Settings) -> Callable[[datetime], CheckResult]:
     def probe(now: datetime) -> CheckResult:
         try:
-            requests.get(f"{settings.registry_url}/subjects", timeout=3).raise_for_status()
+            requests.get(f"{settings.registry_url}/subjects", timeout=3, **registry_requests_kwargs(settings)).raise_for_status()
         except Exception as exc:
             return health.reachability("registry", f"{settings.registry_url}: {exc}")
         return health.reachability("registry", None)

@@ -8,7 +8,7 @@ import pytest
 
 from rlsizer.stack import EmbeddedStack, StackPorts
 from schemas.codec import EventCodec
-from schemas.registry_client import HttpSchemaRegistry
+from streams.codec_factory import make_codec
 from streams.settings import Settings
 
 
@@ -28,4 +28,4 @@ def settings(stack: EmbeddedStack) -> Settings:
 @pytest.fixture(scope="session")
 def codec(settings: Settings) -> EventCodec:
     """The event codec on the stack's schema registry."""
-    return EventCodec(HttpSchemaRegistry(settings.registry_url))
+    return make_codec(settings)

@@ -15,6 +15,7 @@ import sys
 import uuid
 from typing import Any
 
+from streams.codec_factory import make_codec
 from streams.settings import Settings
 
 EXIT_BAD_DATA = 2
@@ -46,8 +47,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from rlsizer.reference.loop import RunConfig
     from rlsizer.reference.loop import run as run_loop
     from rlsizer.reference.paper import PaperConfig
-    from schemas.codec import EventCodec
-    from schemas.registry_client import HttpSchemaRegistry
     from streams.adapter_sdk import AdapterClient
 
     try:
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         timeout_s=None if args.timeout_ms is None else args.timeout_ms / 1000,
         paper=paper,
     )
-    codec = EventCodec(HttpSchemaRegistry(settings.registry_url, basic_auth=settings.registry_basic_auth or None))
+    codec = make_codec(settings)
     print(f"rlsizer adapter: {symbol} {interval}, {len(frame)} bars {frame.index[0]} .. {frame.index[-1]}, run {cfg.run_id}", file=sys.stderr)
     with AdapterClient(settings, codec, adapter_name=args.adapter_name) as client:
         summary = run_loop(frame, cfg, client, progress=not args.no_progress)

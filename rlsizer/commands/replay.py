@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from streams.codec_factory import make_codec
 from streams.settings import Settings
 
 EXIT_FAILED = 1
@@ -25,13 +26,11 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.codec import EventCodec
-    from schemas.registry_client import HttpSchemaRegistry
     from trainer.replay import ReplayError, replay
     from trainer.warehouse import WarehouseError, default_path
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    codec = EventCodec(HttpSchemaRegistry(settings.registry_url, basic_auth=settings.registry_basic_auth or None))
+    codec = make_codec(settings)
     path = args.warehouse or default_path(settings.data_dir)
     try:
         stats = replay(settings, codec, warehouse_path=path, progress=args.progress, rebuild=args.rebuild)

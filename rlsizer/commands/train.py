@@ -18,6 +18,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from streams.codec_factory import make_codec
 from streams.settings import Settings
 
 EXIT_FAILED = 1
@@ -69,10 +70,8 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 def _clients(settings: Settings) -> tuple[Any, Any]:
     from models import ModelRegistry
-    from schemas.codec import EventCodec
-    from schemas.registry_client import HttpSchemaRegistry
 
-    codec = EventCodec(HttpSchemaRegistry(settings.registry_url, basic_auth=settings.registry_basic_auth or None))
+    codec = make_codec(settings)
     return codec, ModelRegistry.from_settings(settings)
 
 

@@ -1,0 +1,12 @@
+"""The one place an ``EventCodec`` for a deployment is built: registry URL, basic auth and TLS from settings."""
+
+from __future__ import annotations
+
+from schemas.codec import EventCodec
+from schemas.registry_client import HttpSchemaRegistry
+from streams.security import registry_client_config
+from streams.settings import Settings
+
+
+def make_codec(settings: Settings) -> EventCodec:
+    return EventCodec(HttpSchemaRegistry.from_config(registry_client_config(settings)))
