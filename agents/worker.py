@@ -7,6 +7,7 @@ import faulthandler
 import logging
 import signal
 import sys
+from typing import Any
 
 from streams.settings import Settings
 
@@ -14,12 +15,40 @@ from streams.settings import Settings
 def run_worker(settings: Settings, *, worker_id: str, loglevel: str = "info") -> int:
     from faust.worker import Worker
 
-    from agents.app import create_app
-
-    app = create_app(settings, worker_id=worker_id)
-    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()  # returns when the worker stops (it calls sys.exit)
+    app, poller = build_serving_app(settings, worker_id=worker_id)
+    poller.start()
+    try:
+        worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+        worker.execute_from_commandline()  # returns when the worker stops (it calls sys.exit)
+    finally:
+        poller.stop()
     return 0
+
+
+def build_serving_app(settings: Settings, *, worker_id: str) -> tuple[Any, Any]:
+    """The worker app serving verified models only: registry + local cache + champion poller."""
+    from agents.app import create_app
+    from agents.glue.ports import default_pipeline
+    from agents.glue.verified_models import ChampionPoller, VerifiedLoader, model_cache_dir
+    from models import ModelRegistry
+    from models.cache import ModelCache
+    from streams.codec_factory import make_codec
+    from streams.producer import EventProducer, make_producer
+
+    codec = make_codec(settings)
+    health = EventProducer(make_producer(settings), codec, settings)
+
+    def report(event: Any) -> None:
+        try:
+            health.send(event)
+            health.flush(5)
+        except Exception:  # health reporting must never stop serving
+            logging.getLogger(__name__).exception("could not publish %s/%s", event.component, event.check)
+
+    cache = ModelCache(model_cache_dir(settings, worker_id), ModelRegistry.from_settings(settings))
+    slot = default_pipeline().new_slot()
+    app = create_app(settings, worker_id=worker_id, slot=slot, codec=codec, load_model=VerifiedLoader(cache, report))
+    return app, ChampionPoller(settings, cache, slot, report)
 
 
 def main(argv: list[str] | None = None) -> int:
