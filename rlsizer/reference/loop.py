@@ -104,63 +104,92 @@ def signal_event(sig: StrategySignal, *, cfg: RunConfig, ts: datetime) -> Signal
 
 def run(frame: pd.DataFrame, cfg: RunConfig, port: AdapterPort, *, progress: bool = True) -> RunSummary:
     """Replay ``frame`` (from ``rlsizer.reference.data``) through rlsizer; returns what happened."""
-    step_td = timedelta(seconds=interval_seconds(cfg.interval))
-    high, low, close = (frame[c].to_numpy(dtype=np.float64) for c in ("high", "low", "close"))
-    opens, volume = frame["open"].to_numpy(dtype=np.float64), frame["volume"].to_numpy(dtype=np.float64)
-    starts = [ts.to_pydatetime() for ts in frame.index]
-    summary = RunSummary()
-    pending: dict[str, Order] = {}
-    positions: dict[str, Position] = {}
-    bar: PaperBar | None = None
+    runner = Runner(frame, cfg, port)
+    runner.advance(len(frame), progress=progress)
+    return runner.finish()
 
-    def exit_fill(strategy_id: str, fill: OrderFilled) -> None:
-        port.publish_fill(fill)
-        positions.pop(strategy_id, None)
-        summary.exits += 1
-        summary.exit_reasons[fill.exit_reason or "?"] += 1
 
-    with tqdm(total=len(frame), unit="bar", desc=cfg.symbol, disable=not progress, leave=False) as bar_progress:
-        for t in range(len(frame)):
-            bar = PaperBar(start=starts[t], end=starts[t] + step_td, open=opens[t], high=high[t], low=low[t], close=close[t])
-            for sid, order in list(pending.items()):
-                entered = enter(order, bar, cfg.paper)
-                if entered is None:
-                    summary.not_filled += 1
-                else:
-                    positions[sid], fill = entered
-                    port.publish_fill(fill)
-                    summary.entries += 1
-            pending.clear()
-            port.publish_bar(
-                BarClosed(ts_event=bar.end, symbol=cfg.symbol, interval=cfg.interval, open=bar.open, high=bar.high, low=bar.low, close=bar.close, volume=volume[t])
-            )
-            for sid, pos in list(positions.items()):
-                positions[sid], fill = step(pos, bar, cfg.paper)
-                if fill is not None:
-                    exit_fill(sid, fill)
-            fired = [s for s in evaluate(high[: t + 1], low[: t + 1], close[: t + 1], cfg.specs) if s.strategy_id not in positions]
-            if fired and t + 1 < len(frame):
-                events = [signal_event(s, cfg=cfg, ts=bar.end) for s in fired]
-                answers = port.request_decisions(events, cfg.timeout_s)
-                for sig, event, answer in zip(fired, events, answers):
-                    summary.signals += 1
-                    if isinstance(answer, SizeDecided):
-                        summary.policies[answer.policy] += 1
-                        qty = answer.qty
+class Runner:
+    """The loop, resumable: ``advance(t)`` plays bars up to index ``t``; ``finish()`` closes what is open.
+
+    A caller can stop between bars (the demo trains a model there) and continue
+    with positions, pending orders and the strategies' bar history intact.
+    """
+
+    def __init__(self, frame: pd.DataFrame, cfg: RunConfig, port: AdapterPort) -> None:
+        self.cfg, self.port = cfg, port
+        self.step_td = timedelta(seconds=interval_seconds(cfg.interval))
+        self.high, self.low, self.close = (frame[c].to_numpy(dtype=np.float64) for c in ("high", "low", "close"))
+        self.opens, self.volume = frame["open"].to_numpy(dtype=np.float64), frame["volume"].to_numpy(dtype=np.float64)
+        self.starts = [ts.to_pydatetime() for ts in frame.index]
+        self.n = len(frame)
+        self.t = 0
+        self.summary = RunSummary()
+        self.pending: dict[str, Order] = {}
+        self.positions: dict[str, Position] = {}
+        self.bar: PaperBar | None = None
+
+    def _exit_fill(self, strategy_id: str, fill: OrderFilled) -> None:
+        self.port.publish_fill(fill)
+        self.positions.pop(strategy_id, None)
+        self.summary.exits += 1
+        self.summary.exit_reasons[fill.exit_reason or "?"] += 1
+
+    def advance(self, until: int, *, progress: bool = True) -> RunSummary:
+        cfg, port, summary, pending, positions = self.cfg, self.port, self.summary, self.pending, self.positions
+        high, low, close = self.high, self.low, self.close
+        until = min(until, self.n)
+        with tqdm(total=until - self.t, unit="bar", desc=cfg.symbol, disable=not progress, leave=False) as bar_progress:
+            while self.t < until:
+                t = self.t
+                bar = self.bar = PaperBar(start=self.starts[t], end=self.starts[t] + self.step_td, open=self.opens[t],
+                                          high=high[t], low=low[t], close=close[t])
+                for sid, order in list(pending.items()):
+                    entered = enter(order, bar, cfg.paper)
+                    if entered is None:
+                        summary.not_filled += 1
                     else:
-                        summary.timeouts += 1
-                        qty = event.base_qty * answer.multiplier
-                    if qty > 0:
-                        pending[sig.strategy_id] = Order(
-                            signal_id=event.signal_id, symbol=cfg.symbol, side=sig.side, qty=qty,
-                            stop_price=sig.stop_price, target_price=sig.target_price, max_hold_bars=sig.max_hold_bars,
-                        )
-            summary.bars += 1
-            bar_progress.update(1)
-            if summary.signals:
-                bar_progress.set_postfix(signals=summary.signals, timeouts=summary.timeouts, refresh=False)
-    if bar is not None:
-        for sid, pos in list(positions.items()):
-            exit_fill(sid, exit_now(pos, bar, cfg.paper, reason="manual"))
-    port.flush()
-    return summary
+                        positions[sid], fill = entered
+                        port.publish_fill(fill)
+                        summary.entries += 1
+                pending.clear()
+                port.publish_bar(
+                    BarClosed(ts_event=bar.end, symbol=cfg.symbol, interval=cfg.interval, open=bar.open, high=bar.high,
+                              low=bar.low, close=bar.close, volume=self.volume[t])
+                )
+                for sid, pos in list(positions.items()):
+                    positions[sid], fill = step(pos, bar, cfg.paper)
+                    if fill is not None:
+                        self._exit_fill(sid, fill)
+                fired = [s for s in evaluate(high[: t + 1], low[: t + 1], close[: t + 1], cfg.specs) if s.strategy_id not in positions]
+                if fired and t + 1 < self.n:
+                    events = [signal_event(s, cfg=cfg, ts=bar.end) for s in fired]
+                    answers = port.request_decisions(events, cfg.timeout_s)
+                    for sig, event, answer in zip(fired, events, answers):
+                        summary.signals += 1
+                        if isinstance(answer, SizeDecided):
+                            summary.policies[answer.policy] += 1
+                            qty = answer.qty
+                        else:
+                            summary.timeouts += 1
+                            qty = event.base_qty * answer.multiplier
+                        if qty > 0:
+                            pending[sig.strategy_id] = Order(
+                                signal_id=event.signal_id, symbol=cfg.symbol, side=sig.side, qty=qty,
+                                stop_price=sig.stop_price, target_price=sig.target_price, max_hold_bars=sig.max_hold_bars,
+                            )
+                summary.bars += 1
+                self.t += 1
+                bar_progress.update(1)
+                if summary.signals:
+                    bar_progress.set_postfix(signals=summary.signals, timeouts=summary.timeouts, refresh=False)
+        port.flush()
+        return summary
+
+    def finish(self) -> RunSummary:
+        """Close every open position at the last bar's close (exit reason ``manual``) and flush."""
+        if self.bar is not None:
+            for sid, pos in list(self.positions.items()):
+                self._exit_fill(sid, exit_now(pos, self.bar, self.cfg.paper, reason="manual"))
+        self.port.flush()
+        return self.summary

@@ -73,3 +73,24 @@ def test_cli_names_the_bad_row(tmp_path, capsys: pytest.CaptureFixture[str]) -> 
     path.write_text("Date,Open,High,Low,Close\n2024-01-02,10,11,9,10\n2024-01-03,10,10.2,10.5,10.3\n")
     assert main(["adapter", "csv", str(path), "--symbol", "X"]) == 2
     assert "row 2: high 10.2 < low 10.5" in capsys.readouterr().err
+
+
+def _comparable(events: list[Event]) -> list[tuple]:
+    """Events without their random ids and creation times."""
+    return [(type(e).__name__, e.ts_event, getattr(e, "signal_id", None), getattr(e, "qty", None), getattr(e, "close", None))
+            for e in events]
+
+
+def test_runner_paused_midway_publishes_exactly_what_one_run_does() -> None:
+    from rlsizer.reference.loop import Runner
+
+    whole = Port(multiplier=1.25)
+    run(FRAME, CFG, whole, progress=False)
+    paused = Port(multiplier=1.25)
+    runner = Runner(FRAME, CFG, paused)
+    runner.advance(170, progress=False)
+    assert runner.t == 170 and runner.summary.bars == 170
+    runner.advance(400, progress=False)
+    summary = runner.finish()
+    assert summary.bars == 400
+    assert _comparable(paused.events) == _comparable(whole.events)
