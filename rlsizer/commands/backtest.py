@@ -77,10 +77,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     path = args.warehouse or default_path(settings.data_dir)
     try:
         if args.refresh:
-            from schemas.codec import EventCodec
-            from schemas.registry_client import HttpSchemaRegistry
+            from streams.codec_factory import make_codec
 
-            codec = EventCodec(HttpSchemaRegistry(settings.registry_url, basic_auth=settings.registry_basic_auth or None))
+            codec = make_codec(settings)
             print(replay(settings, codec, warehouse_path=path, progress=False).summary().splitlines()[-1])
         elif not path.exists():
             print(f"rlsizer backtest: no warehouse at {path}; run without --no-refresh (or `rlsizer replay`) first")

@@ -35,8 +35,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import duckdb
 
     from agents.features import WINDOW
-    from schemas.codec import EventCodec
-    from schemas.registry_client import HttpSchemaRegistry
+    from streams.codec_factory import make_codec
     from trainer.replay import ReplayError, replay
     from trainer.replay_to_topics import replay_to_topics
     from trainer.warehouse import WarehouseError, default_path
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not prefix or prefix == settings.topic_prefix:
         print(f"rlsizer replay-to-topics: --prefix must name another namespace than the live one ({settings.topic_prefix!r})")
         return EXIT_FAILED
-    codec = EventCodec(HttpSchemaRegistry(settings.registry_url, basic_auth=settings.registry_basic_auth or None))
+    codec = make_codec(settings)
     path = args.warehouse or default_path(settings.data_dir)
     try:
         if args.refresh:
