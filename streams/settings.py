@@ -92,6 +92,10 @@ class Settings:
         values.update(overrides)
         return cls(**values)
 
+    def to_env(self) -> dict[str, str]:
+        """``RLSIZER_*`` variables that rebuild these settings in a child process (secrets included: never log it)."""
+        return {ENV_PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}
+
     def topic(self, name: str) -> str:
         """Full topic name for a short name (``signals`` -> ``rlsizer.signals``)."""
         return f"{self.topic_prefix}.{name}" if self.topic_prefix else name

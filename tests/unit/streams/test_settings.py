@@ -48,3 +48,9 @@ def test_sasl_settings_reach_librdkafka_config():
                            "RLSIZER_KAFKA_SASL_USERNAME": "u", "RLSIZER_KAFKA_SASL_PASSWORD": "p"})
     conf = s.kafka_config()
     assert conf["security.protocol"] == "SASL_SSL" and conf["sasl.mechanism"] == "SCRAM-SHA-512" and conf["sasl.password"] == "p"
+
+
+def test_to_env_rebuilds_the_same_settings(tmp_path):
+    original = Settings.from_env({"RLSIZER_TOPIC_PREFIX": "x", "RLSIZER_TOPIC_PARTITIONS": "3", "RLSIZER_DATA_DIR": str(tmp_path),
+                                  "RLSIZER_MODEL_HMAC_KEY": "k"})
+    assert Settings.from_env(original.to_env()) == original
