@@ -75,7 +75,7 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _curves(results: Sequence[PolicyResult]) -> list[tuple[str, str]]:
+def curves(results: Sequence[PolicyResult]) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,7 +112,7 @@ def write_html(result: BacktestResult, path: Path, *, extra: str = "") -> Path:
     table = rows(result)
     th = "".join(f"<th>{html.escape(h)}</th>" for h in COLUMNS)
     trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table)
-    figures = "".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='{src}'>" for t, src in _curves(result.results))
+    figures = "".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='{src}'>" for t, src in curves(result.results))
     notes = html.escape(text_report(result).split("\n", 1)[0])
     body = (
         "<!doctype html><html><head><meta charset='utf-8'><title>rlsizer backtest</title>"

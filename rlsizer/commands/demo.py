@@ -1,0 +1,31 @@
+"""``rlsizer demo``: the whole learning loop on real market data (see ``rlsizer.demo``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from streams.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    from rlsizer.demo import DemoConfig
+
+    parser = subparsers.add_parser("demo", help="run the whole learning loop on real market data on the embedded stack")
+    parser.add_argument("--data-dir", type=Path, default=Path(".rlsizer/demo"), help="the demo's own directory (emptied first)")
+    parser.add_argument("--learn-bars", type=int, default=DemoConfig.max_learn_bars, help="at most this many bars per market before the split")
+    parser.add_argument("--serve-bars", type=int, default=DemoConfig.max_serve_bars, help="at most this many bars per market after the split")
+    parser.add_argument("--updates", type=int, default=DemoConfig.updates, help="CVaR-PPO updates in the training round")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--memory", action="store_true", help="throwaway in-memory broker storage")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from rlsizer.demo import DemoConfig, run_demo
+
+    result = run_demo(DemoConfig(data_dir=args.data_dir, max_learn_bars=args.learn_bars, max_serve_bars=args.serve_bars,
+                                 updates=args.updates, seed=args.seed, memory=args.memory, progress=not args.no_progress))
+    return 0 if result.report_path is not None else 1
