@@ -55,13 +55,18 @@ DEFAULT_MARKETS: tuple[Market, ...] = (
 )
 
 
+DEFAULT_LEARN_BARS = 1500
+DEFAULT_SERVE_BARS = 700
+DEFAULT_UPDATES = 80
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DemoConfig:
     data_dir: Path = Path(".rlsizer/demo")
     markets: tuple[Market, ...] = DEFAULT_MARKETS
-    max_learn_bars: int | None = 1500  # per market, the most recent ones before the split (None: all)
-    max_serve_bars: int | None = 700  # per market, after the split (None: all)
-    updates: int = 80
+    max_learn_bars: int | None = DEFAULT_LEARN_BARS  # per market, the most recent ones before the split (None: all)
+    max_serve_bars: int | None = DEFAULT_SERVE_BARS  # per market, after the split (None: all)
+    updates: int = DEFAULT_UPDATES
     seed: int = 1
     min_outcomes: int = 100
     memory: bool = False

@@ -10,13 +10,13 @@ from streams.settings import Settings
 
 
 def register(subparsers: Any) -> None:
-    from rlsizer.demo import DemoConfig
+    from rlsizer.demo import DEFAULT_LEARN_BARS, DEFAULT_SERVE_BARS, DEFAULT_UPDATES
 
     parser = subparsers.add_parser("demo", help="run the whole learning loop on real market data on the embedded stack")
     parser.add_argument("--data-dir", type=Path, default=Path(".rlsizer/demo"), help="the demo's own directory (emptied first)")
-    parser.add_argument("--learn-bars", type=int, default=DemoConfig.max_learn_bars, help="at most this many bars per market before the split")
-    parser.add_argument("--serve-bars", type=int, default=DemoConfig.max_serve_bars, help="at most this many bars per market after the split")
-    parser.add_argument("--updates", type=int, default=DemoConfig.updates, help="CVaR-PPO updates in the training round")
+    parser.add_argument("--learn-bars", type=int, default=DEFAULT_LEARN_BARS, help="at most this many bars per market before the split")
+    parser.add_argument("--serve-bars", type=int, default=DEFAULT_SERVE_BARS, help="at most this many bars per market after the split")
+    parser.add_argument("--updates", type=int, default=DEFAULT_UPDATES, help="CVaR-PPO updates in the training round")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--memory", action="store_true", help="throwaway in-memory broker storage")
     parser.add_argument("--no-progress", action="store_true")
