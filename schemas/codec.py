@@ -13,14 +13,19 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import fastavro
+import numpy as np
+import pyarrow as pa
 from fastavro.types import Schema
 
-from schemas.catalog import schema_text
+from schemas.batch_rules import surely_valid
+from schemas.catalog import schema_dict, schema_text
+from schemas.columnar import Unsupported, decode_columns
 from schemas.events import EVENT_BY_SCHEMA_NAME, Event, InvalidEvent, field_names
 
 MAGIC_BYTE: Final = 0
@@ -77,6 +82,20 @@ def _parse(text: str) -> Schema:
     return fastavro.parse_schema(json.loads(text), _write_hint=False)
 
 
+@dataclass(frozen=True, slots=True)
+class DecodedBatch:
+    """What ``EventCodec.decode_batch`` made of a list of messages.
+
+    ``columns``: per event type, the input positions of valid events and one Arrow
+    array per Avro field holding exactly those rows (timestamps as naive UTC
+    micros, maps as MapArrays). ``singles``: every other position, with the event
+    or the exception (a ``DecodeError`` as a rule) that ``decode`` raises for it.
+    """
+
+    columns: dict[type[Event], tuple[np.ndarray, dict[str, pa.Array]]]
+    singles: list[tuple[int, Event | Exception]]
+
+
 class EventCodec:
     """Encode and decode events for topics, with schema ids from a registry."""
 
@@ -90,6 +109,7 @@ class EventCodec:
         self._ids: dict[tuple[str, type[Event]], int] = {}
         self._ours: dict[type[Event], _EventSchema] = {}
         self._writers: dict[int, tuple[Schema, _EventSchema, bool]] = {}
+        self._not_columnar: set[type[Event]] = set()
 
     def _our_schema(self, event_type: type[Event]) -> _EventSchema:
         ours = self._ours.get(event_type)
@@ -123,6 +143,50 @@ class EventCodec:
             raise DecodeError("invalid_value", f"{ours.event_type.__name__}: {exc}") from exc
         except TypeError as exc:
             raise DecodeError("wrong_schema", f"{ours.event_type.__name__}: {exc}") from exc
+
+    def decode_batch(self, datas: Sequence[bytes]) -> DecodedBatch:
+        """Decode many messages at once, with the same outcome per message as ``decode``.
+
+        Messages written with our own schema are decoded in columns (``schemas.columnar``)
+        and checked with ``schemas.batch_rules``; any row either is unsure about goes
+        through ``decode``, so events, errors and reasons are those of ``decode``.
+        """
+        groups: dict[bytes, list[int]] = defaultdict(list)
+        slow: list[int] = []
+        for i, data in enumerate(datas):
+            if data is not None and len(data) >= _HEADER.size and data[0] == MAGIC_BYTE:
+                groups[data[1:5]].append(i)
+            else:
+                slow.append(i)
+        columns: dict[type[Event], tuple[np.ndarray, dict[str, pa.Array]]] = {}
+        for header, positions in groups.items():
+            try:
+                _, ours, same = self._writer(int.from_bytes(header, "big"))
+            except DecodeError:
+                same = False
+            if not same or ours.event_type in self._not_columnar:
+                slow += positions
+                continue
+            try:
+                decoded = decode_columns(schema_dict(ours.event_type), [datas[i] for i in positions], skip=_HEADER.size)
+            except Unsupported:
+                self._not_columnar.add(ours.event_type)
+                slow += positions
+                continue
+            index = np.asarray(positions, dtype=np.int64)
+            good = decoded.ok.copy()
+            good[good] = surely_valid(ours.event_type, {k: v.filter(pa.array(good)) for k, v in decoded.arrays.items()})
+            if good.any():
+                mask = pa.array(good)
+                columns[ours.event_type] = (index[good], {k: v.filter(mask) for k, v in decoded.arrays.items()})
+            slow += index[~good].tolist()
+        singles: list[tuple[int, Event | Exception]] = []
+        for i in sorted(slow):
+            try:
+                singles.append((i, self.decode(datas[i])))
+            except Exception as exc:  # DecodeError, or whatever else decode raises: the caller dead-letters it
+                singles.append((i, exc))
+        return DecodedBatch(columns, singles)
 
     def _writer(self, schema_id: int) -> tuple[Schema, _EventSchema, bool]:
         cached = self._writers.get(schema_id)

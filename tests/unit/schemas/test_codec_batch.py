@@ -1,0 +1,317 @@
+"""EventCodec.decode_batch: the same outcome per message as decode, whichever path a row takes."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import io
+import json
+import math
+import struct
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import fastavro
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.catalog import schema_dict, schema_text
+from schemas.codec import DecodeError, EventCodec, InMemoryRegistry, frame
+from schemas.events import (
+    EVENT_TYPES,
+    BarClosed,
+    Event,
+    FeaturesComputed,
+    HealthChecked,
+    ModelPublished,
+    OrderFilled,
+    SignalRaised,
+    SizeDecided,
+    TradeClosed,
+    field_names,
+)
+from tests.unit.schemas.factories import T0, make_bar, make_signal
+
+def valid_events() -> list[Event]:
+    ts = T0 + timedelta(minutes=3)
+    return [
+        make_bar(),
+        make_bar(event_id="b2", bid=100.5, ask=100.75, bid_size=3.0, ask_size=0.0),
+        make_signal(attrs={"tf": "1m", "note": "é"}, stop_price=99.0),
+        FeaturesComputed(signal_id="sig-1", symbol="AAPL", strategy_id="S1", strategy_type="EmaCross", feature_set="fs1", features={"rsi": 41.5, "atr_pct": 0.01}, ts_event=T0),
+        FeaturesComputed(signal_id="sig-2", symbol="AAPL", strategy_id="S1", strategy_type="EmaCross", feature_set="fs1", features={}, ts_event=T0),
+        SizeDecided(signal_id="sig-1", symbol="AAPL", strategy_id="S1", multiplier=2.0, qty=0.0, policy="FALLBACK", reason="r", latency_us=0, ts_event=T0),
+        OrderFilled(signal_id="sig-1", order_id="o1", symbol="AAPL", side="SELL", qty=1, price=101, leg="EXIT", exit_reason="stop", ts_event=T0),
+        TradeClosed(signal_id="sig-1", symbol="AAPL", strategy_id="S1", side="BUY", qty=1, entry_price=100, exit_price=99, entry_ts=T0, exit_ts=ts, pnl=-1, r_multiple=-1, exit_reason="stop", ts_event=ts),
+        HealthChecked(component="worker", check="lag", status="WARN", detail="", action=None, ts_event=T0),
+        ModelPublished(model_name="m", version="v1", artifact_uri="s3://a", manifest_uri="s3://m", sha256="x", signature="y", feature_set="fs1", metrics={"sharpe": 1.2}, ts_event=T0),
+    ]
+
+
+def expected_value(event: Event, name: str) -> Any:
+    """What the batch columns hold for a decoded event's field (naive UTC timestamps, maps as pairs)."""
+    value = getattr(event, name)
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    if hasattr(value, "items") and not isinstance(value, (str, bytes)):
+        return list(value.items())
+    return value
+
+
+def outcomes(codec: EventCodec, datas: list[bytes]) -> list[Any]:
+    """Per message: ('event', type, {field: value}) or ('error', kind, message), from decode_batch."""
+    batch = codec.decode_batch(datas)
+    out: list[Any] = [None] * len(datas)
+    for event_type, (index, columns) in batch.columns.items():
+        names = field_names(event_type)
+        rows = {name: columns[name].to_pylist() for name in names}
+        for r, i in enumerate(index.tolist()):
+            assert out[i] is None, f"message {i} decoded twice"
+            out[i] = ("event", event_type, {n: rows[n][r] for n in names})
+    for i, result in batch.singles:
+        assert out[i] is None, f"message {i} decoded twice"
+        if isinstance(result, Exception):
+            out[i] = ("error", getattr(result, "kind", type(result).__name__), str(result))
+        else:
+            out[i] = ("event", type(result), {n: expected_value(result, n) for n in field_names(type(result))})
+    assert all(o is not None for o in out), "a message was lost"
+    return out
+
+
+def reference(codec: EventCodec, data: bytes) -> Any:
+    try:
+        event = codec.decode(data)
+    except DecodeError as exc:
+        return ("error", exc.kind, str(exc))
+    return ("event", type(event), {n: expected_value(event, n) for n in field_names(type(event))})
+
+
+def same_outcome(got: Any, want: Any) -> bool:
+    if got[:2] != want[:2]:
+        return False
+    if got[0] == "error":
+        return got[2] == want[2]
+    return all(_same(got[2][k], want[2][k]) for k in want[2])
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def raw_message(codec: EventCodec, event_type: type[Event], record: dict[str, Any], topic: str = "t") -> bytes:
+    """Avro-encode a record WITHOUT building the event (so invalid values reach the wire)."""
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(json.loads(schema_text(event_type))), record)
+    return frame(codec.schema_id(topic, event_type), buf.getvalue())
+
+
+def record_of(event: Event, **overrides: Any) -> dict[str, Any]:
+    record = {n: getattr(event, n) for n in field_names(type(event))}
+    record.update({k: dict(v) if hasattr(v, "items") else v for k, v in record.items() if hasattr(v, "items")})
+    record.update(overrides)
+    return record
+
+
+def test_valid_events_all_decode_in_columns_with_decode_values() -> None:
+    codec = EventCodec(InMemoryRegistry())
+    events = valid_events()
+    datas = [codec.encode(f"t.{type(e).__name__}", e) for e in events] * 3
+    batch = codec.decode_batch(datas)
+    assert batch.singles == []  # the fast path took every valid event of our own schemas
+    got = outcomes(codec, datas)
+    for data, outcome in zip(datas, got):
+        assert same_outcome(outcome, reference(codec, data)), outcome
+
+
+def test_columns_hold_exactly_the_listed_rows() -> None:
+    codec = EventCodec(InMemoryRegistry())
+    bars = [make_bar(event_id=f"b{i}", close=100 + i / 10, high=110) for i in range(5)]
+    datas = [codec.encode("bars", b) for b in bars]
+    datas.insert(2, b"junk")
+    batch = codec.decode_batch(datas)
+    index, columns = batch.columns[BarClosed]
+    assert index.tolist() == [0, 1, 3, 4, 5]
+    assert columns["event_id"].to_pylist() == [b.event_id for b in bars]
+    assert columns["close"].to_pylist() == [b.close for b in bars]
+    assert [(i, r.kind) for i, r in batch.singles] == [(2, "malformed")]  # type: ignore[union-attr]
+
+
+INVALID_VALUES: list[tuple[type[Event], Event, dict[str, Any]]] = [
+    (BarClosed, make_bar(), {"open": float("nan")}),
+    (BarClosed, make_bar(), {"high": 98.0}),
+    (BarClosed, make_bar(), {"low": 101.5}),
+    (BarClosed, make_bar(), {"volume": -1.0}),
+    (BarClosed, make_bar(), {"symbol": "   "}),
+    (BarClosed, make_bar(), {"symbol": "\u2003"}),  # unicode whitespace only
+    (BarClosed, make_bar(), {"interval": ""}),
+    (BarClosed, make_bar(), {"bid": 101.0, "ask": 100.0}),
+    (BarClosed, make_bar(), {"bid": 0.0}),
+    (BarClosed, make_bar(), {"ask_size": -0.5}),
+    (BarClosed, make_bar(), {"event_id": ""}),
+    (SignalRaised, make_signal(), {"price": 0.0}),
+    (SignalRaised, make_signal(), {"atr": float("inf")}),
+    (SignalRaised, make_signal(), {"score": float("nan")}),
+    (SignalRaised, make_signal(), {"base_qty": -1.0}),
+    (SignalRaised, make_signal(), {"stop_price": -2.0}),
+    (SignalRaised, make_signal(), {"strategy_id": " "}),
+    (FeaturesComputed, valid_events()[3], {"features": {"rsi": 1.0, "bad": float("nan")}}),
+    (FeaturesComputed, valid_events()[3], {"signal_id": "\t"}),
+    (SizeDecided, valid_events()[5], {"multiplier": 2.0000001}),
+    (SizeDecided, valid_events()[5], {"multiplier": 0.2}),
+    (SizeDecided, valid_events()[5], {"qty": -0.1}),
+    (SizeDecided, valid_events()[5], {"latency_us": -1}),
+    (OrderFilled, valid_events()[6], {"order_id": ""}),
+    (OrderFilled, valid_events()[6], {"fee": -0.01}),
+    (OrderFilled, valid_events()[6], {"price": float("-inf")}),
+    (TradeClosed, valid_events()[7], {"exit_ts": T0 - timedelta(microseconds=1)}),
+    (TradeClosed, valid_events()[7], {"pnl": float("nan")}),
+    (TradeClosed, valid_events()[7], {"fees": -1.0}),
+    (ModelPublished, valid_events()[9], {"version": ""}),
+]
+
+
+@pytest.mark.parametrize(("event_type", "base", "overrides"), INVALID_VALUES)
+def test_invalid_values_get_the_dataclass_reason(event_type: type[Event], base: Event, overrides: dict[str, Any]) -> None:
+    codec = EventCodec(InMemoryRegistry())
+    good = codec.encode("t", base)
+    bad = raw_message(codec, event_type, record_of(base, **overrides))
+    datas = [good, bad, good]
+    got = outcomes(codec, datas)
+    want = [reference(codec, d) for d in datas]
+    assert want[1][0] == "error" and want[1][1] == "invalid_value"
+    assert [same_outcome(g, w) for g, w in zip(got, want)] == [True, True, True], (got[1], want[1])
+
+
+def _long(n: int) -> bytes:
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while True:
+        byte, z = z & 0x7F, z >> 7
+        out.append(byte | 0x80 if z else byte)
+        if not z:
+            return bytes(out)
+
+
+def _string(s: str | bytes) -> bytes:
+    raw = s.encode() if isinstance(s, str) else s
+    return _long(len(raw)) + raw
+
+
+def _features_body(map_bytes: bytes, *, event_id: bytes = b"e1", ts: int = 1_700_000_000_000_000) -> bytes:
+    head = _string(event_id) + _long(ts) + _long(ts)
+    return head + b"".join(_string(s) for s in ("sig", "AAPL", "S1", "EmaCross", "fs1")) + map_bytes
+
+
+def _entries(*pairs: tuple[str, float]) -> bytes:
+    return b"".join(_string(k) + struct.pack("<d", v) for k, v in pairs)
+
+
+HAND_MADE: dict[str, bytes] = {
+    "two blocks": _features_body(_long(1) + _entries(("a", 1.0)) + _long(2) + _entries(("b", 2.0), ("c", 3.0)) + _long(0)),
+    "negative count block": _features_body(_long(-2) + _long(len(_entries(("a", 1.0), ("b", 2.0)))) + _entries(("a", 1.0), ("b", 2.0)) + _long(0)),
+    "duplicate keys (last wins)": _features_body(_long(3) + _entries(("a", 1.0), ("b", 2.0), ("a", 9.0)) + _long(0)),
+    "trailing bytes": _features_body(_long(1) + _entries(("a", 1.0)) + _long(0)) + b"\x07\x07",
+    "truncated": _features_body(_long(2) + _entries(("a", 1.0), ("b", 2.0)) + _long(0))[:-9],
+    "invalid utf-8 key": _features_body(_long(1) + _string(b"\xff\xfe") + struct.pack("<d", 1.0) + _long(0)),
+    "invalid utf-8 id": _features_body(_long(0), event_id=b"\xc3\x28"),
+    "over-long varint": _features_body(b"\x80" * 9 + b"\x00"),
+    "negative string length": _long(-3) + b"abc",
+    "timestamp past year 9999": _features_body(_long(0), ts=253_402_300_800_000_000),
+    "earliest timestamp": _features_body(_long(0), ts=-62_135_596_800_000_000),
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HAND_MADE))
+def test_hand_made_bodies_match_decode(name: str) -> None:
+    codec = EventCodec(InMemoryRegistry())
+    schema_id = codec.schema_id("t", FeaturesComputed)
+    good = codec.encode("t", valid_events()[3])
+    datas = [good, frame(schema_id, HAND_MADE[name]), good]
+    got = outcomes(codec, datas)
+    want = [reference(codec, d) for d in datas]
+    assert [same_outcome(g, w) for g, w in zip(got, want)] == [True, True, True], (got[1], want[1])
+
+
+def test_bad_frames_and_unknown_schemas_match_decode() -> None:
+    codec = EventCodec(InMemoryRegistry())
+    good = codec.encode("t", make_bar())
+    datas = [b"", b"\x01\x00\x00\x00\x01abc", frame(4242, b"\x02"), good, b"\x00\x00"]
+    got = outcomes(codec, datas)
+    want = [reference(codec, d) for d in datas]
+    assert [g[:2] for g in got] == [w[:2] for w in want]
+    assert all(same_outcome(g, w) for g, w in zip(got, want))
+
+
+def test_other_writer_schema_takes_the_exact_path() -> None:
+    """A newer producer's schema (an added field with a default) resolves through fastavro, one by one."""
+    registry = InMemoryRegistry()
+    codec = EventCodec(registry)
+    newer = schema_dict(BarClosed) | {"fields": [*schema_dict(BarClosed)["fields"], {"name": "venue", "type": "string", "default": ""}]}
+    schema_id = registry.register("t-value", json.dumps(newer))
+    record = record_of(make_bar()) | {"venue": "XNAS"}
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(newer), record)
+    batch = codec.decode_batch([frame(schema_id, buf.getvalue())])
+    assert batch.columns == {} and len(batch.singles) == 1
+    assert batch.singles[0][1] == make_bar()
+
+
+FLOATS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 0.25, 2.0, 1e-300, -1e-300, 1e308]),
+)
+TEXT = st.one_of(st.text(max_size=6), st.sampled_from(["", " ", "\u00a0", "\u2028", "x", "BUY", "é"]))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    bars=st.lists(st.tuples(FLOATS, FLOATS, FLOATS, FLOATS, FLOATS, st.one_of(st.none(), FLOATS), st.one_of(st.none(), FLOATS), TEXT), min_size=1, max_size=8),
+    decisions=st.lists(st.tuples(FLOATS, FLOATS, st.integers(-3, 3), TEXT), max_size=6),
+    features=st.lists(st.dictionaries(st.text(max_size=3), FLOATS, max_size=4), max_size=6),
+)
+def test_generated_values_match_decode(bars: list[tuple[Any, ...]], decisions: list[tuple[Any, ...]], features: list[dict[str, float]]) -> None:
+    """Whatever the values, decode_batch accepts what decode accepts and refuses with its reason."""
+    codec = EventCodec(InMemoryRegistry())
+    bar, decision, feats = make_bar(), valid_events()[5], valid_events()[3]
+    datas = [
+        raw_message(codec, BarClosed, record_of(bar, open=o, high=h, low=lo, close=c, volume=v, bid=b, ask=a, symbol=s))
+        for o, h, lo, c, v, b, a, s in bars
+    ]
+    datas += [raw_message(codec, SizeDecided, record_of(decision, multiplier=m, qty=q, latency_us=lat, signal_id=s)) for m, q, lat, s in decisions]
+    datas += [raw_message(codec, FeaturesComputed, record_of(feats, features=f)) for f in features]
+    got = outcomes(codec, datas)
+    for data, outcome in zip(datas, got):
+        want = reference(codec, data)
+        assert same_outcome(outcome, want), (outcome, want)
+
+
+# The vectorised pre-check in schemas/batch_rules.py mirrors these __post_init__ bodies.
+# If one changes, update batch_rules.py (stricter is safe, looser is a bug), then these hashes.
+POST_INIT_SHA256 = {
+    "Event": "44c471af8d78ca7e",
+    "BarClosed": "d17189852d5e7d7f",
+    "SignalRaised": "387daab72ecdc146",
+    "FeaturesComputed": "b245a301443df875",
+    "SizeDecided": "4a17416f3efb98c7",
+    "OrderFilled": "03a34ba3ce0273d7",
+    "TradeClosed": "681fd5f360ceca76",
+    "ModelPublished": "c88e115a7e9937ee",
+    "HealthChecked": "b120b8c1a2cc8a92",
+    "EventRejected": "46b2e93c2f9ac236",
+}
+
+
+def _post_init_hash(event_type: type[Event]) -> str:
+    source = inspect.getsource(event_type.__post_init__) if "__post_init__" in vars(event_type) else "inherited"
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("event_type", [Event, *EVENT_TYPES], ids=lambda t: t.__name__)
+def test_validation_rules_unchanged_since_batch_rules_mirrored_them(event_type: type[Event]) -> None:
+    assert _post_init_hash(event_type) == POST_INIT_SHA256[event_type.__name__], (
+        f"{event_type.__name__}.__post_init__ changed: review schemas/batch_rules.py, then update POST_INIT_SHA256"
+    )
