@@ -1,6 +1,7 @@
 """Replay throughput against raw confluent-kafka consumption of the same records.
 
-Produces ``--events`` small events (bars, signals, decisions, health) to a fresh
+Produces ``--events`` events of a realistic mix (per signal: 4 bars, the signal,
+its 80 features, the decision, 2 fills, the outcome) to a fresh
 topic prefix, then in one run (1) consumes every partition to EOF with a bare
 confluent-kafka consumer that only touches each value, and (2) replays the same
 topics into a fresh DuckDB warehouse (decode with the codec, Arrow batches,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import dataclasses
 import tempfile
 import time
@@ -28,7 +30,7 @@ from confluent_kafka.admin import AdminClient
 
 from rlsizer.stack import EmbeddedStack, StackPorts
 from schemas.codec import EventCodec, InMemoryRegistry
-from schemas.events import BarClosed, Event, HealthChecked, SignalRaised, SizeDecided
+from schemas.events import BarClosed, Event, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
 from streams.settings import Settings
 from streams.topics import CATALOG, ensure_topics, event_key, new_topics, topic_name
 from trainer.replay import consumer_config, replay
@@ -36,24 +38,35 @@ from trainer.replay import consumer_config, replay
 T0 = datetime(2024, 1, 2, tzinfo=timezone.utc)
 
 
-def small_event(i: int) -> Event:
+FEATURES: tuple[str, ...] = tuple(f"f{j:02d}" for j in range(80))  # as many as the live feature set
+CYCLE = 10  # events per traded signal: 4 bars, signal, features, decision, 2 fills, outcome
+
+
+def cycle_event(i: int) -> Event:
+    """Event ``i`` of a realistic stream: each signal brings bars, its features, a decision, fills and an outcome."""
+    n, k = divmod(i, CYCLE)
     ts = T0 + timedelta(seconds=i)
-    symbol = f"SYM{i % 16}"
-    kind = i % 4
-    if kind == 0:
-        return BarClosed(symbol=symbol, interval="1m", open=100, high=101, low=99, close=100.5, volume=3, ts_event=ts, ts_init=ts)
-    if kind == 1:
-        return SignalRaised(signal_id=f"s{i}", strategy_id="S2", symbol=symbol, side="SELL", price=100, atr=1, base_qty=1, ts_event=ts, ts_init=ts)
-    if kind == 2:
-        return SizeDecided(signal_id=f"s{i - 1}", symbol=symbol, strategy_id="S2", multiplier=1.0, qty=1.0, policy="RULES", reason="bench", latency_us=100, ts_event=ts, ts_init=ts)
-    return HealthChecked(component=f"c{i % 3}", check="lag", status="OK", detail="", ts_event=ts, ts_init=ts)
+    symbol, sid = f"SYM{n % 16}", f"s{n}"
+    if k < 4:
+        return BarClosed(symbol=symbol, interval="1m", open=100, high=101 + k, low=99, close=100.5, volume=3 + k, bid=100.4, ask=100.6, ts_event=ts, ts_init=ts)
+    if k == 4:
+        return SignalRaised(signal_id=sid, strategy_id=f"S{n % 14 + 1}", symbol=symbol, side="SELL", price=100, atr=1, score=0.3, base_qty=1, stop_price=101.0, adapter="bench", attrs={"tf": "1m"}, ts_event=ts, ts_init=ts)
+    if k == 5:
+        return FeaturesComputed(signal_id=sid, symbol=symbol, strategy_id="S2", strategy_type="EmaCross", feature_set="fs1", features={f: (n * 31 + j) % 97 / 7.0 for j, f in enumerate(FEATURES)}, ts_event=ts, ts_init=ts)
+    if k == 6:
+        return SizeDecided(signal_id=sid, symbol=symbol, strategy_id="S2", multiplier=1.25, qty=1.25, policy="MODEL", reason="bench", model_version="v1", latency_us=100, ts_event=ts, ts_init=ts)
+    if k in (7, 8):
+        leg = "ENTRY" if k == 7 else "EXIT"
+        return OrderFilled(signal_id=sid, order_id=f"o{n}-{k}", symbol=symbol, side="SELL", qty=1.25, price=100 + k - 7, fee=0.01, leg=leg, exit_reason=None if k == 7 else "target", ts_event=ts, ts_init=ts)
+    entry = ts - timedelta(seconds=2)
+    return TradeClosed(signal_id=sid, symbol=symbol, strategy_id="S2", side="SELL", qty=1.25, entry_price=100, exit_price=101, entry_ts=entry, exit_ts=ts, pnl=-1.25, fees=0.02, r_multiple=-1.0, mae_r=-1.0, mfe_r=0.2, exit_reason="stop", ts_event=ts, ts_init=ts)
 
 
 def produce(settings: Settings, codec: EventCodec, n: int) -> float:
     producer = Producer({**settings.kafka_config(), "linger.ms": 20, "batch.num.messages": 10_000, "queue.buffering.max.messages": 500_000})
     started = time.perf_counter()
     for i in range(n):
-        event = small_event(i)
+        event = cycle_event(i)
         topic = topic_name(settings, type(event))
         while True:
             try:
@@ -104,6 +117,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--memory", action="store_true", help="embedded tansu on memory storage instead of S3")
     parser.add_argument("--external", action="store_true", help="use the cluster from RLSIZER_* settings")
+    parser.add_argument("--flush-rows", type=int, default=50_000, help="records per warehouse transaction")
+    parser.add_argument("--profile", type=Path, help="also write a cProfile of the replay to this file")
     args = parser.parse_args()
     with cluster(args) as base, tempfile.TemporaryDirectory(prefix="bench-wh-") as wh_dir:
         settings = dataclasses.replace(base, topic_prefix=f"bench_{uuid.uuid4().hex[:8]}")
@@ -114,7 +129,11 @@ def main() -> None:
         print(f"produced {args.events:,} events in {produced_s:.2f} s ({args.events / produced_s:,.0f}/s)")
 
         raw_n, raw_s = raw_consume(settings)
-        stats = replay(settings, codec, warehouse_path=Path(wh_dir) / "wh.duckdb", progress=False)
+        profiler = cProfile.Profile() if args.profile else contextlib.nullcontext()
+        with profiler:
+            stats = replay(settings, codec, warehouse_path=Path(wh_dir) / "wh.duckdb", progress=False, flush_rows=args.flush_rows)
+        if args.profile:
+            profiler.dump_stats(args.profile)
         if raw_n != args.events or stats.events != args.events or stats.new_rows != args.events:
             raise SystemExit(f"count mismatch: produced {args.events}, raw read {raw_n}, replay read {stats.events}, stored {stats.new_rows}")
         raw_rate, replay_rate = raw_n / raw_s, stats.events / stats.seconds

@@ -15,23 +15,30 @@ Rows and the offsets they cover commit in one transaction per flush.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import MappingProxyType
 from typing import Final, Protocol
 
+import numpy as np
+import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from tqdm import tqdm
 
+from schemas.codec import DecodedBatch
 from schemas.events import Event, EventRejected
 from streams.settings import Settings
 from streams.topics import CATALOG
-from trainer.warehouse import TABLE_FOR_EVENT, TableSpec, Warehouse, default_path, open_warehouse
+from trainer.warehouse import TABLE_FOR_EVENT, TableSpec, Warehouse, WriteResult, default_path, open_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,8 @@ REJECT_NAMESPACE: Final = uuid.UUID("6f1c2b64-9a55-4d8e-8a8e-3d1f5c1b7a10")
 
 class Decoder(Protocol):
     def decode(self, data: bytes) -> Event: ...
+
+    def decode_batch(self, datas: Sequence[bytes]) -> DecodedBatch: ...
 
 
 class ReplayError(RuntimeError):
@@ -96,29 +105,124 @@ def rejected_event(msg: Message, kind: str, reason: str) -> EventRejected:
 
 @dataclass(slots=True)
 class _Pending:
-    """Decoded rows not yet written, and the offsets they advance."""
+    """Messages read but not yet written, and the offsets they advance."""
 
-    events: dict[TableSpec, list[Event]] = field(default_factory=lambda: defaultdict(list))
-    sources: dict[TableSpec, list[tuple[str, int, int]]] = field(default_factory=lambda: defaultdict(list))
-    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
-    rows: int = 0
+    messages: list[Message] = field(default_factory=list)
 
-    def add(self, event: Event, topic: str, partition: int, offset: int) -> None:
-        spec = TABLE_FOR_EVENT[type(event)]
-        self.events[spec].append(event)
-        self.sources[spec].append((topic, partition, offset))
-        self.rows += 1
+    def take(self, codec: Decoder) -> _Batch | None:
+        """Decode every pending message in one batch: the rows per table and the offsets they advance."""
+        if not self.messages:
+            return None
+        messages = self.messages.copy()
+        self.messages.clear()  # in place: the consume loop holds its append
+        topics = [m.topic() for m in messages]
+        partitions = [m.partition() for m in messages]
+        offsets = [m.offset() for m in messages]
+        next_offsets = {(t, p): o + 1 for t, p, o in zip(topics, partitions, offsets)}  # in order per partition
+        values = [m.value() for m in messages]
+        present = [i for i, v in enumerate(values) if v is not None]
+        batch = codec.decode_batch([values[i] for i in present])
+        tables: dict[TableSpec, list[pa.Table]] = defaultdict(list)
+        if batch.columns:
+            topic_array = pa.array(topics, pa.string())
+            partition_array, offset_array = np.asarray(partitions, np.int32), np.asarray(offsets, np.int64)
+            where = np.asarray(present, np.int64)
+            for event_type, (index, columns) in batch.columns.items():
+                rows = where[index]
+                spec = TABLE_FOR_EVENT[event_type]
+                tables[spec].append(spec.from_columns(columns, topic_array.take(pa.array(rows)), pa.array(partition_array[rows]), pa.array(offset_array[rows])))
+        events: dict[TableSpec, list[Event]] = defaultdict(list)
+        sources: dict[TableSpec, list[tuple[str, int, int]]] = defaultdict(list)
+        rejected = 0
+        for i, result in batch.singles:
+            j = present[i]
+            if isinstance(result, Exception):  # any undecodable record is dead-lettered, never fatal
+                result = rejected_event(messages[j], getattr(result, "kind", type(result).__name__), str(result))
+                rejected += 1
+            spec = TABLE_FOR_EVENT[type(result)]
+            events[spec].append(result)
+            sources[spec].append((topics[j], partitions[j], offsets[j]))
+        for spec, evs in events.items():
+            tables[spec].append(spec.to_arrow(evs, sources[spec]))
+        return _Batch(
+            tables={spec: pa.concat_tables(parts) for spec, parts in tables.items()},
+            offsets=next_offsets,
+            events_by_topic=Counter(topics),
+            rejected=rejected,
+            tombstones=len(messages) - len(present),
+        )
 
-    def flush(self, warehouse: Warehouse) -> tuple[int, int]:
-        if not self.offsets:
-            return 0, 0
-        batches = {spec: spec.to_arrow(events, self.sources[spec]) for spec, events in self.events.items()}
-        result = warehouse.write(batches, self.offsets)
-        self.events.clear()
-        self.sources.clear()
-        self.offsets.clear()
-        self.rows = 0
-        return result.new_rows, result.duplicates
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Rows ready for one warehouse transaction, and what they count for."""
+
+    tables: dict[TableSpec, pa.Table]
+    offsets: dict[tuple[str, int], int]
+    events_by_topic: Counter[str]
+    rejected: int
+    tombstones: int
+
+
+class _Writer:
+    """Writes batches in order on one background thread, while the caller decodes the next.
+
+    DuckDB releases the GIL while it inserts, so on two cores decoding and writing
+    overlap. At most one batch waits; an error in the thread is raised by the next
+    ``submit`` or by ``drain``. Totals count only what was committed.
+    """
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self._warehouse = warehouse
+        self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self.totals = _Totals()
+        self._thread = threading.Thread(target=self._run, name="replay-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # after a failure, nothing later may commit (offsets must stay contiguous)
+            try:
+                result = self._warehouse.write(batch.tables, batch.offsets)
+            except BaseException as exc:  # handed to the caller's thread
+                self._error = exc
+                continue
+            self.totals.add(batch, result)
+
+    def submit(self, batch: _Batch | None) -> None:
+        self._raise()
+        if batch is not None:
+            self._queue.put(batch)
+
+    def drain(self) -> _Totals:
+        """Wait for every submitted batch; raise the writer's error if there was one."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise()
+        return self.totals
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
+@dataclass(slots=True)
+class _Totals:
+    events_by_topic: Counter[str] = field(default_factory=Counter)
+    new_rows: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    tombstones: int = 0
+
+    def add(self, batch: _Batch, result: WriteResult) -> None:
+        self.events_by_topic.update(batch.events_by_topic)
+        self.new_rows += result.new_rows
+        self.duplicates += result.duplicates
+        self.rejected += batch.rejected
+        self.tombstones += batch.tombstones
 
 
 def consumer_config(settings: Settings) -> dict[str, object]:
@@ -168,7 +272,7 @@ def replay(
     progress: bool = True,
     rebuild: bool = False,
     batch_size: int = 10_000,
-    flush_rows: int = 100_000,
+    flush_rows: int = 50_000,
     idle_timeout: float = 30.0,
 ) -> ReplayStats:
     """Read every catalogue topic from the stored offsets to EOF into the warehouse.
@@ -179,16 +283,17 @@ def replay(
     started = time.perf_counter()
     topics = [settings.topic(spec.short_name) for spec in CATALOG]
     path = Path(warehouse_path) if warehouse_path is not None else default_path(settings.data_dir)
-    events_by_topic: Counter[str] = Counter()
-    rejected = tombstones = new_rows = duplicates = 0
     with open_warehouse(path, rebuild=rebuild) as warehouse:
         consumer = Consumer(consumer_config(settings))
+        writer: _Writer | None = None
         try:
             parts, ahead = assignment(consumer, topics, warehouse.offsets(), timeout=idle_timeout)
             remaining = {(tp.topic, tp.partition) for tp in parts}
             if parts:
                 consumer.assign(parts)
+            writer = _Writer(warehouse)
             pending = _Pending()
+            keep = pending.messages.append
             last_progress = time.monotonic()
             with tqdm(total=ahead, unit="ev", unit_scale=True, desc="replay", disable=not progress, smoothing=0.1) as bar:
                 while remaining:
@@ -196,53 +301,42 @@ def replay(
                     if messages:
                         last_progress = time.monotonic()
                     elif time.monotonic() - last_progress > idle_timeout:
-                        new, dup = pending.flush(warehouse)
+                        writer.submit(pending.take(codec))
+                        committed = writer.drain().new_rows
                         raise ReplayError(
                             f"no record or end-of-partition for {idle_timeout:.0f} s; unfinished: "
                             + ", ".join(f"{t}[{p}]" for t, p in sorted(remaining))
-                            + f" (committed {new_rows + new} new rows so far)"
+                            + f" (committed {committed} new rows so far)"
                         )
                     read = 0
                     for msg in messages:
                         err = msg.error()
-                        if err is not None:
-                            if err.code() == KafkaError._PARTITION_EOF:
-                                remaining.discard((msg.topic(), msg.partition()))
-                                continue
-                            if err.fatal() or not err.retriable():
-                                raise ReplayError(f"consuming {msg.topic()}[{msg.partition()}]: {err.str()}")
+                        if err is None:
+                            keep(msg)
+                            read += 1
+                        elif err.code() == KafkaError._PARTITION_EOF:
+                            remaining.discard((msg.topic(), msg.partition()))
+                        elif err.fatal() or not err.retriable():
+                            raise ReplayError(f"consuming {msg.topic()}[{msg.partition()}]: {err.str()}")
+                        else:
                             log.warning("retriable consumer error: %s", err.str())
-                            continue
-                        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-                        pending.offsets[(topic, partition)] = offset + 1
-                        events_by_topic[topic] += 1
-                        read += 1
-                        value = msg.value()
-                        if value is None:
-                            tombstones += 1
-                            continue
-                        try:
-                            event = codec.decode(value)
-                        except Exception as exc:  # any undecodable record is dead-lettered, never fatal
-                            kind = getattr(exc, "kind", type(exc).__name__)
-                            event = rejected_event(msg, kind, str(exc))
-                            rejected += 1
-                        pending.add(event, topic, partition, offset)
                     bar.update(read)
-                    if pending.rows >= flush_rows:
-                        new, dup = pending.flush(warehouse)
-                        new_rows, duplicates = new_rows + new, duplicates + dup
-                new, dup = pending.flush(warehouse)
-                new_rows, duplicates = new_rows + new, duplicates + dup
+                    if len(pending.messages) >= flush_rows:
+                        writer.submit(pending.take(codec))
+                writer.submit(pending.take(codec))
+                totals = writer.drain()
         finally:
+            if writer is not None:
+                with contextlib.suppress(BaseException):
+                    writer.drain()  # never close the warehouse under a running write
             consumer.close()
         rebuilt_from = warehouse.rebuilt_from
     return ReplayStats(
-        events_by_topic=MappingProxyType(dict(events_by_topic)),
-        new_rows=new_rows,
-        duplicates=duplicates,
-        rejected=rejected,
-        tombstones=tombstones,
+        events_by_topic=MappingProxyType(dict(totals.events_by_topic)),
+        new_rows=totals.new_rows,
+        duplicates=totals.duplicates,
+        rejected=totals.rejected,
+        tombstones=totals.tombstones,
         seconds=time.perf_counter() - started,
         rebuilt_from=rebuilt_from,
     )

@@ -80,9 +80,23 @@ class TableSpec:
         arrays += [pa.array(topics, pa.string()), pa.array(partitions, pa.int32()), pa.array(offsets, pa.int64())]
         return pa.Table.from_arrays(arrays, schema=self.arrow_schema())
 
+    def from_columns(self, columns: Mapping[str, pa.Array], topics: pa.Array, partitions: pa.Array, offsets: pa.Array) -> pa.Table:
+        """The table from decoded Avro columns (``EventCodec.decode_batch``) plus where each row was read.
+
+        Timestamp columns hold naive UTC microseconds, as stored; other columns are
+        cast to the table's Arrow type (large binary/string -> binary/string, ...).
+        """
+        arrays = [_cast(columns[c.name], c.arrow_type) for c in self.columns]
+        arrays += [_cast(topics, pa.string()), _cast(partitions, pa.int32()), _cast(offsets, pa.int64())]
+        return pa.Table.from_arrays(arrays, schema=self.arrow_schema())
+
     def ddl(self) -> str:
         cols = [f'"{c.name}" {c.sql_type}' for c in self.columns] + [f"{n} {t}" for n, t, _ in SOURCE_COLUMNS]
         return f"CREATE TABLE {self.name} ({', '.join(cols)}, PRIMARY KEY (event_id))"
+
+
+def _cast(array: pa.Array, arrow_type: pa.DataType) -> pa.Array:
+    return array if array.type == arrow_type else array.cast(arrow_type)
 
 
 def _arrow_column(column: Column, values: list[Any]) -> pa.Array:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import logging
 import uuid
 from collections.abc import Iterable
@@ -10,12 +12,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
+import fastavro
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from schemas.codec import EventCodec, InMemoryRegistry, frame
-from schemas.events import BarClosed, Event, FeaturesComputed, HealthChecked, SignalRaised, SizeDecided, TradeClosed
+from schemas.catalog import schema_text
+from schemas.codec import DecodeError, EventCodec, InMemoryRegistry, frame
+from schemas.events import BarClosed, Event, FeaturesComputed, HealthChecked, SignalRaised, SizeDecided, TradeClosed, field_names
 from streams.settings import Settings
 from streams.topics import ensure_topics, event_key, new_topics, topic_name
 from trainer.replay import replay
@@ -176,3 +180,30 @@ def test_half_written_warehouse_is_rebuilt(topics: Settings, codec: EventCodec, 
     con.close()
 
     _assert_rebuilt(topics, codec, path, caplog, expected)
+
+
+def test_small_flushes_and_invalid_values_keep_every_record_and_its_reason(topics: Settings, codec: EventCodec, tmp_path: Path) -> None:
+    """Many transactions (the writer thread overlaps them with decoding); a valid-Avro, invalid-value
+    record lands in dlq with the reason EventCodec.decode gives, between good records of one batch."""
+    decisions = topics.topic("decisions")
+    good = encoded(topics, codec, sample_events(30))
+    refused_decision = SizeDecided(signal_id="sig-x", symbol="BTCUSDT", strategy_id="S1", multiplier=1.0, qty=1.0, policy="RULES", reason="test", latency_us=1, ts_event=T0)
+    record = {name: getattr(refused_decision, name) for name in field_names(SizeDecided)} | {"multiplier": 7.5}  # outside [0.25, 2.0]
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(json.loads(schema_text(SizeDecided))), record)
+    invalid = frame(codec.schema_id(decisions, SizeDecided), buf.getvalue())
+    with pytest.raises(DecodeError) as refused:
+        codec.decode(invalid)
+    produce(topics, good[:70] + [(decisions, b"bad", invalid)] + good[70:])
+
+    stats = replay(topics, codec, warehouse_path=tmp_path / "wh.duckdb", progress=False, flush_rows=17, batch_size=13)
+
+    assert stats.events == len(good) + 1
+    assert stats.new_rows == len(good) + 1 and stats.duplicates == 0 and stats.rejected == 1
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        assert sum(wh.offsets().values()) == len(good) + 1
+        assert wh.count("decisions") == 30 and wh.count("features") == 30
+        assert wh.con.execute("SELECT error_type, reason, raw_value FROM dlq").fetchall() == [("invalid_value", str(refused.value), invalid)]
+        assert wh.con.execute("SELECT count(*) FROM decisions WHERE event_id = ?", [refused_decision.event_id]).fetchone() == (0,)
+    again = replay(topics, codec, warehouse_path=tmp_path / "wh.duckdb", progress=False, flush_rows=17)
+    assert again.events == 0 and again.new_rows == 0
