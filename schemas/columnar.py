@@ -30,6 +30,7 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MIN_MICROS: Final = (datetime(1, 1, 1, tzinfo=timezone.utc) - _EPOCH) // np.timedelta64(1, "us").item()
 _MAX_MICROS: Final = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc) - _EPOCH) // np.timedelta64(1, "us").item()
 _INT32: Final = (-(2**31), 2**31 - 1)
+MAX_MAP_ENTRIES: Final = 4096  # larger maps are left to the exact decoder (one numpy step per entry here)
 
 
 class Unsupported(ValueError):
@@ -191,6 +192,9 @@ def _map(cursor: _Cursor, rows: np.ndarray, value_type: Any) -> pa.Array:
             open_[at[count == 0]] = False
         active = np.flatnonzero(open_ & (remaining > 0) & cursor.ok[rows])
         if len(active) == 0:
+            break
+        if len(entry_rows) == MAX_MAP_ENTRIES:
+            cursor.ok[rows[active]] = False
             break
         start, length = cursor.span(rows[active])
         entry_rows.append(active)

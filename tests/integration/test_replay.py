@@ -23,7 +23,7 @@ from schemas.events import BarClosed, Event, FeaturesComputed, HealthChecked, Si
 from streams.settings import Settings
 from streams.topics import ensure_topics, event_key, new_topics, topic_name
 from trainer.replay import replay
-from trainer.warehouse import open_warehouse
+from trainer.warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2024, 3, 4, 14, 30, tzinfo=timezone.utc)
@@ -207,3 +207,33 @@ def test_small_flushes_and_invalid_values_keep_every_record_and_its_reason(topic
         assert wh.con.execute("SELECT count(*) FROM decisions WHERE event_id = ?", [refused_decision.event_id]).fetchone() == (0,)
     again = replay(topics, codec, warehouse_path=tmp_path / "wh.duckdb", progress=False, flush_rows=17)
     assert again.events == 0 and again.new_rows == 0
+
+
+def test_a_failed_write_surfaces_and_nothing_after_it_commits(tmp_path: Path) -> None:
+    """The background writer: batch 1 commits, batch 2 fails, batch 3 must not commit (offsets stay contiguous)."""
+    from collections import Counter
+
+    from trainer.replay import _Batch, _Writer
+
+    class FailingSecondWrite(Warehouse):
+        calls = 0
+
+        def write(self, batches, offsets):  # type: ignore[no-untyped-def]
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("disk full")
+            return super().write(batches, offsets)
+
+    with open_warehouse(tmp_path / "wh.duckdb") as opened:
+        warehouse = FailingSecondWrite(opened.path, opened.con, rebuilt_from=None)
+        writer = _Writer(warehouse)
+        for n in (1, 2, 3):
+            batch = _Batch(tables={}, offsets={("t", 0): n}, events_by_topic=Counter({"t": 1}), rejected=0, tombstones=0)
+            try:
+                writer.submit(batch)
+            except RuntimeError:
+                break
+        with pytest.raises(RuntimeError, match="disk full"):
+            writer.drain()
+        assert warehouse.offsets() == {("t", 0): 1}
+        assert writer.totals.events_by_topic == Counter({"t": 1})

@@ -315,3 +315,14 @@ def test_validation_rules_unchanged_since_batch_rules_mirrored_them(event_type: 
     assert _post_init_hash(event_type) == POST_INIT_SHA256[event_type.__name__], (
         f"{event_type.__name__}.__post_init__ changed: review schemas/batch_rules.py, then update POST_INIT_SHA256"
     )
+
+
+def test_maps_larger_than_the_columnar_limit_take_the_exact_path() -> None:
+    from schemas.columnar import MAX_MAP_ENTRIES
+
+    codec = EventCodec(InMemoryRegistry())
+    small, big = valid_events()[3], FeaturesComputed(signal_id="s", symbol="X", strategy_id="S1", strategy_type="t", feature_set="fs1", features={f"f{i}": float(i) for i in range(MAX_MAP_ENTRIES + 1)}, ts_event=T0)
+    datas = [codec.encode("t", small), codec.encode("t", big)]
+    batch = codec.decode_batch(datas)
+    assert batch.columns[FeaturesComputed][0].tolist() == [0]
+    assert [(i, r) for i, r in batch.singles] == [(1, big)]
