@@ -76,6 +76,10 @@ class ModelCache:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    def mark_champion(self, version: str) -> None:
+        """Record ``version`` (already loaded and verified here) as the champion this cache serves."""
+        self._write_json(self._champion_file, {"version": check_safe_name("version", version)})
+
     def load(self, version: str | None = None) -> CacheLoad:
         """The given version, or the registry's champion, verified; see the module doc for fallbacks."""
         if version is not None:

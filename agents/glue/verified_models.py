@@ -67,6 +67,8 @@ class VerifiedLoader:
             self.report(_health("FAIL", detail, "kept current policy"))
             raise ModelRefused(detail)
         policy = build_policy(loaded.model)
+        if event.alias == "champion":
+            self.cache.mark_champion(event.version)
         self.report(_health("OK", f"model {event.version} verified ({loaded.reason}) and loaded"))
         return policy
 

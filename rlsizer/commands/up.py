@@ -21,17 +21,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rlsizer.processes import ManagedProcess, SeaweedPorts
+from rlsizer.services import DEFAULT_SERVICES
 from rlsizer.stack import KAFKA_BUCKET, EmbeddedStack, StackPorts
 from streams.settings import Settings
 
 ServiceStarter = Callable[[Settings], ManagedProcess]
 
-# --- HOOK: services started after the stack ------------------------------------------------
-# The Faust worker(s) and the trainer go here: each entry receives the stack's settings
-# and returns a started, ready ManagedProcess (use rlsizer.processes.spawn + wait_ready so
-# it dies with `up`). They are supervised like the servers and stopped before the stack.
-EXTRA_SERVICES: tuple[ServiceStarter, ...] = ()
-# -------------------------------------------------------------------------------------------
+# Services started after the stack (rlsizer.services): the worker, the trainer service and
+# the health monitor. Each receives the stack's settings and returns a started, ready
+# ManagedProcess that dies with `up`; they are supervised like the servers and stopped
+# before the stack. `--stack-only` starts none of them.
+EXTRA_SERVICES: tuple[ServiceStarter, ...] = DEFAULT_SERVICES
 
 EXIT_SERVER_DIED = 1
 POLL_SECONDS = 0.2
@@ -42,9 +42,10 @@ class Terminated(BaseException):
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("up", help="run the embedded Kafka, schema registry and S3 until Ctrl-C", description=(__doc__ or "").replace("``", ""))
+    p = subparsers.add_parser("up", help="run the embedded stack (Kafka, registry, S3) with a worker, the trainer and the monitor until Ctrl-C", description=(__doc__ or "").replace("``", ""))
     p.add_argument("--data-dir", type=Path, default=None, help="where events, models and logs live (default: RLSIZER_DATA_DIR or ./.rlsizer)")
     p.add_argument("--memory", action="store_true", help="keep Kafka topics in memory only (lost on stop)")
+    p.add_argument("--stack-only", action="store_true", help="start only Kafka, registry and S3 (no worker, trainer or monitor)")
     p.add_argument("--kafka-port", type=int, default=None, help="default: port of RLSIZER_KAFKA_BOOTSTRAP or 9092")
     p.add_argument("--registry-port", type=int, default=None, help="default: port of RLSIZER_REGISTRY_URL or 8081")
     p.add_argument("--s3-port", type=int, default=None, help="default: port of RLSIZER_S3_ENDPOINT or 8333")
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace, settings: Settings, extra_services: tuple[Serv
     with _terminate_on_signals() as shield:
         try:
             stack.start()
-            for start in extra_services:
+            for start in () if args.stack_only else extra_services:
                 services.append(start(stack.settings))
             processes = stack.processes + services
             print(describe(stack, processes), flush=True)

@@ -39,10 +39,11 @@ def port_args(ports: StackPorts) -> list[str]:
 class Up:
     """A running ``python -m rlsizer up`` with its output collected line by line."""
 
-    def __init__(self, data_dir: Path, ports: StackPorts) -> None:
+    def __init__(self, data_dir: Path, ports: StackPorts, extra: tuple[str, ...] = ("--stack-only",)) -> None:
+        self.extra = extra
         env = {k: v for k, v in os.environ.items() if not k.startswith("RLSIZER_")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rlsizer", "up", "--data-dir", str(data_dir), *port_args(ports)],
+            [sys.executable, "-m", "rlsizer", "up", "--data-dir", str(data_dir), *port_args(ports), *self.extra],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         self.out: list[str] = []

@@ -26,6 +26,10 @@ class FakeCache:
     models: dict = field(default_factory=dict)
     champion: str | None = None
     degraded: bool = False
+    marked: list = field(default_factory=list)
+
+    def mark_champion(self, version):
+        self.marked.append(version)
 
     def load(self, version=None):
         version = version or self.champion
@@ -42,8 +46,10 @@ def published(version: str) -> ModelPublished:
 def test_loader_builds_policy_from_verified_bytes_and_reports_ok():
     reports = []
     loader = VerifiedLoader(FakeCache(models={"v1": verified("v1")}), reports.append)
+    cache = FakeCache(models={"v1": verified("v1")})
+    loader = VerifiedLoader(cache, reports.append)
     policy = loader(published("v1"))
-    assert policy.version == "v1"
+    assert policy.version == "v1" and cache.marked == ["v1"]
     assert [(r.check, r.status) for r in reports] == [("model_integrity", "OK")]
 
 

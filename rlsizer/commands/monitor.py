@@ -1,0 +1,78 @@
+"""``rlsizer monitor``: the 24/7 health monitor (checks, recovery, ``HealthChecked`` events)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from datetime import timedelta
+from typing import Any
+
+from streams.settings import Settings
+
+log = logging.getLogger("rlsizer.monitor")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("monitor", help="run the health monitor: every check on its interval, with self-recovery")
+    parser.add_argument("--once", action="store_true", help="run every check once, recover, publish, exit")
+    parser.set_defaults(func=run)
+
+
+def build_monitor(settings: Settings) -> Any:
+    from agents import health
+    from models import ModelRegistry
+    from models.events import KafkaModelEvents
+    from models.store import make_s3_client
+    from rlsizer import recovery
+    from rlsizer.health_monitor import HealthMonitor, ScheduledCheck
+    from rlsizer.health_probes import standard_checks
+    from streams.codec_factory import make_codec
+    from streams.producer import EventProducer, make_producer
+
+    def registry() -> Any:
+        return ModelRegistry.from_settings(settings)
+
+    def champion_created() -> Any:
+        r = registry()
+        version = r.champion()
+        manifest = r.show(version).manifest if version else None
+        return manifest.created_at if manifest else None
+
+    producer = EventProducer(make_producer(settings), make_codec(settings), settings)
+
+    def publish(event: Any) -> None:
+        producer.send(event)
+        producer.flush(10)
+
+    checks = standard_checks(settings, s3_client_factory=lambda: make_s3_client(settings), champion_created=champion_created)
+    checks.append(ScheduledCheck(component="model", name="model_integrity",
+                                 probe=recovery.model_integrity_probe(settings, registry),
+                                 interval=timedelta(seconds=settings.health_interval_seconds)))
+    models_sink = KafkaModelEvents(settings)
+    actions = {
+        health.ACTION_RESTORE_MODEL: lambda: recovery.restore_models(settings, registry),
+        health.ACTION_REFRESH_MODEL: lambda: recovery.refresh_champion(settings, registry, models_sink),
+        health.ACTION_CLEAN_DISK: lambda: recovery.clean_disk(settings, registry),
+        health.ACTION_RETRY_TRAINING: lambda: recovery.training_retry_note(settings),
+    }
+    return HealthMonitor(checks=checks, publish=publish, actions=actions)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    monitor = build_monitor(settings)
+    if args.once:
+        for e in monitor.run_all():
+            print(f"{e.status:<5} {e.component:<9} {e.check:<18} {e.detail}{'  -> ' + e.action if e.action else ''}")
+        return 1 if monitor.overall() == "FAIL" else 0
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("health monitor running; checks every %.0f s", settings.health_interval_seconds)
+    while not stop.is_set():
+        monitor.run_due()
+        stop.wait(max(1.0, monitor.seconds_until_next()))
+    log.info("health monitor stopped")
+    return 0

@@ -1,0 +1,107 @@
+"""What the health monitor does about what it finds: the recovery actions, and the model-integrity probe.
+
+- ``restore_model``: every worker's local model cache is checked; a corrupt copy of
+  the champion is restored from the cache's backup or re-fetched from S3 (verified).
+- ``refresh_model``: re-announce the registry's champion on the models topic, so a
+  worker that missed the event (or serves a stale model) reloads it.
+- ``clean_disk``: old cached model versions, old reports and set-aside warehouses go.
+- ``retry_training``: the trainer service retries with exponential backoff by
+  itself; the monitor reports when the next attempt is due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agents import health
+from agents.health import CheckResult
+from streams.settings import Settings
+from trainer.status import load_status
+
+KEEP_REPORTS = 20
+
+
+def worker_caches(settings: Settings, registry: Any) -> list[Any]:
+    from models.cache import ModelCache
+
+    root = Path(settings.data_dir) / "worker"
+    return [ModelCache(d / "models", registry) for d in sorted(root.glob("*")) if (d / "models").is_dir()]
+
+
+def _verify_cached(cache: Any, version: str) -> str | None:
+    """None when the cached copy of ``version`` verifies, else what is wrong with it."""
+    from models.errors import ModelVerificationError
+    from models.store import ARTIFACT_FILE, MANIFEST_FILE, SIGNATURE_FILE
+
+    folder = cache.directory / "versions" / version
+    parts = [(folder / name).read_bytes() if (folder / name).exists() else None
+             for name in (ARTIFACT_FILE, MANIFEST_FILE, SIGNATURE_FILE)]
+    try:
+        cache.registry.verify_local(*parts, version)
+    except ModelVerificationError as exc:
+        return str(exc)
+    return None
+
+
+def model_integrity_probe(settings: Settings, registry_factory: Callable[[], Any]) -> Callable[[datetime], CheckResult]:
+    def probe(now: datetime) -> CheckResult:
+        caches = worker_caches(settings, registry_factory())
+        problems = []
+        checked = 0
+        for cache in caches:
+            version = cache.cached_champion()
+            if version is None:
+                continue
+            checked += 1
+            problem = _verify_cached(cache, version)
+            if problem:
+                problems.append(f"{cache.directory}: {version}: {problem}")
+        if problems:
+            return health.model_integrity(False, "; ".join(problems))
+        return health.model_integrity(True, f"{checked} cached champion(s) verified" if checked else "no cached model yet")
+    return probe
+
+
+def restore_models(settings: Settings, registry_factory: Callable[[], Any]) -> str:
+    done = []
+    for cache in worker_caches(settings, registry_factory()):
+        version = cache.cached_champion()
+        if version is not None and _verify_cached(cache, version):
+            loaded = cache.load(version)
+            done.append(f"{version}: {loaded.reason}" if loaded.model else f"{version}: NOT restored ({loaded.reason})")
+    return "; ".join(done) or "nothing to restore"
+
+
+def refresh_champion(settings: Settings, registry_factory: Callable[[], Any], send: Callable[[Any], None]) -> str:
+    registry = registry_factory()
+    version = registry.champion()
+    if version is None:
+        return "no champion in the registry; the rule policy serves"
+    send(registry.alias_event("champion", version))
+    return f"re-announced champion {version}"
+
+
+def clean_disk(settings: Settings, registry_factory: Callable[[], Any]) -> str:
+    removed = 0
+    for cache in worker_caches(settings, registry_factory()):
+        removed += len(cache.cleanup(keep=2))
+    reports = sorted((Path(settings.data_dir) / "reports").glob("*.html"), key=lambda p: p.stat().st_mtime)
+    for old in reports[:-KEEP_REPORTS]:
+        old.unlink(missing_ok=True)
+        removed += 1
+    for bad in Path(settings.data_dir).glob("*.bad-*"):
+        bad.unlink(missing_ok=True)
+        removed += 1
+    return f"removed {removed} old file(s)"
+
+
+def training_retry_note(settings: Settings) -> str:
+    status = load_status(settings.data_dir)
+    delay = health.backoff_delay(status.consecutive_failures, base_seconds=min(60.0, settings.train_interval_seconds),
+                                 cap_seconds=settings.train_interval_seconds)
+    if status.last_attempt is None:
+        return "the trainer service has not attempted a round yet"
+    return f"trainer service retries by itself; next attempt due {delay:.0f} s after {status.last_attempt.isoformat()}"

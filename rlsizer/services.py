@@ -1,0 +1,43 @@
+"""The long-running rlsizer processes that ``rlsizer up`` (and the demo) start next to the stack.
+
+Each starter takes the stack's settings and returns a started, ready ``ManagedProcess``
+(it dies with its parent). The same commands run one per container in docker-compose.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rlsizer.processes import ManagedProcess, spawn, wait_ready
+from streams.settings import Settings
+
+READY_TIMEOUT = 90.0
+
+
+def _log_dir(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "logs"
+
+
+def _rlsizer(settings: Settings, name: str, *args: str) -> ManagedProcess:
+    return spawn(name, [sys.executable, "-m", "rlsizer", *args], _log_dir(settings) / f"{name}.log", settings.to_env())
+
+
+def start_worker(settings: Settings, *, worker_id: str = "0", timeout: float = READY_TIMEOUT) -> ManagedProcess:
+    """One Faust worker; ready when Faust reports it has joined and recovered its tables."""
+    proc = _rlsizer(settings, f"worker-{worker_id}", "worker", "--id", worker_id)
+    wait_ready(proc, lambda: "[^Worker]: Ready" in proc.log_path.read_text(errors="replace"), timeout, "report ready")
+    return proc
+
+
+def start_trainer(settings: Settings) -> ManagedProcess:
+    """The trainer service: a round every RLSIZER_TRAIN_INTERVAL_SECONDS once enough new outcomes arrived."""
+    return _rlsizer(settings, "trainer", "trainer")
+
+
+def start_monitor(settings: Settings) -> ManagedProcess:
+    """The health monitor: every check on its interval, recovery actions, HealthChecked events."""
+    return _rlsizer(settings, "monitor", "monitor")
+
+
+DEFAULT_SERVICES = (start_worker, start_trainer, start_monitor)
