@@ -21,7 +21,11 @@ from streams.security import kafka_login_error, registry_requests_kwargs
 from streams.settings import Settings
 from trainer.status import load_status
 
-WORKER_GROUP = "rlsizer-worker"
+
+
+def worker_group(settings: Settings) -> str:
+    """The workers' consumer group (Faust's app id, ``agents.app.app_id``)."""
+    return f"{settings.topic_prefix or 'rlsizer'}-worker"
 
 
 def kafka_probe(settings: Settings) -> Callable[[datetime], CheckResult]:
@@ -95,8 +99,8 @@ def data_probe(settings: Settings, hours: health.MarketHours = health.MarketHour
     return probe
 
 
-def consumer_lag(settings: Settings, topic: str, group: str = WORKER_GROUP) -> int:
-    consumer = _consumer(settings, group)
+def consumer_lag(settings: Settings, topic: str, group: str | None = None) -> int:
+    consumer = _consumer(settings, group or worker_group(settings))
     try:
         meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
         if meta is None:
