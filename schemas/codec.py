@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -151,34 +150,28 @@ class EventCodec:
         and checked with ``schemas.batch_rules``; any row either is unsure about goes
         through ``decode``, so events, errors and reasons are those of ``decode``.
         """
-        groups: dict[bytes, list[int]] = defaultdict(list)
-        slow: list[int] = []
-        for i, data in enumerate(datas):
-            if data is not None and len(data) >= _HEADER.size and data[0] == MAGIC_BYTE:
-                groups[data[1:5]].append(i)
-            else:
-                slow.append(i)
+        groups, slow = _group_by_schema_id(datas)
         columns: dict[type[Event], tuple[np.ndarray, dict[str, pa.Array]]] = {}
-        for header, positions in groups.items():
+        for schema_id, positions in groups.items():
             try:
-                _, ours, same = self._writer(int.from_bytes(header, "big"))
+                _, ours, same = self._writer(schema_id)
             except DecodeError:
                 same = False
             if not same or ours.event_type in self._not_columnar:
-                slow += positions
+                slow += positions.tolist()
                 continue
             try:
-                decoded = decode_columns(schema_dict(ours.event_type), [datas[i] for i in positions], skip=_HEADER.size)
+                decoded = decode_columns(schema_dict(ours.event_type), [datas[i] for i in positions.tolist()], skip=_HEADER.size)
             except Unsupported:
                 self._not_columnar.add(ours.event_type)
-                slow += positions
+                slow += positions.tolist()
                 continue
-            index = np.asarray(positions, dtype=np.int64)
+            index = positions
             good = decoded.ok.copy()
-            good[good] = surely_valid(ours.event_type, {k: v.filter(pa.array(good)) for k, v in decoded.arrays.items()})
+            exact = _rows(decoded.arrays, good)
+            good[good] = surely_valid(ours.event_type, exact)
             if good.any():
-                mask = pa.array(good)
-                columns[ours.event_type] = (index[good], {k: v.filter(mask) for k, v in decoded.arrays.items()})
+                columns[ours.event_type] = (index[good], _rows(decoded.arrays, good))
             slow += index[~good].tolist()
         singles: list[tuple[int, Event | Exception]] = []
         for i in sorted(slow):
@@ -210,6 +203,31 @@ class EventCodec:
         cached = (ours.parsed if same else _parse(text), ours, same)
         self._writers[schema_id] = cached
         return cached
+
+
+def _group_by_schema_id(datas: Sequence[bytes]) -> tuple[dict[int, np.ndarray], list[int]]:
+    """Positions of Confluent-framed messages per schema id, and the positions of all others."""
+    try:
+        lengths = np.fromiter(map(len, datas), np.int64, len(datas))
+        joined = b"".join(datas)
+    except TypeError:  # None among them: not framed
+        lengths = np.fromiter((0 if d is None else len(d) for d in datas), np.int64, len(datas))
+        joined = b"".join(d or b"" for d in datas)
+    buf = np.frombuffer(joined + bytes(_HEADER.size), np.uint8)
+    starts = np.cumsum(lengths) - lengths
+    framed = (lengths >= _HEADER.size) & (buf[starts] == MAGIC_BYTE)
+    ids = np.zeros(len(datas), np.int64)
+    for k in range(1, _HEADER.size):
+        ids = (ids << 8) | buf[starts + k]
+    groups = {int(schema_id): np.flatnonzero(framed & (ids == schema_id)) for schema_id in np.unique(ids[framed])}
+    return groups, np.flatnonzero(~framed).tolist()
+
+
+def _rows(arrays: dict[str, pa.Array], mask: np.ndarray) -> dict[str, pa.Array]:
+    if mask.all():
+        return arrays
+    keep = pa.array(mask)
+    return {name: array.filter(keep) for name, array in arrays.items()}
 
 
 def to_record(names: tuple[str, ...], event: Event) -> dict[str, Any]:

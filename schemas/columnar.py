@@ -50,6 +50,8 @@ class _Cursor:
 
     def __init__(self, bodies: Sequence[bytes], skip: int) -> None:
         lengths = np.fromiter(map(len, bodies), np.int64, len(bodies))
+        if (lengths < skip).any():
+            raise ValueError(f"every body needs at least {skip} bytes before its Avro data")
         self.end = np.cumsum(lengths)
         self.pos = self.end - lengths + skip
         self.limit = int(self.end[-1]) if len(bodies) else 0
@@ -102,13 +104,15 @@ class _Cursor:
         data = self.buf[index]
         bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
         nulls = 0 if valid is None else int(len(valid) - valid.sum())
-        return pa.Array.from_buffers(pa.large_binary(), len(start), [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=nulls)
+        small = offsets[-1] < 2**31
+        arrow_type, offsets = (pa.binary(), offsets.astype(np.int32)) if small else (pa.large_binary(), offsets)
+        return pa.Array.from_buffers(arrow_type, len(start), [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=nulls)
 
 
 def _utf8(cursor: _Cursor, rows: np.ndarray, array: pa.Array) -> pa.Array:
     """``array`` as strings; rows whose bytes are not UTF-8 are marked bad (and emptied)."""
     try:
-        return array.cast(pa.large_string()).cast(pa.string())
+        return array.cast(pa.string() if array.type == pa.binary() else pa.large_string())
     except pa.ArrowInvalid:
         values = array.to_pylist()
         for i, value in enumerate(values):
@@ -245,8 +249,6 @@ def decode_columns(schema: dict[str, Any], bodies: Sequence[bytes], *, skip: int
     """
     if schema.get("type") != "record":
         raise Unsupported("only record schemas are decoded in columns")
-    if any(len(b) < skip for b in bodies):
-        raise ValueError(f"every body needs at least {skip} bytes before its Avro data")
     cursor = _Cursor(bodies, skip)
     rows = np.arange(len(bodies))
     arrays = {f["name"]: _read(cursor, rows, f["type"]) for f in schema["fields"]}

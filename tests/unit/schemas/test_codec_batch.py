@@ -326,3 +326,12 @@ def test_maps_larger_than_the_columnar_limit_take_the_exact_path() -> None:
     batch = codec.decode_batch(datas)
     assert batch.columns[FeaturesComputed][0].tolist() == [0]
     assert [(i, r) for i, r in batch.singles] == [(1, big)]
+
+
+def test_none_and_short_messages_are_refused_like_decode() -> None:
+    codec = EventCodec(InMemoryRegistry())
+    good = codec.encode("t", make_bar())
+    datas: list[Any] = [None, good, b"\x00\x00\x00", good]
+    batch = codec.decode_batch(datas)
+    assert batch.columns[BarClosed][0].tolist() == [1, 3]
+    assert [(i, getattr(r, "kind", None)) for i, r in batch.singles] == [(0, "malformed"), (2, "malformed")]
