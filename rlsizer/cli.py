@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -43,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -50,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    # SIGTERM unwinds like Ctrl-C, so every command's cleanup (finally blocks that stop
+    # child processes) runs; commands with their own handlers (up, worker) replace it.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         settings = Settings.from_env()
         return int(func(args, settings) or 0)
