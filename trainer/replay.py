@@ -64,6 +64,8 @@ class ReplayStats:
     tombstones: int  # null-valued records (compaction deletes), skipped
     seconds: float
     rebuilt_from: str | None = None  # why the warehouse was rebuilt, if it was
+    decode_seconds: float = 0.0  # decoding and building Arrow batches (the consuming thread)
+    write_seconds: float = 0.0  # DuckDB transactions (the writer thread, overlapping the decoding)
 
     @property
     def events(self) -> int:
@@ -78,7 +80,7 @@ class ReplayStats:
         lines.append(
             f"read {self.events} records in {self.seconds:.2f} s ({self.events_per_second:,.0f}/s): "
             f"{self.new_rows} new rows, {self.duplicates} duplicates skipped, {self.rejected} rejected, "
-            f"{self.tombstones} tombstones"
+            f"{self.tombstones} tombstones; decode {self.decode_seconds:.2f} s, write {self.write_seconds:.2f} s"
         )
         if self.rebuilt_from:
             lines.append(f"warehouse rebuilt: {self.rebuilt_from}")
@@ -113,6 +115,7 @@ class _Pending:
         """Decode every pending message in one batch: the rows per table and the offsets they advance."""
         if not self.messages:
             return None
+        started = time.perf_counter()
         messages = self.messages.copy()
         self.messages.clear()  # in place: the consume loop holds its append
         topics = [m.topic() for m in messages]
@@ -150,6 +153,7 @@ class _Pending:
             events_by_topic=Counter(topics),
             rejected=rejected,
             tombstones=len(messages) - len(present),
+            decode_seconds=time.perf_counter() - started,
         )
 
 
@@ -162,6 +166,7 @@ class _Batch:
     events_by_topic: Counter[str]
     rejected: int
     tombstones: int
+    decode_seconds: float
 
 
 class _Writer:
@@ -184,12 +189,13 @@ class _Writer:
         while (batch := self._queue.get()) is not None:
             if self._error is not None:
                 continue  # after a failure, nothing later may commit (offsets must stay contiguous)
+            started = time.perf_counter()
             try:
                 result = self._warehouse.write(batch.tables, batch.offsets)
             except BaseException as exc:  # handed to the caller's thread
                 self._error = exc
                 continue
-            self.totals.add(batch, result)
+            self.totals.add(batch, result, time.perf_counter() - started)
 
     def submit(self, batch: _Batch | None) -> None:
         self._raise()
@@ -216,13 +222,17 @@ class _Totals:
     duplicates: int = 0
     rejected: int = 0
     tombstones: int = 0
+    decode_seconds: float = 0.0
+    write_seconds: float = 0.0
 
-    def add(self, batch: _Batch, result: WriteResult) -> None:
+    def add(self, batch: _Batch, result: WriteResult, write_seconds: float) -> None:
         self.events_by_topic.update(batch.events_by_topic)
         self.new_rows += result.new_rows
         self.duplicates += result.duplicates
         self.rejected += batch.rejected
         self.tombstones += batch.tombstones
+        self.decode_seconds += batch.decode_seconds
+        self.write_seconds += write_seconds
 
 
 def consumer_config(settings: Settings) -> dict[str, object]:
@@ -339,4 +349,6 @@ def replay(
         tombstones=totals.tombstones,
         seconds=time.perf_counter() - started,
         rebuilt_from=rebuilt_from,
+        decode_seconds=totals.decode_seconds,
+        write_seconds=totals.write_seconds,
     )

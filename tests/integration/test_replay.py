@@ -228,7 +228,7 @@ def test_a_failed_write_surfaces_and_nothing_after_it_commits(tmp_path: Path) ->
         warehouse = FailingSecondWrite(opened.path, opened.con, rebuilt_from=None)
         writer = _Writer(warehouse)
         for n in (1, 2, 3):
-            batch = _Batch(tables={}, offsets={("t", 0): n}, events_by_topic=Counter({"t": 1}), rejected=0, tombstones=0)
+            batch = _Batch(tables={}, offsets={("t", 0): n}, events_by_topic=Counter({"t": 1}), rejected=0, tombstones=0, decode_seconds=0.0)
             try:
                 writer.submit(batch)
             except RuntimeError:
