@@ -34,7 +34,7 @@ from agents.glue.handlers import Effects, Handlers, Outgoing, Source, history_ke
 from agents.glue.models import LoadModel, ModelWatcher, default_load_model
 from agents.glue.ports import Pipeline, default_pipeline
 from agents.glue.reconcile import Reconciler
-from agents.glue.transport import faust_settings, install_transport, worker_datadir
+from agents.glue.transport import FETCH_MAX_WAIT_MS, faust_settings, install_transport, worker_datadir
 from schemas.codec import EventCodec
 from schemas.events import BarClosed, OrderFilled, SignalRaised, TradeClosed
 from schemas.registry_client import HttpSchemaRegistry
@@ -214,7 +214,7 @@ def _attach_threads(app: Any, settings: Settings, codec: EventCodec, slot: Any, 
                 reconciler = Reconciler(
                     settings, codec,
                     consumer=make_consumer(settings, f"{app_id(settings)}-reconciler",
-                                           **{"partition.assignment.strategy": "range"}),
+                                           **{"partition.assignment.strategy": "range", "fetch.wait.max.ms": FETCH_MAX_WAIT_MS}),
                     producer=make_producer(settings), after_s=reconcile_after_s, decidable=decidable,
                 )
                 reconciler.start()

@@ -74,7 +74,12 @@ class ReconcileState:
 
     def saw_signal(self, signal_id: str, partition: int, offset: int, key: bytes | None, value: bytes, now: float) -> None:
         self.next_signal_offset[partition] = max(self.next_signal_offset.get(partition, 0), offset + 1)
-        if signal_id in self.decided or signal_id in self.pending:
+        if signal_id in self.decided:
+            # Its decision was read first (catching up a backlog reads both topics in
+            # any order): it still proves the worker got past this offset.
+            self.decided_upto[partition] = max(self.decided_upto.get(partition, -1), offset)
+            return
+        if signal_id in self.pending:
             return
         self.pending[signal_id] = _Pending(partition, offset, key, value, now + self.after_s)
 

@@ -38,3 +38,17 @@ def test_a_decided_or_duplicate_signal_is_not_pending_again():
     assert list(st.pending) == ["b"] and st.pending["b"].offset == 5
     st.forget({0})
     assert st.pending == {} and st.commit_offsets("s", "d") == []
+
+
+def test_a_decision_read_before_its_signal_still_exposes_an_earlier_skipped_one():
+    """After a takeover the reconciler catches up both topics in any order."""
+    st = ReconcileState(after_s=2.0)
+    st.saw_signal("a", 0, 10, b"k", b"va", now=0.0)  # skipped by the worker
+    st.saw_decision("b", 0, 50)  # b's decision arrives before b itself
+    st.saw_signal("b", 0, 11, b"k", b"vb", now=0.0)
+    assert [p.offset for p in st.due(now=2.5)] == [10]
+    st2 = ReconcileState(after_s=2.0)
+    st2.saw_decision("b", 1, 50)
+    st2.saw_signal("b", 1, 11, b"k", b"vb", now=0.0)
+    st2.saw_signal("c", 1, 12, b"k", b"vc", now=0.0)  # after b: merely queued
+    assert st2.due(now=5.0) == []
