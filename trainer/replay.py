@@ -203,15 +203,27 @@ class _Writer:
 
     def _run(self) -> None:
         while (batch := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # after a failure, nothing later may commit (offsets must stay contiguous)
-            started = time.perf_counter()
             try:
-                result = self._warehouse.write(batch.tables, batch.offsets)
-            except BaseException as exc:  # handed to the caller's thread
-                self._error = exc
-                continue
-            self.totals.add(batch, result, time.perf_counter() - started)
+                self._write(batch)
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def _write(self, batch: _Batch) -> None:
+        if self._error is not None:
+            return  # after a failure, nothing later may commit (offsets must stay contiguous)
+        started = time.perf_counter()
+        try:
+            result = self._warehouse.write(batch.tables, batch.offsets)
+        except BaseException as exc:  # handed to the caller's thread
+            self._error = exc
+            return
+        self.totals.add(batch, result, time.perf_counter() - started)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or being written."""
+        return self._queue.unfinished_tasks == 0
 
     def submit(self, batch: _Batch | None) -> None:
         self._raise()
@@ -347,8 +359,9 @@ def replay(
                         else:
                             log.warning("retriable consumer error: %s", err.str())
                     bar.update(read)
-                    if len(pending.messages) >= flush_rows:
-                        writer.submit(pending.take(codec))
+                    waiting = len(pending.messages)
+                    if waiting >= flush_rows or (writer.idle and waiting >= flush_rows // 5):
+                        writer.submit(pending.take(codec))  # an idle writer gets work early
                 writer.submit(pending.take(codec))
                 totals = writer.drain()
         finally:
