@@ -22,6 +22,7 @@ for why Faust alone does not guarantee it).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -31,6 +32,7 @@ from mode import Service
 
 from agents.glue.fills import FillHandlers, TradeEffects, open_ids, signal_record
 from agents.glue.handlers import Effects, Handlers, Outgoing, Source, history_key
+from agents.glue.metrics import WorkerMetrics
 from agents.glue.models import LoadModel, ModelWatcher, default_load_model
 from agents.glue.ports import Pipeline, default_pipeline
 from agents.glue.reconcile import Reconciler
@@ -65,8 +67,11 @@ def create_app(
     codec = codec or EventCodec(HttpSchemaRegistry(settings.registry_url, basic_auth=settings.registry_basic_auth or None))
     slot = slot if slot is not None else pipeline.new_slot()
     strategy_map = pipeline.strategy_map_from_spec(settings.strategy_map)
-    handlers = Handlers(settings, codec, pipeline, strategy_map, slot)
+    metrics = WorkerMetrics()
+    handlers = Handlers(settings, codec, pipeline, strategy_map, slot, metrics=metrics)
     fill_handlers = FillHandlers(handlers)
+    load_model = _counting(load_model, metrics)
+    metrics.serving(getattr(slot.current, "version", None))
     if reconcile_after_s is None:
         reconcile_after_s = max(2.0, 4 * settings.decision_timeout_ms / 1000)
 
@@ -107,6 +112,35 @@ def create_app(
             open_trades[symbol] = effects.open_index
         await apply(effects.as_effects(), src)
 
+    async def bar_caught_up(sym: bytes, ts_event: Any) -> None:
+        """Wait (bounded by ``signal_bar_wait_ms``) until the bar closing at the signal's time is applied.
+
+        Bars and signals arrive on different topics, read by different agents: a
+        signal published right after its bar can be picked up first. Features must
+        see that bar (live and replay agree), so the signal waits for it a little.
+        A symbol without any bar yet does not wait (it is decided by the fallback).
+        """
+        raw = symbol_state.get(sym)
+        if raw is None or settings.signal_bar_wait_ms <= 0:
+            return
+        ts_us = int(ts_event.timestamp() * 1_000_000)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.signal_bar_wait_ms / 1000
+        while (pipeline.symbol_state_from_bytes(raw).last_ts_us or 0) < ts_us and loop.time() < deadline:
+            await asyncio.sleep(0.002)
+            raw = symbol_state.get(sym) or raw
+
+    def apply_outcome(trade: TradeClosed, src: Source) -> Effects:
+        """Fold a trade into strategy history and account (idempotent by signal_id)."""
+        sym = trade.symbol.encode()
+        hkey = history_key(trade.symbol, trade.strategy_id).encode()
+        effects = handlers.on_outcome(src, trade, history=history.get(hkey), account=account.get(sym))
+        if effects.history is not None:
+            history[hkey] = effects.history
+        if effects.account is not None:
+            account[sym] = effects.account
+        return effects
+
     def source(event: Any) -> Source:
         m = event.message
         return Source(m.topic, m.partition, m.offset, m.key, m.value)
@@ -139,6 +173,8 @@ def create_app(
                 continue
             sym = signal.symbol.encode()
             hkey = history_key(signal.symbol, signal.strategy_id).encode()
+            if decided.get(signal.signal_id.encode()) is None:
+                await bar_caught_up(sym, signal.ts_event)
             effects = handlers.on_signal(
                 src, signal,
                 decided=decided.get(signal.signal_id.encode()),
@@ -162,14 +198,7 @@ def create_app(
             if isinstance(trade, Effects):
                 await apply(trade, src)
                 continue
-            sym = trade.symbol.encode()
-            hkey = history_key(trade.symbol, trade.strategy_id).encode()
-            effects = handlers.on_outcome(src, trade, history=history.get(hkey), account=account.get(sym))
-            if effects.history is not None:
-                history[hkey] = effects.history
-            if effects.account is not None:
-                account[sym] = effects.account
-            await apply(effects, src)
+            await apply(apply_outcome(trade, src), src)
 
     @app.agent(raw_topic("fills"), name="fills")
     async def fills_agent(stream: Any) -> None:
@@ -183,9 +212,39 @@ def create_app(
             effects = fill_handlers.on_fill(src, fill, record=trades.get(fill.signal_id.encode()),
                                             open_index=open_trades.get(sym))
             await apply_trades(effects, sym, src)
+            for closed in effects.closed:  # applied here at once; the copy on the outcomes topic is a no-op
+                metrics.outcomes.inc()
+                apply_outcome(closed, src)
 
+    if settings.worker_web_port > 0:
+        @app.page("/health")
+        async def health_view(self: Any, request: Any) -> Any:
+            return self.json(metrics.health(slot, True))
+
+        @app.page("/metrics")
+        async def metrics_view(self: Any, request: Any) -> Any:
+            body, content_type = metrics.exposition()
+            return self.bytes(body, content_type=content_type)
+
+    app.rlsizer_metrics = metrics  # type: ignore[attr-defined]  # for tests and embedding
     _attach_threads(app, settings, codec, slot, load_model, reconcile_after_s, strategy_map)
     return app
+
+
+def _counting(load_model: LoadModel, metrics: WorkerMetrics) -> LoadModel:
+    """``load_model`` that records swaps (and refusals) in the metrics."""
+
+    def load(event: Any) -> Any:
+        try:
+            policy = load_model(event)
+        except Exception:
+            metrics.model_swaps.labels("refused").inc()
+            raise
+        metrics.model_swaps.labels("loaded").inc()
+        metrics.serving(getattr(policy, "version", None))
+        return policy
+
+    return load
 
 
 def _attach_threads(app: Any, settings: Settings, codec: EventCodec, slot: Any, load_model: LoadModel,

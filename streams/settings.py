@@ -58,6 +58,8 @@ class Settings:
     data_dir: Path = Path(".rlsizer")
     # Worker
     worker_web_port: int = 6066
+    worker_web_host: str = "127.0.0.1"
+    signal_bar_wait_ms: int = 100
     decision_timeout_ms: int = 500
     strategy_map: str = ""
     # Trainer

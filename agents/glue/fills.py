@@ -24,7 +24,7 @@ from typing import Any
 
 from agents.glue.handlers import Effects, Handlers, Outgoing, Source
 from agents.outcomes import OpenTrade, OutcomeRejected, close_trade, mark, open_trade, reject_fill
-from schemas.events import BarClosed, OrderFilled, SignalRaised
+from schemas.events import BarClosed, OrderFilled, SignalRaised, TradeClosed
 
 NONE, OPEN, CLOSED = "none", "open", "closed"
 
@@ -36,6 +36,7 @@ class TradeEffects:
     trades: tuple[tuple[bytes, bytes], ...] = ()
     open_index: bytes | None = None  # new value of the symbol's open-trade index, None = unchanged
     outgoing: tuple[Outgoing, ...] = ()
+    closed: tuple[TradeClosed, ...] = ()  # trades closed by this fill, for the worker's own state
 
     def as_effects(self) -> Effects:
         return Effects(outgoing=self.outgoing)
@@ -114,7 +115,7 @@ class FillHandlers:
         out = self.base._out(closed)
         new = {"state": CLOSED, "fills": [*doc["fills"], fill.event_id], "closed": base64.b64encode(out.value).decode()}
         return TradeEffects(trades=((fill.signal_id.encode(), _dump(new)),),
-                            open_index=open_index_remove(open_index, fill.signal_id), outgoing=(out,))
+                            open_index=open_index_remove(open_index, fill.signal_id), outgoing=(out,), closed=(closed,))
 
     def on_bar(self, bar: BarClosed, records: dict[str, bytes | None]) -> TradeEffects:
         """Fold a closed bar into every open trade of its symbol (MAE/MFE)."""

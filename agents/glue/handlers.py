@@ -69,9 +69,12 @@ class Handlers:
     strategy_map: Any
     slot: Any
     clock: Callable[[], datetime] = field(default=utc_now)
+    metrics: Any = None  # agents.glue.metrics.WorkerMetrics, when the app exposes metrics
 
     # -- helpers -------------------------------------------------------------------
     def reject(self, src: Source, kind: str, reason: str) -> Effects:
+        if self.metrics is not None:
+            self.metrics.rejected(kind)
         letter = dead_letter(src.topic, src.partition, src.offset, src.key, src.value, reason, kind)
         topic, key, value = encode_dead_letter(self.codec, self.settings, letter)
         return Effects(outgoing=(Outgoing(topic, key, value),), rejected=True)
@@ -142,6 +145,8 @@ class Handlers:
         if decision.latency_us == 0:  # pure code may leave timing to the glue
             decision = replace(decision, latency_us=(time.perf_counter_ns() - started) // 1000)
         out_decision = self._out(decision)
+        if self.metrics is not None:
+            self.metrics.decided(decision)
         return Effects(
             outgoing=(self._out(features), out_decision),
             account=p.on_decision(acct, decision).to_bytes(),

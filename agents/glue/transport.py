@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from streams.security import faust_broker_credentials
 from streams.settings import Settings
 
 FETCH_MAX_WAIT_MS = 100
@@ -95,29 +96,12 @@ def faust_settings(settings: Settings, *, worker_id: str) -> dict[str, Any]:
         "datadir": str(worker_datadir(settings, worker_id)),
         "web_enabled": settings.worker_web_port > 0,
         "web_port": settings.worker_web_port or 6066,
-        "web_host": "127.0.0.1",
+        "web_host": settings.worker_web_host,
         "store": "memory://",
         "table_cleanup_interval": 3600.0,
         "worker_redirect_stdouts": False,
     }
-    if settings.kafka_security_protocol != "PLAINTEXT":
-        conf["broker_credentials"] = _credentials(settings)
+    credentials = faust_broker_credentials(settings)
+    if credentials is not None:
+        conf["broker_credentials"] = credentials
     return conf
-
-
-def _credentials(settings: Settings) -> Any:
-    import faust
-
-    ssl_context = None
-    if settings.kafka_ssl_ca_location:
-        import ssl
-
-        ssl_context = ssl.create_default_context(cafile=settings.kafka_ssl_ca_location)
-    if settings.kafka_sasl_mechanism:
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password,
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=ssl_context,
-        )
-    return faust.SSLCredentials(ssl_context)

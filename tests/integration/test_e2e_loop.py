@@ -16,10 +16,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import requests
 from confluent_kafka.admin import AdminClient
 
 from models import ModelRegistry
 from models.events import KafkaModelEvents
+from rlsizer.processes import free_port
 from rlsizer.reference.data import load_dataset
 from rlsizer.reference.loop import RunConfig, Runner
 from rlsizer.services import start_worker
@@ -37,7 +39,7 @@ LEARN, SERVE = 420, 120
 
 @pytest.fixture
 def esettings(settings: Settings, tmp_path: Path) -> Settings:
-    s = replace(settings, topic_prefix=f"e2e{uuid.uuid4().hex[:8]}", topic_partitions=2, worker_web_port=0,
+    s = replace(settings, topic_prefix=f"e2e{uuid.uuid4().hex[:8]}", topic_partitions=2, worker_web_port=free_port(),
                 data_dir=tmp_path, model_name=f"e2e-{uuid.uuid4().hex[:8]}", decision_timeout_ms=5000)
     ensure_topics(AdminClient(s.kafka_config()), new_topics(s, include_schemas=False))
     return s
@@ -66,6 +68,9 @@ def test_signals_to_decisions_to_outcomes_to_model_to_decisions(esettings: Setti
 
             runner.advance(LEARN + SERVE, progress=False)
             total = runner.finish()
+            web = f"http://127.0.0.1:{s.worker_web_port}"
+            state = requests.get(f"{web}/health", timeout=5).json()
+            metrics = requests.get(f"{web}/metrics", timeout=5).text
             wh = default_path(s.data_dir)
             deadline = time.monotonic() + 30
             while True:  # the worker derives outcomes asynchronously: wait for the last exit fills
@@ -88,3 +93,7 @@ def test_signals_to_decisions_to_outcomes_to_model_to_decisions(esettings: Setti
     assert outcomes == total.exits, "the worker derives exactly one TradeClosed per round trip"
     assert by_model.get(result.version, 0) > 10, f"later decisions were not made by the new model: {by_model}"
     assert total.signals > learned_signals and total.timeouts == 0 and dup == 0
+    assert state["model_version"] == result.version and state["policy"] == "MODEL" and state["decisions"] >= total.signals
+    model_decisions = [line for line in metrics.splitlines() if line.startswith('rlsizer_decisions_total{policy="MODEL"}')]
+    assert model_decisions and float(model_decisions[0].split()[-1]) == by_model[result.version], metrics[:3000]
+    assert f'rlsizer_model_info{{version="{result.version}"}} 1.0' in metrics

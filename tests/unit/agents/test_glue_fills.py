@@ -34,6 +34,7 @@ class World:
         return signal
 
     def _apply(self, effects) -> None:
+        self.closed = getattr(self, "closed", []) + list(effects.closed)
         for key, value in effects.trades:
             self.trades[key] = value
         if effects.open_index is not None:
@@ -74,6 +75,7 @@ def test_entry_then_bars_then_exit_gives_one_trade_with_excursions():
     assert trade.pnl == pytest.approx(30.0 - 2.0)
     assert trade.mae_r == pytest.approx(-2.0) and trade.mfe_r == pytest.approx(4.0)
     assert open_ids(w.open[b"AAPL"]) == []
+    assert w.closed == [trade], "the worker folds the trade into its own state at once"
 
 
 def test_redelivered_exit_resends_the_same_outcome_and_entry_is_idempotent():
