@@ -97,6 +97,7 @@ def faust_settings(settings: Settings, *, worker_id: str) -> dict[str, Any]:
         "web_enabled": settings.worker_web_port > 0,
         "web_port": settings.worker_web_port or 6066,
         "web_host": settings.worker_web_host,
+        "web_bind": settings.worker_web_host,
         "store": "memory://",
         "table_cleanup_interval": 3600.0,
         "worker_redirect_stdouts": False,

@@ -18,7 +18,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--serve-bars", type=int, default=DEFAULT_SERVE_BARS, help="at most this many bars per market after the split")
     parser.add_argument("--updates", type=int, default=DEFAULT_UPDATES, help="CVaR-PPO updates in the training round")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--memory", action="store_true", help="throwaway in-memory broker storage")
+    parser.add_argument("--durable", action="store_true", help="store the topics in SeaweedFS like `rlsizer up` (slower)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
 
@@ -27,5 +27,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from rlsizer.demo import DemoConfig, run_demo
 
     result = run_demo(DemoConfig(data_dir=args.data_dir, max_learn_bars=args.learn_bars, max_serve_bars=args.serve_bars,
-                                 updates=args.updates, seed=args.seed, memory=args.memory, progress=not args.no_progress))
+                                 updates=args.updates, seed=args.seed, memory=not args.durable, progress=not args.no_progress))
     return 0 if result.report_path is not None else 1

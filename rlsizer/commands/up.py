@@ -16,11 +16,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from rlsizer.processes import ManagedProcess, SeaweedPorts
+from rlsizer.processes import ManagedProcess, SeaweedPorts, require_free
 from rlsizer.services import DEFAULT_SERVICES
 from rlsizer.stack import KAFKA_BUCKET, EmbeddedStack, StackPorts
 from streams.settings import Settings
@@ -49,6 +50,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--kafka-port", type=int, default=None, help="default: port of RLSIZER_KAFKA_BOOTSTRAP or 9092")
     p.add_argument("--registry-port", type=int, default=None, help="default: port of RLSIZER_REGISTRY_URL or 8081")
     p.add_argument("--s3-port", type=int, default=None, help="default: port of RLSIZER_S3_ENDPOINT or 8333")
+    p.add_argument("--worker-web-port", type=int, default=None, help="worker /health and /metrics (default: RLSIZER_WORKER_WEB_PORT or 6066; 0 disables)")
     internal = p.add_argument_group("SeaweedFS internal ports (each also uses port+10000 for gRPC)")
     defaults = SeaweedPorts()
     for name in ("master", "volume", "filer", "admin"):
@@ -145,6 +147,10 @@ def first_dead(processes: list[ManagedProcess]) -> ManagedProcess | None:
 
 def run(args: argparse.Namespace, settings: Settings, extra_services: tuple[ServiceStarter, ...] = EXTRA_SERVICES) -> int:
     data_dir = args.data_dir or settings.data_dir
+    if args.worker_web_port is not None:
+        settings = replace(settings, worker_web_port=args.worker_web_port)
+    if not args.stack_only and settings.worker_web_port > 0:
+        require_free("worker web (/health, /metrics)", settings.worker_web_port)
     stack = EmbeddedStack(data_dir, ports=stack_ports(args, settings), memory=args.memory, base=settings)
     services: list[ManagedProcess] = []
     with _terminate_on_signals() as shield:

@@ -10,13 +10,14 @@ import sys
 import threading
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from rlsizer.processes import port_is_free
+from rlsizer.processes import free_port, port_is_free
 from rlsizer.stack import StackPorts
 from schemas.codec import EventCodec
 from schemas.registry_client import HttpSchemaRegistry
@@ -169,3 +170,54 @@ def test_up_on_a_taken_port_names_it_and_leaves_nothing_running(tmp_path: Path, 
     assert str(taken) in stderr and "Kafka" in stderr
     assert "Traceback" not in stderr
     assert all(port_is_free(p) for name, p in ports.all() if p != taken)
+
+
+def test_up_with_services_decides_a_signal_from_a_standard_confluent_client(tmp_path: Path):
+    """What an outside user does: `rlsizer up`, then confluent-kafka's own Avro serde, no rlsizer code."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    ports = StackPorts.free()
+    up = Up(tmp_path / "data", ports, extra=("--worker-web-port", str(free_port())))
+    try:
+        text = up.wait_ready(timeout=150)
+        pids = up.pids()
+        assert {"seaweedfs", "tansu", "schema registry", "worker-0", "trainer", "monitor"} <= set(pids), pids
+        bootstrap, registry_url = export(text, "RLSIZER_KAFKA_BOOTSTRAP"), export(text, "RLSIZER_REGISTRY_URL")
+        registry = SchemaRegistryClient({"url": registry_url})
+        schema_dir = ROOT / "schemas"
+        serialize = AvroSerializer(registry, (schema_dir / "SignalRaised.avsc").read_text(),
+                                   to_dict=lambda obj, ctx: obj)
+        deserialize = AvroDeserializer(registry, (schema_dir / "SizeDecided.avsc").read_text())
+        signal_id = f"outside-{uuid.uuid4().hex[:8]}"
+        now = datetime.now(timezone.utc)
+        record = {"event_id": str(uuid.uuid4()), "ts_event": now, "ts_init": now, "signal_id": signal_id,
+                  "strategy_id": "S5", "symbol": "MSFT", "side": "SELL", "price": 310.5, "atr": 4.2, "score": 0.3,
+                  "q_score": 0.9, "base_qty": 50.0, "stop_price": 316.0, "target_price": None, "adapter": "outside",
+                  "attrs": {}}
+        producer = Producer({"bootstrap.servers": bootstrap})
+        producer.produce("rlsizer.signals", key=b"MSFT",
+                         value=serialize(record, SerializationContext("rlsizer.signals", MessageField.VALUE)))
+        producer.flush(10)
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"outside-{uuid.uuid4().hex[:6]}",
+                             "auto.offset.reset": "earliest"})
+        consumer.subscribe(["rlsizer.decisions"])
+        decision = None
+        deadline = time.monotonic() + 60
+        while decision is None and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            value = deserialize(msg.value(), SerializationContext("rlsizer.decisions", MessageField.VALUE))
+            if value["signal_id"] == signal_id:
+                decision = value
+        consumer.close()
+        assert decision is not None, "no SizeDecided for the signal within 60 s"
+        assert 0.25 <= decision["multiplier"] <= 2.0 and decision["policy"] == "FALLBACK"
+        assert "no bars" in decision["reason"] and decision["qty"] == 50.0 * decision["multiplier"]
+        up.proc.send_signal(signal.SIGTERM)
+        assert up.wait(60) == 0
+        assert all(gone(pid, 15) for pid in pids.values()), pids
+    finally:
+        up.kill()
