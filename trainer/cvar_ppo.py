@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.environment import LoggedSignals, SizingEnv, replay
+from trainer.environment import LoggedSignals, SizingEnv, episode_returns, replay, trade_rewards
 from trainer.policy_net import SizingAgent, squash
 from trainer.risk import cvar, cvar_penalty, dual_update, ru_objective, value_at_risk
 
@@ -75,8 +75,11 @@ class TrainConfig:
     """False gives the plain-PPO ablation"""
     alpha: float = 0.05
     """CVaR tail level (worst alpha fraction of episode returns)"""
-    beta: float = -2.0
-    """constraint: CVaR_alpha of the episode return must be >= beta (in R)"""
+    beta: float | None = None
+    """constraint: CVaR_alpha of the episode return must be >= beta (in R). None: the CVaR that
+    trading every signal at 1x achieves on the training data ("no worse tail than the bot's own
+    sizing"), which is always reachable; a fixed beta below what the data allows only drives
+    lambda to its cap and the shaped rewards out of the value function's range."""
     lr_lambda: float = 0.05
     """dual ascent step for the Lagrange multiplier"""
     lambda_init: float = 0.0
@@ -142,8 +145,15 @@ def ppo_clip_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip: float) ->
 def run_name(config: TrainConfig, data_fingerprint: str) -> str:
     """Name from settings + seed + data hash (no clock, so a rerun has the same name)."""
     if config.cvar_enabled:
-        return f"cvarppo_a{config.alpha:g}_b{config.beta:g}_s{config.seed}_{data_fingerprint}"
+        beta = "fixed" if config.beta is None else f"{config.beta:g}"
+        return f"cvarppo_a{config.alpha:g}_b{beta}_s{config.seed}_{data_fingerprint}"
     return f"ppo_s{config.seed}_{data_fingerprint}"
+
+
+def fixed_size_cvar(data: LoggedSignals, alpha: float) -> float:
+    """CVaR_alpha of the episode returns when every signal is traded at multiplier 1."""
+    ones = np.ones(len(data))
+    return cvar(episode_returns(data, trade_rewards(ones, data.r_multiple, data.cost_r)), alpha)
 
 
 def feature_stats(data: LoggedSignals) -> tuple[np.ndarray, np.ndarray]:
@@ -222,6 +232,7 @@ def train(data: LoggedSignals, config: TrainConfig, progress: bool = False) -> T
         agent = SizingAgent(mean, std, hidden=config.hidden, init_log_std=config.init_log_std)
         optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr, eps=1e-5)
         env = SizingEnv(data)
+        beta = config.beta if config.beta is not None else fixed_size_cvar(data, config.alpha)
         lam = config.lambda_init
         history: list[dict[str, float]] = []
         started = time.perf_counter()
@@ -280,7 +291,7 @@ def train(data: LoggedSignals, config: TrainConfig, progress: bool = False) -> T
 
             # dual ascent on the constraint, with the CVaR of the true (unshaped) returns
             if config.cvar_enabled:
-                lam = dual_update(lam, cvar_est, config.beta, config.lr_lambda, config.lambda_max)
+                lam = dual_update(lam, cvar_est, beta, config.lr_lambda, config.lambda_max)
 
             row = {
                 "update": float(update),
@@ -293,6 +304,7 @@ def train(data: LoggedSignals, config: TrainConfig, progress: bool = False) -> T
                 "charts/cvar": cvar_est,
                 "charts/var_nu": nu,
                 "charts/lambda": lam,
+                "charts/beta": beta,
                 "charts/mean_multiplier": float(ro.multipliers[ro.valid].mean()),
                 "charts/learning_rate": float(optimizer.param_groups[0]["lr"]),
                 "charts/elapsed_s": time.perf_counter() - started,

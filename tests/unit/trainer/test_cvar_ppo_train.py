@@ -81,3 +81,19 @@ def test_rejects_nonsense_config() -> None:
         TrainConfig(alpha=0.0)
     with pytest.raises(ValueError, match="hidden"):
         TrainConfig(hidden=())
+
+
+def test_default_beta_is_the_fixed_size_tail_and_keeps_lambda_bounded():
+    """With beta=None the constraint is the 1x policy's own CVaR: reachable, so lambda does not run to its cap."""
+    from trainer.cvar_ppo import fixed_size_cvar
+    from trainer.risk import cvar
+    from trainer.environment import episode_returns, trade_rewards
+
+    data = synthetic_signals(n_episodes=40, trades_per_episode=4, seed=5)
+    ones = np.ones(len(data))
+    expected = cvar(episode_returns(data, trade_rewards(ones, data.r_multiple, data.cost_r)), 0.05)
+    assert fixed_size_cvar(data, 0.05) == expected
+    res = train(data, TrainConfig(seed=2, total_updates=12, lr_lambda=0.2, **{k: v for k, v in TINY.items() if k != "total_updates"}))
+    assert "bfixed" in res.run_name
+    assert all(row["charts/beta"] == expected for row in res.history)
+    assert max(row["charts/lambda"] for row in res.history) < TrainConfig().lambda_max
