@@ -150,6 +150,7 @@ def decision_counts(warehouse: Path) -> list[tuple[str, str, int]]:
 
 def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
     from models import ModelRegistry
+    from rlsizer.commands.train import format_table
     from rlsizer.reference.loop import RunConfig, Runner
     from streams.adapter_sdk import AdapterClient
     from streams.codec_factory import make_codec
@@ -197,6 +198,9 @@ def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
                 out(f"{_elapsed(t0)} training skipped: {round_.reason}")
             else:
                 verdict = round_.decision.reason if round_.decision else round_.reason
+                out(f"{_elapsed(t0)} trainer's held-out window ({round_.rows} decided signals with outcomes, last 25% held out):")
+                for line in format_table(round_.table).splitlines():
+                    out(f"           {line}")
                 out(f"{_elapsed(t0)} model {round_.version}: {'PROMOTED to champion' if round_.promoted else 'kept as challenger'}"
                     f" ({verdict})")
             if round_.promoted and round_.version:

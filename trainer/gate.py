@@ -12,8 +12,14 @@ against *every* reference policy (the champion if there is one, and each baselin
    total_return(challenger) - total_return(reference) is > 0  (its return is higher, with
    evidence, not only on the point estimate);
 2. tail:    the lower ``1 - confidence`` quantile of
-   CVaR5(challenger) - CVaR5(reference) is >= -cvar_tolerance_r  (its per-trade CVaR 5% is no
-   worse than the reference's beyond a small tolerance, with evidence).
+   CVaR5(challenger) - CVaR5(reference) is >= -cvar_tolerance_r  (its CVaR 5% is no worse than
+   the reference's beyond a small tolerance, with evidence).
+
+Both tests run on *session* returns by default (``tail_unit="session"``): the bootstrap resamples
+blocks of consecutive sessions and the tail is the CVaR 5% of session returns -- the quantity
+CVaR-PPO constrains (``CVaR_alpha(G) >= beta`` over episodes). Per-trade CVaR in R scales with
+the multiplier itself, so it would refuse every policy that ever sizes up, whatever it does to
+the bad days; ``tail_unit="trade"`` keeps that stricter reading available.
 
 Rule 2 asks for evidence that the tail is not worse, rather than absence of evidence that it is
 (an upper-bound test would pass a worse tail whenever the window is short and noisy): the gate
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trainer.baselines import Policy
-from trainer.environment import LoggedSignals, trade_rewards
+from trainer.environment import LoggedSignals, episode_returns, trade_rewards
 from trainer.metrics import PolicyMetrics, cvar_5, paired_bootstrap, policy_metrics
 
 
@@ -44,8 +50,12 @@ class GateConfig:
     """bootstrap block length in trades; None: ceil(n ** (1/3))"""
     seed: int = 0
     """bootstrap seed"""
+    tail_unit: str = "session"
+    """what the tests resample and the tail is measured on: "session" returns or single "trade" rewards"""
 
     def __post_init__(self) -> None:
+        if self.tail_unit not in ("session", "trade"):
+            raise ValueError(f"tail_unit must be 'session' or 'trade', got {self.tail_unit!r}")
         if not 0.5 <= self.confidence < 1.0:
             raise ValueError(f"confidence must be in [0.5, 1), got {self.confidence}")
         if self.cvar_tolerance_r < 0:
@@ -124,7 +134,7 @@ def promotion_decision(
     table: dict[str, PolicyMetrics] = {}
     for policy in [challenger, *references]:
         rewards, mults = _rewards(policy, holdout)
-        series[policy.name] = rewards[order]
+        series[policy.name] = episode_returns(holdout, rewards) if config.tail_unit == "session" else rewards[order]
         table[policy.name] = policy_metrics(
             rewards[order], ts=ts, multipliers=mults, n_boot=config.n_boot, seed=config.seed
         )
@@ -152,7 +162,7 @@ def promotion_decision(
     if failed:
         reason = "; ".join(
             f"vs {c.reference}: return diff lower bound {c.return_diff_lower:+.3f} R "
-            f"(needs > 0), CVaR5 diff lower bound {c.cvar_diff_lower:+.3f} R "
+            f"(needs > 0), {config.tail_unit} CVaR5 diff lower bound {c.cvar_diff_lower:+.3f} R "
             f"(needs >= {-config.cvar_tolerance_r:+.3f})"
             for c in failed
         )

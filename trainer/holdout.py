@@ -125,7 +125,7 @@ def promotion_verdict(decision: GateDecision, *, required: Sequence[str], champi
     if failed:
         why = "; ".join(
             f"vs {c.reference}: return diff lower bound {c.return_diff_lower:+.3f} R (needs > 0), "
-            f"CVaR5 diff lower bound {c.cvar_diff_lower:+.3f} R (needs >= {-cvar_tolerance_r:+.3f})"
+            f"tail CVaR5 diff lower bound {c.cvar_diff_lower:+.3f} R (needs >= {-cvar_tolerance_r:+.3f})"
             for c in failed
         )
         return Verdict(promote=False, reason=f"not promoted: {why}{note}", required=required)

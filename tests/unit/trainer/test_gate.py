@@ -124,3 +124,16 @@ def test_gate_rejects_ambiguous_inputs(windows) -> None:
         promotion_decision(hold, FixedPolicy(), [FixedPolicy()])
     with pytest.raises(ValueError, match="reference"):
         promotion_decision(hold, FixedPolicy(), [])
+
+
+@pytest.mark.parametrize("unit", ["session", "trade"])
+def test_uniform_upsizing_is_refused_in_both_tail_units(unit: str) -> None:
+    _, hold = walk_forward_split(synthetic_signals(n_episodes=1200, trades_per_episode=4, seed=2))
+    decision = promotion_decision(hold, ByRule("double"), [FixedPolicy()], config=GateConfig(n_boot=300, tail_unit=unit))
+    assert not decision.promote and f"{unit} CVaR5" in decision.reason
+
+
+def test_session_tail_is_the_default_and_units_are_checked() -> None:
+    assert GateConfig().tail_unit == "session"
+    with pytest.raises(ValueError, match="tail_unit"):
+        GateConfig(tail_unit="day")
