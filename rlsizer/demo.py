@@ -197,7 +197,7 @@ def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
             if round_.skipped:
                 out(f"{_elapsed(t0)} training skipped: {round_.reason}")
             else:
-                verdict = round_.decision.reason if round_.decision else round_.reason
+                verdict = round_.verdict.reason if round_.verdict else round_.reason
                 out(f"{_elapsed(t0)} trainer's held-out window ({round_.rows} decided signals with outcomes, last 25% held out):")
                 for line in format_table(round_.table).splitlines():
                     out(f"           {line}")

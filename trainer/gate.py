@@ -12,8 +12,9 @@ against *every* reference policy (the champion if there is one, and each baselin
    total_return(challenger) - total_return(reference) is > 0  (its return is higher, with
    evidence, not only on the point estimate);
 2. tail:    the lower ``1 - confidence`` quantile of
-   CVaR5(challenger) - CVaR5(reference) is >= -cvar_tolerance_r  (its CVaR 5% is no worse than
-   the reference's beyond a small tolerance, with evidence).
+   CVaR5(challenger) - CVaR5(reference) is >= -margin, where margin = max(cvar_tolerance_r,
+   cvar_tolerance_rel * |CVaR5(reference)|)  (its CVaR 5% is no worse than the reference's
+   beyond a non-inferiority margin of 10% of the reference's own tail, with evidence).
 
 Both tests run on *session* returns by default (``tail_unit="session"``): the bootstrap resamples
 blocks of consecutive sessions and the tail is the CVaR 5% of session returns -- the quantity
@@ -43,7 +44,9 @@ class GateConfig:
     confidence: float = 0.95
     """one-sided confidence of both tests"""
     cvar_tolerance_r: float = 0.05
-    """how much worse (in R per trade) the challenger's CVaR 5% may be at the lower bound"""
+    """how much worse (in R) the challenger's CVaR 5% may be at the lower bound, at least"""
+    cvar_tolerance_rel: float = 0.10
+    """or this fraction of the reference's |CVaR 5%|, if larger: the non-inferiority margin"""
     n_boot: int = 1000
     """bootstrap resamples"""
     block: int | None = None
@@ -69,6 +72,7 @@ class Comparison:
     return_diff_lower: float
     cvar_diff: float
     cvar_diff_lower: float
+    cvar_margin: float = 0.0
     passed: bool
 
 
@@ -147,6 +151,7 @@ def promotion_decision(
         ret = paired_bootstrap(a, b, np.sum, **boot)
         tail = paired_bootstrap(a, b, cvar_5, **boot)
         ret_lo, tail_lo = float(np.quantile(ret, quantile)), float(np.quantile(tail, quantile))
+        margin = max(config.cvar_tolerance_r, config.cvar_tolerance_rel * abs(cvar_5(b)))
         comparisons.append(
             Comparison(
                 reference=ref.name,
@@ -154,7 +159,8 @@ def promotion_decision(
                 return_diff_lower=ret_lo,
                 cvar_diff=cvar_5(a) - cvar_5(b),
                 cvar_diff_lower=tail_lo,
-                passed=ret_lo > 0.0 and tail_lo >= -config.cvar_tolerance_r,
+                cvar_margin=margin,
+                passed=ret_lo > 0.0 and tail_lo >= -margin,
             )
         )
 
@@ -163,7 +169,7 @@ def promotion_decision(
         reason = "; ".join(
             f"vs {c.reference}: return diff lower bound {c.return_diff_lower:+.3f} R "
             f"(needs > 0), {config.tail_unit} CVaR5 diff lower bound {c.cvar_diff_lower:+.3f} R "
-            f"(needs >= {-config.cvar_tolerance_r:+.3f})"
+            f"(needs >= {-c.cvar_margin:+.3f})"
             for c in failed
         )
         return GateDecision(promote=False, reason=f"not promoted: {reason}", table=table, comparisons=tuple(comparisons))

@@ -29,7 +29,7 @@ import numpy as np
 
 from trainer.baselines import Policy
 from trainer.environment import LoggedSignals, replay, trade_rewards
-from trainer.gate import GateConfig, GateDecision
+from trainer.gate import GateDecision
 
 CHAMPION = "champion"
 REQUIRED_BASELINES: tuple[str, ...] = ("fixed_1x", "rules")
@@ -109,8 +109,7 @@ class Verdict:
     required: tuple[str, ...]
 
 
-def promotion_verdict(decision: GateDecision, *, required: Sequence[str], champion_problem: str | None = None,
-                      cvar_tolerance_r: float = GateConfig().cvar_tolerance_r) -> Verdict:
+def promotion_verdict(decision: GateDecision, *, required: Sequence[str], champion_problem: str | None = None) -> Verdict:
     """Promote only if every *required* comparison of ``decision`` passed (see module docstring)."""
     required = tuple(required)
     if champion_problem is not None:
@@ -125,7 +124,7 @@ def promotion_verdict(decision: GateDecision, *, required: Sequence[str], champi
     if failed:
         why = "; ".join(
             f"vs {c.reference}: return diff lower bound {c.return_diff_lower:+.3f} R (needs > 0), "
-            f"tail CVaR5 diff lower bound {c.cvar_diff_lower:+.3f} R (needs >= {-cvar_tolerance_r:+.3f})"
+            f"tail CVaR5 diff lower bound {c.cvar_diff_lower:+.3f} R (needs >= {-c.cvar_margin:+.3f})"
             for c in failed
         )
         return Verdict(promote=False, reason=f"not promoted: {why}{note}", required=required)

@@ -186,8 +186,7 @@ def run_round(
     champion_ref = references.pop(CHAMPION_POLICY, None)
     decision = promotion_decision(holdout, stand_ins[0], list(references.values()), champion_ref, gate_config)
     required = ([CHAMPION_POLICY] if champion.version else []) + list(REQUIRED_BASELINES)
-    verdict = promotion_verdict(decision, required=required, champion_problem=champion.problem,
-                                cvar_tolerance_r=gate_config.cvar_tolerance_r)
+    verdict = promotion_verdict(decision, required=required, champion_problem=champion.problem)
     log.info("%s", verdict.reason)
 
     exported = export_policy(challenger.model, feature_names=data.feature_names, feature_set=feature_set,

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trainer.baselines import FixedPolicy, VolTargetPolicy
-from trainer.environment import LoggedSignals, trade_rewards
+from trainer.environment import LoggedSignals, episode_returns, trade_rewards
 from trainer.gate import GateConfig, promotion_decision, walk_forward_split
 from trainer.synthetic import synthetic_signals
 
@@ -137,3 +137,13 @@ def test_session_tail_is_the_default_and_units_are_checked() -> None:
     assert GateConfig().tail_unit == "session"
     with pytest.raises(ValueError, match="tail_unit"):
         GateConfig(tail_unit="day")
+
+
+def test_tail_margin_is_relative_to_the_reference_tail(windows) -> None:
+    from trainer.metrics import cvar_5
+
+    _, hold = windows
+    decision = promotion_decision(hold, ByRule("better"), [FixedPolicy()], config=GateConfig(n_boot=200))
+    (cmp,) = decision.comparisons
+    fixed_sessions = episode_returns(hold, trade_rewards(np.ones(len(hold)), hold.r_multiple, hold.cost_r))
+    assert cmp.cvar_margin == pytest.approx(max(0.05, 0.10 * abs(cvar_5(fixed_sessions))))
