@@ -1,0 +1,403 @@
+"""Worker throughput and latency as ratios to a plain Faust pass-through, measured in one run.
+
+One embedded stack (tansu on memory storage), two apps, each on its own topic
+prefix and run as a subprocess with the same broker settings and transport:
+
+- ``python -m bench.passthrough_app``: one agent, signals -> decisions, bytes unchanged;
+- ``python -m agents.worker --id bench``: the real worker, first fed ~300 real
+  daily bars per symbol (``rlsizer.reference.data``) so features are computed
+  from real state, then ``SignalRaised`` (S1..S14, real prices and ATR).
+
+The worker is measured in its steady state: its per-symbol account keeps every
+decided-but-unclosed signal of the last 7 days up to ``agents.state.OPEN_LEN``
+(1024), read and rewritten (and changelogged) at every signal, so its cost per
+signal grows with the signals before it until the cap. No fills close them here,
+so the warm-up sends ``OPEN_LEN`` signals per symbol first: throughput and latency
+then see the same state (a busy symbol's in production). ``--fresh`` warms with
+200 signals only (lighter state, and the latency run then sees more than the
+throughput run did).
+
+Both run for the whole bench (idle while the other is measured) and the phases
+interleave (throughput of both, then latency of both), so drift in the load of
+this shared machine hits both alike. Measured from this process, as a bot sees it:
+
+- throughput: N pre-encoded signals published as fast as possible; signals/s
+  from the first publish to the last decision received;
+- latency: signals published at a steady rate (default 1,000/s, lowered to 80%
+  of the slower app's throughput when that cannot keep up; printed) for a few
+  seconds; per-signal publish -> decision received, matched by ``signal_id``
+  (the pass-through echoes the signal, so its echo carries the same id).
+
+Prints both apps' figures, the ratios worker/pass-through and PASS/MISS against
+the targets (throughput ratio >= 0.5, p99 ratio <= 2.0). Exit status 0 whatever
+the figures; non-zero when something failed to run (an app died, decisions missing).
+
+    .venv/bin/python bench/bench_worker.py [--signals 3000] [--rate 1000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from agents.app import app_id
+from agents.state import OPEN_LEN
+from rlsizer.processes import ManagedProcess, spawn
+from rlsizer.reference.data import interval_seconds, load_dataset
+from rlsizer.stack import EmbeddedStack, StackPorts
+from schemas.codec import EventCodec
+from schemas.events import BarClosed, SignalRaised, SizeDecided
+from streams.codec_factory import make_codec
+from streams.consumer import make_consumer
+from streams.producer import EventProducer, make_producer
+from streams.settings import Settings
+from streams.topics import ensure_topics, event_key, new_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+SYMBOLS = ("AAPL", "MSFT", "GOOG", "IBM")
+STRATEGIES = tuple(f"S{i}" for i in range(1, 15))
+SUSTAINED_SHARE = 0.8  # an app sustains this share of its measured maximum throughput
+TARGET_THROUGHPUT_RATIO, TARGET_P99_RATIO = 0.5, 2.0
+
+
+class BenchError(RuntimeError):
+    """Something did not run: an app died or decisions did not arrive in time."""
+
+
+# --- input -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Market:
+    """One symbol's warm-up bars and the last close/ATR its signals are priced from."""
+
+    symbol: str
+    bars: tuple[BarClosed, ...]
+    close: float
+    atr: float
+    ts: datetime
+
+
+def market(name: str, n_bars: int) -> Market:
+    frame = load_dataset(name)
+    prev_close = frame["close"].shift()
+    true_range = np.maximum(frame["high"] - frame["low"],
+                            np.maximum((frame["high"] - prev_close).abs(), (frame["low"] - prev_close).abs()))
+    atr = float(true_range.rolling(14).mean().iloc[-1])
+    step = timedelta(seconds=interval_seconds(frame.attrs["interval"]))
+    symbol, interval = frame.attrs["symbol"], frame.attrs["interval"]
+    tail = frame.iloc[-n_bars:]
+    bars = tuple(
+        BarClosed(ts_event=ts.to_pydatetime() + step, symbol=symbol, interval=interval,
+                  open=o, high=h, low=lo, close=c, volume=v)
+        for ts, o, h, lo, c, v in zip(tail.index, tail["open"], tail["high"], tail["low"], tail["close"],
+                                      tail["volume"], strict=True)
+    )
+    return Market(symbol, bars, bars[-1].close, atr, bars[-1].ts_event)
+
+
+def signal(m: Market, i: int, tag: str) -> SignalRaised:
+    """Signal ``i`` for ``m``: strategies and sides rotate, price within 0.5% of the last close.
+
+    Raised at the close of the last warm-up bar (``ts_event`` = that bar's), as a
+    bot raises it (``rlsizer.reference.loop`` does the same): the worker holds a
+    signal until it has applied the bar at the signal's time (``signal_bar_wait_ms``),
+    so a later timestamp would make every signal wait that long for a bar never sent.
+    """
+    buy = i % 2 == 0
+    price = m.close * (1 + ((i % 21) - 10) / 2000)
+    stop = price - 2 * m.atr if buy else price + 2 * m.atr
+    target = price + 3 * m.atr if buy else max(price - 3 * m.atr, price / 2)
+    return SignalRaised(ts_event=m.ts, signal_id=f"bench-{tag}-{m.symbol}-{i}",
+                        strategy_id=STRATEGIES[i % len(STRATEGIES)], symbol=m.symbol, side="BUY" if buy else "SELL",
+                        price=price, atr=m.atr, score=(i * 7 % 11) / 10 - 0.5, q_score=0.05 + (i % 10) / 10,
+                        base_qty=100.0, stop_price=stop, target_price=target, adapter="bench")
+
+
+Encoded = tuple[str, bytes, bytes]  # signal_id, key, value
+
+
+def encode_signals(codec: EventCodec, topic: str, markets: Sequence[Market], n: int, tag: str) -> list[Encoded]:
+    out: list[Encoded] = []
+    for i in range(n):
+        sig = signal(markets[i % len(markets)], i // len(markets), tag)
+        out.append((sig.signal_id, event_key(sig), codec.encode(topic, sig)))
+    return out
+
+
+# --- one app under test ------------------------------------------------------------------
+
+
+class DecisionReader:
+    """Reads the decisions topic from the beginning on a thread; first receipt time per ``signal_id``."""
+
+    def __init__(self, settings: Settings, codec: EventCodec) -> None:
+        self.codec = codec
+        self.received: dict[str, float] = {}
+        self.policies: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._consumer = make_consumer(settings, f"bench-{uuid.uuid4().hex[:8]}")
+        topic = settings.topic("decisions")
+        parts = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        self._thread = threading.Thread(target=self._run, name=f"reader-{topic}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self._consumer.poll(0.05)  # returns as soon as a record is there
+            if msg is None or msg.error():
+                continue
+            now = time.perf_counter()
+            event = self.codec.decode(msg.value())
+            if isinstance(event, SizeDecided):
+                self.policies[event.policy] += 1
+            self.received.setdefault(event.signal_id, now)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._consumer.close()
+
+
+@dataclasses.dataclass
+class AppUnderTest:
+    name: str
+    settings: Settings
+    proc: ManagedProcess
+    codec: EventCodec
+    producer: EventProducer
+    reader: DecisionReader
+
+    def check_alive(self) -> None:
+        if not self.proc.alive():
+            raise BenchError(f"{self.name} exited with code {self.proc.popen.returncode}; log {self.proc.log_path}:\n"
+                             f"{self.proc.log_tail(30)}")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def publish(self, batch: Sequence[Encoded], rate: float | None = None) -> dict[str, float]:
+        """Publish ``batch`` (at ``rate``/s, or as fast as possible); publish time per ``signal_id``."""
+        topic, sent = self.settings.topic("signals"), {}
+        start = time.perf_counter()
+        for i, (sid, key, value) in enumerate(batch):
+            if rate:
+                ahead = start + i / rate - time.perf_counter()
+                if ahead > 0:
+                    time.sleep(ahead)
+            sent[sid] = time.perf_counter()
+            self.producer.send_raw(topic, key, value)
+        self.producer.flush()
+        return sent
+
+    def wait_for(self, ids: Sequence[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        received = self.reader.received
+        while True:
+            missing = sum(1 for i in ids if i not in received)
+            if not missing:
+                return
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.name}: {missing} of {len(ids)} signals without an answer after {timeout:.0f}s; "
+                                 f"log {self.proc.log_path}:\n{self.proc.log_tail(30)}")
+            time.sleep(0.02)
+
+
+def start_app(name: str, module_args: Sequence[str], base: Settings, workdir: Path) -> AppUnderTest:
+    settings = dataclasses.replace(base, topic_prefix=f"bench{name[:2]}{uuid.uuid4().hex[:6]}",
+                                   worker_web_port=0, data_dir=workdir / name)
+    ensure_topics(AdminClient(settings.kafka_config()), new_topics(settings, include_schemas=False))
+    env = {**settings.to_env(), "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = spawn(name, [sys.executable, "-m", *module_args], workdir / f"{name}.log", env)
+    codec = make_codec(settings)
+    return AppUnderTest(name, settings, proc, codec, EventProducer(make_producer(settings), codec, settings),
+                        DecisionReader(settings, codec))
+
+
+def committed_total(settings: Settings, group: str, short_topic: str) -> int:
+    consumer = make_consumer(settings, group)
+    try:
+        topic = settings.topic(short_topic)
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        offsets = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=10)
+    finally:
+        consumer.close()
+    return sum(max(tp.offset, 0) for tp in offsets)
+
+
+def wait_bars_consumed(app: AppUnderTest, n_bars: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (done := committed_total(app.settings, app_id(app.settings), "bars")) < n_bars:
+        app.check_alive()
+        if time.monotonic() > deadline:
+            raise BenchError(f"{app.name}: only {done} of {n_bars} warm-up bars committed after {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+# --- measurements ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Throughput:
+    per_s: float
+    cpu_ms_per_signal: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Latency:
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    cpu_ms_per_signal: float
+
+
+def measure_throughput(app: AppUnderTest, batch: Sequence[Encoded], timeout: float) -> Throughput:
+    cpu = app.cpu_seconds()
+    sent = app.publish(batch)
+    app.wait_for(list(sent), timeout)
+    first, last = min(sent.values()), max(app.reader.received[i] for i in sent)
+    return Throughput(len(batch) / (last - first), (app.cpu_seconds() - cpu) * 1000 / len(batch))
+
+
+def measure_latency(app: AppUnderTest, batch: Sequence[Encoded], rate: float, timeout: float) -> Latency:
+    cpu = app.cpu_seconds()
+    sent = app.publish(batch, rate)
+    app.wait_for(list(sent), timeout)
+    ms = np.array([(app.reader.received[i] - t) * 1000 for i, t in sent.items()])
+    return Latency(rate, float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), float(ms.max()),
+                   (app.cpu_seconds() - cpu) * 1000 / len(batch))
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def report(thr: dict[str, Throughput], lat: dict[str, Latency], rate_note: str, policies: Counter[str]) -> str:
+    pt, wk = "passthrough", "worker"
+    thr_ratio = thr[wk].per_s / thr[pt].per_s
+    p99_ratio = lat[wk].p99_ms / lat[pt].p99_ms
+    rate = lat[pt].rate
+    rows = [
+        ("throughput (signals/s)", f"{thr[pt].per_s:,.0f}", f"{thr[wk].per_s:,.0f}", f"{thr_ratio:.2f}",
+         f">= {TARGET_THROUGHPUT_RATIO}", verdict(thr_ratio >= TARGET_THROUGHPUT_RATIO)),
+        ("  app CPU ms per signal", f"{thr[pt].cpu_ms_per_signal:.2f}", f"{thr[wk].cpu_ms_per_signal:.2f}",
+         f"{thr[wk].cpu_ms_per_signal / max(thr[pt].cpu_ms_per_signal, 1e-9):.2f}", "", ""),
+        (f"latency p50 ms @ {rate:,.0f}/s", f"{lat[pt].p50_ms:.1f}", f"{lat[wk].p50_ms:.1f}",
+         f"{lat[wk].p50_ms / lat[pt].p50_ms:.2f}", "", ""),
+        (f"latency p99 ms @ {rate:,.0f}/s", f"{lat[pt].p99_ms:.1f}", f"{lat[wk].p99_ms:.1f}", f"{p99_ratio:.2f}",
+         f"<= {TARGET_P99_RATIO}", verdict(p99_ratio <= TARGET_P99_RATIO)),
+        ("latency max ms", f"{lat[pt].max_ms:.1f}", f"{lat[wk].max_ms:.1f}", "", "", ""),
+        ("  app CPU ms per signal", f"{lat[pt].cpu_ms_per_signal:.2f}", f"{lat[wk].cpu_ms_per_signal:.2f}",
+         f"{lat[wk].cpu_ms_per_signal / max(lat[pt].cpu_ms_per_signal, 1e-9):.2f}", "", ""),
+    ]
+    head = ("", "pass-through", "worker", "ratio", "target", "")
+    widths = [max(len(r[c]) for r in (head, *rows)) for c in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths)))
+             for r in (head, *rows)]
+    lines.append(f"latency rate: {rate_note}")
+    lines.append(f"worker decisions by policy: {dict(policies)}")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def run(args: argparse.Namespace, base: Settings, workdir: Path) -> str:
+    markets = [market(name, args.bars) for name in args.symbols]
+    apps = {
+        "passthrough": start_app("passthrough", ["bench.passthrough_app", "--id", "bench", "--loglevel", args.loglevel],
+                                 base, workdir),
+        "worker": start_app("worker", ["agents.worker", "--id", "bench", "--loglevel", args.loglevel], base, workdir),
+    }
+    try:
+        worker = apps["worker"]
+        n_bars = 0
+        for m in markets:
+            for bar in m.bars:
+                worker.producer.send(bar)
+                n_bars += 1
+        worker.producer.flush()
+        warmup = {"passthrough": 200, "worker": 200 if args.fresh else OPEN_LEN * len(markets)}
+        batches = {}
+        for name, app in apps.items():
+            topic = app.settings.topic("signals")
+            batches[name] = {tag: encode_signals(app.codec, topic, markets, n, tag) for tag, n in
+                             (("warmup", warmup[name]), ("thr", args.signals), ("lat", int(args.rate * args.seconds)))}
+        for name, app in apps.items():  # both start at once: joins and imports overlap
+            app.publish(batches[name]["warmup"])
+        for name, app in apps.items():
+            app.wait_for([sid for sid, _, _ in batches[name]["warmup"]], args.start_timeout + warmup[name] / 50)
+        wait_bars_consumed(worker, n_bars, 60)
+        print(f"warm: {n_bars} bars of {', '.join(m.symbol for m in markets)} in the worker's state; "
+              f"warm-up signals answered: {warmup}", flush=True)
+        time.sleep(1.0)  # let both settle (commits, changelog flushes) before timing
+
+        thr = {name: measure_throughput(app, batches[name]["thr"], 120) for name, app in apps.items()}
+        for name, t in thr.items():
+            print(f"throughput {name}: {t.per_s:,.0f} signals/s", flush=True)
+        sustained = SUSTAINED_SHARE * min(t.per_s for t in thr.values())
+        rate, rate_note = float(args.rate), f"{args.rate:,.0f}/s as asked, for {args.seconds:g} s"
+        if sustained < args.rate:
+            slower = min(thr, key=lambda k: thr[k].per_s)
+            rate = sustained
+            rate_note = (f"{rate:,.0f}/s for {args.seconds:g} s: {args.rate:,.0f}/s is beyond the {slower} "
+                         f"({thr[slower].per_s:,.0f}/s max), so {SUSTAINED_SHARE:.0%} of its throughput")
+        lat = {}
+        for name, app in apps.items():
+            batch = batches[name]["lat"][: int(rate * args.seconds)]
+            time.sleep(1.0)
+            lat[name] = measure_latency(app, batch, rate, 60)
+            print(f"latency {name}: p50 {lat[name].p50_ms:.1f} ms, p99 {lat[name].p99_ms:.1f} ms", flush=True)
+        return report(thr, lat, rate_note, worker.reader.policies)
+    finally:
+        for app in apps.values():
+            app.reader.close()
+            app.proc.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--signals", type=int, default=3000, help="signals per throughput run")
+    parser.add_argument("--rate", type=float, default=1000.0, help="signals/s of the latency run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    parser.add_argument("--bars", type=int, default=300, help="warm-up bars per symbol")
+    parser.add_argument("--symbols", nargs="+", default=list(SYMBOLS))
+    parser.add_argument("--fresh", action="store_true",
+                        help="warm the worker with 200 signals only, not up to its account cap (see the docstring)")
+    parser.add_argument("--loglevel", default="warning", help="log level of both apps (their logs go to files)")
+    parser.add_argument("--start-timeout", type=float, default=120.0, help="seconds for both apps to answer")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)", flush=True)
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp, \
+                EmbeddedStack(Path(tmp) / "stack", ports=StackPorts.free(), memory=True) as stack:
+            table = run(args, stack.settings, Path(tmp))
+    except BenchError as exc:
+        print(f"bench_worker: FAILED: {exc}", file=sys.stderr)
+        return 1
+    print()
+    print(table)
+    load = os.getloadavg()
+    print(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; run took {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
