@@ -30,6 +30,7 @@ from typing import Any
 import faust
 from mode import Service
 
+from agents.glue.bar_clock import BarClock
 from agents.glue.fills import FillHandlers, TradeEffects, open_ids, signal_record
 from agents.glue.handlers import Effects, Handlers, Outgoing, Source, history_key
 from agents.glue.metrics import WorkerMetrics
@@ -68,6 +69,7 @@ def create_app(
     slot = slot if slot is not None else pipeline.new_slot()
     strategy_map = pipeline.strategy_map_from_spec(settings.strategy_map)
     metrics = WorkerMetrics()
+    bar_clock = BarClock()  # in memory: after a restart the first bar of each symbol re-arms it
     handlers = Handlers(settings, codec, pipeline, strategy_map, slot, metrics=metrics)
     fill_handlers = FillHandlers(handlers)
     load_model = _counting(load_model, metrics)
@@ -113,22 +115,19 @@ def create_app(
         await apply(effects.as_effects(), src)
 
     async def bar_caught_up(sym: bytes, ts_event: Any) -> None:
-        """Wait (bounded by ``signal_bar_wait_ms``) until the bar closing at the signal's time is applied.
-
-        Bars and signals arrive on different topics, read by different agents: a
-        signal published right after its bar can be picked up first. Features must
-        see that bar (live and replay agree), so the signal waits for it a little.
-        A symbol without any bar yet does not wait (it is decided by the fallback).
-        """
-        raw = symbol_state.get(sym)
-        if raw is None or settings.signal_bar_wait_ms <= 0:
-            return
+        """Wait (at most ``signal_bar_wait_ms``) for a bar closing at or before the signal (``agents.glue.bar_clock``)."""
         ts_us = int(ts_event.timestamp() * 1_000_000)
+        if settings.signal_bar_wait_ms <= 0 or not bar_clock.bar_due(sym, ts_us):
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.signal_bar_wait_ms / 1000
-        while (pipeline.symbol_state_from_bytes(raw).last_ts_us or 0) < ts_us and loop.time() < deadline:
+        while bar_clock.bar_due(sym, ts_us):
+            if loop.time() >= deadline:
+                bar_clock.timed_out(sym)
+                log.warning("signal for %s waited %d ms for a due bar that did not come; deciding without it",
+                            sym.decode(errors="replace"), settings.signal_bar_wait_ms)
+                return
             await asyncio.sleep(0.002)
-            raw = symbol_state.get(sym) or raw
 
     def apply_outcome(trade: TradeClosed, src: Source) -> Effects:
         """Fold a trade into strategy history and account (idempotent by signal_id)."""
@@ -157,6 +156,7 @@ def create_app(
             effects = handlers.on_bar(src, bar, symbol_state.get(key))
             if effects.symbol_state is not None:
                 symbol_state[key] = effects.symbol_state
+                bar_clock.saw_bar(key, int(bar.ts_event.timestamp() * 1_000_000), bar.interval)
                 ids = open_ids(open_trades.get(key))
                 if ids:
                     marks = fill_handlers.on_bar(bar, {i: trades.get(i.encode()) for i in ids})
