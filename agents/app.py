@@ -144,14 +144,19 @@ def create_app(
         m = event.message
         return Source(m.topic, m.partition, m.offset, m.key, m.value)
 
+    async def decoded(stream: Any, expected: type) -> Any:
+        """The stream's records as ``(source, event)``; undecodable ones are dead-lettered on the way."""
+        async for record in stream.events():
+            src = source(record)
+            event = handlers.decode(src, expected)
+            if isinstance(event, Effects):
+                await apply(event, src)
+                continue
+            yield src, event
+
     @app.agent(raw_topic("bars"), name="bars")
     async def bars_agent(stream: Any) -> None:
-        async for event in stream.events():
-            src = source(event)
-            bar = handlers.decode(src, BarClosed)
-            if isinstance(bar, Effects):
-                await apply(bar, src)
-                continue
+        async for src, bar in decoded(stream, BarClosed):
             key = bar.symbol.encode()
             effects = handlers.on_bar(src, bar, symbol_state.get(key))
             if effects.symbol_state is not None:
@@ -165,12 +170,7 @@ def create_app(
 
     @app.agent(raw_topic("signals"), name="signals")
     async def signals_agent(stream: Any) -> None:
-        async for event in stream.events():
-            src = source(event)
-            signal = handlers.decode(src, SignalRaised)
-            if isinstance(signal, Effects):
-                await apply(signal, src)
-                continue
+        async for src, signal in decoded(stream, SignalRaised):
             sym = signal.symbol.encode()
             hkey = history_key(signal.symbol, signal.strategy_id).encode()
             if decided.get(signal.signal_id.encode()) is None:
@@ -192,22 +192,12 @@ def create_app(
 
     @app.agent(raw_topic("outcomes"), name="outcomes")
     async def outcomes_agent(stream: Any) -> None:
-        async for event in stream.events():
-            src = source(event)
-            trade = handlers.decode(src, TradeClosed)
-            if isinstance(trade, Effects):
-                await apply(trade, src)
-                continue
+        async for src, trade in decoded(stream, TradeClosed):
             await apply(apply_outcome(trade, src), src)
 
     @app.agent(raw_topic("fills"), name="fills")
     async def fills_agent(stream: Any) -> None:
-        async for event in stream.events():
-            src = source(event)
-            fill = handlers.decode(src, OrderFilled)
-            if isinstance(fill, Effects):
-                await apply(fill, src)
-                continue
+        async for src, fill in decoded(stream, OrderFilled):
             sym = fill.symbol.encode()
             effects = fill_handlers.on_fill(src, fill, record=trades.get(fill.signal_id.encode()),
                                             open_index=open_trades.get(sym))
