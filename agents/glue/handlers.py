@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from agents.glue.ports import Pipeline
+from agents.glue.state_cache import DecodedCache
 from schemas.codec import DecodeError, EventCodec
 from schemas.events import BarClosed, Event, FeaturesComputed, SignalRaised, SizeDecided, TradeClosed, utc_now
 from streams.dead_letter import dead_letter, encode_dead_letter
@@ -70,6 +71,16 @@ class Handlers:
     slot: Any
     clock: Callable[[], datetime] = field(default=utc_now)
     metrics: Any = None  # agents.glue.metrics.WorkerMetrics, when the app exposes metrics
+    cache_size: int = 64  # decoded table values remembered per kind (see agents.glue.state_cache)
+    _states: DecodedCache[Any] = field(init=False, repr=False, compare=False)
+    _histories: DecodedCache[Any] = field(init=False, repr=False, compare=False)
+    _accounts: DecodedCache[Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        p = self.pipeline
+        self._states = DecodedCache(p.symbol_state_from_bytes, self.cache_size)
+        self._histories = DecodedCache(p.history_from_bytes, self.cache_size)
+        self._accounts = DecodedCache(p.account_from_bytes, self.cache_size)
 
     # -- helpers -------------------------------------------------------------------
     def reject(self, src: Source, kind: str, reason: str) -> Effects:
@@ -98,13 +109,15 @@ class Handlers:
     def on_bar(self, src: Source, bar: BarClosed, state: bytes | None) -> Effects:
         p = self.pipeline
         try:
-            current = p.symbol_state_from_bytes(state) if state is not None else None
+            current = self._states.get(state) if state is not None else None
             new = p.on_bar(current, bar)
         except p.bar_rejected as exc:
             kind = getattr(exc, "kind", "rejected_bar")
             reason = getattr(exc, "reason", str(exc))
             return self.reject(src, kind, f"bar {bar.symbol} {bar.interval} at {bar.ts_event.isoformat()}: {reason}")
-        return Effects(symbol_state=new.to_bytes())
+        raw = new.to_bytes()
+        self._states.put(raw, new)
+        return Effects(symbol_state=raw)
 
     # -- signals -------------------------------------------------------------------
     def on_signal(
@@ -122,9 +135,9 @@ class Handlers:
             return Effects(outgoing=(Outgoing(self.settings.topic("decisions"), event_key(signal), decided),))
         p = self.pipeline
         started = time.perf_counter_ns()
-        state = p.symbol_state_from_bytes(symbol_state) if symbol_state is not None else None
-        hist = p.history_from_bytes(history) if history is not None else p.empty_history(signal.strategy_id)
-        acct = p.account_from_bytes(account) if account is not None else p.empty_account()
+        state = self._states.get(symbol_state) if symbol_state is not None else None
+        hist = self._histories.get(history) if history is not None else p.empty_history(signal.strategy_id)
+        acct = self._accounts.get(account) if account is not None else p.empty_account()
         try:
             features, decision = p.on_signal(
                 signal,
@@ -147,19 +160,25 @@ class Handlers:
         out_decision = self._out(decision)
         if self.metrics is not None:
             self.metrics.decided(decision)
+        new_acct = p.on_decision(acct, decision)
+        raw_acct = new_acct.to_bytes()
+        self._accounts.put(raw_acct, new_acct)
         return Effects(
             outgoing=(self._out(features), out_decision),
-            account=p.on_decision(acct, decision).to_bytes(),
+            account=raw_acct,
             decision=out_decision.value,
         )
 
     # -- outcomes ------------------------------------------------------------------
     def on_outcome(self, src: Source, trade: TradeClosed, *, history: bytes | None, account: bytes | None) -> Effects:
         p = self.pipeline
-        hist = p.history_from_bytes(history) if history is not None else p.empty_history(trade.strategy_id)
-        acct = p.account_from_bytes(account) if account is not None else p.empty_account()
+        hist = self._histories.get(history) if history is not None else p.empty_history(trade.strategy_id)
+        acct = self._accounts.get(account) if account is not None else p.empty_account()
         try:
             new_hist, new_acct = p.on_trade_closed(hist, acct, trade)
         except ValueError as exc:
             return self.reject(src, "invalid_value", f"trade {trade.signal_id}: {exc}")
-        return Effects(history=new_hist.to_bytes(), account=new_acct.to_bytes())
+        raw_hist, raw_acct = new_hist.to_bytes(), new_acct.to_bytes()
+        self._histories.put(raw_hist, new_hist)
+        self._accounts.put(raw_acct, new_acct)
+        return Effects(history=raw_hist, account=raw_acct)

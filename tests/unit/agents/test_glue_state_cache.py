@@ -1,0 +1,83 @@
+"""The glue's cache of decoded table values changes no result, only how often bytes are parsed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from agents.glue.handlers import Handlers, Source
+from agents.glue.ports import default_pipeline
+from agents.glue.state_cache import DecodedCache
+from agents.state import StateCorrupt
+from schemas.codec import EventCodec, InMemoryRegistry
+from schemas.events import SizeDecided
+from streams.settings import Settings
+from tests.unit.agents.market import T0, aapl_bars, signal, state_of
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.calls: list[bytes] = []
+
+    def __call__(self, raw: bytes) -> str:
+        self.calls.append(raw)
+        if raw == b"bad":
+            raise StateCorrupt("bad bytes")
+        return raw.decode().upper()
+
+
+def test_equal_bytes_decode_once_and_least_recent_falls_out():
+    decode = Counting()
+    cache = DecodedCache(decode, maxsize=2)
+    assert cache.get(b"a") == "A" and cache.get(bytes(b"a")) == "A"
+    assert decode.calls == [b"a"]
+    cache.put(b"b", "B")
+    cache.get(b"a")  # a is now the most recent
+    cache.get(b"c")  # evicts b
+    assert len(cache) == 2
+    cache.get(b"b")
+    assert decode.calls == [b"a", b"c", b"b"]
+
+
+def test_decode_errors_propagate_and_are_not_remembered():
+    decode = Counting()
+    cache = DecodedCache(decode, maxsize=4)
+    for _ in range(2):
+        with pytest.raises(StateCorrupt):
+            cache.get(b"bad")
+    assert decode.calls == [b"bad", b"bad"] and len(cache) == 0
+    with pytest.raises(ValueError):
+        DecodedCache(decode, maxsize=0)
+
+
+def _handlers() -> tuple[Handlers, EventCodec]:
+    codec = EventCodec(InMemoryRegistry())
+    p = default_pipeline()
+    return Handlers(Settings(), codec, p, p.strategy_map_from_spec(""), p.new_slot(), clock=lambda: T0), codec
+
+
+def _run(fresh_each_call: bool) -> list[tuple]:
+    """Signals with table values carried between calls, as the app does."""
+    bars = aapl_bars()[:260]
+    state = state_of(bars).to_bytes()
+    handlers, codec = _handlers()
+    account: bytes | None = None
+    history: dict[str, bytes] = {}
+    seen = []
+    for i in range(40):
+        if fresh_each_call:
+            handlers, codec = _handlers()
+        sig = signal(bars[-1].ts_event + timedelta(hours=1 + i), signal_id=f"sig-{i}", strategy_id=f"S{i % 3 + 1}")
+        effects = handlers.on_signal(Source("rlsizer.signals", 0, i, b"AAPL", b""), sig, decided=None,
+                                     symbol_state=state, history=history.get(sig.strategy_id), account=account)
+        account = effects.account
+        events = [codec.decode(o.value) for o in effects.outgoing]
+        events = [replace(e, latency_us=0) if isinstance(e, SizeDecided) else e for e in events]
+        seen.append((effects.account, tuple(events)))
+    return seen
+
+
+def test_carried_handlers_decide_exactly_as_fresh_ones():
+    assert _run(fresh_each_call=False) == _run(fresh_each_call=True)
