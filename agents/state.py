@@ -9,8 +9,10 @@
 Both deduplicate on ``signal_id`` (Kafka delivers at least once) and keep
 event timestamps, so their features are read point-in-time: at a signal at time
 T only trades that closed at or before T count (``history_features``,
-``account_features``). Serialised with ``to_bytes``/``from_bytes`` (compact
-JSON, versioned) for Faust tables.
+``account_features``). Serialised with ``to_bytes``/``from_bytes`` for Faust
+tables: compact versioned JSON, except the account, which can hold a thousand
+open decisions and is rewritten on every signal, so it is written as packed
+arrays (``agents.account_codec``); its JSON form still loads.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import timedelta
+from operator import attrgetter
 from typing import Final
 
+from agents import account_codec
 from agents.timestamps import DAY_US, to_micros
 from schemas.events import SizeDecided, TradeClosed
 
@@ -136,6 +140,14 @@ class AccountState:
     closed: tuple[ClosedTrade, ...] = ()
 
     def to_bytes(self) -> bytes:
+        packed = account_codec.pack(
+            [t.signal_id for t in self.open], [t.ts_us for t in self.open], [t.multiplier for t in self.open],
+            [t.signal_id for t in self.closed], [t.exit_ts_us for t in self.closed], [t.pnl_r for t in self.closed],
+        )
+        return packed if packed is not None else self.to_json_bytes()
+
+    def to_json_bytes(self) -> bytes:
+        """The version-1 JSON form (still used when a signal id cannot be packed)."""
         body = {
             "v": _VERSION,
             "o": [[t.signal_id, t.ts_us, t.multiplier] for t in self.open],
@@ -145,6 +157,12 @@ class AccountState:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> AccountState:
+        if account_codec.is_packed(raw):
+            try:
+                o_ids, o_ts, o_mult, c_ids, c_ts, c_pnl = account_codec.unpack(raw)
+            except ValueError as exc:
+                raise StateCorrupt(f"cannot decode account state: {exc}") from exc
+            return cls(tuple(map(OpenTrade, o_ids, o_ts, o_mult)), tuple(map(ClosedTrade, c_ids, c_ts, c_pnl)))
         body = _load(raw, "account state")
         try:
             return cls(
