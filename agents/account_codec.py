@@ -30,10 +30,11 @@ def pack(
 ) -> bytes | None:
     """The packed bytes, or ``None`` when an id contains NUL or is not encodable (the caller then writes JSON)."""
     ids = [*open_ids, *closed_ids]
-    if any(_SEP in i for i in ids):
+    text = _SEP.join(ids)
+    if text.count(_SEP) != max(len(ids) - 1, 0):  # an id holds NUL itself
         return None
     try:
-        blob = _SEP.join(ids).encode()
+        blob = text.encode()
     except UnicodeEncodeError:
         return None
     arrays = (

@@ -176,13 +176,13 @@ class AccountState:
 def apply_decision(account: AccountState, decision: SizeDecided) -> AccountState:
     """Count ``decision`` as open risk until its trade closes (idempotent on signal_id)."""
     sid = decision.signal_id
-    if any(t.signal_id == sid for t in account.open) or any(t.signal_id == sid for t in account.closed):
+    if sid in map(_SIGNAL_ID, account.open) or sid in map(_SIGNAL_ID, account.closed):
         return account
     ts = to_micros(decision.ts_event)
     horizon = ts - OPEN_TTL_US
     kept = [t for t in account.open if t.ts_us >= horizon]
     kept.append(OpenTrade(sid, ts, float(decision.multiplier)))
-    kept.sort(key=lambda t: t.ts_us)
+    kept.sort(key=_TS_US)
     return AccountState(tuple(kept[-OPEN_LEN:]), account.closed)
 
 
@@ -192,7 +192,7 @@ def apply_trade(account: AccountState, trade: TradeClosed) -> AccountState:
     A trade whose decision the account never saw counts with multiplier 1.0.
     """
     sid = trade.signal_id
-    if any(t.signal_id == sid for t in account.closed):
+    if sid in map(_SIGNAL_ID, account.closed):
         return account
     multiplier = next((t.multiplier for t in account.open if t.signal_id == sid), 1.0)
     still_open = tuple(t for t in account.open if t.signal_id != sid)
@@ -217,10 +217,15 @@ def account_features(account: AccountState, at_us: int) -> dict[str, float]:
     return {
         "acct_session_pnl_r": equity,
         "acct_drawdown_r": peak - equity,
-        "acct_open_risk_r": math.fsum(t.multiplier for t in open_now),
+        "acct_open_risk_r": math.fsum(map(_MULTIPLIER, open_now)),
         "acct_session_trades": float(n_closed),
         "acct_open_trades": float(len(open_now)),
     }
+
+
+_SIGNAL_ID: Final = attrgetter("signal_id")
+_TS_US: Final = attrgetter("ts_us")
+_MULTIPLIER: Final = attrgetter("multiplier")
 
 
 def _load(raw: bytes, what: str) -> dict:
