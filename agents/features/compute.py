@@ -71,7 +71,7 @@ def compute_features(
     if symbol_state is not None:
         if symbol_state.symbol != signal.symbol:
             raise ValueError(f"signal for {signal.symbol!r} given the bar state of {symbol_state.symbol!r}")
-        bars = bar_features(symbol_state.bars_until(at, limit=FEATURE_BARS))
+        bars = symbol_state.derived(bar_features, at, limit=FEATURE_BARS)  # read only below
     raw = {
         **bars,
         **signal_features(

@@ -17,8 +17,9 @@ little-endian arrays, for Faust table changelogs.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -85,7 +86,7 @@ class Window:
 class SymbolState:
     """The last ``window`` bars of one symbol and interval."""
 
-    __slots__ = ("symbol", "interval", "_ts", "_data", "_count", "_head")
+    __slots__ = ("symbol", "interval", "_ts", "_data", "_count", "_head", "_derived")
 
     def __init__(
         self,
@@ -106,6 +107,7 @@ class SymbolState:
         self._data = np.full((window, len(COLUMNS)), np.nan, dtype="<f8") if _data is None else _data
         self._count = _count
         self._head = _head  # index the next bar is written to
+        self._derived: dict[tuple[Hashable, int, int | None], Any] = {}  # see ``derived``
 
     @classmethod
     def empty_for(cls, bar: BarClosed, *, window: int = WINDOW) -> SymbolState:
@@ -172,9 +174,12 @@ class SymbolState:
             _head=(self._head + 1) % self.window,
         )
 
+    def _order(self) -> np.ndarray:
+        return (self._head - self._count + np.arange(self._count)) % self.window
+
     def bars_until(self, ts_us: int, *, limit: int | None = None) -> Window:
         """The last ``limit`` bars with ``ts_event <= ts_us``, in time order (point-in-time view)."""
-        order = (self._head - self._count + np.arange(self._count)) % self.window
+        order = self._order()
         ts = self._ts[order]
         cut = int(np.searchsorted(ts, ts_us, side="right"))
         start = 0 if limit is None else max(0, cut - limit)
@@ -182,6 +187,21 @@ class SymbolState:
         data = self._data[rows]
         cols = {name: np.ascontiguousarray(data[:, i]) for i, name in enumerate(COLUMNS)}
         return Window(ts=self._ts[rows], **cols)
+
+    def derived(self, fn: Callable[[Window], Any], ts_us: int, *, limit: int | None = None) -> Any:
+        """``fn(self.bars_until(ts_us, limit=limit))``, computed once per bar selection of this state.
+
+        Signals between two bars see the same bars; a state is never changed in
+        place (``updated`` returns a new one), so a value stored here cannot go
+        stale. ``fn`` must be pure and its result must not be mutated.
+        """
+        cut = int(np.searchsorted(self._ts[self._order()], ts_us, side="right"))
+        key = (fn, cut, limit)
+        try:
+            return self._derived[key]
+        except KeyError:
+            value = self._derived[key] = fn(self.bars_until(ts_us, limit=limit))
+            return value
 
     # -- serialisation -------------------------------------------------------------
 
