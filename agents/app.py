@@ -44,12 +44,13 @@ from schemas.registry_client import HttpSchemaRegistry
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
 from streams.settings import Settings
+from streams.topics import worker_group_id
 
 log = logging.getLogger(__name__)
 
 
 def app_id(settings: Settings) -> str:
-    return f"{settings.topic_prefix or 'rlsizer'}-worker"
+    return worker_group_id(settings)
 
 
 def create_app(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import html
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -34,7 +33,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from rlsizer.processes import ManagedProcess, StackError, free_port, spawn, wait_ready
+from rlsizer.processes import ManagedProcess, StackError, free_port
+from rlsizer.services import start_worker
 from rlsizer.stack import EmbeddedStack, StackPorts
 from streams.settings import Settings
 
@@ -94,14 +94,6 @@ class DemoResult:
 
 def _elapsed(t0: float) -> str:
     return f"[{time.monotonic() - t0:6.1f}s]"
-
-
-def start_worker(settings: Settings, log_dir: Path, *, worker_id: str = "demo", timeout: float = 90.0) -> ManagedProcess:
-    """One worker as a child process (dies with us); ready when Faust says so."""
-    proc = spawn("worker", [sys.executable, "-m", "rlsizer", "worker", "--id", worker_id], log_dir / f"worker-{worker_id}.log",
-                 settings.to_env())
-    wait_ready(proc, lambda: "[^Worker]: Ready" in proc.log_path.read_text(errors="replace"), timeout, "report ready")
-    return proc
 
 
 def _frames(market: Market, cfg: DemoConfig) -> tuple[Any, int, int]:
@@ -171,7 +163,7 @@ def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
         s = settings
         out(f"{_elapsed(t0)} stack up: Kafka {s.kafka_bootstrap}, registry {s.registry_url}, S3 {s.s3_endpoint}"
             f" ({'memory' if cfg.memory else 'S3'} storage)")
-        worker = start_worker(settings, stack.log_dir)
+        worker = start_worker(settings, worker_id="demo")
         stack.processes.append(worker)
         out(f"{_elapsed(t0)} worker ready (pid {worker.pid}, log {worker.log_path})")
         codec = make_codec(settings)

@@ -19,13 +19,9 @@ from agents.health import CheckResult
 from rlsizer.health_monitor import ScheduledCheck
 from streams.security import kafka_login_error, registry_requests_kwargs
 from streams.settings import Settings
+from streams.topics import worker_group_id
 from trainer.status import load_status
 
-
-
-def worker_group(settings: Settings) -> str:
-    """The workers' consumer group (Faust's app id, ``agents.app.app_id``)."""
-    return f"{settings.topic_prefix or 'rlsizer'}-worker"
 
 
 def kafka_probe(settings: Settings) -> Callable[[datetime], CheckResult]:
@@ -100,7 +96,7 @@ def data_probe(settings: Settings, hours: health.MarketHours = health.MarketHour
 
 
 def consumer_lag(settings: Settings, topic: str, group: str | None = None) -> int:
-    consumer = _consumer(settings, group or worker_group(settings))
+    consumer = _consumer(settings, group or worker_group_id(settings))
     try:
         meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
         if meta is None:
@@ -124,6 +120,13 @@ def training_probe(settings: Settings) -> Callable[[datetime], CheckResult]:
         status = load_status(settings.data_dir)
         return health.training_activity(now, status.last_success, status.consecutive_failures)
     return probe
+
+
+def champion_created(registry: Any) -> datetime | None:
+    """When the registry's champion was created (None: no champion, or its manifest is unreadable)."""
+    version = registry.champion()
+    manifest = registry.show(version).manifest if version else None
+    return manifest.created_at if manifest else None
 
 
 def model_probe(champion_created: Callable[[], datetime | None]) -> Callable[[datetime], CheckResult]:

@@ -49,6 +49,11 @@ TOPIC_FOR_EVENT: Final[dict[type[Event], TopicSpec]] = {
 }
 
 
+def worker_group_id(settings: Settings) -> str:
+    """The workers' consumer group and Faust app id (one per topic namespace)."""
+    return f"{settings.topic_prefix or 'rlsizer'}-worker"
+
+
 def topic_name(settings: Settings, event_type: type[Event]) -> str:
     return settings.topic(TOPIC_FOR_EVENT[event_type].short_name)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
 from typing import Any
 
 from rlsizer.health_monitor import HealthMonitor
@@ -21,21 +20,14 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _champion_created(settings: Settings) -> datetime | None:
-    from models.registry import ModelRegistry
-
-    registry = ModelRegistry.from_settings(settings)
-    version = registry.champion()
-    manifest = registry.show(version).manifest if version else None
-    return manifest.created_at if manifest else None
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from models.registry import ModelRegistry
     from models.store import make_s3_client
+    from rlsizer.health_probes import champion_created
 
     monitor = HealthMonitor(
         checks=standard_checks(settings, s3_client_factory=lambda: make_s3_client(settings),
-                               champion_created=lambda: _champion_created(settings)),
+                               champion_created=lambda: champion_created(ModelRegistry.from_settings(settings))),
         publish=lambda event: None,
     )
     events = monitor.run_all()

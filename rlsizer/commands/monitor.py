@@ -27,18 +27,12 @@ def build_monitor(settings: Settings) -> Any:
     from models.store import make_s3_client
     from rlsizer import recovery
     from rlsizer.health_monitor import HealthMonitor, ScheduledCheck
-    from rlsizer.health_probes import standard_checks
+    from rlsizer.health_probes import champion_created, standard_checks
     from streams.codec_factory import make_codec
     from streams.producer import EventProducer, make_producer
 
     def registry() -> Any:
         return ModelRegistry.from_settings(settings)
-
-    def champion_created() -> Any:
-        r = registry()
-        version = r.champion()
-        manifest = r.show(version).manifest if version else None
-        return manifest.created_at if manifest else None
 
     producer = EventProducer(make_producer(settings), make_codec(settings), settings)
 
@@ -46,7 +40,7 @@ def build_monitor(settings: Settings) -> Any:
         producer.send(event)
         producer.flush(10)
 
-    checks = standard_checks(settings, s3_client_factory=lambda: make_s3_client(settings), champion_created=champion_created)
+    checks = standard_checks(settings, s3_client_factory=lambda: make_s3_client(settings), champion_created=lambda: champion_created(registry()))
     checks.append(ScheduledCheck(component="model", name="model_integrity",
                                  probe=recovery.model_integrity_probe(settings, registry),
                                  interval=timedelta(seconds=settings.health_interval_seconds)))

@@ -94,11 +94,9 @@ def publish_model(s: Settings, codec: EventCodec, tmp_path: Path) -> str:
         run_name="parity",
     )
     published = ModelRegistry.from_settings(s).publish(onnx, draft, alias="champion")
-    local = tmp_path / "model.onnx"
-    local.write_bytes(onnx)
-    # the worker's default loader reads a local artifact (see agents.glue.models)
+    # the worker fetches and verifies this version from the registry (agents.glue.verified_models)
     producer = EventProducer(make_producer(s), codec, s)
-    producer.send(replace(published.event, artifact_uri=local.as_uri()))
+    producer.send(published.event)
     producer.flush()
     return published.manifest.version
 
