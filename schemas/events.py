@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
+from itertools import repeat
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
@@ -56,6 +57,22 @@ def _non_negative(name: str, value: float) -> None:
 def _finite(name: str, value: float) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value)):
         raise InvalidEvent(f"{name} must be a finite number, got {value!r}")
+
+
+def _all_finite_numbers(values: Iterable[Any]) -> bool:
+    """True when every value passes ``_finite`` (an int or float, finite), checked at C speed.
+
+    A finite total of finite numbers is finite, and an infinity or NaN makes the
+    total infinite or NaN (or raises); a total too large for a float raises
+    OverflowError: then ``False``, and the caller checks value by value.
+    """
+    values = tuple(values)
+    if not all(map(isinstance, values, repeat((int, float)))):
+        return False
+    try:
+        return math.isfinite(math.fsum(values))
+    except (OverflowError, ValueError):
+        return False
 
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -172,8 +189,9 @@ class FeaturesComputed(Event):
     def __post_init__(self) -> None:
         Event.__post_init__(self)
         _non_empty("signal_id", self.signal_id)
-        for name, value in self.features.items():
-            _finite(f"feature {name}", value)
+        if not _all_finite_numbers(self.features.values()):  # then find the first culprit, for the message
+            for name, value in self.features.items():
+                _finite(f"feature {name}", value)
         _freeze(self, "features")
 
 

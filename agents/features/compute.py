@@ -9,6 +9,11 @@ order, every value a finite float (neutral when not computable).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from itertools import repeat
+from typing import Final
+
+import numpy as np
 
 from agents.features.bars import bar_features
 from agents.features.catalog import FEATURE_LIMIT, FEATURE_NAMES, FEATURE_NEUTRAL
@@ -84,11 +89,17 @@ def compute_features(
         **history_features(history, at),
         **account_features(account, at),
     }
-    return {name: _clean(raw.get(name, math.nan), FEATURE_NEUTRAL[name]) for name in FEATURE_NAMES}
+    return clean_features(raw)
 
 
-def _clean(value: float, neutral: float) -> float:
-    value = float(value)
-    if not math.isfinite(value):
-        return neutral
-    return min(max(value, -FEATURE_LIMIT), FEATURE_LIMIT)
+_NEUTRALS: Final = np.array([FEATURE_NEUTRAL[name] for name in FEATURE_NAMES], dtype=np.float64)
+
+
+def clean_features(raw: Mapping[str, float]) -> dict[str, float]:
+    """``FEATURE_NAMES`` -> float: missing or non-finite -> the feature's neutral value, the rest clipped to
+    +-``FEATURE_LIMIT`` (element-wise ``min(max(float(v), -L), L)``; neutral values are not clipped)."""
+    values = np.fromiter(map(raw.get, FEATURE_NAMES, repeat(math.nan)), dtype=np.float64, count=len(FEATURE_NAMES))
+    missing = ~np.isfinite(values)
+    np.clip(values, -FEATURE_LIMIT, FEATURE_LIMIT, out=values)
+    values[missing] = _NEUTRALS[missing]
+    return dict(zip(FEATURE_NAMES, values.tolist()))

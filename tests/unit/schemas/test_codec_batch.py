@@ -295,7 +295,7 @@ POST_INIT_SHA256 = {
     "Event": "44c471af8d78ca7e",
     "BarClosed": "d17189852d5e7d7f",
     "SignalRaised": "387daab72ecdc146",
-    "FeaturesComputed": "b245a301443df875",
+    "FeaturesComputed": "23435b11ace92dec",  # same rule, checked at C speed first
     "SizeDecided": "4a17416f3efb98c7",
     "OrderFilled": "03a34ba3ce0273d7",
     "TradeClosed": "681fd5f360ceca76",
