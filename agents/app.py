@@ -5,7 +5,9 @@ rules live in ``agents.glue.handlers`` and the pure ``agents.pipeline``):
 
 - ``bars``: per-symbol feature state (table ``symbol-state``, key symbol);
 - ``signals``: features + one decision per ``signal_id`` (table ``decided``:
-  signal_id -> encoded SizeDecided; a duplicate gets the stored decision again);
+  signal_id -> encoded SizeDecided; a duplicate gets the stored decision again),
+  in batches of up to ``signal_batch_max`` records (``signal_batch_ms``): each
+  symbol's account is written once per batch (``agents.glue.write_behind``);
 - ``outcomes``: strategy history (key ``strategy@symbol``) and account (key symbol);
 - ``fills``: entry/exit fills to ``TradeClosed`` (table ``trades``: signal_id -> the
   signal and its trade state; ``open-trades``: symbol -> open signal ids, so every
@@ -31,6 +33,7 @@ import faust
 from mode import Service
 
 from agents.glue.bar_clock import BarClock
+from agents.glue.faust_event import processing
 from agents.glue.fills import FillHandlers, TradeEffects, open_ids, signal_record
 from agents.glue.handlers import Effects, Handlers, Outgoing, Source, history_key
 from agents.glue.metrics import WorkerMetrics
@@ -38,6 +41,7 @@ from agents.glue.models import LoadModel, ModelWatcher, default_load_model
 from agents.glue.ports import Pipeline, default_pipeline
 from agents.glue.reconcile import Reconciler
 from agents.glue.transport import FETCH_MAX_WAIT_MS, faust_settings, install_transport, worker_datadir
+from agents.glue.write_behind import WriteBehind
 from schemas.codec import EventCodec
 from schemas.events import BarClosed, OrderFilled, SignalRaised, TradeClosed
 from schemas.registry_client import HttpSchemaRegistry
@@ -64,6 +68,9 @@ def create_app(
     reconcile_after_s: float | None = None,
 ) -> faust.App:
     """Build the worker app; ``reconcile_after_s=0`` disables the reconciler (benchmarks of Faust alone)."""
+    if settings.signal_batch_max < 1 or settings.signal_batch_ms < 1:
+        raise ValueError(f"RLSIZER_SIGNAL_BATCH_MAX ({settings.signal_batch_max}) and RLSIZER_SIGNAL_BATCH_MS "
+                         f"({settings.signal_batch_ms}) must be >= 1")
     worker_id = worker_id or uuid.uuid4().hex[:8]
     pipeline = pipeline or default_pipeline()
     codec = codec or EventCodec(HttpSchemaRegistry(settings.registry_url, basic_auth=settings.registry_basic_auth or None))
@@ -96,6 +103,12 @@ def create_app(
     trades = table("trades", "signal_id -> signal and trade state (agents.glue.fills)")
     open_trades = table("open-trades", "symbol -> JSON list of open signal ids")
     outputs: dict[str, Any] = {}
+
+    def write_account(sym: bytes, state: Any, event: Any) -> None:
+        with processing(event):  # the changelog record goes to the partition of the event that changed it
+            account[sym] = handlers.account_bytes(state)
+
+    accounts: WriteBehind[bytes, Any] = WriteBehind(lambda sym: handlers.account_of(account.get(sym)), write_account)
 
     async def apply(effects: Effects, src: Source) -> None:
         for out in effects.outgoing:
@@ -130,15 +143,16 @@ def create_app(
                 return
             await asyncio.sleep(0.002)
 
-    def apply_outcome(trade: TradeClosed, src: Source) -> Effects:
-        """Fold a trade into strategy history and account (idempotent by signal_id)."""
+    def apply_outcome(trade: TradeClosed, src: Source, event: Any) -> Effects:
+        """Fold a trade into strategy history and account (idempotent by signal_id); written at once."""
         sym = trade.symbol.encode()
         hkey = history_key(trade.symbol, trade.strategy_id).encode()
-        effects = handlers.on_outcome(src, trade, history=history.get(hkey), account=account.get(sym))
+        effects = handlers.on_outcome(src, trade, history=history.get(hkey), account=accounts.get(sym))
         if effects.history is not None:
             history[hkey] = effects.history
         if effects.account is not None:
-            account[sym] = effects.account
+            accounts.put(sym, effects.account, event)
+            accounts.flush()
         return effects
 
     def source(event: Any) -> Source:
@@ -146,18 +160,18 @@ def create_app(
         return Source(m.topic, m.partition, m.offset, m.key, m.value)
 
     async def decoded(stream: Any, expected: type) -> Any:
-        """The stream's records as ``(source, event)``; undecodable ones are dead-lettered on the way."""
+        """The stream's records as ``(source, event, record)``; undecodable ones are dead-lettered on the way."""
         async for record in stream.events():
             src = source(record)
             event = handlers.decode(src, expected)
             if isinstance(event, Effects):
                 await apply(event, src)
                 continue
-            yield src, event
+            yield src, event, record
 
     @app.agent(raw_topic("bars"), name="bars")
     async def bars_agent(stream: Any) -> None:
-        async for src, bar in decoded(stream, BarClosed):
+        async for src, bar, _ in decoded(stream, BarClosed):
             key = bar.symbol.encode()
             effects = handlers.on_bar(src, bar, symbol_state.get(key))
             if effects.symbol_state is not None:
@@ -169,43 +183,58 @@ def create_app(
                     await apply_trades(marks, key, src)
             await apply(effects, src)
 
+    async def on_signal(record: Any) -> None:
+        src = source(record)
+        signal = handlers.decode(src, SignalRaised)
+        if isinstance(signal, Effects):
+            await apply(signal, src)
+            return
+        sym = signal.symbol.encode()
+        sid = signal.signal_id.encode()
+        hkey = history_key(signal.symbol, signal.strategy_id).encode()
+        if decided.get(sid) is None:
+            await bar_caught_up(sym, signal.ts_event)
+        effects = handlers.on_signal(
+            src, signal,
+            decided=decided.get(sid),
+            symbol_state=symbol_state.get(sym),
+            history=history.get(hkey),
+            account=accounts.get(sym),
+        )
+        if effects.decision is not None:  # record before sending: a replay re-sends, never re-decides
+            decided[sid] = effects.decision
+            if trades.get(sid) is None:
+                trades[sid] = signal_record(src.value)
+        if effects.account is not None:
+            accounts.put(sym, effects.account, record)
+        await apply(effects, src)
+
     @app.agent(raw_topic("signals"), name="signals")
     async def signals_agent(stream: Any) -> None:
-        async for src, signal in decoded(stream, SignalRaised):
-            sym = signal.symbol.encode()
-            hkey = history_key(signal.symbol, signal.strategy_id).encode()
-            if decided.get(signal.signal_id.encode()) is None:
-                await bar_caught_up(sym, signal.ts_event)
-            effects = handlers.on_signal(
-                src, signal,
-                decided=decided.get(signal.signal_id.encode()),
-                symbol_state=symbol_state.get(sym),
-                history=history.get(hkey),
-                account=account.get(sym),
-            )
-            if effects.decision is not None:  # record before sending: a replay re-sends, never re-decides
-                decided[signal.signal_id.encode()] = effects.decision
-                if trades.get(signal.signal_id.encode()) is None:
-                    trades[signal.signal_id.encode()] = signal_record(src.value)
-            if effects.account is not None:
-                account[sym] = effects.account
-            await apply(effects, src)
+        batches = stream.take_events(settings.signal_batch_max, within=settings.signal_batch_ms / 1000)
+        async for records in batches:
+            try:
+                for record in records:
+                    with processing(record):
+                        await on_signal(record)
+            finally:  # before take_events acknowledges the batch's offsets
+                accounts.flush()
 
     @app.agent(raw_topic("outcomes"), name="outcomes")
     async def outcomes_agent(stream: Any) -> None:
-        async for src, trade in decoded(stream, TradeClosed):
-            await apply(apply_outcome(trade, src), src)
+        async for src, trade, record in decoded(stream, TradeClosed):
+            await apply(apply_outcome(trade, src, record), src)
 
     @app.agent(raw_topic("fills"), name="fills")
     async def fills_agent(stream: Any) -> None:
-        async for src, fill in decoded(stream, OrderFilled):
+        async for src, fill, record in decoded(stream, OrderFilled):
             sym = fill.symbol.encode()
             effects = fill_handlers.on_fill(src, fill, record=trades.get(fill.signal_id.encode()),
                                             open_index=open_trades.get(sym))
             await apply_trades(effects, sym, src)
             for closed in effects.closed:  # applied here at once; the copy on the outcomes topic is a no-op
                 metrics.outcomes.inc()
-                apply_outcome(closed, src)
+                apply_outcome(closed, src, record)
 
     if settings.worker_web_port > 0:
         @app.page("/health")

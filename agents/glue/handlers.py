@@ -47,12 +47,17 @@ class Outgoing:
 
 @dataclass(frozen=True, slots=True)
 class Effects:
-    """Table writes (``None`` = leave unchanged) and records to send, in order."""
+    """Table writes (``None`` = leave unchanged) and records to send, in order.
+
+    ``account`` is the new account *decoded* (an ``AccountState``): it changes at
+    every signal, so the glue keeps it in memory and writes its bytes once per
+    batch (``agents.glue.write_behind``; ``Handlers.account_bytes``).
+    """
 
     outgoing: tuple[Outgoing, ...] = ()
     symbol_state: bytes | None = None
     history: bytes | None = None
-    account: bytes | None = None
+    account: Any = None
     decision: bytes | None = None
     rejected: bool = False
 
@@ -105,6 +110,16 @@ class Handlers:
         topic = topic_name(self.settings, type(event))
         return Outgoing(topic, event_key(event), self.codec.encode(topic, event))
 
+    def account_of(self, raw: bytes | None) -> Any:
+        """The account stored as ``raw`` (empty for ``None``); raises ``StateCorrupt`` for bad bytes."""
+        return self._accounts.get(raw) if raw is not None else self.pipeline.empty_account()
+
+    def account_bytes(self, account: Any) -> bytes:
+        """``account`` as table bytes (remembered, so reading them back does not decode)."""
+        raw = account.to_bytes()
+        self._accounts.put(raw, account)
+        return raw
+
     # -- bars ----------------------------------------------------------------------
     def on_bar(self, src: Source, bar: BarClosed, state: bytes | None) -> Effects:
         p = self.pipeline
@@ -128,16 +143,19 @@ class Handlers:
         decided: bytes | None,
         symbol_state: bytes | None,
         history: bytes | None,
-        account: bytes | None,
+        account: Any,
     ) -> Effects:
-        """Decide once; a duplicate ``signal_id`` gets the stored decision again, never a new one."""
+        """Decide once; a duplicate ``signal_id`` gets the stored decision again, never a new one.
+
+        ``account`` is the symbol's account decoded (``account_of``).
+        """
         if decided is not None:
             return Effects(outgoing=(Outgoing(self.settings.topic("decisions"), event_key(signal), decided),))
         p = self.pipeline
         started = time.perf_counter_ns()
         state = self._states.get(symbol_state) if symbol_state is not None else None
         hist = self._histories.get(history) if history is not None else p.empty_history(signal.strategy_id)
-        acct = self._accounts.get(account) if account is not None else p.empty_account()
+        acct = account
         try:
             features, decision = p.on_signal(
                 signal,
@@ -160,25 +178,21 @@ class Handlers:
         out_decision = self._out(decision)
         if self.metrics is not None:
             self.metrics.decided(decision)
-        new_acct = p.on_decision(acct, decision)
-        raw_acct = new_acct.to_bytes()
-        self._accounts.put(raw_acct, new_acct)
         return Effects(
             outgoing=(self._out(features), out_decision),
-            account=raw_acct,
+            account=p.on_decision(acct, decision),
             decision=out_decision.value,
         )
 
     # -- outcomes ------------------------------------------------------------------
-    def on_outcome(self, src: Source, trade: TradeClosed, *, history: bytes | None, account: bytes | None) -> Effects:
+    def on_outcome(self, src: Source, trade: TradeClosed, *, history: bytes | None, account: Any) -> Effects:
+        """Strategy history (bytes) and account (decoded, ``account_of``) after ``trade`` closed."""
         p = self.pipeline
         hist = self._histories.get(history) if history is not None else p.empty_history(trade.strategy_id)
-        acct = self._accounts.get(account) if account is not None else p.empty_account()
         try:
-            new_hist, new_acct = p.on_trade_closed(hist, acct, trade)
+            new_hist, new_acct = p.on_trade_closed(hist, account, trade)
         except ValueError as exc:
             return self.reject(src, "invalid_value", f"trade {trade.signal_id}: {exc}")
-        raw_hist, raw_acct = new_hist.to_bytes(), new_acct.to_bytes()
+        raw_hist = new_hist.to_bytes()
         self._histories.put(raw_hist, new_hist)
-        self._accounts.put(raw_acct, new_acct)
-        return Effects(history=raw_hist, account=raw_acct)
+        return Effects(history=raw_hist, account=new_acct)

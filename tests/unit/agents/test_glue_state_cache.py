@@ -71,11 +71,12 @@ def _run(fresh_each_call: bool) -> list[tuple]:
             handlers, codec = _handlers()
         sig = signal(bars[-1].ts_event + timedelta(hours=1 + i), signal_id=f"sig-{i}", strategy_id=f"S{i % 3 + 1}")
         effects = handlers.on_signal(Source("rlsizer.signals", 0, i, b"AAPL", b""), sig, decided=None,
-                                     symbol_state=state, history=history.get(sig.strategy_id), account=account)
-        account = effects.account
+                                     symbol_state=state, history=history.get(sig.strategy_id),
+                                     account=handlers.account_of(account))
+        account = handlers.account_bytes(effects.account)  # as the app writes it to its table
         events = [codec.decode(o.value) for o in effects.outgoing]
         events = [replace(e, latency_us=0) if isinstance(e, SizeDecided) else e for e in events]
-        seen.append((effects.account, tuple(events)))
+        seen.append((account, tuple(events)))
     return seen
 
 
