@@ -13,13 +13,12 @@ from streams.settings import Settings
 
 
 def run_worker(settings: Settings, *, worker_id: str, loglevel: str = "info") -> int:
-    from faust.worker import Worker
+    from agents.glue.transport import faust_worker
 
     app, poller = build_serving_app(settings, worker_id=worker_id)
     poller.start()
     try:
-        worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-        worker.execute_from_commandline()  # returns when the worker stops (it calls sys.exit)
+        faust_worker(app, loglevel=loglevel).execute_from_commandline()  # returns when the worker stops (it calls sys.exit)
     finally:
         poller.stop()
     return 0

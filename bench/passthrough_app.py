@@ -40,7 +40,7 @@ def create_passthrough_app(settings: Settings, *, worker_id: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from faust.worker import Worker
+    from agents.glue.transport import faust_worker
 
     parser = argparse.ArgumentParser(prog="python -m bench.passthrough_app", description=__doc__.splitlines()[0])
     parser.add_argument("--id", default="passthrough", help="worker id: names its data dir")
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.loglevel.upper())
     app = create_passthrough_app(Settings.from_env(), worker_id=str(args.id))
-    Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    faust_worker(app, loglevel=args.loglevel).execute_from_commandline()
     return 0
 
 

@@ -1,0 +1,27 @@
+"""The Faust worker the worker and the pass-through bench run under (agents.glue.transport)."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+import pytest
+
+from agents.glue.transport import faust_worker
+
+
+@pytest.fixture
+def restored_root_logger():
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield root
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_the_worker_logs_at_its_level_not_debug(restored_root_logger):
+    app = faust.App("t-logging", broker="kafka://127.0.0.1:1")  # nothing connects before start
+    worker = faust_worker(app, loglevel="warning")
+    worker._setup_logging()  # what execute_from_commandline does first
+    assert restored_root_logger.level == logging.WARNING
+    assert not logging.getLogger("aiokafka.producer.producer").isEnabledFor(logging.DEBUG)
