@@ -5,6 +5,11 @@ together with numpy (zig-zag varints, doubles, strings, nullable unions, enums,
 maps, timestamp-micros), so the cost per record is a few numpy operations spread
 over the batch instead of a Python dict and a dataclass per record.
 
+Maps of doubles whose bytes equal another row's except for the 8-byte values (the
+live feature maps: same names, same order in every event) are read as one
+``[n, bytes]`` block compared with that row (``_same_shape_maps``), instead of one
+numpy step per entry; the others take the per-entry path.
+
 It is a fast path, never the authority: a row is marked ``ok`` only when it was
 decoded exactly (every byte of its body consumed, varints of at most 9 bytes,
 valid union/enum indexes, UTF-8 strings, distinct map keys, timestamps a Python
@@ -176,7 +181,143 @@ def _read(cursor: _Cursor, rows: np.ndarray, avro_type: Any) -> pa.Array:
 
 
 def _map(cursor: _Cursor, rows: np.ndarray, value_type: Any) -> pa.Array:
-    """Avro map blocks (counts, negative counts with byte sizes, 0 to end) as an Arrow MapArray."""
+    """Avro map blocks as an Arrow MapArray: rows shaped like an earlier row at once, the rest entry by entry."""
+    if not _is(value_type, "double"):
+        return _map_entries(cursor, rows, value_type)
+    parts: list[pa.Array] = []
+    done: list[np.ndarray] = []
+    rest = np.arange(len(rows))
+    tried = np.zeros(len(rows), bool)  # rows whose shape no other row shared
+    for _ in range(_MAX_SHAPES):
+        ok = rest[cursor.ok[rows[rest]]]
+        untried = ok[~tried[ok]]
+        if len(ok) < 2 or not len(untried):
+            break
+        shape = _template(cursor, int(rows[untried[0]]))
+        if shape is None or len(ok) * len(shape.template) >= 2**31:  # keys must fit 32-bit string offsets
+            tried[untried[0]] = True
+            continue
+        matched, values = _same_shape(cursor, rows[ok], shape)
+        if matched.sum() < 2:  # only the template itself
+            tried[untried[0]] = True
+            continue
+        cursor.pos[rows[ok[matched]]] += len(shape.template)
+        parts.append(_fixed_maps(shape.keys, values))
+        done.append(ok[matched])
+        rest = np.setdiff1d(rest, ok[matched], assume_unique=True)
+    if not done:
+        return _map_entries(cursor, rows, value_type)
+    if len(parts) == 1 and not len(rest):
+        return parts[0]  # every row, in order
+    if len(rest):
+        parts.append(_map_entries(cursor, rows[rest], value_type))
+        done.append(rest)
+    order = np.argsort(np.concatenate(done), kind="stable")
+    return pa.concat_arrays(parts).take(pa.array(order))
+
+
+_MAX_SHAPES: Final = 4  # map shapes tried per column and batch; rows of no shape take the per-entry path
+_SHAPE_CHUNK_BYTES: Final = 16 * 1024 * 1024  # bound on one [rows, bytes] comparison block
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """One row's map bytes, where its 8-byte values sit, and its keys."""
+
+    template: np.ndarray  # uint8[m]
+    slots: np.ndarray  # int64[k]: offset of each value in the template
+    keys: list[str]
+
+
+def _template(cursor: _Cursor, row: int) -> _Shape | None:
+    """The map at ``row``'s position, read exactly in Python; None if it is not a valid, distinct-keyed map."""
+    buf, start, end = cursor.buf, int(cursor.pos[row]), int(cursor.end[row])
+    at = start
+    keys: list[str] = []
+    slots: list[int] = []
+
+    def varint() -> int | None:
+        nonlocal at
+        raw = shift = 0
+        for _ in range(9):
+            if at >= end:
+                return None
+            byte = int(buf[at])
+            at += 1
+            raw |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return (raw >> 1) ^ -(raw & 1)
+        return None
+
+    while True:
+        count = varint()
+        if count is None:
+            return None
+        if count == 0:
+            break
+        if count < 0:
+            count = -count
+            if varint() is None:
+                return None
+        for _ in range(count):
+            length = varint()
+            if length is None or length < 0 or at + length + 8 > end or len(keys) == MAX_MAP_ENTRIES:
+                return None
+            try:
+                keys.append(bytes(buf[at : at + length]).decode("utf-8"))
+            except UnicodeDecodeError:
+                return None
+            at += length
+            slots.append(at - start)
+            at += 8
+    if len(set(keys)) != len(keys):
+        return None
+    return _Shape(buf[start:at].copy(), np.asarray(slots, np.int64), keys)
+
+
+def _same_shape(cursor: _Cursor, rows: np.ndarray, shape: _Shape) -> tuple[np.ndarray, np.ndarray]:
+    """Which ``rows`` hold, at their position, a map whose bytes equal ``shape``'s but for the values; and those values.
+
+    Equal bytes outside the values mean the same blocks, keys and length, so such a row
+    reads exactly as the template did (values are fixed-width and never change the layout).
+    """
+    m, k = len(shape.template), len(shape.keys)
+    value_cols = (shape.slots[:, None] + np.arange(8)).reshape(-1)
+    free = np.zeros(m, bool)
+    free[value_cols] = True
+    windows = np.lib.stride_tricks.sliding_window_view(cursor.buf, m)
+    pos = cursor.pos[rows]
+    candidates = np.flatnonzero(pos + m <= cursor.end[rows])
+    matched = np.zeros(len(rows), bool)
+    values = []
+    step = max(1, _SHAPE_CHUNK_BYTES // m)
+    for lo in range(0, len(candidates), step):
+        part = candidates[lo : lo + step]
+        block = windows[pos[part]]  # one copy of m bytes per row
+        same = ((block == shape.template) | free).all(axis=1)
+        matched[part[same]] = True
+        chosen = block if same.all() else block[same]
+        values.append(np.take(chosen, value_cols, axis=1).view("<f8").reshape(len(chosen), k))  # np.take: far faster than [:, cols]
+    return matched, np.concatenate(values) if values else np.empty((0, k), np.float64)
+
+
+def _fixed_maps(keys: list[str], values: np.ndarray) -> pa.Array:
+    """A MapArray of ``values`` ([n, k]) under the same ``keys`` in every row."""
+    n, k = values.shape
+    encoded = [key.encode("utf-8") for key in keys]
+    ends = np.cumsum([len(key) for key in encoded], dtype=np.int64)
+    width = int(ends[-1]) if k else 0
+    key_offsets = np.zeros(n * k + 1, np.int64)
+    key_offsets[1:] = (np.arange(n, dtype=np.int64)[:, None] * width + ends[None, :]).reshape(-1)
+    data = np.frombuffer(b"".join(encoded) * n, np.uint8) if width else np.zeros(0, np.uint8)
+    key_array = pa.Array.from_buffers(pa.string(), n * k, [None, pa.py_buffer(key_offsets.astype(np.int32)), pa.py_buffer(data)])
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * k)
+    return pa.MapArray.from_arrays(offsets, key_array, pa.array(values.reshape(-1), pa.float64()))
+
+
+def _map_entries(cursor: _Cursor, rows: np.ndarray, value_type: Any) -> pa.Array:
+    """Avro map blocks (counts, negative counts with byte sizes, 0 to end) as an Arrow MapArray, one entry at a time."""
     remaining = np.zeros(len(rows), np.int64)
     open_ = np.ones(len(rows), bool)
     entry_rows: list[np.ndarray] = []

@@ -7,6 +7,7 @@ import inspect
 import io
 import json
 import math
+import re
 import struct
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -335,3 +336,26 @@ def test_none_and_short_messages_are_refused_like_decode() -> None:
     batch = codec.decode_batch(datas)
     assert batch.columns[BarClosed][0].tolist() == [1, 3]
     assert [(i, getattr(r, "kind", None)) for i, r in batch.singles] == [(0, "malformed"), (2, "malformed")]
+
+
+def test_maps_shaped_like_another_row_match_decode() -> None:
+    """Many feature maps with one shape (the live case, read as one block) among other shapes, hand-made
+    bodies sharing the shape's prefix, values that are refused, and rows of a second shape."""
+    codec = EventCodec(InMemoryRegistry())
+    schema_id = codec.schema_id("t", FeaturesComputed)
+    feats = valid_events()[3]
+    names = [f"f{j:02d}" for j in range(12)]
+    shaped = [{n: float(i * 12 + j) / 7 for j, n in enumerate(names)} for i in range(30)]
+    shaped[4]["f03"] = math.nan  # same bytes shape, refused value: the dataclass's reason
+    shaped[9]["f11"] = math.inf
+    other = [dict(reversed(list(m.items()))) for m in shaped[:5]]  # same names, another order
+    datas = [raw_message(codec, FeaturesComputed, record_of(feats, features=m)) for m in shaped[:10] + other]
+    datas += [frame(schema_id, body) for body in HAND_MADE.values()]
+    datas += [raw_message(codec, FeaturesComputed, record_of(feats, features=m)) for m in shaped[10:]]
+    datas.insert(3, raw_message(codec, FeaturesComputed, record_of(feats, features=shaped[0]))[:-20])  # cut inside the map
+    datas.insert(5, raw_message(codec, FeaturesComputed, record_of(feats, features=shaped[1])) + b"\x00")  # trailing byte
+    got = outcomes(codec, datas)
+    want = [reference(codec, d) for d in datas]
+    scrub = lambda o: (*o[:2], re.sub(r" at 0x[0-9a-f]+", "", o[2])) if o[0] == "error" else o  # noqa: E731  (fastavro names a buffer's address)
+    assert [same_outcome(scrub(g), scrub(w)) for g, w in zip(got, want)] == [True] * len(datas)
+    assert sum(1 for w in want if w[0] == "event") == len(shaped) + len(other) - 2 + sum(1 for b in HAND_MADE.values() if reference(codec, frame(schema_id, b))[0] == "event")
