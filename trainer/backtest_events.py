@@ -73,7 +73,7 @@ def _to_event(event_type: type[Event], names: tuple[str, ...], row: tuple[Any, .
 def select_events(con: duckdb.DuckDBPyConnection, event_type: type[Event], where: str, params: list[Any]) -> list[tuple[Event, int, int]]:
     spec = TABLE_FOR_EVENT[event_type]
     cols = ", ".join(f'"{n}"' for n in spec.field_names)
-    rows = con.execute(f"SELECT {cols}, _partition, _offset FROM {spec.name} {where}", params).fetchall()
+    rows = con.execute(f"SELECT {cols}, _partition, _offset FROM {spec.reader} {where}", params).fetchall()
     n = len(spec.field_names)
     return [(_to_event(event_type, spec.field_names, r[:n]), int(r[n]), int(r[n + 1])) for r in rows]
 

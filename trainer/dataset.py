@@ -25,7 +25,9 @@ Derived columns:
 - ``r_multiple``: from ``TradeClosed``; the size multiplier scales pnl and risk alike,
   so R does not depend on it.
 - ``features``: float32 ``[n, d]`` in ``feature_names`` order (sorted union of the
-  names present, or the list given); a name missing from a row's map is NaN.
+  names present, or the list given); a name missing from a row's map is NaN. Built
+  from the stored value lists and their layouts (``trainer.feature_layouts``), no
+  maps are materialised.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from trainer.feature_layouts import layout_matrix
+
 log = logging.getLogger(__name__)
 
 _ROWS_SQL = """
@@ -55,7 +59,7 @@ s AS (
     FROM signals s JOIN first_d d USING (signal_id)
     WHERE s.ts_event <= d.ts
 ), f AS (
-    SELECT f.signal_id, f.strategy_type, f.features,
+    SELECT f.signal_id, f.strategy_type, f.feature_layout, f.feature_values,
            row_number() OVER (PARTITION BY f.signal_id ORDER BY f.ts_event DESC, f.ts_init, f.event_id) AS rn
     FROM features f JOIN first_d d USING (signal_id)
     WHERE f.ts_event <= d.ts AND ($feature_set IS NULL OR f.feature_set = $feature_set)
@@ -65,7 +69,7 @@ s AS (
     FROM outcomes o JOIN first_d d USING (signal_id)
     WHERE o.ts_event > d.ts
 )
-SELECT d.signal_id, d.ts, d.multiplier, d.policy, f.strategy_type AS family, f.features,
+SELECT d.signal_id, d.ts, d.multiplier, d.policy, f.strategy_type AS family, f.feature_layout, f.feature_values,
        o.r_multiple, o.fees, o.qty, o.entry_price, s.stop_price, s.atr
 FROM first_d d
 JOIN s ON s.signal_id = d.signal_id AND s.rn = 1
@@ -141,35 +145,20 @@ def episode_ids(ts: np.ndarray) -> np.ndarray:
     return inverse.astype(np.int64).reshape(-1)
 
 
-def feature_matrix(maps: pa.Array | pa.ChunkedArray, names: Sequence[str] | None = None) -> tuple[tuple[str, ...], np.ndarray]:
-    """Scatter a MAP(VARCHAR, DOUBLE) column into float32 ``[n, d]`` (NaN where absent)."""
-    if isinstance(maps, pa.ChunkedArray):
-        maps = pa.concat_arrays(maps.chunks) if maps.num_chunks else pa.array([], maps.type)
-    # as list<struct<key, value>> (same layout), list kernels apply and respect slices and nulls
-    entries = maps.cast(pa.list_(pa.struct([("key", pa.string()), ("value", pa.float64())])))
-    lengths = pc.fill_null(pc.list_value_length(entries), 0).to_numpy()
-    flat = entries.flatten()
-    keys, values = flat.field("key"), flat.field("value")
-    if names is None:
-        names = sorted(pc.unique(keys).to_pylist()) if len(keys) else []
-    names = tuple(names)
-    matrix = np.full((len(maps), len(names)), np.nan, dtype=np.float32)
-    if len(keys) and names:
-        column = pc.index_in(keys, value_set=pa.array(names, pa.string()))
-        valid = column.is_valid().to_numpy(zero_copy_only=False)
-        rows = np.repeat(np.arange(len(maps)), lengths)
-        cols = column.to_numpy(zero_copy_only=False)
-        vals = pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False)
-        matrix[rows[valid], cols[valid].astype(np.int64)] = vals[valid]
-    return names, matrix
-
-
 def _strings(table: pa.Table, name: str) -> np.ndarray:
     return np.asarray(table.column(name).to_pylist(), dtype=str)
 
 
 def _floats(table: pa.Table, name: str) -> np.ndarray:
     return pc.fill_null(table.column(name).cast(pa.float64()), np.nan).to_numpy()
+
+
+def _read(con: duckdb.DuckDBPyConnection, params: dict[str, object]) -> tuple[pa.Table, dict[str, tuple[str, ...]]]:
+    """The point-in-time rows, then the feature layouts: layouts are only ever added, in the
+    transaction of the first row using them, so a later read holds every layout the rows name."""
+    table = con.sql(_ROWS_SQL, params=params).to_arrow_table()
+    layouts = {key: tuple(names) for key, names in con.execute("SELECT layout, names FROM feature_layouts").fetchall()}
+    return table, layouts
 
 
 def load_dataset(
@@ -187,17 +176,17 @@ def load_dataset(
         "to_ts": None if to_ts is None else _as_utc64(to_ts).astype(datetime),
     }
     if isinstance(warehouse, duckdb.DuckDBPyConnection):
-        table = warehouse.sql(_ROWS_SQL, params=params).to_arrow_table()
+        table, layouts = _read(warehouse, params)
     else:
         with duckdb.connect(str(warehouse), read_only=True) as con:
-            table = con.sql(_ROWS_SQL, params=params).to_arrow_table()
+            table, layouts = _read(con, params)
     cost = cost_in_r(_floats(table, "fees"), _floats(table, "qty"), _floats(table, "entry_price"), _floats(table, "stop_price"), _floats(table, "atr"))
     keep = np.isfinite(cost)
     if not keep.all():
         log.warning("dropped %d of %d rows whose risk unit (stop distance or ATR) is not positive", int((~keep).sum()), len(keep))
         table = table.filter(pa.array(keep))
         cost = cost[keep]
-    names, matrix = feature_matrix(table.column("features"), feature_names)
+    names, matrix = layout_matrix(table.column("feature_layout"), table.column("feature_values"), layouts, feature_names)
     ts = table.column("ts").to_numpy().astype("datetime64[us]")
     return TrainingSet(
         feature_names=names,

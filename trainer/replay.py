@@ -18,20 +18,24 @@ Throughput: each flush (``flush_rows`` messages) is decoded in one
 and dead-letter reasons are unchanged), and written by one background thread
 while the next flush is read and decoded; DuckDB releases the GIL while it
 inserts. Flushes commit in order and a failed write stops every later one.
-Measured with ``bench/bench_replay.py``, the DuckDB insert is the limit: most of
-it is the ``features`` MAP column (DuckDB validates every map's keys on insert).
+Measured with ``bench/bench_replay.py``, the DuckDB writes are the limit: about
+a third of their time is the ``event_id`` primary-key index that makes upserts
+idempotent, the rest the inserts, the log and the final checkpoint. (Features
+are no longer a MAP column, see ``trainer.warehouse``: that was 3-4x slower.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import operator
 import queue
 import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,10 +51,11 @@ from schemas.codec import DecodedBatch
 from schemas.events import Event, EventRejected
 from streams.settings import Settings
 from streams.topics import CATALOG
-from trainer.warehouse import TABLE_FOR_EVENT, TableSpec, Warehouse, WriteResult, default_path, open_warehouse
+from trainer.warehouse import TABLE_FOR_EVENT, Rows, TableSpec, Warehouse, WriteResult, default_path, open_warehouse
 
 log = logging.getLogger(__name__)
 
+_IS_NONE: Final = functools.partial(operator.is_, None)  # a C-level test (KafkaError == None raises)
 REJECT_NAMESPACE: Final = uuid.UUID("6f1c2b64-9a55-4d8e-8a8e-3d1f5c1b7a10")
 WRITE_CHUNK_ROWS: Final = 2048
 
@@ -128,14 +133,15 @@ class _Pending:
         started = time.perf_counter()
         messages = self.messages.copy()
         self.messages.clear()  # in place: the consume loop holds its append
-        topics = [m.topic() for m in messages]
-        partitions = [m.partition() for m in messages]
-        offsets = [m.offset() for m in messages]
-        next_offsets = {(t, p): o + 1 for t, p, o in zip(topics, partitions, offsets)}  # in order per partition
-        values = [m.value() for m in messages]
+        topics = list(map(Message.topic, messages))  # C-level calls: these run once per record
+        partitions = list(map(Message.partition, messages))
+        offsets = list(map(Message.offset, messages))
+        last = dict(zip(zip(topics, partitions), offsets))  # the last record read per partition wins
+        next_offsets = {tp: o + 1 for tp, o in last.items()}
+        values = list(map(Message.value, messages))
         present = [i for i, v in enumerate(values) if v is not None]
         batch = codec.decode_batch([values[i] for i in present])
-        tables: dict[TableSpec, list[pa.Table]] = defaultdict(list)
+        tables: dict[TableSpec, list[Rows]] = defaultdict(list)
         if batch.columns:
             topic_array = pa.array(topics, pa.string())
             partition_array, offset_array = np.asarray(partitions, np.int32), np.asarray(offsets, np.int64)
@@ -158,7 +164,7 @@ class _Pending:
         for spec, evs in events.items():
             tables[spec].append(spec.to_arrow(evs, sources[spec]))
         return _Batch(
-            tables={spec: _chunked(pa.concat_tables(parts)) for spec, parts in tables.items()},
+            tables={spec: _chunked(Rows.concat(parts)) for spec, parts in tables.items()},
             offsets=next_offsets,
             events_by_topic=Counter(topics),
             rejected=rejected,
@@ -167,17 +173,17 @@ class _Pending:
         )
 
 
-def _chunked(table: pa.Table) -> pa.Table:
-    """Record batches of ``WRITE_CHUNK_ROWS`` (zero-copy): DuckDB then converts them on
-    several threads, which matters for the MAP column (about 20% faster inserts measured)."""
-    return pa.Table.from_batches(table.to_batches(max_chunksize=WRITE_CHUNK_ROWS), schema=table.schema)
+def _chunked(rows: Rows) -> Rows:
+    """Record batches of ``WRITE_CHUNK_ROWS`` (zero-copy): DuckDB then converts them on several threads."""
+    table = rows.table
+    return Rows(pa.Table.from_batches(table.to_batches(max_chunksize=WRITE_CHUNK_ROWS), schema=table.schema), rows.layouts)
 
 
 @dataclass(frozen=True, slots=True)
 class _Batch:
     """Rows ready for one warehouse transaction, and what they count for."""
 
-    tables: dict[TableSpec, pa.Table]
+    tables: dict[TableSpec, Rows]
     offsets: dict[tuple[str, int], int]
     events_by_topic: Counter[str]
     rejected: int
@@ -302,6 +308,22 @@ def assignment(consumer: Consumer, topics: list[str], stored: dict[tuple[str, in
     return parts, ahead
 
 
+def _sort_out(messages: list[Message], errors: list[KafkaError | None], keep: Callable[[Message], None], remaining: set[tuple[str, int]]) -> int:
+    """Keep the records, mark partitions at EOF done, raise on fatal errors; the number of records kept."""
+    read = 0
+    for msg, err in zip(messages, errors):
+        if err is None:
+            keep(msg)
+            read += 1
+        elif err.code() == KafkaError._PARTITION_EOF:
+            remaining.discard((msg.topic(), msg.partition()))
+        elif err.fatal() or not err.retriable():
+            raise ReplayError(f"consuming {msg.topic()}[{msg.partition()}]: {err.str()}")
+        else:
+            log.warning("retriable consumer error: %s", err.str())
+    return read
+
+
 def replay(
     settings: Settings,
     codec: Decoder,
@@ -346,18 +368,12 @@ def replay(
                             + ", ".join(f"{t}[{p}]" for t, p in sorted(remaining))
                             + f" (committed {committed} new rows so far)"
                         )
-                    read = 0
-                    for msg in messages:
-                        err = msg.error()
-                        if err is None:
-                            keep(msg)
-                            read += 1
-                        elif err.code() == KafkaError._PARTITION_EOF:
-                            remaining.discard((msg.topic(), msg.partition()))
-                        elif err.fatal() or not err.retriable():
-                            raise ReplayError(f"consuming {msg.topic()}[{msg.partition()}]: {err.str()}")
-                        else:
-                            log.warning("retriable consumer error: %s", err.str())
+                    errors = list(map(Message.error, messages))
+                    if all(map(_IS_NONE, errors)):  # the usual case: records only, kept in one step
+                        pending.messages.extend(messages)
+                        read = len(messages)
+                    else:
+                        read = _sort_out(messages, errors, keep, remaining)
                     bar.update(read)
                     waiting = len(pending.messages)
                     if waiting >= flush_rows or (writer.idle and waiting >= flush_rows // 5):

@@ -9,12 +9,32 @@ Layout (``SCHEMA_VERSION`` in ``meta``):
   stored once, and the first copy stored wins (events are immutable).
 - timestamps are ``TIMESTAMP`` holding UTC (no time zone arithmetic in queries,
   ``datetime64[us]`` straight out).
-- Avro maps are ``MAP(VARCHAR, ...)``. ``features.features`` is
-  ``MAP(VARCHAR, DOUBLE)``: it arrives from Arrow as a MapArray whose flat keys and
-  values let the dataset build its ``[n, d]`` matrix with a vectorised scatter (see
-  ``trainer.dataset``), and SQL can still read one feature as ``features['rsi_14']``.
+- Avro maps are ``MAP(VARCHAR, ...)``, except ``FeaturesComputed.features`` (60+
+  named doubles per event, most of the replay's rows by volume): inserting a DuckDB
+  MAP validates every key and was most of the replay's time, so the ``features``
+  table stores it in its place as ``feature_layout VARCHAR`` (the id of the ordered
+  name list) and ``feature_values DOUBLE[]`` (the values in that order), with each
+  name list stored once in ``feature_layouts(layout, names VARCHAR[])`` (see
+  ``trainer.feature_layouts``; layouts are written in the same transaction as the
+  rows using them). The dataset builds its ``[n, d]`` matrix from these directly.
+- ``features_by_name`` is a view with the event's own columns (``features`` as
+  ``MAP(VARCHAR, DOUBLE)``, exactly the recorded names and values), so SQL reads one
+  feature by name as before::
+
+      SELECT signal_id, features['rsi_14'] FROM features_by_name WHERE feature_set = 'fs1'
+
+  Building maps costs time on large scans; there, index the list instead::
+
+      SELECT f.signal_id, f.feature_values[list_position(l.names, 'rsi_14')]
+      FROM features f JOIN feature_layouts l ON l.layout = f.feature_layout
 - ``offsets(topic, partition, next_offset)``: written in the same transaction as the
   rows it covers, so a crash never leaves rows without offsets or the reverse.
+
+Checkpoints: DuckDB folds its write-ahead log into the file once the log passes
+``CHECKPOINT_THRESHOLD`` and on close. The default (16 MB, about 60k replayed events)
+made a replay checkpoint every few flushes, each time rewriting the ``event_id``
+indexes; a larger threshold checkpoints once per replay, when it closes (commits
+still write and sync the log, so durability is unchanged).
 
 A file that is not a DuckDB database, fails the integrity query, lacks the schema
 version or carries another one, or whose build marker is not ``ready`` is moved
@@ -26,7 +46,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final
@@ -35,15 +55,19 @@ import duckdb
 import pyarrow as pa
 
 from schemas.catalog import schema_dict
-from schemas.events import Event
+from schemas.events import Event, FeaturesComputed
 from streams.topics import CATALOG
+from trainer.feature_layouts import LAYOUT_COLUMN, LAYOUT_TYPE, VALUES_COLUMN, VALUES_TYPE, Layouts, split_maps
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = "1"
+SCHEMA_VERSION: Final = "2"  # 2: features as layout + DOUBLE[] instead of MAP (rebuilds version 1 files)
 READY: Final = "ready"
 BUILDING: Final = "building"
+CHECKPOINT_THRESHOLD: Final = "256MB"  # about 1M replayed events of log before DuckDB folds it into the file
 SOURCE_COLUMNS: Final = (("_topic", "VARCHAR", pa.string()), ("_partition", "INTEGER", pa.int32()), ("_offset", "BIGINT", pa.int64()))
+BY_LAYOUT: Final[frozenset[tuple[type[Event], str]]] = frozenset({(FeaturesComputed, "features")})  # map fields stored by layout
+LAYOUTS_TABLE: Final = "feature_layouts"
 
 
 class WarehouseError(RuntimeError):
@@ -57,6 +81,26 @@ class Column:
     arrow_type: pa.DataType
     is_map: bool = False
     is_timestamp: bool = False
+    by_layout: bool = False  # a map of doubles stored as (feature_layout, feature_values)
+
+    def stored(self) -> tuple[tuple[str, str, pa.DataType], ...]:
+        """(name, SQL type, Arrow type) of the table column(s) holding this field."""
+        if self.by_layout:
+            return ((LAYOUT_COLUMN, "VARCHAR", LAYOUT_TYPE), (VALUES_COLUMN, "DOUBLE[]", VALUES_TYPE))
+        return ((self.name, self.sql_type, self.arrow_type),)
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Rows for one table, and the feature layouts they reference (written with them)."""
+
+    table: pa.Table
+    layouts: Layouts = field(default_factory=dict)
+
+    @staticmethod
+    def concat(parts: Sequence[Rows]) -> Rows:
+        tables = [p.table for p in parts]
+        return Rows(tables[0] if len(tables) == 1 else pa.concat_tables(tables), {k: v for p in parts for k, v in p.layouts.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,30 +113,65 @@ class TableSpec:
     def field_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
-    def arrow_schema(self) -> pa.Schema:
-        cols = [pa.field(c.name, c.arrow_type) for c in self.columns]
-        return pa.schema(cols + [pa.field(n, t) for n, _, t in SOURCE_COLUMNS])
+    @property
+    def stored_columns(self) -> tuple[tuple[str, str, pa.DataType], ...]:
+        """(name, SQL type, Arrow type) of the table's columns, in order, source columns last."""
+        return tuple(s for c in self.columns for s in c.stored()) + SOURCE_COLUMNS
 
-    def to_arrow(self, events: Sequence[Event], sources: Sequence[tuple[str, int, int]]) -> pa.Table:
-        """Columns of ``events`` (all of this table's type) plus where each was read."""
-        arrays = [_arrow_column(c, [getattr(e, c.name) for e in events]) for c in self.columns]
+    @property
+    def by_layout(self) -> bool:
+        return any(c.by_layout for c in self.columns)
+
+    @property
+    def reader(self) -> str:
+        """The relation whose columns are the event's fields (then the source columns)."""
+        return f"{self.name}_by_name" if self.by_layout else self.name
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(n, t) for n, _, t in self.stored_columns])
+
+    def to_arrow(self, events: Sequence[Event], sources: Sequence[tuple[str, int, int]]) -> Rows:
+        """Rows of ``events`` (all of this table's type) plus where each was read."""
+        layouts: dict[str, tuple[str, ...]] = {}
+        arrays = [a for c in self.columns for a in _stored_arrays(c, _arrow_column(c, [getattr(e, c.name) for e in events]), layouts)]
         topics, partitions, offsets = zip(*sources) if sources else ((), (), ())
         arrays += [pa.array(topics, pa.string()), pa.array(partitions, pa.int32()), pa.array(offsets, pa.int64())]
-        return pa.Table.from_arrays(arrays, schema=self.arrow_schema())
+        return Rows(pa.Table.from_arrays(arrays, schema=self.arrow_schema()), layouts)
 
-    def from_columns(self, columns: Mapping[str, pa.Array], topics: pa.Array, partitions: pa.Array, offsets: pa.Array) -> pa.Table:
-        """The table from decoded Avro columns (``EventCodec.decode_batch``) plus where each row was read.
+    def from_columns(self, columns: Mapping[str, pa.Array], topics: pa.Array, partitions: pa.Array, offsets: pa.Array) -> Rows:
+        """Rows from decoded Avro columns (``EventCodec.decode_batch``) plus where each row was read.
 
         Timestamp columns hold naive UTC microseconds, as stored; other columns are
         cast to the table's Arrow type (large binary/string -> binary/string, ...).
         """
-        arrays = [_cast(columns[c.name], c.arrow_type) for c in self.columns]
+        layouts: dict[str, tuple[str, ...]] = {}
+        arrays = [a for c in self.columns for a in _stored_arrays(c, _cast(columns[c.name], c.arrow_type), layouts)]
         arrays += [_cast(topics, pa.string()), _cast(partitions, pa.int32()), _cast(offsets, pa.int64())]
-        return pa.Table.from_arrays(arrays, schema=self.arrow_schema())
+        return Rows(pa.Table.from_arrays(arrays, schema=self.arrow_schema()), layouts)
 
     def ddl(self) -> str:
-        cols = [f'"{c.name}" {c.sql_type}' for c in self.columns] + [f"{n} {t}" for n, t, _ in SOURCE_COLUMNS]
+        cols = [f'"{n}" {t}' for n, t, _ in self.stored_columns]
         return f"CREATE TABLE {self.name} ({', '.join(cols)}, PRIMARY KEY (event_id))"
+
+    def view_ddl(self) -> str | None:
+        """The ``<name>_by_name`` view giving by-layout fields back as maps, or None if there are none."""
+        if not self.by_layout:
+            return None
+        cols = [f'MAP(l.names, t.{VALUES_COLUMN}) AS "{c.name}"' if c.by_layout else f't."{c.name}"' for c in self.columns]
+        cols += [f"t.{n}" for n, _, _ in SOURCE_COLUMNS]
+        return (
+            f"CREATE VIEW {self.reader} AS SELECT {', '.join(cols)} "
+            f"FROM {self.name} t LEFT JOIN {LAYOUTS_TABLE} l ON l.layout = t.{LAYOUT_COLUMN}"
+        )
+
+
+def _stored_arrays(column: Column, array: pa.Array, layouts: dict[str, tuple[str, ...]]) -> list[pa.Array]:
+    """The table array(s) for one field's array; a by-layout field adds the layouts it uses."""
+    if not column.by_layout:
+        return [array]
+    split = split_maps(array)
+    layouts.update(split.layouts)
+    return [split.layout, split.values]
 
 
 def _cast(array: pa.Array, arrow_type: pa.DataType) -> pa.Array:
@@ -141,8 +220,17 @@ def _column(name: str, avro_type: Any) -> Column:
 
 
 def table_spec(short_name: str, event_type: type[Event]) -> TableSpec:
-    fields = schema_dict(event_type)["fields"]
-    return TableSpec(short_name, event_type, tuple(_column(f["name"], f["type"]) for f in fields))
+    columns = []
+    for f in schema_dict(event_type)["fields"]:
+        column = _column(f["name"], f["type"])
+        if (event_type, column.name) in BY_LAYOUT:
+            if column.sql_type != "MAP(VARCHAR, DOUBLE)":
+                raise WarehouseError(f"{event_type.__name__}.{column.name}: only a map of doubles can be stored by layout")
+            column = Column(column.name, column.sql_type, column.arrow_type, is_map=True, by_layout=True)
+        columns.append(column)
+    if sum(c.by_layout for c in columns) > 1:
+        raise WarehouseError(f"{event_type.__name__}: at most one field per table can be stored by layout")
+    return TableSpec(short_name, event_type, tuple(columns))
 
 
 TABLES: Final[tuple[TableSpec, ...]] = tuple(
@@ -185,8 +273,8 @@ class Warehouse:
     def count(self, table: str) -> int:
         return int(self.con.execute(f"SELECT count(*) FROM {_known(table)}").fetchone()[0])
 
-    def write(self, batches: Mapping[TableSpec, pa.Table], offsets: Mapping[tuple[str, int], int]) -> WriteResult:
-        """Upsert row batches and advance offsets in one transaction.
+    def write(self, batches: Mapping[TableSpec, Rows], offsets: Mapping[tuple[str, int], int]) -> WriteResult:
+        """Upsert row batches, the feature layouts they use, and advance offsets, in one transaction.
 
         Rows whose ``event_id`` is already stored (or repeated within a batch) are
         ignored; the result counts them as duplicates.
@@ -195,7 +283,9 @@ class Warehouse:
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
-            for spec, table in batches.items():
+            _write_layouts(con, {k: v for rows in batches.values() for k, v in rows.layouts.items()})
+            for spec, rows in batches.items():
+                table = rows.table
                 if table.num_rows == 0:
                     continue
                 con.register("_batch", table)
@@ -220,8 +310,25 @@ class Warehouse:
         return WriteResult(new_rows, attempted - new_rows)
 
 
+def _write_layouts(con: duckdb.DuckDBPyConnection, layouts: Layouts) -> None:
+    """Store new layouts; an id already stored with other names (a hash collision) is an error."""
+    if not layouts:
+        return
+    table = pa.table({"layout": pa.array(list(layouts), pa.string()), "names": pa.array([list(v) for v in layouts.values()], pa.list_(pa.string()))})
+    con.register("_layouts", table)
+    try:
+        clashes = con.execute(
+            f"SELECT b.layout FROM _layouts b JOIN {LAYOUTS_TABLE} l USING (layout) WHERE l.names <> b.names"
+        ).fetchall()
+        if clashes:
+            raise WarehouseError(f"feature layout id {clashes[0][0]} is already stored for other names (hash collision)")
+        con.execute(f"INSERT OR IGNORE INTO {LAYOUTS_TABLE} SELECT * FROM _layouts")
+    finally:
+        con.unregister("_layouts")
+
+
 def _known(table: str) -> str:
-    if table not in {t.name for t in TABLES} | {"offsets", "meta"}:
+    if table not in {t.name for t in TABLES} | {"offsets", "meta", LAYOUTS_TABLE}:
         raise WarehouseError(f"unknown warehouse table {table!r}")
     return table
 
@@ -231,8 +338,11 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("BEGIN TRANSACTION")
     con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
     con.execute("INSERT INTO meta VALUES ('state', ?)", [BUILDING])
+    con.execute(f"CREATE TABLE {LAYOUTS_TABLE} (layout VARCHAR PRIMARY KEY, names VARCHAR[] NOT NULL)")
     for spec in TABLES:
         con.execute(spec.ddl())
+        if (view := spec.view_ddl()) is not None:
+            con.execute(view)
     con.execute("CREATE TABLE offsets (topic VARCHAR, partition INTEGER, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, partition))")
     con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
     con.execute("UPDATE meta SET value = ? WHERE key = 'state'", [READY])
@@ -254,10 +364,16 @@ def problem(con: duckdb.DuckDBPyConnection) -> str | None:
     try:
         for spec in TABLES:  # integrity: every table readable with the expected columns
             cols = [r[0] for r in con.execute(f"DESCRIBE {spec.name}").fetchall()]
-            expected = list(spec.field_names) + [n for n, _, _ in SOURCE_COLUMNS]
+            expected = [n for n, _, _ in spec.stored_columns]
             if cols != expected:
                 return f"table {spec.name} has columns {cols}, expected {expected}"
             con.execute(f"SELECT count(*) FROM {spec.name}").fetchone()
+            if spec.reader != spec.name:
+                cols = [r[0] for r in con.execute(f"DESCRIBE {spec.reader}").fetchall()]
+                expected = list(spec.field_names) + [n for n, _, _ in SOURCE_COLUMNS]
+                if cols != expected:
+                    return f"view {spec.reader} has columns {cols}, expected {expected}"
+        con.execute(f"SELECT count(*), count(names) FROM {LAYOUTS_TABLE}").fetchone()
         con.execute("SELECT count(*), sum(next_offset) FROM offsets").fetchone()
     except duckdb.Error as exc:
         return f"integrity query failed: {exc}"
@@ -294,7 +410,7 @@ def open_warehouse(path: Path, *, rebuild: bool = False) -> Warehouse:
             else:
                 reason = problem(con)
                 if reason is None:
-                    return Warehouse(path, con, rebuilt_from=None)
+                    return Warehouse(path, _configured(con), rebuilt_from=None)
                 con.close()
         _move_aside(path, reason)
     else:
@@ -305,4 +421,9 @@ def open_warehouse(path: Path, *, rebuild: bool = False) -> Warehouse:
     except Exception:
         con.close()
         raise
-    return Warehouse(path, con, rebuilt_from=reason)
+    return Warehouse(path, _configured(con), rebuilt_from=reason)
+
+
+def _configured(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+    return con

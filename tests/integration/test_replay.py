@@ -102,7 +102,7 @@ def test_replay_reads_everything_once_and_skips_duplicates(topics: Settings, cod
     assert counts == {"bars": 40, "signals": 40, "features": 40, "decisions": 40, "outcomes": 40, "health": 1, "dlq": 0}
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
         assert sum(wh.offsets().values()) == len(records) + 30  # next offset == end of every partition
-        stored = wh.con.execute("SELECT features['rsi'], ts_event FROM features ORDER BY ts_event").fetchall()
+        stored = wh.con.execute("SELECT features['rsi'], ts_event FROM features_by_name ORDER BY ts_event").fetchall()
     assert [r[0] for r in stored] == [40.0 + i for i in range(40)]
     assert stored[0][1] == T0.replace(tzinfo=None)  # UTC, naive
 
@@ -165,7 +165,7 @@ def test_corrupt_warehouse_is_moved_aside_and_rebuilt(topics: Settings, codec: E
     _assert_rebuilt(topics, codec, path, caplog, expected)
 
 
-@pytest.mark.parametrize("damage", ["no_schema_version", "unfinished_marker"])
+@pytest.mark.parametrize("damage", ["no_schema_version", "unfinished_marker", "previous_schema_version"])
 def test_half_written_warehouse_is_rebuilt(topics: Settings, codec: EventCodec, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str) -> None:
     path = tmp_path / "wh.duckdb"
     produce(topics, encoded(topics, codec, sample_events(6)))
@@ -174,6 +174,8 @@ def test_half_written_warehouse_is_rebuilt(topics: Settings, codec: EventCodec, 
     con = duckdb.connect(str(path))
     if damage == "no_schema_version":
         con.execute("DELETE FROM meta WHERE key = 'schema_version'")
+    elif damage == "previous_schema_version":  # written by older code (features as a MAP column): rebuilt, not read
+        con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     else:
         con.execute("UPDATE meta SET value = 'building' WHERE key = 'state'")
     con.execute("DELETE FROM signals")  # the half-written file lost rows; a rebuild restores them

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
 
 from schemas.events import Event, FeaturesComputed, SignalRaised, SizeDecided, TradeClosed
-from trainer.dataset import cost_in_r, episode_ids, feature_matrix, load_dataset
+from trainer.dataset import cost_in_r, episode_ids, load_dataset
+from trainer.feature_layouts import layout_matrix, split_maps
 from trainer.warehouse import TABLE_FOR_EVENT, Warehouse, create_schema
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc)
@@ -162,12 +163,31 @@ def test_episodes_are_utc_sessions() -> None:
 
 def test_feature_matrix_follows_the_given_names_and_marks_missing_as_nan() -> None:
     maps = pa.array([[("b", 2.0), ("a", 1.0)], [("c", 3.0)], [], None], pa.map_(pa.string(), pa.float64()))
-    names, m = feature_matrix(maps)
+    split = split_maps(maps)
+    names, m = layout_matrix(split.layout, split.values, split.layouts)
     assert names == ("a", "b", "c")
     np.testing.assert_array_equal(m, np.array([[1, 2, np.nan], [np.nan, np.nan, 3], [np.nan] * 3, [np.nan] * 3], dtype=np.float32))
-    names, m = feature_matrix(maps.slice(1), ["c", "a"])
+    names, m = layout_matrix(split.layout.slice(1), split.values.slice(1), split.layouts, ["c", "a"])
     assert m.dtype == np.float32
     np.testing.assert_array_equal(m, np.array([[3, np.nan], [np.nan, np.nan], [np.nan, np.nan]], dtype=np.float32))
+
+
+def test_rows_with_other_names_or_orders_keep_their_own_values(warehouse: Warehouse) -> None:
+    """One feature set, rows with different name lists and orders: each value lands under its own name."""
+    t = T0
+    store(warehouse, [
+        signal("a", t), decision("a", t), features("a", t, tag=1.0, x=10.0), outcome("a", t + timedelta(minutes=5), 1.0),
+        signal("b", t + timedelta(minutes=1)), decision("b", t + timedelta(minutes=1)),
+        FeaturesComputed(signal_id="b", symbol="BTCUSDT", strategy_id="S4", strategy_type="MeanReversion", feature_set="v1",
+                         features={"x": 20.0, "tag": 2.0}, ts_event=t + timedelta(minutes=1)),
+        outcome("b", t + timedelta(minutes=6), 1.0),
+        signal("c", t + timedelta(minutes=2)), decision("c", t + timedelta(minutes=2)), features("c", t + timedelta(minutes=2), tag=3.0, y=-1.0),
+        outcome("c", t + timedelta(minutes=7), 1.0),
+    ])
+    ds = load_dataset(warehouse.con)
+    assert ds.feature_names == ("tag", "x", "y")
+    np.testing.assert_array_equal(ds.features, np.array([[1, 10, np.nan], [2, 20, np.nan], [3, np.nan, -1]], dtype=np.float32))
+    assert warehouse.count("feature_layouts") == 3
 
 
 def test_window_is_half_open_and_keeps_families_and_episodes(warehouse: Warehouse) -> None:

@@ -1,0 +1,142 @@
+"""Warehouse layout: features stored by layout read back exactly, idempotently; old schema versions are rebuilt."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from schemas.events import Event, FeaturesComputed
+from trainer.backtest_events import select_events
+from trainer.feature_layouts import LayoutError, layout_id, layout_matrix, split_maps
+from trainer.warehouse import SCHEMA_VERSION, TABLE_FOR_EVENT, Warehouse, WarehouseError, create_schema, open_warehouse
+
+T0 = datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc)
+SPEC = TABLE_FOR_EVENT[FeaturesComputed]
+
+
+@pytest.fixture()
+def warehouse() -> Iterator[Warehouse]:
+    con = duckdb.connect()
+    create_schema(con)
+    with Warehouse(Path(":memory:"), con, rebuilt_from=None) as wh:
+        yield wh
+
+
+def feats(sid: str, values: dict[str, float], minute: int = 0) -> FeaturesComputed:
+    ts = T0 + timedelta(minutes=minute)
+    return FeaturesComputed(signal_id=sid, symbol="X", strategy_id="S1", strategy_type="EmaCross", feature_set="fs1", features=values, ts_event=ts)
+
+
+def write(wh: Warehouse, events: Sequence[Event]) -> tuple[int, int]:
+    result = wh.write({SPEC: SPEC.to_arrow(events, [("t", 0, i) for i in range(len(events))])}, {})
+    return result.new_rows, result.duplicates
+
+
+MAPS = [
+    {"b": 2.0, "a": -1.5, "c": 1e-300},
+    {"b": 3.0, "a": 0.0, "c": -0.0},  # same names, same order: one layout
+    {"a": 4.0, "b": 5.0, "c": 6.0},  # same names, other order: its own layout, read back in its order
+    {},
+    {"é\u2028": 7.0, "": 8.0},
+]
+
+
+def test_features_read_back_exactly_as_recorded(warehouse: Warehouse) -> None:
+    events = [feats(f"s{i}", m, i) for i, m in enumerate(MAPS)]
+    assert write(warehouse, events) == (len(events), 0)
+
+    back = {e.signal_id: e for e, _, _ in select_events(warehouse.con, FeaturesComputed, "", [])}
+    for event in events:
+        assert back[event.signal_id] == event
+        assert list(back[event.signal_id].features) == list(event.features)  # names in recorded order
+    assert warehouse.count("feature_layouts") == 4
+    by_sql = warehouse.con.execute("SELECT signal_id, features['b'] FROM features_by_name WHERE signal_id IN ('s0', 's2') ORDER BY 1").fetchall()
+    assert by_sql == [("s0", 2.0), ("s2", 5.0)]
+    by_index = warehouse.con.execute(
+        "SELECT f.feature_values[list_position(l.names, 'a')] FROM features f JOIN feature_layouts l ON l.layout = f.feature_layout WHERE signal_id = 's2'"
+    ).fetchone()
+    assert by_index == (4.0,)
+
+
+def test_batch_decoded_maps_split_like_event_maps() -> None:
+    """The replay's path (Arrow MapArray, possibly sliced) gives the same layouts and values as events do."""
+    maps = pa.array([list(m.items()) for m in MAPS] + [None], pa.map_(pa.string(), pa.float64()))
+    for part in (maps, maps.slice(2), maps.slice(1, 3)):
+        split = split_maps(part)
+        rows = part.to_pylist()
+        assert split.layout.to_pylist() == [None if r is None else layout_id([k for k, _ in r]) for r in rows]
+        assert split.values.to_pylist() == [None if r is None else [v for _, v in r] for r in rows]
+        assert all(split.layouts[layout_id(names)] == names for names in split.layouts.values())
+
+
+def test_writes_are_idempotent_and_layouts_stored_once(warehouse: Warehouse) -> None:
+    events = [feats(f"s{i}", {"x": float(i), "y": 1.0}, i) for i in range(5)]
+    assert write(warehouse, events) == (5, 0)
+    assert write(warehouse, events[2:] + [feats("new", {"x": 9.0, "y": 9.0})]) == (1, 3)
+    assert warehouse.count("features") == 6
+    assert warehouse.con.execute("SELECT layout, names FROM feature_layouts").fetchall() == [(layout_id(["x", "y"]), ["x", "y"])]
+
+
+def test_a_layout_id_stored_for_other_names_fails_the_write(warehouse: Warehouse) -> None:
+    warehouse.con.execute("INSERT INTO feature_layouts VALUES (?, ['not', 'these'])", [layout_id(["x"])])
+    with pytest.raises(WarehouseError, match="hash collision"):
+        write(warehouse, [feats("s", {"x": 1.0})])
+    assert warehouse.count("features") == 0  # rolled back with it
+
+
+def test_layout_matrix_refuses_rows_that_do_not_fit_their_layout() -> None:
+    layout = pa.array([layout_id(["a", "b"])])
+    with pytest.raises(LayoutError, match="unknown"):
+        layout_matrix(layout, pa.array([[1.0, 2.0]]), {})
+    with pytest.raises(LayoutError, match="2 values"):
+        layout_matrix(layout, pa.array([[1.0]]), {layout_id(["a", "b"]): ("a", "b")})
+    names, m = layout_matrix(layout, pa.array([[1.0, None]]), {layout_id(["a", "b"]): ("a", "b")}, ["b", "a", "z"])
+    assert names == ("b", "a", "z") and math.isnan(m[0, 0]) and m[0, 1] == 1.0 and math.isnan(m[0, 2])
+
+
+def _version_1_file(path: Path) -> None:
+    """A warehouse as the previous code wrote it: features as a MAP column, schema version 1."""
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+    con.execute("INSERT INTO meta VALUES ('state', 'ready'), ('schema_version', '1')")
+    con.execute("CREATE TABLE features (event_id VARCHAR PRIMARY KEY, features MAP(VARCHAR, DOUBLE))")
+    con.execute("INSERT INTO features VALUES ('e1', MAP(['a'], [1.0]))")
+    con.execute("CREATE TABLE offsets (topic VARCHAR, partition INTEGER, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, partition))")
+    con.execute("INSERT INTO offsets VALUES ('rlsizer.features', 0, 1)")
+    con.close()
+
+
+def test_a_previous_schema_version_is_moved_aside_and_rebuilt_empty(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    _version_1_file(path)
+    with open_warehouse(path) as wh:
+        assert wh.rebuilt_from is not None and "schema version '1'" in wh.rebuilt_from
+        assert wh.offsets() == {}  # the replay starts from the beginning of every topic
+        assert wh.count("features") == 0
+        columns = [r[0] for r in wh.con.execute("DESCRIBE features").fetchall()]
+        assert "feature_values" in columns and "features" not in columns
+        assert wh.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (SCHEMA_VERSION,)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("wh.duckdb.bad-")]
+    with open_warehouse(path) as again:
+        assert again.rebuilt_from is None
+
+
+def test_layout_matrix_matches_a_plain_dict_scatter() -> None:
+    rng = np.random.default_rng(7)
+    names = [f"f{i}" for i in range(6)]
+    rows = []
+    for _ in range(40):
+        chosen = list(rng.permutation(names)[: rng.integers(0, 7)])
+        rows.append({n: float(rng.normal()) for n in chosen})
+    split = split_maps(pa.array([list(r.items()) for r in rows], pa.map_(pa.string(), pa.float64())))
+    got_names, m = layout_matrix(split.layout, split.values, split.layouts, names)
+    want = np.array([[r.get(n, np.nan) for n in names] for r in rows], dtype=np.float32)
+    assert got_names == tuple(names)
+    np.testing.assert_array_equal(m, want)
