@@ -87,7 +87,7 @@ def create_app(
 
     worker_datadir(settings, worker_id).mkdir(parents=True, exist_ok=True)
     app = faust.App(app_id(settings), **faust_settings(settings, worker_id=worker_id))
-    install_transport(app)
+    install_transport(app, settings)
 
     def raw_topic(short: str) -> Any:
         return app.topic(settings.topic(short), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
@@ -102,7 +102,7 @@ def create_app(
     account = table("account", "symbol -> AccountState bytes")
     trades = table("trades", "signal_id -> signal and trade state (agents.glue.fills)")
     open_trades = table("open-trades", "symbol -> JSON list of open signal ids")
-    outputs: dict[str, Any] = {}
+    dlq_topic = settings.topic("dlq")
 
     def write_account(sym: bytes, state: Any, event: Any) -> None:
         with processing(event):  # the changelog record goes to the partition of the event that changed it
@@ -115,11 +115,8 @@ def create_app(
             await send(out, src)
 
     async def send(out: Outgoing, src: Source) -> None:
-        topic = outputs.get(out.topic)
-        if topic is None:
-            topic = outputs[out.topic] = app.topic(out.topic, key_serializer="raw", value_serializer="raw")
-        same_partition = out.topic != settings.topic("dlq")  # features/decisions follow their signal
-        await topic.send(key=out.key, value=out.value, partition=src.partition if same_partition else None)
+        same_partition = out.topic != dlq_topic  # features/decisions follow their signal
+        app.producer.produce_now(out.topic, out.key, out.value, src.partition if same_partition else None)
 
     async def apply_trades(effects: TradeEffects, symbol: bytes, src: Source) -> None:
         for key, value in effects.trades:
@@ -271,9 +268,9 @@ def _attach_threads(app: Any, settings: Settings, codec: EventCodec, slot: Any, 
                     reconcile_after_s: float, strategy_map: Any) -> None:
     """Run the model watcher and the reconciler as a service started and stopped with the app."""
 
-    def decidable(signal: SignalRaised) -> bool:
+    def decidable(strategy_id: str) -> bool:
         try:
-            strategy_map.family(signal.strategy_id)
+            strategy_map.family(strategy_id)
         except ValueError:
             return False
         return True

@@ -26,7 +26,7 @@ def create_passthrough_app(settings: Settings, *, worker_id: str) -> Any:
 
     worker_datadir(settings, worker_id).mkdir(parents=True, exist_ok=True)
     app = faust.App(f"{settings.topic_prefix or 'rlsizer'}-passthrough", **faust_settings(settings, worker_id=worker_id))
-    install_transport(app)
+    install_transport(app, settings)
     source = app.topic(settings.topic("signals"), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     sink = app.topic(settings.topic("decisions"), key_serializer="raw", value_serializer="raw")
 

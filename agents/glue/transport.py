@@ -67,10 +67,19 @@ class TansuTransport(faust_aiokafka.Transport):
     Producer = TansuProducer
 
 
-def install_transport(app: Any) -> None:
-    """Make ``app`` consume and produce through ``TansuTransport`` (call before start)."""
-    app.transport = TansuTransport(app.conf.broker_consumer, app)
-    app.producer_transport = TansuTransport(app.conf.broker_producer, app)
+def install_transport(app: Any, settings: Settings) -> None:
+    """Make ``app`` consume through ``TansuTransport`` and send through librdkafka (call before start).
+
+    Sends: ``agents.glue.rdkafka_producer`` (the producer settings of every other
+    rlsizer producer, ``streams.producer.producer_config``, with a 1 ms linger).
+    """
+    from agents.glue.rdkafka_producer import RdKafkaProducer
+    from streams.producer import producer_config
+
+    producer = RdKafkaProducer.with_config(producer_config(settings, **{"linger.ms": 1}))
+    transport = type("RdKafkaTransport", (TansuTransport,), {"Producer": producer})
+    app.transport = transport(app.conf.broker_consumer, app)  # Faust builds app.producer from this one
+    app.producer_transport = transport(app.conf.broker_producer, app)
 
 
 def worker_datadir(settings: Settings, worker_id: str) -> Path:

@@ -1,0 +1,179 @@
+"""Faust's producer with its sends going through librdkafka (confluent-kafka) instead of aiokafka.
+
+Every decision costs the worker four records out (``FeaturesComputed``,
+``SizeDecided`` and two changelog records). With Faust's aiokafka producer each
+one is batched, framed and written by Python code on the event loop: about a
+third of a busy worker's time. librdkafka does that work in its own C threads,
+off the event loop and outside the GIL (on the second core), and a
+``produce()`` call costs a few microseconds.
+
+What stays as Faust expects:
+
+- ``send`` returns a future resolved with a ``RecordMetadata`` (topic, partition,
+  offset) when the broker acknowledges the record, or failed with
+  ``ProducerSendError``; delivery reports are dispatched on the event loop by a
+  poller task (``poll(0)``; never from librdkafka's threads);
+- ``flush`` waits until librdkafka has no record left unacknowledged: Faust
+  flushes the producer before it commits offsets, so a record is delivered before
+  the offset of the input that caused it is committed (at least once);
+- records without a partition are placed by ``murmur2_random``, the partitioner
+  of Java clients and aiokafka (a key lands where every other producer puts it);
+- the aiokafka producer still runs for what Faust uses it for besides sending
+  (topic creation, ``key_partition``, transactions; transactional sends go to it).
+
+``produce_now`` hands a record to librdkafka without Faust's per-record future
+and callbacks (the worker's ``FeaturesComputed``/``SizeDecided``: nothing waits
+on them one by one). They are flushed with the rest before every commit; one
+that fails makes the next ``flush`` raise, so Faust does not commit past it (the
+worker stops, and its successor decides those signals again from the last
+commit: the same decisions, from the ``decided`` table).
+
+Configured from ``Settings`` through ``streams.producer.producer_config``
+(security settings included); installed by ``agents.glue.transport.install_transport``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from aiokafka.structs import RecordMetadata, TopicPartition
+from confluent_kafka import KafkaException
+from confluent_kafka import Producer as RdProducer
+from faust.exceptions import ProducerSendError
+
+from agents.glue.transport import TansuProducer
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 0.002
+"""How often delivery reports are dispatched while records are in flight (idle: 10x less often)."""
+FLUSH_TIMEOUT_S = 60.0
+
+
+class RdKafkaProducer(TansuProducer):
+    """``TansuProducer`` whose non-transactional sends go through a ``confluent_kafka.Producer``."""
+
+    rdkafka_config: ClassVar[Mapping[str, Any]] = {}  # set on a subclass by ``with_config``
+
+    _rd: RdProducer | None = None
+    _poller: asyncio.Task[None] | None = None
+    _failed: list[str] | None = None
+
+    @classmethod
+    def with_config(cls, config: Mapping[str, Any]) -> type[RdKafkaProducer]:
+        """This class bound to a librdkafka configuration (a Faust transport builds producers from a class)."""
+        return type(cls.__name__, (cls,), {"rdkafka_config": dict(config)})
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        self._rd = RdProducer(dict(self.rdkafka_config))
+        self._failed = []
+        self._poller = asyncio.ensure_future(self._poll_forever())
+
+    async def on_stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+        rd, self._rd = self._rd, None
+        if rd is not None:
+            left = rd.flush(10)  # delivery reports run here, on the loop's thread
+            if left:
+                log.error("producer stopped with %d records undelivered", left)
+        await super().on_stop()
+
+    async def _poll_forever(self) -> None:
+        while True:
+            rd = self._rd
+            if rd is None:
+                return
+            rd.poll(0)
+            await asyncio.sleep(POLL_INTERVAL_S if len(rd) else 10 * POLL_INTERVAL_S)
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Any:
+        rd = self._rd
+        if transactional_id or rd is None:
+            return await super().send(topic, key, value, partition, timestamp, headers, transactional_id=transactional_id)
+        if isinstance(headers, Mapping):
+            headers = list(headers.items())
+        self._send_on_produce_message(key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)
+        future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+
+        def delivered(err: Any, msg: Any) -> None:
+            if future.done():
+                return
+            if err is not None:
+                future.set_exception(ProducerSendError(f"{topic}[{partition}]: {err}"))
+                return
+            tp = TopicPartition(msg.topic(), msg.partition())
+            future.set_result(RecordMetadata(tp.topic, tp.partition, tp, msg.offset(), msg.timestamp()[1], 0, None))
+
+        extra: dict[str, Any] = {}
+        if partition is not None:
+            extra["partition"] = partition
+        if timestamp:
+            extra["timestamp"] = int(timestamp * 1000)
+        if headers:
+            extra["headers"] = headers
+        while True:
+            try:
+                rd.produce(topic, value, key, on_delivery=delivered, **extra)
+                return future
+            except BufferError:  # librdkafka's queue is full: let it drain (back-pressure on the agent)
+                rd.poll(0)
+                await asyncio.sleep(POLL_INTERVAL_S)
+            except KafkaException as exc:
+                raise ProducerSendError(f"cannot send to {topic}: {exc}") from exc
+
+    def produce_now(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+        """Hand one record to librdkafka (no future; a failure surfaces at the next ``flush``)."""
+        rd = self._rd
+        if rd is None:
+            raise ProducerSendError(f"producer not started: cannot send to {topic}")
+        extra = {} if partition is None else {"partition": partition}
+        while True:
+            try:
+                rd.produce(topic, value, key, on_delivery=self._delivered_now, **extra)
+                return
+            except BufferError:  # queue full: wait for librdkafka to drain some (back-pressure)
+                rd.poll(POLL_INTERVAL_S)
+            except KafkaException as exc:
+                raise ProducerSendError(f"cannot send to {topic}: {exc}") from exc
+
+    def _delivered_now(self, err: Any, msg: Any) -> None:
+        if err is not None and self._failed is not None:
+            self._failed.append(f"{msg.topic()}[{msg.partition()}]: {err}")
+
+    async def flush(self) -> None:
+        """Faust's buffers, then every record handed to librdkafka, acknowledged.
+
+        Raises ``ProducerSendError`` when a ``produce_now`` record failed since the
+        last flush (Faust flushes before committing: the commit does not happen).
+        """
+        await super().flush()
+        rd = self._rd
+        if rd is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FLUSH_TIMEOUT_S
+        while len(rd):
+            rd.poll(0)
+            if loop.time() > deadline:
+                raise ProducerSendError(f"{len(rd)} records not acknowledged after {FLUSH_TIMEOUT_S:.0f} s")
+            await asyncio.sleep(POLL_INTERVAL_S)
+        rd.poll(0)
+        failed, self._failed = self._failed or [], []
+        if failed:
+            raise ProducerSendError(f"{len(failed)} records not delivered, e.g. {failed[0]}")
