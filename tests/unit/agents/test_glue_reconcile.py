@@ -52,3 +52,72 @@ def test_a_decision_read_before_its_signal_still_exposes_an_earlier_skipped_one(
     st2.saw_signal("b", 1, 11, b"k", b"vb", now=0.0)
     st2.saw_signal("c", 1, 12, b"k", b"vc", now=0.0)  # after b: merely queued
     assert st2.due(now=5.0) == []
+
+
+# -- Reconciler._record_all: what a consumed batch tells the state -----------------------------
+
+from dataclasses import dataclass  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+
+from agents.glue.reconcile import Reconciler  # noqa: E402
+from schemas.codec import EventCodec, InMemoryRegistry  # noqa: E402
+from schemas.events import SignalRaised, SizeDecided  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+
+T = datetime(2024, 1, 2, 15, tzinfo=timezone.utc)
+
+
+@dataclass
+class _Msg:  # the accessors of a confluent_kafka.Message the reconciler reads
+    _topic: str
+    _partition: int
+    _offset: int
+    _value: bytes
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes:
+        return b"AAPL"
+
+    def value(self) -> bytes:
+        return self._value
+
+
+def _signal(sid: str, strategy: str = "S1") -> SignalRaised:
+    return SignalRaised(ts_event=T, signal_id=sid, strategy_id=strategy, symbol="AAPL", side="BUY", price=100.0,
+                        atr=2.0, score=0.5, q_score=0.5, base_qty=10.0, stop_price=96.0, target_price=106.0, adapter="t")
+
+
+def _decision(sid: str) -> SizeDecided:
+    return SizeDecided(ts_event=T, signal_id=sid, symbol="AAPL", strategy_id="S1", multiplier=1.0, qty=10.0,
+                       policy="RULES", reason="t", latency_us=1)
+
+
+def test_a_consumed_batch_is_tracked_in_order_and_bad_records_are_left_to_the_worker():
+    settings, codec = Settings(), EventCodec(InMemoryRegistry())
+    sig_t, dec_t = settings.topic("signals"), settings.topic("decisions")
+    rec = Reconciler(settings, codec, consumer=None, producer=None, after_s=2.0,  # type: ignore[arg-type]
+                     decidable=lambda strategy_id: strategy_id != "S99")
+    msgs = [
+        _Msg(sig_t, 0, 10, codec.encode(sig_t, _signal("a"))),
+        _Msg(sig_t, 0, 11, b"\x00garbage"),                        # undecodable: the worker dead-letters it
+        _Msg(sig_t, 0, 12, codec.encode(sig_t, _signal("b", "S99"))),  # unknown strategy: never decided
+        _Msg(dec_t, 0, 3, codec.encode(dec_t, _decision("c"))),     # decision read before its signal
+        _Msg(sig_t, 0, 13, codec.encode(sig_t, _signal("c"))),
+        _Msg(dec_t, 0, 4, codec.encode(sig_t, _signal("d"))),       # a signal on the decisions topic: ignored
+        _Msg(sig_t, 0, 14, codec.encode(sig_t, _signal("e"))),
+    ]
+    rec._record_all(msgs)
+    st = rec.state
+    assert sorted(st.pending) == ["a", "e"]
+    assert st.pending["a"].offset == 10 and st.pending["e"].value == msgs[-1].value()
+    assert "b" in st.decided and "c" in st.decided and "d" not in st.decided
+    assert st.decided_upto[0] == 13  # c's signal was past its decision: the worker got that far
+    assert st.next_signal_offset[0] == 15 and st.next_decision_offset[0] == 4
