@@ -143,6 +143,7 @@ def main() -> None:
         print(f"raw confluent-kafka to EOF: {raw_n:,} events in {raw_s:.2f} s = {raw_rate:,.0f} events/s")
         print(f"replay into DuckDB:         {stats.events:,} events in {stats.seconds:.2f} s = {replay_rate:,.0f} events/s")
         print(f"  of which decode {stats.decode_seconds:.2f} s (consuming thread), DuckDB writes {stats.write_seconds:.2f} s (writer thread, overlapping)")
+        print(f"  then dedupe, indexes and checkpoint {stats.finish_seconds:.2f} s")
         print(f"ratio replay/raw: {replay_rate / raw_rate:.3f} (target >= 0.5)")
 
 

@@ -18,10 +18,12 @@ Throughput: each flush (``flush_rows`` messages) is decoded in one
 and dead-letter reasons are unchanged), and written by one background thread
 while the next flush is read and decoded; DuckDB releases the GIL while it
 inserts. Flushes commit in order and a failed write stops every later one.
-Measured with ``bench/bench_replay.py``, the DuckDB writes are the limit: about
-a third of their time is the ``event_id`` primary-key index that makes upserts
-idempotent, the rest the inserts, the log and the final checkpoint. (Features
-are no longer a MAP column, see ``trainer.warehouse``: that was 3-4x slower.)
+A replay into a new file is a bulk load (see ``trainer.warehouse``): rows are
+appended without the ``event_id`` indexes, and once every partition is at EOF
+``Warehouse.finish_load`` deletes the repeats and builds the indexes (about half
+the DuckDB time of maintaining them per row); the stats count the repeats as
+duplicates. Replays into an existing file upsert with ``INSERT OR IGNORE``.
+Measured with ``bench/bench_replay.py``.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class ReplayStats:
     rebuilt_from: str | None = None  # why the warehouse was rebuilt, if it was
     decode_seconds: float = 0.0  # decoding and building Arrow batches (the consuming thread)
     write_seconds: float = 0.0  # DuckDB transactions (the writer thread, overlapping the decoding)
+    finish_seconds: float = 0.0  # after the last write: a bulk load's dedupe and indexes, and the closing checkpoint
 
     @property
     def events(self) -> int:
@@ -95,7 +98,8 @@ class ReplayStats:
         lines.append(
             f"read {self.events} records in {self.seconds:.2f} s ({self.events_per_second:,.0f}/s): "
             f"{self.new_rows} new rows, {self.duplicates} duplicates skipped, {self.rejected} rejected, "
-            f"{self.tombstones} tombstones; decode {self.decode_seconds:.2f} s, write {self.write_seconds:.2f} s"
+            f"{self.tombstones} tombstones; decode {self.decode_seconds:.2f} s, write {self.write_seconds:.2f} s, "
+            f"finish {self.finish_seconds:.2f} s"
         )
         if self.rebuilt_from:
             lines.append(f"warehouse rebuilt: {self.rebuilt_from}")
@@ -268,6 +272,11 @@ class _Totals:
         self.decode_seconds += batch.decode_seconds
         self.write_seconds += write_seconds
 
+    def remove_duplicates(self, removed: int) -> None:
+        """Rows a bulk load counted new and ``Warehouse.finish_load`` deleted as repeats."""
+        self.new_rows -= removed
+        self.duplicates += removed
+
 
 def consumer_config(settings: Settings) -> dict[str, object]:
     return {
@@ -343,7 +352,7 @@ def replay(
     started = time.perf_counter()
     topics = [settings.topic(spec.short_name) for spec in CATALOG]
     path = Path(warehouse_path) if warehouse_path is not None else default_path(settings.data_dir)
-    with open_warehouse(path, rebuild=rebuild) as warehouse:
+    with open_warehouse(path, rebuild=rebuild, bulk_load=True) as warehouse:
         consumer = Consumer(consumer_config(settings))
         writer: _Writer | None = None
         try:
@@ -380,12 +389,15 @@ def replay(
                         writer.submit(pending.take(codec))  # an idle writer gets work early
                 writer.submit(pending.take(codec))
                 totals = writer.drain()
+            finishing = time.perf_counter()
+            totals.remove_duplicates(warehouse.finish_load())
         finally:
             if writer is not None:
                 with contextlib.suppress(BaseException):
                     writer.drain()  # never close the warehouse under a running write
             consumer.close()
         rebuilt_from = warehouse.rebuilt_from
+    finish_seconds = time.perf_counter() - finishing  # closing checkpoints the log into the file
     return ReplayStats(
         events_by_topic=MappingProxyType(dict(totals.events_by_topic)),
         new_rows=totals.new_rows,
@@ -396,4 +408,5 @@ def replay(
         rebuilt_from=rebuilt_from,
         decode_seconds=totals.decode_seconds,
         write_seconds=totals.write_seconds,
+        finish_seconds=finish_seconds,
     )

@@ -4,9 +4,11 @@ Layout (``SCHEMA_VERSION`` in ``meta``):
 
 - one table per catalogue topic (``bars``, ``signals``, ``features``, ...), named by
   the topic's short name; columns mirror the event's ``.avsc`` fields in order, then
-  ``_topic, _partition, _offset`` (where the row was read). ``event_id`` is the
-  primary key and writes are ``INSERT OR IGNORE``: an event delivered twice is
-  stored once, and the first copy stored wins (events are immutable).
+  ``_topic, _partition, _offset`` (where the row was read). ``event_id`` has a
+  unique index (``<table>_event_id``) and writes are ``INSERT OR IGNORE``: an event
+  delivered twice is stored once, and the first copy stored wins (events are
+  immutable). Version-2 files made before bulk loads carry a ``PRIMARY KEY
+  (event_id)`` instead, which behaves the same.
 - timestamps are ``TIMESTAMP`` holding UTC (no time zone arithmetic in queries,
   ``datetime64[us]`` straight out).
 - Avro maps are ``MAP(VARCHAR, ...)``, except ``FeaturesComputed.features`` (60+
@@ -29,6 +31,21 @@ Layout (``SCHEMA_VERSION`` in ``meta``):
       FROM features f JOIN feature_layouts l ON l.layout = f.feature_layout
 - ``offsets(topic, partition, next_offset)``: written in the same transaction as the
   rows it covers, so a crash never leaves rows without offsets or the reverse.
+
+Bulk load: keeping the ``event_id`` indexes up to date row by row was half of a
+replay's DuckDB time (the key's type does not matter: a 128-bit ``md5_number``
+or a 64-bit hash key cost as much as the VARCHAR), while building an index over
+rows already stored is several times cheaper. So a file created for a replay
+(``open_warehouse(..., bulk_load=True)``) starts in state ``loading``, without
+those indexes: writes are plain ``INSERT``s (rows and offsets still commit
+together), and ``Warehouse.finish_load`` then deletes every repeated
+``event_id`` but the first stored (lowest ``rowid``: rows are only appended while
+loading, so that is commit order, the copy ``INSERT OR IGNORE`` would have kept),
+creates the indexes and marks the file ``ready``, in two transactions that are
+safe to repeat. A ``loading`` file left by a crash is finished by the next
+``open_warehouse`` (its rows were only ever appended, so rowid order still holds),
+which then goes on with ``INSERT OR IGNORE``. Only a file created by the
+opening call is loaded in bulk; every other user sees ``ready`` files.
 
 Checkpoints: DuckDB folds its write-ahead log into the file once the log passes
 ``CHECKPOINT_THRESHOLD`` and on close. The default (16 MB, about 60k replayed events)
@@ -64,6 +81,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION: Final = "2"  # 2: features as layout + DOUBLE[] instead of MAP (rebuilds version 1 files)
 READY: Final = "ready"
 BUILDING: Final = "building"
+LOADING: Final = "loading"  # filled by a replay without the event_id indexes (see "Bulk load")
 CHECKPOINT_THRESHOLD: Final = "256MB"  # about 1M replayed events of log before DuckDB folds it into the file
 SOURCE_COLUMNS: Final = (("_topic", "VARCHAR", pa.string()), ("_partition", "INTEGER", pa.int32()), ("_offset", "BIGINT", pa.int64()))
 BY_LAYOUT: Final[frozenset[tuple[type[Event], str]]] = frozenset({(FeaturesComputed, "features")})  # map fields stored by layout
@@ -151,7 +169,15 @@ class TableSpec:
 
     def ddl(self) -> str:
         cols = [f'"{n}" {t}' for n, t, _ in self.stored_columns]
-        return f"CREATE TABLE {self.name} ({', '.join(cols)}, PRIMARY KEY (event_id))"
+        return f"CREATE TABLE {self.name} ({', '.join(cols)})"
+
+    def index_ddl(self) -> str:
+        """The unique ``event_id`` index that makes ``INSERT OR IGNORE`` store an event once."""
+        return f"CREATE UNIQUE INDEX {self.name}_event_id ON {self.name} (event_id)"
+
+    def dedupe_sql(self) -> str:
+        """Delete every repeated ``event_id`` but its first stored row (while loading, rowid is commit order)."""
+        return f"DELETE FROM {self.name} WHERE rowid NOT IN (SELECT min(rowid) FROM {self.name} GROUP BY event_id)"
 
     def view_ddl(self) -> str | None:
         """The ``<name>_by_name`` view giving by-layout fields back as maps, or None if there are none."""
@@ -252,10 +278,11 @@ class WriteResult:
 class Warehouse:
     """An open, validated warehouse. Use ``open_warehouse``; close it (or use ``with``)."""
 
-    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, *, rebuilt_from: str | None) -> None:
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, *, rebuilt_from: str | None, loading: bool = False) -> None:
         self.path = path
         self.con = con
         self.rebuilt_from = rebuilt_from  # why the file was rebuilt, or None
+        self.loading = loading  # state ``loading``: no event_id indexes yet, ``finish_load`` removes repeats
 
     def __enter__(self) -> Warehouse:
         return self
@@ -277,10 +304,12 @@ class Warehouse:
         """Upsert row batches, the feature layouts they use, and advance offsets, in one transaction.
 
         Rows whose ``event_id`` is already stored (or repeated within a batch) are
-        ignored; the result counts them as duplicates.
+        ignored; the result counts them as duplicates. While ``loading``, every row
+        is appended and counted new: ``finish_load`` removes and counts the repeats.
         """
         new_rows = attempted = 0
         con = self.con
+        insert = "INSERT" if self.loading else "INSERT OR IGNORE"
         con.execute("BEGIN TRANSACTION")
         try:
             _write_layouts(con, {k: v for rows in batches.values() for k, v in rows.layouts.items()})
@@ -290,7 +319,7 @@ class Warehouse:
                     continue
                 con.register("_batch", table)
                 try:
-                    inserted = con.execute(f"INSERT OR IGNORE INTO {spec.name} SELECT * FROM _batch").fetchone()[0]
+                    inserted = con.execute(f"{insert} INTO {spec.name} SELECT * FROM _batch").fetchone()[0]
                 finally:
                     con.unregister("_batch")
                 new_rows += int(inserted)
@@ -308,6 +337,38 @@ class Warehouse:
             con.execute("ROLLBACK")
             raise
         return WriteResult(new_rows, attempted - new_rows)
+
+    def finish_load(self) -> int:
+        """End a bulk load: delete repeated ``event_id``s (first stored copy wins), index, mark ``ready``.
+
+        Returns the number of rows deleted (the duplicates the loading writes counted
+        as new). Two transactions, each safe to repeat after a crash: DuckDB cannot
+        build a unique index over rows deleted in the same transaction. Does nothing
+        on a ``ready`` warehouse.
+        """
+        if not self.loading:
+            return 0
+        con = self.con
+        removed = 0
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for spec in TABLES:
+                removed += int(con.execute(spec.dedupe_sql()).fetchone()[0])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for spec in TABLES:
+                con.execute(spec.index_ddl())
+            con.execute("UPDATE meta SET value = ? WHERE key = 'state'", [READY])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        self.loading = False
+        return removed
 
 
 def _write_layouts(con: duckdb.DuckDBPyConnection, layouts: Layouts) -> None:
@@ -333,19 +394,25 @@ def _known(table: str) -> str:
     return table
 
 
-def create_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """All tables and the meta rows, in one transaction (the marker goes ``ready`` last)."""
+def create_schema(con: duckdb.DuckDBPyConnection, *, bulk_load: bool = False) -> None:
+    """All tables and the meta rows, in one transaction (the marker goes ``ready`` last).
+
+    ``bulk_load``: leave the ``event_id`` indexes out and the marker at ``loading``
+    (see "Bulk load"; ``Warehouse.finish_load`` completes it).
+    """
     con.execute("BEGIN TRANSACTION")
     con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
     con.execute("INSERT INTO meta VALUES ('state', ?)", [BUILDING])
     con.execute(f"CREATE TABLE {LAYOUTS_TABLE} (layout VARCHAR PRIMARY KEY, names VARCHAR[] NOT NULL)")
     for spec in TABLES:
         con.execute(spec.ddl())
+        if not bulk_load:
+            con.execute(spec.index_ddl())
         if (view := spec.view_ddl()) is not None:
             con.execute(view)
     con.execute("CREATE TABLE offsets (topic VARCHAR, partition INTEGER, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, partition))")
     con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
-    con.execute("UPDATE meta SET value = ? WHERE key = 'state'", [READY])
+    con.execute("UPDATE meta SET value = ? WHERE key = 'state'", [LOADING if bulk_load else READY])
     con.execute("COMMIT")
 
 
@@ -359,7 +426,7 @@ def problem(con: duckdb.DuckDBPyConnection) -> str | None:
         return "schema version missing (half-written)"
     if meta["schema_version"] != SCHEMA_VERSION:
         return f"schema version {meta['schema_version']!r}, this code writes {SCHEMA_VERSION!r}"
-    if meta.get("state") != READY:
+    if meta.get("state") not in (READY, LOADING):
         return f"build marker is {meta.get('state')!r}, not {READY!r} (unfinished build)"
     try:
         for spec in TABLES:  # integrity: every table readable with the expected columns
@@ -391,10 +458,12 @@ def _move_aside(path: Path, reason: str) -> Path:
     return target
 
 
-def open_warehouse(path: Path, *, rebuild: bool = False) -> Warehouse:
+def open_warehouse(path: Path, *, rebuild: bool = False, bulk_load: bool = False) -> Warehouse:
     """Open the warehouse at ``path``, creating it or rebuilding it when it is unusable.
 
-    ``rebuild=True`` moves an existing file aside unconditionally.
+    ``rebuild=True`` moves an existing file aside unconditionally. ``bulk_load=True``
+    (the replay): a file created by this call is returned ``loading`` (call
+    ``finish_load`` once written). A ``loading`` file found on disk is finished first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -410,18 +479,34 @@ def open_warehouse(path: Path, *, rebuild: bool = False) -> Warehouse:
             else:
                 reason = problem(con)
                 if reason is None:
-                    return Warehouse(path, _configured(con), rebuilt_from=None)
+                    return _finished(Warehouse(path, _configured(con), rebuilt_from=None, loading=_is_loading(con)))
                 con.close()
         _move_aside(path, reason)
     else:
         log.info("warehouse %s does not exist: building it from Kafka", path)
     con = duckdb.connect(str(path))
     try:
-        create_schema(con)
+        create_schema(con, bulk_load=bulk_load)
     except Exception:
         con.close()
         raise
-    return Warehouse(path, _configured(con), rebuilt_from=reason)
+    return Warehouse(path, _configured(con), rebuilt_from=reason, loading=bulk_load)
+
+
+def _is_loading(con: duckdb.DuckDBPyConnection) -> bool:
+    return con.execute("SELECT value FROM meta WHERE key = 'state'").fetchone() == (LOADING,)
+
+
+def _finished(warehouse: Warehouse) -> Warehouse:
+    """``warehouse``, with a bulk load left unfinished (a crashed replay) finished: its rows were only appended."""
+    if warehouse.loading:
+        try:
+            removed = warehouse.finish_load()
+        except Exception:
+            warehouse.close()
+            raise
+        log.info("warehouse %s: finished a bulk load left unfinished (%d repeated events removed)", warehouse.path, removed)
+    return warehouse
 
 
 def _configured(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

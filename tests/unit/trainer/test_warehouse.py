@@ -140,3 +140,39 @@ def test_layout_matrix_matches_a_plain_dict_scatter() -> None:
     want = np.array([[r.get(n, np.nan) for n in names] for r in rows], dtype=np.float32)
     assert got_names == tuple(names)
     np.testing.assert_array_equal(m, want)
+
+
+def _sources(wh: Warehouse) -> list[tuple[str, int]]:
+    return wh.con.execute("SELECT signal_id, _offset FROM features ORDER BY signal_id").fetchall()
+
+
+def test_a_bulk_load_stores_each_event_once_keeping_the_first_copy(tmp_path: Path) -> None:
+    events = [feats(f"s{i}", {"x": float(i)}, i) for i in range(4)]
+    with open_warehouse(tmp_path / "wh.duckdb", bulk_load=True) as wh:
+        assert wh.loading
+        # Repeats across batches and within one: appended while loading, removed by finish_load.
+        first = wh.write({SPEC: SPEC.to_arrow(events[:3], [("t", 0, i) for i in range(3)])}, {("t", 0): 3})
+        second = wh.write({SPEC: SPEC.to_arrow([events[1], events[3], events[3]], [("t", 0, i) for i in (3, 4, 5)])}, {("t", 0): 6})
+        assert (first.new_rows, second.new_rows) == (3, 3)
+        assert wh.finish_load() == 2
+        assert not wh.loading and wh.finish_load() == 0
+        assert _sources(wh) == [("s0", 0), ("s1", 1), ("s2", 2), ("s3", 4)]  # the copy stored first
+        assert write(wh, events[2:] + [feats("new", {"x": 9.0})]) == (1, 2)  # indexed: INSERT OR IGNORE from now on
+        assert wh.count("features") == 5
+        assert wh.offsets() == {("t", 0): 6}
+
+
+def test_a_load_left_unfinished_is_finished_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    events = [feats(f"s{i}", {"x": float(i)}, i) for i in range(3)]
+    wh = open_warehouse(path, bulk_load=True)
+    wh.write({SPEC: SPEC.to_arrow(events + events[:1], [("t", 0, i) for i in range(4)])}, {("t", 0): 4})
+    wh.close()  # a crash before finish_load: rows and offsets committed, no indexes
+
+    for bulk_load in (True, False):  # a replay (bulk_load) reopening it goes on from a finished file
+        with open_warehouse(path, bulk_load=bulk_load) as reopened:
+            assert reopened.rebuilt_from is None and not reopened.loading
+            assert _sources(reopened) == [("s0", 0), ("s1", 1), ("s2", 2)]
+            assert reopened.offsets() == {("t", 0): 4}
+            assert write(reopened, events) == (0, 3)
+    assert duckdb.connect(str(path)).execute("SELECT value FROM meta WHERE key = 'state'").fetchone() == ("ready",)
