@@ -5,9 +5,10 @@ rules live in ``agents.glue.handlers`` and the pure ``agents.pipeline``):
 
 - ``bars``: per-symbol feature state (table ``symbol-state``, key symbol);
 - ``signals``: features + one decision per ``signal_id`` (table ``decided``:
-  signal_id -> encoded SizeDecided; a duplicate gets the stored decision again),
-  in batches of up to ``signal_batch_max`` records (``signal_batch_ms``): each
-  symbol's account is written once per batch (``agents.glue.write_behind``);
+  signal_id -> encoded SizeDecided; a duplicate gets the stored decision again);
+  the account a decision changes is written back once per commit, not at every
+  signal (``agents.glue.write_behind``: flushed by the producer before Faust
+  commits the offsets of the signals that changed it);
 - ``outcomes``: strategy history (key ``strategy@symbol``) and account (key symbol);
 - ``fills``: entry/exit fills to ``TradeClosed`` (table ``trades``: signal_id -> the
   signal and its trade state; ``open-trades``: symbol -> open signal ids, so every
@@ -33,7 +34,7 @@ import faust
 from mode import Service
 
 from agents.glue.bar_clock import BarClock
-from agents.glue.faust_event import processing
+from agents.glue.changelog import ChangelogWriter
 from agents.glue.fills import FillHandlers, TradeEffects, open_ids, signal_record
 from agents.glue.handlers import Effects, Handlers, Outgoing, Source, history_key
 from agents.glue.metrics import WorkerMetrics
@@ -68,9 +69,6 @@ def create_app(
     reconcile_after_s: float | None = None,
 ) -> faust.App:
     """Build the worker app; ``reconcile_after_s=0`` disables the reconciler (benchmarks of Faust alone)."""
-    if settings.signal_batch_max < 1 or settings.signal_batch_ms < 1:
-        raise ValueError(f"RLSIZER_SIGNAL_BATCH_MAX ({settings.signal_batch_max}) and RLSIZER_SIGNAL_BATCH_MS "
-                         f"({settings.signal_batch_ms}) must be >= 1")
     worker_id = worker_id or uuid.uuid4().hex[:8]
     pipeline = pipeline or default_pipeline()
     codec = codec or EventCodec(HttpSchemaRegistry(settings.registry_url, basic_auth=settings.registry_basic_auth or None))
@@ -104,11 +102,14 @@ def create_app(
     open_trades = table("open-trades", "symbol -> JSON list of open signal ids")
     dlq_topic = settings.topic("dlq")
 
-    def write_account(sym: bytes, state: Any, event: Any) -> None:
-        with processing(event):  # the changelog record goes to the partition of the event that changed it
-            account[sym] = handlers.account_bytes(state)
+    changelog = ChangelogWriter(app)
+
+    def write_account(sym: bytes, state: Any, partition: int) -> None:
+        # the changelog record goes to the partition of the record that changed it last
+        changelog.set(account, sym, handlers.account_bytes(state), partition)
 
     accounts: WriteBehind[bytes, Any] = WriteBehind(lambda sym: handlers.account_of(account.get(sym)), write_account)
+    app.producer.before_flush(accounts.flush)  # Faust flushes the producer before every commit
 
     async def apply(effects: Effects, src: Source) -> None:
         for out in effects.outgoing:
@@ -140,7 +141,7 @@ def create_app(
                 return
             await asyncio.sleep(0.002)
 
-    def apply_outcome(trade: TradeClosed, src: Source, event: Any) -> Effects:
+    def apply_outcome(trade: TradeClosed, src: Source) -> Effects:
         """Fold a trade into strategy history and account (idempotent by signal_id); written at once."""
         sym = trade.symbol.encode()
         hkey = history_key(trade.symbol, trade.strategy_id).encode()
@@ -148,7 +149,7 @@ def create_app(
         if effects.history is not None:
             history[hkey] = effects.history
         if effects.account is not None:
-            accounts.put(sym, effects.account, event)
+            accounts.put(sym, effects.account, src.partition)
             accounts.flush()
         return effects
 
@@ -157,18 +158,18 @@ def create_app(
         return Source(m.topic, m.partition, m.offset, m.key, m.value)
 
     async def decoded(stream: Any, expected: type) -> Any:
-        """The stream's records as ``(source, event, record)``; undecodable ones are dead-lettered on the way."""
+        """The stream's records as ``(source, event)``; undecodable ones are dead-lettered on the way."""
         async for record in stream.events():
             src = source(record)
             event = handlers.decode(src, expected)
             if isinstance(event, Effects):
                 await apply(event, src)
                 continue
-            yield src, event, record
+            yield src, event
 
     @app.agent(raw_topic("bars"), name="bars")
     async def bars_agent(stream: Any) -> None:
-        async for src, bar, _ in decoded(stream, BarClosed):
+        async for src, bar in decoded(stream, BarClosed):
             key = bar.symbol.encode()
             effects = handlers.on_bar(src, bar, symbol_state.get(key))
             if effects.symbol_state is not None:
@@ -180,12 +181,12 @@ def create_app(
                     await apply_trades(marks, key, src)
             await apply(effects, src)
 
-    async def on_signal(record: Any) -> None:
-        src = source(record)
-        signal = handlers.decode(src, SignalRaised)
-        if isinstance(signal, Effects):
-            await apply(signal, src)
-            return
+    @app.agent(raw_topic("signals"), name="signals")
+    async def signals_agent(stream: Any) -> None:
+        async for src, signal in decoded(stream, SignalRaised):
+            await on_signal(src, signal)
+
+    async def on_signal(src: Source, signal: SignalRaised) -> None:
         sym = signal.symbol.encode()
         sid = signal.signal_id.encode()
         hkey = history_key(signal.symbol, signal.strategy_id).encode()
@@ -199,39 +200,28 @@ def create_app(
             account=accounts.get(sym),
         )
         if effects.decision is not None:  # record before sending: a replay re-sends, never re-decides
-            decided[sid] = effects.decision
+            changelog.set(decided, sid, effects.decision, src.partition)
             if trades.get(sid) is None:
-                trades[sid] = signal_record(src.value)
+                changelog.set(trades, sid, signal_record(src.value), src.partition)
         if effects.account is not None:
-            accounts.put(sym, effects.account, record)
+            accounts.put(sym, effects.account, src.partition)
         await apply(effects, src)
-
-    @app.agent(raw_topic("signals"), name="signals")
-    async def signals_agent(stream: Any) -> None:
-        batches = stream.take_events(settings.signal_batch_max, within=settings.signal_batch_ms / 1000)
-        async for records in batches:
-            try:
-                for record in records:
-                    with processing(record):
-                        await on_signal(record)
-            finally:  # before take_events acknowledges the batch's offsets
-                accounts.flush()
 
     @app.agent(raw_topic("outcomes"), name="outcomes")
     async def outcomes_agent(stream: Any) -> None:
-        async for src, trade, record in decoded(stream, TradeClosed):
-            await apply(apply_outcome(trade, src, record), src)
+        async for src, trade in decoded(stream, TradeClosed):
+            await apply(apply_outcome(trade, src), src)
 
     @app.agent(raw_topic("fills"), name="fills")
     async def fills_agent(stream: Any) -> None:
-        async for src, fill, record in decoded(stream, OrderFilled):
+        async for src, fill in decoded(stream, OrderFilled):
             sym = fill.symbol.encode()
             effects = fill_handlers.on_fill(src, fill, record=trades.get(fill.signal_id.encode()),
                                             open_index=open_trades.get(sym))
             await apply_trades(effects, sym, src)
             for closed in effects.closed:  # applied here at once; the copy on the outcomes topic is a no-op
                 metrics.outcomes.inc()
-                apply_outcome(closed, src, record)
+                apply_outcome(closed, src)
 
     if settings.worker_web_port > 0:
         @app.page("/health")

@@ -60,8 +60,6 @@ class Settings:
     worker_web_port: int = 6066
     worker_web_host: str = "127.0.0.1"
     signal_bar_wait_ms: int = 100
-    signal_batch_max: int = 256  # signals decided per batch at most (one account write per symbol per batch)
-    signal_batch_ms: int = 5  # a batch closes after this long even when not full (added latency at low rates)
     decision_timeout_ms: int = 500
     strategy_map: str = ""
     # Trainer

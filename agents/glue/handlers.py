@@ -150,7 +150,8 @@ class Handlers:
         ``account`` is the symbol's account decoded (``account_of``).
         """
         if decided is not None:
-            return Effects(outgoing=(Outgoing(self.settings.topic("decisions"), event_key(signal), decided),))
+            again = (Outgoing(self.settings.topic("decisions"), event_key(signal), decided),)
+            return Effects(outgoing=again, account=self._counted(account, decided))
         p = self.pipeline
         started = time.perf_counter_ns()
         state = self._states.get(symbol_state) if symbol_state is not None else None
@@ -183,6 +184,20 @@ class Handlers:
             account=p.on_decision(acct, decision),
             decision=out_decision.value,
         )
+
+    def _counted(self, account: Any, decided: bytes) -> Any:
+        """``account`` with the stored decision counted, or ``None`` when it already is.
+
+        A worker that stopped after recording a decision but before writing the
+        account back decides the signal again from the stored decision: the
+        account must count it then (``on_decision`` is idempotent on signal_id).
+        """
+        try:
+            stored = self.codec.decode(decided)
+        except DecodeError:
+            return None
+        counted = self.pipeline.on_decision(account, stored) if isinstance(stored, SizeDecided) else account
+        return None if counted is account else counted
 
     # -- outcomes ------------------------------------------------------------------
     def on_outcome(self, src: Source, trade: TradeClosed, *, history: bytes | None, account: Any) -> Effects:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from aiokafka.structs import RecordMetadata, TopicPartition
@@ -61,6 +61,7 @@ class RdKafkaProducer(TansuProducer):
     _rd: RdProducer | None = None
     _poller: asyncio.Task[None] | None = None
     _failed: list[str] | None = None
+    _before_flush: tuple[Callable[[], object], ...] = ()
 
     @classmethod
     def with_config(cls, config: Mapping[str, Any]) -> type[RdKafkaProducer]:
@@ -77,6 +78,12 @@ class RdKafkaProducer(TansuProducer):
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
+        if self._rd is not None:
+            for hook in self._before_flush:  # what they hold back goes out with the rest
+                try:
+                    hook()
+                except Exception:
+                    log.exception("before-flush hook failed at stop")
         rd, self._rd = self._rd, None
         if rd is not None:
             left = rd.flush(10)  # delivery reports run here, on the loop's thread
@@ -156,12 +163,18 @@ class RdKafkaProducer(TansuProducer):
         if err is not None and self._failed is not None:
             self._failed.append(f"{msg.topic()}[{msg.partition()}]: {err}")
 
+    def before_flush(self, hook: Callable[[], object]) -> None:
+        """Call ``hook()`` at the start of every ``flush`` (to send what it holds back: ``agents.glue.write_behind``)."""
+        self._before_flush = (*self._before_flush, hook)
+
     async def flush(self) -> None:
-        """Faust's buffers, then every record handed to librdkafka, acknowledged.
+        """The ``before_flush`` hooks, Faust's buffers, then every record handed to librdkafka, acknowledged.
 
         Raises ``ProducerSendError`` when a ``produce_now`` record failed since the
         last flush (Faust flushes before committing: the commit does not happen).
         """
+        for hook in self._before_flush:
+            hook()
         await super().flush()
         rd = self._rd
         if rd is None:

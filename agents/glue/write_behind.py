@@ -1,17 +1,16 @@
-"""A table's changed values held decoded in memory and written once per batch.
+"""A table's changed values held decoded in memory and written out on demand (``flush``).
 
 The account of a symbol changes at every decision (its open risk), and a busy
 symbol's account holds about a thousand open decisions (~37 KB). Written to its
 changelogged Faust table at every signal, it was the largest record the worker
-sent and most of its producer time. The signals agent decides a batch of
-signals at a time (``Stream.take_events``); the account changes of the batch
-stay here, decoded, and each symbol's account is written once when the batch
-ends (``flush``), before the batch's offsets are acknowledged.
+sent and most of its producer time. The worker keeps the changed accounts here,
+decoded, and writes each once when the producer is flushed, which Faust does
+before every offset commit: a signal's offset is never committed before the
+account it changed is on its way (``RdKafkaProducer.before_flush``).
 
 Every reader and writer of the table goes through ``get``/``put``: nobody reads
 a table value older than one waiting here, so an outcome applied in another
-agent while a batch is open updates the newest account (and flushes it at
-once) instead of being overwritten by the batch's flush.
+agent updates the newest account, never one without the latest decisions.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ class WriteBehind(Generic[K, V]):
 
     ``load(key)`` reads (and decodes) the stored value; ``write(key, value, origin)``
     stores one, where ``origin`` is whatever the writer needs to route it (the
-    Faust event whose partition the changelog record goes to).
+    worker: the partition of the record that changed it, for the changelog record).
     """
 
     __slots__ = ("_load", "_write", "_dirty")

@@ -57,9 +57,18 @@ def test_sends_are_acknowledged_flushed_and_placed_like_every_other_producer(set
             explicit = [await producer.send(topic, b"k%d" % i, b"explicit-%d" % i, i % PARTITIONS, None, None)
                         for i in range(30)]
             keyed = [await producer.send(topic, b"sym-%d" % i, b"keyed-%d" % i, None, None, None) for i in range(30)]
-            for i in range(20):
+            for i in range(19):
                 producer.produce_now(topic, b"now-%d" % i, b"now-%d" % i, i % PARTITIONS)
+            held_back = [(b"now-19", 19 % PARTITIONS)]  # sent by a hook, as the worker's held-back accounts
+
+            def hook() -> None:
+                while held_back:
+                    key, part = held_back.pop()
+                    producer.produce_now(topic, key, key, part)
+
+            producer.before_flush(hook)
             await producer.flush()
+            assert held_back == []
             assert all(f.done() for f in explicit + keyed)  # flush returned: every record acknowledged
             assert len(producer._rd) == 0
             with pytest.raises(ProducerSendError, match=topic):

@@ -82,3 +82,18 @@ def _run(fresh_each_call: bool) -> list[tuple]:
 
 def test_carried_handlers_decide_exactly_as_fresh_ones():
     assert _run(fresh_each_call=False) == _run(fresh_each_call=True)
+
+
+def test_a_replayed_signal_counts_its_stored_decision_in_an_account_that_missed_it():
+    """A worker stopped after recording a decision, before writing the account back: the replay fixes the account."""
+    handlers, _ = _handlers()
+    state = state_of(aapl_bars()[:260]).to_bytes()
+    sig = signal(aapl_bars()[259].ts_event + timedelta(hours=1), signal_id="sig-r", strategy_id="S1")
+    src = Source("rlsizer.signals", 0, 7, b"AAPL", b"")
+    empty = handlers.account_of(None)
+    first = handlers.on_signal(src, sig, decided=None, symbol_state=state, history=None, account=empty)
+    again = handlers.on_signal(src, sig, decided=first.decision, symbol_state=state, history=None, account=empty)
+    assert [o.value for o in again.outgoing] == [first.decision]  # the same decision, sent again
+    assert again.account == first.account and again.decision is None
+    counted = handlers.on_signal(src, sig, decided=first.decision, symbol_state=state, history=None, account=first.account)
+    assert counted.account is None  # already counted: nothing to write
