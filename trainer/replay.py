@@ -140,16 +140,20 @@ class _Pending:
         topics = list(map(Message.topic, messages))  # C-level calls: these run once per record
         partitions = list(map(Message.partition, messages))
         offsets = list(map(Message.offset, messages))
-        last = dict(zip(zip(topics, partitions), offsets))  # the last record read per partition wins
-        next_offsets = {tp: o + 1 for tp, o in last.items()}
         values = list(map(Message.value, messages))
-        present = [i for i, v in enumerate(values) if v is not None]
-        batch = codec.decode_batch([values[i] for i in present])
+        topic_array = pa.array(topics, pa.string())
+        partition_array, offset_array = np.asarray(partitions, np.int32), np.asarray(offsets, np.int64)
+        read = _read_positions(topic_array, partition_array, offset_array)
+        present: Sequence[int]
+        if None in values:  # tombstones: decode the others
+            present = [i for i, v in enumerate(values) if v is not None]
+            batch = codec.decode_batch([values[i] for i in present])
+        else:
+            present = range(len(values))
+            batch = codec.decode_batch(values)
         tables: dict[TableSpec, list[Rows]] = defaultdict(list)
         if batch.columns:
-            topic_array = pa.array(topics, pa.string())
-            partition_array, offset_array = np.asarray(partitions, np.int32), np.asarray(offsets, np.int64)
-            where = np.asarray(present, np.int64)
+            where = np.arange(len(values)) if isinstance(present, range) else np.asarray(present, np.int64)
             for event_type, (index, columns) in batch.columns.items():
                 rows = where[index]
                 spec = TABLE_FOR_EVENT[event_type]
@@ -169,12 +173,35 @@ class _Pending:
             tables[spec].append(spec.to_arrow(evs, sources[spec]))
         return _Batch(
             tables={spec: _chunked(Rows.concat(parts)) for spec, parts in tables.items()},
-            offsets=next_offsets,
-            events_by_topic=Counter(topics),
+            offsets=read.next_offsets,
+            events_by_topic=read.by_topic,
             rejected=rejected,
             tombstones=len(messages) - len(present),
             decode_seconds=time.perf_counter() - started,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _ReadPositions:
+    next_offsets: dict[tuple[str, int], int]  # per partition read: after the last record read
+    by_topic: Counter[str]  # records read per topic
+
+
+def _read_positions(topics: pa.Array, partitions: np.ndarray, offsets: np.ndarray) -> _ReadPositions:
+    """Where a batch of records leaves each partition, and how many each topic gave (numpy, not per record).
+
+    Records of one partition arrive in offset order, so its last record read is its highest offset.
+    """
+    encoded = topics.dictionary_encode()
+    names = encoded.dictionary.to_pylist()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    width = int(partitions.max()) + 1 if len(partitions) else 1
+    keys = codes * width + partitions
+    distinct, first_from_end = np.unique(keys[::-1], return_index=True)
+    last = len(keys) - 1 - first_from_end
+    next_offsets = {(names[k // width], k % width): o + 1 for k, o in zip(distinct.tolist(), offsets[last].tolist())}
+    counts = np.bincount(codes, minlength=len(names)).tolist()
+    return _ReadPositions(next_offsets, Counter(dict(zip(names, counts))))
 
 
 def _chunked(rows: Rows) -> Rows:
