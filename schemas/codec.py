@@ -26,6 +26,7 @@ from schemas.batch_rules import surely_valid
 from schemas.catalog import schema_dict, schema_text
 from schemas.columnar import Unsupported, decode_columns
 from schemas.events import EVENT_BY_SCHEMA_NAME, Event, InvalidEvent, field_names
+from schemas.fast_avro import compiled
 
 MAGIC_BYTE: Final = 0
 _HEADER = struct.Struct(">bI")
@@ -127,15 +128,17 @@ class EventCodec:
 
     def encode(self, topic: str, event: Event) -> bytes:
         ours = self._our_schema(type(event))
-        return frame(self.schema_id(topic, type(event)), encode_body(ours.parsed, ours.names, event))
+        return frame(self.schema_id(topic, type(event)), _body(ours, event))
 
     def decode(self, data: bytes) -> Event:
         schema_id, body = unframe(data)
         writer, ours, same = self._writer(schema_id)
-        try:
-            record = fastavro.schemaless_reader(io.BytesIO(body), writer, None if same else ours.parsed)
-        except Exception as exc:  # fastavro raises many types for bad bodies
-            raise DecodeError("malformed", f"Avro body does not match schema id {schema_id}: {exc}") from exc
+        record = _fast_record(ours, body) if same else None
+        if record is None:
+            try:
+                record = fastavro.schemaless_reader(io.BytesIO(body), writer, None if same else ours.parsed)
+            except Exception as exc:  # fastavro raises many types for bad bodies
+                raise DecodeError("malformed", f"Avro body does not match schema id {schema_id}: {exc}") from exc
         try:
             return ours.event_type(**record)
         except InvalidEvent as exc:
@@ -242,6 +245,28 @@ def encode_body(parsed: Schema, names: tuple[str, ...], event: Event) -> bytes:
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, parsed, to_record(names, event))
     return buf.getvalue()
+
+
+def _body(ours: _EventSchema, event: Event) -> bytes:
+    """``encode_body``'s bytes, from the compiled encoder (``schemas.fast_avro``) when it takes the event."""
+    fast = compiled(ours.event_type)
+    if fast is not None:
+        try:
+            return fast.encode(event)
+        except Exception:  # a value it does not write exactly as fastavro: fastavro writes it, or raises its own error
+            pass
+    return encode_body(ours.parsed, ours.names, event)
+
+
+def _fast_record(ours: _EventSchema, body: bytes) -> dict[str, Any] | None:
+    """What fastavro reads from ``body`` written with exactly our schema, or None: then fastavro reads it."""
+    fast = compiled(ours.event_type)
+    if fast is None:
+        return None
+    try:
+        return fast.decode(body)
+    except Exception:  # short, leftover or unusual bytes: fastavro decides, with its own error
+        return None
 
 
 class InMemoryRegistry:

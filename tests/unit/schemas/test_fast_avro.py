@@ -1,0 +1,392 @@
+"""Compiled Avro codec: fastavro's bytes and fastavro's values, or a refusal (then fastavro decides)."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import struct
+from datetime import datetime, timedelta, timezone
+from types import MappingProxyType, SimpleNamespace
+from typing import Any
+
+import fastavro
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import schemas.codec as codec_module
+from schemas.catalog import schema_dict, schema_text
+from schemas.codec import DecodeError, EventCodec, InMemoryRegistry, encode_body, frame
+from schemas.events import EVENT_TYPES, Event, FeaturesComputed, SignalRaised, SizeDecided, field_names
+from schemas.fast_avro import CompiledSchema, Refused, Unsupported, _read_varint, _varint, compile_schema, compiled
+from tests.unit.schemas.factories import T0, make_bar, make_signal
+from tests.unit.schemas.test_codec import _long, any_event
+
+PARSED = {t: fastavro.parse_schema(schema_dict(t), _write_hint=False) for t in EVENT_TYPES}
+
+
+def fast(event_type: type[Event]) -> CompiledSchema:
+    codec = compiled(event_type)
+    assert codec is not None, f"{event_type.__name__} is not compiled"
+    return codec
+
+
+def fastavro_bytes(event_type: type[Event], record: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, PARSED[event_type], record)
+    return buf.getvalue()
+
+
+def fastavro_record(event_type: type[Event], body: bytes) -> dict[str, Any]:
+    return fastavro.schemaless_reader(io.BytesIO(body), PARSED[event_type], None)
+
+
+def record_of(event: Event) -> dict[str, Any]:
+    return codec_module.to_record(field_names(type(event)), event)
+
+
+def identical(a: Any, b: Any) -> bool:
+    """Equal values of the very same types, floats to the bit, dicts in the same order, same tzinfo."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(identical(a[k], b[k]) for k in a)
+    if isinstance(a, float):
+        return struct.pack("<d", a) == struct.pack("<d", b)
+    if isinstance(a, datetime):
+        return a == b and a.tzinfo is b.tzinfo
+    return bool(a == b)
+
+
+# --- every schema is compiled: a schema change that would fall back to fastavro is noticed ---
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES, ids=lambda t: t.__name__)
+def test_every_event_schema_is_compiled(event_type: type[Event]) -> None:
+    compile_schema(schema_dict(event_type))  # raises Unsupported, with the field, if not
+    assert compiled(event_type) is not None
+
+
+@pytest.mark.parametrize(
+    "avro_type",
+    [
+        "boolean",
+        "float",
+        {"type": "array", "items": "double"},
+        {"type": "map", "values": "long"},
+        ["null", "string", "double"],
+        ["null", "long"],
+        {"type": "long", "logicalType": "timestamp-millis"},
+        {"type": "string", "logicalType": "uuid"},
+        {"type": "double"},
+        {"type": "fixed", "name": "F", "size": 4},
+        {"type": "record", "name": "Inner", "fields": []},
+        "rlsizer.v1.Side",
+    ],
+    ids=str,
+)
+def test_types_not_compiled_are_refused_at_compile_time(avro_type: Any) -> None:
+    schema = {"type": "record", "name": "X", "fields": [{"name": "a", "type": "string"}, {"name": "b", "type": avro_type}]}
+    with pytest.raises(Unsupported, match="field 'b'"):
+        compile_schema(schema)
+
+
+# --- valid events: fastavro's bytes, fastavro's values ---------------------------------------
+
+
+@settings(max_examples=400, deadline=None)
+@given(any_event())
+def test_encode_is_fastavro_bytes_and_decode_is_fastavro_values(event: Event) -> None:
+    event_type = type(event)
+    want = fastavro_bytes(event_type, record_of(event))
+    body = fast(event_type).encode(event)
+    assert body == want
+    assert identical(fast(event_type).decode(body), fastavro_record(event_type, body))
+
+
+def _feature_maps() -> st.SearchStrategy[dict[str, float]]:
+    names = st.sampled_from(["rsi", "atr_pct", "é", "z" * 70, "", "ret_1", "ret_5"])
+    values = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**53), 2**53)
+    return st.dictionaries(names, values, max_size=7)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_feature_maps(), min_size=1, max_size=6))
+def test_maps_of_doubles_with_repeated_and_reordered_key_sets(maps: list[dict[str, float]]) -> None:
+    """The key-set shortcuts of both directions give fastavro's bytes and values, whatever came before."""
+    for features in maps + maps[::-1]:
+        event = FeaturesComputed(ts_event=T0, signal_id="s", symbol="X", strategy_id="S1", strategy_type="EmaCross",
+                                 feature_set="fs1", features=features)
+        want = fastavro_bytes(FeaturesComputed, record_of(event))
+        assert fast(FeaturesComputed).encode(event) == want
+        assert identical(fast(FeaturesComputed).decode(want), fastavro_record(FeaturesComputed, want))
+
+
+def test_map_body_with_other_blocks_and_duplicate_keys_reads_as_fastavro() -> None:
+    """A writer may use negative block counts with a byte size, several blocks and repeated keys."""
+    def entry(key: str, value: float) -> bytes:
+        return _long(len(key.encode())) + key.encode() + struct.pack("<d", value)
+
+    first = entry("a", 1.0) + entry("b", 2.0)
+    event = FeaturesComputed(ts_event=T0, signal_id="s", symbol="X", strategy_id="S1", strategy_type="EmaCross",
+                             feature_set="fs1", features={"a": 1.0, "b": 2.0})
+    prefix_len = len(fast(FeaturesComputed).encode(event)) - len(_long(2) + first + b"\x00")
+    head = fast(FeaturesComputed).encode(event)[:prefix_len]
+    for features in (
+        _long(-2) + _long(len(first)) + first + b"\x00",
+        _long(2) + first + _long(1) + entry("a", 3.0) + b"\x00",
+        _long(2) + first + b"\x00",  # learned as a key set ...
+        _long(2) + entry("a", 1.0) + entry("c", 2.0) + b"\x00",  # ... then a same-size other one
+        _long(2) + entry("b", 1.0) + entry("a", 2.0) + b"\x00",
+        _long(2) + first + b"\x00",
+        _long(2) + first + _long(1) + entry("c", 3.0) + b"\x00",  # the known key set, then one more block
+    ):
+        body = head + features
+        assert identical(fast(FeaturesComputed).decode(body), fastavro_record(FeaturesComputed, body))
+    for features in (_long(2) + first + b"\x02", _long(2) + first):  # a known key set, then no proper end
+        with pytest.raises(Exception):  # noqa: B017 (any exception sends the body to fastavro)
+            fast(FeaturesComputed).decode(head + features)
+        with pytest.raises(EOFError):
+            fastavro_record(FeaturesComputed, head + features)
+
+
+# --- arbitrary values: either fastavro's bytes or a refusal ----------------------------------
+
+_offsets = st.timedeltas(min_value=-timedelta(hours=23), max_value=timedelta(hours=23)).map(timezone)
+_wild_floats = st.floats() | st.integers(-(2**70), 2**70) | st.booleans() | st.sampled_from(["1.5", "nan", "x"])
+_wild_ints = st.integers(-(2**65), 2**65) | st.floats(-1e20, 1e20) | st.booleans()
+_wild_texts = st.text(max_size=80) | st.binary(max_size=5) | st.integers() | st.none()
+_wild_times = (
+    st.datetimes(timezones=st.just(timezone.utc) | _offsets)
+    | st.datetimes()
+    | st.integers(-(2**64), 2**64)
+    | st.floats(-1e18, 1e18)
+)
+
+
+def _wild(avro_type: Any) -> st.SearchStrategy[Any]:
+    if avro_type == "string":
+        return _wild_texts
+    if avro_type == "bytes":
+        return st.binary(max_size=80) | st.builds(bytearray, st.binary(max_size=3)) | st.text(max_size=3)
+    if avro_type in ("int", "long"):
+        return _wild_ints
+    if avro_type == "double":
+        return _wild_floats
+    if isinstance(avro_type, list):
+        other = next(t for t in avro_type if t != "null")
+        return st.none() | _wild(other)
+    if avro_type.get("logicalType") == "timestamp-micros":
+        return _wild_times
+    if avro_type["type"] == "enum":
+        return st.sampled_from(avro_type["symbols"]) | st.text(max_size=4)
+    keys = st.text(max_size=6) | st.integers()
+    values = _wild(avro_type["values"])
+    return st.dictionaries(keys, values, max_size=4) | st.dictionaries(st.text(max_size=6), values, max_size=4).map(MappingProxyType)
+
+
+@st.composite
+def wild_records(draw: st.DrawFn) -> tuple[type[Event], dict[str, Any]]:
+    event_type = draw(st.sampled_from(EVENT_TYPES))
+    return event_type, {f["name"]: draw(_wild(f["type"])) for f in schema_dict(event_type)["fields"]}
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wild_records())
+def test_any_value_gives_fastavro_bytes_or_a_refusal(drawn: tuple[type[Event], dict[str, Any]]) -> None:
+    event_type, record = drawn
+    try:
+        body = fast(event_type).encode(SimpleNamespace(**record))
+    except Exception:  # refused: the codec asks fastavro
+        return
+    plain = {k: dict(v) if isinstance(v, MappingProxyType) else v for k, v in record.items()}
+    assert body == fastavro_bytes(event_type, plain)
+
+
+def test_plain_values_are_not_refused() -> None:
+    """The worker's own values take the compiled path (a refusal there would cost the speed-up)."""
+    signal = make_signal(attrs={"tf": "1m"}, stop_price=99.0, target_price=None)
+    decided = SizeDecided(ts_event=T0, signal_id="s", symbol="X", strategy_id="S1", multiplier=1.0, qty=3, policy="RULES",
+                          reason="r" * 200, model_version="v1", latency_us=2**40)
+    for event in (signal, decided, make_bar(bid=100.5, ask=100.75)):
+        assert fast(type(event)).encode(event) == fastavro_bytes(type(event), record_of(event))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("stop_price", 99), ("signal_id", type("S", (str,), {})("sig")), ("ts_event", datetime(2024, 1, 1)), ("attrs", {"k": 1})],
+    ids=["int in a nullable double", "str subclass", "naive datetime", "int in a string map"],
+)
+def test_unusual_values_are_refused(field: str, value: Any) -> None:
+    record = record_of(make_signal()) | {field: value}
+    with pytest.raises((Refused, TypeError, ValueError)):
+        fast(SignalRaised).encode(SimpleNamespace(**record))
+
+
+def test_map_keys_equal_to_known_keys_but_not_str_are_refused() -> None:
+    class Key(str):
+        def encode(self, *args: Any, **kwargs: Any) -> bytes:  # what fastavro would call
+            return b"other"
+
+    record = record_of(FeaturesComputed(ts_event=T0, signal_id="s", symbol="X", strategy_id="S1", strategy_type="EmaCross",
+                                        feature_set="fs1", features={"a": 1.0, "b": 2.0}))
+    fast(FeaturesComputed).encode(SimpleNamespace(**record))  # the key set is now known
+    record["features"] = {Key("a"): 1.0, Key("b"): 2.0}
+    with pytest.raises(Refused):
+        fast(FeaturesComputed).encode(SimpleNamespace(**record))
+
+
+def test_refused_event_is_still_encoded_by_fastavro() -> None:
+    signal = make_signal(stop_price=99)  # an int: fastavro's union branch choice is left to fastavro
+    codec = EventCodec(InMemoryRegistry())
+    want = frame(codec.schema_id("t", SignalRaised), encode_body(PARSED[SignalRaised], field_names(SignalRaised), signal))
+    assert codec.encode("t", signal) == want
+    assert codec.decode(want) == signal
+
+
+# --- arbitrary bytes: either fastavro's values or a refusal ----------------------------------
+
+
+@st.composite
+def damaged_bodies(draw: st.DrawFn) -> tuple[type[Event], bytes]:
+    event = draw(any_event())
+    body = bytearray(fastavro_bytes(type(event), record_of(event)))
+    for _ in range(draw(st.integers(1, 3))):
+        how = draw(st.sampled_from(["cut", "append", "flip", "insert"]))
+        at = draw(st.integers(0, max(len(body) - 1, 0)))
+        if how == "cut":
+            del body[at:]
+        elif how == "append":
+            body += draw(st.binary(min_size=1, max_size=12))
+        elif how == "flip" and body:
+            body[at] = draw(st.integers(0, 255))
+        else:
+            body[at:at] = draw(st.binary(min_size=1, max_size=12))
+    return type(event), bytes(body)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(damaged_bodies())
+def test_any_body_gives_fastavro_values_or_a_refusal(drawn: tuple[type[Event], bytes]) -> None:
+    event_type, body = drawn
+    try:
+        record = fast(event_type).decode(body)
+    except Exception:  # refused: the codec asks fastavro
+        return
+    assert identical(record, fastavro_record(event_type, body))
+
+
+def test_leftover_bytes_are_refused_though_fastavro_ignores_them() -> None:
+    body = fastavro_bytes(SignalRaised, record_of(make_signal()))
+    with pytest.raises(Refused, match="1 bytes left"):
+        fast(SignalRaised).decode(body + b"\x00")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xff" * 10 + b"\x01",  # 11 bytes
+        b"\xff" * 9 + b"\x7f",  # 10 bytes, beyond 64 bits
+    ],
+)
+def test_overlong_varints_are_refused(raw: bytes) -> None:
+    with pytest.raises(Refused):
+        _read_varint(raw, 0)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(-(2**63), 2**63 - 1) | st.integers(-300, 300) | st.integers(-(2**55), 2**55))
+def test_varint_is_the_spec_zigzag(n: int) -> None:
+    raw = _varint(n)
+    assert raw == _long(n)  # the independent encoder of test_codec
+    assert _read_varint(raw + b"\x05", 0) == (n, len(raw))
+
+
+@pytest.mark.parametrize("n", [2**63, -(2**63) - 1, 2**70])
+def test_varint_refuses_beyond_a_long(n: int) -> None:
+    with pytest.raises(Refused):
+        _varint(n)
+
+
+# --- through EventCodec: the outcome of every message is the one fastavro alone gives ---------
+
+
+def _outcome(codec: EventCodec, data: bytes) -> Any:
+    try:
+        return codec.decode(data)
+    except DecodeError as exc:  # fastavro's messages name its BytesIO object by address
+        return (exc.kind, re.sub(r" at 0x[0-9a-f]+", "", exc.reason))
+
+
+def _messages(codec: EventCodec) -> list[bytes]:
+    """Two valid messages, each cut at every length, extended, and with every body byte damaged."""
+    signal = codec.encode("t", make_signal(attrs={"tf": "1m"}, stop_price=99.0))
+    bar = codec.encode("t", make_bar(bid=100.5, ask=100.75))
+    out = [signal, bar]
+    for data in (signal, bar):
+        out += [data[:n] for n in range(5, len(data))]
+        out += [data + b"\x00", data + b"\x02\x03", data[:-1] + b"\x80", data[:5] + b"\x7f" + data[6:]]
+        out += [data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :] for i in range(5, len(data))]
+    return out
+
+
+def test_truncated_extended_and_damaged_messages_decode_as_with_fastavro_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = InMemoryRegistry()
+    datas = _messages(EventCodec(registry))
+    with_fast = [_outcome(EventCodec(registry), data) for data in datas]
+    monkeypatch.setattr(codec_module, "compiled", lambda event_type: None)  # the codec as it was: fastavro for every body
+    alone = [_outcome(EventCodec(registry), data) for data in datas]
+    kinds = set()
+    for got, want in zip(with_fast, alone, strict=True):
+        assert got == want
+        kinds.add(got[0] if isinstance(got, tuple) else "ok")
+    assert {"ok", "malformed", "invalid_value"} <= kinds
+
+
+def test_decode_of_our_own_schema_does_not_call_fastavro(monkeypatch: pytest.MonkeyPatch) -> None:
+    codec = EventCodec(InMemoryRegistry())
+    signal = make_signal(attrs={"tf": "1m", "note": "é"}, stop_price=99.0)
+    decided = SizeDecided(ts_event=T0, signal_id="s", symbol="X", strategy_id="S1", multiplier=1.0, qty=3.0, policy="RULES",
+                          reason="r", latency_us=5)
+    features = FeaturesComputed(ts_event=T0, signal_id="s", symbol="X", strategy_id="S1", strategy_type="EmaCross",
+                                feature_set="fs1", features={f"f{i}": i / 7 for i in range(80)})
+
+    def no_fastavro(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("fastavro called")
+
+    monkeypatch.setattr(fastavro, "schemaless_reader", no_fastavro)
+    monkeypatch.setattr(fastavro, "schemaless_writer", no_fastavro)
+    for event in (signal, decided, features):
+        assert codec.decode(codec.encode("t", event)) == event
+
+
+def test_newer_writer_schema_is_left_to_fastavro() -> None:
+    """A writer schema other than ours (BACKWARD evolution) is resolved by fastavro, never by the compiled decoder."""
+    import json
+
+    v2 = json.loads(schema_text(SignalRaised))
+    v2["fields"].append({"name": "venue", "type": "string", "default": ""})
+    registry = InMemoryRegistry()
+    schema_id = registry.register("rlsizer.signals-value", json.dumps(v2))
+    signal = make_signal()
+    body = encode_body(fastavro.parse_schema(v2), tuple(f["name"] for f in v2["fields"]), SimpleNamespace(**record_of(signal), venue="XNAS"))  # type: ignore[arg-type]
+    assert EventCodec(registry).decode(frame(schema_id, body)) == signal
+
+
+def test_nan_on_the_wire_is_still_an_invalid_value() -> None:
+    registry = InMemoryRegistry()
+    schema_id = registry.register("x", schema_text(SignalRaised))
+    body = fastavro_bytes(SignalRaised, record_of(make_signal()) | {"price": math.nan})
+    assert identical(fast(SignalRaised).decode(body), fastavro_record(SignalRaised, body))
+    with pytest.raises(DecodeError, match="price must be a finite number") as info:
+        EventCodec(registry).decode(frame(schema_id, body))
+    assert info.value.kind == "invalid_value"
+
+
+def test_timestamps_decode_as_utc_datetimes_like_fastavro() -> None:
+    ts = datetime(2024, 3, 1, 9, 30, 0, 123456, tzinfo=timezone(timedelta(hours=-5)))
+    signal = make_signal(ts_event=ts, ts_init=datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc))
+    record = fast(SignalRaised).decode(fast(SignalRaised).encode(signal))
+    assert record["ts_event"] == ts and record["ts_event"].tzinfo is timezone.utc
+    assert identical(record, fastavro_record(SignalRaised, fastavro_bytes(SignalRaised, record_of(signal))))
