@@ -319,14 +319,13 @@ def consumer_config(settings: Settings) -> dict[str, object]:
     }
 
 
-def assignment(consumer: Consumer, topics: list[str], stored: dict[tuple[str, int], int], timeout: float) -> tuple[list[TopicPartition], int]:
-    """Partitions to read, from the stored offsets, and an estimate of records ahead."""
+def assignment(consumer: Consumer, topics: list[str], stored: dict[tuple[str, int], int], timeout: float) -> list[TopicPartition]:
+    """Partitions to read, each from its stored offset (or the beginning)."""
     try:
         metadata = consumer.list_topics(timeout=timeout).topics
     except KafkaException as exc:
         raise ReplayError(f"cannot read topic metadata from the broker: {exc.args[0].str()}") from exc
     parts: list[TopicPartition] = []
-    ahead = 0
     for topic in topics:
         meta = metadata.get(topic)
         if meta is None or meta.error is not None:
@@ -334,14 +333,23 @@ def assignment(consumer: Consumer, topics: list[str], stored: dict[tuple[str, in
             continue
         for partition in sorted(meta.partitions):
             start = stored.get((topic, partition))
-            tp = TopicPartition(topic, partition, OFFSET_BEGINNING if start is None else start)
-            parts.append(tp)
-            try:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
-                ahead += max(0, high - (low if start is None else max(start, low)))
-            except KafkaException:
-                pass  # the bar total is an estimate; EOF decides when to stop
-    return parts, ahead
+            parts.append(TopicPartition(topic, partition, OFFSET_BEGINNING if start is None else start))
+    return parts
+
+
+def records_ahead(consumer: Consumer, parts: list[TopicPartition], timeout: float) -> int:
+    """An estimate of the records between ``parts``' offsets and the watermarks: it only sizes the progress bar.
+
+    One request per partition; called after ``assign``, so fetching has already started.
+    """
+    ahead = 0
+    for tp in parts:
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout)
+        except KafkaException:
+            continue  # an estimate; EOF decides when to stop
+        ahead += max(0, high - (low if tp.offset == OFFSET_BEGINNING else max(tp.offset, low)))
+    return ahead
 
 
 def _sort_out(messages: list[Message], errors: list[KafkaError | None], keep: Callable[[Message], None], remaining: set[tuple[str, int]]) -> int:
@@ -383,10 +391,11 @@ def replay(
         consumer = Consumer(consumer_config(settings))
         writer: _Writer | None = None
         try:
-            parts, ahead = assignment(consumer, topics, warehouse.offsets(), timeout=idle_timeout)
+            parts = assignment(consumer, topics, warehouse.offsets(), timeout=idle_timeout)
             remaining = {(tp.topic, tp.partition) for tp in parts}
             if parts:
                 consumer.assign(parts)
+            ahead = records_ahead(consumer, parts, timeout=idle_timeout) if progress else 0
             writer = _Writer(warehouse)
             pending = _Pending()
             keep = pending.messages.append
