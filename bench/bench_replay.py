@@ -4,8 +4,9 @@ Produces ``--events`` events of a realistic mix (per signal: 4 bars, the signal,
 its 80 features, the decision, 2 fills, the outcome) to a fresh
 topic prefix, then in one run (1) consumes every partition to EOF with a bare
 confluent-kafka consumer that only touches each value, and (2) replays the same
-topics into a fresh DuckDB warehouse (decode with the codec, Arrow batches,
-upserts). Prints events/s of both, their ratio, and where the replay's time went.
+topics into a fresh DuckDB warehouse (decode with the codec, Arrow batches, a
+bulk load: rows appended, then repeats removed and indexes built). Prints events/s
+of both, their ratio, and where the replay's time went.
 pandas is imported before timing: pyarrow imports it on its first numpy conversion
 (about 0.3 s, once per process), which is not throughput.
 

@@ -51,7 +51,11 @@ Checkpoints: DuckDB folds its write-ahead log into the file once the log passes
 ``CHECKPOINT_THRESHOLD`` and on close. The default (16 MB, about 60k replayed events)
 made a replay checkpoint every few flushes, each time rewriting the ``event_id``
 indexes; a larger threshold checkpoints once per replay, when it closes (commits
-still write and sync the log, so durability is unchanged).
+still write and sync the log, so durability is unchanged). That closing checkpoint
+stays: closing without it (``disable_checkpoint_on_shutdown``) leaves the log for
+the next open to replay, which then cost about twice as much as the checkpoint;
+checkpointing while loading (a small threshold: commits skip the log) moved the
+work onto the writer thread without shortening a replay.
 
 A file that is not a DuckDB database, fails the integrity query, lacks the schema
 version or carries another one, or whose build marker is not ``ready`` is moved
