@@ -16,7 +16,8 @@ needed to write a row. Live events of one feature set share one layout, so the
 table holds a handful of rows.
 
 ``split_maps`` turns an Arrow MapArray into those parts (vectorised: one numpy pass
-per distinct map length); ``layout_matrix`` scatters stored rows into a float32
+per distinct map length; when every map repeats the first one's names, as live
+feature maps do, one comparison of the key bytes instead); ``layout_matrix`` scatters stored rows into a float32
 ``[n, d]`` matrix for a chosen list of names.
 """
 
@@ -71,6 +72,11 @@ def split_maps(maps: pa.Array | pa.ChunkedArray) -> SplitMaps:
     items = maps.items.slice(base, int(offsets[-1]) if n else 0)
     valid = maps.is_valid().to_numpy(zero_copy_only=False) if maps.null_count else np.ones(n, bool)
     starts, lengths = offsets[:-1], np.diff(offsets)
+    same_length = n > 0 and valid.all() and (lengths == lengths[0]).all()
+    if same_length and (names := _shared_names(keys, n, int(lengths[0]))) is not None:  # the live case: one layout
+        key = layout_id(names)
+        values = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), items.cast(pa.float64()))
+        return SplitMaps(layout=pa.array([key], LAYOUT_TYPE).take(pa.array(np.zeros(n, np.int64))), values=values, layouts={key: names})
     encoded = pc.dictionary_encode(keys) if len(keys) else None
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64) if encoded is not None else np.zeros(0, np.int64)
     dictionary = encoded.dictionary.to_pylist() if encoded is not None else []
@@ -94,6 +100,32 @@ def split_maps(maps: pa.Array | pa.ChunkedArray) -> SplitMaps:
     mask = None if valid.all() else pa.array(~valid)
     values = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), items.cast(pa.float64()), mask=mask)
     return SplitMaps(layout=layout, values=values, layouts=layouts)
+
+
+def _shared_names(keys: pa.Array, n: int, k: int) -> tuple[str, ...] | None:
+    """The first map's names if each of ``n`` maps of ``k`` entries holds exactly those names in that order, else None.
+
+    Compares bytes and offsets with numpy instead of dictionary-encoding every key:
+    ``keys`` (row-major, ``n * k`` of them) must be the first ``k`` repeated ``n`` times.
+    """
+    if len(keys) != n * k:
+        return None
+    if k == 0:
+        return ()
+    if keys.null_count or keys.type != pa.string():
+        return None
+    offsets = np.frombuffer(keys.buffers()[1], np.int32, len(keys) + 1, keys.offset * 4).astype(np.int64)
+    data = np.frombuffer(keys.buffers()[2], np.uint8)
+    base = int(offsets[0])
+    first = offsets[: k + 1] - base
+    width = int(first[-1])
+    expected = (np.arange(n, dtype=np.int64)[:, None] * width + first[None, :-1]).reshape(-1) + base
+    if offsets[-1] - base != n * width or not np.array_equal(offsets[:-1], expected):
+        return None
+    block = data[base : base + n * width].reshape(n, width) if width else np.zeros((n, 0), np.uint8)
+    if not (block == block[0]).all():
+        return None
+    return tuple(keys.slice(0, k).to_pylist())
 
 
 def layout_matrix(

@@ -176,3 +176,28 @@ def test_a_load_left_unfinished_is_finished_when_opened(tmp_path: Path) -> None:
             assert reopened.offsets() == {("t", 0): 4}
             assert write(reopened, events) == (0, 3)
     assert duckdb.connect(str(path)).execute("SELECT value FROM meta WHERE key = 'state'").fetchone() == ("ready",)
+
+
+def _maps(rows: Sequence[Sequence[tuple[str, float]]]) -> pa.MapArray:
+    return pa.array([list(r) for r in rows], pa.map_(pa.string(), pa.float64()))
+
+
+@pytest.mark.parametrize(
+    "maps",
+    [
+        _maps([[("a", 1.0), ("bé", 2.0)]] * 5),  # one layout: the byte-compared path
+        _maps([[("a", 1.0), ("bé", 2.0)]] * 5).slice(1, 3),
+        _maps([[("a", 1.0), ("bb", 2.0)], [("a", 3.0), ("bc", 4.0)], [("a", 5.0), ("bb", 6.0)]]),  # one byte differs
+        _maps([[("ab", 1.0)], [("a", 2.0)], [("ab", 3.0)]]),  # same bytes overall, other boundaries
+        _maps([[("a", 1.0), ("b", 2.0)], [("b", 3.0), ("a", 4.0)]]),  # same names, other order
+        _maps([[("a", 1.0), ("a", 2.0), ("b", 3.0), ("b", 4.0)], [], [("a", 5.0), ("b", 6.0)]]),  # names repeat, lengths differ
+        _maps([[], []]),
+    ],
+)
+def test_split_maps_gives_the_same_parts_with_or_without_the_shared_layout_shortcut(maps: pa.MapArray, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = split_maps(maps)
+    monkeypatch.setattr("trainer.feature_layouts._shared_names", lambda *_: None)
+    slow = split_maps(maps)
+    assert fast.layout.equals(slow.layout) and fast.values.equals(slow.values) and fast.layouts == slow.layouts
+    rows = maps.to_pylist()
+    assert fast.layout.to_pylist() == [layout_id([k for k, _ in r]) for r in rows]
