@@ -5,13 +5,15 @@ rules live in ``agents.glue.handlers`` and the pure ``agents.pipeline``):
 
 - ``bars``: per-symbol feature state (table ``symbol-state``, key symbol);
 - ``signals``: features + one decision per ``signal_id`` (table ``decided``:
-  signal_id -> encoded SizeDecided; a duplicate gets the stored decision again);
+  signal_id -> the SizeDecided sent and the signal, ``agents.glue.decided_record``;
+  a duplicate gets the stored decision again);
   the account a decision changes is written back once per commit, not at every
   signal (``agents.glue.write_behind``: flushed by the producer before Faust
   commits the offsets of the signals that changed it);
 - ``outcomes``: strategy history (key ``strategy@symbol``) and account (key symbol);
 - ``fills``: entry/exit fills to ``TradeClosed`` (table ``trades``: signal_id -> the
-  signal and its trade state; ``open-trades``: symbol -> open signal ids, so every
+  signal and its trade state, from the ``decided`` value at the first fill;
+  ``open-trades``: symbol -> open signal ids, so every
   bar updates MAE/MFE of that symbol's open trades; see ``agents.glue.fills``).
 
 Topics carry raw bytes: our codec decodes, so bad bytes become dead letters
@@ -33,6 +35,7 @@ from typing import Any
 import faust
 from mode import Service
 
+from agents.glue import decided_record
 from agents.glue.bar_clock import BarClock
 from agents.glue.changelog import ChangelogWriter
 from agents.glue.fills import FillHandlers, TradeEffects, open_ids, signal_record
@@ -95,7 +98,7 @@ def create_app(
                          partitions=settings.topic_partitions, help=help_)
 
     symbol_state = table("symbol-state", "symbol -> SymbolState bytes")
-    decided = table("decided", "signal_id -> encoded SizeDecided sent for it")
+    decided = table("decided", "signal_id -> decision sent and signal received (agents.glue.decided_record)")
     history = table("strategy-history", "strategy@symbol -> StrategyHistory bytes")
     account = table("account", "symbol -> AccountState bytes")
     trades = table("trades", "signal_id -> signal and trade state (agents.glue.fills)")
@@ -153,6 +156,15 @@ def create_app(
             accounts.flush()
         return effects
 
+    def trade_record(sid: bytes) -> bytes | None:
+        """The signal's ``trades`` entry; before its first fill, a fresh one from the signal kept with its decision."""
+        record = trades.get(sid)
+        if record is None:
+            stored = decided.get(sid)
+            received = decided_record.unpack(stored)[1] if stored is not None else None
+            record = signal_record(received) if received is not None else None
+        return record
+
     def source(event: Any) -> Source:
         m = event.message
         return Source(m.topic, m.partition, m.offset, m.key, m.value)
@@ -200,9 +212,7 @@ def create_app(
             account=accounts.get(sym),
         )
         if effects.decision is not None:  # record before sending: a replay re-sends, never re-decides
-            changelog.set(decided, sid, effects.decision, src.partition)
-            if trades.get(sid) is None:
-                changelog.set(trades, sid, signal_record(src.value), src.partition)
+            changelog.set(decided, sid, decided_record.pack(effects.decision, src.value), src.partition)
         if effects.account is not None:
             accounts.put(sym, effects.account, src.partition)
         await apply(effects, src)
@@ -216,7 +226,7 @@ def create_app(
     async def fills_agent(stream: Any) -> None:
         async for src, fill in decoded(stream, OrderFilled):
             sym = fill.symbol.encode()
-            effects = fill_handlers.on_fill(src, fill, record=trades.get(fill.signal_id.encode()),
+            effects = fill_handlers.on_fill(src, fill, record=trade_record(fill.signal_id.encode()),
                                             open_index=open_trades.get(sym))
             await apply_trades(effects, sym, src)
             for closed in effects.closed:  # applied here at once; the copy on the outcomes topic is a no-op

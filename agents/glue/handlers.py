@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from agents.glue import decided_record
 from agents.glue.ports import Pipeline
 from agents.glue.state_cache import DecodedCache
 from schemas.codec import DecodeError, EventCodec
@@ -147,11 +148,14 @@ class Handlers:
     ) -> Effects:
         """Decide once; a duplicate ``signal_id`` gets the stored decision again, never a new one.
 
-        ``account`` is the symbol's account decoded (``account_of``).
+        ``decided`` is the signal's ``decided`` table value (``agents.glue.decided_record``);
+        ``account`` is the symbol's account decoded (``account_of``). ``Effects.decision``
+        is the encoded decision alone.
         """
         if decided is not None:
-            again = (Outgoing(self.settings.topic("decisions"), event_key(signal), decided),)
-            return Effects(outgoing=again, account=self._counted(account, decided))
+            stored, _ = decided_record.unpack(decided)
+            again = (Outgoing(self.settings.topic("decisions"), event_key(signal), stored),)
+            return Effects(outgoing=again, account=self._counted(account, stored))
         p = self.pipeline
         started = time.perf_counter_ns()
         state = self._states.get(symbol_state) if symbol_state is not None else None

@@ -1,0 +1,44 @@
+"""The ``decided`` table's value: the decision sent for a signal, and the signal itself.
+
+A decided signal needs two things kept: its decision (sent again, never remade,
+when the signal comes back) and the signal as received (the fills of its trade
+are checked against it). They used to be two table entries, two changelog
+records per signal; now one:
+
+    b"RDS1" | uint32 length of the decision | decision bytes | signal bytes
+
+Both parts are the Confluent-framed Avro records as sent and received. A value
+written before this format (the decision alone, a Confluent frame starting with
+byte 0) still reads: its signal is unknown (``None``), and the ``trades`` table
+holds it as it did then.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+MAGIC: Final = b"RDS1"
+_LEN: Final = struct.Struct("<I")
+
+
+class DecidedCorrupt(ValueError):
+    """A ``decided`` value that is neither format."""
+
+
+def pack(decision: bytes, signal: bytes) -> bytes:
+    return b"".join((MAGIC, _LEN.pack(len(decision)), decision, signal))
+
+
+def unpack(raw: bytes) -> tuple[bytes, bytes | None]:
+    """``(decision, signal)``; ``signal`` is ``None`` for a value of the old format."""
+    if raw[:4] != MAGIC:
+        if raw[:1] == b"\x00":  # the decision alone, as first written
+            return raw, None
+        raise DecidedCorrupt(f"decided value starts with {raw[:4]!r}: neither {MAGIC!r} nor a Confluent frame")
+    if len(raw) < 8:
+        raise DecidedCorrupt(f"decided value of {len(raw)} bytes is truncated")
+    (n,) = _LEN.unpack_from(raw, 4)
+    if 8 + n > len(raw):
+        raise DecidedCorrupt(f"decided value says its decision has {n} bytes, only {len(raw) - 8} follow")
+    return raw[8 : 8 + n], raw[8 + n :]
