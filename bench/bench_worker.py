@@ -189,8 +189,7 @@ class AppUnderTest:
                              f"{self.proc.log_tail(30)}")
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return process_cpu_seconds(self.proc.pid)
 
     def publish(self, batch: Sequence[Encoded], rate: float | None = None) -> dict[str, float]:
         """Publish ``batch`` (at ``rate``/s, or as fast as possible); publish time per ``signal_id``."""
@@ -218,6 +217,12 @@ class AppUnderTest:
                 raise BenchError(f"{self.name}: {missing} of {len(ids)} signals without an answer after {timeout:.0f}s; "
                                  f"log {self.proc.log_path}:\n{self.proc.log_tail(30)}")
             time.sleep(0.02)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of process ``pid`` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def start_app(name: str, module_args: Sequence[str], base: Settings, workdir: Path) -> AppUnderTest:
@@ -258,6 +263,7 @@ def wait_bars_consumed(app: AppUnderTest, n_bars: int, timeout: float) -> None:
 class Throughput:
     per_s: float
     cpu_ms_per_signal: float
+    broker_cpu_ms_per_signal: float
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -267,23 +273,25 @@ class Latency:
     p99_ms: float
     max_ms: float
     cpu_ms_per_signal: float
+    broker_cpu_ms_per_signal: float
 
 
-def measure_throughput(app: AppUnderTest, batch: Sequence[Encoded], timeout: float) -> Throughput:
-    cpu = app.cpu_seconds()
+def measure_throughput(app: AppUnderTest, batch: Sequence[Encoded], timeout: float, broker_pid: int) -> Throughput:
+    cpu, broker = app.cpu_seconds(), process_cpu_seconds(broker_pid)
     sent = app.publish(batch)
     app.wait_for(list(sent), timeout)
     first, last = min(sent.values()), max(app.reader.received[i] for i in sent)
-    return Throughput(len(batch) / (last - first), (app.cpu_seconds() - cpu) * 1000 / len(batch))
+    return Throughput(len(batch) / (last - first), (app.cpu_seconds() - cpu) * 1000 / len(batch),
+                      (process_cpu_seconds(broker_pid) - broker) * 1000 / len(batch))
 
 
-def measure_latency(app: AppUnderTest, batch: Sequence[Encoded], rate: float, timeout: float) -> Latency:
-    cpu = app.cpu_seconds()
+def measure_latency(app: AppUnderTest, batch: Sequence[Encoded], rate: float, timeout: float, broker_pid: int) -> Latency:
+    cpu, broker = app.cpu_seconds(), process_cpu_seconds(broker_pid)
     sent = app.publish(batch, rate)
     app.wait_for(list(sent), timeout)
     ms = np.array([(app.reader.received[i] - t) * 1000 for i, t in sent.items()])
     return Latency(rate, float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), float(ms.max()),
-                   (app.cpu_seconds() - cpu) * 1000 / len(batch))
+                   (app.cpu_seconds() - cpu) * 1000 / len(batch), (process_cpu_seconds(broker_pid) - broker) * 1000 / len(batch))
 
 
 def verdict(ok: bool) -> str:
@@ -300,6 +308,8 @@ def report(thr: dict[str, Throughput], lat: dict[str, Latency], rate_note: str, 
          f">= {TARGET_THROUGHPUT_RATIO}", verdict(thr_ratio >= TARGET_THROUGHPUT_RATIO)),
         ("  app CPU ms per signal", f"{thr[pt].cpu_ms_per_signal:.2f}", f"{thr[wk].cpu_ms_per_signal:.2f}",
          f"{thr[wk].cpu_ms_per_signal / max(thr[pt].cpu_ms_per_signal, 1e-9):.2f}", "", ""),
+        ("  broker CPU ms per signal", f"{thr[pt].broker_cpu_ms_per_signal:.2f}", f"{thr[wk].broker_cpu_ms_per_signal:.2f}",
+         f"{thr[wk].broker_cpu_ms_per_signal / max(thr[pt].broker_cpu_ms_per_signal, 1e-9):.2f}", "", ""),
         (f"latency p50 ms @ {rate:,.0f}/s", f"{lat[pt].p50_ms:.1f}", f"{lat[wk].p50_ms:.1f}",
          f"{lat[wk].p50_ms / lat[pt].p50_ms:.2f}", "", ""),
         (f"latency p99 ms @ {rate:,.0f}/s", f"{lat[pt].p99_ms:.1f}", f"{lat[wk].p99_ms:.1f}", f"{p99_ratio:.2f}",
@@ -307,6 +317,8 @@ def report(thr: dict[str, Throughput], lat: dict[str, Latency], rate_note: str, 
         ("latency max ms", f"{lat[pt].max_ms:.1f}", f"{lat[wk].max_ms:.1f}", "", "", ""),
         ("  app CPU ms per signal", f"{lat[pt].cpu_ms_per_signal:.2f}", f"{lat[wk].cpu_ms_per_signal:.2f}",
          f"{lat[wk].cpu_ms_per_signal / max(lat[pt].cpu_ms_per_signal, 1e-9):.2f}", "", ""),
+        ("  broker CPU ms per signal", f"{lat[pt].broker_cpu_ms_per_signal:.2f}", f"{lat[wk].broker_cpu_ms_per_signal:.2f}",
+         f"{lat[wk].broker_cpu_ms_per_signal / max(lat[pt].broker_cpu_ms_per_signal, 1e-9):.2f}", "", ""),
     ]
     head = ("", "pass-through", "worker", "ratio", "target", "")
     widths = [max(len(r[c]) for r in (head, *rows)) for c in range(len(head))]
@@ -317,7 +329,7 @@ def report(thr: dict[str, Throughput], lat: dict[str, Latency], rate_note: str, 
     return "\n".join(line.rstrip() for line in lines)
 
 
-def run(args: argparse.Namespace, base: Settings, workdir: Path) -> str:
+def run(args: argparse.Namespace, base: Settings, workdir: Path, broker_pid: int) -> str:
     markets = [market(name, args.bars) for name in args.symbols]
     apps = {
         "passthrough": start_app("passthrough", ["bench.passthrough_app", "--id", "bench", "--loglevel", args.loglevel],
@@ -347,7 +359,7 @@ def run(args: argparse.Namespace, base: Settings, workdir: Path) -> str:
               f"warm-up signals answered: {warmup}", flush=True)
         time.sleep(1.0)  # let both settle (commits, changelog flushes) before timing
 
-        thr = {name: measure_throughput(app, batches[name]["thr"], 120) for name, app in apps.items()}
+        thr = {name: measure_throughput(app, batches[name]["thr"], 120, broker_pid) for name, app in apps.items()}
         for name, t in thr.items():
             print(f"throughput {name}: {t.per_s:,.0f} signals/s", flush=True)
         sustained = SUSTAINED_SHARE * min(t.per_s for t in thr.values())
@@ -361,7 +373,7 @@ def run(args: argparse.Namespace, base: Settings, workdir: Path) -> str:
         for name, app in apps.items():
             batch = batches[name]["lat"][: int(rate * args.seconds)]
             time.sleep(1.0)
-            lat[name] = measure_latency(app, batch, rate, 60)
+            lat[name] = measure_latency(app, batch, rate, 60, broker_pid)
             print(f"latency {name}: p50 {lat[name].p50_ms:.1f} ms, p99 {lat[name].p99_ms:.1f} ms", flush=True)
         return report(thr, lat, rate_note, worker.reader.policies)
     finally:
@@ -388,7 +400,8 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp, \
                 EmbeddedStack(Path(tmp) / "stack", ports=StackPorts.free(), memory=True) as stack:
-            table = run(args, stack.settings, Path(tmp))
+            broker = next(p for p in stack.processes if p.name.startswith("tansu"))
+            table = run(args, stack.settings, Path(tmp), broker.pid)
     except BenchError as exc:
         print(f"bench_worker: FAILED: {exc}", file=sys.stderr)
         return 1

@@ -43,12 +43,13 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from schemas.codec import EventCodec
+from schemas.codec import DecodeError, EventCodec
 from schemas.events import SignalRaised, SizeDecided
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 DECIDED_MEMORY = 500_000
+COLUMNAR_FROM = 200  # records per consumed batch from which decode_batch is cheaper than one decode each
 
 
 @dataclass(slots=True)
@@ -203,18 +204,28 @@ class Reconciler:
     def _record_all(self, msgs: list[Any]) -> None:
         """Track the signals and decisions among ``msgs``, in their order.
 
-        Only ids are needed, so the batch is decoded in columns (``decode_batch``:
-        a vectorised read, about ten times cheaper per record than one ``decode``
-        each; the reconciler shares the worker's process and its GIL). Records
-        that do not decode are the worker's to dead-letter: skipped here.
+        Only ids are needed. A large batch (a backlog) is decoded in columns
+        (``decode_batch``: ~5 us a record at 500, but ~200 us at 10: its set-up
+        is per call), a small one (steady traffic) record by record (~12 us).
+        The reconciler shares the worker's process and its GIL. Records that do
+        not decode are the worker's to dead-letter: skipped here.
         """
-        batch = self._codec.decode_batch([m.value() for m in msgs])
         seen: list[tuple[int, type, str, str]] = []  # position, event type, signal id, strategy id
-        for event_type, (positions, arrays) in batch.columns.items():
-            if event_type is SignalRaised or event_type is SizeDecided:
-                ids, strategies = arrays["signal_id"].to_pylist(), arrays["strategy_id"].to_pylist()
-                seen += zip(positions.tolist(), [event_type] * len(ids), ids, strategies)
-        for pos, event in batch.singles:
+        if len(msgs) >= COLUMNAR_FROM:
+            batch = self._codec.decode_batch([m.value() for m in msgs])
+            for event_type, (positions, arrays) in batch.columns.items():
+                if event_type is SignalRaised or event_type is SizeDecided:
+                    ids, strategies = arrays["signal_id"].to_pylist(), arrays["strategy_id"].to_pylist()
+                    seen += zip(positions.tolist(), [event_type] * len(ids), ids, strategies)
+            singles = batch.singles
+        else:
+            singles = []
+            for pos, msg in enumerate(msgs):
+                try:
+                    singles.append((pos, self._codec.decode(msg.value())))
+                except DecodeError:
+                    continue
+        for pos, event in singles:
             if isinstance(event, (SignalRaised, SizeDecided)):
                 seen.append((pos, type(event), event.signal_id, event.strategy_id))
         seen.sort(key=lambda row: row[0])

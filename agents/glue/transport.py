@@ -76,7 +76,7 @@ def install_transport(app: Any, settings: Settings) -> None:
     from agents.glue.rdkafka_producer import RdKafkaProducer
     from streams.producer import producer_config
 
-    producer = RdKafkaProducer.with_config(producer_config(settings, **{"linger.ms": 1}))
+    producer = RdKafkaProducer.with_config(producer_config(settings, **{"linger.ms": 10}))
     transport = type("RdKafkaTransport", (TansuTransport,), {"Producer": producer})
     app.transport = transport(app.conf.broker_consumer, app)  # Faust builds app.producer from this one
     app.producer_transport = transport(app.conf.broker_producer, app)

@@ -59,6 +59,9 @@ def test_a_decision_read_before_its_signal_still_exposes_an_earlier_skipped_one(
 from dataclasses import dataclass  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 
+import pytest  # noqa: E402
+
+from agents.glue import reconcile  # noqa: E402
 from agents.glue.reconcile import Reconciler  # noqa: E402
 from schemas.codec import EventCodec, InMemoryRegistry  # noqa: E402
 from schemas.events import SignalRaised, SizeDecided  # noqa: E402
@@ -100,7 +103,9 @@ def _decision(sid: str) -> SizeDecided:
                        policy="RULES", reason="t", latency_us=1)
 
 
-def test_a_consumed_batch_is_tracked_in_order_and_bad_records_are_left_to_the_worker():
+@pytest.mark.parametrize("columnar_from", [1, 10_000], ids=["columns", "one-by-one"])
+def test_a_consumed_batch_is_tracked_in_order_and_bad_records_are_left_to_the_worker(columnar_from, monkeypatch):
+    monkeypatch.setattr(reconcile, "COLUMNAR_FROM", columnar_from)
     settings, codec = Settings(), EventCodec(InMemoryRegistry())
     sig_t, dec_t = settings.topic("signals"), settings.topic("decisions")
     rec = Reconciler(settings, codec, consumer=None, producer=None, after_s=2.0,  # type: ignore[arg-type]
