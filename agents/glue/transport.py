@@ -71,7 +71,10 @@ def install_transport(app: Any, settings: Settings) -> None:
     """Make ``app`` consume through ``TansuTransport`` and send through librdkafka (call before start).
 
     Sends: ``agents.glue.rdkafka_producer`` (the producer settings of every other
-    rlsizer producer, ``streams.producer.producer_config``, with a 1 ms linger).
+    rlsizer producer, ``streams.producer.producer_config``, with a 10 ms linger: fewer,
+    larger produce requests; the embedded tansu spends ~175 us of CPU per record at a
+    1 ms linger and ~70 us at 20 ms, on the cores the worker needs. The linger adds at
+    most 10 ms to a decision's latency, against a 500 ms budget).
     """
     from agents.glue.rdkafka_producer import RdKafkaProducer
     from streams.producer import producer_config
