@@ -95,7 +95,7 @@ class AdapterClient:
         self.settings = settings
         self.adapter_name = adapter_name
         self._codec = codec
-        self._producer = EventProducer(make_producer(settings), codec, settings)
+        self._events: EventProducer | None = None  # made at the first send, released by close
         self._group_id = group_id or f"rlsizer-adapter-{adapter_name}-{uuid.uuid4().hex[:8]}"
         self._timeout_s = default_timeout_s if default_timeout_s is not None else settings.decision_timeout_ms / 1000
         self._on_decision = on_decision
@@ -126,7 +126,9 @@ class AdapterClient:
         if self._thread is not None:
             self._thread.join(5.0)
             self._thread = None
-        self._producer.flush(10.0)
+        if self._events is not None:
+            self._events.flush(10.0)
+            self._events = None  # librdkafka's handle goes now, not when the broker is already gone
 
     def __enter__(self) -> AdapterClient:
         return self.start()
@@ -135,18 +137,27 @@ class AdapterClient:
         self.close()
 
     # -- publishing ------------------------------------------------------------------------
+    def _producer(self) -> EventProducer:
+        events = self._events
+        if events is None:
+            with self._lock:
+                if self._events is None:
+                    self._events = EventProducer(make_producer(self.settings), self._codec, self.settings)
+                events = self._events
+        return events
+
     def publish_bar(self, bar: BarClosed) -> None:
-        self._producer.send(bar)
+        self._producer().send(bar)
 
     def publish_signal(self, signal: SignalRaised) -> None:
-        self._producer.send(signal)
+        self._producer().send(signal)
 
     def publish_fill(self, fill: OrderFilled) -> None:
-        self._producer.send(fill)
+        self._producer().send(fill)
 
     def flush(self, timeout_s: float = 30.0) -> None:
         """Wait until everything published is delivered (raises ``ProduceError`` otherwise)."""
-        self._producer.flush(timeout_s)
+        self._producer().flush(timeout_s)
 
     # -- decisions -------------------------------------------------------------------------
     def request_decision(self, signal: SignalRaised, timeout_s: float | None = None) -> SizeDecided | DecisionTimeout:
@@ -162,7 +173,7 @@ class AdapterClient:
         futures = [self._expect(s.signal_id) for s in signals]
         start = time.monotonic()
         for s in signals:  # sent within linger.ms; delivery errors surface at flush()/close()
-            self._producer.send(s)
+            self._producer().send(s)
         deadline = start + budget
         answers: list[SizeDecided | DecisionTimeout] = []
         for s, fut in zip(signals, futures):
