@@ -173,8 +173,9 @@ class RdKafkaProducer(TansuProducer):
         Raises ``ProducerSendError`` when a ``produce_now`` record failed since the
         last flush (Faust flushes before committing: the commit does not happen).
         """
-        for hook in self._before_flush:
-            hook()
+        if self._rd is not None:  # stopped: on_stop ran the hooks and flushed
+            for hook in self._before_flush:
+                hook()
         await super().flush()
         rd = self._rd
         if rd is None:
