@@ -25,3 +25,18 @@ def test_the_worker_logs_at_its_level_not_debug(restored_root_logger):
     worker._setup_logging()  # what execute_from_commandline does first
     assert restored_root_logger.level == logging.WARNING
     assert not logging.getLogger("aiokafka.producer.producer").isEnabledFor(logging.DEBUG)
+
+
+def test_objects_alive_at_startup_are_frozen_out_of_collection(restored_root_logger):
+    import asyncio
+    import gc
+
+    app = faust.App("t-freeze", broker="kafka://127.0.0.1:1")
+    worker = faust_worker(app, loglevel="warning")
+    gc.unfreeze()
+    try:
+        assert gc.get_freeze_count() == 0
+        asyncio.run(worker.on_startup_finished())
+        assert gc.get_freeze_count() > 1000  # everything imported and built so far
+    finally:
+        gc.unfreeze()
