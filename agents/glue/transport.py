@@ -139,14 +139,14 @@ def faust_worker(app: Any, *, loglevel: str) -> Any:
     """
     import gc
 
-    from faust.worker import Worker
+    from faust.worker import Worker as FaustWorker
 
-    class _Worker(Worker):  # type: ignore[misc]
+    class Worker(FaustWorker):  # type: ignore[misc]  # same name: its log lines read "[^Worker]: Ready"
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
             gc.collect()
             gc.freeze()
 
-    worker = _Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.spinner = None
     return worker
