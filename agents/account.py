@@ -29,6 +29,7 @@ from operator import le
 from typing import Final, NamedTuple
 
 from agents import account_codec
+from agents.state_json import JSON_VERSION, StateCorrupt, load_versioned
 from agents.timestamps import DAY_US, to_micros
 from schemas.events import SizeDecided, TradeClosed
 
@@ -38,11 +39,6 @@ OPEN_LEN: Final = 1024
 """Open decisions the account keeps; the oldest fall out beyond this."""
 OPEN_TTL_US: Final = int(timedelta(days=7) / timedelta(microseconds=1))
 """A decision with no TradeClosed after this long (order never filled, lost outcome) stops counting as open risk."""
-_VERSION: Final = 1
-
-
-class StateCorrupt(ValueError):
-    """Serialised history or account state cannot be decoded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +135,7 @@ class AccountState:
 
     def to_json_bytes(self) -> bytes:
         """The version-1 JSON form (still used when a signal id cannot be packed)."""
-        body = {"v": _VERSION, "o": [list(t) for t in zip(*self._open)], "c": [list(t) for t in zip(*self._closed)]}
+        body = {"v": JSON_VERSION, "o": [list(t) for t in zip(*self._open)], "c": [list(t) for t in zip(*self._closed)]}
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
@@ -149,7 +145,7 @@ class AccountState:
                 o_ids, o_ts, o_mult, c_ids, c_ts, c_pnl = account_codec.unpack(raw)  # exact ints and floats
                 return cls._of(_sorted(_Columns(tuple(o_ids), tuple(o_ts), tuple(o_mult))),
                                _sorted(_Columns(tuple(c_ids), tuple(c_ts), tuple(c_pnl))))
-            body = _load_json(raw)
+            body = load_versioned(raw, "account state")
             o = [(str(s), int(t), float(m)) for s, t, m in body["o"]]
             c = [(str(s), int(t), float(p)) for s, t, p in body["c"]]
             return cls._of(_columns(*zip(*o)) if o else _EMPTY, _columns(*zip(*c)) if c else _EMPTY)
@@ -224,13 +220,3 @@ def account_features(account: AccountState, at_us: int) -> dict[str, float]:
         "acct_session_trades": float(hi - lo),
         "acct_open_trades": float(max(o_hi - o_lo, 0)),
     }
-
-
-def _load_json(raw: bytes) -> dict:
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StateCorrupt(f"cannot decode account state: {exc}") from exc
-    if not isinstance(body, dict) or body.get("v") != _VERSION:
-        raise StateCorrupt(f"account state: unsupported format {str(body)[:80]!r} (expected version {_VERSION})")
-    return body

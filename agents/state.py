@@ -27,17 +27,16 @@ from agents.account import (  # noqa: F401  (re-exported: the account half of th
     AccountState,
     ClosedTrade,
     OpenTrade,
-    StateCorrupt,
     account_features,
     apply_decision,
     apply_trade,
 )
+from agents.state_json import JSON_VERSION, StateCorrupt, load_versioned  # noqa: F401  (StateCorrupt re-exported)
 from agents.timestamps import to_micros
 from schemas.events import TradeClosed
 
 HISTORY_LEN: Final = 50
 """Closed trades per strategy the history features look at."""
-_VERSION: Final = 1
 
 
 # -- strategy history ----------------------------------------------------------------
@@ -62,12 +61,12 @@ class StrategyHistory:
         return cls(strategy_id)
 
     def to_bytes(self) -> bytes:
-        body = {"v": _VERSION, "s": self.strategy_id, "o": [[o.signal_id, o.exit_ts_us, o.r_multiple] for o in self.outcomes]}
+        body = {"v": JSON_VERSION, "s": self.strategy_id, "o": [[o.signal_id, o.exit_ts_us, o.r_multiple] for o in self.outcomes]}
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> StrategyHistory:
-        body = _load(raw, "strategy history")
+        body = load_versioned(raw, "strategy history")
         try:
             return cls(body["s"], tuple(Outcome(str(s), int(t), float(r)) for s, t, r in body["o"]))
         except (KeyError, TypeError, ValueError) as exc:
@@ -111,13 +110,3 @@ def history_features(history: StrategyHistory, at_us: int) -> dict[str, float]:
         "strat_streak": float(streak if last_win else -streak),
         "strat_n_trades": float(n),
     }
-
-
-def _load(raw: bytes, what: str) -> dict:
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StateCorrupt(f"cannot decode {what}: {exc}") from exc
-    if not isinstance(body, dict) or body.get("v") != _VERSION:
-        raise StateCorrupt(f"{what}: unsupported format {str(body)[:80]!r} (expected version {_VERSION})")
-    return body
