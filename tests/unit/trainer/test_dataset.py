@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -16,17 +14,9 @@ from hypothesis import HealthCheck, given, settings as hyp_settings, strategies 
 from schemas.events import Event, FeaturesComputed, SignalRaised, SizeDecided, TradeClosed
 from trainer.dataset import cost_in_r, episode_ids, load_dataset
 from trainer.feature_layouts import layout_matrix, split_maps
-from trainer.warehouse import TABLE_FOR_EVENT, Warehouse, create_schema
+from trainer.warehouse import TABLE_FOR_EVENT, Warehouse
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture()
-def warehouse() -> Iterator[Warehouse]:
-    con = duckdb.connect()
-    create_schema(con)
-    with Warehouse(Path(":memory:"), con, rebuilt_from=None) as wh:
-        yield wh
 
 
 def store(wh: Warehouse, events: Sequence[Event]) -> None:

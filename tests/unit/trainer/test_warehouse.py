@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -15,18 +15,10 @@ import pytest
 from schemas.events import Event, FeaturesComputed
 from trainer.backtest_events import select_events
 from trainer.feature_layouts import LayoutError, layout_id, layout_matrix, split_maps
-from trainer.warehouse import SCHEMA_VERSION, TABLE_FOR_EVENT, Warehouse, WarehouseError, create_schema, open_warehouse
+from trainer.warehouse import SCHEMA_VERSION, TABLE_FOR_EVENT, Warehouse, WarehouseError, open_warehouse
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc)
 SPEC = TABLE_FOR_EVENT[FeaturesComputed]
-
-
-@pytest.fixture()
-def warehouse() -> Iterator[Warehouse]:
-    con = duckdb.connect()
-    create_schema(con)
-    with Warehouse(Path(":memory:"), con, rebuilt_from=None) as wh:
-        yield wh
 
 
 def feats(sid: str, values: dict[str, float], minute: int = 0) -> FeaturesComputed:
