@@ -211,11 +211,12 @@ def create_app(
         sym = signal.symbol.encode()
         sid = signal.signal_id.encode()
         hkey = history_key(signal.symbol, signal.strategy_id).encode()
-        if decided.get(sid) is None:
-            await bar_caught_up(sym, signal.ts_event)
+        stored = decided.get(sid)
+        if stored is None:
+            await bar_caught_up(sym, signal.ts_event)  # only this agent writes `decided`: still None after
         effects = handlers.on_signal(
             src, signal,
-            decided=decided.get(sid),
+            decided=stored,
             symbol_state=symbol_state.get(sym),
             history=history.get(hkey),
             account=accounts.get(sym),
