@@ -11,7 +11,10 @@ The worker reads and rewrites a busy symbol's account (up to ``OPEN_LEN`` open
 decisions) at every signal, so the state is kept as columns (ids, timestamps,
 numbers), each sorted by time: a decision is a bisect and a C-level tuple
 splice, the features are two bisects and a sum over a slice; no per-trade Python
-work. A state built from trades out of time order (only ever by hand) is sorted
+work. Each state derived by ``apply_decision``/``apply_trade`` also carries the
+exact open-risk sum (``agents.exact_sum``) and hands on an id index
+(``_IdIndex``), so neither the idempotency check nor the features scan the
+columns. A state built from trades out of time order (only ever by hand) is sorted
 on construction exactly as the per-trade rules would see it: see
 ``AccountState.__init__``. Serialised as packed arrays (``agents.account_codec``);
 the version-1 JSON form still loads.
@@ -28,7 +31,7 @@ from collections.abc import Iterable
 from operator import le
 from typing import Final, NamedTuple
 
-from agents import account_codec
+from agents import account_codec, exact_sum
 from agents.state_json import JSON_VERSION, StateCorrupt, load_versioned
 from agents.timestamps import DAY_US, to_micros
 from schemas.events import SizeDecided, TradeClosed
@@ -64,6 +67,39 @@ class _Columns(NamedTuple):
 _EMPTY: Final = _Columns((), (), ())
 
 
+class _IdIndex:
+    """Signal id -> copies, of the open and of the closed trades of the one state that owns it.
+
+    States are immutable, yet rebuilding an index at every decision would cost
+    what it saves. So an index is handed on: the state derived from its owner
+    takes it over (updated in place) and the old state loses it (``version``
+    moves on). A state that has no index, or lost it, builds its own when asked.
+    """
+
+    __slots__ = ("open", "closed", "version")
+
+    def __init__(self, o: _Columns, c: _Columns) -> None:
+        self.open: dict[str, int] = _counts(o.ids)
+        self.closed: dict[str, int] = _counts(c.ids)
+        self.version = 0
+
+
+def _counts(ids: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for sid in ids:
+        counts[sid] = counts.get(sid, 0) + 1
+    return counts
+
+
+def _discount(counts: dict[str, int], ids: Iterable[str]) -> None:
+    for sid in ids:
+        n = counts[sid] - 1
+        if n:
+            counts[sid] = n
+        else:
+            del counts[sid]
+
+
 def _columns(ids: Iterable[str], ts: Iterable[int], values: Iterable[float]) -> _Columns:
     """Columns of ``str``/``int``/``float`` sorted by time (``_sorted``)."""
     cols = _Columns(tuple(map(str, ids)), tuple(map(int, ts)), tuple(map(float, values)))
@@ -88,9 +124,12 @@ class AccountState:
     Immutable; equal when their trades are equal.
     """
 
-    __slots__ = ("_open", "_closed")
+    __slots__ = ("_open", "_closed", "_open_sum", "_index", "_version")
     _open: _Columns
     _closed: _Columns
+    _open_sum: int | None  # exact sum of the open multipliers (``agents.exact_sum``), None: not known
+    _index: _IdIndex | None  # this state's, while ``_index.version == _version``
+    _version: int
 
     def __init__(self, open: tuple[OpenTrade, ...] = (), closed: tuple[ClosedTrade, ...] = ()) -> None:  # noqa: A002
         o = _columns([t.signal_id for t in open], [t.ts_us for t in open], [t.multiplier for t in open]) if open else _EMPTY
@@ -98,14 +137,43 @@ class AccountState:
              if closed else _EMPTY)
         object.__setattr__(self, "_open", o)
         object.__setattr__(self, "_closed", c)
+        object.__setattr__(self, "_open_sum", None)
+        object.__setattr__(self, "_index", None)
+        object.__setattr__(self, "_version", 0)
 
     @classmethod
-    def _of(cls, open_cols: _Columns, closed_cols: _Columns) -> AccountState:
-        """A state from columns already sorted by time (no copy, no check)."""
+    def _of(cls, open_cols: _Columns, closed_cols: _Columns, open_sum: int | None = None,
+            index: _IdIndex | None = None) -> AccountState:
+        """A state from columns already sorted by time (no copy, no check).
+
+        ``open_sum`` must be the exact sum of ``open_cols.values`` (or None);
+        ``index`` must describe the ids of these columns: the new state takes it over.
+        """
         state = object.__new__(cls)
-        object.__setattr__(state, "_open", open_cols)
-        object.__setattr__(state, "_closed", closed_cols)
+        setattr_ = object.__setattr__
+        setattr_(state, "_open", open_cols)
+        setattr_(state, "_closed", closed_cols)
+        setattr_(state, "_open_sum", open_sum)
+        setattr_(state, "_index", index)
+        if index is not None:
+            index.version += 1
+        setattr_(state, "_version", index.version if index is not None else 0)
         return state
+
+    def _ids(self) -> _IdIndex:
+        """The id index of this state: its own, or a new one when it has none or handed it on."""
+        index = self._index
+        if index is None or index.version != self._version:
+            index = _IdIndex(self._open, self._closed)
+            object.__setattr__(self, "_index", index)
+            object.__setattr__(self, "_version", 0)
+        return index
+
+    def _exact_open_sum(self) -> int | None:
+        """The exact sum of the open multipliers (computed once), None when one is not finite."""
+        if self._open_sum is None:
+            object.__setattr__(self, "_open_sum", exact_sum.scaled_sum(self._open.values))
+        return self._open_sum
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"AccountState is immutable (tried to set {name})")
@@ -163,12 +231,19 @@ def apply_decision(account: AccountState, decision: SizeDecided) -> AccountState
     """
     sid = decision.signal_id
     o = account._open
-    if sid in o.ids or sid in account._closed.ids:
+    index = account._ids()
+    if sid in index.open or sid in index.closed:
         return account
     ts = to_micros(decision.ts_event)
+    multiplier = float(decision.multiplier)
     lo = bisect_left(o.ts, ts - OPEN_TTL_US)  # kept: ts_us >= horizon (all before lo are older)
     at = bisect_right(o.ts, ts, lo)  # after every decision at the same time, as a stable sort puts it
-    return AccountState._of(_insert(o, lo, at, (sid, ts, float(decision.multiplier)), OPEN_LEN), account._closed)
+    total = account._exact_open_sum()
+    kept, dropped = _insert(o, lo, at, (sid, ts, multiplier), OPEN_LEN)
+    total = _less(_plus(total, multiplier), dropped.values)
+    index.open[sid] = 1  # the index changes last: nothing above raises with it half updated
+    _discount(index.open, dropped.ids)
+    return AccountState._of(kept, account._closed, total, index)
 
 
 def apply_trade(account: AccountState, trade: TradeClosed) -> AccountState:
@@ -178,29 +253,61 @@ def apply_trade(account: AccountState, trade: TradeClosed) -> AccountState:
     """
     sid = trade.signal_id
     o, c = account._open, account._closed
-    if sid in c.ids:
+    index = account._ids()
+    if sid in index.closed:
         return account
     multiplier = 1.0
-    if sid in o.ids:
+    total = account._exact_open_sum()
+    if sid in index.open:
         i = o.ids.index(sid)
         multiplier = o.values[i]
-        if o.ids.count(sid) == 1:
+        if index.open[sid] == 1:
+            gone = o.values[i:i + 1]
             o = _Columns(*(col[:i] + col[i + 1:] for col in o))
         else:  # the same id twice (only in a hand-built state): every copy leaves
             keep = [j for j, s in enumerate(o.ids) if s != sid]
+            gone = tuple(v for s, v in zip(o.ids, o.values) if s == sid)
             o = _Columns(*(tuple(col[j] for j in keep) for col in o))
+        total = _less(total, gone)
     exit_us = to_micros(trade.exit_ts)
     row = (sid, exit_us, float(trade.r_multiple) * multiplier)
-    return AccountState._of(o, _insert(c, 0, bisect_right(c.ts, exit_us), row, CLOSED_LEN))
+    closed, dropped = _insert(c, 0, bisect_right(c.ts, exit_us), row, CLOSED_LEN)
+    index.open.pop(sid, None)  # the index changes last: nothing above raises with it half updated
+    index.closed[sid] = index.closed.get(sid, 0) + 1
+    _discount(index.closed, dropped.ids)
+    return AccountState._of(o, closed, total, index)
 
 
-def _insert(cols: _Columns, lo: int, at: int, row: tuple[str, int, float], keep: int) -> _Columns:
-    """``cols[lo:]`` with ``row`` inserted before index ``at``, then its last ``keep`` rows."""
-    out = []
+def _insert(cols: _Columns, lo: int, at: int, row: tuple[str, int, float], keep: int) -> tuple[_Columns, _Columns]:
+    """``cols[lo:]`` with ``row`` inserted before index ``at``, then its last ``keep`` rows; and the rows left out."""
+    out, gone = [], []
     for col, value in zip(cols, row):
         merged = col[lo:at] + (value,) + col[at:]
-        out.append(merged[-keep:] if len(merged) > keep else merged)
-    return _Columns(*out)
+        cut = len(merged) - keep
+        out.append(merged[cut:] if cut > 0 else merged)
+        gone.append(col[:lo] + merged[:cut] if cut > 0 else col[:lo])
+    return _Columns(*out), _Columns(*gone)
+
+
+def _plus(total: int | None, value: float) -> int | None:
+    s = exact_sum.scaled(value) if total is not None else None
+    return None if s is None or total is None else total + s
+
+
+def _less(total: int | None, values: Iterable[float]) -> int | None:
+    if total is None or not values:
+        return total
+    s = exact_sum.scaled_sum(values)
+    return None if s is None else total - s
+
+
+def _open_risk(o: _Columns, lo: int, hi: int, total: int | None) -> float:
+    """``math.fsum(o.values[lo:hi])``, from the exact sum of all of them less the few outside."""
+    if total is not None and hi > lo:
+        inside = _less(_less(total, o.values[:lo]), o.values[hi:])
+        if inside:  # zero: fsum's sign of zero (all -0.0 gives -0.0) is not in an integer
+            return exact_sum.to_float(inside)
+    return math.fsum(o.values[lo:hi])
 
 
 def account_features(account: AccountState, at_us: int) -> dict[str, float]:
@@ -216,7 +323,7 @@ def account_features(account: AccountState, at_us: int) -> dict[str, float]:
     return {
         "acct_session_pnl_r": equity,
         "acct_drawdown_r": peak - equity,
-        "acct_open_risk_r": math.fsum(o.values[o_lo:o_hi]),
+        "acct_open_risk_r": _open_risk(o, o_lo, o_hi, account._exact_open_sum()),
         "acct_session_trades": float(hi - lo),
         "acct_open_trades": float(max(o_hi - o_lo, 0)),
     }

@@ -4,7 +4,9 @@ The reference below is the original list-of-trades implementation: filter by
 horizon, append, stable sort, cap; features by scanning every trade. The
 columnar ``agents.account`` must give exactly the same states (as trade lists)
 and the same features (bit for bit) for any sequence of decisions, closed
-trades and feature reads, including duplicates, equal timestamps, expiry and caps.
+trades and feature reads, including duplicates, equal timestamps, expiry and caps,
+and when an older state is used again after newer ones were derived from it
+(derived states take over their parent's id index; the parent must rebuild its own).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ step = st.one_of(
     st.tuples(st.just("decide"), st.integers(0, 9), hours, st.sampled_from([0.25, 0.5, 1.0, 1.3, 2.0])),
     st.tuples(st.just("close"), st.integers(0, 9), hours, st.floats(-3, 3, allow_nan=False)),
     st.tuples(st.just("read"), st.just(0), hours, st.just(0.0)),
+    st.tuples(st.just("back"), st.integers(0, 40), st.just(0), st.just(0.0)),
 )
 
 
@@ -78,9 +81,13 @@ def test_same_states_and_features_as_the_reference(steps):
 
 def _replay(steps: list) -> None:
     state, o, c = AccountState(), [], []
+    seen = []
     for kind, n, hour, x in steps:
+        seen.append((state, o, c))
         ts = T0 + timedelta(hours=hour)
-        if kind == "decide":
+        if kind == "back":  # continue from an earlier state, whose index a later one took over
+            state, o, c = seen[n % len(seen)]
+        elif kind == "decide":
             d = decision(f"s{n}", ts, x)
             state, (o, c) = account.apply_decision(state, d), ref_decision(o, c, d)
         elif kind == "close":
