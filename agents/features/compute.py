@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from itertools import repeat
 from typing import Final
-
-import numpy as np
 
 from agents.features.bars import bar_features
 from agents.features.catalog import FEATURE_LIMIT, FEATURE_NAMES, FEATURE_NEUTRAL
-from agents.features.window import FEATURE_BARS, SymbolState
+from agents.features.window import FEATURE_BARS, SymbolState, Window
 from agents.state import AccountState, StrategyHistory, account_features, history_features
 from agents.strategy_map import FAMILIES
 from agents.timestamps import DAY_US, to_micros
@@ -72,13 +69,12 @@ def compute_features(
 ) -> dict[str, float]:
     """The ``fs1`` feature mapping of ``signal`` (ordered as ``FEATURE_NAMES``)."""
     at = to_micros(signal.ts_event)
-    bars: dict[str, float] = {"bars_available": 0.0}
+    bars, clean_bars = _NO_BARS
     if symbol_state is not None:
         if symbol_state.symbol != signal.symbol:
             raise ValueError(f"signal for {signal.symbol!r} given the bar state of {symbol_state.symbol!r}")
-        bars = symbol_state.derived(bar_features, at, limit=FEATURE_BARS)  # read only below
-    raw = {
-        **bars,
+        bars, clean_bars = symbol_state.derived(_bar_part, at, limit=FEATURE_BARS)  # read only below
+    rest = {
         **signal_features(
             signal,
             last_close=bars.get("close", math.nan),
@@ -89,17 +85,47 @@ def compute_features(
         **history_features(history, at),
         **account_features(account, at),
     }
-    return clean_features(raw)
+    return {**clean_bars, **_clean(rest, _REST_SPECS)}
 
 
-_NEUTRALS: Final = np.array([FEATURE_NEUTRAL[name] for name in FEATURE_NAMES], dtype=np.float64)
+_FIRST_AFTER_BARS: Final = FEATURE_NAMES.index("tod_sin")  # the catalog lists the bar features first
+BAR_FEATURE_NAMES: Final = FEATURE_NAMES[:_FIRST_AFTER_BARS]
+"""The features ``bar_features`` gives; every other feature comes from the signal, its time, history or account."""
+_SPECS: Final = tuple((name, FEATURE_NEUTRAL[name]) for name in FEATURE_NAMES)
+_BAR_SPECS: Final = _SPECS[:_FIRST_AFTER_BARS]
+_REST_SPECS: Final = _SPECS[_FIRST_AFTER_BARS:]
 
 
 def clean_features(raw: Mapping[str, float]) -> dict[str, float]:
     """``FEATURE_NAMES`` -> float: missing or non-finite -> the feature's neutral value, the rest clipped to
-    +-``FEATURE_LIMIT`` (element-wise ``min(max(float(v), -L), L)``; neutral values are not clipped)."""
-    values = np.fromiter(map(raw.get, FEATURE_NAMES, repeat(math.nan)), dtype=np.float64, count=len(FEATURE_NAMES))
-    missing = ~np.isfinite(values)
-    np.clip(values, -FEATURE_LIMIT, FEATURE_LIMIT, out=values)
-    values[missing] = _NEUTRALS[missing]
-    return dict(zip(FEATURE_NAMES, values.tolist()))
+    +-``FEATURE_LIMIT`` (element-wise ``min(max(float(v), -L), L)``; neutral values are not clipped).
+
+    ``compute_features`` cleans the bar features once per bar and the others at
+    each signal; element-wise, that is the same as cleaning them all at once."""
+    return _clean(raw, _SPECS)
+
+
+def _clean(raw: Mapping[str, float], specs: tuple[tuple[str, float], ...]) -> dict[str, float]:
+    """``clean_features`` for the ``(name, neutral)`` of ``specs`` only."""
+    out = {}
+    get, limit = raw.get, FEATURE_LIMIT
+    for name, neutral in specs:
+        v = get(name)
+        if v is None:
+            out[name] = neutral
+            continue
+        v = float(v)
+        if v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
+            out[name] = v if -limit <= v <= limit else (limit if v > limit else -limit)
+        else:
+            out[name] = neutral
+    return out
+
+
+def _bar_part(win: Window) -> tuple[dict[str, float], dict[str, float]]:
+    """``bar_features(win)`` raw (the signal features read its close and ATR) and cleaned; cached per bar."""
+    raw = bar_features(win)
+    return raw, _clean(raw, _BAR_SPECS)
+
+
+_NO_BARS: Final = ({"bars_available": 0.0}, _clean({"bars_available": 0.0}, _BAR_SPECS))

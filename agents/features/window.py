@@ -195,7 +195,11 @@ class SymbolState:
         place (``updated`` returns a new one), so a value stored here cannot go
         stale. ``fn`` must be pure and its result must not be mutated.
         """
-        cut = int(np.searchsorted(self._ts[self._order()], ts_us, side="right"))
+        last = self.last_ts_us
+        if last is not None and ts_us >= last:  # the usual case: the signal is after the last bar
+            cut = self._count
+        else:
+            cut = int(np.searchsorted(self._ts[self._order()], ts_us, side="right"))
         key = (fn, cut, limit)
         try:
             return self._derived[key]

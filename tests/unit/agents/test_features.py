@@ -144,3 +144,31 @@ def test_features_never_read_a_bar_after_the_signal(closes, cut, future, offset_
     # replace the bars after the signal with anything, and add more
     tail = [bar(T0 + timedelta(hours=cut + 1 + j), close=c, volume=7.0) for j, c in enumerate(future)]
     assert _features(bars[: cut + 1] + tail, sig) == base
+
+
+def test_bar_features_cleaned_once_per_bar_equal_cleaning_everything_at_once() -> None:
+    """compute_features cleans the bar part per bar and the rest per signal: same as clean_features(all raw)."""
+    from agents.features.bars import bar_features
+    from agents.features.window import FEATURE_BARS
+    from agents.features.compute import (
+        BAR_FEATURE_NAMES, account_features, clean_features, family_features, history_features,
+        signal_features, time_features,
+    )
+    from agents.state import apply_decision
+    from agents.timestamps import to_micros
+    from tests.unit.agents.market import decision
+
+    bars = aapl_bars()[:250]
+    state = state_of(bars)
+    account = apply_decision(AccountState(), decision("earlier", bars[-2].ts_event, 1.5))
+    for b in bars[-40::3]:
+        sig = signal(b.ts_event, price=b.close * 1.01)
+        at = to_micros(sig.ts_event)
+        raw_bars = bar_features(state.bars_until(at, limit=FEATURE_BARS))
+        assert not set(raw_bars) & (set(FEATURE_NAMES) - set(BAR_FEATURE_NAMES))  # the parts do not overlap
+        raw = {**raw_bars,
+               **signal_features(sig, last_close=raw_bars.get("close", math.nan), bar_atr=raw_bars.get("atr_14", math.nan)),
+               **time_features(at), **family_features("Breakout"), **history_features(StrategyHistory("S1"), at),
+               **account_features(account, at)}
+        got = compute_features(sig, symbol_state=state, history=StrategyHistory("S1"), account=account, family="Breakout")
+        assert list(got.items()) == list(clean_features(raw).items())
