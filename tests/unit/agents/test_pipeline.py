@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agents.features import FEATURE_NAMES, FEATURE_SET
 from agents.pipeline import event_id_for, feature_vector, on_bar, on_decision, on_signal, on_trade_closed
@@ -89,3 +92,9 @@ def test_feature_vector_order_and_dtype() -> None:
 def test_on_bar_starts_state_from_none() -> None:
     state = on_bar(None, aapl_bars()[0])
     assert state.symbol == "AAPL" and state.count == 1
+
+
+@given(st.text(min_size=1, max_size=80), st.sampled_from(["features", "decision", "outcome"]))
+def test_event_ids_are_the_rfc_4122_uuid5_of_kind_and_signal(signal_id, kind):
+    want = str(uuid.uuid5(uuid.UUID("6f1c7b1e-6a53-4a56-9d1c-2b8f0d1e5a10"), f"{kind}:{signal_id}"))
+    assert event_id_for(signal_id, kind) == want
