@@ -19,10 +19,9 @@ and dead-letter reasons are unchanged), and written by one background thread
 while the next flush is read and decoded; DuckDB releases the GIL while it
 inserts. Flushes commit in order and a failed write stops every later one.
 A replay into a new file is a bulk load (see ``trainer.warehouse``): rows are
-appended without the ``event_id`` indexes, and once every partition is at EOF
-``Warehouse.finish_load`` deletes the repeats and builds the indexes (about half
-the DuckDB time of maintaining them per row); the stats count the repeats as
-duplicates. Replays into an existing file upsert with ``INSERT OR IGNORE``.
+appended as they come, and once every partition is at EOF ``Warehouse.finish_load``
+deletes the repeats (first stored copy wins); the stats count them as duplicates.
+Replays into an existing file insert only rows whose ``event_id`` is not stored yet.
 Measured with ``bench/bench_replay.py``.
 """
 
@@ -83,7 +82,7 @@ class ReplayStats:
     rebuilt_from: str | None = None  # why the warehouse was rebuilt, if it was
     decode_seconds: float = 0.0  # decoding and building Arrow batches (the consuming thread)
     write_seconds: float = 0.0  # DuckDB transactions (the writer thread, overlapping the decoding)
-    finish_seconds: float = 0.0  # after the last write: a bulk load's dedupe and indexes, and the closing checkpoint
+    finish_seconds: float = 0.0  # after the last write: a bulk load's dedupe, and the closing checkpoint
 
     @property
     def events(self) -> int:

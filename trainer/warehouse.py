@@ -4,11 +4,11 @@ Layout (``SCHEMA_VERSION`` in ``meta``):
 
 - one table per catalogue topic (``bars``, ``signals``, ``features``, ...), named by
   the topic's short name; columns mirror the event's ``.avsc`` fields in order, then
-  ``_topic, _partition, _offset`` (where the row was read). ``event_id`` has a
-  unique index (``<table>_event_id``) and writes are ``INSERT OR IGNORE``: an event
-  delivered twice is stored once, and the first copy stored wins (events are
-  immutable). Version-2 files made before bulk loads carry a ``PRIMARY KEY
-  (event_id)`` instead, which behaves the same.
+  ``_topic, _partition, _offset`` (where the row was read). An event delivered twice
+  is stored once, and the first copy stored wins (events are immutable): writes
+  insert only rows whose ``event_id`` the table does not hold yet (see "Idempotence
+  without an index"). Version-2 files made by earlier code also carry a unique
+  ``event_id`` index or ``PRIMARY KEY``; they read and write the same, only slower.
 - timestamps are ``TIMESTAMP`` holding UTC (no time zone arithmetic in queries,
   ``datetime64[us]`` straight out).
 - Avro maps are ``MAP(VARCHAR, ...)``, except ``FeaturesComputed.features`` (60+
@@ -32,30 +32,44 @@ Layout (``SCHEMA_VERSION`` in ``meta``):
 - ``offsets(topic, partition, next_offset)``: written in the same transaction as the
   rows it covers, so a crash never leaves rows without offsets or the reverse.
 
-Bulk load: keeping the ``event_id`` indexes up to date row by row was half of a
-replay's DuckDB time (the key's type does not matter: a 128-bit ``md5_number``
-or a 64-bit hash key cost as much as the VARCHAR), while building an index over
-rows already stored is several times cheaper. So a file created for a replay
-(``open_warehouse(..., bulk_load=True)``) starts in state ``loading``, without
-those indexes: writes are plain ``INSERT``s (rows and offsets still commit
-together), and ``Warehouse.finish_load`` then deletes every repeated
+Idempotence without an index: a unique ``event_id`` index (DuckDB's ART) made a
+replay pay for it three times: per row while inserting (or in one build after a
+bulk load: a third of the replay's DuckDB time), when checkpointing (an index about
+as large as the data it covers), and when an incremental replay opened a large
+file (the index is read back, then rewritten whole by the closing checkpoint: about
+1.6-2.7 s to add 10k events to 5M rows, against 0.2 s without it). So no table has
+one; ``Warehouse.write`` inserts a batch's rows with an anti-join against the
+table's ``event_id`` column (one hash join per table and transaction; a batch's
+own repeats are dropped before, keeping the first).
+
+Bulk load: a file created for a replay (``open_warehouse(..., bulk_load=True)``)
+starts in state ``loading``: writes are plain ``INSERT``s (rows and offsets still
+commit together), and ``Warehouse.finish_load`` then deletes every repeated
 ``event_id`` but the first stored (lowest ``rowid``: rows are only appended while
-loading, so that is commit order, the copy ``INSERT OR IGNORE`` would have kept),
-creates the indexes and marks the file ``ready``, in two transactions that are
-safe to repeat. A ``loading`` file left by a crash is finished by the next
-``open_warehouse`` (its rows were only ever appended, so rowid order still holds),
-which then goes on with ``INSERT OR IGNORE``. Only a file created by the
-opening call is loaded in bulk; every other user sees ``ready`` files.
+loading, so that is commit order, the copy the anti-join would have kept) and marks
+the file ``ready``, in one transaction that is safe to repeat. A ``loading`` file
+left by a crash is finished by the next ``open_warehouse`` (its rows were only ever
+appended, so rowid order still holds). Only a file created by the opening call is
+loaded in bulk; every other user sees ``ready`` files.
+
+Row groups of ``ROW_GROUP_ROWS``: the file is attached with row groups far smaller
+than DuckDB's default (122,880 rows). A transaction appending at least one row
+group to a table has it compressed and written straight into the file as it goes
+(DuckDB's optimistic writes, on the replay's writer thread, overlapping the
+decoding), and its commit logs only where those blocks are; smaller appends are
+logged whole in the write-ahead log and copied into the file by the next
+checkpoint. With the default size a replay's flushes (tens of thousands of rows
+spread over the tables) never filled one, so every row went through the log and
+again through the closing checkpoint: about 0.25 s of a 200k-event replay after
+its last write, now about 0.02 s. The size is not stored in the file: it holds for
+connections made by ``open_warehouse``; readers do not need it.
 
 Checkpoints: DuckDB folds its write-ahead log into the file once the log passes
-``CHECKPOINT_THRESHOLD`` and on close. The default (16 MB, about 60k replayed events)
-made a replay checkpoint every few flushes, each time rewriting the ``event_id``
-indexes; a larger threshold checkpoints once per replay, when it closes (commits
-still write and sync the log, so durability is unchanged). That closing checkpoint
-stays: closing without it (``disable_checkpoint_on_shutdown``) leaves the log for
-the next open to replay, which then cost about twice as much as the checkpoint;
-checkpointing while loading (a small threshold: commits skip the log) moved the
-work onto the writer thread without shortening a replay.
+``CHECKPOINT_THRESHOLD`` and on close. A larger threshold than the default (16 MB)
+checkpoints once per replay, when it closes (commits still write and sync the log,
+so durability is unchanged). That closing checkpoint stays: closing without it
+(``disable_checkpoint_on_shutdown``) left the log for the next open to replay,
+which then cost about twice as much as the checkpoint.
 
 A file that is not a DuckDB database, fails the integrity query, lacks the schema
 version or carries another one, or whose build marker is not ``ready`` is moved
@@ -73,7 +87,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from schemas.catalog import schema_dict
 from schemas.events import Event, FeaturesComputed
@@ -85,8 +101,10 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION: Final = "2"  # 2: features as layout + DOUBLE[] instead of MAP (rebuilds version 1 files)
 READY: Final = "ready"
 BUILDING: Final = "building"
-LOADING: Final = "loading"  # filled by a replay without the event_id indexes (see "Bulk load")
+LOADING: Final = "loading"  # filled by a replay, repeats not yet removed (see "Bulk load")
 CHECKPOINT_THRESHOLD: Final = "256MB"  # about 1M replayed events of log before DuckDB folds it into the file
+ROW_GROUP_ROWS: Final = 4096  # see "Row groups"; a replay flush of 50k records gives the smallest table about 5k rows
+DATABASE: Final = "warehouse"  # the file's name in its connection (attached, then made the default)
 SOURCE_COLUMNS: Final = (("_topic", "VARCHAR", pa.string()), ("_partition", "INTEGER", pa.int32()), ("_offset", "BIGINT", pa.int64()))
 BY_LAYOUT: Final[frozenset[tuple[type[Event], str]]] = frozenset({(FeaturesComputed, "features")})  # map fields stored by layout
 LAYOUTS_TABLE: Final = "feature_layouts"
@@ -175,9 +193,13 @@ class TableSpec:
         cols = [f'"{n}" {t}' for n, t, _ in self.stored_columns]
         return f"CREATE TABLE {self.name} ({', '.join(cols)})"
 
-    def index_ddl(self) -> str:
-        """The unique ``event_id`` index that makes ``INSERT OR IGNORE`` store an event once."""
-        return f"CREATE UNIQUE INDEX {self.name}_event_id ON {self.name} (event_id)"
+    def append_sql(self) -> str:
+        """Append every row of the registered ``_batch`` (a bulk load)."""
+        return f"INSERT INTO {self.name} SELECT * FROM _batch"
+
+    def insert_new_sql(self) -> str:
+        """Insert the rows of ``_batch`` whose ``event_id`` the table does not hold (a hash anti-join)."""
+        return f"INSERT INTO {self.name} SELECT * FROM _batch b WHERE NOT EXISTS (SELECT 1 FROM {self.name} t WHERE t.event_id = b.event_id)"
 
     def dedupe_sql(self) -> str:
         """Delete every repeated ``event_id`` but its first stored row (while loading, rowid is commit order)."""
@@ -193,6 +215,16 @@ class TableSpec:
             f"CREATE VIEW {self.reader} AS SELECT {', '.join(cols)} "
             f"FROM {self.name} t LEFT JOIN {LAYOUTS_TABLE} l ON l.layout = t.{LAYOUT_COLUMN}"
         )
+
+
+def first_copies(table: pa.Table) -> pa.Table:
+    """``table`` without the rows whose ``event_id`` an earlier row already has (usually ``table`` itself)."""
+    ids = table.column("event_id")
+    if pc.count_distinct(ids, mode="all").as_py() == table.num_rows:
+        return table
+    positions = pa.table({"event_id": ids, "at": pa.array(np.arange(table.num_rows, dtype=np.int64))})
+    first = positions.group_by("event_id", use_threads=False).aggregate([("at", "min")]).column("at_min")
+    return table.take(pa.array(np.sort(first.to_numpy())))  # kept rows in their batch order
 
 
 def _stored_arrays(column: Column, array: pa.Array, layouts: dict[str, tuple[str, ...]]) -> list[pa.Array]:
@@ -286,7 +318,7 @@ class Warehouse:
         self.path = path
         self.con = con
         self.rebuilt_from = rebuilt_from  # why the file was rebuilt, or None
-        self.loading = loading  # state ``loading``: no event_id indexes yet, ``finish_load`` removes repeats
+        self.loading = loading  # state ``loading``: rows appended as they come, ``finish_load`` removes repeats
 
     def __enter__(self) -> Warehouse:
         return self
@@ -307,13 +339,12 @@ class Warehouse:
     def write(self, batches: Mapping[TableSpec, Rows], offsets: Mapping[tuple[str, int], int]) -> WriteResult:
         """Upsert row batches, the feature layouts they use, and advance offsets, in one transaction.
 
-        Rows whose ``event_id`` is already stored (or repeated within a batch) are
-        ignored; the result counts them as duplicates. While ``loading``, every row
-        is appended and counted new: ``finish_load`` removes and counts the repeats.
+        Rows whose ``event_id`` is already stored (or repeated earlier in the batch)
+        are left out; the result counts them as duplicates. While ``loading``, every
+        row is appended and counted new: ``finish_load`` removes and counts the repeats.
         """
         new_rows = attempted = 0
         con = self.con
-        insert = "INSERT" if self.loading else "INSERT OR IGNORE"
         con.execute("BEGIN TRANSACTION")
         try:
             _write_layouts(con, {k: v for rows in batches.values() for k, v in rows.layouts.items()})
@@ -321,9 +352,9 @@ class Warehouse:
                 table = rows.table
                 if table.num_rows == 0:
                     continue
-                con.register("_batch", table)
+                con.register("_batch", table if self.loading else first_copies(table))
                 try:
-                    inserted = con.execute(f"{insert} INTO {spec.name} SELECT * FROM _batch").fetchone()[0]
+                    inserted = con.execute(spec.append_sql() if self.loading else spec.insert_new_sql()).fetchone()[0]
                 finally:
                     con.unregister("_batch")
                 new_rows += int(inserted)
@@ -343,12 +374,11 @@ class Warehouse:
         return WriteResult(new_rows, attempted - new_rows)
 
     def finish_load(self) -> int:
-        """End a bulk load: delete repeated ``event_id``s (first stored copy wins), index, mark ``ready``.
+        """End a bulk load: delete repeated ``event_id``s (first stored copy wins) and mark ``ready``.
 
         Returns the number of rows deleted (the duplicates the loading writes counted
-        as new). Two transactions, each safe to repeat after a crash: DuckDB cannot
-        build a unique index over rows deleted in the same transaction. Does nothing
-        on a ``ready`` warehouse.
+        as new). One transaction, safe to repeat after a crash. Does nothing on a
+        ``ready`` warehouse.
         """
         if not self.loading:
             return 0
@@ -358,14 +388,6 @@ class Warehouse:
         try:
             for spec in TABLES:
                 removed += int(con.execute(spec.dedupe_sql()).fetchone()[0])
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for spec in TABLES:
-                con.execute(spec.index_ddl())
             con.execute("UPDATE meta SET value = ? WHERE key = 'state'", [READY])
             con.execute("COMMIT")
         except Exception:
@@ -401,8 +423,8 @@ def _known(table: str) -> str:
 def create_schema(con: duckdb.DuckDBPyConnection, *, bulk_load: bool = False) -> None:
     """All tables and the meta rows, in one transaction (the marker goes ``ready`` last).
 
-    ``bulk_load``: leave the ``event_id`` indexes out and the marker at ``loading``
-    (see "Bulk load"; ``Warehouse.finish_load`` completes it).
+    ``bulk_load``: leave the marker at ``loading`` (see "Bulk load";
+    ``Warehouse.finish_load`` completes it).
     """
     con.execute("BEGIN TRANSACTION")
     con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
@@ -410,8 +432,6 @@ def create_schema(con: duckdb.DuckDBPyConnection, *, bulk_load: bool = False) ->
     con.execute(f"CREATE TABLE {LAYOUTS_TABLE} (layout VARCHAR PRIMARY KEY, names VARCHAR[] NOT NULL)")
     for spec in TABLES:
         con.execute(spec.ddl())
-        if not bulk_load:
-            con.execute(spec.index_ddl())
         if (view := spec.view_ddl()) is not None:
             con.execute(view)
     con.execute("CREATE TABLE offsets (topic VARCHAR, partition INTEGER, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, partition))")
@@ -477,7 +497,7 @@ def open_warehouse(path: Path, *, rebuild: bool = False, bulk_load: bool = False
             reason = "rebuild requested"
         else:
             try:
-                con = duckdb.connect(str(path))
+                con = connect(path)
             except duckdb.Error as exc:
                 reason = f"cannot be opened as DuckDB: {exc}"
             else:
@@ -488,7 +508,7 @@ def open_warehouse(path: Path, *, rebuild: bool = False, bulk_load: bool = False
         _move_aside(path, reason)
     else:
         log.info("warehouse %s does not exist: building it from Kafka", path)
-    con = duckdb.connect(str(path))
+    con = connect(path)
     try:
         create_schema(con, bulk_load=bulk_load)
     except Exception:
@@ -511,6 +531,26 @@ def _finished(warehouse: Warehouse) -> Warehouse:
             raise
         log.info("warehouse %s: finished a bulk load left unfinished (%d repeated events removed)", warehouse.path, removed)
     return warehouse
+
+
+def connect(path: Path) -> duckdb.DuckDBPyConnection:
+    """A connection whose default database is the file at ``path``, with row groups of ``ROW_GROUP_ROWS``.
+
+    Raises ``duckdb.Error`` if the file cannot be opened as a DuckDB database.
+    """
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH {_sql_text(str(path))} AS {DATABASE} (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+        con.execute(f"USE {DATABASE}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _sql_text(text: str) -> str:
+    """``text`` as a SQL string literal (ATTACH takes no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _configured(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

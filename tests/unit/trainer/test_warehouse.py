@@ -15,7 +15,7 @@ import pytest
 from schemas.events import Event, FeaturesComputed
 from trainer.backtest_events import select_events
 from trainer.feature_layouts import LayoutError, layout_id, layout_matrix, split_maps
-from trainer.warehouse import SCHEMA_VERSION, TABLE_FOR_EVENT, Warehouse, WarehouseError, open_warehouse
+from trainer.warehouse import ROW_GROUP_ROWS, SCHEMA_VERSION, TABLE_FOR_EVENT, Warehouse, WarehouseError, open_warehouse
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc)
 SPEC = TABLE_FOR_EVENT[FeaturesComputed]
@@ -149,9 +149,43 @@ def test_a_bulk_load_stores_each_event_once_keeping_the_first_copy(tmp_path: Pat
         assert wh.finish_load() == 2
         assert not wh.loading and wh.finish_load() == 0
         assert _sources(wh) == [("s0", 0), ("s1", 1), ("s2", 2), ("s3", 4)]  # the copy stored first
-        assert write(wh, events[2:] + [feats("new", {"x": 9.0})]) == (1, 2)  # indexed: INSERT OR IGNORE from now on
+        assert write(wh, events[2:] + [feats("new", {"x": 9.0})]) == (1, 2)  # ready: only new event_ids are inserted
         assert wh.count("features") == 5
         assert wh.offsets() == {("t", 0): 6}
+
+
+def test_a_write_keeps_the_first_copy_of_an_event_repeated_in_its_batch(warehouse: Warehouse) -> None:
+    events = [feats(f"s{i}", {"x": float(i)}, i) for i in range(3)]
+    batch = [events[0], events[1], events[0], events[2], events[1]]
+    result = warehouse.write({SPEC: SPEC.to_arrow(batch, [("t", 0, i) for i in range(len(batch))])}, {})
+    assert (result.new_rows, result.duplicates) == (3, 2)
+    assert _sources(warehouse) == [("s0", 0), ("s1", 1), ("s2", 3)]
+    assert write(warehouse, [events[2], events[2]]) == (0, 2)
+
+
+def test_event_tables_have_no_index_and_earlier_files_with_one_still_write_once(tmp_path: Path) -> None:
+    """Idempotence comes from the anti-join, not an index; a version-2 file with the old unique index works the same."""
+    path = tmp_path / "wh.duckdb"
+    events = [feats(f"s{i}", {"x": float(i)}, i) for i in range(3)]
+    with open_warehouse(path) as wh:
+        assert wh.con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'features'").fetchone() == (0,)
+        wh.con.execute("CREATE UNIQUE INDEX features_event_id ON features (event_id)")  # as earlier code made it
+    with open_warehouse(path) as wh:
+        assert write(wh, events[:2] + events[:1]) == (2, 1)
+        assert write(wh, events) == (1, 2)
+        assert _sources(wh) == [("s0", 0), ("s1", 1), ("s2", 2)]
+
+
+def test_appends_of_a_row_group_or_more_are_stored_in_row_groups_of_row_group_rows(tmp_path: Path) -> None:
+    """The file is attached with small row groups, so a replay's flushes are written straight into it (see "Row groups")."""
+    n = 2 * ROW_GROUP_ROWS + 100
+    events = [feats(f"s{i}", {"x": float(i)}, i) for i in range(n)]
+    with open_warehouse(tmp_path / "wh.duckdb", bulk_load=True) as wh:
+        wh.write({SPEC: SPEC.to_arrow(events, [("t", 0, i) for i in range(n)])}, {("t", 0): n})
+        groups = wh.con.execute("SELECT row_group_id, max(start + count) - min(start) FROM pragma_storage_info('features') GROUP BY ALL").fetchall()
+    assert len(groups) >= 3 and max(rows for _, rows in groups) <= ROW_GROUP_ROWS
+    with open_warehouse(tmp_path / "wh.duckdb") as reopened:
+        assert reopened.count("features") == n
 
 
 def test_a_load_left_unfinished_is_finished_when_opened(tmp_path: Path) -> None:
@@ -159,7 +193,7 @@ def test_a_load_left_unfinished_is_finished_when_opened(tmp_path: Path) -> None:
     events = [feats(f"s{i}", {"x": float(i)}, i) for i in range(3)]
     wh = open_warehouse(path, bulk_load=True)
     wh.write({SPEC: SPEC.to_arrow(events + events[:1], [("t", 0, i) for i in range(4)])}, {("t", 0): 4})
-    wh.close()  # a crash before finish_load: rows and offsets committed, no indexes
+    wh.close()  # a crash before finish_load: rows and offsets committed, the repeat still stored
 
     for bulk_load in (True, False):  # a replay (bulk_load) reopening it goes on from a finished file
         with open_warehouse(path, bulk_load=bulk_load) as reopened:
