@@ -569,3 +569,31 @@ def _record_decoder(names: tuple[str, ...], kinds: list[_Kind]) -> Callable[[byt
         return dict(zip(names, out))
 
     return decode
+
+
+@cache
+def head_decoder(event_type: type[Event], names: tuple[str, ...]) -> Callable[[bytes], dict[str, Any]] | None:
+    """A reader of only ``names`` from a body of ``event_type``'s schema, or None when one is not compiled.
+
+    It reads the fields in order up to the last of ``names`` and stops there: the
+    bytes after it are neither read nor checked, so it serves bookkeeping that
+    needs a record's ids (the reconciler), never validation.
+    """
+    try:
+        schema = schema_dict(event_type)
+        fields = [str(f["name"]) for f in schema["fields"]]
+        last = max(fields.index(name) for name in names)
+        steps = tuple(_field_step(_kind(f["name"], f["type"])) for f in schema["fields"][: last + 1])
+    except (Unsupported, ValueError, KeyError):
+        return None
+    wanted = tuple((fields.index(name), name) for name in names)
+
+    def decode(body: bytes) -> dict[str, Any]:
+        buf = body if type(body) is bytes else bytes(body)
+        out: list[Any] = []
+        pos = 0
+        for step in steps:
+            pos = step(buf, pos, out)
+        return {name: out[i] for i, name in wanted}
+
+    return decode

@@ -222,3 +222,38 @@ def test_same_schema_same_id_across_subjects():
     b = codec.encode("two", make_bar())
     assert a[:5] == b[:5]
     assert codec.schema_id("one", SignalRaised) != codec.schema_id("one", BarClosed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(any_event())
+def test_decode_head_reads_the_same_ids_as_decode(event):
+    codec = EventCodec(InMemoryRegistry())
+    data = codec.encode("topic", event)
+    names = ("event_id", "ts_event") + (("signal_id",) if hasattr(event, "signal_id") else ())
+    event_type, head = codec.decode_head(data, names)
+    assert event_type is type(event)
+    assert head == {name: getattr(event, name) for name in names}
+
+
+def test_decode_head_reads_a_foreign_writer_schema_in_full_and_reports_bad_bytes():
+    import io
+
+    import fastavro
+
+    v2 = json.loads(schema_text(SignalRaised))
+    v2["fields"].insert(0, {"name": "venue", "type": "string", "default": ""})  # ids no longer at the front
+    registry = InMemoryRegistry()
+    schema_id = registry.register("rlsizer.signals-value", json.dumps(v2))
+    signal = make_signal()
+    record = {**{f["name"]: getattr(signal, f["name"]) for f in v2["fields"][1:]}, "venue": "XNAS"}
+    record["attrs"] = dict(record["attrs"])
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(v2), record)
+    codec = EventCodec(registry)
+    assert codec.decode_head(frame(schema_id, buf.getvalue()), ("signal_id", "strategy_id")) == (
+        SignalRaised, {"signal_id": signal.signal_id, "strategy_id": signal.strategy_id})
+    ours = codec.encode("rlsizer.signals", signal)
+    with pytest.raises(DecodeError):
+        codec.decode_head(ours[:8], ("signal_id",))  # cut inside the event id
+    with pytest.raises(DecodeError, match="no field 'price_x'"):
+        codec.decode_head(ours, ("price_x",))
