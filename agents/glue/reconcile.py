@@ -26,7 +26,10 @@ undecided ``after_s`` seconds after it was seen, while a later signal of its
 partition has been decided (so it was skipped, not merely queued), is re-published unchanged (same
 key, same partition) to ``signals``; the worker then decides it, or, if it had
 decided it after all, re-sends the stored decision (the ``decided`` table), so a
-signal never gets two different decisions. Its committed offset on ``signals``
+signal never gets two different decisions. Records are read only as far as their
+ids (``EventCodec.decode_head``): the reconciler shares the worker's process and
+GIL, and reads every signal and decision. A signal is decoded in full only when
+it is due: one the worker dead-lettered (invalid) is dropped then, not re-published. Its committed offset on ``signals``
 is the oldest undecided signal, so after a SIGKILL the next reconciler resumes
 from there: nothing pending is forgotten.
 """
@@ -39,7 +42,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
@@ -49,11 +52,12 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 DECIDED_MEMORY = 500_000
-COLUMNAR_FROM = 200  # records per consumed batch from which decode_batch is cheaper than one decode each
+HEAD: Final = ("signal_id", "strategy_id")  # all the reconciler reads of a signal or a decision
 
 
 @dataclass(slots=True)
 class _Pending:
+    signal_id: str
     partition: int
     offset: int
     key: bytes | None
@@ -82,7 +86,7 @@ class ReconcileState:
             return
         if signal_id in self.pending:
             return
-        self.pending[signal_id] = _Pending(partition, offset, key, value, now + self.after_s)
+        self.pending[signal_id] = _Pending(signal_id, partition, offset, key, value, now + self.after_s)
 
     def saw_decision(self, signal_id: str, partition: int, offset: int) -> None:
         self.next_decision_offset[partition] = max(self.next_decision_offset.get(partition, 0), offset + 1)
@@ -92,6 +96,10 @@ class ReconcileState:
         self.decided[signal_id] = None
         if len(self.decided) > DECIDED_MEMORY:
             self.decided.popitem(last=False)
+
+    def drop(self, signal_id: str) -> None:
+        """Stop tracking ``signal_id`` (the worker dead-letters it: it will never have a decision)."""
+        self.pending.pop(signal_id, None)
 
     def due(self, now: float) -> list[_Pending]:
         """Skipped signals: past their deadline *and* overtaken by a decided later signal of
@@ -135,6 +143,7 @@ class Reconciler:
         after_s: float,
         decidable: Callable[[str], bool] = lambda strategy_id: True,
         commit_every_s: float = 1.0,
+        check_every_s: float = 0.25,
     ) -> None:
         """``decidable(strategy_id)`` is False for signals the worker dead-letters (unknown strategy)."""
         self._settings = settings
@@ -145,6 +154,7 @@ class Reconciler:
         self._decisions = settings.topic("decisions")
         self.state = ReconcileState(after_s=after_s)
         self._commit_every_s = commit_every_s
+        self._check_every_s = min(check_every_s, after_s)
         self._decidable = decidable
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
@@ -174,7 +184,7 @@ class Reconciler:
                 log.warning("reconciler commit failed: %s", exc)
 
     def _run(self) -> None:
-        last_commit = time.monotonic()
+        last_commit = last_check = time.monotonic()
         try:
             while not self._stop.is_set():
                 records = []
@@ -187,11 +197,9 @@ class Reconciler:
                 if records:
                     self._record_all(records)
                 now = time.monotonic()
-                for p in self.state.due(now):
-                    self._producer.produce(self._signals, value=p.value, key=p.key, partition=p.partition)
-                    self.republished += 1
-                    log.warning("signal at %s[%d]@%d undecided after %.1fs: re-published (retry %d)",
-                                self._signals, p.partition, p.offset, self.state.after_s * p.retries, p.retries)
+                if now - last_check >= self._check_every_s:  # scanning every pending signal is not free
+                    self._republish_due(now)
+                    last_check = now
                 self._producer.poll(0)
                 if now - last_commit >= self._commit_every_s:
                     self._commit()
@@ -201,43 +209,40 @@ class Reconciler:
             self._commit()
             self._consumer.close()
 
+    def _republish_due(self, now: float) -> None:
+        for p in self.state.due(now):
+            try:
+                valid = isinstance(self._codec.decode(p.value), SignalRaised)
+            except DecodeError:
+                valid = False
+            if not valid:  # the worker dead-letters it: no decision will ever come
+                self.state.drop(p.signal_id)
+                continue
+            self._producer.produce(self._signals, value=p.value, key=p.key, partition=p.partition)
+            self.republished += 1
+            log.warning("signal at %s[%d]@%d undecided after %.1fs: re-published (retry %d)",
+                        self._signals, p.partition, p.offset, self.state.after_s * p.retries, p.retries)
+
     def _record_all(self, msgs: list[Any]) -> None:
         """Track the signals and decisions among ``msgs``, in their order.
 
-        Only ids are needed. A large batch (a backlog) is decoded in columns
-        (``decode_batch``: ~5 us a record at 500, but ~200 us at 10: its set-up
-        is per call), a small one (steady traffic) record by record (~12 us).
-        The reconciler shares the worker's process and its GIL. Records that do
-        not decode are the worker's to dead-letter: skipped here.
+        Only ids are read (``decode_head``, a few us a record). Records that do not
+        decode are the worker's to dead-letter: skipped here.
         """
-        seen: list[tuple[int, type, str, str]] = []  # position, event type, signal id, strategy id
-        if len(msgs) >= COLUMNAR_FROM:
-            batch = self._codec.decode_batch([m.value() for m in msgs])
-            for event_type, (positions, arrays) in batch.columns.items():
-                if event_type is SignalRaised or event_type is SizeDecided:
-                    ids, strategies = arrays["signal_id"].to_pylist(), arrays["strategy_id"].to_pylist()
-                    seen += zip(positions.tolist(), [event_type] * len(ids), ids, strategies)
-            singles = batch.singles
-        else:
-            singles = []
-            for pos, msg in enumerate(msgs):
-                try:
-                    singles.append((pos, self._codec.decode(msg.value())))
-                except DecodeError:
-                    continue
-        for pos, event in singles:
-            if isinstance(event, (SignalRaised, SizeDecided)):
-                seen.append((pos, type(event), event.signal_id, event.strategy_id))
-        seen.sort(key=lambda row: row[0])
         now = time.monotonic()
-        for pos, event_type, signal_id, strategy_id in seen:
-            msg = msgs[pos]
-            if msg.topic() == self._signals and event_type is SignalRaised:
-                if not self._decidable(strategy_id):
-                    self.state.saw_decision(signal_id, -1, -1)  # dead-lettered by the worker
-                    self.state.next_decision_offset.pop(-1, None)
-                    self.state.next_signal_offset[msg.partition()] = max(self.state.next_signal_offset.get(msg.partition(), 0), msg.offset() + 1)
+        state = self.state
+        for msg in msgs:
+            try:
+                event_type, head = self._codec.decode_head(msg.value(), HEAD)
+            except DecodeError:
+                continue
+            topic = msg.topic()
+            if topic == self._signals and event_type is SignalRaised:
+                if not self._decidable(head["strategy_id"]):
+                    state.saw_decision(head["signal_id"], -1, -1)  # dead-lettered by the worker
+                    state.next_decision_offset.pop(-1, None)
+                    state.next_signal_offset[msg.partition()] = max(state.next_signal_offset.get(msg.partition(), 0), msg.offset() + 1)
                     continue
-                self.state.saw_signal(signal_id, msg.partition(), msg.offset(), msg.key(), msg.value(), now)
-            elif msg.topic() == self._decisions and event_type is SizeDecided:
-                self.state.saw_decision(signal_id, msg.partition(), msg.offset())
+                state.saw_signal(head["signal_id"], msg.partition(), msg.offset(), msg.key(), msg.value(), now)
+            elif topic == self._decisions and event_type is SizeDecided:
+                state.saw_decision(head["signal_id"], msg.partition(), msg.offset())

@@ -59,9 +59,8 @@ def test_a_decision_read_before_its_signal_still_exposes_an_earlier_skipped_one(
 from dataclasses import dataclass  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 
-import pytest  # noqa: E402
+import struct  # noqa: E402
 
-from agents.glue import reconcile  # noqa: E402
 from agents.glue.reconcile import Reconciler  # noqa: E402
 from schemas.codec import EventCodec, InMemoryRegistry  # noqa: E402
 from schemas.events import SignalRaised, SizeDecided  # noqa: E402
@@ -103,9 +102,7 @@ def _decision(sid: str) -> SizeDecided:
                        policy="RULES", reason="t", latency_us=1)
 
 
-@pytest.mark.parametrize("columnar_from", [1, 10_000], ids=["columns", "one-by-one"])
-def test_a_consumed_batch_is_tracked_in_order_and_bad_records_are_left_to_the_worker(columnar_from, monkeypatch):
-    monkeypatch.setattr(reconcile, "COLUMNAR_FROM", columnar_from)
+def test_a_consumed_batch_is_tracked_in_order_and_bad_records_are_left_to_the_worker():
     settings, codec = Settings(), EventCodec(InMemoryRegistry())
     sig_t, dec_t = settings.topic("signals"), settings.topic("decisions")
     rec = Reconciler(settings, codec, consumer=None, producer=None, after_s=2.0,  # type: ignore[arg-type]
@@ -126,3 +123,29 @@ def test_a_consumed_batch_is_tracked_in_order_and_bad_records_are_left_to_the_wo
     assert "b" in st.decided and "c" in st.decided and "d" not in st.decided
     assert st.decided_upto[0] == 13  # c's signal was past its decision: the worker got that far
     assert st.next_signal_offset[0] == 15 and st.next_decision_offset[0] == 4
+
+
+class _Producer:  # records what the reconciler would re-publish
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, int]] = []
+
+    def produce(self, topic: str, *, value: bytes, key: bytes, partition: int) -> None:
+        self.sent.append((topic, value, partition))
+
+
+def test_a_due_signal_is_decoded_in_full_and_an_invalid_one_is_dropped_not_republished():
+    """Ids are read from the head only; a NaN price further on is found when the signal is due."""
+    settings, codec = Settings(), EventCodec(InMemoryRegistry())
+    sig_t, dec_t = settings.topic("signals"), settings.topic("decisions")
+    producer = _Producer()
+    rec = Reconciler(settings, codec, consumer=None, producer=producer, after_s=2.0)  # type: ignore[arg-type]
+    good = codec.encode(sig_t, _signal("good"))
+    price = struct.pack("<d", 100.0)
+    assert good.count(price) == 1
+    bad = codec.encode(sig_t, _signal("bad")).replace(price, struct.pack("<d", float("nan")))
+    rec._record_all([_Msg(sig_t, 0, 1, good), _Msg(sig_t, 0, 2, bad), _Msg(sig_t, 0, 3, codec.encode(sig_t, _signal("later"))),
+                     _Msg(dec_t, 0, 0, codec.encode(dec_t, _decision("later")))])
+    assert sorted(rec.state.pending) == ["bad", "good"]  # both overtaken by a decided later signal
+    rec._republish_due(now=rec.state.pending["good"].due)
+    assert producer.sent == [(sig_t, good, 0)]
+    assert list(rec.state.pending) == ["good"] and rec.republished == 1
