@@ -54,7 +54,40 @@ def _non_empty(columns: Columns, *names: str) -> np.ndarray:
     """Strings holding a printable ASCII character (so ``str.strip()`` leaves something); others go to the dataclass."""
     ok = np.ones(len(columns[names[0]]), bool)
     for name in names:
-        ok &= pc.fill_null(pc.match_substring_regex(columns[name], "[!-~]"), False).to_numpy(zero_copy_only=False)
+        ok &= _printable(columns[name])
+    return ok
+
+
+def _printable(strings: pa.Array) -> np.ndarray:
+    """bool[n]: the string holds a character in ``!``..``~`` (null: False).
+
+    Most strings (ids, symbols) start with one: their first byte decides; the regex
+    reads only the others.
+    """
+    ok = _first_byte_printable(strings)
+    if ok is None:
+        return pc.fill_null(pc.match_substring_regex(strings, "[!-~]"), False).to_numpy(zero_copy_only=False)
+    rest = np.flatnonzero(~ok)
+    if len(rest):
+        ok[rest] = pc.fill_null(pc.match_substring_regex(strings.take(pa.array(rest)), "[!-~]"), False).to_numpy(zero_copy_only=False)
+    return ok
+
+
+def _first_byte_printable(strings: pa.Array) -> np.ndarray | None:
+    """bool[n]: the string's first byte is in ``!``..``~`` (empty or null: False); None if ``strings`` is not a string array."""
+    if not isinstance(strings, (pa.StringArray, pa.LargeStringArray)):
+        return None
+    n = len(strings)
+    _, offsets_buffer, data_buffer = strings.buffers()
+    width = np.int32 if isinstance(strings, pa.StringArray) else np.int64
+    offsets = np.frombuffer(offsets_buffer, width, n + 1, strings.offset * np.dtype(width).itemsize)
+    data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    starts = offsets[:-1]
+    filled = offsets[1:] > starts
+    first = data[np.where(filled, starts, 0)] if len(data) else np.zeros(n, np.uint8)
+    ok = filled & (first >= 0x21) & (first <= 0x7E)
+    if strings.null_count:
+        ok &= strings.is_valid().to_numpy(zero_copy_only=False)
     return ok
 
 

@@ -24,7 +24,7 @@ from fastavro.types import Schema
 
 from schemas.batch_rules import surely_valid
 from schemas.catalog import schema_dict, schema_text
-from schemas.columnar import Unsupported, decode_columns
+from schemas.columnar import Joined, Unsupported, decode_columns_at
 from schemas.events import EVENT_BY_SCHEMA_NAME, Event, InvalidEvent, field_names
 from schemas.fast_avro import compiled, head_decoder
 
@@ -174,7 +174,8 @@ class EventCodec:
         and checked with ``schemas.batch_rules``; any row either is unsure about goes
         through ``decode``, so events, errors and reasons are those of ``decode``.
         """
-        groups, slow = _group_by_schema_id(datas)
+        joined = Joined.of(datas)  # once: each schema's rows are decoded from this buffer
+        groups, slow = _group_by_schema_id(joined)
         columns: dict[type[Event], tuple[np.ndarray, dict[str, pa.Array]]] = {}
         for schema_id, positions in groups.items():
             try:
@@ -185,7 +186,7 @@ class EventCodec:
                 slow += positions.tolist()
                 continue
             try:
-                decoded = decode_columns(schema_dict(ours.event_type), [datas[i] for i in positions.tolist()], skip=_HEADER.size)
+                decoded = decode_columns_at(schema_dict(ours.event_type), joined, positions, skip=_HEADER.size)
             except Unsupported:
                 self._not_columnar.add(ours.event_type)
                 slow += positions.tolist()
@@ -229,18 +230,11 @@ class EventCodec:
         return cached
 
 
-def _group_by_schema_id(datas: Sequence[bytes]) -> tuple[dict[int, np.ndarray], list[int]]:
-    """Positions of Confluent-framed messages per schema id, and the positions of all others."""
-    try:
-        lengths = np.fromiter(map(len, datas), np.int64, len(datas))
-        joined = b"".join(datas)
-    except TypeError:  # None among them: not framed
-        lengths = np.fromiter((0 if d is None else len(d) for d in datas), np.int64, len(datas))
-        joined = b"".join(d or b"" for d in datas)
-    buf = np.frombuffer(joined + bytes(_HEADER.size), np.uint8)
-    starts = np.cumsum(lengths) - lengths
-    framed = (lengths >= _HEADER.size) & (buf[starts] == MAGIC_BYTE)
-    ids = np.zeros(len(datas), np.int64)
+def _group_by_schema_id(joined: Joined) -> tuple[dict[int, np.ndarray], list[int]]:
+    """Positions of Confluent-framed messages per schema id, and the positions of all others (a None is an empty message)."""
+    buf, starts = joined.buf, joined.starts  # buf is zero-padded past the last message: headers read in bounds
+    framed = (joined.ends - starts >= _HEADER.size) & (buf[starts] == MAGIC_BYTE)
+    ids = np.zeros(len(joined), np.int64)
     for k in range(1, _HEADER.size):
         ids = (ids << 8) | buf[starts + k]
     groups = {int(schema_id): np.flatnonzero(framed & (ids == schema_id)) for schema_id in np.unique(ids[framed])}

@@ -50,18 +50,46 @@ class Columns:
     ok: np.ndarray  # bool[n]
 
 
-class _Cursor:
-    """Read positions of n bodies laid end to end in one buffer."""
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """Bodies laid end to end in one zero-padded buffer, and where each starts and ends.
 
-    def __init__(self, bodies: Sequence[bytes], skip: int) -> None:
-        lengths = np.fromiter(map(len, bodies), np.int64, len(bodies))
-        if (lengths < skip).any():
+    Join a batch once (``Joined.of``); ``decode_columns_at`` then decodes any subset of
+    it without copying bodies again.
+    """
+
+    buf: np.ndarray  # uint8[total + _PAD]
+    starts: np.ndarray  # int64[n]
+    ends: np.ndarray  # int64[n]
+
+    @staticmethod
+    def of(bodies: Sequence[bytes | None]) -> Joined:
+        """``bodies`` joined (a None counts as empty)."""
+        try:
+            lengths = np.fromiter(map(len, bodies), np.int64, len(bodies))
+            joined = b"".join([*bodies, bytes(_PAD)])  # one copy, padding included
+        except TypeError:  # None among them
+            lengths = np.fromiter((0 if b is None else len(b) for b in bodies), np.int64, len(bodies))
+            joined = b"".join([*(b or b"" for b in bodies), bytes(_PAD)])
+        ends = np.cumsum(lengths)
+        return Joined(np.frombuffer(joined, np.uint8), ends - lengths, ends)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+class _Cursor:
+    """Read positions of some bodies of a ``Joined`` buffer."""
+
+    def __init__(self, joined: Joined, rows: np.ndarray, skip: int) -> None:
+        self.end = joined.ends[rows]
+        self.pos = joined.starts[rows] + skip
+        if (self.pos > self.end).any():
             raise ValueError(f"every body needs at least {skip} bytes before its Avro data")
-        self.end = np.cumsum(lengths)
-        self.pos = self.end - lengths + skip
-        self.limit = int(self.end[-1]) if len(bodies) else 0
-        self.buf = np.frombuffer(b"".join(bodies) + bytes(_PAD), np.uint8)
-        self.ok = np.ones(len(bodies), bool)
+        self.limit = len(joined.buf) - _PAD
+        self.buf = joined.buf
+        self.windows = np.lib.stride_tricks.sliding_window_view(joined.buf, len(_WINDOW))  # row i: the 10 bytes from i
+        self.ok = np.ones(len(rows), bool)
 
     def _advance(self, rows: Any, new_pos: np.ndarray) -> None:
         self.ok[rows] &= new_pos <= self.end[rows]
@@ -75,7 +103,7 @@ class _Cursor:
             self._advance(rows, pos + 1)
             raw = first.astype(np.int64)
             return (raw >> 1) ^ -(raw & 1)
-        window = self.buf[pos[:, None] + _WINDOW]
+        window = self.windows[pos]
         last = window < 0x80
         length = last.argmax(axis=1) + 1
         self.ok[rows] &= last[:, :9].any(axis=1)
@@ -89,7 +117,7 @@ class _Cursor:
     def fixed(self, rows: Any, dtype: np.dtype) -> np.ndarray:
         pos = self.pos[rows]
         size = np.dtype(dtype).itemsize
-        values = self.buf[pos[:, None] + _WINDOW[:size]].copy().view(dtype).reshape(-1)
+        values = self.windows[pos, :size].view(dtype).reshape(-1)  # fancy indexing copies: contiguous rows
         self._advance(rows, pos + size)
         return values
 
@@ -388,10 +416,15 @@ def decode_columns(schema: dict[str, Any], bodies: Sequence[bytes], *, skip: int
 
     Each body's Avro data starts after ``skip`` bytes (5 for a Confluent-framed message).
     """
+    return decode_columns_at(schema, Joined.of(bodies), np.arange(len(bodies)), skip=skip)
+
+
+def decode_columns_at(schema: dict[str, Any], joined: Joined, rows: np.ndarray, *, skip: int = 0) -> Columns:
+    """``decode_columns`` of the bodies ``rows`` (an index array) of ``joined``; row i of the result is ``rows[i]``."""
     if schema.get("type") != "record":
         raise Unsupported("only record schemas are decoded in columns")
-    cursor = _Cursor(bodies, skip)
-    rows = np.arange(len(bodies))
+    cursor = _Cursor(joined, np.asarray(rows, np.int64), skip)
+    rows = np.arange(len(cursor.pos))
     arrays = {f["name"]: _read(cursor, rows, f["type"]) for f in schema["fields"]}
     ok = cursor.ok & (cursor.pos == cursor.end)  # trailing bytes: not what this schema wrote
     return Columns(arrays, ok)

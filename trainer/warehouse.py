@@ -319,6 +319,7 @@ class Warehouse:
         self.con = con
         self.rebuilt_from = rebuilt_from  # why the file was rebuilt, or None
         self.loading = loading  # state ``loading``: rows appended as they come, ``finish_load`` removes repeats
+        self._layouts: dict[str, tuple[str, ...]] = {}  # layouts this object has committed: not checked or written again
 
     def __enter__(self) -> Warehouse:
         return self
@@ -347,7 +348,8 @@ class Warehouse:
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
-            _write_layouts(con, {k: v for rows in batches.values() for k, v in rows.layouts.items()})
+            layouts = {k: v for rows in batches.values() for k, v in rows.layouts.items() if self._layouts.get(k) != v}
+            _write_layouts(con, layouts)
             for spec, rows in batches.items():
                 table = rows.table
                 if table.num_rows == 0:
@@ -371,6 +373,7 @@ class Warehouse:
         except Exception:
             con.execute("ROLLBACK")
             raise
+        self._layouts.update(layouts)
         return WriteResult(new_rows, attempted - new_rows)
 
     def finish_load(self) -> int:

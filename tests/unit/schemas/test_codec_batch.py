@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import fastavro
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -359,3 +360,35 @@ def test_maps_shaped_like_another_row_match_decode() -> None:
     scrub = lambda o: (*o[:2], re.sub(r" at 0x[0-9a-f]+", "", o[2])) if o[0] == "error" else o  # noqa: E731  (fastavro names a buffer's address)
     assert [same_outcome(scrub(g), scrub(w)) for g, w in zip(got, want)] == [True] * len(datas)
     assert sum(1 for w in want if w[0] == "event") == len(shaped) + len(other) - 2 + sum(1 for b in HAND_MADE.values() if reference(codec, frame(schema_id, b))[0] == "event")
+
+
+def test_a_subset_of_joined_bodies_decodes_as_those_bodies_alone() -> None:
+    """``decode_columns_at`` reads its rows out of one buffer of the whole batch: other rows' bytes, before and
+    after, never leak in, and a body cut short at the very end of the buffer is refused as when decoded alone."""
+    from schemas.columnar import Joined, decode_columns, decode_columns_at
+
+    codec = EventCodec(InMemoryRegistry())
+    bars = [codec.encode("t", make_bar(event_id=f"b{i}", close=100 + i / 10)) for i in range(4)]
+    signal = codec.encode("t", make_signal())
+    bodies = [bars[0], signal, bars[1], bars[2][:-3], signal, bars[3][:-1]]
+    joined = Joined.of(bodies)
+    rows = [0, 2, 3, 5]
+    alone = decode_columns(schema_dict(BarClosed), [bodies[i] for i in rows], skip=5)
+    subset = decode_columns_at(schema_dict(BarClosed), joined, rows, skip=5)
+    assert subset.ok.tolist() == alone.ok.tolist() == [True, True, False, False]
+    for name, array in alone.arrays.items():
+        good = pa.array(alone.ok)
+        assert subset.arrays[name].filter(good).equals(array.filter(good)), name
+
+
+@given(st.lists(st.one_of(st.none(), st.text(max_size=6)), max_size=40), st.integers(0, 5))
+@settings(max_examples=300, deadline=None)
+def test_printable_check_matches_the_regex_it_shortcuts(values: list[str | None], cut: int) -> None:
+    """batch_rules reads the first byte of each string and runs the regex only where that does not decide."""
+    import pyarrow.compute as pc
+
+    from schemas.batch_rules import _printable
+
+    for strings in (pa.array(values, pa.string()), pa.array(values, pa.string()).slice(min(cut, len(values))), pa.array(values, pa.large_string())):
+        expected = pc.fill_null(pc.match_substring_regex(strings, "[!-~]"), False).to_numpy(zero_copy_only=False)
+        assert _printable(strings).tolist() == expected.tolist()
