@@ -9,9 +9,10 @@
 
 The worker reads and rewrites a busy symbol's account (up to ``OPEN_LEN`` open
 decisions) at every signal, so the state is kept as columns (ids, timestamps,
-numbers), each sorted by time: a decision is a bisect and a C-level tuple
-splice, the features are two bisects and a sum over a slice; no per-trade Python
-work. Each state derived by ``apply_decision``/``apply_trade`` also carries the
+numbers), each sorted by time (``agents.rows.Rows``): a decision is a bisect and,
+in the usual case, an append to lists shared with the previous state; the
+features are bisects; no per-trade Python work. Each state derived by
+``apply_decision``/``apply_trade`` also carries the
 exact open-risk sum (``agents.exact_sum``) and hands on an id index
 (``_IdIndex``), so neither the idempotency check nor the features scan the
 columns. A state built from trades out of time order (only ever by hand) is sorted
@@ -24,14 +25,14 @@ from __future__ import annotations
 
 import json
 import math
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import timedelta
 from collections.abc import Iterable
 from operator import le
-from typing import Final, NamedTuple
+from typing import Final
 
 from agents import account_codec, exact_sum
+from agents.rows import Rows
 from agents.state_json import JSON_VERSION, StateCorrupt, load_versioned
 from agents.timestamps import DAY_US, to_micros
 from schemas.events import SizeDecided, TradeClosed
@@ -58,15 +59,6 @@ class ClosedTrade:
     pnl_r: float  # R multiple x the multiplier the trade was sized with
 
 
-class _Columns(NamedTuple):
-    ids: tuple[str, ...]
-    ts: tuple[int, ...]
-    values: tuple[float, ...]
-
-
-_EMPTY: Final = _Columns((), (), ())
-
-
 class _IdIndex:
     """Signal id -> copies, of the open and of the closed trades of the one state that owns it.
 
@@ -78,7 +70,7 @@ class _IdIndex:
 
     __slots__ = ("open", "closed", "version")
 
-    def __init__(self, o: _Columns, c: _Columns) -> None:
+    def __init__(self, o: Rows, c: Rows) -> None:
         self.open: dict[str, int] = _counts(o.ids)
         self.closed: dict[str, int] = _counts(c.ids)
         self.version = 0
@@ -100,20 +92,20 @@ def _discount(counts: dict[str, int], ids: Iterable[str]) -> None:
             del counts[sid]
 
 
-def _columns(ids: Iterable[str], ts: Iterable[int], values: Iterable[float]) -> _Columns:
-    """Columns of ``str``/``int``/``float`` sorted by time (``_sorted``)."""
-    cols = _Columns(tuple(map(str, ids)), tuple(map(int, ts)), tuple(map(float, values)))
-    if not (len(cols.ids) == len(cols.ts) == len(cols.values)):
-        raise ValueError(f"column lengths differ: {len(cols.ids)}, {len(cols.ts)}, {len(cols.values)}")
-    return _sorted(cols)
+def _columns(ids: Iterable[str], ts: Iterable[int], values: Iterable[float]) -> Rows:
+    """Rows of ``str``/``int``/``float`` sorted by time (``_sorted``)."""
+    ids, ts, values = list(map(str, ids)), list(map(int, ts)), list(map(float, values))
+    if not (len(ids) == len(ts) == len(values)):
+        raise ValueError(f"column lengths differ: {len(ids)}, {len(ts)}, {len(values)}")
+    return _sorted(ids, ts, values)
 
 
-def _sorted(cols: _Columns) -> _Columns:
-    """``cols`` ordered by time, ties in their given order (a stable sort, as ``sorted(..., key=ts)``)."""
-    if all(map(le, cols.ts, cols.ts[1:])):
-        return cols
-    order = sorted(range(len(cols.ts)), key=cols.ts.__getitem__)
-    return _Columns(*(tuple(col[i] for i in order) for col in cols))
+def _sorted(ids: list[str], ts: list[int], values: list[float]) -> Rows:
+    """Rows ordered by time, ties in their given order (a stable sort, as ``sorted(..., key=ts)``)."""
+    if all(map(le, ts, ts[1:])):
+        return Rows(ids, ts, values)
+    order = sorted(range(len(ts)), key=ts.__getitem__)
+    return Rows([ids[i] for i in order], [ts[i] for i in order], [values[i] for i in order])
 
 
 class AccountState:
@@ -125,16 +117,15 @@ class AccountState:
     """
 
     __slots__ = ("_open", "_closed", "_open_sum", "_index", "_version")
-    _open: _Columns
-    _closed: _Columns
+    _open: Rows
+    _closed: Rows
     _open_sum: int | None  # exact sum of the open multipliers (``agents.exact_sum``), None: not known
     _index: _IdIndex | None  # this state's, while ``_index.version == _version``
     _version: int
 
     def __init__(self, open: tuple[OpenTrade, ...] = (), closed: tuple[ClosedTrade, ...] = ()) -> None:  # noqa: A002
-        o = _columns([t.signal_id for t in open], [t.ts_us for t in open], [t.multiplier for t in open]) if open else _EMPTY
-        c = (_columns([t.signal_id for t in closed], [t.exit_ts_us for t in closed], [t.pnl_r for t in closed])
-             if closed else _EMPTY)
+        o = _columns([t.signal_id for t in open], [t.ts_us for t in open], [t.multiplier for t in open])
+        c = _columns([t.signal_id for t in closed], [t.exit_ts_us for t in closed], [t.pnl_r for t in closed])
         object.__setattr__(self, "_open", o)
         object.__setattr__(self, "_closed", c)
         object.__setattr__(self, "_open_sum", None)
@@ -142,7 +133,7 @@ class AccountState:
         object.__setattr__(self, "_version", 0)
 
     @classmethod
-    def _of(cls, open_cols: _Columns, closed_cols: _Columns, open_sum: int | None = None,
+    def _of(cls, open_cols: Rows, closed_cols: Rows, open_sum: int | None = None,
             index: _IdIndex | None = None) -> AccountState:
         """A state from columns already sorted by time (no copy, no check).
 
@@ -180,11 +171,13 @@ class AccountState:
 
     @property
     def open(self) -> tuple[OpenTrade, ...]:
-        return tuple(map(OpenTrade, *self._open))
+        o = self._open
+        return tuple(map(OpenTrade, o.ids, o.ts, o.values))
 
     @property
     def closed(self) -> tuple[ClosedTrade, ...]:
-        return tuple(map(ClosedTrade, *self._closed))
+        c = self._closed
+        return tuple(map(ClosedTrade, c.ids, c.ts, c.values))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AccountState):
@@ -195,15 +188,18 @@ class AccountState:
         return hash((self._open, self._closed))
 
     def __repr__(self) -> str:
-        return f"AccountState(open={len(self._open.ids)} trades, closed={len(self._closed.ids)} trades)"
+        return f"AccountState(open={len(self._open)} trades, closed={len(self._closed)} trades)"
 
     def to_bytes(self) -> bytes:
-        packed = account_codec.pack(*self._open, *self._closed)
+        o, c = self._open, self._closed
+        packed = account_codec.pack(o.ids, o.ts, o.values, c.ids, c.ts, c.values)
         return packed if packed is not None else self.to_json_bytes()
 
     def to_json_bytes(self) -> bytes:
         """The version-1 JSON form (still used when a signal id cannot be packed)."""
-        body = {"v": JSON_VERSION, "o": [list(t) for t in zip(*self._open)], "c": [list(t) for t in zip(*self._closed)]}
+        o, c = self._open, self._closed
+        body = {"v": JSON_VERSION, "o": [list(t) for t in zip(o.ids, o.ts, o.values)],
+                "c": [list(t) for t in zip(c.ids, c.ts, c.values)]}
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
@@ -211,12 +207,12 @@ class AccountState:
         try:
             if account_codec.is_packed(raw):
                 o_ids, o_ts, o_mult, c_ids, c_ts, c_pnl = account_codec.unpack(raw)  # exact ints and floats
-                return cls._of(_sorted(_Columns(tuple(o_ids), tuple(o_ts), tuple(o_mult))),
-                               _sorted(_Columns(tuple(c_ids), tuple(c_ts), tuple(c_pnl))))
+                return cls._of(_sorted(list(o_ids), list(o_ts), list(o_mult)),
+                               _sorted(list(c_ids), list(c_ts), list(c_pnl)))
             body = load_versioned(raw, "account state")
             o = [(str(s), int(t), float(m)) for s, t, m in body["o"]]
             c = [(str(s), int(t), float(p)) for s, t, p in body["c"]]
-            return cls._of(_columns(*zip(*o)) if o else _EMPTY, _columns(*zip(*c)) if c else _EMPTY)
+            return cls._of(_columns(*zip(*o)) if o else Rows([], [], []), _columns(*zip(*c)) if c else Rows([], [], []))
         except StateCorrupt:
             raise
         except (KeyError, TypeError, ValueError) as exc:
@@ -236,13 +232,13 @@ def apply_decision(account: AccountState, decision: SizeDecided) -> AccountState
         return account
     ts = to_micros(decision.ts_event)
     multiplier = float(decision.multiplier)
-    lo = bisect_left(o.ts, ts - OPEN_TTL_US)  # kept: ts_us >= horizon (all before lo are older)
-    at = bisect_right(o.ts, ts, lo)  # after every decision at the same time, as a stable sort puts it
+    lo = o.ts_left(ts - OPEN_TTL_US)  # kept: ts_us >= horizon (all before lo are older)
+    at = o.ts_right(ts, lo)  # after every decision at the same time, as a stable sort puts it
     total = account._exact_open_sum()
-    kept, dropped = _insert(o, lo, at, (sid, ts, multiplier), OPEN_LEN)
-    total = _less(_plus(total, multiplier), dropped.values)
+    kept, gone_ids, gone_values = o.inserted(lo, at, (sid, ts, multiplier), OPEN_LEN)
+    total = _less(_plus(total, multiplier), gone_values)
     index.open[sid] = 1  # the index changes last: nothing above raises with it half updated
-    _discount(index.open, dropped.ids)
+    _discount(index.open, gone_ids)
     return AccountState._of(kept, account._closed, total, index)
 
 
@@ -259,34 +255,16 @@ def apply_trade(account: AccountState, trade: TradeClosed) -> AccountState:
     multiplier = 1.0
     total = account._exact_open_sum()
     if sid in index.open:
-        i = o.ids.index(sid)
-        multiplier = o.values[i]
-        if index.open[sid] == 1:
-            gone = o.values[i:i + 1]
-            o = _Columns(*(col[:i] + col[i + 1:] for col in o))
-        else:  # the same id twice (only in a hand-built state): every copy leaves
-            keep = [j for j, s in enumerate(o.ids) if s != sid]
-            gone = tuple(v for s, v in zip(o.ids, o.values) if s == sid)
-            o = _Columns(*(tuple(col[j] for j in keep) for col in o))
+        multiplier = o.value_at(o.index(sid))  # the first copy's (a hand-built state may hold an id twice)
+        o, gone = o.without(sid)
         total = _less(total, gone)
     exit_us = to_micros(trade.exit_ts)
     row = (sid, exit_us, float(trade.r_multiple) * multiplier)
-    closed, dropped = _insert(c, 0, bisect_right(c.ts, exit_us), row, CLOSED_LEN)
+    closed, gone_ids, _ = c.inserted(0, c.ts_right(exit_us), row, CLOSED_LEN)
     index.open.pop(sid, None)  # the index changes last: nothing above raises with it half updated
     index.closed[sid] = index.closed.get(sid, 0) + 1
-    _discount(index.closed, dropped.ids)
+    _discount(index.closed, gone_ids)
     return AccountState._of(o, closed, total, index)
-
-
-def _insert(cols: _Columns, lo: int, at: int, row: tuple[str, int, float], keep: int) -> tuple[_Columns, _Columns]:
-    """``cols[lo:]`` with ``row`` inserted before index ``at``, then its last ``keep`` rows; and the rows left out."""
-    out, gone = [], []
-    for col, value in zip(cols, row):
-        merged = col[lo:at] + (value,) + col[at:]
-        cut = len(merged) - keep
-        out.append(merged[cut:] if cut > 0 else merged)
-        gone.append(col[:lo] + merged[:cut] if cut > 0 else col[:lo])
-    return _Columns(*out), _Columns(*gone)
 
 
 def _plus(total: int | None, value: float) -> int | None:
@@ -301,25 +279,25 @@ def _less(total: int | None, values: Iterable[float]) -> int | None:
     return None if s is None else total - s
 
 
-def _open_risk(o: _Columns, lo: int, hi: int, total: int | None) -> float:
-    """``math.fsum(o.values[lo:hi])``, from the exact sum of all of them less the few outside."""
+def _open_risk(o: Rows, lo: int, hi: int, total: int | None) -> float:
+    """``math.fsum`` of the values in rows ``[lo, hi)``, from the exact sum of all of them less the few outside."""
     if total is not None and hi > lo:
-        inside = _less(_less(total, o.values[:lo]), o.values[hi:])
+        inside = _less(_less(total, o.values_between(0, lo)), o.values_between(hi, len(o)))
         if inside:  # zero: fsum's sign of zero (all -0.0 gives -0.0) is not in an integer
             return exact_sum.to_float(inside)
-    return math.fsum(o.values[lo:hi])
+    return math.fsum(o.values_between(lo, hi))
 
 
 def account_features(account: AccountState, at_us: int) -> dict[str, float]:
     """``acct_*`` features at time ``at_us``; the session is the UTC day of ``at_us``."""
     c, o = account._closed, account._open
     day_start = at_us - at_us % DAY_US
-    lo, hi = bisect_left(c.ts, day_start), bisect_right(c.ts, at_us)
+    lo, hi = c.ts_left(day_start), c.ts_right(at_us)
     equity = peak = 0.0
-    for pnl in c.values[lo:hi]:
+    for pnl in c.values_between(lo, hi):
         equity += pnl
         peak = max(peak, equity)
-    o_lo, o_hi = bisect_left(o.ts, at_us - OPEN_TTL_US), bisect_right(o.ts, at_us)
+    o_lo, o_hi = o.ts_left(at_us - OPEN_TTL_US), o.ts_right(at_us)
     return {
         "acct_session_pnl_r": equity,
         "acct_drawdown_r": peak - equity,

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import agents.account as account
+import agents.rows as rows
 from agents.account import AccountState, ClosedTrade, OpenTrade
 from agents.timestamps import DAY_US, to_micros
 from tests.unit.agents.market import T0, decision, trade
@@ -75,7 +76,8 @@ step = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(step, max_size=40))
 def test_same_states_and_features_as_the_reference(steps):
-    with patch.object(account, "OPEN_LEN", OPEN_CAP), patch.object(account, "CLOSED_LEN", CLOSED_CAP):
+    with (patch.object(account, "OPEN_LEN", OPEN_CAP), patch.object(account, "CLOSED_LEN", CLOSED_CAP),
+          patch.object(rows, "COMPACT_FROM", 2)):
         _replay(steps)
 
 
