@@ -583,10 +583,14 @@ def head_decoder(event_type: type[Event], names: tuple[str, ...]) -> Callable[[b
         schema = schema_dict(event_type)
         fields = [str(f["name"]) for f in schema["fields"]]
         last = max(fields.index(name) for name in names)
-        steps = tuple(_field_step(_kind(f["name"], f["type"])) for f in schema["fields"][: last + 1])
+        steps = tuple(
+            _field_step(kind) if f["name"] in names else _skip_step(kind)
+            for f in schema["fields"][: last + 1]
+            for kind in (_kind(f["name"], f["type"]),)
+        )
     except (Unsupported, ValueError, KeyError):
         return None
-    wanted = tuple((fields.index(name), name) for name in names)
+    order = [name for name in fields if name in names]  # the order they are read in
 
     def decode(body: bytes) -> dict[str, Any]:
         buf = body if type(body) is bytes else bytes(body)
@@ -594,6 +598,24 @@ def head_decoder(event_type: type[Event], names: tuple[str, ...]) -> Callable[[b
         pos = 0
         for step in steps:
             pos = step(buf, pos, out)
-        return {name: out[i] for i, name in wanted}
+        return dict(zip(order, out))
 
     return decode
+
+
+def _skip_step(kind: _Kind) -> Step:
+    """A step over a field that is not wanted: strings and numbers are passed without building a value."""
+    if kind.tag in ("string", "bytes"):
+        return _skip_length_prefixed
+    if kind.tag in ("int", "long", "timestamp"):
+        return _skip_varint
+    inner = _field_step(kind)
+    return lambda buf, pos, out: inner(buf, pos, [])
+
+
+def _skip_length_prefixed(buf: bytes, pos: int, out: list[Any]) -> int:
+    return _read_length(buf, pos)[1]
+
+
+def _skip_varint(buf: bytes, pos: int, out: list[Any]) -> int:
+    return _read_varint(buf, pos)[1]

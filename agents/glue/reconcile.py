@@ -200,7 +200,8 @@ class Reconciler:
                 if now - last_check >= self._check_every_s:  # scanning every pending signal is not free
                     self._republish_due(now)
                     last_check = now
-                self._producer.poll(0)
+                if len(self._producer):  # re-published signals awaiting their delivery report
+                    self._producer.poll(0)
                 if now - last_commit >= self._commit_every_s:
                     self._commit()
                     last_commit = now
