@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
-from itertools import repeat
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
@@ -44,35 +43,48 @@ def _ts(name: str, value: datetime) -> None:
         raise InvalidEvent(f"{name} must be a timezone-aware datetime, got {value!r}")
 
 
+def _is_finite(value: object) -> bool:
+    """A finite int or float that a double holds (an int beyond the double range is not)."""
+    try:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _positive(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+    if not (_is_finite(value) and value > 0):
         raise InvalidEvent(f"{name} must be a finite number > 0, got {value!r}")
 
 
 def _non_negative(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+    if not (_is_finite(value) and value >= 0):
         raise InvalidEvent(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 def _finite(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value)):
+    if not _is_finite(value):
         raise InvalidEvent(f"{name} must be a finite number, got {value!r}")
 
 
 def _all_finite_numbers(values: Iterable[Any]) -> bool:
-    """True when every value passes ``_finite`` (an int or float, finite), checked at C speed.
+    """True when every value is a plain int or float and finite, checked at C speed.
 
-    A finite total of finite numbers is finite, and an infinity or NaN makes the
-    total infinite or NaN (or raises); a total too large for a float raises
-    OverflowError: then ``False``, and the caller checks value by value.
+    ``False`` means "not sure": the caller then checks value by value (``_finite``),
+    which is the rule. A total of finite numbers is finite unless it overflows,
+    and an infinity or NaN makes the total infinite or NaN: so a finite total
+    proves every value finite. Subclasses (bool, numpy floats) and totals too
+    large for a float give ``False``.
     """
     values = tuple(values)
-    if not all(map(isinstance, values, repeat((int, float)))):
+    if not _PLAIN_NUMBERS.issuperset(map(type, values)):
         return False
     try:
-        return math.isfinite(math.fsum(values))
+        return math.isfinite(sum(values))
     except (OverflowError, ValueError):
         return False
+
+
+_PLAIN_NUMBERS: Final = frozenset((int, float))
 
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
