@@ -559,16 +559,22 @@ def _record_decoder(names: tuple[str, ...], kinds: list[_Kind]) -> Callable[[byt
     plan = tuple(steps)
 
     def decode(body: bytes) -> dict[str, Any]:
-        buf = body if type(body) is bytes else bytes(body)
-        out: list[Any] = []
-        pos = 0
-        for step in plan:
-            pos = step(buf, pos, out)
-        if pos != len(buf):
-            raise Refused(f"{len(buf) - pos} bytes left after the record")
+        out, pos, size = _read_fields(plan, body)
+        if pos != size:
+            raise Refused(f"{size - pos} bytes left after the record")
         return dict(zip(names, out))
 
     return decode
+
+
+def _read_fields(steps: tuple[Step, ...], body: bytes) -> tuple[list[Any], int, int]:
+    """The values ``steps`` read from the start of ``body``, the position after them and the body's size."""
+    buf = body if type(body) is bytes else bytes(body)
+    out: list[Any] = []
+    pos = 0
+    for step in steps:
+        pos = step(buf, pos, out)
+    return out, pos, len(buf)
 
 
 @cache
@@ -593,12 +599,7 @@ def head_decoder(event_type: type[Event], names: tuple[str, ...]) -> Callable[[b
     order = [name for name in fields if name in names]  # the order they are read in
 
     def decode(body: bytes) -> dict[str, Any]:
-        buf = body if type(body) is bytes else bytes(body)
-        out: list[Any] = []
-        pos = 0
-        for step in steps:
-            pos = step(buf, pos, out)
-        return dict(zip(order, out))
+        return dict(zip(order, _read_fields(steps, body)[0]))
 
     return decode
 
