@@ -10,10 +10,10 @@ prefix and run as a subprocess with the same broker settings and transport:
 
 The worker is measured in its steady state: its per-symbol account keeps every
 decided-but-unclosed signal of the last 7 days up to ``agents.state.OPEN_LEN``
-(1024), read and rewritten (and changelogged) at every signal, so its cost per
-signal grows with the signals before it until the cap. No fills close them here,
-so the warm-up sends ``OPEN_LEN`` signals per symbol first: throughput and latency
-then see the same state (a busy symbol's in production). ``--fresh`` warms with
+(1024), serialised and changelogged at every commit (a decision itself is an
+append, ``agents.rows``). No fills close them here, so the warm-up sends
+``OPEN_LEN`` signals per symbol first: throughput and latency then see the same
+state (a busy symbol's in production). ``--fresh`` warms with
 200 signals only (lighter state, and the latency run then sees more than the
 throughput run did).
 
