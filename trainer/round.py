@@ -160,7 +160,7 @@ def run_round(
     stats = replay(settings, codec, warehouse_path=path, progress=progress)
     with open_warehouse(path) as warehouse:
         outcomes = warehouse.count("outcomes")
-        rows = load_dataset(warehouse.con.cursor(), feature_names=served_feature_names(feature_set), feature_set=feature_set)
+        rows = load_dataset(warehouse.cursor(), feature_names=served_feature_names(feature_set), feature_set=feature_set)
     base = dict(outcomes=outcomes, rows=len(rows), replay=stats, warehouse_path=path)
     new = outcomes - since_outcomes
     if new < min_new_outcomes:

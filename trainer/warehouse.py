@@ -330,6 +330,13 @@ class Warehouse:
     def close(self) -> None:
         self.con.close()
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """Another connection to the same database whose default is the warehouse, as ``con``'s is
+        (DuckDB's ``cursor()`` alone starts in its in-memory catalog)."""
+        cur = self.con.cursor()
+        cur.execute(f"USE {DATABASE}")
+        return cur
+
     def offsets(self) -> dict[tuple[str, int], int]:
         """Next offset to read per (topic, partition)."""
         return {(t, p): o for t, p, o in self.con.execute("SELECT topic, partition, next_offset FROM offsets").fetchall()}
