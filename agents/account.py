@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from collections.abc import Iterable
@@ -71,19 +72,12 @@ class _IdIndex:
     __slots__ = ("open", "closed", "version")
 
     def __init__(self, o: Rows, c: Rows) -> None:
-        self.open: dict[str, int] = _counts(o.ids)
-        self.closed: dict[str, int] = _counts(c.ids)
+        self.open: Counter[str] = Counter(o.ids)
+        self.closed: Counter[str] = Counter(c.ids)
         self.version = 0
 
 
-def _counts(ids: Iterable[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for sid in ids:
-        counts[sid] = counts.get(sid, 0) + 1
-    return counts
-
-
-def _discount(counts: dict[str, int], ids: Iterable[str]) -> None:
+def _discount(counts: Counter[str], ids: Iterable[str]) -> None:
     for sid in ids:
         n = counts[sid] - 1
         if n:
