@@ -97,6 +97,12 @@ class ReconcileState:
         if len(self.decided) > DECIDED_MEMORY:
             self.decided.popitem(last=False)
 
+    def saw_undecidable(self, signal_id: str, partition: int, offset: int) -> None:
+        """A signal the worker dead-letters on sight (unknown strategy): settled as if decided, its offset passed."""
+        self.saw_decision(signal_id, -1, -1)
+        self.next_decision_offset.pop(-1, None)
+        self.next_signal_offset[partition] = max(self.next_signal_offset.get(partition, 0), offset + 1)
+
     def drop(self, signal_id: str) -> None:
         """Stop tracking ``signal_id`` (the worker dead-letters it: it will never have a decision)."""
         self.pending.pop(signal_id, None)
@@ -240,9 +246,7 @@ class Reconciler:
             topic = msg.topic()
             if topic == self._signals and event_type is SignalRaised:
                 if not self._decidable(head["strategy_id"]):
-                    state.saw_decision(head["signal_id"], -1, -1)  # dead-lettered by the worker
-                    state.next_decision_offset.pop(-1, None)
-                    state.next_signal_offset[msg.partition()] = max(state.next_signal_offset.get(msg.partition(), 0), msg.offset() + 1)
+                    state.saw_undecidable(head["signal_id"], msg.partition(), msg.offset())
                     continue
                 state.saw_signal(head["signal_id"], msg.partition(), msg.offset(), msg.key(), msg.value(), now)
             elif topic == self._decisions and event_type is SizeDecided:
