@@ -39,7 +39,7 @@ from agents.glue import decided_record
 from agents.glue.bar_clock import BarClock
 from agents.glue.changelog import ChangelogWriter
 from agents.glue.fills import FillHandlers, TradeEffects, open_ids, signal_record
-from agents.glue.handlers import Effects, Handlers, Outgoing, Source, history_key
+from agents.glue.handlers import Effects, Handlers, Source, history_key
 from agents.glue.metrics import WorkerMetrics
 from agents.glue.models import LoadModel, ModelWatcher, default_load_model
 from agents.glue.ports import Pipeline, default_pipeline
@@ -120,29 +120,31 @@ def create_app(
         # the changelog record goes to the partition of the record that changed it last
         changelog.set(account, sym, handlers.account_bytes(state), partition)
 
-    accounts: WriteBehind[bytes, Any] = WriteBehind(lambda sym: handlers.account_of(account.get(sym)), write_account)
+    read = changelog.get  # a table's value or None, straight from its memory store (see ChangelogWriter)
+    accounts: WriteBehind[bytes, Any] = WriteBehind(lambda sym: handlers.account_of(read(account, sym)), write_account)
     app.producer.before_flush(accounts.flush)  # Faust flushes the producer before every commit
 
-    async def apply(effects: Effects, src: Source) -> None:
+    def apply(effects: Effects, src: Source) -> None:
+        """Hand ``effects``' records to the producer (``produce_now``: sent before the next commit)."""
+        produce_now = app.producer.produce_now
         for out in effects.outgoing:
-            await send(out, src)
+            same_partition = out.topic != dlq_topic  # features/decisions follow their signal
+            produce_now(out.topic, out.key, out.value, src.partition if same_partition else None)
 
-    async def send(out: Outgoing, src: Source) -> None:
-        same_partition = out.topic != dlq_topic  # features/decisions follow their signal
-        app.producer.produce_now(out.topic, out.key, out.value, src.partition if same_partition else None)
-
-    async def apply_trades(effects: TradeEffects, symbol: bytes, src: Source) -> None:
+    def apply_trades(effects: TradeEffects, symbol: bytes, src: Source) -> None:
         for key, value in effects.trades:
             trades[key] = value
         if effects.open_index is not None:
             open_trades[symbol] = effects.open_index
-        await apply(effects.as_effects(), src)
+        apply(effects.as_effects(), src)
+
+    def bar_is_due(sym: bytes, ts_event: Any) -> bool:
+        """A bar closing at or before the signal is due and not seen yet (``agents.glue.bar_clock``)."""
+        return settings.signal_bar_wait_ms > 0 and bar_clock.bar_due(sym, int(ts_event.timestamp() * 1_000_000))
 
     async def bar_caught_up(sym: bytes, ts_event: Any) -> None:
-        """Wait (at most ``signal_bar_wait_ms``) for a bar closing at or before the signal (``agents.glue.bar_clock``)."""
+        """Wait (at most ``signal_bar_wait_ms``) for a due bar (``bar_is_due``)."""
         ts_us = int(ts_event.timestamp() * 1_000_000)
-        if settings.signal_bar_wait_ms <= 0 or not bar_clock.bar_due(sym, ts_us):
-            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.signal_bar_wait_ms / 1000
         while bar_clock.bar_due(sym, ts_us):
@@ -157,7 +159,7 @@ def create_app(
         """Fold a trade into strategy history and account (idempotent by signal_id); written at once."""
         sym = trade.symbol.encode()
         hkey = history_key(trade.symbol, trade.strategy_id).encode()
-        effects = handlers.on_outcome(src, trade, history=history.get(hkey), account=accounts.get(sym))
+        effects = handlers.on_outcome(src, trade, history=read(history, hkey), account=accounts.get(sym))
         if effects.history is not None:
             history[hkey] = effects.history
         if effects.account is not None:
@@ -169,7 +171,7 @@ def create_app(
         """The signal's ``trades`` entry; before its first fill, a fresh one from the signal kept with its decision."""
         record = trades.get(sid)
         if record is None:
-            stored = decided.get(sid)
+            stored = read(decided, sid)
             received = decided_record.unpack(stored)[1] if stored is not None else None
             record = signal_record(received) if received is not None else None
         return record
@@ -184,7 +186,7 @@ def create_app(
             src = source(record)
             event = handlers.decode(src, expected)
             if isinstance(event, Effects):
-                await apply(event, src)
+                apply(event, src)
                 continue
             yield src, event
 
@@ -192,45 +194,45 @@ def create_app(
     async def bars_agent(stream: Any) -> None:
         async for src, bar in decoded(stream, BarClosed):
             key = bar.symbol.encode()
-            effects = handlers.on_bar(src, bar, symbol_state.get(key))
+            effects = handlers.on_bar(src, bar, read(symbol_state, key))
             if effects.symbol_state is not None:
                 symbol_state[key] = effects.symbol_state
                 bar_clock.saw_bar(key, int(bar.ts_event.timestamp() * 1_000_000), bar.interval)
                 ids = open_ids(open_trades.get(key))
                 if ids:
                     marks = fill_handlers.on_bar(bar, {i: trades.get(i.encode()) for i in ids})
-                    await apply_trades(marks, key, src)
-            await apply(effects, src)
+                    apply_trades(marks, key, src)
+            apply(effects, src)
 
     @app.agent(raw_topic("signals"), name="signals")
     async def signals_agent(stream: Any) -> None:
         async for src, signal in decoded(stream, SignalRaised):
-            await on_signal(src, signal)
+            sid = signal.signal_id.encode()
+            stored = read(decided, sid)
+            if stored is None and bar_is_due(sym := signal.symbol.encode(), signal.ts_event):
+                await bar_caught_up(sym, signal.ts_event)  # only this agent writes `decided`: still None after
+            on_signal(src, signal, sid, stored)
 
-    async def on_signal(src: Source, signal: SignalRaised) -> None:
+    def on_signal(src: Source, signal: SignalRaised, sid: bytes, stored: bytes | None) -> None:
         sym = signal.symbol.encode()
-        sid = signal.signal_id.encode()
         hkey = history_key(signal.symbol, signal.strategy_id).encode()
-        stored = decided.get(sid)
-        if stored is None:
-            await bar_caught_up(sym, signal.ts_event)  # only this agent writes `decided`: still None after
         effects = handlers.on_signal(
             src, signal,
             decided=stored,
-            symbol_state=symbol_state.get(sym),
-            history=history.get(hkey),
+            symbol_state=read(symbol_state, sym),
+            history=read(history, hkey),
             account=accounts.get(sym),
         )
         if effects.decision is not None:  # record before sending: a replay re-sends, never re-decides
             changelog.set(decided, sid, decided_record.pack(effects.decision, src.value), src.partition)
         if effects.account is not None:
             accounts.put(sym, effects.account, src.partition)
-        await apply(effects, src)
+        apply(effects, src)
 
     @app.agent(raw_topic("outcomes"), name="outcomes")
     async def outcomes_agent(stream: Any) -> None:
         async for src, trade in decoded(stream, TradeClosed):
-            await apply(apply_outcome(trade, src), src)
+            apply(apply_outcome(trade, src), src)
 
     @app.agent(raw_topic("fills"), name="fills")
     async def fills_agent(stream: Any) -> None:
@@ -238,7 +240,7 @@ def create_app(
             sym = fill.symbol.encode()
             effects = fill_handlers.on_fill(src, fill, record=trade_record(fill.signal_id.encode()),
                                             open_index=open_trades.get(sym))
-            await apply_trades(effects, sym, src)
+            apply_trades(effects, sym, src)
             for closed in effects.closed:  # applied here at once; the copy on the outcomes topic is a no-op
                 metrics.outcomes.inc()
                 apply_outcome(closed, src)

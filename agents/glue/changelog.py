@@ -1,4 +1,4 @@
-"""Table writes on the signal path: the value in memory and its changelog record, without Faust's per-write future.
+"""Table reads and writes on the signal path, without Faust's per-access machinery.
 
 ``table[key] = value`` in Faust sends the changelog record through
 ``Topic.send_soon``: a ``FutureMessage``, a buffer task and a delivery callback
@@ -10,8 +10,15 @@ transactions; so a write is the same as: the record handed to the producer
 commit like any other) and the value set in the table's store. Per signal that
 saves two of the worker's four producer round trips through Faust.
 
+Reads the same way: ``table.get(key)`` goes through ``Mapping.get``, the table's
+``__getitem__``, a sensor call and, for a key the table does not hold (every new
+signal's ``decided`` entry), ``__missing__`` raising ``KeyError``; the memory
+store's dict answers the same lookup directly (``get``). The only thing skipped
+is Faust's table-get counter of its own monitor.
+
 ``ChangelogWriter(app)`` refuses an app where this would not hold (another
-store, exactly-once processing): there, plain ``table[key] = value`` is right.
+store, exactly-once processing): there, plain ``table[key] = value`` and
+``table.get(key)`` are right.
 """
 
 from __future__ import annotations
@@ -27,8 +34,17 @@ class ChangelogWriter:
         if str(getattr(app.conf, "processing_guarantee", "at_least_once")).lower().endswith("exactly_once"):
             raise ValueError("ChangelogWriter bypasses Faust's transactional sends: not for exactly-once processing")
         self._app = app
+        self._topics: dict[int, str] = {}  # id(table) -> its changelog topic's name
 
     def set(self, table: Any, key: bytes, value: bytes, partition: int) -> None:
         """``table[key] = value`` with the changelog record on ``partition`` (the partition of the record being processed)."""
-        self._app.producer.produce_now(table.changelog_topic.get_topic_name(), key, value, partition)
-        table.data[key] = value
+        topic = self._topics.get(id(table))
+        if topic is None:
+            topic = self._topics[id(table)] = table.changelog_topic.get_topic_name()
+        self._app.producer.produce_now(topic, key, value, partition)
+        table.data.data[key] = value
+
+    @staticmethod
+    def get(table: Any, key: bytes) -> Any:
+        """``table.get(key)``: the value in the table's memory store, or ``None``."""
+        return table.data.data.get(key)

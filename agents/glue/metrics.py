@@ -37,9 +37,13 @@ class WorkerMetrics:
         self.model_info = Gauge("rlsizer_model_info", "The model version serving (1) ", ["version"], registry=r)
         self.model_swaps = Counter("rlsizer_model_swaps", "Model hot swaps, by result", ["result"], registry=r)
         self.outcomes = Counter("rlsizer_outcomes", "Trades closed (TradeClosed derived from fills)", registry=r)
+        self._decisions_by_policy: dict[str, Any] = {}
 
     def decided(self, decision: SizeDecided) -> None:
-        self.decisions.labels(decision.policy).inc()
+        by_policy = self._decisions_by_policy.get(decision.policy)
+        if by_policy is None:  # ``labels()`` builds and locks per call: its child is kept per policy
+            by_policy = self._decisions_by_policy[decision.policy] = self.decisions.labels(decision.policy)
+        by_policy.inc()
         self.latency.observe(decision.latency_us / 1e6)
         self.multiplier.observe(decision.multiplier)
         self.last_decision = time.time()

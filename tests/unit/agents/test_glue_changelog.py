@@ -17,3 +17,22 @@ def test_other_stores_or_exactly_once_are_refused(conf):
     app = faust.App("t-cl-no", broker="kafka://127.0.0.1:1", **{"store": "memory://", **conf})
     with pytest.raises(ValueError, match="ChangelogWriter"):
         ChangelogWriter(app)
+
+
+def test_reads_and_writes_are_those_of_the_table():
+    app = faust.App("t-cl-rw", store="memory://", broker="kafka://127.0.0.1:1")
+    table = app.Table("t", key_type=bytes, value_type=bytes, partitions=2)
+    sent = []
+
+    class Producer:
+        def produce_now(self, topic, key, value, partition):
+            sent.append((topic, key, value, partition))
+
+    app._producer = Producer()
+    writer = ChangelogWriter(app)
+    assert writer.get(table, b"k") is None
+    writer.set(table, b"k", b"v1", 1)
+    writer.set(table, b"k", b"v2", 0)
+    assert writer.get(table, b"k") == table.get(b"k") == b"v2"
+    assert writer.get(table, b"other") is None and table.get(b"other") is None
+    assert sent == [(table.changelog_topic.get_topic_name(), b"k", b"v1", 1), (table.changelog_topic.get_topic_name(), b"k", b"v2", 0)]
