@@ -28,11 +28,10 @@ The decoder is for bodies written with exactly our schema: no schema resolution.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cache
-from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -50,6 +49,7 @@ _LONG_MIN: Final = -(1 << 63)
 _LONG_MAX: Final = (1 << 63) - 1
 _DOUBLE: Final = struct.Struct("<d")
 _ONE_BYTE: Final = tuple(bytes((i,)) for i in range(0x80))
+_LENGTH: Final = tuple(bytes((n << 1,)) for n in range(0x40))  # [n]: the varint of a length n < 64
 _SPREAD_LIMIT: Final = 1 << 56  # varints of up to 8 bytes are built without a loop
 _CONTINUATION: Final = tuple(int.from_bytes(b"\x80" * (size - 1), "little") for size in range(9))  # [size]
 _MAX_SHAPES: Final = 64  # key sets remembered per map field (the live feature maps have one)
@@ -134,6 +134,30 @@ def _kind(field: str, avro_type: Any) -> _Kind:
     raise Unsupported(f"field {field!r}: type {avro_type!r} is not compiled")
 
 
+# --- generated source ---------------------------------------------------------------------
+
+
+class _Source:
+    """Python source of one generated function and the constants it names (``_c0``, ``_c1``, ...)."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, Any] = {}
+        self._by_id: dict[int, str] = {}
+
+    def const(self, value: Any) -> str:
+        name = self._by_id.get(id(value))
+        if name is None:
+            name = self._by_id[id(value)] = f"_c{len(self.names)}"
+            self.names[name] = value  # held here, so its id is not reused while the source is built
+        return name
+
+    def function(self, name: str, lines: list[str]) -> Callable[..., Any]:
+        namespace = dict(self.names)
+        exec(compile("\n".join(lines), f"<fast_avro {name}>", "exec"), namespace)  # noqa: S102 (our own source)
+        function: Callable[..., Any] = namespace[name]
+        return function
+
+
 # --- encoding ---------------------------------------------------------------------------
 
 
@@ -173,61 +197,10 @@ def _encode_bytes(value: Any) -> bytes:
     return (_ONE_BYTE[n << 1] if n < 0x40 else _varint(n)) + value
 
 
-def _encode_long(value: Any) -> bytes:
-    if type(value) is not int:
-        raise Refused(f"not an int: {type(value).__name__}")
-    return _varint(value)
-
-
-def _encode_timestamp(value: Any) -> bytes:
-    # fastavro: an aware datetime becomes its microseconds since the epoch, an int is
-    # written as is; anything else (naive datetimes: local time) is left to it.
-    if type(value) is datetime and value.tzinfo is not None:
-        return _varint((value - _EPOCH) // _MICROSECOND)
-    if type(value) is int:
-        return _varint(value)
-    raise Refused(f"not an aware datetime or an int: {type(value).__name__}")
-
-
-def _encode_double(value: Any) -> bytes:
-    return _DOUBLE.pack(float(value))  # fastavro calls float() on a record field of type double
-
-
-def _double_run(count: int) -> Encoder:
-    """Several consecutive double fields in one ``struct`` call."""
-    pack = struct.Struct(f"<{count}d").pack
-
-    def encode(values: Sequence[Any]) -> bytes:
-        return pack(*map(float, values))
-
-    return encode
-
-
-def _enum_encoder(symbols: tuple[str, ...]) -> Encoder:
-    table = {symbol: _varint(i) for i, symbol in enumerate(symbols)}
-
-    def encode(value: Any) -> bytes:
-        if type(value) is not str or value not in table:
-            raise Refused(f"not a symbol of {symbols}: {value!r}")
-        return table[value]
-
-    return encode
-
-
 def _nullable_encoder(null_index: int, inner: str) -> Encoder:
+    """A union of null and a string or bytes (the double one is generated inline)."""
     null = _varint(null_index)
     branch = _varint(1 - null_index)
-    if inner == "double":  # fastavro picks the double branch for any float, then packs it as is
-        pack = _DOUBLE.pack
-
-        def encode_double(value: Any) -> bytes:
-            if value is None:
-                return null
-            if not isinstance(value, float):
-                raise Refused(f"not a float: {type(value).__name__}")
-            return branch + pack(value)
-
-        return encode_double
     encode_inner = _encode_string if inner == "string" else _encode_bytes
 
     def encode(value: Any) -> bytes:
@@ -306,19 +279,10 @@ def _double_map_encoder() -> Encoder:
 
 
 def _field_encoder(kind: _Kind) -> Encoder:
-    if kind.tag == "string":
-        return _encode_string
+    """The encoder the generated code calls for a field it does not write inline."""
     if kind.tag == "bytes":
         return _encode_bytes
-    if kind.tag in ("int", "long"):
-        return _encode_long
-    if kind.tag == "double":
-        return _encode_double
-    if kind.tag == "timestamp":
-        return _encode_timestamp
-    if kind.tag == "enum":
-        return _enum_encoder(kind.symbols)
-    if kind.tag == "nullable":
+    if kind.tag == "nullable" and kind.inner != "double":
         return _nullable_encoder(kind.null_index, kind.inner)
     if kind.tag == "map":
         return _double_map_encoder() if kind.inner == "double" else _encode_string_map
@@ -326,25 +290,72 @@ def _field_encoder(kind: _Kind) -> Encoder:
 
 
 def _record_encoder(names: tuple[str, ...], kinds: list[_Kind]) -> Callable[[object], bytes]:
-    """Fields in order; runs of double fields are packed together."""
-    groups: list[tuple[Callable[[object], Any], Encoder]] = []
+    """A generated function: one attribute read per field, no call per field, one ``b"".join``."""
+    src = _Source()
+    lines = ["def encode(event):"]
+    parts: list[str] = []
     i = 0
     while i < len(names):
         j = i
         while j < len(names) and kinds[j].tag == "double":
             j += 1
-        if j - i > 1:
-            groups.append((attrgetter(*names[i:j]), _double_run(j - i)))
+        if j - i > 1:  # a run of doubles: one struct call
+            pack = src.const(struct.Struct(f"<{j - i}d").pack)
+            parts.append(f"{pack}({', '.join(f'float(event.{name})' for name in names[i:j])})")
             i = j
-        else:
-            groups.append((attrgetter(names[i]), _field_encoder(kinds[i])))
-            i += 1
-    plan = tuple(groups)
+            continue
+        lines += [f"    v = event.{names[i]}"] + [f"    {line}" for line in _encode_lines(src, i, names[i], kinds[i])]
+        parts.append(f"r{i}" if kinds[i].tag != "string" else f"h{i}, r{i}")
+        i += 1
+    lines.append(f"    return b''.join(({', '.join(parts)},))")
+    return src.function("encode", lines)
 
-    def encode(event: object) -> bytes:
-        return b"".join([encode_value(get(event)) for get, encode_value in plan])
 
-    return encode
+def _encode_lines(src: _Source, i: int, name: str, kind: _Kind) -> list[str]:
+    """Statements that set ``r{i}`` (and ``h{i}``, a string's length) from ``v``, the value of field ``name``."""
+    refuse = f"raise {src.const(Refused)}(f'{name}: {{type(v).__name__}} {{v!r:.40}} is not written as fastavro would here')"
+    if kind.tag == "string":
+        return [
+            f"if type(v) is not str: {refuse}",
+            f"r{i} = v.encode()",
+            "n = len(r%d)" % i,
+            f"h{i} = {src.const(_LENGTH)}[n] if n < 0x40 else {src.const(_varint)}(n)",
+        ]
+    if kind.tag == "timestamp":  # fastavro: an aware datetime as micros since the epoch (always a long), an int as is
+        return [
+            f"if type(v) is {src.const(datetime)} and v.tzinfo is not None:",
+            f"    n = (v - {src.const(_EPOCH)}) // {src.const(_MICROSECOND)}",
+            "    z = (n << 1) ^ (n >> 63)",
+            f"    if {1 << 49} <= z < {1 << 56}:  # 8 bytes (2**48 <= |n| < 2**55 us: years 1978-3111), as _varint",
+            "        x = (z & 0xFFFFFFF) | ((z & 0xFFFFFFF0000000) << 4)",
+            "        x = (x & 0x00003FFF00003FFF) | ((x & 0x0FFFC0000FFFC000) << 2)",
+            "        x = (x & 0x007F007F007F007F) | ((x & 0x3F803F803F803F80) << 1)",
+            f"        r{i} = (x | {_CONTINUATION[8]}).to_bytes(8, 'little')",
+            "    else:",
+            f"        r{i} = {src.const(_varint)}(n)",
+            "elif type(v) is int:",
+            f"    r{i} = {src.const(_varint)}(v)",
+            "else:",
+            f"    {refuse}",
+        ]
+    if kind.tag == "enum":
+        table = src.const({symbol: _varint(k) for k, symbol in enumerate(kind.symbols)})
+        return [f"r{i} = {table}.get(v) if type(v) is str else None", f"if r{i} is None: {refuse}"]
+    if kind.tag == "nullable" and kind.inner == "double":  # fastavro picks the double branch for any float
+        null, branch = src.const(_varint(kind.null_index)), src.const(_varint(1 - kind.null_index))
+        return [
+            f"if v is None: r{i} = {null}",
+            f"elif isinstance(v, float): r{i} = {branch} + {src.const(_DOUBLE.pack)}(v)",
+            f"else: {refuse}",
+        ]
+    if kind.tag == "double":
+        return [f"r{i} = {src.const(_DOUBLE.pack)}(float(v))"]  # fastavro calls float() on a double field
+    if kind.tag in ("int", "long"):
+        return [
+            f"if type(v) is not int: {refuse}",
+            f"r{i} = {src.const(_ONE_BYTE)}[(v << 1) ^ (v >> 63)] if -0x40 <= v < 0x40 else {src.const(_varint)}(v)",
+        ]
+    return [f"r{i} = {src.const(_field_encoder(kind))}(v)"]
 
 
 # --- decoding ---------------------------------------------------------------------------
@@ -543,28 +554,103 @@ def _field_step(kind: _Kind) -> Step:
 
 
 def _record_decoder(names: tuple[str, ...], kinds: list[_Kind]) -> Callable[[bytes], dict[str, Any]]:
-    """Fields in order; runs of double fields are unpacked together; every byte must be used."""
-    steps: list[Step] = []
+    """A generated function reading the fields in order into ``f0``, ``f1``, ...; every byte must be used.
+
+    Lengths and varints of one byte, timestamps of eight and runs of doubles are
+    read inline, anything else by the steps below. Positions are not checked
+    against the body's size on the way: ``pos`` only grows, a read past the end
+    raises or leaves ``pos`` beyond the end, and then the last check refuses it.
+    """
+    src = _Source()
+    lines = ["def decode(body):", "    buf = body if type(body) is bytes else bytes(body)", "    pos = 0"]
     i = 0
     while i < len(names):
         j = i
         while j < len(names) and kinds[j].tag == "double":
             j += 1
-        if j > i:
-            steps.append(_double_run_step(j - i))
+        if j > i:  # a run of doubles: one struct call
+            unpack = src.const(struct.Struct(f"<{j - i}d").unpack_from)
+            lines += [f"    {', '.join(f'f{k}' for k in range(i, j))}, = {unpack}(buf, pos)", f"    pos += {8 * (j - i)}"]
             i = j
+            continue
+        lines += [f"    {line}" for line in _decode_lines(src, f"f{i}", kinds[i])]
+        i += 1
+    refused = src.const(Refused)
+    lines += [
+        "    if pos != len(buf):",
+        f"        raise {refused}('short body' if pos > len(buf) else f'{{len(buf) - pos}} bytes left after the record')",
+        "    return {" + ", ".join(f"{name!r}: f{k}" for k, name in enumerate(names)) + "}",
+    ]
+    return src.function("decode", lines)
+
+
+def _decode_lines(src: _Source, var: str, kind: _Kind) -> list[str]:
+    """Statements that read one field of ``kind`` at ``pos`` into ``var`` and move ``pos`` past it."""
+    if kind.tag in ("string", "bytes"):
+        decode = ".decode()" if kind.tag == "string" else ""
+        return [
+            "b = buf[pos]",
+            "if b & 0x81:  # not a one-byte length, or a negative one",
+            f"    start, pos = {src.const(_read_length)}(buf, pos)",
+            "else:",
+            "    start = pos + 1",
+            "    pos = start + (b >> 1)",
+            f"{var} = buf[start:pos]{decode}",
+        ]
+    if kind.tag in ("int", "long"):
+        return [
+            "b = buf[pos]",
+            f"if b < 0x80: {var} = (b >> 1) ^ -(b & 1); pos += 1",
+            f"else: {var}, pos = {src.const(_read_varint)}(buf, pos)",
+        ]
+    if kind.tag == "timestamp":  # fastavro: epoch + timedelta(microseconds=value)
+        return [
+            "x = int.from_bytes(buf[pos:pos + 8], 'little')",
+            "if x & 0x8080808080808080 == 0x0080808080808080:  # 8 bytes: gather the 7-bit groups",
+            "    x = (x & 0x007F007F007F007F) | ((x & 0x7F007F007F007F00) >> 1)",
+            "    x = (x & 0x00003FFF00003FFF) | ((x & 0x3FFF00003FFF0000) >> 2)",
+            "    x = (x & 0x000000000FFFFFFF) | ((x & 0x0FFFFFFF00000000) >> 4)",
+            "    n = (x >> 1) ^ -(x & 1)",
+            "    pos += 8",
+            "else:",
+            f"    n, pos = {src.const(_read_varint)}(buf, pos)",
+            f"{var} = {src.const(_EPOCH)} + {src.const(timedelta)}(0, 0, n)",
+        ]
+    if kind.tag == "enum":
+        by_byte = src.const(tuple(kind.symbols[b >> 1] if b < 2 * len(kind.symbols) and not b & 1 else None for b in range(256)))
+        return [
+            f"{var} = {by_byte}[buf[pos]]",
+            f"if {var} is None: {var}, pos = {src.const(_run_step)}({src.const(_enum_step(kind.symbols))}, buf, pos)",
+            "else: pos += 1",
+        ]
+    if kind.tag == "nullable":
+        null, branch = _varint(kind.null_index)[0], _varint(1 - kind.null_index)[0]
+        if kind.inner == "double":
+            inner = [f"{var}, = {src.const(_DOUBLE.unpack_from)}(buf, pos)", "pos += 8"]
         else:
-            steps.append(_field_step(kinds[i]))
-            i += 1
-    plan = tuple(steps)
+            inner = _decode_lines(src, var, _Kind(kind.inner))
+        return [
+            "b = buf[pos]",
+            "pos += 1",
+            f"if b == {null}: {var} = None",
+            f"elif b == {branch}:",
+            *(f"    {line}" for line in inner),
+            f"else: raise {src.const(Refused)}(f'union index byte {{b}} is not {null} or {branch}')",
+        ]
+    if kind.tag == "map":
+        step = src.const(_field_step(kind))
+        return [
+            f"if buf[pos] == 0: {var} = {{}}; pos += 1",
+            f"else: {var}, pos = {src.const(_run_step)}({step}, buf, pos)",
+        ]
+    raise Unsupported(f"no decoder for {kind}")
 
-    def decode(body: bytes) -> dict[str, Any]:
-        out, pos, size = _read_fields(plan, body)
-        if pos != size:
-            raise Refused(f"{size - pos} bytes left after the record")
-        return dict(zip(names, out))
 
-    return decode
+def _run_step(step: Step, buf: bytes, pos: int) -> tuple[Any, int]:
+    """The value ``step`` reads at ``pos`` and the position after it."""
+    out: list[Any] = []
+    pos = step(buf, pos, out)
+    return out[0], pos
 
 
 def _read_fields(steps: tuple[Step, ...], body: bytes) -> tuple[list[Any], int, int]:

@@ -390,3 +390,38 @@ def test_timestamps_decode_as_utc_datetimes_like_fastavro() -> None:
     record = fast(SignalRaised).decode(fast(SignalRaised).encode(signal))
     assert record["ts_event"] == ts and record["ts_event"].tzinfo is timezone.utc
     assert identical(record, fastavro_record(SignalRaised, fastavro_bytes(SignalRaised, record_of(signal))))
+
+
+# --- the generated code's inline cases and their edges ----------------------------------------
+
+# Zigzag values 2**49 .. 2**56 - 1 are the 8-byte varints written and read inline (timestamps of
+# 1978-3111 and before 1961); just outside they take the generic varint code.
+_EDGE_MICROS = sorted({m for z in (0x80, 1 << 49, 1 << 56, 1 << 63) for d in (-2, -1, 0, 1) for m in ((z + d) >> 1, -((z + d) >> 1) - 1)})
+
+
+@pytest.mark.parametrize("micros", [m for m in _EDGE_MICROS if -62135596800000000 <= m < 253402300800000000])
+def test_timestamps_at_the_edges_of_the_inline_varint(micros: int) -> None:
+    ts = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
+    for value in (ts, ts.astimezone(timezone(timedelta(hours=5, minutes=30))), micros):
+        record = record_of(make_signal()) | {"ts_event": value, "ts_init": value}
+        body = fast(SignalRaised).encode(SimpleNamespace(**record))
+        assert body == fastavro_bytes(SignalRaised, record)
+        assert identical(fast(SignalRaised).decode(body), fastavro_record(SignalRaised, body))
+
+
+@pytest.mark.parametrize("micros", _EDGE_MICROS)
+def test_timestamp_ints_at_the_edges_give_fastavro_bytes_or_a_refusal(micros: int) -> None:
+    record = record_of(make_signal()) | {"ts_event": micros}
+    try:
+        body = fast(SignalRaised).encode(SimpleNamespace(**record))
+    except Refused:
+        assert not -(2**63) <= micros < 2**63
+        return
+    assert body == fastavro_bytes(SignalRaised, record)
+    try:
+        got = fast(SignalRaised).decode(body)
+    except OverflowError:  # beyond datetime's range: fastavro fails too
+        with pytest.raises(OverflowError):
+            fastavro_record(SignalRaised, body)
+        return
+    assert identical(got, fastavro_record(SignalRaised, body))
