@@ -28,6 +28,7 @@ The decoder is for bodies written with exactly our schema: no schema resolution.
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -50,6 +51,13 @@ _LONG_MAX: Final = (1 << 63) - 1
 _DOUBLE: Final = struct.Struct("<d")
 _ONE_BYTE: Final = tuple(bytes((i,)) for i in range(0x80))
 _LENGTH: Final = tuple(bytes((n << 1,)) for n in range(0x40))  # [n]: the varint of a length n < 64
+_CONTINUED: Final = tuple(bytes((i | 0x80,)) for i in range(0x80))  # [i]: a 7-bit group with more to come
+
+
+@cache
+def _CONTINUED_PAIRS() -> tuple[bytes, ...]:  # noqa: N802 (a constant, built on first use: 16384 bytes objects, ~0.8 MB)
+    """[c]: two 7-bit groups of a 14-bit ``c``, both with more to come."""
+    return tuple(bytes(((c & 0x7F) | 0x80, (c >> 7) | 0x80)) for c in range(1 << 14))
 _SPREAD_LIMIT: Final = 1 << 56  # varints of up to 8 bytes are built without a loop
 _CONTINUATION: Final = tuple(int.from_bytes(b"\x80" * (size - 1), "little") for size in range(9))  # [size]
 _MAX_SHAPES: Final = 64  # key sets remembered per map field (the live feature maps have one)
@@ -234,8 +242,7 @@ class _Shape:
     as one ``s`` item followed by the value's ``d``, then the 0 ending the blocks).
     """
 
-    keys: tuple[str, ...]
-    key_types: tuple[type, ...]  # (str, str, ...): what an encoded map's keys must be, exactly
+    keys: tuple[str, ...]  # interned: a map whose keys are interned compares by identity
     key_bytes: tuple[bytes, ...]  # the first one carries the entry count in front
     layout: struct.Struct
 
@@ -246,7 +253,7 @@ def _shape(keys: tuple[str, ...]) -> _Shape:
     key_bytes = [_encode_string(k) for k in keys]
     key_bytes[0] = _varint(len(keys)) + key_bytes[0]
     layout = struct.Struct("<" + "".join(f"{len(kb)}sd" for kb in key_bytes) + "B")
-    return _Shape(keys, (str,) * len(keys), tuple(key_bytes), layout)
+    return _Shape(tuple(map(sys.intern, keys)), tuple(key_bytes), layout)
 
 
 def _double_map_encoder() -> Encoder:
@@ -258,7 +265,13 @@ def _double_map_encoder() -> Encoder:
         _check_map(value)
         if not value:
             return b"\x00"
-        keys = tuple(value)
+        # Exact str keys only (fastavro calls a key's own encode()): sys.intern raises
+        # TypeError for a str subclass, and gives the interned key, so that the
+        # comparison below is by identity when the key set is the last one.
+        try:
+            keys = tuple(map(sys.intern, value))
+        except TypeError:
+            raise Refused("map keys must be str") from None
         shape = last
         if shape is None or keys != shape.keys:
             shape = shapes.get(keys)
@@ -267,9 +280,6 @@ def _double_map_encoder() -> Encoder:
                 if len(shapes) < _MAX_SHAPES:
                     shapes[keys] = shape
             last = shape
-        # Exact str keys only: a key equal to a remembered one but of another type is refused.
-        if tuple(map(type, keys)) != shape.key_types:
-            raise Refused("map keys must be str")
         args: list[Any] = [0] * (2 * len(keys) + 1)
         args[0:-1:2] = shape.key_bytes
         args[1:-1:2] = value.values()  # packed with struct's float conversion, as fastavro's write_double
@@ -305,7 +315,7 @@ def _record_encoder(names: tuple[str, ...], kinds: list[_Kind]) -> Callable[[obj
             i = j
             continue
         lines += [f"    v = event.{names[i]}"] + [f"    {line}" for line in _encode_lines(src, i, names[i], kinds[i])]
-        parts.append(f"r{i}" if kinds[i].tag != "string" else f"h{i}, r{i}")
+        parts.append({"string": f"h{i}, r{i}", "timestamp": f"r{i}, r{i}b, r{i}c, r{i}d, r{i}e"}.get(kinds[i].tag, f"r{i}"))
         i += 1
     lines.append(f"    return b''.join(({', '.join(parts)},))")
     return src.function("encode", lines)
@@ -322,19 +332,21 @@ def _encode_lines(src: _Source, i: int, name: str, kind: _Kind) -> list[str]:
             f"h{i} = {src.const(_LENGTH)}[n] if n < 0x40 else {src.const(_varint)}(n)",
         ]
     if kind.tag == "timestamp":  # fastavro: an aware datetime as micros since the epoch (always a long), an int as is
+        pairs = src.const(_CONTINUED_PAIRS())
         return [
             f"if type(v) is {src.const(datetime)} and v.tzinfo is not None:",
             f"    n = (v - {src.const(_EPOCH)}) // {src.const(_MICROSECOND)}",
             "    z = (n << 1) ^ (n >> 63)",
-            f"    if {1 << 49} <= z < {1 << 56}:  # 8 bytes (2**48 <= |n| < 2**55 us: years 1978-3111), as _varint",
-            "        x = (z & 0xFFFFFFF) | ((z & 0xFFFFFFF0000000) << 4)",
-            "        x = (x & 0x00003FFF00003FFF) | ((x & 0x0FFFC0000FFFC000) << 2)",
-            "        x = (x & 0x007F007F007F007F) | ((x & 0x3F803F803F803F80) << 1)",
-            f"        r{i} = (x | {_CONTINUATION[8]}).to_bytes(8, 'little')",
+            f"    if {1 << 49} <= z < {1 << 56}:  # 8 bytes (2**48 <= |n| < 2**55 us: years 1978-3111): 5 parts",
+            f"        r{i} = {pairs}[z & 0x3FFF]",
+            f"        r{i}b = {pairs}[z >> 14 & 0x3FFF]",
+            f"        r{i}c = {pairs}[z >> 28 & 0x3FFF]",
+            f"        r{i}d = {src.const(_CONTINUED)}[z >> 42 & 0x7F]",
+            f"        r{i}e = {src.const(_ONE_BYTE)}[z >> 49]",
             "    else:",
-            f"        r{i} = {src.const(_varint)}(n)",
+            f"        r{i}, r{i}b, r{i}c, r{i}d, r{i}e = {src.const(_varint)}(n), b'', b'', b'', b''",
             "elif type(v) is int:",
-            f"    r{i} = {src.const(_varint)}(v)",
+            f"    r{i}, r{i}b, r{i}c, r{i}d, r{i}e = {src.const(_varint)}(v), b'', b'', b'', b''",
             "else:",
             f"    {refuse}",
         ]
