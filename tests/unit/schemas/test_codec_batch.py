@@ -392,3 +392,30 @@ def test_printable_check_matches_the_regex_it_shortcuts(values: list[str | None]
     for strings in (pa.array(values, pa.string()), pa.array(values, pa.string()).slice(min(cut, len(values))), pa.array(values, pa.large_string())):
         expected = pc.fill_null(pc.match_substring_regex(strings, "[!-~]"), False).to_numpy(zero_copy_only=False)
         assert _printable(strings).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("key_count", [1, 2, 80])
+def test_same_shaped_maps_read_as_one_block_whatever_bytes_follow_them(monkeypatch: pytest.MonkeyPatch, key_count: int) -> None:
+    """The shape check compares whole 8-byte words with the values (and the bytes past the map that fill
+    its last word: 2, 6 and 5 of them here) masked out. ``features`` is the last field, so those bytes are
+    the next message's (a bar: another schema id) or the buffer's padding: every row still matches the
+    first row's shape and none takes the per-entry path."""
+    from schemas import columnar
+
+    def per_entry(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a same-shaped map took the per-entry path")
+
+    monkeypatch.setattr(columnar, "_map_entries", per_entry)
+    codec = EventCodec(InMemoryRegistry())
+    names = [f"k{j:02d}" for j in range(key_count)]
+    events = [
+        FeaturesComputed(signal_id=f"s{i}", symbol="AAPL", strategy_id="S1", strategy_type="EmaCross", feature_set="fs1",
+                         features={n: i * 1.5 - j for j, n in enumerate(names)}, ts_event=T0 + timedelta(microseconds=7**i))
+        for i in range(9)
+    ]
+    datas = [codec.encode("t", m) for e in events for m in (e, make_bar(event_id=f"b-{e.signal_id}"))]
+    batch = codec.decode_batch(datas)
+    assert not batch.singles
+    index, columns = batch.columns[FeaturesComputed]
+    assert index.tolist() == list(range(0, len(datas), 2))
+    assert columns["features"].to_pylist() == [list(e.features.items()) for e in events]
