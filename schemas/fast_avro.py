@@ -34,12 +34,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from schemas.catalog import schema_dict
 from schemas.events import Event
 
 Encoder = Callable[[Any], bytes]
+
+
+class RecordEncoder(Protocol):
+    """``head`` followed by the Avro body of ``event`` (raises when fastavro must write it)."""
+
+    def __call__(self, event: object, head: bytes = b"") -> bytes: ...
+
+
 # A decoding step reads one value (or a run of values) from ``buf`` at ``pos``,
 # appends it to ``out`` and returns the position after it.
 Step = Callable[[bytes, int, list[Any]], int]
@@ -73,10 +81,10 @@ class Refused(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class CompiledSchema:
-    """One schema's encoder (event -> body bytes) and decoder (body bytes -> record dict)."""
+    """One schema's encoder (event -> body bytes, after ``head``) and decoder (body bytes -> record dict)."""
 
     name: str
-    encode: Callable[[object], bytes]
+    encode: RecordEncoder
     decode: Callable[[bytes], dict[str, Any]]
 
 
@@ -299,11 +307,11 @@ def _field_encoder(kind: _Kind) -> Encoder:
     raise Unsupported(f"no encoder for {kind}")
 
 
-def _record_encoder(names: tuple[str, ...], kinds: list[_Kind]) -> Callable[[object], bytes]:
-    """A generated function: one attribute read per field, no call per field, one ``b"".join``."""
+def _record_encoder(names: tuple[str, ...], kinds: list[_Kind]) -> RecordEncoder:
+    """A generated function: one attribute read per field, no call per field, one ``b"".join`` (``head`` first)."""
     src = _Source()
-    lines = ["def encode(event):"]
-    parts: list[str] = []
+    lines = ["def encode(event, head=b''):"]
+    parts = ["head"]
     i = 0
     while i < len(names):
         j = i
