@@ -103,6 +103,25 @@ def _freeze(obj: Any, name: str) -> None:
         object.__setattr__(obj, name, MappingProxyType(dict(value)))
 
 
+_INF: Final = math.inf
+# The events made or read per signal (SignalRaised, FeaturesComputed, SizeDecided)
+# first check their usual values in one expression of exact types, without a call
+# per field: a str with something left after strip(), a float ``f`` with
+# ``0.0 < f < _INF`` (positive and finite: NaN fails every comparison), ... Each
+# term implies the rule of the helper it stands for; when the expression is false
+# (an error, or a value it is not sure of: an int, a subclass), the helpers run in
+# their order and decide, with their messages (tests/unit/schemas/test_events_usual_values.py).
+
+
+def _usual_event(e: Event) -> bool:
+    """True when ``Event.__post_init__`` surely passes (False: not sure)."""
+    return bool(
+        type(e.event_id) is str and e.event_id.strip()
+        and type(e.ts_event) is datetime and e.ts_event.tzinfo is not None
+        and type(e.ts_init) is datetime and e.ts_init.tzinfo is not None
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """Fields every event carries."""
@@ -172,6 +191,25 @@ class SignalRaised(Event):
     attrs: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        stop, target = self.stop_price, self.target_price
+        if not (
+            _usual_event(self)
+            and type(self.signal_id) is str and self.signal_id.strip()
+            and type(self.strategy_id) is str and self.strategy_id.strip()
+            and type(self.symbol) is str and self.symbol.strip()
+            and self.side in SIDES
+            and type(self.price) is float and 0.0 < self.price < _INF
+            and type(self.atr) is float and 0.0 <= self.atr < _INF
+            and type(self.score) is float and -_INF < self.score < _INF
+            and type(self.q_score) is float and -_INF < self.q_score < _INF
+            and type(self.base_qty) is float and 0.0 < self.base_qty < _INF
+            and (stop is None or (type(stop) is float and 0.0 < stop < _INF))
+            and (target is None or (type(target) is float and 0.0 < target < _INF))
+        ):
+            self._check()
+        _freeze(self, "attrs")
+
+    def _check(self) -> None:
         Event.__post_init__(self)
         _non_empty("signal_id", self.signal_id)
         _non_empty("strategy_id", self.strategy_id)
@@ -185,7 +223,6 @@ class SignalRaised(Event):
         for name in ("stop_price", "target_price"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
-        _freeze(self, "attrs")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,8 +236,9 @@ class FeaturesComputed(Event):
     features: Mapping[str, float]
 
     def __post_init__(self) -> None:
-        Event.__post_init__(self)
-        _non_empty("signal_id", self.signal_id)
+        if not (_usual_event(self) and type(self.signal_id) is str and self.signal_id.strip()):
+            Event.__post_init__(self)
+            _non_empty("signal_id", self.signal_id)
         if not _all_finite_numbers(self.features.values()):  # then find the first culprit, for the message
             for name, value in self.features.items():
                 _finite(f"feature {name}", value)
@@ -221,6 +259,17 @@ class SizeDecided(Event):
     latency_us: int
 
     def __post_init__(self) -> None:
+        if not (
+            _usual_event(self)
+            and type(self.signal_id) is str and self.signal_id.strip()
+            and type(self.multiplier) is float and MULTIPLIER_MIN <= self.multiplier <= MULTIPLIER_MAX
+            and type(self.qty) is float and 0.0 <= self.qty < _INF
+            and self.policy in POLICIES
+            and type(self.latency_us) is int and self.latency_us >= 0
+        ):
+            self._check()
+
+    def _check(self) -> None:
         Event.__post_init__(self)
         _non_empty("signal_id", self.signal_id)
         _finite("multiplier", self.multiplier)
