@@ -19,7 +19,8 @@ import schemas.codec as codec_module
 from schemas.catalog import schema_dict, schema_text
 from schemas.codec import DecodeError, EventCodec, InMemoryRegistry, encode_body, frame
 from schemas.events import EVENT_TYPES, Event, FeaturesComputed, SignalRaised, SizeDecided, field_names
-from schemas.fast_avro import CompiledSchema, Refused, Unsupported, _read_varint, _varint, compile_schema, compiled
+from schemas.fast_avro import CompiledSchema, Refused, Unsupported, _varint, compile_schema, compiled
+from schemas.fast_avro_decode import _read_varint
 from tests.unit.schemas.factories import T0, make_bar, make_signal
 from tests.unit.schemas.test_codec import _long, any_event
 

@@ -1,0 +1,192 @@
+"""The encoder half of ``schemas.fast_avro``: generated record encoders and the closures they call.
+
+``record_encoder`` writes one function per schema (see ``schemas.fast_avro``);
+a field it does not write inline (bytes, a union of null and a string or bytes,
+maps) is written by one of the closures below.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from datetime import datetime
+from functools import cache
+from types import MappingProxyType
+from typing import Any, Final
+
+from schemas.fast_avro import (
+    _DOUBLE,
+    _EPOCH,
+    _MAX_SHAPES,
+    _MICROSECOND,
+    _ONE_BYTE,
+    Encoder,
+    RecordEncoder,
+    Refused,
+    Unsupported,
+    _encode_string,
+    _Kind,
+    _Shape,
+    _shape,
+    _Source,
+    _varint,
+)
+
+_LENGTH: Final = tuple(bytes((n << 1,)) for n in range(0x40))  # [n]: the varint of a length n < 64
+_CONTINUED: Final = tuple(bytes((i | 0x80,)) for i in range(0x80))  # [i]: a 7-bit group with more to come
+
+
+@cache
+def _CONTINUED_PAIRS() -> tuple[bytes, ...]:  # noqa: N802 (a constant, built on first use: 16384 bytes objects, ~0.8 MB)
+    """[c]: two 7-bit groups of a 14-bit ``c``, both with more to come."""
+    return tuple(bytes(((c & 0x7F) | 0x80, (c >> 7) | 0x80)) for c in range(1 << 14))
+
+
+def _encode_bytes(value: Any) -> bytes:
+    if type(value) is not bytes:
+        raise Refused(f"not bytes: {type(value).__name__}")
+    n = len(value)
+    return (_ONE_BYTE[n << 1] if n < 0x40 else _varint(n)) + value
+
+
+def _nullable_encoder(null_index: int, inner: str) -> Encoder:
+    """A union of null and a string or bytes (the double one is generated inline)."""
+    null = _varint(null_index)
+    branch = _varint(1 - null_index)
+    encode_inner = _encode_string if inner == "string" else _encode_bytes
+
+    def encode(value: Any) -> bytes:
+        return null if value is None else branch + encode_inner(value)
+
+    return encode
+
+
+def _check_map(value: Any) -> None:
+    if type(value) is not dict and type(value) is not MappingProxyType:
+        raise Refused(f"not a dict: {type(value).__name__}")
+
+
+def _encode_string_map(value: Any) -> bytes:
+    _check_map(value)
+    if not value:
+        return b"\x00"
+    parts = [_varint(len(value))]
+    for key, item in value.items():
+        parts.append(_encode_string(key))
+        parts.append(_encode_string(item))
+    parts.append(b"\x00")
+    return b"".join(parts)
+
+
+def _double_map_encoder() -> Encoder:
+    shapes: dict[tuple[str, ...], _Shape] = {}
+    last: _Shape | None = None  # the live feature maps have one key set: compare with it before hashing
+
+    def encode(value: Any) -> bytes:
+        nonlocal last
+        _check_map(value)
+        if not value:
+            return b"\x00"
+        # Exact str keys only (fastavro calls a key's own encode()): sys.intern raises
+        # TypeError for a str subclass, and gives the interned key, so that the
+        # comparison below is by identity when the key set is the last one.
+        try:
+            keys = tuple(map(sys.intern, value))
+        except TypeError:
+            raise Refused("map keys must be str") from None
+        shape = last
+        if shape is None or keys != shape.keys:
+            shape = shapes.get(keys)
+            if shape is None:
+                shape = _shape(keys)
+                if len(shapes) < _MAX_SHAPES:
+                    shapes[keys] = shape
+            last = shape
+        args: list[Any] = [0] * (2 * len(keys) + 1)
+        args[0:-1:2] = shape.key_bytes
+        args[1:-1:2] = value.values()  # packed with struct's float conversion, as fastavro's write_double
+        return shape.layout.pack(*args)
+
+    return encode
+
+
+def _field_encoder(kind: _Kind) -> Encoder:
+    """The encoder the generated code calls for a field it does not write inline."""
+    if kind.tag == "bytes":
+        return _encode_bytes
+    if kind.tag == "nullable" and kind.inner != "double":
+        return _nullable_encoder(kind.null_index, kind.inner)
+    if kind.tag == "map":
+        return _double_map_encoder() if kind.inner == "double" else _encode_string_map
+    raise Unsupported(f"no encoder for {kind}")
+
+
+def record_encoder(names: tuple[str, ...], kinds: list[_Kind]) -> RecordEncoder:
+    """A generated function: one attribute read per field, no call per field, one ``b"".join`` (``head`` first)."""
+    src = _Source()
+    lines = ["def encode(event, head=b''):"]
+    parts = ["head"]
+    i = 0
+    while i < len(names):
+        j = i
+        while j < len(names) and kinds[j].tag == "double":
+            j += 1
+        if j - i > 1:  # a run of doubles: one struct call
+            pack = src.const(struct.Struct(f"<{j - i}d").pack)
+            parts.append(f"{pack}({', '.join(f'float(event.{name})' for name in names[i:j])})")
+            i = j
+            continue
+        lines += [f"    v = event.{names[i]}"] + [f"    {line}" for line in _encode_lines(src, i, names[i], kinds[i])]
+        parts.append({"string": f"h{i}, r{i}", "timestamp": f"r{i}, r{i}b, r{i}c, r{i}d, r{i}e"}.get(kinds[i].tag, f"r{i}"))
+        i += 1
+    lines.append(f"    return b''.join(({', '.join(parts)},))")
+    return src.function("encode", lines)
+
+
+def _encode_lines(src: _Source, i: int, name: str, kind: _Kind) -> list[str]:
+    """Statements that set ``r{i}`` (and ``h{i}``, a string's length) from ``v``, the value of field ``name``."""
+    refuse = f"raise {src.const(Refused)}(f'{name}: {{type(v).__name__}} {{v!r:.40}} is not written as fastavro would here')"
+    if kind.tag == "string":
+        return [
+            f"if type(v) is not str: {refuse}",
+            f"r{i} = v.encode()",
+            "n = len(r%d)" % i,
+            f"h{i} = {src.const(_LENGTH)}[n] if n < 0x40 else {src.const(_varint)}(n)",
+        ]
+    if kind.tag == "timestamp":  # fastavro: an aware datetime as micros since the epoch (always a long), an int as is
+        pairs = src.const(_CONTINUED_PAIRS())
+        return [
+            f"if type(v) is {src.const(datetime)} and v.tzinfo is not None:",
+            f"    n = (v - {src.const(_EPOCH)}) // {src.const(_MICROSECOND)}",
+            "    z = (n << 1) ^ (n >> 63)",
+            f"    if {1 << 49} <= z < {1 << 56}:  # 8 bytes (2**48 <= |n| < 2**55 us: years 1978-3111): 5 parts",
+            f"        r{i} = {pairs}[z & 0x3FFF]",
+            f"        r{i}b = {pairs}[z >> 14 & 0x3FFF]",
+            f"        r{i}c = {pairs}[z >> 28 & 0x3FFF]",
+            f"        r{i}d = {src.const(_CONTINUED)}[z >> 42 & 0x7F]",
+            f"        r{i}e = {src.const(_ONE_BYTE)}[z >> 49]",
+            "    else:",
+            f"        r{i}, r{i}b, r{i}c, r{i}d, r{i}e = {src.const(_varint)}(n), b'', b'', b'', b''",
+            "elif type(v) is int:",
+            f"    r{i}, r{i}b, r{i}c, r{i}d, r{i}e = {src.const(_varint)}(v), b'', b'', b'', b''",
+            "else:",
+            f"    {refuse}",
+        ]
+    if kind.tag == "enum":
+        table = src.const({symbol: _varint(k) for k, symbol in enumerate(kind.symbols)})
+        return [f"r{i} = {table}.get(v) if type(v) is str else None", f"if r{i} is None: {refuse}"]
+    if kind.tag == "nullable" and kind.inner == "double":  # fastavro picks the double branch for any float
+        null, branch = src.const(_varint(kind.null_index)), src.const(_varint(1 - kind.null_index))
+        return [
+            f"if v is None: r{i} = {null}",
+            f"elif isinstance(v, float): r{i} = {branch} + {src.const(_DOUBLE.pack)}(v)",
+            f"else: {refuse}",
+        ]
+    if kind.tag == "double":
+        return [f"r{i} = {src.const(_DOUBLE.pack)}(float(v))"]  # fastavro calls float() on a double field
+    if kind.tag in ("int", "long"):
+        return [
+            f"if type(v) is not int: {refuse}",
+            f"r{i} = {src.const(_ONE_BYTE)}[(v << 1) ^ (v >> 63)] if -0x40 <= v < 0x40 else {src.const(_varint)}(v)",
+        ]
+    return [f"r{i} = {src.const(_field_encoder(kind))}(v)"]
