@@ -426,3 +426,92 @@ def test_timestamp_ints_at_the_edges_give_fastavro_bytes_or_a_refusal(micros: in
             fastavro_record(SignalRaised, body)
         return
     assert identical(got, fastavro_record(SignalRaised, body))
+
+
+def _writer_varint(n: int, overlong: bool) -> bytes:
+    """The zigzag varint of ``n``; overlong: one more group of zeros (as some writers pad), which fastavro reads alike."""
+    raw = _long(n)
+    return raw[:-1] + bytes([raw[-1] | 0x80, 0]) if overlong and len(raw) < 10 else raw
+
+
+def _independent_body(event_type: type[Event], record: dict[str, Any], overlong: Any, upto: int | None = None) -> bytes:
+    """An Avro body of ``record`` (its fields before ``upto``) written field by field here, each varint
+    overlong when ``overlong()`` says so."""
+    def varint(n: int) -> bytes:
+        return _writer_varint(n, overlong())
+
+    def value(avro_type: Any, v: Any) -> bytes:
+        if avro_type == "string":
+            return value("bytes", v.encode())
+        if avro_type == "bytes":
+            return varint(len(v)) + v
+        if avro_type in ("int", "long"):
+            return varint(v)
+        if avro_type == "double":
+            return struct.pack("<d", v)
+        if isinstance(avro_type, list):
+            index = 0 if v is None else 1 - avro_type.index("null")
+            return varint(index) + (b"" if v is None else value(avro_type[index], v))
+        if avro_type.get("logicalType") == "timestamp-micros":
+            return varint((v - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1))
+        if avro_type["type"] == "enum":
+            return varint(avro_type["symbols"].index(v))
+        entries = b"".join(value("string", k) + value(avro_type["values"], x) for k, x in v.items())
+        return (varint(len(v)) + entries if v else b"") + varint(0)
+
+    return b"".join(value(f["type"], record[f["name"]]) for f in schema_dict(event_type)["fields"][:upto])
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(any_event(), st.randoms(use_true_random=False), st.sampled_from([0.0, 0.1, 0.5, 1.0]))
+def test_overlong_varints_give_fastavro_values_or_a_refusal(event: Event, rnd: Any, share: float) -> None:
+    """Lengths, longs, timestamps, enum and union indexes and map counts spelt in more bytes than needed:
+    the generated decoder leaves them to its steps (or refuses), never misreads them."""
+    event_type = type(event)
+    body = _independent_body(event_type, record_of(event), lambda: rnd.random() < share)
+    if share == 0.0:
+        assert body == fastavro_bytes(event_type, record_of(event))  # the independent writer is the spec's
+    try:
+        record = fast(event_type).decode(body)
+    except Refused:
+        assert share > 0.0  # a plain body is never refused
+        return
+    assert identical(record, fastavro_record(event_type, body))
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES, ids=lambda t: t.__name__)
+def test_negative_one_byte_lengths_are_refused_or_read_as_fastavro(event_type: type[Event]) -> None:
+    """An odd length byte (a negative length) is not a short length: fastavro reads the rest of the body
+    for it (and then, as a rule, fails), so the compiled decoder must not read it as one."""
+    fields = schema_dict(event_type)["fields"]
+    record = {f["name"]: _plain_value(f["type"]) for f in fields}
+    for i, f in enumerate(fields):
+        if f["type"] not in ("string", "bytes", ["null", "string"], ["null", "bytes"]):
+            continue
+        empty = {**record, f["name"]: b"" if "bytes" in f["type"] else ""}
+        before = len(_independent_body(event_type, empty, lambda: False, upto=i))
+        before += isinstance(f["type"], list)  # the union index
+        body = _independent_body(event_type, empty, lambda: False)
+        assert body[before] == 0
+        for negative in (1, 3):  # -1, -2 where the 0 of the empty value is
+            damaged = body[:before] + bytes([negative]) + body[before + 1 :]
+            with pytest.raises(EOFError):
+                fastavro_record(event_type, damaged)
+            with pytest.raises(Exception):  # noqa: B017 (any exception sends the body to fastavro)
+                fast(event_type).decode(damaged)
+
+
+def _plain_value(avro_type: Any) -> Any:
+    if avro_type in ("string", ["null", "string"]):
+        return "ab"
+    if avro_type in ("bytes", ["null", "bytes"]):
+        return b"ab"
+    if avro_type in ("int", "long"):
+        return 5
+    if avro_type in ("double", ["null", "double"]):
+        return 1.5
+    if avro_type.get("logicalType") == "timestamp-micros":
+        return T0
+    if avro_type["type"] == "enum":
+        return avro_type["symbols"][0]
+    return {"k": "v"} if avro_type["values"] == "string" else {"k": 1.0}
