@@ -180,19 +180,25 @@ def create_app(
         m = event.message
         return Source(m.topic, m.partition, m.offset, m.key, m.value)
 
-    async def decoded(stream: Any, expected: type) -> Any:
-        """The stream's records as ``(source, event)``; undecodable ones are dead-lettered on the way."""
-        async for record in stream.events():
-            src = source(record)
-            event = handlers.decode(src, expected)
-            if isinstance(event, Effects):
-                apply(event, src)
-                continue
-            yield src, event
+    def decoded(record: Any, expected: type) -> tuple[Source, Any] | None:
+        """A stream record as ``(source, event)``; an undecodable one is dead-lettered (``None``).
+
+        Called in each agent's own ``async for`` loop: an async generator around
+        ``stream.events()`` cost a second generator frame per record.
+        """
+        src = source(record)
+        event = handlers.decode(src, expected)
+        if isinstance(event, Effects):
+            apply(event, src)
+            return None
+        return src, event
 
     @app.agent(raw_topic("bars"), name="bars")
     async def bars_agent(stream: Any) -> None:
-        async for src, bar in decoded(stream, BarClosed):
+        async for record in stream.events():
+            if (got := decoded(record, BarClosed)) is None:
+                continue
+            src, bar = got
             key = bar.symbol.encode()
             effects = handlers.on_bar(src, bar, read(symbol_state, key))
             if effects.symbol_state is not None:
@@ -206,7 +212,10 @@ def create_app(
 
     @app.agent(raw_topic("signals"), name="signals")
     async def signals_agent(stream: Any) -> None:
-        async for src, signal in decoded(stream, SignalRaised):
+        async for record in stream.events():
+            if (got := decoded(record, SignalRaised)) is None:
+                continue
+            src, signal = got
             sid = signal.signal_id.encode()
             stored = read(decided, sid)
             if stored is None and bar_is_due(sym := signal.symbol.encode(), signal.ts_event):
@@ -231,12 +240,18 @@ def create_app(
 
     @app.agent(raw_topic("outcomes"), name="outcomes")
     async def outcomes_agent(stream: Any) -> None:
-        async for src, trade in decoded(stream, TradeClosed):
+        async for record in stream.events():
+            if (got := decoded(record, TradeClosed)) is None:
+                continue
+            src, trade = got
             apply(apply_outcome(trade, src), src)
 
     @app.agent(raw_topic("fills"), name="fills")
     async def fills_agent(stream: Any) -> None:
-        async for src, fill in decoded(stream, OrderFilled):
+        async for record in stream.events():
+            if (got := decoded(record, OrderFilled)) is None:
+                continue
+            src, fill = got
             sym = fill.symbol.encode()
             effects = fill_handlers.on_fill(src, fill, record=trade_record(fill.signal_id.encode()),
                                             open_index=open_trades.get(sym))
