@@ -43,6 +43,7 @@ imported when a schema is first compiled.
 
 from __future__ import annotations
 
+import keyword
 import struct
 import sys
 from collections.abc import Callable, Mapping
@@ -105,6 +106,9 @@ def compile_schema(schema: Mapping[str, Any]) -> CompiledSchema:
     if schema.get("type") != "record" or not isinstance(schema.get("fields"), list):
         raise Unsupported(f"not a record schema: {schema.get('name')!r}")
     names = tuple(str(f["name"]) for f in schema["fields"])
+    for name in names:  # they are written into the generated source
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise Unsupported(f"field {name!r}: not a Python identifier")
     kinds = [_kind(f["name"], f["type"]) for f in schema["fields"]]
     from schemas.fast_avro_decode import record_decoder  # here: both import this module
     from schemas.fast_avro_encode import record_encoder

@@ -93,6 +93,14 @@ def test_types_not_compiled_are_refused_at_compile_time(avro_type: Any) -> None:
         compile_schema(schema)
 
 
+@pytest.mark.parametrize("name", ["from", "a-b", "x'y", "1st"])
+def test_field_names_that_are_not_identifiers_are_refused_at_compile_time(name: str) -> None:
+    """The generated source names each field: one that is not a plain identifier is left to fastavro."""
+    schema = {"type": "record", "name": "X", "fields": [{"name": name, "type": "string"}]}
+    with pytest.raises(Unsupported, match="not a Python identifier"):
+        compile_schema(schema)
+
+
 # --- valid events: fastavro's bytes, fastavro's values ---------------------------------------
 
 
