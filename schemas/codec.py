@@ -26,7 +26,7 @@ from schemas.batch_rules import surely_valid
 from schemas.catalog import schema_dict, schema_text
 from schemas.columnar import Joined, Unsupported, decode_columns_at
 from schemas.events import EVENT_BY_SCHEMA_NAME, Event, InvalidEvent, field_names
-from schemas.fast_avro import RecordEncoder, compiled, head_decoder
+from schemas.fast_avro import compiled, head_decoder
 
 MAGIC_BYTE: Final = 0
 _HEADER = struct.Struct(">bI")
@@ -110,8 +110,7 @@ class EventCodec:
         self._ours: dict[type[Event], _EventSchema] = {}
         self._writers: dict[int, tuple[Schema, _EventSchema, bool]] = {}
         self._not_columnar: set[type[Event]] = set()
-        self._encoders: dict[tuple[str, type[Event]], tuple[bytes, RecordEncoder | None, _EventSchema]] = {}
-        self._readers: dict[int, tuple[Callable[[bytes], dict[str, Any]] | None, Schema, _EventSchema, bool]] = {}
+        self._encoders: dict[tuple[str, type[Event]], tuple[bytes, _EventSchema]] = {}  # framing header, our schema
 
     def _our_schema(self, event_type: type[Event]) -> _EventSchema:
         ours = self._ours.get(event_type)
@@ -131,32 +130,24 @@ class EventCodec:
     def encode(self, topic: str, event: Event) -> bytes:
         plan = self._encoders.get((topic, type(event)))
         if plan is None:
-            plan = self._encoders[(topic, type(event))] = self._encoder(topic, type(event))
-        header, fast, ours = plan
+            plan = self._encoders[(topic, type(event))] = (frame(self.schema_id(topic, type(event)), b""), self._our_schema(type(event)))
+        header, ours = plan
+        fast = compiled(type(event))  # looked up per call: switching it off (tests, bench/bench_codec.py) acts at once
         if fast is not None:
             try:
-                return fast(event, header)  # the header is joined with the body: no copy of the body
+                return fast.encode(event, header)  # the header is joined with the body: no copy of the body
             except Exception:  # a value it does not write exactly as fastavro: fastavro writes it, or raises its own error
                 pass
         return header + encode_body(ours.parsed, ours.names, event)
 
-    def _encoder(self, topic: str, event_type: type[Event]) -> tuple[bytes, RecordEncoder | None, _EventSchema]:
-        """What ``encode`` needs per topic and event type: the framing header, the compiled encoder (or None), our schema."""
-        fast = compiled(event_type)
-        return frame(self.schema_id(topic, event_type), b""), None if fast is None else fast.encode, self._our_schema(event_type)
-
     def decode(self, data: bytes) -> Event:
         schema_id, body = unframe(data)
-        reader = self._readers.get(schema_id)
-        if reader is None:
-            writer, ours, same = self._writer(schema_id)
-            fast = compiled(ours.event_type) if same else None
-            reader = self._readers[schema_id] = (None if fast is None else fast.decode, writer, ours, same)
-        fast_decode, writer, ours, same = reader
+        writer, ours, same = self._writer(schema_id)
+        fast = compiled(ours.event_type) if same else None
         record = None
-        if fast_decode is not None:  # exactly our schema: what fastavro would read, or an exception (then fastavro reads it)
+        if fast is not None:  # exactly our schema: what fastavro would read, or an exception (then fastavro reads it)
             try:
-                record = fast_decode(body)
+                record = fast.decode(body)
             except Exception:  # short, leftover or unusual bytes: fastavro decides, with its own error
                 pass
         if record is None:

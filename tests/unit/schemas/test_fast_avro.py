@@ -523,3 +523,19 @@ def _plain_value(avro_type: Any) -> Any:
     if avro_type["type"] == "enum":
         return avro_type["symbols"][0]
     return {"k": "v"} if avro_type["values"] == "string" else {"k": 1.0}
+
+
+def test_switching_the_compiled_codec_off_acts_on_a_codec_already_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/bench_codec.py compares both paths on one EventCodec by replacing schemas.codec.compiled."""
+    codec = EventCodec(InMemoryRegistry())
+    signal = make_signal()
+    message = codec.encode("t", signal)
+    assert codec.decode(message) == signal
+    calls: list[str] = []
+    reader, writer = fastavro.schemaless_reader, fastavro.schemaless_writer
+    monkeypatch.setattr(fastavro, "schemaless_reader", lambda *a, **k: calls.append("read") or reader(*a, **k))
+    monkeypatch.setattr(fastavro, "schemaless_writer", lambda *a, **k: calls.append("write") or writer(*a, **k))
+    monkeypatch.setattr(codec_module, "compiled", lambda event_type: None)
+    assert codec.encode("t", signal) == message
+    assert codec.decode(message) == signal
+    assert calls == ["write", "read"]
