@@ -7,11 +7,12 @@ from typing import Final
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
 DAY_US: Final = 86_400_000_000
+_MICROSECOND: Final = timedelta(microseconds=1)
 
 
 def to_micros(ts: datetime) -> int:
     """Microseconds since the epoch, computed in integers (no float rounding)."""
-    return (ts - EPOCH) // timedelta(microseconds=1)
+    return (ts - EPOCH) // _MICROSECOND
 
 
 def from_micros(us: int) -> datetime:
