@@ -9,8 +9,10 @@ bulk load: rows appended, written straight into the file in small row groups, th
 repeats removed; no index). Prints events/s of both, their ratio, and where the
 replay's time went. On the shared 2-core machine (4 runs alternated with the code
 before the round that dropped the index): 0.35-0.44 of raw, against 0.30-0.37; the
-tail after the last write fell from ~0.5 s to ~0.1 s. Figures swing by 20-30%
-between runs.
+tail after the last write fell from ~0.5 s to ~0.1 s. The next round (map shapes
+compared as masked words, metadata read while the warehouse opens): 0.25-0.47 in 6
+runs alternated with the code before it (0.28-0.38), then 0.26-0.41 in 4 more.
+Figures swing by 20-30% between runs.
 pandas is imported before timing: pyarrow imports it on its first numpy conversion
 (about 0.3 s, once per process), which is not throughput.
 
