@@ -46,6 +46,7 @@ from agents.glue.ports import Pipeline, default_pipeline
 from agents.glue.reconcile import Reconciler
 from agents.glue.transport import faust_settings, install_transport, worker_datadir
 from agents.glue.write_behind import WriteBehind
+from agents.timestamps import to_micros
 from schemas.codec import EventCodec
 from schemas.events import BarClosed, OrderFilled, SignalRaised, TradeClosed
 from schemas.registry_client import HttpSchemaRegistry
@@ -138,13 +139,12 @@ def create_app(
             open_trades[symbol] = effects.open_index
         apply(effects.as_effects(), src)
 
-    def bar_is_due(sym: bytes, ts_event: Any) -> bool:
-        """A bar closing at or before the signal is due and not seen yet (``agents.glue.bar_clock``)."""
-        return settings.signal_bar_wait_ms > 0 and bar_clock.bar_due(sym, int(ts_event.timestamp() * 1_000_000))
+    def bar_is_due(sym: bytes, ts_us: int) -> bool:
+        """A bar closing at or before the signal (at ``ts_us``) is due and not seen yet (``agents.glue.bar_clock``)."""
+        return settings.signal_bar_wait_ms > 0 and bar_clock.bar_due(sym, ts_us)
 
-    async def bar_caught_up(sym: bytes, ts_event: Any) -> None:
+    async def bar_caught_up(sym: bytes, ts_us: int) -> None:
         """Wait (at most ``signal_bar_wait_ms``) for a due bar (``bar_is_due``)."""
-        ts_us = int(ts_event.timestamp() * 1_000_000)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.signal_bar_wait_ms / 1000
         while bar_clock.bar_due(sym, ts_us):
@@ -203,7 +203,7 @@ def create_app(
             effects = handlers.on_bar(src, bar, read(symbol_state, key))
             if effects.symbol_state is not None:
                 symbol_state[key] = effects.symbol_state
-                bar_clock.saw_bar(key, int(bar.ts_event.timestamp() * 1_000_000), bar.interval)
+                bar_clock.saw_bar(key, to_micros(bar.ts_event), bar.interval)
                 ids = open_ids(open_trades.get(key))
                 if ids:
                     marks = fill_handlers.on_bar(bar, {i: trades.get(i.encode()) for i in ids})
@@ -218,8 +218,8 @@ def create_app(
             src, signal = got
             sid = signal.signal_id.encode()
             stored = read(decided, sid)
-            if stored is None and bar_is_due(sym := signal.symbol.encode(), signal.ts_event):
-                await bar_caught_up(sym, signal.ts_event)  # only this agent writes `decided`: still None after
+            if stored is None and bar_is_due(sym := signal.symbol.encode(), ts_us := to_micros(signal.ts_event)):
+                await bar_caught_up(sym, ts_us)  # only this agent writes `decided`: still None after
             on_signal(src, signal, sid, stored)
 
     def on_signal(src: Source, signal: SignalRaised, sid: bytes, stored: bytes | None) -> None:
