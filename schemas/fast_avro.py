@@ -217,12 +217,16 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
+def _length_prefixed(raw: bytes) -> bytes:
+    """``raw`` after its length as a varint (an Avro string's or bytes' encoding)."""
+    n = len(raw)
+    return (_ONE_BYTE[n << 1] if n < 0x40 else _varint(n)) + raw
+
+
 def _encode_string(value: Any) -> bytes:
     if type(value) is not str:
         raise Refused(f"not a str: {type(value).__name__}")
-    raw = value.encode()
-    n = len(raw)
-    return (_ONE_BYTE[n << 1] if n < 0x40 else _varint(n)) + raw
+    return _length_prefixed(value.encode())
 
 
 @dataclass(frozen=True, slots=True)

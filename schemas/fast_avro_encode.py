@@ -25,6 +25,7 @@ from schemas.fast_avro import (
     Refused,
     Unsupported,
     _encode_string,
+    _length_prefixed,
     _Kind,
     _Shape,
     _shape,
@@ -45,8 +46,7 @@ def _CONTINUED_PAIRS() -> tuple[bytes, ...]:  # noqa: N802 (a constant, built on
 def _encode_bytes(value: Any) -> bytes:
     if type(value) is not bytes:
         raise Refused(f"not bytes: {type(value).__name__}")
-    n = len(value)
-    return (_ONE_BYTE[n << 1] if n < 0x40 else _varint(n)) + value
+    return _length_prefixed(value)
 
 
 def _nullable_encoder(null_index: int, inner: str) -> Encoder:
