@@ -136,41 +136,37 @@ def _nullable_step(null_index: int, inner: Step) -> Step:
     return step
 
 
+def _read_string(buf: bytes, pos: int) -> tuple[str, int]:
+    start, end = _read_length(buf, pos)
+    return buf[start:end].decode(), end
+
+
+def _read_double(buf: bytes, pos: int) -> tuple[float, int]:
+    return _DOUBLE.unpack_from(buf, pos)[0], pos + 8
+
+
+def _read_map(buf: bytes, pos: int, read_value: Callable[[bytes, int], tuple[Any, int]]) -> tuple[dict[str, Any], int]:
+    """A map read entry by entry (any keys, any blocking), each value by ``read_value``, and the position after it."""
+    result: dict[str, Any] = {}
+    count, pos = _read_varint(buf, pos)
+    while count:
+        if count < 0:
+            count = -count
+            _, pos = _read_varint(buf, pos)  # the block's size in bytes, unused (as fastavro)
+        for _ in range(count):
+            key, pos = _read_string(buf, pos)
+            result[key], pos = read_value(buf, pos)
+        count, pos = _read_varint(buf, pos)
+    return result, pos
+
+
 def _string_map_step(buf: bytes, pos: int, out: list[Any]) -> int:
     if buf[pos] == 0:
         out.append({})
         return pos + 1
-    result: dict[str, str] = {}
-    count, pos = _read_varint(buf, pos)
-    while count:
-        if count < 0:
-            count = -count
-            _, pos = _read_varint(buf, pos)  # the block's size in bytes, unused (as fastavro)
-        for _ in range(count):
-            start, end = _read_length(buf, pos)
-            key = buf[start:end].decode()
-            start, pos = _read_length(buf, end)
-            result[key] = buf[start:pos].decode()
-        count, pos = _read_varint(buf, pos)
+    result, pos = _read_map(buf, pos, _read_string)
     out.append(result)
     return pos
-
-
-def _read_double_map(buf: bytes, pos: int) -> tuple[dict[str, float], int]:
-    """A map of doubles read entry by entry (any keys, any blocking), and the position after it."""
-    result: dict[str, float] = {}
-    unpack_from = _DOUBLE.unpack_from
-    count, pos = _read_varint(buf, pos)
-    while count:
-        if count < 0:
-            count = -count
-            _, pos = _read_varint(buf, pos)  # the block's size in bytes, unused (as fastavro)
-        for _ in range(count):
-            start, end = _read_length(buf, pos)
-            (result[buf[start:end].decode()],) = unpack_from(buf, end)
-            pos = end + 8
-        count, pos = _read_varint(buf, pos)
-    return result, pos
 
 
 def _double_map_step() -> Step:
@@ -193,7 +189,7 @@ def _double_map_step() -> Step:
             if items[-1] == 0 and items[0:-1:2] == shape.key_bytes:
                 out.append(dict(zip(shape.keys, items[1:-1:2])))
                 return pos + shape.layout.size
-        result, end = _read_double_map(buf, pos)
+        result, end = _read_map(buf, pos, _read_double)
         if count > 0 and len(result) == count and (head in shapes or len(shapes) < _MAX_SHAPES):
             shapes[head] = _shape(tuple(result))
         out.append(result)
@@ -322,14 +318,14 @@ def _run_step(step: Step, buf: bytes, pos: int) -> tuple[Any, int]:
     return out[0], pos
 
 
-def _read_fields(steps: tuple[Step, ...], body: bytes) -> tuple[list[Any], int, int]:
-    """The values ``steps`` read from the start of ``body``, the position after them and the body's size."""
+def _read_fields(steps: tuple[Step, ...], body: bytes) -> list[Any]:
+    """The values ``steps`` read from the start of ``body``."""
     buf = body if type(body) is bytes else bytes(body)
     out: list[Any] = []
     pos = 0
     for step in steps:
         pos = step(buf, pos, out)
-    return out, pos, len(buf)
+    return out
 
 
 def head_reader(schema: Mapping[str, Any], names: tuple[str, ...]) -> Callable[[bytes], dict[str, Any]] | None:
@@ -347,10 +343,9 @@ def head_reader(schema: Mapping[str, Any], names: tuple[str, ...]) -> Callable[[
     order = [name for name in fields if name in names]  # the order they are read in
 
     def decode(body: bytes) -> dict[str, Any]:
-        return dict(zip(order, _read_fields(steps, body)[0]))
+        return dict(zip(order, _read_fields(steps, body)))
 
     return decode
-
 
 
 def _skip_step(kind: _Kind) -> Step:
