@@ -66,11 +66,16 @@ def _printable(strings: pa.Array) -> np.ndarray:
     """
     ok = _first_byte_printable(strings)
     if ok is None:
-        return pc.fill_null(pc.match_substring_regex(strings, "[!-~]"), False).to_numpy(zero_copy_only=False)
+        return _any_printable(strings)
     rest = np.flatnonzero(~ok)
     if len(rest):
-        ok[rest] = pc.fill_null(pc.match_substring_regex(strings.take(pa.array(rest)), "[!-~]"), False).to_numpy(zero_copy_only=False)
+        ok[rest] = _any_printable(strings.take(pa.array(rest)))
     return ok
+
+
+def _any_printable(strings: pa.Array) -> np.ndarray:
+    """bool[n]: the string holds a character in ``!``..``~`` anywhere (null: False)."""
+    return pc.fill_null(pc.match_substring_regex(strings, "[!-~]"), False).to_numpy(zero_copy_only=False)
 
 
 def _first_byte_printable(strings: pa.Array) -> np.ndarray | None:
