@@ -17,7 +17,6 @@ several ``Rows`` share:
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
 from typing import Final
 
 COMPACT_FROM: Final = 256  # dead rows before the view from which the lists are copied (when over half)
@@ -34,11 +33,6 @@ class Rows:
         self._ids, self._ts, self._vals = ids, ts, vals
         self._start = start
         self._end = len(ids) if end is None else end
-
-    @classmethod
-    def of(cls, ids: Iterable[str], ts: Iterable[int], vals: Iterable[float]) -> Rows:
-        """Rows of copies of the given columns (which must already be in time order)."""
-        return cls(list(ids), list(ts), list(vals))
 
     def __len__(self) -> int:
         return self._end - self._start
@@ -110,8 +104,16 @@ class Rows:
 
     def without(self, signal_id: str) -> tuple[Rows, list[float]]:
         """These rows less every row of ``signal_id`` (a copy), and the values removed."""
-        s, e = self._start, self._end
-        keep = [i for i in range(s, e) if self._ids[i] != signal_id]
-        gone = [self._vals[i] for i in range(s, e) if self._ids[i] == signal_id]
-        return Rows([self._ids[i] for i in keep], [self._ts[i] for i in keep], [self._vals[i] for i in keep]), gone
+        ids: list[str] = []
+        ts: list[int] = []
+        vals: list[float] = []
+        gone: list[float] = []
+        for i in range(self._start, self._end):
+            if self._ids[i] == signal_id:
+                gone.append(self._vals[i])
+            else:
+                ids.append(self._ids[i])
+                ts.append(self._ts[i])
+                vals.append(self._vals[i])
+        return Rows(ids, ts, vals), gone
 

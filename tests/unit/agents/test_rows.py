@@ -56,7 +56,7 @@ def test_rows_behave_as_tuples_and_views_never_change(steps):
 
 
 def test_appending_to_the_newest_rows_shares_the_lists_and_an_older_view_copies():
-    a = Rows.of(["x"], [1], [1.0])
+    a = Rows(["x"], [1], [1.0])
     b, _, _ = a.inserted(0, 1, ("y", 2, 2.0), keep=10)
     assert b._ids is a._ids  # appended in place: a's view [0, 1) does not see it
     c, _, _ = a.inserted(0, 1, ("z", 3, 3.0), keep=10)  # a is no longer the newest: copy
