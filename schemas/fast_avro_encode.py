@@ -33,7 +33,7 @@ from schemas.fast_avro import (
     _varint,
 )
 
-_LENGTH: Final = tuple(bytes((n << 1,)) for n in range(0x40))  # [n]: the varint of a length n < 64
+_LENGTH: Final = _ONE_BYTE[::2]  # [n]: the varint of a length n < 64 (the byte n << 1)
 _CONTINUED: Final = tuple(bytes((i | 0x80,)) for i in range(0x80))  # [i]: a 7-bit group with more to come
 
 
