@@ -20,9 +20,10 @@ Topics carry raw bytes: our codec decodes, so bad bytes become dead letters
 instead of stopping Faust. Tables are changelogged and written to the partition
 of the record being processed, so per-symbol state moves with the symbol's
 partition. Features and decisions are sent to the signal's partition number.
-Besides the agents the app runs a ``ModelWatcher`` (hot swap) and a
-``Reconciler`` (every signal gets a decision; see ``agents.glue.reconcile``
-for why Faust alone does not guarantee it).
+Besides the agents the app runs a ``ModelWatcher`` (hot swap, a thread) and a
+reconciler (every signal gets a decision; see ``agents.glue.reconcile`` for why
+Faust alone does not guarantee it) in a child process that is started again if it
+dies (``agents.glue.reconcile_process``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from agents.glue.handlers import Effects, Handlers, Source, history_key
 from agents.glue.metrics import WorkerMetrics
 from agents.glue.models import LoadModel, ModelWatcher, default_load_model
 from agents.glue.ports import Pipeline, default_pipeline
-from agents.glue.reconcile import Reconciler
+from agents.glue.reconcile_process import ReconcilerProcess
 from agents.glue.transport import faust_settings, install_transport, worker_datadir
 from agents.glue.write_behind import WriteBehind
 from agents.timestamps import to_micros
@@ -56,15 +57,6 @@ from streams.settings import Settings
 from streams.topics import worker_group_id
 
 log = logging.getLogger(__name__)
-
-
-RECONCILER_CONSUMER = {
-    "partition.assignment.strategy": "range",  # partition p of signals and of decisions on the same member
-    # It acts after seconds (``after_s``), so it fetches in large, rare requests: each fetch
-    # costs the broker CPU on this machine's tansu (~0.1 ms a request), shared with the worker.
-    "fetch.wait.max.ms": 500,
-    "fetch.min.bytes": 256 * 1024,
-}
 
 
 def app_id(settings: Settings) -> str:
@@ -271,7 +263,7 @@ def create_app(
             return self.bytes(body, content_type=content_type)
 
     app.rlsizer_metrics = metrics  # type: ignore[attr-defined]  # for tests and embedding
-    _attach_threads(app, settings, codec, slot, load_model, reconcile_after_s, strategy_map)
+    _attach_threads(app, settings, codec, slot, load_model, reconcile_after_s)
     return app
 
 
@@ -292,19 +284,13 @@ def _counting(load_model: LoadModel, metrics: WorkerMetrics) -> LoadModel:
 
 
 def _attach_threads(app: Any, settings: Settings, codec: EventCodec, slot: Any, load_model: LoadModel,
-                    reconcile_after_s: float, strategy_map: Any) -> None:
-    """Run the model watcher and the reconciler as a service started and stopped with the app."""
-
-    def decidable(strategy_id: str) -> bool:
-        try:
-            strategy_map.family(strategy_id)
-        except ValueError:
-            return False
-        return True
+                    reconcile_after_s: float) -> None:
+    """Run the model watcher (a thread) and the reconciler (a child process) with the app."""
 
     @app.service
     class SideThreads(Service):
         threads: list[Any]
+        reconciler: ReconcilerProcess | None = None
 
         async def on_start(self) -> None:
             self.threads = []
@@ -314,14 +300,20 @@ def _attach_threads(app: Any, settings: Settings, codec: EventCodec, slot: Any, 
             watcher.start()
             self.threads.append(watcher)
             if reconcile_after_s > 0:
-                reconciler = Reconciler(
-                    settings, codec,
-                    consumer=make_consumer(settings, f"{app_id(settings)}-reconciler", **RECONCILER_CONSUMER),
-                    producer=make_producer(settings), after_s=reconcile_after_s, decidable=decidable,
+                self.reconciler = ReconcilerProcess(
+                    settings, group_id=f"{app_id(settings)}-reconciler", after_s=reconcile_after_s,
+                    loglevel=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
                 )
-                reconciler.start()
-                self.threads.append(reconciler)
+                self.reconciler.start()
+
+        @Service.timer(5.0)
+        async def _keep_reconciling(self) -> None:
+            if self.reconciler is not None:
+                self.reconciler.restart_if_dead()
 
         async def on_stop(self) -> None:
+            reconciler, self.reconciler = self.reconciler, None
+            if reconciler is not None:
+                await asyncio.get_running_loop().run_in_executor(None, reconciler.stop)
             for thread in getattr(self, "threads", []):
                 thread.stop()

@@ -220,9 +220,24 @@ class AppUnderTest:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU of process ``pid`` (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    """User + system CPU so far of process ``pid`` (all its threads) and of its running child processes
+    (the worker's reconciler runs in one: ``agents.glue.reconcile_process``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # a child that has just exited
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return own + sum(process_cpu_seconds(child) for child in child_pids(pid))
+
+
+def child_pids(pid: int) -> list[int]:
+    pids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            pids += map(int, (task / "children").read_text().split())
+        except OSError:
+            continue
+    return pids
 
 
 def start_app(name: str, module_args: Sequence[str], base: Settings, workdir: Path) -> AppUnderTest:

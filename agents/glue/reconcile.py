@@ -27,8 +27,9 @@ partition has been decided (so it was skipped, not merely queued), is re-publish
 key, same partition) to ``signals``; the worker then decides it, or, if it had
 decided it after all, re-sends the stored decision (the ``decided`` table), so a
 signal never gets two different decisions. Records are read only as far as their
-ids (``EventCodec.decode_head``): the reconciler shares the worker's process and
-GIL, and reads every signal and decision. A signal is decoded in full only when
+ids (``EventCodec.decode_head``): it reads every signal and decision. It runs in
+a child process of the worker (``agents.glue.reconcile_process``), off the GIL of
+the worker's event loop. A signal is decoded in full only when
 it is due: one the worker dead-lettered (invalid) is dropped then, not re-published. Its committed offset on ``signals``
 is the oldest undecided signal, so after a SIGKILL the next reconciler resumes
 from there: nothing pending is forgotten.
@@ -173,6 +174,10 @@ class Reconciler:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
+
+    def running(self) -> bool:
+        """The consuming thread is alive (it ends on ``stop`` or on an error it could not handle)."""
+        return self._thread.is_alive()
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("reconciler assigned %s", sorted((tp.topic, tp.partition) for tp in partitions))
