@@ -26,7 +26,12 @@ and callbacks (the worker's ``FeaturesComputed``/``SizeDecided``: nothing waits
 on them one by one). They are flushed with the rest before every commit; one
 that fails makes the next ``flush`` raise, so Faust does not commit past it (the
 worker stops, and its successor decides those signals again from the last
-commit: the same decisions, from the ``decided`` table).
+commit: the same decisions, from the ``decided`` table). They go through a second
+librdkafka producer configured with ``delivery.report.only.error``: a record
+delivered costs no Python call (a worker makes three per signal), only a failed
+one does. Each topic is written by one of the two producers only (a table's
+changelog either through Faust or through ``produce_now``), so order within a
+partition is the order of the calls.
 
 Configured from ``Settings`` through ``streams.producer.producer_config``
 (security settings included); installed by ``agents.glue.transport.install_transport``.
@@ -58,7 +63,8 @@ class RdKafkaProducer(TansuProducer):
 
     rdkafka_config: ClassVar[Mapping[str, Any]] = {}  # set on a subclass by ``with_config``
 
-    _rd: RdProducer | None = None
+    _rd: RdProducer | None = None  # Faust's sends: a delivery report per record resolves its future
+    _rd_now: RdProducer | None = None  # produce_now: delivery reports of failures only
     _poller: asyncio.Task[None] | None = None
     _failed: list[str] | None = None
     _before_flush: tuple[Callable[[], object], ...] = ()
@@ -71,6 +77,7 @@ class RdKafkaProducer(TansuProducer):
     async def on_start(self) -> None:
         await super().on_start()
         self._rd = RdProducer(dict(self.rdkafka_config))
+        self._rd_now = RdProducer({**self.rdkafka_config, "delivery.report.only.error": True})
         self._failed = []
         self._poller = asyncio.ensure_future(self._poll_forever())
 
@@ -84,20 +91,21 @@ class RdKafkaProducer(TansuProducer):
                     hook()
                 except Exception:
                     log.exception("before-flush hook failed at stop")
-        rd, self._rd = self._rd, None
-        if rd is not None:
-            left = rd.flush(10)  # delivery reports run here, on the loop's thread
+        producers, self._rd, self._rd_now = (self._rd, self._rd_now), None, None
+        for rd in producers:
+            left = rd.flush(10) if rd is not None else 0  # delivery reports run here, on the loop's thread
             if left:
                 log.error("producer stopped with %d records undelivered", left)
         await super().on_stop()
 
     async def _poll_forever(self) -> None:
         while True:
-            rd = self._rd
-            if rd is None:
+            rd, now = self._rd, self._rd_now
+            if rd is None or now is None:
                 return
             rd.poll(0)
-            await asyncio.sleep(POLL_INTERVAL_S if len(rd) else 10 * POLL_INTERVAL_S)
+            now.poll(0)
+            await asyncio.sleep(POLL_INTERVAL_S if len(rd) or len(now) else 10 * POLL_INTERVAL_S)
 
     async def send(
         self,
@@ -146,7 +154,7 @@ class RdKafkaProducer(TansuProducer):
 
     def produce_now(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
         """Hand one record to librdkafka (no future; a failure surfaces at the next ``flush``)."""
-        rd = self._rd
+        rd = self._rd_now
         if rd is None:
             raise ProducerSendError(f"producer not started: cannot send to {topic}")
         extra = {} if partition is None else {"partition": partition}
@@ -177,17 +185,20 @@ class RdKafkaProducer(TansuProducer):
             for hook in self._before_flush:
                 hook()
         await super().flush()
-        rd = self._rd
-        if rd is None:
+        rd, now = self._rd, self._rd_now
+        if rd is None or now is None:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + FLUSH_TIMEOUT_S
-        while len(rd):
+        while len(rd) or len(now):
             rd.poll(0)
+            now.poll(0)
             if loop.time() > deadline:
-                raise ProducerSendError(f"{len(rd)} records not acknowledged after {FLUSH_TIMEOUT_S:.0f} s")
+                left = len(rd) + len(now)
+                raise ProducerSendError(f"{left} records not acknowledged after {FLUSH_TIMEOUT_S:.0f} s")
             await asyncio.sleep(POLL_INTERVAL_S)
         rd.poll(0)
+        now.poll(0)
         failed, self._failed = self._failed or [], []
         if failed:
             raise ProducerSendError(f"{len(failed)} records not delivered, e.g. {failed[0]}")

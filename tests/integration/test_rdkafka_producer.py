@@ -70,7 +70,7 @@ def test_sends_are_acknowledged_flushed_and_placed_like_every_other_producer(set
             await producer.flush()
             assert held_back == []
             assert all(f.done() for f in explicit + keyed)  # flush returned: every record acknowledged
-            assert len(producer._rd) == 0
+            assert len(producer._rd) == 0 and len(producer._rd_now) == 0
             with pytest.raises(ProducerSendError, match=topic):
                 producer.produce_now(topic, b"k", b"nowhere", 99)
             failure = None
@@ -102,3 +102,26 @@ def vars_of(settings: Settings) -> dict:
     from dataclasses import fields
 
     return {f.name: getattr(settings, f.name) for f in fields(settings)}
+
+
+def test_a_produce_now_record_that_fails_after_the_call_makes_the_flush_raise(settings: Settings, topic: str, tmp_path: Path):
+    """produce_now's producer reports failures only: a record that fails in librdkafka after the call
+    returned (a partition of a topic it has no metadata for yet, which turns out not to exist) still
+    fails the next flush, so Faust does not commit past it."""
+    app = faust.App(f"t-rdfail-{uuid.uuid4().hex[:6]}",
+                    **faust_settings(Settings(**{**vars_of(settings), "data_dir": tmp_path}), worker_id="t"))
+    install_transport(app, settings)
+
+    async def run() -> None:
+        producer = app.producer
+        await producer.start()
+        try:
+            producer.produce_now(topic, b"k", b"fine", 0)
+            producer.produce_now(f"{topic}-unknown", b"k", b"nowhere", 7)  # accepted: no metadata to refuse it yet
+            with pytest.raises(ProducerSendError, match=f"1 records not delivered, e.g. {topic}-unknown"):
+                await asyncio.wait_for(producer.flush(), 60)
+            await producer.flush()  # reported once: the next flush has nothing left to fail on
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
