@@ -1,7 +1,8 @@
 """Faust's producer with its sends going through librdkafka (confluent-kafka) instead of aiokafka.
 
-Every decision costs the worker four records out (``FeaturesComputed``,
-``SizeDecided`` and two changelog records). With Faust's aiokafka producer each
+Every decision costs the worker three records out (``FeaturesComputed``,
+``SizeDecided`` and the ``decided`` changelog record; four when this was
+written, see ``agents.glue.decided_record``). With Faust's aiokafka producer each
 one is batched, framed and written by Python code on the event loop: about a
 third of a busy worker's time. librdkafka does that work in its own C threads,
 off the event loop and outside the GIL (on the second core), and a
