@@ -422,3 +422,26 @@ def test_same_shaped_maps_read_as_one_block_whatever_bytes_follow_them(monkeypat
     index, columns = batch.columns[FeaturesComputed]
     assert index.tolist() == list(range(0, len(datas), 2))
     assert columns["features"].to_pylist() == [list(e.features.items()) for e in events]
+
+
+@given(st.lists(st.tuples(st.integers(0, 300), st.integers(0, 40)), max_size=30), st.integers(0, 40), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_spans_gather_the_bytes_of_each_span_in_order(spans: list[tuple[int, int]], width: int, uniform: bool) -> None:
+    """``_Cursor._spans``: spans all of one length are copied as one block, others byte by byte; both give
+    every span's bytes end to end, including spans that end at the last byte of the buffer."""
+    import numpy as np
+
+    from schemas.columnar import _PAD, Joined, _Cursor
+
+    data = bytes(range(256)) * 2
+    cursor = _Cursor(Joined.of([data]), np.arange(1), 0)
+    limit = len(cursor.buf) - _PAD
+    if uniform:
+        spans = [(min(start, limit - width), width) for start, _ in spans]
+    spans = [(min(start, limit), min(length, limit - min(start, limit))) for start, length in spans]
+    start = np.array([s for s, _ in spans], np.int64)
+    length = np.array([n for _, n in spans], np.int64)
+    offsets = np.zeros(len(spans) + 1, np.int64)
+    np.cumsum(length, out=offsets[1:])
+    got = cursor._spans(start, length, offsets)
+    assert got.dtype == np.uint8 and bytes(got) == b"".join(data[s : s + n] for s, n in spans)
