@@ -65,6 +65,15 @@ again through the closing checkpoint: about 0.25 s of a 200k-event replay after
 its last write, now about 0.02 s. The size is not stored in the file: it holds for
 connections made by ``open_warehouse``; readers do not need it.
 
+Calls per write: each call into DuckDB's Python client gives the GIL up and takes it
+back several times (registering an Arrow table about 7 times, dropping it 7, an
+``INSERT`` of it about 13), and while the replay's consuming thread holds the GIL each
+take can wait up to the interpreter's switch interval (5 ms). So a bulk load appends
+each table with ``from_arrow(table).insert_into(name)`` (nothing to register and drop)
+and writes the offsets as one ``INSERT`` of bound values. Measured on the 200k bench
+events written in four transactions: 0.27 s instead of 0.36 s alone, and 2.1 s
+instead of 3.2 s beside a thread running Python all along.
+
 Checkpoints: DuckDB folds its write-ahead log into the file once the log passes
 ``CHECKPOINT_THRESHOLD`` and on close. A larger threshold than the default (16 MB)
 checkpoints once per replay, when it closes (commits still write and sync the log,
@@ -193,10 +202,6 @@ class TableSpec:
     def ddl(self) -> str:
         cols = [f'"{n}" {t}' for n, t, _ in self.stored_columns]
         return f"CREATE TABLE {self.name} ({', '.join(cols)})"
-
-    def append_sql(self) -> str:
-        """Append every row of the registered ``_batch`` (a bulk load)."""
-        return f"INSERT INTO {self.name} SELECT * FROM _batch"
 
     def insert_new_sql(self) -> str:
         """Insert the rows of ``_batch`` whose ``event_id`` the table does not hold (a hash anti-join)."""
@@ -362,21 +367,22 @@ class Warehouse:
                 table = rows.table
                 if table.num_rows == 0:
                     continue
-                con.register("_batch", table if self.loading else first_copies(table))
-                try:
-                    inserted = con.execute(spec.append_sql() if self.loading else spec.insert_new_sql()).fetchone()[0]
-                finally:
-                    con.unregister("_batch")
+                if self.loading:  # a plain append: no name to register and drop (see "Calls per write")
+                    con.from_arrow(table).insert_into(spec.name)
+                    inserted = table.num_rows
+                else:
+                    con.register("_batch", first_copies(table))
+                    try:
+                        inserted = con.execute(spec.insert_new_sql()).fetchone()[0]
+                    finally:
+                        con.unregister("_batch")
                 new_rows += int(inserted)
                 attempted += table.num_rows
             if offsets:
-                topics, partitions, nexts = zip(*((t, p, o) for (t, p), o in offsets.items()))
-                offs = pa.table({"topic": list(topics), "partition": pa.array(partitions, pa.int32()), "next_offset": pa.array(nexts, pa.int64())})
-                con.register("_offsets", offs)
-                try:
-                    con.execute("INSERT OR REPLACE INTO offsets SELECT * FROM _offsets")
-                finally:
-                    con.unregister("_offsets")
+                con.execute(
+                    "INSERT OR REPLACE INTO offsets VALUES " + ", ".join(["(?, ?, ?)"] * len(offsets)),
+                    [v for (topic, partition), next_offset in offsets.items() for v in (topic, partition, next_offset)],
+                )
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")

@@ -227,3 +227,20 @@ def test_split_maps_gives_the_same_parts_with_or_without_the_shared_layout_short
     assert fast.layout.equals(slow.layout) and fast.values.equals(slow.values) and fast.layouts == slow.layouts
     rows = maps.to_pylist()
     assert fast.layout.to_pylist() == [layout_id([k for k, _ in r]) for r in rows]
+
+
+@pytest.mark.parametrize("bulk_load", [True, False])
+def test_offsets_of_many_partitions_are_written_and_replaced_with_their_rows(tmp_path: Path, bulk_load: bool) -> None:
+    """A write's offsets go in as bound values (any topic name), replace those stored, and leave the others."""
+    odd = "rlsizer.o'brien \"x\"; DROP TABLE offsets; --"
+    first = {("t", p): 10 + p for p in range(5)} | {(odd, 0): 3, ("é", 7): 2**40}
+    events = [feats(f"s{i}", {"x": float(i)}, i) for i in range(3)]
+    with open_warehouse(tmp_path / "wh.duckdb", bulk_load=bulk_load) as wh:
+        assert wh.loading is bulk_load
+        wh.write({SPEC: SPEC.to_arrow(events[:2], [("t", 0, 0), ("t", 1, 0)])}, first)
+        assert wh.offsets() == first
+        wh.write({SPEC: SPEC.to_arrow(events[2:], [(odd, 0, 3)])}, {(odd, 0): 4, ("t", 2): 13})
+        assert wh.offsets() == first | {(odd, 0): 4, ("t", 2): 13}
+        assert _sources(wh) == [("s0", 0), ("s1", 0), ("s2", 3)]
+        wh.write({}, {("t", 9): 1})  # offsets alone (a batch of tombstones) still advance
+        assert wh.offsets()[("t", 9)] == 1
