@@ -12,6 +12,14 @@ before the round that dropped the index): 0.35-0.44 of raw, against 0.30-0.37; t
 tail after the last write fell from ~0.5 s to ~0.1 s. The next round (map shapes
 compared as masked words, metadata read while the warehouse opens): 0.25-0.47 in 6
 runs alternated with the code before it (0.28-0.38), then 0.26-0.41 in 4 more.
+The round after (columnar fields read in place, fewer DuckDB calls per write: offline
+the decode took ~20% and the writes ~25% less CPU), 12 pairs of runs alternated with
+the code before: replay 1.01-1.63 s (median 1.43) against 1.19-2.11 s (median 1.49), ratios
+0.29-0.42 (median 0.37) against 0.26-0.44 (median 0.37): no change the noise lets
+one see. Decoding on a thread of its own (consume -> decode -> write) was no faster
+(4 pairs: 1.22-1.59 s against 1.24-1.49 s; with the writes left out, 1.09-1.14 s
+against 0.90-1.06 s decoding on the consuming thread): consuming and decoding both
+hold the GIL for most of their time.
 Figures swing by 20-30% between runs.
 pandas is imported before timing: pyarrow imports it on its first numpy conversion
 (about 0.3 s, once per process), which is not throughput.

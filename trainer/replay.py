@@ -22,6 +22,11 @@ Threads: the replay's warehouse connection runs DuckDB on one thread. The writer
 thread already overlaps the reading and decoding, and on two cores a second DuckDB
 thread only took CPU from them (200k bench events, 4 paired runs: 1.25-1.45 s
 against 1.35-1.87 s with two).
+Decoding on a thread of its own, between the consuming and the writing ones, was
+tried and was no faster: confluent-kafka builds each consumed message with the GIL
+held, the decoding holds it for most of its time too, and the two only queued for it
+(200k bench events with the writes left out, 3 runs each: 1.09-1.14 s against
+0.90-1.06 s on the consuming thread).
 A replay into a new file is a bulk load (see ``trainer.warehouse``): rows are
 appended as they come, and once every partition is at EOF ``Warehouse.finish_load``
 deletes the repeats (first stored copy wins); the stats count them as duplicates.
