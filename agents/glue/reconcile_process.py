@@ -5,7 +5,10 @@ per signal) in Python. As a thread of the worker it held the worker's GIL for
 that: the Faust event loop waited, and the bench worker made 3,200 decisions/s
 with it against 3,630/s without it (``bench/bench_worker.py``, 20k signals, 3
 paired runs: 3,064/3,463/3,074 against 3,876/3,357/3,662). In its own process
-the same work runs beside the event loop instead of in its turns.
+the same work runs beside the event loop instead of in its turns; it still takes CPU
+from the two cores, so the gain measured against the thread is smaller (20k signals,
+3 alternated pairs with the failures-only producer of ``agents.glue.rdkafka_producer``
+also in: 2,334/3,038/3,359 against 2,075/2,965/3,259; at 3k signals within the noise).
 
 The parent side (``ReconcilerProcess``) starts ``python -m agents.glue.reconcile_process``
 with the worker's settings in ``RLSIZER_*`` variables, stops it with SIGTERM
