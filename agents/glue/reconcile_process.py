@@ -117,19 +117,11 @@ def run(settings: Settings, *, group_id: str, after_s: float, parent: int) -> in
     if not _die_with_parent(parent):
         log.warning("reconciler: parent %d is gone before the start; exiting", parent)
         return 0
-    strategy_map = StrategyMap.from_spec(settings.strategy_map)
-
-    def decidable(strategy_id: str) -> bool:
-        try:
-            strategy_map.family(strategy_id)
-        except ValueError:
-            return False
-        return True
-
     reconciler = Reconciler(
         settings, make_codec(settings),
         consumer=make_consumer(settings, group_id, **CONSUMER),
-        producer=make_producer(settings), after_s=after_s, decidable=decidable,
+        producer=make_producer(settings), after_s=after_s,
+        decidable=StrategyMap.from_spec(settings.strategy_map).__contains__,  # the worker dead-letters the others
     )
     reconciler.start()
     try:
