@@ -99,14 +99,18 @@ class RdKafkaProducer(TansuProducer):
                 log.error("producer stopped with %d records undelivered", left)
         await super().on_stop()
 
+    def _poll(self) -> int | None:
+        """Serve both producers' delivery reports; the records still unacknowledged (None: stopped)."""
+        rd, now = self._rd, self._rd_now
+        if rd is None or now is None:
+            return None
+        rd.poll(0)
+        now.poll(0)
+        return len(rd) + len(now)
+
     async def _poll_forever(self) -> None:
-        while True:
-            rd, now = self._rd, self._rd_now
-            if rd is None or now is None:
-                return
-            rd.poll(0)
-            now.poll(0)
-            await asyncio.sleep(POLL_INTERVAL_S if len(rd) or len(now) else 10 * POLL_INTERVAL_S)
+        while (left := self._poll()) is not None:
+            await asyncio.sleep(POLL_INTERVAL_S if left else 10 * POLL_INTERVAL_S)
 
     async def send(
         self,
@@ -186,20 +190,16 @@ class RdKafkaProducer(TansuProducer):
             for hook in self._before_flush:
                 hook()
         await super().flush()
-        rd, now = self._rd, self._rd_now
-        if rd is None or now is None:
+        left = self._poll()
+        if left is None:  # stopped: on_stop flushed both
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + FLUSH_TIMEOUT_S
-        while len(rd) or len(now):
-            rd.poll(0)
-            now.poll(0)
+        while left:
             if loop.time() > deadline:
-                left = len(rd) + len(now)
                 raise ProducerSendError(f"{left} records not acknowledged after {FLUSH_TIMEOUT_S:.0f} s")
             await asyncio.sleep(POLL_INTERVAL_S)
-        rd.poll(0)
-        now.poll(0)
+            left = self._poll() or 0
         failed, self._failed = self._failed or [], []
         if failed:
             raise ProducerSendError(f"{len(failed)} records not delivered, e.g. {failed[0]}")
