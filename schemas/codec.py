@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from schemas.fast_avro import compiled, head_decoder
 
 MAGIC_BYTE: Final = 0
 _HEADER = struct.Struct(">bI")
+_OBJECT_REPR: Final = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
 
 
 class DecodeError(ValueError):
@@ -154,7 +156,8 @@ class EventCodec:
             try:
                 record = fastavro.schemaless_reader(io.BytesIO(body), writer, None if same else ours.parsed)
             except Exception as exc:  # fastavro raises many types for bad bodies
-                raise DecodeError("malformed", f"Avro body does not match schema id {schema_id}: {exc}") from exc
+                reason = _OBJECT_REPR.sub("the body", str(exc))  # fastavro names the stream it read by its address
+                raise DecodeError("malformed", f"Avro body does not match schema id {schema_id}: {reason}") from exc
         try:
             return ours.event_type(**record)
         except InvalidEvent as exc:

@@ -100,6 +100,23 @@ def test_truncated_body_is_malformed():
     assert info.value.kind == "malformed"
 
 
+def test_a_malformed_body_gets_the_same_reason_every_time():
+    """fastavro's message names the stream it read by its address; the dead-letter reason must not (it varied
+    between two decodes of the same bytes, and a batch decode then disagreed with a single one)."""
+    codec = EventCodec(InMemoryRegistry())
+    data = codec.encode("rlsizer.bars", make_bar())
+    reasons = []
+    for n in range(6, len(data)):  # the body cut at every length
+        twice = set()
+        for _ in range(2):
+            with pytest.raises(DecodeError) as info:
+                codec.decode(bytes(data[:n]))
+            twice.add(info.value.reason)
+        assert len(twice) == 1 and "object at 0x" not in twice.pop(), (n, info.value.reason)
+        reasons.append(info.value.reason)
+    assert "Avro body does not match schema id 1: cannot read double from the body" in reasons
+
+
 def test_invalid_value_on_the_wire_is_reported():
     """Another producer can write NaN prices; decoding names the field."""
     import io
