@@ -134,7 +134,10 @@ def model_probe(champion_created: Callable[[], datetime | None]) -> Callable[[da
 
 
 def standard_checks(settings: Settings, *, s3_client_factory: Callable[[], Any],
-                    champion_created: Callable[[], datetime | None]) -> list[ScheduledCheck]:
+                    registry_factory: Callable[[], Any]) -> list[ScheduledCheck]:
+    """Every check, for ``rlsizer health`` (once) and ``rlsizer monitor`` (on its interval) alike."""
+    from rlsizer.recovery import model_integrity_probe
+
     every = timedelta(seconds=settings.health_interval_seconds)
     return [
         ScheduledCheck(component="kafka", name="reach_kafka", probe=kafka_probe(settings), interval=every),
@@ -143,6 +146,9 @@ def standard_checks(settings: Settings, *, s3_client_factory: Callable[[], Any],
         ScheduledCheck(component="host", name="disk_space", probe=disk_probe(settings), interval=every),
         ScheduledCheck(component="bot", name="data_freshness", probe=data_probe(settings), interval=every),
         ScheduledCheck(component="worker", name="consumer_lag", probe=lag_probe(settings), interval=every),
-        ScheduledCheck(component="model", name="model_freshness", probe=model_probe(champion_created), interval=every),
+        ScheduledCheck(component="model", name="model_freshness",
+                       probe=model_probe(lambda: champion_created(registry_factory())), interval=every),
+        ScheduledCheck(component="model", name="model_integrity", probe=model_integrity_probe(settings, registry_factory),
+                       interval=every),
         ScheduledCheck(component="trainer", name="training_activity", probe=training_probe(settings), interval=every),
     ]

@@ -23,11 +23,10 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from models.registry import ModelRegistry
     from models.store import make_s3_client
-    from rlsizer.health_probes import champion_created
 
     monitor = HealthMonitor(
         checks=standard_checks(settings, s3_client_factory=lambda: make_s3_client(settings),
-                               champion_created=lambda: champion_created(ModelRegistry.from_settings(settings))),
+                               registry_factory=lambda: ModelRegistry.from_settings(settings)),
         publish=lambda event: None,
     )
     events = monitor.run_all()

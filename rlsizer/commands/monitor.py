@@ -6,7 +6,6 @@ import argparse
 import logging
 import signal
 import threading
-from datetime import timedelta
 from typing import Any
 
 from streams.settings import Settings
@@ -26,8 +25,8 @@ def build_monitor(settings: Settings) -> Any:
     from models.events import KafkaModelEvents
     from models.store import make_s3_client
     from rlsizer import recovery
-    from rlsizer.health_monitor import HealthMonitor, ScheduledCheck
-    from rlsizer.health_probes import champion_created, standard_checks
+    from rlsizer.health_monitor import HealthMonitor
+    from rlsizer.health_probes import standard_checks
     from streams.codec_factory import make_codec
     from streams.producer import EventProducer, make_producer
 
@@ -40,10 +39,7 @@ def build_monitor(settings: Settings) -> Any:
         producer.send(event)
         producer.flush(10)
 
-    checks = standard_checks(settings, s3_client_factory=lambda: make_s3_client(settings), champion_created=lambda: champion_created(registry()))
-    checks.append(ScheduledCheck(component="model", name="model_integrity",
-                                 probe=recovery.model_integrity_probe(settings, registry),
-                                 interval=timedelta(seconds=settings.health_interval_seconds)))
+    checks = standard_checks(settings, s3_client_factory=lambda: make_s3_client(settings), registry_factory=registry)
     models_sink = KafkaModelEvents(settings)
     actions = {
         health.ACTION_RESTORE_MODEL: lambda: recovery.restore_models(settings, registry),

@@ -15,7 +15,7 @@ def test_health_json_reports_every_check_against_the_real_stack(settings, monkey
     report = json.loads(capsys.readouterr().out)
     by_check = {c["check"]: c for c in report["checks"]}
     assert {"reach_kafka", "reach_s3", "reach_registry", "disk_space", "data_freshness", "consumer_lag",
-            "model_freshness", "training_activity"} <= set(by_check)
+            "model_freshness", "model_integrity", "training_activity"} <= set(by_check)
     for reach in ("reach_kafka", "reach_s3", "reach_registry"):
         assert by_check[reach]["status"] == "OK", by_check[reach]
 
