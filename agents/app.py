@@ -263,7 +263,7 @@ def create_app(
             return self.bytes(body, content_type=content_type)
 
     app.rlsizer_metrics = metrics  # type: ignore[attr-defined]  # for tests and embedding
-    _attach_threads(app, settings, codec, slot, load_model, reconcile_after_s)
+    _attach_threads(app, settings, codec, slot, load_model, reconcile_after_s, metrics)
     return app
 
 
@@ -284,8 +284,8 @@ def _counting(load_model: LoadModel, metrics: WorkerMetrics) -> LoadModel:
 
 
 def _attach_threads(app: Any, settings: Settings, codec: EventCodec, slot: Any, load_model: LoadModel,
-                    reconcile_after_s: float) -> None:
-    """Run the model watcher (a thread) and the reconciler (a child process) with the app."""
+                    reconcile_after_s: float, metrics: WorkerMetrics) -> None:
+    """Run the model watcher (a thread) and the reconciler (a child process, its re-publishes counted) with the app."""
 
     @app.service
     class SideThreads(Service):
@@ -310,10 +310,12 @@ def _attach_threads(app: Any, settings: Settings, codec: EventCodec, slot: Any, 
         async def _keep_reconciling(self) -> None:
             if self.reconciler is not None:
                 self.reconciler.restart_if_dead()
+                metrics.reconciled.inc(self.reconciler.take_republished())
 
         async def on_stop(self) -> None:
             reconciler, self.reconciler = self.reconciler, None
             if reconciler is not None:
                 await asyncio.get_running_loop().run_in_executor(None, reconciler.stop)
+                metrics.reconciled.inc(reconciler.take_republished())
             for thread in getattr(self, "threads", []):
                 thread.stop()

@@ -13,7 +13,10 @@ also in: 2,334/3,038/3,359 against 2,075/2,965/3,259; at 3k signals within the n
 The parent side (``ReconcilerProcess``) starts ``python -m agents.glue.reconcile_process``
 with the worker's settings in ``RLSIZER_*`` variables, stops it with SIGTERM
 (the child commits and closes its consumer), and starts it again if it died.
-The child's output goes to the worker's stdout/stderr. The child asks the kernel
+The child's output goes to the worker's stdout/stderr; the number of signals it
+re-published comes back through a pipe (a line per change, the increase), which the
+parent reads without blocking (``take_republished``; the worker counts them as
+``rlsizer_reconciled_decisions_total``). The child asks the kernel
 for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``) and also watches its
 parent's pid, so a SIGKILLed worker leaves no reconciler behind; the next
 worker's reconciler resumes from the committed offsets (the oldest undecided
@@ -57,6 +60,9 @@ class ReconcilerProcess:
         self._args = [sys.executable, "-m", __name__, "--group", group_id, "--after-s", repr(after_s),
                       "--loglevel", loglevel]
         self._popen: subprocess.Popen[bytes] | None = None
+        self._reports: int | None = None  # read end of the child's count pipe
+        self._partial = b""
+        self._republished = 0
         self.restarts = 0
 
     @property
@@ -67,9 +73,45 @@ class ReconcilerProcess:
         return self._popen is not None and self._popen.poll() is None
 
     def start(self) -> None:
+        self._read_reports()  # a restarted child's predecessor: what it reported before it died still counts
+        self._close_reports()
         env = {**os.environ, **self._settings.to_env()}
-        self._popen = subprocess.Popen([*self._args, "--parent", str(os.getpid())], stdin=subprocess.DEVNULL, env=env)
+        read_end, write_end = os.pipe()
+        try:
+            self._popen = subprocess.Popen([*self._args, "--parent", str(os.getpid()), "--report-fd", str(write_end)],
+                                           stdin=subprocess.DEVNULL, env=env, pass_fds=(write_end,))
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        os.set_blocking(read_end, False)
+        self._reports = read_end
         log.info("reconciler started (pid %d)", self._popen.pid)
+
+    def take_republished(self) -> int:
+        """Signals the child re-published since the last call (read from its pipe, never waiting)."""
+        self._read_reports()
+        taken, self._republished = self._republished, 0
+        return taken
+
+    def _read_reports(self) -> None:
+        while self._reports is not None:
+            try:
+                chunk = os.read(self._reports, 4096)
+            except BlockingIOError:
+                return
+            if not chunk:  # the child is gone and its pipe empty
+                self._close_reports()
+                return
+            lines = (self._partial + chunk).split(b"\n")
+            self._partial = lines.pop()
+            self._republished += sum(int(line) for line in lines if line.strip())
+
+    def _close_reports(self) -> None:
+        if self._reports is not None:
+            os.close(self._reports)
+            self._reports, self._partial = None, b""
 
     def restart_if_dead(self) -> bool:
         """Start the child again when it exited without being asked to; True if it did."""
@@ -81,6 +123,7 @@ class ReconcilerProcess:
         return True
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM the child and wait; its last reports stay readable by ``take_republished``."""
         popen, self._popen = self._popen, None
         if popen is None or popen.poll() is not None:
             return
@@ -103,8 +146,11 @@ def _die_with_parent(parent: int) -> bool:
     return os.getppid() == parent
 
 
-def run(settings: Settings, *, group_id: str, after_s: float, parent: int) -> int:
-    """Reconcile until SIGTERM/SIGINT or until the parent is gone; 0 after a clean stop."""
+def run(settings: Settings, *, group_id: str, after_s: float, parent: int, report_fd: int | None = None) -> int:
+    """Reconcile until SIGTERM/SIGINT or until the parent is gone; 0 after a clean stop.
+
+    ``report_fd``: a pipe to the parent; each time the re-published count rises, the rise is written as a line.
+    """
     from agents.glue.reconcile import Reconciler
     from agents.strategy_map import StrategyMap
     from streams.codec_factory import make_codec
@@ -123,9 +169,20 @@ def run(settings: Settings, *, group_id: str, after_s: float, parent: int) -> in
         producer=make_producer(settings), after_s=after_s,
         decidable=StrategyMap.from_spec(settings.strategy_map).__contains__,  # the worker dead-letters the others
     )
+    reported = 0
+
+    def report() -> None:
+        nonlocal reported
+        now = reconciler.republished
+        if report_fd is not None and now > reported:
+            with contextlib.suppress(OSError):  # the parent is gone: nobody to count them
+                os.write(report_fd, b"%d\n" % (now - reported))
+            reported = now
+
     reconciler.start()
     try:
         while not stop.wait(0.5):
+            report()
             if os.getppid() != parent:
                 log.warning("reconciler: parent %d is gone; stopping", parent)
                 break
@@ -134,6 +191,7 @@ def run(settings: Settings, *, group_id: str, after_s: float, parent: int) -> in
                 return 1
     finally:
         reconciler.stop()
+        report()
     return 0
 
 
@@ -142,10 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", required=True, help="consumer group id")
     parser.add_argument("--after-s", type=float, required=True, help="seconds before an undecided signal is due")
     parser.add_argument("--parent", type=int, required=True, help="pid of the worker: the child ends with it")
+    parser.add_argument("--report-fd", type=int, help="pipe to the parent for the re-published count")
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.loglevel.upper(), format="[reconciler %(process)d] %(levelname)s %(name)s: %(message)s")
-    return run(Settings.from_env(), group_id=args.group, after_s=args.after_s, parent=args.parent)
+    return run(Settings.from_env(), group_id=args.group, after_s=args.after_s, parent=args.parent,
+               report_fd=args.report_fd)
 
 
 if __name__ == "__main__":

@@ -75,13 +75,46 @@ def test_the_child_republishes_a_skipped_signal_and_stops_cleanly(rsettings, cod
     try:
         seen = _signal_ids(rsettings, codec, 60, {"b": 2})
         assert child.alive()
+        counted = _republished_within(child, 10, want=1)  # the child reports every 0.5 s
     finally:
         popen = child._popen
         child.stop()
     assert seen.get("b") == 2, seen  # re-published once, unchanged
     assert seen.get("a") == 1 and seen.get("c") == 1, seen  # decided ones are left alone
+    assert counted == 1  # what the worker adds to rlsizer_reconciled_decisions_total
+    assert child.take_republished() == 0  # taken once, not again
     assert popen is not None and popen.returncode == 0  # SIGTERM: a clean stop, not a kill
     assert not child.alive()
+
+
+def _republished_within(child: ReconcilerProcess, seconds: float, *, want: int) -> int:
+    total = 0
+    deadline = time.monotonic() + seconds
+    while total < want and time.monotonic() < deadline:
+        total += child.take_republished()
+        time.sleep(0.1)
+    return total + child.take_republished()
+
+
+def test_a_dead_childs_count_survives_its_restart(rsettings, codec):
+    out = EventProducer(make_producer(rsettings), codec, rsettings)
+    out.send(_signal("lonely"))  # skipped: the signal after it is decided, so it is re-published after 1 s
+    out.send(_signal("next"))
+    out.send(_decision("next"))
+    out.flush()
+    child = ReconcilerProcess(rsettings, group_id=f"rc-{uuid.uuid4().hex[:6]}", after_s=1.0)
+    child.start()
+    try:
+        assert _signal_ids(rsettings, codec, 60, {"lonely": 2}).get("lonely", 0) >= 2
+        time.sleep(1.5)  # past the child's next report
+        os.kill(child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while child.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert child.restart_if_dead()
+        assert child.take_republished() >= 1  # reported by the child that died, read at its restart
+    finally:
+        child.stop()
 
 
 def test_a_dead_child_is_started_again(rsettings):
