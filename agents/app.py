@@ -41,7 +41,7 @@ from agents.glue.bar_clock import BarClock
 from agents.glue.changelog import ChangelogWriter
 from agents.glue.fills import FillHandlers, TradeEffects, open_ids, signal_record
 from agents.glue.handlers import Effects, Handlers, Source, history_key
-from agents.glue.metrics import WorkerMetrics
+from agents.glue.metrics import WorkerMetrics, consumer_lag
 from agents.glue.models import LoadModel, ModelWatcher, default_load_model
 from agents.glue.ports import Pipeline, default_pipeline
 from agents.glue.reconcile_process import ReconcilerProcess
@@ -262,6 +262,9 @@ def create_app(
             body, content_type = metrics.exposition()
             return self.bytes(body, content_type=content_type)
 
+    inputs = frozenset(settings.topic(short) for short in ("bars", "signals", "outcomes", "fills"))
+    metrics.lag = lambda: consumer_lag(app.consumer.assignment(), app.consumer.highwater,
+                                       app.consumer._read_offset, inputs)  # Faust keeps the read offsets there
     app.rlsizer_metrics = metrics  # type: ignore[attr-defined]  # for tests and embedding
     _attach_threads(app, settings, codec, slot, load_model, reconcile_after_s, metrics)
     return app

@@ -7,14 +7,18 @@ Grafana dashboard (``deploy/grafana/dashboards/rlsizer.json``).
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
 from schemas.events import SizeDecided
 
+log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 MULTIPLIER_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 
@@ -40,6 +44,8 @@ class WorkerMetrics:
         self.reconciled = Counter("rlsizer_reconciled_decisions",
                                   "Undecided signals the reconciler re-published to be decided", registry=r)
         self._decisions_by_policy: dict[str, Any] = {}
+        self.lag: Callable[[], Mapping[str, int]] | None = None  # set by the app: records behind, per input topic
+        r.register(_LagCollector(self))
 
     def decided(self, decision: SizeDecided) -> None:
         by_policy = self._decisions_by_policy.get(decision.policy)
@@ -72,3 +78,48 @@ class WorkerMetrics:
             "seconds_since_last_decision": None if self.last_decision is None else round(time.time() - self.last_decision, 3),
             "uptime_seconds": round(time.time() - self.started, 1),
         }
+
+
+LAG_METRIC = "rlsizer_consumer_lag_messages"
+LAG_HELP = "Records on the worker's assigned partitions not yet read, per input topic (from its last fetch)"
+
+
+def consumer_lag(assigned: Iterable[Any], highwater: Callable[[Any], int | None],
+                 read_offset: Mapping[Any, int | None], topics: Collection[str]) -> dict[str, int]:
+    """Records between each assigned partition's last read offset and its high watermark, summed per topic.
+
+    ``assigned``: topic-partitions (``.topic``); only ``topics`` count (not table changelogs). A partition
+    with nothing read yet, or no fetch answered yet, is left out: its lag is unknown, not zero.
+    """
+    lag: dict[str, int] = {}
+    for tp in assigned:
+        if tp.topic not in topics:
+            continue
+        high, read = highwater(tp), read_offset.get(tp)
+        if high is None or read is None:
+            continue
+        lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - (read + 1))
+    return lag
+
+
+class _LagCollector:
+    """``rlsizer_consumer_lag_messages{topic}``, computed when scraped from ``WorkerMetrics.lag``."""
+
+    def __init__(self, metrics: WorkerMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(LAG_METRIC, LAG_HELP, labels=["topic"])
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(LAG_METRIC, LAG_HELP, labels=["topic"])
+        source = self._metrics.lag
+        if source is not None:
+            try:
+                by_topic = source()
+            except Exception:  # a consumer not started or being rebalanced: no sample this scrape
+                log.debug("consumer lag unavailable", exc_info=True)
+                by_topic = {}
+            for topic, value in sorted(by_topic.items()):
+                family.add_metric([topic], value)
+        yield family

@@ -97,3 +97,5 @@ def test_signals_to_decisions_to_outcomes_to_model_to_decisions(esettings: Setti
     model_decisions = [line for line in metrics.splitlines() if line.startswith('rlsizer_decisions_total{policy="MODEL"}')]
     assert model_decisions and float(model_decisions[0].split()[-1]) == by_model[result.version], metrics[:3000]
     assert f'rlsizer_model_info{{version="{result.version}"}} 1.0' in metrics
+    # every signal was answered before the scrape: nothing left to read on the worker's signal partitions
+    assert f'rlsizer_consumer_lag_messages{{topic="{s.topic("signals")}"}} 0.0' in metrics, metrics[-3000:]

@@ -26,8 +26,8 @@ def test_decisions_counted_per_policy_and_observed():
     assert metrics.decisions_count == 5
 
 
-def test_the_dashboard_queries_only_metrics_the_worker_exports_but_the_two_documented_gaps():
-    """Each ``rlsizer_*`` series a Grafana panel queries comes from the worker's /metrics, except the two
+def test_the_dashboard_queries_only_metrics_the_worker_exports_but_the_documented_gap():
+    """Each ``rlsizer_*`` series a Grafana panel queries comes from the worker's /metrics, except the one
     that docs/OPERATIONS.md (section 6) lists as not yet exported."""
     import json
     import re
@@ -41,7 +41,37 @@ def test_the_dashboard_queries_only_metrics_the_worker_exports_but_the_two_docum
     exported = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
     suffixes = ("_total", "_bucket", "_count", "_sum")
     served = {q for q in queried if q in exported or any(q.endswith(s) and q[: -len(s)] in exported for s in suffixes)}
-    assert queried - served == {"rlsizer_consumer_lag_messages", "rlsizer_health_status"}
-    assert "rlsizer_reconciled_decisions_total" in served
+    assert queried - served == {"rlsizer_health_status"}
+    assert {"rlsizer_reconciled_decisions_total", "rlsizer_consumer_lag_messages"} <= served
     operations = (root / "docs/OPERATIONS.md").read_text()
     assert all(f"`{name}" in operations for name in queried - served)
+
+
+def test_consumer_lag_per_input_topic_from_read_offsets_and_high_watermarks():
+    from collections import namedtuple
+
+    from agents.glue.metrics import consumer_lag
+
+    TP = namedtuple("TP", "topic partition")
+    sig0, sig1, bars0, changelog0, unread = TP("x.signals", 0), TP("x.signals", 1), TP("x.bars", 0), TP("w-decided-changelog", 0), TP("x.signals", 2)
+    high = {sig0: 100, sig1: 7, bars0: 50, changelog0: 999, unread: 40}
+    read = {sig0: 89, sig1: 6, bars0: 49, changelog0: 0}  # offsets of the last records read
+    lag = consumer_lag([sig0, sig1, bars0, changelog0, unread], high.get, read, {"x.signals", "x.bars"})
+    assert lag == {"x.signals": 10, "x.bars": 0}  # 100-90 + 7-7; nothing read yet on partition 2: unknown, left out
+    assert consumer_lag([sig0], {sig0: None}.get, read, {"x.signals"}) == {}  # no fetch answered yet
+
+
+def test_consumer_lag_is_served_when_scraped_and_a_failing_source_gives_no_sample():
+    metrics = WorkerMetrics()
+    text = metrics.exposition()[0].decode()
+    assert "# TYPE rlsizer_consumer_lag_messages gauge" in text and 'rlsizer_consumer_lag_messages{' not in text
+    lags = iter([{"x.signals": 3, "x.bars": 0}, {"x.signals": 5}])
+    metrics.lag = lambda: next(lags)
+    assert 'rlsizer_consumer_lag_messages{topic="x.signals"} 3.0' in metrics.exposition()[0].decode()
+    assert 'rlsizer_consumer_lag_messages{topic="x.signals"} 5.0' in metrics.exposition()[0].decode()  # read per scrape
+
+    def broken() -> dict[str, int]:
+        raise RuntimeError("consumer not started")
+
+    metrics.lag = broken
+    assert 'rlsizer_consumer_lag_messages{' not in metrics.exposition()[0].decode()
