@@ -67,6 +67,8 @@ class Settings:
     train_min_new_outcomes: int = 200
     # Health
     health_interval_seconds: float = 1800.0
+    monitor_web_port: int = 0  # the monitor's /metrics (rlsizer_health_status); 0: not served
+    monitor_web_host: str = "127.0.0.1"
 
     def __repr__(self) -> str:  # secrets stay out of logs
         shown = ", ".join(

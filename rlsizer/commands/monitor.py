@@ -60,9 +60,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    server = None
+    if settings.monitor_web_port > 0:
+        from rlsizer.health_metrics import serve
+
+        server = serve(monitor, settings.monitor_web_host, settings.monitor_web_port)
+        log.info("health status on http://%s:%d/metrics", settings.monitor_web_host, settings.monitor_web_port)
     log.info("health monitor running; checks every %.0f s", settings.health_interval_seconds)
     while not stop.is_set():
         monitor.run_due()
         stop.wait(max(1.0, monitor.seconds_until_next()))
+    if server is not None:
+        server.shutdown()
     log.info("health monitor stopped")
     return 0

@@ -61,3 +61,24 @@ def test_secrets_come_from_files_not_inline():
             if key.startswith("RLSIZER_") and ("SECRET" in key or "HMAC" in key or "PASSWORD" in key):
                 assert key.endswith("_FILE"), f"{name} sets secret {key} inline"
     assert set(compose["secrets"]) >= {"s3_secret_key", "model_hmac_key"}
+
+
+def test_each_worker_replica_has_its_own_id():
+    worker = _compose()["services"]["worker"]
+    command = " ".join(worker["command"])
+    assert worker["deploy"]["replicas"] > 1
+    assert "--id" in command and "$$HOSTNAME" in command, command  # the default id would be shared by all
+
+
+def test_the_monitor_runs_beside_workers_and_trainer_on_their_state_and_is_scraped():
+    services = _compose()["services"]
+    monitor = services["monitor"]
+    assert monitor["command"] == ["rlsizer", "monitor"]
+    mounts = {name: {v for v in services[name]["volumes"] if v.endswith(":/var/lib/rlsizer")}
+              for name in ("worker", "trainer", "monitor")}
+    assert len(set.union(*mounts.values())) == 1, mounts  # model caches + trainer status in one data dir
+    port = _env_items(monitor)["RLSIZER_MONITOR_WEB_PORT"]
+    assert _env_items(monitor)["RLSIZER_MONITOR_WEB_HOST"] == "0.0.0.0"
+    prometheus = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
+    targets = {t for job in prometheus["scrape_configs"] for c in job.get("static_configs", []) for t in c["targets"]}
+    assert f"monitor:{port}" in targets

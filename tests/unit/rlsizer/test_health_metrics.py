@@ -1,0 +1,55 @@
+"""The monitor's /metrics: each check's latest status as rlsizer_health_status, read when scraped."""
+
+from __future__ import annotations
+
+import urllib.request
+
+from agents import health
+from agents.health import CheckResult
+from rlsizer.health_metrics import registry_for, serve
+from rlsizer.health_monitor import HealthMonitor, ScheduledCheck
+from rlsizer.processes import free_port
+from prometheus_client import generate_latest
+
+
+def _monitor(statuses: dict[str, str]) -> HealthMonitor:
+    def probe(name: str):
+        return lambda now: CheckResult(check=name, status=statuses[name], detail="d")
+
+    return HealthMonitor(checks=[ScheduledCheck(component="model" if n.startswith("model") else "kafka", name=n,
+                                                probe=probe(n)) for n in statuses], publish=lambda e: None)
+
+
+def _samples(text: str) -> dict[str, float]:
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line.startswith("rlsizer_health_status{")}
+
+
+def test_each_checks_latest_status_is_a_gauge_0_1_2():
+    statuses = {"reach_kafka": health.OK, "model_freshness": health.WARN, "model_integrity": health.FAIL}
+    monitor = _monitor(statuses)
+    registry = registry_for(monitor)
+    assert _samples(generate_latest(registry).decode()) == {}  # nothing run yet: no sample, not a fake OK
+    monitor.run_all()
+    assert _samples(generate_latest(registry).decode()) == {
+        'rlsizer_health_status{check="reach_kafka",component="kafka"}': 0.0,
+        'rlsizer_health_status{check="model_freshness",component="model"}': 1.0,
+        'rlsizer_health_status{check="model_integrity",component="model"}': 2.0,
+    }
+    statuses["model_integrity"] = health.OK  # recovered: the next run shows it
+    monitor.run_all()
+    assert _samples(generate_latest(registry).decode())['rlsizer_health_status{check="model_integrity",component="model"}'] == 0.0
+
+
+def test_served_over_http_until_shut_down():
+    monitor = _monitor({"reach_kafka": health.FAIL})
+    monitor.run_all()
+    port = free_port()
+    server = serve(monitor, "127.0.0.1", port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _samples(text) == {'rlsizer_health_status{check="reach_kafka",component="kafka"}': 2.0}
