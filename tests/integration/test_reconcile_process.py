@@ -63,15 +63,21 @@ def _signal_ids(s: Settings, codec: EventCodec, seconds: float, want: dict[str, 
     return seen
 
 
-def test_the_child_republishes_a_skipped_signal_and_stops_cleanly(rsettings, codec):
-    out = EventProducer(make_producer(rsettings), codec, rsettings)
-    for sid in ("a", "b", "c"):  # b is skipped: a and c, before and after it, are decided
+def _started_after(s: Settings, codec: EventCodec, signals: tuple[str, ...], decided: tuple[str, ...]) -> ReconcilerProcess:
+    """A reconciler child (due after 1 s) started once ``signals`` and the decisions of ``decided`` are on the topics."""
+    out = EventProducer(make_producer(s), codec, s)
+    for sid in signals:
         out.send(_signal(sid))
-    out.send(_decision("a"))
-    out.send(_decision("c"))
+    for sid in decided:
+        out.send(_decision(sid))
     out.flush()
-    child = ReconcilerProcess(rsettings, group_id=f"rc-{uuid.uuid4().hex[:6]}", after_s=1.0)
+    child = ReconcilerProcess(s, group_id=f"rc-{uuid.uuid4().hex[:6]}", after_s=1.0)
     child.start()
+    return child
+
+
+def test_the_child_republishes_a_skipped_signal_and_stops_cleanly(rsettings, codec):
+    child = _started_after(rsettings, codec, ("a", "b", "c"), ("a", "c"))  # b is skipped: a and c around it are decided
     try:
         seen = _signal_ids(rsettings, codec, 60, {"b": 2})
         assert child.alive()
@@ -97,13 +103,7 @@ def _republished_within(child: ReconcilerProcess, seconds: float, *, want: int) 
 
 
 def test_a_dead_childs_count_survives_its_restart(rsettings, codec):
-    out = EventProducer(make_producer(rsettings), codec, rsettings)
-    out.send(_signal("lonely"))  # skipped: the signal after it is decided, so it is re-published after 1 s
-    out.send(_signal("next"))
-    out.send(_decision("next"))
-    out.flush()
-    child = ReconcilerProcess(rsettings, group_id=f"rc-{uuid.uuid4().hex[:6]}", after_s=1.0)
-    child.start()
+    child = _started_after(rsettings, codec, ("lonely", "next"), ("next",))  # lonely is skipped: re-published after 1 s
     try:
         assert _signal_ids(rsettings, codec, 60, {"lonely": 2}).get("lonely", 0) >= 2
         time.sleep(1.5)  # past the child's next report
