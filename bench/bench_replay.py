@@ -21,6 +21,13 @@ one see. Decoding on a thread of its own (consume -> decode -> write) was no fas
 against 0.90-1.06 s decoding on the consuming thread): consuming and decoding both
 hold the GIL for most of their time.
 Figures swing by 20-30% between runs.
+Both clocks start before their consumer is made (until 2026-11-26 the raw one started
+after ``list_topics``, so connecting and reading metadata, ~15-55 ms, counted against the
+replay only); the replay's consumer then waited out librdkafka's 50 ms "sparse connect"
+pause on its first request, now ~10 ms (``trainer.replay.consumer_config``). 8 alternated
+pairs with both clocks so: replay 0.84-0.94 s (median 0.88) with the shorter pause,
+0.88-1.08 s (median 0.91) without; ratios 0.43-0.49 and 0.42-0.53 (the raw read gets
+the shorter pause too).
 pandas is imported before timing: pyarrow imports it on its first numpy conversion
 (about 0.3 s, once per process), which is not throughput.
 
