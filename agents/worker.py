@@ -13,14 +13,22 @@ from streams.settings import Settings
 
 
 def run_worker(settings: Settings, *, worker_id: str, loglevel: str = "info") -> int:
-    from agents.glue.transport import faust_worker
+    """Run the worker until it stops; ``DirInUse`` at once if another live worker has this id's data dir.
 
-    app, poller = build_serving_app(settings, worker_id=worker_id)
-    poller.start()
-    try:
-        faust_worker(app, loglevel=loglevel).execute_from_commandline()  # returns when the worker stops (it calls sys.exit)
-    finally:
-        poller.stop()
+    The data dir (model cache, Faust data) is locked for the life of the process, so two
+    workers never share one by accident (same ``--id`` on one machine or volume), and the
+    monitor's ``clean_disk`` can tell the dirs of workers that are gone from live ones.
+    """
+    from agents.glue.transport import faust_worker, worker_datadir
+    from streams.dir_lock import DirLock
+
+    with DirLock(worker_datadir(settings, worker_id), holder=f"another worker with id {worker_id!r}"):
+        app, poller = build_serving_app(settings, worker_id=worker_id)
+        poller.start()
+        try:
+            faust_worker(app, loglevel=loglevel).execute_from_commandline()  # returns when the worker stops (it calls sys.exit)
+        finally:
+            poller.stop()
     return 0
 
 
@@ -57,7 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.loglevel.upper())
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` dumps every thread's stack to stderr
-    return run_worker(Settings.from_env(), worker_id=str(args.id), loglevel=args.loglevel)
+    from streams.dir_lock import DirInUse
+
+    try:
+        return run_worker(Settings.from_env(), worker_id=str(args.id), loglevel=args.loglevel)
+    except DirInUse as exc:
+        print(f"agents.worker: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

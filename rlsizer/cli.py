@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import rlsizer.commands
 from rlsizer.processes import StackError
+from streams.dir_lock import DirInUse
 from streams.settings import Settings, SettingsError
 
 EXIT_USAGE = 2
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return int(func(args, settings) or 0)
-    except (StackError, SettingsError) as exc:
+    except (StackError, SettingsError, DirInUse) as exc:
         print(f"rlsizer {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -8,13 +8,11 @@ server that was started, in reverse order.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import http.client
 import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
 
 from confluent_kafka.admin import AdminClient
 
@@ -30,6 +28,7 @@ from rlsizer.processes import (
     start_tansu,
     wait_ready,
 )
+from streams.dir_lock import DirInUse, DirLock
 from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 
@@ -100,29 +99,17 @@ class DataDirLock:
     """An exclusive lock on a data dir, so two stacks never share one SeaweedFS directory."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / ".lock"
-        self._file: IO[str] | None = None
+        self._lock = DirLock(data_dir, holder="another stack")
+        self.path = self._lock.path
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+")  # noqa: SIM115 - held until release()
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
-            f.close()
-            raise StackError(f"data dir {self.path.parent} is in use by another stack (pid {holder})") from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        self._file = f
+            self._lock.acquire()
+        except DirInUse as exc:
+            raise StackError(f"data dir {exc}") from None
 
     def release(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._lock.release()
 
 
 class EmbeddedStack:
