@@ -4,13 +4,17 @@
   the champion is restored from the cache's backup or re-fetched from S3 (verified).
 - ``refresh_model``: re-announce the registry's champion on the models topic, so a
   worker that missed the event (or serves a stale model) reloads it.
-- ``clean_disk``: old cached model versions, old reports and set-aside warehouses go.
+- ``clean_disk``: old cached model versions, old reports, set-aside warehouses and the data
+  dirs of workers that are gone (unlocked and untouched for a day: ``gone_workers``) go.
 - ``retry_training``: the trainer service retries with exponential backoff by
   itself; the monitor reports when the next attempt is due.
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -18,10 +22,13 @@ from typing import Any
 
 from agents import health
 from agents.health import CheckResult
+from streams.dir_lock import in_use
 from streams.settings import Settings
 from trainer.status import load_status
 
 KEEP_REPORTS = 20
+GONE_WORKER_GRACE_S = 24 * 3600.0  # a worker dir unlocked and untouched this long belongs to a worker that is gone
+log = logging.getLogger(__name__)
 
 
 def worker_caches(settings: Settings, registry: Any) -> list[Any]:
@@ -84,8 +91,26 @@ def refresh_champion(settings: Settings, registry_factory: Callable[[], Any], se
     return f"re-announced champion {version}"
 
 
-def clean_disk(settings: Settings, registry_factory: Callable[[], Any]) -> str:
+def gone_workers(settings: Settings, now: float, *, grace_s: float = GONE_WORKER_GRACE_S) -> list[Path]:
+    """Data dirs of workers that are gone: no live process holds the dir's lock (``agents.worker``),
+    and nothing in it changed for ``grace_s`` (a worker restarting keeps its dir)."""
+    root = Path(settings.data_dir) / "worker"
+    gone = []
+    for d in sorted(p for p in root.glob("*") if p.is_dir()):
+        if in_use(d):
+            continue
+        newest = max((p.stat().st_mtime for p in d.rglob("*")), default=d.stat().st_mtime)
+        if now - max(newest, d.stat().st_mtime) > grace_s:
+            gone.append(d)
+    return gone
+
+
+def clean_disk(settings: Settings, registry_factory: Callable[[], Any], *, now: float | None = None) -> str:
     removed = 0
+    for d in gone_workers(settings, time.time() if now is None else now):
+        shutil.rmtree(d, ignore_errors=True)  # derived state: a model cache and Faust data, refilled if it comes back
+        log.info("removed the data dir of a worker that is gone: %s", d)
+        removed += 1
     for cache in worker_caches(settings, registry_factory()):
         removed += len(cache.cleanup(keep=2))
     reports = sorted((Path(settings.data_dir) / "reports").glob("*.html"), key=lambda p: p.stat().st_mtime)

@@ -63,3 +63,38 @@ def test_clean_disk_keeps_the_champion_and_recent_reports(rsettings: Settings) -
     kept = sorted(p.name for p in reports.glob("*.html"))
     assert len(kept) == recovery.KEEP_REPORTS and kept[0] == "r05.html"
     assert not list(s.data_dir.glob("*.bad-*"))
+
+
+def _age(directory: Path, seconds: float) -> None:
+    old = time.time() - seconds
+    for p in [*directory.rglob("*"), directory]:
+        os.utime(p, (old, old))
+
+
+def test_clean_disk_removes_the_dirs_of_workers_that_are_gone_only(rsettings: Settings) -> None:
+    import subprocess
+    import sys
+
+    s = rsettings
+    registry = ModelRegistry.from_settings(s)
+    root = s.data_dir / "worker"
+    for name in ("live", "gone", "restarting"):
+        (root / name / "models").mkdir(parents=True)
+        (root / name / "models" / "x.onnx").write_bytes(b"x")
+    # a live worker: another process holds its dir's lock, as agents.worker does
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from streams.dir_lock import DirLock\n"
+                               f"lock = DirLock({str(root / 'live')!r}).acquire(); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        _age(root / "live", 3 * 86400)
+        _age(root / "gone", 3 * 86400)  # unlocked and untouched for 3 days
+        _age(root / "restarting", 600)  # unlocked for 10 minutes: kept (grace of a day)
+        assert recovery.gone_workers(s, time.time()) == [root / "gone"]
+        result = recovery.clean_disk(s, lambda: registry)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.startswith("removed ")
+    assert sorted(p.name for p in root.iterdir()) == ["live", "restarting"]
+    assert recovery.gone_workers(s, time.time() + 2 * 86400) == [root / "live", root / "restarting"]  # holder gone now
