@@ -33,7 +33,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
+import time
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -49,6 +49,7 @@ CONSUMER: Final[Mapping[str, Any]] = {
     "fetch.min.bytes": 256 * 1024,
 }
 _PR_SET_PDEATHSIG: Final = 1
+STEP_S: Final = 0.5  # how often the child reports, checks its parent and its consuming thread
 STOP_TIMEOUT_S: Final = 10.0
 
 
@@ -157,9 +158,14 @@ def run(settings: Settings, *, group_id: str, after_s: float, parent: int, repor
     from streams.consumer import make_consumer
     from streams.producer import make_producer
 
-    stop = threading.Event()
+    # The handler only flips a flag. It used to call threading.Event.set(), which takes the
+    # event's lock: a second SIGTERM (the parent's stop, then PDEATHSIG as the parent exits)
+    # landing while the first handler held that lock ran the handler again on the same thread
+    # and waited on the lock forever: an orphan that never exited. A handler runs on the main
+    # thread between bytecodes, so the loop below sees the flag within one sleep.
+    stopping: list[int] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda signum, _frame: stopping.append(signum))
     if not _die_with_parent(parent):
         log.warning("reconciler: parent %d is gone before the start; exiting", parent)
         return 0
@@ -181,7 +187,10 @@ def run(settings: Settings, *, group_id: str, after_s: float, parent: int, repor
 
     reconciler.start()
     try:
-        while not stop.wait(0.5):
+        while not stopping:
+            time.sleep(STEP_S)
+            if stopping:
+                break
             report()
             if os.getppid() != parent:
                 log.warning("reconciler: parent %d is gone; stopping", parent)

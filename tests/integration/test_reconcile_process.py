@@ -170,3 +170,24 @@ def test_the_child_ends_when_its_parent_is_killed(rsettings, tmp_path):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_a_burst_of_sigterms_still_ends_the_child(rsettings):
+    """The worker's stop and then PDEATHSIG send two SIGTERMs; a second one arriving while the first was
+    handled used to hang the child forever (its handler took a lock the first one held)."""
+    child = ReconcilerProcess(rsettings, group_id=f"rc-{uuid.uuid4().hex[:6]}", after_s=1.0)
+    child.start()
+    popen = child._popen
+    assert popen is not None
+    try:
+        time.sleep(3)  # running its loop
+        for _ in range(2000):
+            if popen.poll() is not None:
+                break
+            os.kill(popen.pid, signal.SIGTERM)
+        code = popen.wait(20)
+    finally:
+        if popen.poll() is None:
+            popen.kill()
+            popen.wait()
+    assert code == 0
