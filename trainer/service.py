@@ -12,7 +12,7 @@ outcomes arrived. After every attempt the service
   ``agents.health.backoff_delay(failures, base_seconds=backoff_base_seconds, cap_seconds=interval)``
   after a failure (60 s, 120 s, 240 s ... never longer than the normal interval).
 
-Stopping: ``stop`` (a ``threading.Event``, set by SIGTERM/SIGINT via ``install_stop_signals``) ends
+Stopping: ``stop`` (a ``streams.stop_flag.StopFlag``, set by SIGTERM/SIGINT via ``install_stop_signals``) ends
 the wait at once; a round in progress is not interrupted (training cannot be resumed half-way),
 the loop exits right after it. Clock, wait, round and health sink are injected, so the schedule is
 testable without time passing.
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -32,6 +31,7 @@ from typing import Any, Protocol
 from agents.health import ACTION_RETRY_TRAINING, FAIL, OK, WARN, backoff_delay
 from schemas.events import HealthChecked, utc_now
 from streams.settings import Settings
+from streams.stop_flag import Stop, StopFlag, stop_on_signals
 from trainer.status import TrainerStatus, load_status, save_status
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def run_service(
     *,
     round_fn: RoundFunction,
     publish_health: Callable[[HealthChecked], None],
-    stop: threading.Event,
+    stop: Stop,
     clock: Callable[[], datetime] = utc_now,
     wait: Callable[[float], Any] | None = None,
     backoff_base_seconds: float = BACKOFF_BASE_SECONDS,
@@ -154,15 +154,10 @@ def run_service(
     return attempts
 
 
-def install_stop_signals(stop: threading.Event) -> None:
-    """SIGTERM and SIGINT set ``stop`` (main thread only)."""
-
-    def handler(signum: int, _frame: Any) -> None:
-        log.info("received %s: stopping after the current round", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+def install_stop_signals(stop: StopFlag) -> None:
+    """SIGTERM and SIGINT set ``stop`` (main thread only; a ``StopFlag``, see ``streams.stop_flag``)."""
+    stop_on_signals(stop, on_signal=lambda signum: log.info("received %s: stopping after the current round",
+                                                            signal.Signals(signum).name))
 
 
 def kafka_health_publisher(settings: Settings, codec: Any) -> Callable[[HealthChecked], None]:

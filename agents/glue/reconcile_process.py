@@ -33,11 +33,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from typing import Any, Final
 
 from streams.settings import Settings
+from streams.stop_flag import StopFlag, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -158,14 +158,8 @@ def run(settings: Settings, *, group_id: str, after_s: float, parent: int, repor
     from streams.consumer import make_consumer
     from streams.producer import make_producer
 
-    # The handler only flips a flag. It used to call threading.Event.set(), which takes the
-    # event's lock: a second SIGTERM (the parent's stop, then PDEATHSIG as the parent exits)
-    # landing while the first handler held that lock ran the handler again on the same thread
-    # and waited on the lock forever: an orphan that never exited. A handler runs on the main
-    # thread between bytecodes, so the loop below sees the flag within one sleep.
-    stopping: list[int] = []
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda signum, _frame: stopping.append(signum))
+    stop = StopFlag()  # not threading.Event: see streams.stop_flag (this child hung on one)
+    stop_on_signals(stop)
     if not _die_with_parent(parent):
         log.warning("reconciler: parent %d is gone before the start; exiting", parent)
         return 0
@@ -187,10 +181,7 @@ def run(settings: Settings, *, group_id: str, after_s: float, parent: int, repor
 
     reconciler.start()
     try:
-        while not stopping:
-            time.sleep(STEP_S)
-            if stopping:
-                break
+        while not stop.wait(STEP_S):
             report()
             if os.getppid() != parent:
                 log.warning("reconciler: parent %d is gone; stopping", parent)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 from typing import Any
 
 from streams.settings import Settings
+from streams.stop_flag import StopFlag, stop_on_signals
 
 log = logging.getLogger("rlsizer.monitor")
 
@@ -57,9 +56,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for e in monitor.run_all():
             print(f"{e.status:<5} {e.component:<9} {e.check:<18} {e.detail}{'  -> ' + e.action if e.action else ''}")
         return 1 if monitor.overall() == "FAIL" else 0
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopFlag()  # set by SIGTERM/SIGINT; not threading.Event (streams.stop_flag)
+    stop_on_signals(stop)
     server = None
     if settings.monitor_web_port > 0:
         from rlsizer.health_metrics import serve

@@ -100,16 +100,16 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
 
 def _trainer(args: argparse.Namespace, settings: Settings) -> int:
     import functools
-    import threading
 
     from trainer.round import run_round
+    from streams.stop_flag import StopFlag
     from trainer.service import install_stop_signals, kafka_health_publisher, run_service
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     codec, registry = _clients(settings)
     round_fn = functools.partial(run_round, settings, codec=codec, registry=registry, train_config=_train_config(args),
                                  min_outcomes=args.min_outcomes, progress=False)
-    stop = threading.Event()
+    stop = StopFlag()
     install_stop_signals(stop)
     run_service(settings, round_fn=round_fn, publish_health=kafka_health_publisher(settings, codec), stop=stop)
     return 0

@@ -160,9 +160,11 @@ def test_stop_set_before_start_runs_nothing(tmp_path: Path) -> None:
     assert round_fn.calls == []
 
 
-def test_sigterm_sets_the_stop_event() -> None:
+def test_sigterm_sets_the_stop_flag() -> None:
+    from streams.stop_flag import StopFlag
+
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    stop = threading.Event()
+    stop = StopFlag()
     try:
         install_stop_signals(stop)
         os.kill(os.getpid(), signal.SIGTERM)
