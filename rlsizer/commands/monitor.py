@@ -6,6 +6,7 @@ import argparse
 import logging
 from typing import Any
 
+from rlsizer.processes import StackError
 from streams.settings import Settings
 from streams.stop_flag import StopFlag, stop_on_signals
 
@@ -62,7 +63,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.monitor_web_port > 0:
         from rlsizer.health_metrics import serve
 
-        server = serve(monitor, settings.monitor_web_host, settings.monitor_web_port)
+        try:
+            server = serve(monitor, settings.monitor_web_host, settings.monitor_web_port)
+        except OSError as exc:
+            raise StackError(f"cannot serve health metrics on {settings.monitor_web_host}:{settings.monitor_web_port}"
+                             f" (RLSIZER_MONITOR_WEB_PORT): {exc.strerror or exc}") from None
         log.info("health status on http://%s:%d/metrics", settings.monitor_web_host, settings.monitor_web_port)
     log.info("health monitor running; checks every %.0f s", settings.health_interval_seconds)
     while not stop.is_set():

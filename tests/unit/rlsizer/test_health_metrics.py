@@ -53,3 +53,23 @@ def test_served_over_http_until_shut_down():
         server.shutdown()
         server.server_close()
     assert _samples(text) == {'rlsizer_health_status{check="reach_kafka",component="kafka"}': 2.0}
+
+
+def test_rlsizer_monitor_with_its_metrics_port_taken_says_so_and_exits_2(tmp_path, monkeypatch, capsys):
+    import socket
+
+    from rlsizer.cli import main
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    monkeypatch.setenv("RLSIZER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RLSIZER_KAFKA_BOOTSTRAP", "127.0.0.1:1")  # never reached: it stops before the first check
+    monkeypatch.setenv("RLSIZER_MONITOR_WEB_PORT", str(port))
+    try:
+        assert main(["monitor"]) == 2
+    finally:
+        taken.close()
+    err = capsys.readouterr().err
+    assert f"rlsizer monitor: cannot serve health metrics on 127.0.0.1:{port} (RLSIZER_MONITOR_WEB_PORT): Address already in use" in err, err
