@@ -262,6 +262,7 @@ def create_app(
             body, content_type = metrics.exposition()
             return self.bytes(body, content_type=content_type)
 
+    metrics.decided_kept.set_function(lambda: len(decided.data.data))  # read when scraped
     inputs = frozenset(settings.topic(short) for short in ("bars", "signals", "outcomes", "fills"))
     metrics.lag = lambda: consumer_lag(app.consumer.assignment(), app.consumer.highwater,
                                        app.consumer._read_offset, inputs)  # Faust keeps the read offsets there

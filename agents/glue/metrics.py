@@ -46,6 +46,9 @@ class WorkerMetrics:
         self._decisions_by_policy: dict[str, Any] = {}
         self.lag: Callable[[], Mapping[str, int]] | None = None  # set by the app: records behind, per input topic
         r.register(_LagCollector(self))
+        # decided signals this worker keeps in memory (the `decided` table: it has no retention yet)
+        self.decided_kept = Gauge("rlsizer_decided_signals", "Decided signals held in this worker's decided table",
+                                  registry=r)
 
     def decided(self, decision: SizeDecided) -> None:
         by_policy = self._decisions_by_policy.get(decision.policy)

@@ -99,3 +99,5 @@ def test_signals_to_decisions_to_outcomes_to_model_to_decisions(esettings: Setti
     assert f'rlsizer_model_info{{version="{result.version}"}} 1.0' in metrics
     # every signal was answered before the scrape: nothing left to read on the worker's signal partitions
     assert f'rlsizer_consumer_lag_messages{{topic="{s.topic("signals")}"}} 0.0' in metrics, metrics[-3000:]
+    kept = [float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("rlsizer_decided_signals ")]
+    assert kept and kept[0] >= total.signals, metrics[-3000:]  # one worker: every signal it decided is still held
