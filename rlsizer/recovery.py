@@ -31,11 +31,15 @@ GONE_WORKER_GRACE_S = 24 * 3600.0  # a worker dir unlocked and untouched this lo
 log = logging.getLogger(__name__)
 
 
+def _worker_dirs(settings: Settings) -> list[Path]:
+    """Each worker's data dir (``agents.glue.transport.worker_datadir``), in name order."""
+    return sorted(p for p in (Path(settings.data_dir) / "worker").glob("*") if p.is_dir())
+
+
 def worker_caches(settings: Settings, registry: Any) -> list[Any]:
     from models.cache import ModelCache
 
-    root = Path(settings.data_dir) / "worker"
-    return [ModelCache(d / "models", registry) for d in sorted(root.glob("*")) if (d / "models").is_dir()]
+    return [ModelCache(d / "models", registry) for d in _worker_dirs(settings) if (d / "models").is_dir()]
 
 
 def _verify_cached(cache: Any, version: str) -> str | None:
@@ -94,20 +98,13 @@ def refresh_champion(settings: Settings, registry_factory: Callable[[], Any], se
 def gone_workers(settings: Settings, now: float, *, grace_s: float = GONE_WORKER_GRACE_S) -> list[Path]:
     """Data dirs of workers that are gone: no live process holds the dir's lock (``agents.worker``),
     and nothing in it changed for ``grace_s`` (a worker restarting keeps its dir)."""
-    root = Path(settings.data_dir) / "worker"
-    gone = []
-    for d in sorted(p for p in root.glob("*") if p.is_dir()):
-        if in_use(d):
-            continue
-        newest = max((p.stat().st_mtime for p in d.rglob("*")), default=d.stat().st_mtime)
-        if now - max(newest, d.stat().st_mtime) > grace_s:
-            gone.append(d)
-    return gone
+    return [d for d in _worker_dirs(settings)
+            if not in_use(d) and now - max(p.stat().st_mtime for p in (d, *d.rglob("*"))) > grace_s]
 
 
-def clean_disk(settings: Settings, registry_factory: Callable[[], Any], *, now: float | None = None) -> str:
+def clean_disk(settings: Settings, registry_factory: Callable[[], Any]) -> str:
     removed = 0
-    for d in gone_workers(settings, time.time() if now is None else now):
+    for d in gone_workers(settings, time.time()):
         shutil.rmtree(d, ignore_errors=True)  # derived state: a model cache and Faust data, refilled if it comes back
         log.info("removed the data dir of a worker that is gone: %s", d)
         removed += 1
