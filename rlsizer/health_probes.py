@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 from agents import health
 from agents.health import CheckResult
 from rlsizer.health_monitor import ScheduledCheck
+from rlsizer.recovery import model_integrity_probe
 from streams.security import kafka_login_error, registry_requests_kwargs
 from streams.settings import Settings
 from streams.topics import worker_group_id
@@ -136,8 +137,6 @@ def model_probe(champion_created: Callable[[], datetime | None]) -> Callable[[da
 def standard_checks(settings: Settings, *, s3_client_factory: Callable[[], Any],
                     registry_factory: Callable[[], Any]) -> list[ScheduledCheck]:
     """Every check, for ``rlsizer health`` (once) and ``rlsizer monitor`` (on its interval) alike."""
-    from rlsizer.recovery import model_integrity_probe
-
     every = timedelta(seconds=settings.health_interval_seconds)
     return [
         ScheduledCheck(component="kafka", name="reach_kafka", probe=kafka_probe(settings), interval=every),

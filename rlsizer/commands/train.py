@@ -101,8 +101,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
 def _trainer(args: argparse.Namespace, settings: Settings) -> int:
     import functools
 
-    from trainer.round import run_round
     from streams.stop_flag import StopFlag
+    from trainer.round import run_round
     from trainer.service import install_stop_signals, kafka_health_publisher, run_service
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
