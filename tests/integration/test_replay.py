@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
@@ -14,7 +15,7 @@ from pathlib import Path
 import duckdb
 import fastavro
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from schemas.catalog import schema_text
@@ -22,6 +23,7 @@ from schemas.codec import DecodeError, EventCodec, InMemoryRegistry, frame
 from schemas.events import BarClosed, Event, FeaturesComputed, HealthChecked, SignalRaised, SizeDecided, TradeClosed, field_names
 from streams.settings import Settings
 from streams.topics import CATALOG, ensure_topics, event_key, new_topics, topic_name
+from trainer import replay as replay_module
 from trainer.replay import assignment, consumer_config, records_ahead, replay
 from trainer.warehouse import Warehouse, open_warehouse
 
@@ -148,6 +150,55 @@ def test_second_replay_adds_only_new_events(topics: Settings, codec: EventCodec,
     assert third.new_rows == len(later)
     assert third.duplicates == 0
     assert table_counts(path)["signals"] == 17
+
+
+def test_a_new_file_is_assigned_before_it_is_made(topics: Settings, codec: EventCodec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Into a new file the partitions are assigned from the beginning while the file is made (fetching starts)."""
+    produce(topics, encoded(topics, codec, sample_events(5)))
+    seen: list[str] = []
+    real_open, real_assign = replay_module.open_warehouse, Consumer.assign
+
+    def slow_open(*args: object, **kwargs: object) -> Warehouse:
+        time.sleep(0.5)  # a file that takes long to make
+        seen.append("opened")
+        return real_open(*args, **kwargs)
+
+    class Watched(Consumer):
+        def assign(self, partitions: list[TopicPartition]) -> None:
+            seen.append(f"assigned {len(partitions)}")
+            real_assign(self, partitions)
+
+    monkeypatch.setattr(replay_module, "open_warehouse", slow_open)
+    monkeypatch.setattr(replay_module, "Consumer", Watched)
+    stats = replay(topics, codec, warehouse_path=tmp_path / "wh.duckdb", progress=False)
+
+    assert [step.split()[0] for step in seen] == ["assigned", "opened"]
+    assert int(seen[0].split()[1]) >= len(CATALOG)  # every catalogue topic's partitions
+    assert stats.new_rows == 26 and table_counts(tmp_path / "wh.duckdb")["signals"] == 5
+
+
+def test_a_file_made_meanwhile_is_read_from_its_stored_offsets(topics: Settings, codec: EventCodec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found missing, then made by another replay before ours opens it: ours reads on from its offsets."""
+    path = tmp_path / "wh.duckdb"
+    produce(topics, encoded(topics, codec, sample_events(5)))
+    assert replay(topics, codec, warehouse_path=path, progress=False).new_rows == 26
+    later = sample_events(3, start=T0 + timedelta(days=1))
+    produce(topics, encoded(topics, codec, later))
+    real_exists, asked = Path.exists, []
+
+    def exists(self: Path) -> bool:  # the replay's first look finds nothing; the file is there when it opens it
+        if self == path and not asked:
+            asked.append(self)
+            return False
+        return real_exists(self)
+
+    monkeypatch.setattr(Path, "exists", exists)
+
+    stats = replay(topics, codec, warehouse_path=path, progress=False)
+
+    assert asked and stats.rebuilt_from is None
+    assert stats.events == len(later) and stats.new_rows == len(later) and stats.duplicates == 0
+    assert table_counts(path)["signals"] == 8
 
 
 def test_undecodable_records_are_dead_lettered_and_replay_goes_on(topics: Settings, codec: EventCodec, tmp_path: Path) -> None:
