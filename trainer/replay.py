@@ -27,6 +27,15 @@ tried and was no faster: confluent-kafka builds each consumed message with the G
 held, the decoding holds it for most of its time too, and the two only queued for it
 (200k bench events with the writes left out, 3 runs each: 1.09-1.14 s against
 0.90-1.06 s on the consuming thread).
+Memory: a 200k-event bench replay takes 63-87k minor page faults (the raw read
+12-25k); about a third of the consuming thread's perf samples were in the kernel's
+fault path, much of it zeroing transparent huge pages for numpy's large arrays.
+Keeping freed memory (glibc ``mallopt``: no trimming, a 1 GB mmap threshold),
+pyarrow's system pool instead of mimalloc, or huge pages off (``PR_SET_THP_DISABLE``)
+changed neither the fault counts nor the times (3 runs each): the pages are touched
+for the first time, once per replay (the batch holding the feature maps needs the
+most), so there is little freed memory to reuse. A loop decoding one batch again
+and again does reuse it (~65 -> ~50 ms per 60k events with ``mallopt``).
 A replay into a new file is a bulk load (see ``trainer.warehouse``): rows are
 appended as they come, and once every partition is at EOF ``Warehouse.finish_load``
 deletes the repeats (first stored copy wins); the stats count them as duplicates.
