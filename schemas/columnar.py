@@ -371,10 +371,11 @@ def _fixed_maps(keys: list[str], values: np.ndarray) -> pa.Array:
     encoded = [key.encode("utf-8") for key in keys]
     ends = np.cumsum([len(key) for key in encoded], dtype=np.int64)
     width = int(ends[-1]) if k else 0
-    key_offsets = np.zeros(n * k + 1, np.int64)
-    key_offsets[1:] = (np.arange(n, dtype=np.int64)[:, None] * width + ends[None, :]).reshape(-1)
-    data = np.frombuffer(b"".join(encoded) * n, np.uint8) if width else np.zeros(0, np.uint8)
-    key_array = pa.Array.from_buffers(pa.string(), n * k, [None, pa.py_buffer(key_offsets.astype(np.int32)), pa.py_buffer(data)])
+    # the caller keeps n * width below 2**31: the string offsets are made as int32 at once, in place
+    key_offsets = np.empty(n * k + 1, np.int32)
+    key_offsets[0] = 0
+    np.add(np.arange(n, dtype=np.int32)[:, None] * np.int32(width), ends.astype(np.int32)[None, :], out=key_offsets[1:].reshape(n, k))
+    key_array = pa.Array.from_buffers(pa.string(), n * k, [None, pa.py_buffer(key_offsets), pa.py_buffer(b"".join(encoded) * n)])
     offsets = pa.array(np.arange(n + 1, dtype=np.int32) * k)
     return pa.MapArray.from_arrays(offsets, key_array, pa.array(values.reshape(-1), pa.float64()))
 

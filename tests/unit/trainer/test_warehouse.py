@@ -229,6 +229,25 @@ def test_split_maps_gives_the_same_parts_with_or_without_the_shared_layout_short
     assert fast.layout.to_pylist() == [layout_id([k for k, _ in r]) for r in rows]
 
 
+@pytest.mark.parametrize(
+    "maps",
+    [
+        _maps([[("a", 1.0), ("bé", 2.0)]] * 40),
+        _maps([[("a", 1.0), ("bé", 2.0)]] * 40).slice(3, 30),
+        _maps([[("a", 1.0), ("bb", 2.0)]] * 39 + [[("a", 3.0), ("bc", 4.0)]]),  # a byte of the last map differs
+        _maps([[("ab", 1.0), ("c", 2.0)]] * 39 + [[("a", 3.0), ("bc", 4.0)]]),  # its bytes agree, its boundaries do not
+    ],
+)
+@pytest.mark.parametrize("block_bytes", [1, 24, 1 << 20])  # a block of one row, of a few, of every row
+def test_the_shared_layout_check_reads_every_block(maps: pa.MapArray, block_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("trainer.feature_layouts._COMPARE_BYTES", block_bytes)
+    fast = split_maps(maps)
+    monkeypatch.setattr("trainer.feature_layouts._shared_names", lambda *_: None)
+    slow = split_maps(maps)
+    assert fast.layout.equals(slow.layout) and fast.values.equals(slow.values) and fast.layouts == slow.layouts
+    assert len(fast.layouts) == len({tuple(k for k, _ in r) for r in maps.to_pylist()})
+
+
 @pytest.mark.parametrize("bulk_load", [True, False])
 def test_offsets_of_many_partitions_are_written_and_replaced_with_their_rows(tmp_path: Path, bulk_load: bool) -> None:
     """A write's offsets go in as bound values (any topic name), replace those stored, and leave the others."""
