@@ -28,6 +28,10 @@ pause on its first request, now ~10 ms (``trainer.replay.consumer_config``). 8 a
 pairs with both clocks so: replay 0.84-0.94 s (median 0.88) with the shorter pause,
 0.88-1.08 s (median 0.91) without; ratios 0.43-0.49 and 0.42-0.53 (the raw read gets
 the shorter pause too).
+The round after (a new file assigned its partitions while it is made, feature maps decoded
+without a column-major copy), 6 pairs alternated with the code before it: replay median
+1.05 s against 1.18 s, decode 0.29-0.37 s against 0.39-0.70 s, ratios 0.29-0.46 against
+0.29-0.44 (a noisier day).
 pandas is imported before timing: pyarrow imports it on its first numpy conversion
 (about 0.3 s, once per process), which is not throughput.
 
