@@ -32,6 +32,8 @@ The round after (a new file assigned its partitions while it is made, feature ma
 without a column-major copy), 6 pairs alternated with the code before it: replay median
 1.05 s against 1.18 s, decode 0.29-0.37 s against 0.39-0.70 s, ratios 0.29-0.46 against
 0.29-0.44 (a noisier day).
+Since then both reads pause a partition at its end (``trainer.replay``, "End"), so neither
+keeps the broker answering fetches for finished partitions.
 pandas is imported before timing: pyarrow imports it on its first numpy conversion
 (about 0.3 s, once per process), which is not throughput.
 
@@ -128,6 +130,7 @@ def raw_consume(settings: Settings) -> tuple[int, float]:
                 size += len(msg.value())
             elif msg.error().code() == KafkaError._PARTITION_EOF:
                 remaining.discard((msg.topic(), msg.partition()))
+                consumer.pause([TopicPartition(msg.topic(), msg.partition())])  # as the replay does at a partition's end
     seconds = time.perf_counter() - started
     consumer.close()
     return count, seconds

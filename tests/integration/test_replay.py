@@ -177,6 +177,28 @@ def test_a_new_file_is_assigned_before_it_is_made(topics: Settings, codec: Event
     assert stats.new_rows == 26 and table_counts(tmp_path / "wh.duckdb")["signals"] == 5
 
 
+def test_each_partition_is_paused_once_at_its_end(topics: Settings, codec: EventCodec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partition at EOF is no longer fetched while the others are read."""
+    produce(topics, encoded(topics, codec, sample_events(30)))
+    assigned: list[tuple[str, int]] = []
+    paused: list[tuple[str, int]] = []
+
+    class Watched(Consumer):
+        def assign(self, partitions: list[TopicPartition]) -> None:
+            assigned.extend((tp.topic, tp.partition) for tp in partitions)
+            super().assign(partitions)
+
+        def pause(self, partitions: list[TopicPartition]) -> None:
+            paused.extend((tp.topic, tp.partition) for tp in partitions)
+            super().pause(partitions)
+
+    monkeypatch.setattr(replay_module, "Consumer", Watched)
+    stats = replay(topics, codec, warehouse_path=tmp_path / "wh.duckdb", progress=False)
+
+    assert stats.new_rows == 151
+    assert sorted(paused) == sorted(assigned) and len(set(paused)) == len(paused)
+
+
 def test_a_file_made_meanwhile_is_read_from_its_stored_offsets(topics: Settings, codec: EventCodec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Found missing, then made by another replay before ours opens it: ours reads on from its offsets."""
     path = tmp_path / "wh.duckdb"
