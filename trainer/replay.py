@@ -36,11 +36,6 @@ changed neither the fault counts nor the times (3 runs each): the pages are touc
 for the first time, once per replay (the batch holding the feature maps needs the
 most), so there is little freed memory to reuse. A loop decoding one batch again
 and again does reuse it (~65 -> ~50 ms per 60k events with ``mallopt``).
-End: a partition at EOF is paused, so the consumer stops fetching it while the others
-are read; it used to wait out ``fetch.wait.max.ms`` on it at the broker again and again.
-Records that reach it meanwhile are read by the next replay, from the stored offset.
-The embedded broker spent ~0.25 s of CPU instead of ~0.30 s on a 200k-event bench replay
-(8 alternated pairs; the replay's own time did not change visibly).
 A replay into a new file is a bulk load (see ``trainer.warehouse``): rows are
 appended as they come, and once every partition is at EOF ``Warehouse.finish_load``
 deletes the repeats (first stored copy wins); the stats count them as duplicates.
@@ -51,6 +46,11 @@ helper thread makes the file, so fetching starts before the file is ready (makin
 it took 30-80 ms, ~15 ms of which the metadata request used to cover). Into an
 existing file, the topic metadata is asked on the helper thread while the file
 opens, and the partitions are assigned from its stored offsets.
+End: a partition at EOF is paused, so the consumer stops fetching it while the others
+are read; it used to wait out ``fetch.wait.max.ms`` on it at the broker again and again.
+Records that reach it meanwhile are read by the next replay, from the stored offset.
+The embedded broker spent ~0.25 s of CPU instead of ~0.30 s on a 200k-event bench replay
+(8 alternated pairs; the replay's own time did not change visibly).
 Measured with ``bench/bench_replay.py``.
 """
 
@@ -391,9 +391,11 @@ def _open_and_assign(consumer: Consumer, topics: list[str], path: Path, *, rebui
     process), the partitions are assigned again from them: upserts keyed by
     ``event_id`` keep what was fetched before from being stored twice.
     """
+    fresh = rebuild or not path.exists()
     metadata: Future[ClusterMetadata] | None = None
+    parts: list[TopicPartition] = []
     with ThreadPoolExecutor(1, thread_name_prefix="replay-open") as pool:
-        if rebuild or not path.exists():
+        if fresh:
             opening = pool.submit(open_warehouse, path, rebuild=rebuild, bulk_load=True)
             try:
                 parts = assignment(consumer, topics, {}, timeout=timeout)
@@ -404,13 +406,13 @@ def _open_and_assign(consumer: Consumer, topics: list[str], path: Path, *, rebui
                     opening.result().close()  # never leave the file open behind an error
                 raise
             warehouse = opening.result()
-            if not (stored := warehouse.offsets()):
-                return warehouse, parts
         else:  # the consumer connects and reads the topic metadata while the file opens
             metadata = pool.submit(consumer.list_topics, timeout=timeout)
             warehouse = open_warehouse(path, rebuild=rebuild, bulk_load=True)
-            stored = warehouse.offsets()
     try:
+        stored = warehouse.offsets()
+        if fresh and not stored:
+            return warehouse, parts
         parts = assignment(consumer, topics, stored, timeout=timeout, metadata=metadata)
         if parts:
             consumer.assign(parts)
