@@ -33,7 +33,9 @@ without a column-major copy), 6 pairs alternated with the code before it: replay
 1.05 s against 1.18 s, decode 0.29-0.37 s against 0.39-0.70 s, ratios 0.29-0.46 against
 0.29-0.44 (a noisier day).
 Since then both reads pause a partition at its end (``trainer.replay``, "End"), so neither
-keeps the broker answering fetches for finished partitions.
+keeps the broker answering fetches for finished partitions; 6 more pairs against the code of
+the morning: replay median 0.99 s against 1.12 s, ratios 0.40-0.52 (3 of 6 at or above 0.5)
+against 0.30-0.48.
 pandas is imported before timing: pyarrow imports it on its first numpy conversion
 (about 0.3 s, once per process), which is not throughput.
 
