@@ -46,6 +46,12 @@ helper thread makes the file, so fetching starts before the file is ready (makin
 it took 30-80 ms, ~15 ms of which the metadata request used to cover). Into an
 existing file, the topic metadata is asked on the helper thread while the file
 opens, and the partitions are assigned from its stored offsets.
+Consume batches: ``batch_size`` 2,000 messages, not 10,000. confluent-kafka builds a
+batch's Message objects with the GIL held, and the writer's DuckDB client needs the GIL
+between execution steps: the first 20k-row write took 155-284 ms for 25-59 ms of CPU
+beside 10k batches, 55-73 ms for 26-34 ms beside 2k batches. Replay median in alternated
+pairs: 0.92 against 1.01 s (10 pairs), 1.15 against 1.23 s (6 bench runs each, a slow
+hour); 1,000 gave -10% and -3%, 300 was slower.
 End: a partition at EOF is paused, so the consumer stops fetching it while the others
 are read; it used to wait out ``fetch.wait.max.ms`` on it at the broker again and again.
 Records that reach it meanwhile are read by the next replay, from the stored offset.
@@ -468,7 +474,7 @@ def replay(
     warehouse_path: Path | None = None,
     progress: bool = True,
     rebuild: bool = False,
-    batch_size: int = 10_000,
+    batch_size: int = 2_000,
     flush_rows: int = 50_000,
     idle_timeout: float = 30.0,
 ) -> ReplayStats:
