@@ -36,6 +36,10 @@ Since then both reads pause a partition at its end (``trainer.replay``, "End"), 
 keeps the broker answering fetches for finished partitions; 6 more pairs against the code of
 the morning: replay median 0.99 s against 1.12 s, ratios 0.40-0.52 (3 of 6 at or above 0.5)
 against 0.30-0.48.
+Until then the raw read consumed 10,000 messages per call, which alone made it ~25% slower
+(0.51 s against 0.39-0.40 s with 500-2,000; each call waits for its batch to fill): every
+ratio printed before was against that slower baseline. Both reads now consume
+``trainer.replay.CONSUME_BATCH`` (2,000) per call.
 pandas is imported before timing: pyarrow imports it on its first numpy conversion
 (about 0.3 s, once per process), which is not throughput.
 
@@ -66,7 +70,7 @@ from schemas.codec import EventCodec, InMemoryRegistry
 from schemas.events import BarClosed, Event, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
 from streams.settings import Settings
 from streams.topics import CATALOG, ensure_topics, event_key, new_topics, topic_name
-from trainer.replay import consumer_config, replay
+from trainer.replay import CONSUME_BATCH, consumer_config, replay
 
 T0 = datetime(2024, 1, 2, tzinfo=timezone.utc)
 
@@ -126,7 +130,7 @@ def raw_consume(settings: Settings) -> tuple[int, float]:
     consumer.assign(parts)
     count = size = 0
     while remaining:
-        for msg in consumer.consume(10_000, timeout=0.05):
+        for msg in consumer.consume(CONSUME_BATCH, timeout=0.05):  # the replay's batches (see trainer.replay)
             if msg.error() is None:
                 count += 1
                 size += len(msg.value())
