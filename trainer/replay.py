@@ -452,23 +452,23 @@ def _sort_out(
     errors: list[KafkaError | None],
     keep: Callable[[Message], None],
     remaining: set[tuple[str, int]],
-    ended: list[TopicPartition],
-) -> int:
-    """Keep the records, mark partitions at EOF done (added to ``ended``), raise on fatal errors; the number of records kept."""
+) -> tuple[int, list[TopicPartition]]:
+    """Keep the records, mark partitions at EOF done, raise on fatal errors; the records kept and the partitions ended."""
     read = 0
+    ended: list[TopicPartition] = []
     for msg, err in zip(messages, errors):
         if err is None:
             keep(msg)
             read += 1
         elif err.code() == KafkaError._PARTITION_EOF:
-            if (msg.topic(), msg.partition()) in remaining:
-                remaining.discard((msg.topic(), msg.partition()))
-                ended.append(TopicPartition(msg.topic(), msg.partition()))
+            if (at := (msg.topic(), msg.partition())) in remaining:
+                remaining.discard(at)
+                ended.append(TopicPartition(*at))
         elif err.fatal() or not err.retriable():
             raise ReplayError(f"consuming {msg.topic()}[{msg.partition()}]: {err.str()}")
         else:
             log.warning("retriable consumer error: %s", err.str())
-    return read
+    return read, ended
 
 
 def replay(
@@ -505,7 +505,6 @@ def replay(
             writer = _Writer(warehouse)
             pending = _Pending()
             keep = pending.messages.append
-            ended: list[TopicPartition] = []
             last_progress = time.monotonic()
             with tqdm(total=ahead, unit="ev", unit_scale=True, desc="replay", disable=not progress, smoothing=0.1) as bar:
                 while remaining:
@@ -525,10 +524,9 @@ def replay(
                         pending.messages.extend(messages)
                         read = len(messages)
                     else:
-                        read = _sort_out(messages, errors, keep, remaining, ended)
+                        read, ended = _sort_out(messages, errors, keep, remaining)
                         if ended:  # done with them: no more fetches for them (see "End")
                             consumer.pause(ended)
-                            ended.clear()
                     bar.update(read)
                     waiting = len(pending.messages)
                     if waiting >= flush_rows or (writer.idle and waiting >= flush_rows // 5):
