@@ -25,6 +25,9 @@ The producer batch is raised from aiokafka's 16 KiB: aiokafka blocks
 its backlog at ~13 signals/s with 16 KiB batches and ~100-200/s with 512 KiB.
 The producer never enables idempotence outside transactions (tansu rejects the
 idempotent producer's InitProducerId; we deduplicate instead).
+
+The consumer hands records to the agents through ``agents.glue.drain`` (no
+tasks per record).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any, ClassVar
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from agents.glue.drain import drain_for_this_faust
 from streams.security import faust_broker_credentials
 from streams.settings import Settings
 
@@ -51,6 +55,8 @@ class TansuConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class TansuConsumer(faust_aiokafka.Consumer):
+    _drain_messages = drain_for_this_faust()  # records handed to the agents without a task each (agents.glue.drain)
+
     def _new_consumer_thread(self) -> TansuConsumerThread:
         return TansuConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
