@@ -70,7 +70,7 @@ from schemas.codec import EventCodec, InMemoryRegistry
 from schemas.events import BarClosed, Event, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
 from streams.settings import Settings
 from streams.topics import CATALOG, ensure_topics, event_key, new_topics, topic_name
-from trainer.replay import CONSUME_BATCH, consumer_config, replay
+from trainer.replay import CONSUME_BATCH, consumer_config, replay, young_collections_only
 
 T0 = datetime(2024, 1, 2, tzinfo=timezone.utc)
 
@@ -129,14 +129,15 @@ def raw_consume(settings: Settings) -> tuple[int, float]:
     remaining = {(tp.topic, tp.partition) for tp in parts}
     consumer.assign(parts)
     count = size = 0
-    while remaining:
-        for msg in consumer.consume(CONSUME_BATCH, timeout=0.05):  # the replay's batches (see trainer.replay)
-            if msg.error() is None:
-                count += 1
-                size += len(msg.value())
-            elif msg.error().code() == KafkaError._PARTITION_EOF:
-                remaining.discard((msg.topic(), msg.partition()))
-                consumer.pause([TopicPartition(msg.topic(), msg.partition())])  # as the replay does at a partition's end
+    with young_collections_only():  # the replay consumes with automatic collection off too (trainer.replay)
+        while remaining:
+            for msg in consumer.consume(CONSUME_BATCH, timeout=0.05):  # the replay's batches (see trainer.replay)
+                if msg.error() is None:
+                    count += 1
+                    size += len(msg.value())
+                elif msg.error().code() == KafkaError._PARTITION_EOF:
+                    remaining.discard((msg.topic(), msg.partition()))
+                    consumer.pause([TopicPartition(msg.topic(), msg.partition())])  # as the replay does at a partition's end
     seconds = time.perf_counter() - started
     consumer.close()
     return count, seconds

@@ -60,6 +60,16 @@ are read; it used to wait out ``fetch.wait.max.ms`` on it at the broker again an
 Records that reach it meanwhile are read by the next replay, from the stored offset.
 The embedded broker spent ~0.25 s of CPU instead of ~0.30 s on a 200k-event bench replay
 (8 alternated pairs; the replay's own time did not change visibly).
+Garbage collection: confluent-kafka's messages are objects the cyclic collector tracks,
+and a flush holds up to ``flush_rows`` of them, so consuming 200k records set off ~250
+young and two full collections, each full one walking every object of the process
+(~120k after the imports): 160-200 ms per 200k-event replay with the collector on.
+While the replay consumes, automatic collection is off (``young_collections_only``), and
+the young generations are collected after each flush, once its messages are released,
+so reference cycles (an exception kept for a dead letter) do not pile up; objects that
+live long enough to be old are left for the collector once it is on again. 4 alternated
+rounds of 200k events: replay median 0.72 s against 0.90 s with the collector on (0.80 s
+with ``gc.freeze()`` instead). The bench's raw read runs with collection off as well.
 Measured with ``bench/bench_replay.py``.
 """
 
@@ -67,6 +77,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import logging
 import operator
 import queue
@@ -74,7 +85,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -471,6 +482,26 @@ def _sort_out(
     return read, ended
 
 
+@contextlib.contextmanager
+def young_collections_only() -> Iterator[Callable[[], None]]:
+    """Automatic garbage collection off inside; the callable it gives collects the young generations.
+
+    See "Garbage collection". Collection comes back on afterwards (errors included)
+    only if it was on before; when it was off, the callable does nothing.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield functools.partial(gc.collect, 1) if was_enabled else _do_nothing
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _do_nothing() -> None:
+    return None
+
+
 def replay(
     settings: Settings,
     codec: Decoder,
@@ -506,7 +537,8 @@ def replay(
             pending = _Pending()
             keep = pending.messages.append
             last_progress = time.monotonic()
-            with tqdm(total=ahead, unit="ev", unit_scale=True, desc="replay", disable=not progress, smoothing=0.1) as bar:
+            with (tqdm(total=ahead, unit="ev", unit_scale=True, desc="replay", disable=not progress, smoothing=0.1) as bar,
+                  young_collections_only() as collect_young):
                 while remaining:
                     messages = consumer.consume(batch_size, timeout=0.05)
                     if messages:
@@ -531,6 +563,7 @@ def replay(
                     waiting = len(pending.messages)
                     if waiting >= flush_rows or (writer.idle and waiting >= flush_rows // 5):
                         writer.submit(pending.take(codec))  # an idle writer gets work early
+                        collect_young()  # the flush's messages are released (see "Garbage collection")
                 writer.submit(pending.take(codec))
                 totals = writer.drain()
             finishing = time.perf_counter()

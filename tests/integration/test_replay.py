@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import io
 import json
 import logging
@@ -296,8 +297,20 @@ def test_small_flushes_and_invalid_values_keep_every_record_and_its_reason(topic
         codec.decode(invalid)
     produce(topics, good[:70] + [(decisions, b"bad", invalid)] + good[70:])
 
-    stats = replay(topics, codec, warehouse_path=tmp_path / "wh.duckdb", progress=False, flush_rows=17, batch_size=13)
+    generations: list[int] = []
 
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            generations.append(info["generation"])
+
+    gc.callbacks.append(watch)
+    try:
+        stats = replay(topics, codec, warehouse_path=tmp_path / "wh.duckdb", progress=False, flush_rows=17, batch_size=13)
+    finally:
+        gc.callbacks.remove(watch)
+
+    assert gc.isenabled()
+    assert generations and max(generations) == 1  # young collections after flushes; no walk of the whole heap
     assert stats.events == len(good) + 1
     assert stats.new_rows == len(good) + 1 and stats.duplicates == 0 and stats.rejected == 1
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
