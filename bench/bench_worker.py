@@ -28,6 +28,14 @@ this shared machine hits both alike. Measured from this process, as a bot sees i
   seconds; per-signal publish -> decision received, matched by ``signal_id``
   (the pass-through echoes the signal, so its echo carries the same id).
 
+Both apps run on the same transport, ``agents.glue.transport``, including its
+consumer loop (``agents.glue.drain``: records reach the agents without tasks of
+their own, where Faust's loop makes four and an ``asyncio.wait`` per record). That
+loop made both apps faster, not the ratio better: in 13 runs alternated with the code
+before it (2026-11-26/27) the worker made 2,834-5,796 signals/s against 2,089-3,813,
+the pass-through 7,782-13,219 against 4,455-8,708, throughput ratio 0.33-0.54 against
+0.35-0.72. So the pass-through is a stricter baseline than a stock Faust agent.
+
 Prints both apps' figures, the ratios worker/pass-through and PASS/MISS against
 the targets (throughput ratio >= 0.5, p99 ratio <= 2.0). Exit status 0 whatever
 the figures; non-zero when something failed to run (an app died, decisions missing).

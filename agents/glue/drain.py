@@ -16,9 +16,11 @@ crashed, Faust's own call is made. Offsets, gaps, commits and the yield every
 100 records are Faust's, line for line.
 
 Measured with ``bench/bench_worker.py`` (3,000 signals; both apps take this
-loop, it is part of the shared transport): the worker went from 2,652-3,125 to
-5,531 signals/s and 0.38 to 0.18 ms of CPU per signal, the pass-through from
-5,950-8,136 to 12,162 records/s.
+loop, it is part of the shared transport), 13 runs alternated with Faust's loop:
+the worker 2,834-5,796 signals/s (median 4,232) against 2,089-3,813 (median 3,082),
+faster in 12 of the 13 pairs, at 0.17-0.37 ms of CPU per signal against 0.26-0.50;
+the pass-through 7,782-13,219 records/s against 4,455-8,708; the worker's p99 at
+1,000 signals/s 77-252 ms (median 123) against 75-207 ms (median 124).
 
 The loop is a copy, so it replaces Faust's only while Faust's is the one it was
 copied from (``FAUST_DRAIN_SHA256``, the digest of faust-streaming 0.15.3's
