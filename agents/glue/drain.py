@@ -46,17 +46,21 @@ log = logging.getLogger(__name__)
 FAUST_DRAIN_SHA256: Final = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
 
 
-def faust_drain_digest() -> str:
-    """SHA-256 of the installed Faust's ``Consumer._drain_messages`` source."""
-    return hashlib.sha256(inspect.getsource(FaustConsumer._drain_messages).encode()).hexdigest()
+def faust_drain_digest() -> str | None:
+    """SHA-256 of the installed Faust's ``Consumer._drain_messages`` source (None: no source installed)."""
+    try:
+        source = inspect.getsource(FaustConsumer._drain_messages)
+    except (OSError, TypeError):  # e.g. an image that ships bytecode only
+        return None
+    return hashlib.sha256(source.encode()).hexdigest()
 
 
 def drain_for_this_faust() -> Callable[..., Any]:
     """``drain_messages`` when the installed Faust's loop is the one it copies, else Faust's own."""
     if faust_drain_digest() == FAUST_DRAIN_SHA256:
         return drain_messages
-    log.warning("Faust's Consumer._drain_messages is not the one agents.glue.drain copies: "
-                "keeping Faust's (one task set per record; the worker is slower)")
+    log.warning("Faust's Consumer._drain_messages is not the one agents.glue.drain copies (or its source "
+                "is not installed): keeping Faust's (four tasks per record; the worker is slower)")
     return FaustConsumer._drain_messages
 
 

@@ -28,6 +28,17 @@ def test_another_faust_keeps_its_own_loop(monkeypatch, caplog):
     assert "keeping Faust's" in caplog.text
 
 
+def test_without_faust_s_source_its_own_loop_is_kept(monkeypatch):
+    def no_source(obj):
+        raise OSError("could not get source code")
+
+    monkeypatch.setattr(drain.inspect, "getsource", no_source)
+    from faust.transport.consumer import Consumer
+
+    assert drain.faust_drain_digest() is None
+    assert drain.drain_for_this_faust() is Consumer._drain_messages
+
+
 class _Consumer(Service):
     """What ``deliver`` uses of a Faust consumer: the flow flag and ``wait_first`` (counted)."""
 
