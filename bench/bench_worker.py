@@ -441,6 +441,8 @@ def main() -> int:
     parser.add_argument("--loglevel", default="warning", help="log level of both apps (their logs go to files)")
     parser.add_argument("--start-timeout", type=float, default=120.0, help="seconds for both apps to answer")
     args = parser.parse_args()
+    if args.rounds < 1 or args.signals < 1:
+        parser.error("--rounds and --signals must be at least 1")
     load = os.getloadavg()
     print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)", flush=True)
     started = time.monotonic()
