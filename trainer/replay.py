@@ -45,7 +45,8 @@ which stores no offsets, every partition is assigned from the beginning while a
 helper thread makes the file, so fetching starts before the file is ready (making
 it took 30-80 ms, ~15 ms of which the metadata request used to cover). Into an
 existing file, the topic metadata is asked on the helper thread while the file
-opens, and the partitions are assigned from its stored offsets.
+opens, and the partitions are assigned from its stored offsets. A file found missing
+but made meanwhile by another process gets a new consumer, assigned from its offsets.
 Consume batches: ``batch_size`` 2,000 messages, not 10,000. confluent-kafka builds a
 batch's Message objects with the GIL held, and the writer's DuckDB client needs the GIL
 between execution steps: the first 20k-row write took 155-284 ms for 25-59 ms of CPU
@@ -403,44 +404,58 @@ def assignment(
     return parts
 
 
-def _open_and_assign(consumer: Consumer, topics: list[str], path: Path, *, rebuild: bool, timeout: float) -> tuple[Warehouse, list[TopicPartition]]:
-    """Open the warehouse and assign ``consumer`` its partitions from the stored offsets (see "Start").
+def _open_and_assign(
+    make_consumer: Callable[[], Consumer], topics: list[str], path: Path, *, rebuild: bool, timeout: float
+) -> tuple[Warehouse, list[TopicPartition], Consumer]:
+    """Open the warehouse, make a consumer and assign it the partitions from the stored offsets (see "Start").
 
     A new file (none at ``path``, or ``rebuild``) stores no offsets, so every partition
     is assigned from the beginning at once and fetching runs while the file is made.
     Should the file turn out to store offsets after all (made meanwhile by another
-    process), the partitions are assigned again from them: upserts keyed by
-    ``event_id`` keep what was fetched before from being stored twice.
+    process), that consumer is closed unread and a new one is assigned from them, so
+    nothing the first fetched can be read (assigning the first consumer again let one
+    test run read 32 records where 16 were new). On an error the consumer and the file
+    are closed.
     """
     fresh = rebuild or not path.exists()
     metadata: Future[ClusterMetadata] | None = None
     parts: list[TopicPartition] = []
-    with ThreadPoolExecutor(1, thread_name_prefix="replay-open") as pool:
-        if fresh:
-            opening = pool.submit(open_warehouse, path, rebuild=rebuild, bulk_load=True)
-            try:
-                parts = assignment(consumer, topics, {}, timeout=timeout)
-                if parts:
-                    consumer.assign(parts)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    opening.result().close()  # never leave the file open behind an error
-                raise
-            warehouse = opening.result()
-        else:  # the consumer connects and reads the topic metadata while the file opens
-            metadata = pool.submit(consumer.list_topics, timeout=timeout)
-            warehouse = open_warehouse(path, rebuild=rebuild, bulk_load=True)
+    consumer: Consumer | None = make_consumer()
     try:
-        stored = warehouse.offsets()
-        if fresh and not stored:
-            return warehouse, parts
-        parts = assignment(consumer, topics, stored, timeout=timeout, metadata=metadata)
-        if parts:
-            consumer.assign(parts)
+        with ThreadPoolExecutor(1, thread_name_prefix="replay-open") as pool:
+            if fresh:
+                opening = pool.submit(open_warehouse, path, rebuild=rebuild, bulk_load=True)
+                try:
+                    parts = assignment(consumer, topics, {}, timeout=timeout)
+                    if parts:
+                        consumer.assign(parts)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        opening.result().close()  # never leave the file open behind an error
+                    raise
+                warehouse = opening.result()
+            else:  # the consumer connects and reads the topic metadata while the file opens
+                metadata = pool.submit(consumer.list_topics, timeout=timeout)
+                warehouse = open_warehouse(path, rebuild=rebuild, bulk_load=True)
+        try:
+            stored = warehouse.offsets()
+            if fresh and not stored:
+                return warehouse, parts, consumer
+            if fresh:  # made meanwhile
+                first, consumer = consumer, None
+                first.close()
+                consumer = make_consumer()
+            parts = assignment(consumer, topics, stored, timeout=timeout, metadata=metadata)
+            if parts:
+                consumer.assign(parts)
+        except BaseException:
+            warehouse.close()
+            raise
     except BaseException:
-        warehouse.close()
+        if consumer is not None:
+            consumer.close()
         raise
-    return warehouse, parts
+    return warehouse, parts, consumer
 
 
 def records_ahead(consumer: Consumer, parts: list[TopicPartition], timeout: float) -> int:
@@ -521,12 +536,9 @@ def replay(
     started = time.perf_counter()
     topics = [settings.topic(spec.short_name) for spec in CATALOG]
     path = Path(warehouse_path) if warehouse_path is not None else default_path(settings.data_dir)
-    consumer = Consumer(consumer_config(settings))
-    try:
-        warehouse, parts = _open_and_assign(consumer, topics, path, rebuild=rebuild, timeout=idle_timeout)
-    except BaseException:
-        consumer.close()
-        raise
+    warehouse, parts, consumer = _open_and_assign(
+        lambda: Consumer(consumer_config(settings)), topics, path, rebuild=rebuild, timeout=idle_timeout
+    )
     with warehouse:
         writer: _Writer | None = None
         try:

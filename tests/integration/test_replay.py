@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import fastavro
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from schemas.catalog import schema_text
@@ -215,11 +215,25 @@ def test_a_file_made_meanwhile_is_read_from_its_stored_offsets(topics: Settings,
             return False
         return real_exists(self)
 
+    consumers: list[list[int]] = []  # per consumer made: the offsets it was assigned
+
+    class Watched(Consumer):
+        def __init__(self, config: dict[str, object]) -> None:
+            super().__init__(config)
+            consumers.append([])
+
+        def assign(self, partitions: list[TopicPartition]) -> None:
+            consumers[-1].extend(tp.offset for tp in partitions)
+            super().assign(partitions)
+
     monkeypatch.setattr(Path, "exists", exists)
+    monkeypatch.setattr(replay_module, "Consumer", Watched)
 
     stats = replay(topics, codec, warehouse_path=path, progress=False)
 
     assert asked and stats.rebuilt_from is None
+    # the first consumer, assigned from the beginning, is closed unread; a second reads on from the stored offsets
+    assert len(consumers) == 2 and set(consumers[0]) == {OFFSET_BEGINNING} and any(offset > 0 for offset in consumers[1])
     assert stats.events == len(later) and stats.new_rows == len(later) and stats.duplicates == 0
     assert table_counts(path)["signals"] == 8
 
