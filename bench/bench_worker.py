@@ -336,7 +336,7 @@ def verdict(ok: bool) -> str:
 def report(thr: dict[str, Throughput], lat: dict[str, Latency], rate_note: str, policies: Counter[str],
            rounds: Sequence[dict[str, Throughput]]) -> str:
     pt, wk = "passthrough", "worker"
-    thr_ratio = thr[wk].per_s / thr[pt].per_s
+    thr_ratio = throughput_ratio(thr)
     p99_ratio = lat[wk].p99_ms / lat[pt].p99_ms
     rate = lat[pt].rate
     rows = [
