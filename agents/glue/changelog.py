@@ -38,11 +38,32 @@ class ChangelogWriter:
 
     def set(self, table: Any, key: bytes, value: bytes, partition: int) -> None:
         """``table[key] = value`` with the changelog record on ``partition`` (the partition of the record being processed)."""
+        self._app.producer.produce_now(self._topic(table), key, value, partition)
+        store = table.data
+        store.data[key] = value
+        store._key_partition[key] = partition  # as the store records for a key it recovers (see ``partition``)
+
+    def delete(self, table: Any, key: bytes, partition: int) -> None:
+        """``del table[key]``: a tombstone on ``partition`` (where the key's records went) and the key out of the store."""
+        self._app.producer.produce_now(self._topic(table), key, None, partition)
+        store = table.data
+        store.data.pop(key, None)
+        store._key_partition.pop(key, None)
+
+    @staticmethod
+    def partition(table: Any, key: bytes) -> int | None:
+        """The partition of ``key``'s changelog records: recorded by ``set``, or by the store when it recovered them.
+
+        The memory store drops the keys of partitions this worker no longer holds when a
+        recovery completes, by this record.
+        """
+        return table.data._key_partition.get(key)
+
+    def _topic(self, table: Any) -> str:
         topic = self._topics.get(id(table))
         if topic is None:
             topic = self._topics[id(table)] = table.changelog_topic.get_topic_name()
-        self._app.producer.produce_now(topic, key, value, partition)
-        table.data.data[key] = value
+        return topic
 
     @staticmethod
     def get(table: Any, key: bytes) -> Any:

@@ -157,7 +157,7 @@ class RdKafkaProducer(TansuProducer):
             except KafkaException as exc:
                 raise ProducerSendError(f"cannot send to {topic}: {exc}") from exc
 
-    def produce_now(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+    def produce_now(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
         """Hand one record to librdkafka (no future; a failure surfaces at the next ``flush``)."""
         rd = self._rd_now
         if rd is None:

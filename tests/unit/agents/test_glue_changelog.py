@@ -36,3 +36,22 @@ def test_reads_and_writes_are_those_of_the_table():
     assert writer.get(table, b"k") == table.get(b"k") == b"v2"
     assert writer.get(table, b"other") is None and table.get(b"other") is None
     assert sent == [(table.changelog_topic.get_topic_name(), b"k", b"v1", 1), (table.changelog_topic.get_topic_name(), b"k", b"v2", 0)]
+
+
+def test_delete_sends_a_tombstone_to_the_partition_of_the_key_and_forgets_it():
+    app = faust.App("t-cl-del", store="memory://", broker="kafka://127.0.0.1:1")
+    table = app.Table("t", key_type=bytes, value_type=bytes, partitions=4)
+    sent = []
+
+    class Producer:
+        def produce_now(self, topic, key, value, partition):
+            sent.append((key, value, partition))
+
+    app._producer = Producer()
+    writer = ChangelogWriter(app)
+    writer.set(table, b"k", b"v", 3)
+    assert writer.partition(table, b"k") == 3 and writer.partition(table, b"other") is None
+    writer.delete(table, b"k", 3)
+    assert sent == [(b"k", b"v", 3), (b"k", None, 3)]
+    assert writer.get(table, b"k") is None and writer.partition(table, b"k") is None
+    assert table.get(b"k") is None
