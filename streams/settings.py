@@ -62,6 +62,8 @@ class Settings:
     signal_bar_wait_ms: int = 100
     decision_timeout_ms: int = 500
     strategy_map: str = ""
+    # how long (event time, per symbol) a decided signal is remembered; 0: forever (agents.retention)
+    decided_retention_days: float = 30.0
     # Trainer
     train_interval_seconds: float = 6 * 3600.0
     train_min_new_outcomes: int = 200

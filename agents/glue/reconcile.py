@@ -27,10 +27,12 @@ partition has been decided (so it was skipped, not merely queued), is re-publish
 key, same partition) to ``signals``; the worker then decides it, or, if it had
 decided it after all, re-sends the stored decision (the ``decided`` table), so a
 signal never gets two different decisions. Records are read only as far as their
-ids (``EventCodec.decode_head``): it reads every signal and decision. It runs in
+ids, symbol and time (``EventCodec.decode_head``): it reads every signal and decision. It runs in
 a child process of the worker (``agents.glue.reconcile_process``), off the GIL of
 the worker's event loop. A signal is decoded in full only when
-it is due: one the worker dead-lettered (invalid) is dropped then, not re-published. Its committed offset on ``signals``
+it is due: one the worker dead-lettered (invalid) is dropped then, not re-published, and
+so is one older than the worker's decided-signal retention (``agents.retention``: the
+worker dead-letters it as stale; the decisions seen give each symbol's watermark). Its committed offset on ``signals``
 is the oldest undecided signal, so after a SIGKILL the next reconciler resumes
 from there: nothing pending is forgotten.
 """
@@ -41,19 +43,22 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from datetime import datetime
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any, Final
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from agents.retention import horizon_from_days, is_stale
+from agents.timestamps import to_micros
 from schemas.codec import DecodeError, EventCodec
 from schemas.events import SignalRaised, SizeDecided
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 DECIDED_MEMORY = 500_000
-HEAD: Final = ("signal_id", "strategy_id")  # all the reconciler reads of a signal or a decision
+HEAD: Final = ("ts_event", "signal_id", "strategy_id", "symbol")  # all the reconciler reads of a signal or a decision
 
 
 @dataclass(slots=True)
@@ -72,11 +77,13 @@ class ReconcileState:
     """Undecided signals and recently decided ids; pure bookkeeping, no I/O."""
 
     after_s: float
+    horizon_us: int = 0  # the worker's decided retention (``agents.retention``); 0: none
     pending: dict[str, _Pending] = field(default_factory=dict)
     decided: OrderedDict[str, None] = field(default_factory=OrderedDict)
     next_signal_offset: dict[int, int] = field(default_factory=dict)
     next_decision_offset: dict[int, int] = field(default_factory=dict)
     decided_upto: dict[int, int] = field(default_factory=dict)
+    watermarks: dict[str, int] = field(default_factory=dict)  # symbol -> latest ts_event (us) of a decision seen
 
     def saw_signal(self, signal_id: str, partition: int, offset: int, key: bytes | None, value: bytes, now: float) -> None:
         self.next_signal_offset[partition] = max(self.next_signal_offset.get(partition, 0), offset + 1)
@@ -89,7 +96,10 @@ class ReconcileState:
             return
         self.pending[signal_id] = _Pending(signal_id, partition, offset, key, value, now + self.after_s)
 
-    def saw_decision(self, signal_id: str, partition: int, offset: int) -> None:
+    def saw_decision(self, signal_id: str, partition: int, offset: int, *, symbol: str | None = None,
+                     ts_us: int | None = None) -> None:
+        if symbol is not None and ts_us is not None and ts_us > self.watermarks.get(symbol, ts_us - 1):
+            self.watermarks[symbol] = ts_us
         self.next_decision_offset[partition] = max(self.next_decision_offset.get(partition, 0), offset + 1)
         settled = self.pending.pop(signal_id, None)
         if settled is not None:
@@ -103,6 +113,14 @@ class ReconcileState:
         self.saw_decision(signal_id, -1, -1)
         self.next_decision_offset.pop(-1, None)
         self.next_signal_offset[partition] = max(self.next_signal_offset.get(partition, 0), offset + 1)
+
+    def stale(self, symbol: str, ts_us: int) -> bool:
+        """The worker dead-letters this signal as stale, by the decisions seen so far (``agents.retention``).
+
+        The decisions reach this reader after the worker made them, so its watermark is
+        never ahead of the worker's: a signal it calls stale, the worker does too.
+        """
+        return is_stale(ts_us, self.watermarks.get(symbol), self.horizon_us)
 
     def drop(self, signal_id: str) -> None:
         """Stop tracking ``signal_id`` (the worker dead-letters it: it will never have a decision)."""
@@ -159,7 +177,7 @@ class Reconciler:
         self._producer = producer
         self._signals = settings.topic("signals")
         self._decisions = settings.topic("decisions")
-        self.state = ReconcileState(after_s=after_s)
+        self.state = ReconcileState(after_s=after_s, horizon_us=horizon_from_days(settings.decided_retention_days))
         self._commit_every_s = commit_every_s
         self._check_every_s = min(check_every_s, after_s)
         self._decidable = decidable
@@ -224,11 +242,17 @@ class Reconciler:
     def _republish_due(self, now: float) -> None:
         for p in self.state.due(now):
             try:
-                valid = isinstance(self._codec.decode(p.value), SignalRaised)
+                signal = self._codec.decode(p.value)
             except DecodeError:
-                valid = False
-            if not valid:  # the worker dead-letters it: no decision will ever come
+                signal = None
+            if not isinstance(signal, SignalRaised):  # the worker dead-letters it: no decision will ever come
                 self.state.drop(p.signal_id)
+                continue
+            if self.state.stale(signal.symbol, to_micros(signal.ts_event)):  # dead-lettered too (agents.retention)
+                self.state.drop(p.signal_id)
+                log.warning("signal at %s[%d]@%d undecided and older than the decided-signal retention allows for %s "
+                            "(the worker dead-letters it as stale): not re-published",
+                            self._signals, p.partition, p.offset, signal.symbol)
                 continue
             self._producer.produce(self._signals, value=p.value, key=p.key, partition=p.partition)
             self.republished += 1
@@ -255,4 +279,6 @@ class Reconciler:
                     continue
                 state.saw_signal(head["signal_id"], msg.partition(), msg.offset(), msg.key(), msg.value(), now)
             elif topic == self._decisions and event_type is SizeDecided:
-                state.saw_decision(head["signal_id"], msg.partition(), msg.offset())
+                ts = head["ts_event"]
+                state.saw_decision(head["signal_id"], msg.partition(), msg.offset(), symbol=head["symbol"],
+                                   ts_us=to_micros(ts) if isinstance(ts, datetime) else int(ts))

@@ -149,3 +149,33 @@ def test_a_due_signal_is_decoded_in_full_and_an_invalid_one_is_dropped_not_repub
     rec._republish_due(now=rec.state.pending["good"].due)
     assert producer.sent == [(sig_t, good, 0)]
     assert list(rec.state.pending) == ["good"] and rec.republished == 1
+
+
+def test_a_skipped_signal_older_than_the_retention_is_dropped_as_the_worker_dead_letters_it():
+    """With ``decided_retention_days`` the worker refuses a signal that old; re-publishing it would never end."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    settings, codec = Settings(decided_retention_days=1.0), EventCodec(InMemoryRegistry())
+    sig_t, dec_t = settings.topic("signals"), settings.topic("decisions")
+    producer = _Producer()
+    rec = Reconciler(settings, codec, consumer=None, producer=producer, after_s=2.0)  # type: ignore[arg-type]
+    old = codec.encode(sig_t, _signal("old"))  # at T
+    recent = codec.encode(sig_t, replace(_signal("recent"), ts_event=T + timedelta(hours=23)))
+    later = replace(_decision("later"), ts_event=T + timedelta(days=1, hours=1))
+    rec._record_all([_Msg(sig_t, 0, 1, old), _Msg(sig_t, 0, 2, recent),
+                     _Msg(sig_t, 0, 3, codec.encode(sig_t, replace(_signal("later"), ts_event=later.ts_event))),
+                     _Msg(dec_t, 0, 0, codec.encode(dec_t, later))])
+    assert rec.state.watermarks == {"AAPL": int((later.ts_event - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds() * 10**6)}
+    assert sorted(rec.state.pending) == ["old", "recent"]
+    rec._republish_due(now=rec.state.pending["old"].due)
+    assert producer.sent == [(sig_t, recent, 0)]  # 25 h older than AAPL's latest decision: dropped; 2 h: re-published
+    assert list(rec.state.pending) == ["recent"]
+
+
+def test_without_retention_no_signal_is_stale():
+    st = ReconcileState(after_s=1.0)
+    st.saw_decision("a", 0, 0, symbol="AAPL", ts_us=10**15)
+    assert st.watermarks == {"AAPL": 10**15} and not st.stale("AAPL", 0)
+    st.saw_decision("b", 0, 1, symbol="AAPL", ts_us=5)  # an older decision does not move it back
+    assert st.watermarks == {"AAPL": 10**15}
