@@ -6,7 +6,10 @@ rules live in ``agents.glue.handlers`` and the pure ``agents.pipeline``):
 - ``bars``: per-symbol feature state (table ``symbol-state``, key symbol);
 - ``signals``: features + one decision per ``signal_id`` (table ``decided``:
   signal_id -> the SizeDecided sent and the signal, ``agents.glue.decided_record``;
-  a duplicate gets the stored decision again);
+  a duplicate gets the stored decision again; entries expire once their signal is
+  older than ``decided_retention_days`` before its symbol's latest decided signal,
+  and a signal that old with no entry is dead-lettered as stale, never decided:
+  ``agents.retention``);
   the account a decision changes is written back once per commit, not at every
   signal (``agents.glue.write_behind``: flushed by the producer before Faust
   commits the offsets of the signals that changed it);
@@ -30,7 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+from functools import partial
 from typing import Any
 
 import faust
@@ -47,7 +52,8 @@ from agents.glue.ports import Pipeline, default_pipeline
 from agents.glue.reconcile_process import ReconcilerProcess
 from agents.glue.transport import faust_settings, install_transport, worker_datadir
 from agents.glue.write_behind import WriteBehind
-from agents.timestamps import to_micros
+from agents.retention import DecidedRetention, Expired, horizon_from_days
+from agents.timestamps import from_micros, to_micros
 from schemas.codec import EventCodec
 from schemas.events import BarClosed, OrderFilled, SignalRaised, TradeClosed
 from schemas.registry_client import HttpSchemaRegistry
@@ -81,6 +87,7 @@ def create_app(
     strategy_map = pipeline.strategy_map_from_spec(settings.strategy_map)
     metrics = WorkerMetrics()
     bar_clock = BarClock()  # in memory: after a restart the first bar of each symbol re-arms it
+    retention = DecidedRetention(horizon_from_days(settings.decided_retention_days))  # rebuilt after each recovery
     handlers = Handlers(settings, codec, pipeline, strategy_map, slot, metrics=metrics)
     fill_handlers = FillHandlers(handlers)
     load_model = _counting(load_model, metrics)
@@ -210,11 +217,26 @@ def create_app(
             src, signal = got
             sid = signal.signal_id.encode()
             stored = read(decided, sid)
-            if stored is None and bar_is_due(sym := signal.symbol.encode(), ts_us := to_micros(signal.ts_event)):
-                await bar_caught_up(sym, ts_us)  # only this agent writes `decided`: still None after
-            on_signal(src, signal, sid, stored)
+            ts_us = to_micros(signal.ts_event)
+            if stored is None:
+                if retention.stale(signal.symbol, ts_us):
+                    apply(stale(src, signal), src)
+                    continue
+                if bar_is_due(sym := signal.symbol.encode(), ts_us):
+                    await bar_caught_up(sym, ts_us)  # only this agent writes `decided`: still None after
+            on_signal(src, signal, sid, stored, ts_us)
 
-    def on_signal(src: Source, signal: SignalRaised, sid: bytes, stored: bytes | None) -> None:
+    def stale(src: Source, signal: SignalRaised) -> Effects:
+        latest = from_micros(retention.watermark(signal.symbol) or 0).isoformat()
+        return handlers.reject(
+            src, "stale_signal",
+            f"signal {signal.signal_id} at {signal.ts_event.isoformat()} is more than "
+            f"{settings.decided_retention_days:g} days older than the latest decided signal of {signal.symbol} "
+            f"({latest}): the worker no longer remembers whether it was decided, so it does not decide it "
+            f"(RLSIZER_DECIDED_RETENTION_DAYS sets how long decided signals are remembered)",
+        )
+
+    def on_signal(src: Source, signal: SignalRaised, sid: bytes, stored: bytes | None, ts_us: int) -> None:
         sym = signal.symbol.encode()
         hkey = history_key(signal.symbol, signal.strategy_id).encode()
         effects = handlers.on_signal(
@@ -226,9 +248,31 @@ def create_app(
         )
         if effects.decision is not None:  # record before sending: a replay re-sends, never re-decides
             changelog.set(decided, sid, decided_record.pack(effects.decision, src.value), src.partition)
+            forget(retention.note(signal.symbol, ts_us, sid, src.partition))
         if effects.account is not None:
             accounts.put(sym, effects.account, src.partition)
         apply(effects, src)
+
+    def forget(expired: list[Expired]) -> None:
+        for key, partition in expired:
+            changelog.delete(decided, key, partition)
+        if expired:
+            metrics.decided_expired.inc(len(expired))
+
+    @decided.on_recover
+    async def rebuild_retention() -> None:
+        """The retention index from the recovered table (Faust resumes the streams after this)."""
+        started = time.monotonic()
+        skipped: list[bytes] = []
+        entries = decided_record.retention_entries(decided.data.data.items(), partial(changelog.partition, decided),
+                                                   codec, skipped=skipped)
+        expired = retention.rebuild(entries)
+        forget(expired)
+        if skipped:
+            log.warning("decided: %d entries kept without retention (partition unknown or value unreadable), e.g. %r",
+                        len(skipped), skipped[0])
+        log.info("decided: retention rebuilt from %d entries in %.2f s, %d expired",
+                 len(retention) + len(expired) + len(skipped), time.monotonic() - started, len(expired))
 
     @app.agent(raw_topic("outcomes"), name="outcomes")
     async def outcomes_agent(stream: Any) -> None:

@@ -46,9 +46,12 @@ class WorkerMetrics:
         self._decisions_by_policy: dict[str, Any] = {}
         self.lag: Callable[[], Mapping[str, int]] | None = None  # set by the app: records behind, per input topic
         r.register(_LagCollector(self))
-        # decided signals this worker keeps in memory (the `decided` table: it has no retention yet)
+        # decided signals this worker keeps in memory (the `decided` table, bounded by agents.retention)
         self.decided_kept = Gauge("rlsizer_decided_signals", "Decided signals held in this worker's decided table",
                                   registry=r)
+        self.decided_expired = Counter("rlsizer_decided_expired",
+                                       "Decided signals forgotten: older than their symbol's retention horizon",
+                                       registry=r)
 
     def decided(self, decision: SizeDecided) -> None:
         by_policy = self._decisions_by_policy.get(decision.policy)

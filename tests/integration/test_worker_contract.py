@@ -241,3 +241,77 @@ def test_every_signal_decided_once_across_rebalance(wsettings, workers, codec):
     _send_paced(producer, signals, rate=200, during=during)
     seen.drain(time.monotonic() + 40, want={s.signal_id for s in signals}, workers=workers)
     _assert_one_decision_each(seen, signals, workers)
+
+
+def _stale_letters(seen: Decisions, codec: EventCodec) -> list[str]:
+    """The signal ids of the stale-signal dead letters seen so far, in order."""
+    return [codec.decode(r.raw_value).signal_id for r in seen.rejected if r.error_type == "stale_signal"]
+
+
+def _changelog_values(s: Settings, key: bytes) -> list[bytes | None]:
+    """Every value of ``key`` in the ``decided`` table's changelog, oldest first."""
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+    from streams.topics import worker_group_id
+
+    topic = f"{worker_group_id(s)}-decided-changelog"
+    consumer = make_consumer(s, f"cl-{uuid.uuid4().hex[:6]}")
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        values, idle_until = [], time.monotonic() + 3
+        while time.monotonic() < idle_until:
+            for msg in consumer.consume(500, 0.2):
+                if not msg.error():
+                    idle_until = time.monotonic() + 1
+                    if msg.key() == key:
+                        values.append(msg.value())
+        return values
+    finally:
+        consumer.close()
+
+
+def test_decided_signals_expire_after_the_retention_and_a_repeat_then_is_refused_not_decided_again(wsettings, workers, codec):
+    """``RLSIZER_DECIDED_RETENTION_DAYS=1``: a signal more than a day (event time) older than its symbol's
+    latest decided one is forgotten (tombstoned); coming back, it is dead-lettered as stale, also after a
+    restart that recovers the table; the reconciler does not re-publish a stale one."""
+    s = replace(wsettings, decided_retention_days=1.0)
+    workers.s = s
+    producer = EventProducer(make_producer(s), codec, s)
+    seen = Decisions(s, codec)
+
+    def sig(sid: str, days: float) -> SignalRaised:
+        return replace(make_signal(0, symbol="RET", signal_id=sid), ts_event=T0 + timedelta(days=days))
+
+    old, new = sig("old", 0), sig("new", 2)
+    workers.start("1")
+    for event in (old, new):
+        producer.send(event)
+    producer.flush()
+    seen.drain(time.monotonic() + 40, want={"old", "new"}, workers=workers)
+    assert {"old", "new"} <= seen.multipliers.keys(), workers.logs()
+
+    for event in (old, new, sig("older", -5), sig("fresh", 2.05)):  # "fresh" overtakes "older" for the reconciler
+        producer.send(event)
+    producer.flush()
+    seen.drain(time.monotonic() + 30, want={"fresh"}, want_rejected=2, workers=workers)
+    assert seen.count == {"old": 1, "new": 2, "fresh": 1}, (seen.count, workers.logs())
+    assert sorted(_stale_letters(seen, codec)) == ["old", "older"]
+    reason = next(r.reason for r in seen.rejected if r.error_type == "stale_signal")
+    assert "RET" in reason and "RLSIZER_DECIDED_RETENTION_DAYS" in reason
+    seen.drain(time.monotonic() + 6)  # the reconciler's due time (2 s) passes: "older" is not re-published
+    assert sorted(_stale_letters(seen, codec)) == ["old", "older"] and "older" not in seen.count
+    values = _changelog_values(s, b"old")
+    assert len(values) == 2 and values[0] and values[1] is None  # written, then a tombstone
+    assert _changelog_values(s, b"new")[-1] is not None
+
+    workers.stop("1")
+    workers.procs["1"].wait(30)
+    workers.start("2")  # recovers the table from its changelog: "old" stays forgotten, "new" remembered
+    for event in (old, new, sig("fresh2", 2.1)):
+        producer.send(event)
+    producer.flush()
+    seen.drain(time.monotonic() + 45, want={"fresh2"}, want_rejected=3, workers=workers)
+    assert seen.count == {"old": 1, "new": 3, "fresh": 1, "fresh2": 1}, (seen.count, workers.logs())
+    assert sorted(_stale_letters(seen, codec)) == ["old", "old", "older"]
+    assert all(len(m) == 1 for m in seen.multipliers.values())

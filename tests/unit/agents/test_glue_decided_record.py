@@ -25,3 +25,23 @@ def test_a_value_of_the_first_format_is_the_decision_alone(decision):
 def test_anything_else_is_refused_with_a_reason(raw):
     with pytest.raises(DecidedCorrupt):
         unpack(raw)
+
+
+def test_retention_entries_read_symbol_and_time_of_each_decision_and_skip_what_they_cannot():
+    from datetime import datetime, timezone
+
+    from agents.glue.decided_record import pack, retention_entries
+    from agents.timestamps import to_micros
+    from schemas.codec import EventCodec, InMemoryRegistry
+    from schemas.events import SizeDecided
+
+    codec = EventCodec(InMemoryRegistry())
+    ts = datetime(2021, 5, 3, 14, 30, tzinfo=timezone.utc)
+    decision = codec.encode("d", SizeDecided(ts_event=ts, signal_id="s1", symbol="IBM", strategy_id="S2", multiplier=1.0,
+                                             qty=1.0, policy="RULES", reason="t", latency_us=1))
+    items = [(b"s1", pack(decision, b"signal")), (b"old-format", decision), (b"bad", b"RDS1\x00"), (b"nopart", pack(decision, b""))]
+    partitions = {b"s1": 2, b"old-format": 5, b"bad": 1}
+    skipped: list[bytes] = []
+    got = list(retention_entries(items, partitions.get, codec, skipped=skipped))
+    assert got == [("IBM", to_micros(ts), b"s1", 2), ("IBM", to_micros(ts), b"old-format", 5)]
+    assert skipped == [b"bad", b"nopart"]
