@@ -19,17 +19,22 @@ def test_other_stores_or_exactly_once_are_refused(conf):
         ChangelogWriter(app)
 
 
-def test_reads_and_writes_are_those_of_the_table():
-    app = faust.App("t-cl-rw", store="memory://", broker="kafka://127.0.0.1:1")
-    table = app.Table("t", key_type=bytes, value_type=bytes, partitions=2)
-    sent = []
+def _writer(app_id: str, partitions: int) -> tuple[ChangelogWriter, object, list]:
+    """A writer on a memory-store app whose producer records ``(topic, key, value, partition)``; its table."""
+    app = faust.App(app_id, store="memory://", broker="kafka://127.0.0.1:1")
+    table = app.Table("t", key_type=bytes, value_type=bytes, partitions=partitions)
+    sent: list = []
 
     class Producer:
         def produce_now(self, topic, key, value, partition):
             sent.append((topic, key, value, partition))
 
     app._producer = Producer()
-    writer = ChangelogWriter(app)
+    return ChangelogWriter(app), table, sent
+
+
+def test_reads_and_writes_are_those_of_the_table():
+    writer, table, sent = _writer("t-cl-rw", 2)
     assert writer.get(table, b"k") is None
     writer.set(table, b"k", b"v1", 1)
     writer.set(table, b"k", b"v2", 0)
@@ -39,19 +44,11 @@ def test_reads_and_writes_are_those_of_the_table():
 
 
 def test_delete_sends_a_tombstone_to_the_partition_of_the_key_and_forgets_it():
-    app = faust.App("t-cl-del", store="memory://", broker="kafka://127.0.0.1:1")
-    table = app.Table("t", key_type=bytes, value_type=bytes, partitions=4)
-    sent = []
-
-    class Producer:
-        def produce_now(self, topic, key, value, partition):
-            sent.append((key, value, partition))
-
-    app._producer = Producer()
-    writer = ChangelogWriter(app)
+    writer, table, sent = _writer("t-cl-del", 4)
     writer.set(table, b"k", b"v", 3)
     assert writer.partition(table, b"k") == 3 and writer.partition(table, b"other") is None
     writer.delete(table, b"k", 3)
-    assert sent == [(b"k", b"v", 3), (b"k", None, 3)]
+    topic = table.changelog_topic.get_topic_name()
+    assert sent == [(topic, b"k", b"v", 3), (topic, b"k", None, 3)]
     assert writer.get(table, b"k") is None and writer.partition(table, b"k") is None
     assert table.get(b"k") is None
