@@ -17,7 +17,8 @@ rules live in ``agents.glue.handlers`` and the pure ``agents.pipeline``):
 - ``fills``: entry/exit fills to ``TradeClosed`` (table ``trades``: signal_id -> the
   signal and its trade state, from the ``decided`` value at the first fill;
   ``open-trades``: symbol -> open signal ids, so every
-  bar updates MAE/MFE of that symbol's open trades; see ``agents.glue.fills``).
+  bar updates MAE/MFE of that symbol's open trades; see ``agents.glue.fills``; a
+  closed trade's entry is deleted with its ``decided`` entry).
 
 Topics carry raw bytes: our codec decodes, so bad bytes become dead letters
 instead of stopping Faust. Tables are changelogged and written to the partition
@@ -44,7 +45,7 @@ from mode import Service
 from agents.glue import decided_record
 from agents.glue.bar_clock import BarClock
 from agents.glue.changelog import ChangelogWriter
-from agents.glue.fills import FillHandlers, TradeEffects, open_ids, signal_record
+from agents.glue.fills import FillHandlers, TradeEffects, open_ids, signal_record, trade_closed
 from agents.glue.handlers import Effects, Handlers, Source, history_key
 from agents.glue.metrics import WorkerMetrics, consumer_lag
 from agents.glue.models import LoadModel, ModelWatcher, default_load_model
@@ -132,8 +133,8 @@ def create_app(
             produce_now(out.topic, out.key, out.value, src.partition if same_partition else None)
 
     def apply_trades(effects: TradeEffects, symbol: bytes, src: Source) -> None:
-        for key, value in effects.trades:
-            trades[key] = value
+        for key, value in effects.trades:  # through the producer like `decided`: its tombstones stay in order
+            changelog.set(trades, key, value, src.partition)
         if effects.open_index is not None:
             open_trades[symbol] = effects.open_index
         apply(effects.as_effects(), src)
@@ -168,7 +169,7 @@ def create_app(
 
     def trade_record(sid: bytes) -> bytes | None:
         """The signal's ``trades`` entry; before its first fill, a fresh one from the signal kept with its decision."""
-        record = trades.get(sid)
+        record = read(trades, sid)
         if record is None:
             stored = read(decided, sid)
             received = decided_record.unpack(stored)[1] if stored is not None else None
@@ -205,7 +206,7 @@ def create_app(
                 bar_clock.saw_bar(key, to_micros(bar.ts_event), bar.interval)
                 ids = open_ids(open_trades.get(key))
                 if ids:
-                    marks = fill_handlers.on_bar(bar, {i: trades.get(i.encode()) for i in ids})
+                    marks = fill_handlers.on_bar(bar, {i: read(trades, i.encode()) for i in ids})
                     apply_trades(marks, key, src)
             apply(effects, src)
 
@@ -254,8 +255,15 @@ def create_app(
         apply(effects, src)
 
     def forget(expired: list[Expired]) -> None:
+        """Delete expired ``decided`` entries, and the ``trades`` entries of their closed trades.
+
+        An open trade's entry stays until the trade closes (``fills_agent`` deletes it then).
+        """
         for key, partition in expired:
             changelog.delete(decided, key, partition)
+            trade = read(trades, key)
+            if trade is not None and trade_closed(trade):
+                changelog.delete(trades, key, changelog.partition(trades, key) or partition)
         if expired:
             metrics.decided_expired.inc(len(expired))
 
@@ -295,6 +303,9 @@ def create_app(
             for closed in effects.closed:  # applied here at once; the copy on the outcomes topic is a no-op
                 metrics.outcomes.inc()
                 apply_outcome(closed, src)
+                sid = closed.signal_id.encode()
+                if read(decided, sid) is None:  # its decision already expired (agents.retention): so does the trade
+                    changelog.delete(trades, sid, src.partition)
 
     if settings.worker_web_port > 0:
         @app.page("/health")

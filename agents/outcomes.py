@@ -151,7 +151,8 @@ def reject_fill(fill: OrderFilled, *, signal_known: bool, trade: str) -> Outcome
     Redelivered fills (same ``event_id``) are deduplicated before this, by the glue.
     """
     if not signal_known:
-        return OutcomeRejected("orphan_fill", f"fill {fill.order_id} names signal {fill.signal_id!r}, which was never raised")
+        return OutcomeRejected("orphan_fill", f"fill {fill.order_id} names signal {fill.signal_id!r}, which was never "
+                               "raised, or was decided longer ago than the worker remembers (RLSIZER_DECIDED_RETENTION_DAYS)")
     if trade == "closed":
         return OutcomeRejected("duplicate", f"signal {fill.signal_id!r} is already closed; fill {fill.order_id} is a duplicate")
     if trade == "none" and fill.leg == "EXIT":

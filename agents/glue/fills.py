@@ -85,6 +85,11 @@ def open_ids(raw: bytes | None) -> list[str]:
     return json.loads(raw) if raw else []
 
 
+def trade_closed(raw: bytes) -> bool:
+    """The ``trades`` entry ``raw`` is of a closed trade."""
+    return bool(_load(raw)["state"] == CLOSED)
+
+
 @dataclass
 class FillHandlers:
     base: Handlers

@@ -29,7 +29,7 @@ from confluent_kafka.admin import AdminClient
 
 from schemas.catalog import schema_text
 from schemas.codec import EventCodec, frame
-from schemas.events import EventRejected, SignalRaised, SizeDecided
+from schemas.events import EventRejected, OrderFilled, SignalRaised, SizeDecided
 from schemas.registry_client import HttpSchemaRegistry
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
@@ -248,13 +248,13 @@ def _stale_letters(seen: Decisions, codec: EventCodec) -> list[str]:
     return [codec.decode(r.raw_value).signal_id for r in seen.rejected if r.error_type == "stale_signal"]
 
 
-def _changelog_values(s: Settings, key: bytes) -> list[bytes | None]:
-    """Every value of ``key`` in the ``decided`` table's changelog, oldest first."""
+def _changelog_values(s: Settings, key: bytes, table: str = "decided") -> list[bytes | None]:
+    """Every value of ``key`` in ``table``'s changelog, oldest first."""
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
     from streams.topics import worker_group_id
 
-    topic = f"{worker_group_id(s)}-decided-changelog"
+    topic = f"{worker_group_id(s)}-{table}-changelog"
     consumer = make_consumer(s, f"cl-{uuid.uuid4().hex[:6]}")
     try:
         parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -273,8 +273,8 @@ def _changelog_values(s: Settings, key: bytes) -> list[bytes | None]:
 
 def test_decided_signals_expire_after_the_retention_and_a_repeat_then_is_refused_not_decided_again(wsettings, workers, codec):
     """``RLSIZER_DECIDED_RETENTION_DAYS=1``: a signal more than a day (event time) older than its symbol's
-    latest decided one is forgotten (tombstoned); coming back, it is dead-lettered as stale, also after a
-    restart that recovers the table; the reconciler does not re-publish a stale one."""
+    latest decided one is forgotten (tombstoned), with its closed trade; coming back, it is dead-lettered as
+    stale, also after a restart that recovers the table; the reconciler does not re-publish a stale one."""
     s = replace(wsettings, decided_retention_days=1.0)
     workers.s = s
     producer = EventProducer(make_producer(s), codec, s)
@@ -283,26 +283,43 @@ def test_decided_signals_expire_after_the_retention_and_a_repeat_then_is_refused
     def sig(sid: str, days: float) -> SignalRaised:
         return replace(make_signal(0, symbol="RET", signal_id=sid), ts_event=T0 + timedelta(days=days))
 
+    def fill(leg: str, hours: float) -> OrderFilled:
+        return OrderFilled(ts_event=T0 + timedelta(hours=hours), signal_id="old", order_id=f"o-{leg}", symbol="RET",
+                           side="BUY" if leg == "ENTRY" else "SELL", qty=10.0, price=101.0, leg=leg)
+
     old, new = sig("old", 0), sig("new", 2)
     workers.start("1")
-    for event in (old, new):
+    producer.send(old)
+    producer.flush()
+    seen.drain(time.monotonic() + 40, want={"old"}, workers=workers)
+    assert "old" in seen.multipliers, workers.logs()
+    exit_fill = fill("EXIT", 5)
+    for event in (fill("ENTRY", 1), exit_fill):  # the trade closes before "new" makes "old" expire
         producer.send(event)
     producer.flush()
-    seen.drain(time.monotonic() + 40, want={"old", "new"}, workers=workers)
-    assert {"old", "new"} <= seen.multipliers.keys(), workers.logs()
+    deadline = time.monotonic() + 30
+    while len(_changelog_values(s, b"old", "trades")) < 2 and time.monotonic() < deadline:
+        workers.check_alive()
+    assert len(_changelog_values(s, b"old", "trades")) == 2, workers.logs()  # open, then closed
+    producer.send(new)
+    producer.flush()
+    seen.drain(time.monotonic() + 30, want={"new"}, workers=workers)
 
-    for event in (old, new, sig("older", -5), sig("fresh", 2.05)):  # "fresh" overtakes "older" for the reconciler
+    for event in (old, new, sig("older", -5), sig("fresh", 2.05), exit_fill):  # "fresh" overtakes "older"
         producer.send(event)
     producer.flush()
-    seen.drain(time.monotonic() + 30, want={"fresh"}, want_rejected=2, workers=workers)
+    seen.drain(time.monotonic() + 30, want={"fresh"}, want_rejected=3, workers=workers)
     assert seen.count == {"old": 1, "new": 2, "fresh": 1}, (seen.count, workers.logs())
     assert sorted(_stale_letters(seen, codec)) == ["old", "older"]
+    orphan = [r.reason for r in seen.rejected if r.error_type == "orphan_fill"]
+    assert len(orphan) == 1 and "RLSIZER_DECIDED_RETENTION_DAYS" in orphan[0]  # the trade went with its decision
     reason = next(r.reason for r in seen.rejected if r.error_type == "stale_signal")
     assert "RET" in reason and "RLSIZER_DECIDED_RETENTION_DAYS" in reason
     seen.drain(time.monotonic() + 6)  # the reconciler's due time (2 s) passes: "older" is not re-published
     assert sorted(_stale_letters(seen, codec)) == ["old", "older"] and "older" not in seen.count
     values = _changelog_values(s, b"old")
     assert len(values) == 2 and values[0] and values[1] is None  # written, then a tombstone
+    assert _changelog_values(s, b"old", "trades")[-1] is None
     assert _changelog_values(s, b"new")[-1] is not None
 
     workers.stop("1")

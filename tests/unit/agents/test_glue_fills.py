@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from agents.glue.fills import FillHandlers, open_ids, signal_record
+from agents.glue.fills import FillHandlers, open_ids, signal_record, trade_closed
 from agents.glue.handlers import Handlers, Source
 from agents.glue.ports import default_pipeline
 from schemas.codec import EventCodec, InMemoryRegistry
@@ -65,7 +65,9 @@ def exit_(**kw) -> OrderFilled:
 def test_entry_then_bars_then_exit_gives_one_trade_with_excursions():
     w = World()
     w.raise_signal()
+    assert not trade_closed(w.trades[b"sig-1"])
     w.fill(entry())
+    assert not trade_closed(w.trades[b"sig-1"])
     assert open_ids(w.open[b"AAPL"]) == ["sig-1"]
     w.bar(make_bar(ts_event=T0 + timedelta(days=2), open=100.0, high=104.0, low=98.0, close=103.0))
     w.fill(exit_())
@@ -76,6 +78,7 @@ def test_entry_then_bars_then_exit_gives_one_trade_with_excursions():
     assert trade.mae_r == pytest.approx(-2.0) and trade.mfe_r == pytest.approx(4.0)
     assert open_ids(w.open[b"AAPL"]) == []
     assert w.closed == [trade], "the worker folds the trade into its own state at once"
+    assert trade_closed(w.trades[b"sig-1"])  # the worker may forget it with its decision (agents.retention)
 
 
 def test_redelivered_exit_resends_the_same_outcome_and_entry_is_idempotent():
