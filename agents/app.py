@@ -263,7 +263,8 @@ def create_app(
             changelog.delete(decided, key, partition)
             trade = read(trades, key)
             if trade is not None and trade_closed(trade):
-                changelog.delete(trades, key, changelog.partition(trades, key) or partition)
+                recorded = changelog.partition(trades, key)
+                changelog.delete(trades, key, partition if recorded is None else recorded)
         if expired:
             metrics.decided_expired.inc(len(expired))
 

@@ -86,8 +86,11 @@ def open_ids(raw: bytes | None) -> list[str]:
 
 
 def trade_closed(raw: bytes) -> bool:
-    """The ``trades`` entry ``raw`` is of a closed trade."""
-    return bool(_load(raw)["state"] == CLOSED)
+    """The ``trades`` entry ``raw`` is of a closed trade (``False`` for bytes that are not an entry)."""
+    try:
+        return bool(_load(raw)["state"] == CLOSED)
+    except (ValueError, KeyError, TypeError):  # json's errors are ValueErrors
+        return False
 
 
 @dataclass

@@ -79,6 +79,7 @@ def test_entry_then_bars_then_exit_gives_one_trade_with_excursions():
     assert open_ids(w.open[b"AAPL"]) == []
     assert w.closed == [trade], "the worker folds the trade into its own state at once"
     assert trade_closed(w.trades[b"sig-1"])  # the worker may forget it with its decision (agents.retention)
+    assert not trade_closed(b"not json") and not trade_closed(b"[1]") and not trade_closed(b"{}")
 
 
 def test_redelivered_exit_resends_the_same_outcome_and_entry_is_idempotent():
