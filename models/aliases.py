@@ -2,8 +2,12 @@
 
 Pure functions move an alias forward (``moved``) or back (``rolled_back``); the
 registry stores the result with a conditional write so two operators cannot
-silently overwrite each other. Aliases are not signed: whatever version an alias
-names is verified in full before it is served.
+silently overwrite each other. Whatever version an alias names is verified in full
+before it is served; the alias record itself is signed as well (``signed_bytes``,
+HMAC-SHA256 of ``to_bytes()`` under the model key), so nobody without the key can
+point the champion at another signed version, such as a challenger the gate refused.
+Stored, it is the record's JSON with a ``signature`` field; a reader that knows
+nothing of signatures still reads the record.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from models.errors import ModelRegistryError, NoPreviousChampion
+from models.errors import TAMPERED_ALIAS, ModelRegistryError, ModelVerificationError, NoPreviousChampion
 from models.manifest import ManifestError, check_safe_name, format_ts, parse_ts
+from models.signing import Signature, parse_signature
 
 CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
 ALIASES: Final = (CHAMPION, CHALLENGER)
 MAX_HISTORY: Final = 50
+SIGNATURE_FIELD: Final = "signature"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +55,27 @@ class AliasRecord:
             return cls(alias=doc["alias"], version=doc["version"], history=tuple(doc["history"]), updated_at=parse_ts("updated_at", doc["updated_at"]))
         except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
             raise ModelRegistryError(f"alias record is malformed: {exc}") from exc
+
+
+def signed_bytes(record: AliasRecord, signature: Signature) -> bytes:
+    """The stored alias: ``record``'s fields and ``signature`` (of ``record.to_bytes()``) beside them."""
+    doc = json.loads(record.to_bytes())
+    doc[SIGNATURE_FIELD] = json.loads(signature.to_bytes())
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("ascii")
+
+
+def split_signed(data: bytes) -> tuple[AliasRecord, Signature | None]:
+    """The record stored in ``data`` and its signature (``None``: stored unsigned, as before signing)."""
+    record = AliasRecord.from_bytes(data)
+    try:
+        signature = json.loads(data.decode("utf-8")).get(SIGNATURE_FIELD)
+        if signature is None:
+            return record, None
+        return record, parse_signature(json.dumps(signature).encode("ascii"))
+    except ModelVerificationError as exc:
+        raise ModelVerificationError(TAMPERED_ALIAS, f"{record.alias} alias: {exc.reason}") from None
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ModelVerificationError(TAMPERED_ALIAS, f"{record.alias} alias: its signature is malformed ({exc})") from None
 
 
 def check_alias(alias: str) -> str:

@@ -8,8 +8,9 @@ from typing import Final
 MISSING: Final = "missing"
 TAMPERED_ARTIFACT: Final = "tampered_artifact"
 TAMPERED_MANIFEST: Final = "tampered_manifest"
+TAMPERED_ALIAS: Final = "tampered_alias"
 WRONG_KEY: Final = "wrong_key"
-VERIFICATION_KINDS: Final = (MISSING, TAMPERED_ARTIFACT, TAMPERED_MANIFEST, WRONG_KEY)
+VERIFICATION_KINDS: Final = (MISSING, TAMPERED_ARTIFACT, TAMPERED_MANIFEST, TAMPERED_ALIAS, WRONG_KEY)
 
 
 class ModelRegistryError(RuntimeError):

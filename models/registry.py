@@ -8,19 +8,31 @@ after the signature and the artifact checksum hold.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from models.aliases import CHALLENGER, CHAMPION, AliasRecord, check_alias, moved, rolled_back
-from models.errors import MISSING, AliasConflict, ModelVerificationError, VersionExists, VersionNotFound
+from models.aliases import CHALLENGER, CHAMPION, AliasRecord, check_alias, moved, rolled_back, signed_bytes, split_signed
+from models.errors import MISSING, TAMPERED_ALIAS, AliasConflict, ModelVerificationError, VersionExists, VersionNotFound
 from models.events import ModelEventSink, model_published
 from models.manifest import Manifest, ManifestDraft, ManifestError, canonical_bytes, check_safe_name, make_version, parse_manifest
-from models.signing import Signature, load_or_create_key, parse_signature, sha256_hex, sign, verify_manifest, verify_model
+from models.signing import (
+    Signature,
+    load_or_create_key,
+    parse_signature,
+    sha256_hex,
+    sign,
+    verify_manifest,
+    verify_model,
+    verify_signature,
+)
 from models.store import ARTIFACT_FILE, MANIFEST_FILE, SIGNATURE_FILE, ObjectStore, alias_key, make_s3_client, version_prefix, versions_prefix
 from schemas.events import ModelPublished, utc_now
 from streams.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _ALIAS_WRITE_ATTEMPTS = 3
 
@@ -140,7 +152,7 @@ class ModelRegistry:
 
     def show(self, version: str) -> VersionStatus:
         """The stored manifest and its verification status; ``VersionNotFound`` if nothing is stored."""
-        aliases = tuple(a for a in (CHAMPION, CHALLENGER) if (r := self.alias(a)) is not None and r.version == version)
+        aliases = tuple(a for a in (CHAMPION, CHALLENGER) if self.verified_alias(a) == version)
         try:
             manifest = self.fetch_signed(version).manifest
             return VersionStatus(version=version, manifest=manifest, verified=True, problem=None, aliases=aliases)
@@ -163,8 +175,42 @@ class ModelRegistry:
     # --- aliases --------------------------------------------------------------------------
 
     def alias(self, alias: str) -> AliasRecord | None:
+        """The alias record, only if its signature holds (``ModelVerificationError`` otherwise, unsigned included)."""
         found = self.store.get(alias_key(self.model_name, check_alias(alias)))
-        return None if found is None else AliasRecord.from_bytes(found[0])
+        if found is None:
+            return None
+        record, signed = self._read_alias(found[0], alias)
+        if not signed:
+            raise ModelVerificationError(
+                MISSING,
+                f"{self.model_name} {alias} alias (naming {record.version}) is not signed: written before aliases were "
+                f"signed, or its signature was removed; check that version (rlsizer models show {record.version}), "
+                f"then sign the alias again with: rlsizer models promote {record.version}",
+            )
+        return record
+
+    def verified_alias(self, alias: str) -> str | None:
+        """The version ``alias`` names, or ``None`` when there is no alias or it fails verification."""
+        try:
+            record = self.alias(alias)
+        except ModelVerificationError:
+            return None
+        return None if record is None else record.version
+
+    def _read_alias(self, raw: bytes, alias: str) -> tuple[AliasRecord, bool]:
+        """The stored record and whether it is signed; ``ModelVerificationError`` if a signature is there but fails."""
+        record, signature = split_signed(raw)
+        if record.alias != alias:
+            raise ModelVerificationError(TAMPERED_ALIAS, f"{self.model_name} {alias} alias holds the record of {record.alias}")
+        if signature is None:
+            return record, False
+        try:
+            verify_signature(record.to_bytes(), signature, self._key, what=f"{self.model_name} {alias} alias",
+                             tampered=TAMPERED_ALIAS)
+        except ModelVerificationError as exc:
+            raise ModelVerificationError(exc.kind, f"{exc.reason}; point it at a verified version again with: "
+                                                   f"rlsizer models promote VERSION") from None
+        return record, True
 
     def champion(self) -> str | None:
         record = self.alias(CHAMPION)
@@ -188,19 +234,22 @@ class ModelRegistry:
                 raise VersionNotFound(f"{self.model_name} has no challenger to promote; name a version")
         record = self.set_alias(CHAMPION, version)
         challenger = self.store.get(alias_key(self.model_name, CHALLENGER))
-        if challenger is not None and AliasRecord.from_bytes(challenger[0]).version == version:
+        if challenger is not None and AliasRecord.from_bytes(challenger[0]).version == version:  # only to clear it
             self.store.delete(alias_key(self.model_name, CHALLENGER))
         return record
 
     def rollback(self) -> AliasRecord:
-        """The champion goes back to the previous champion (verified first); ``NoPreviousChampion`` if none."""
+        """The champion goes back to the previous champion (verified first); ``NoPreviousChampion`` if none.
+
+        Refused while the champion alias fails its signature: its history cannot be trusted.
+        """
 
         def back(current: AliasRecord | None) -> AliasRecord:
             target = rolled_back(current, self._clock())
             self.fetch_signed(target.version)
             return target
 
-        return self._move_alias(CHAMPION, back)
+        return self._move_alias(CHAMPION, back, replace_broken=False)
 
     def alias_event(self, alias: str, version: str) -> ModelPublished:
         """The ``ModelPublished`` announcing that ``alias`` now names ``version`` (after promote/rollback)."""
@@ -214,15 +263,31 @@ class ModelRegistry:
             alias=check_alias(alias),
         )
 
-    def _move_alias(self, alias: str, change: Callable[[AliasRecord | None], AliasRecord]) -> AliasRecord:
+    def _move_alias(self, alias: str, change: Callable[[AliasRecord | None], AliasRecord], *,
+                    replace_broken: bool = True) -> AliasRecord:
+        """Write ``change(current)``, signed, with a conditional write (retried if another writer came between).
+
+        An unsigned current record (written before aliases were signed) is taken as it is and
+        written back signed, even unchanged. One whose signature fails is refused, or, with
+        ``replace_broken``, replaced by a record without history (logged).
+        """
         key = alias_key(self.model_name, alias)
         for _ in range(_ALIAS_WRITE_ATTEMPTS):
             found = self.store.get(key)
-            current = None if found is None else AliasRecord.from_bytes(found[0])
+            current, signed = None, False
+            if found is not None:
+                try:
+                    current, signed = self._read_alias(found[0], alias)
+                except ModelVerificationError as exc:
+                    if not replace_broken:
+                        raise
+                    log.warning("%s %s alias fails verification (%s): replaced, its history dropped",
+                                self.model_name, alias, exc)
             updated = change(current)
-            if updated is current:
+            if updated is current and signed:
                 return updated
-            written = self.store.put(key, updated.to_bytes(), if_absent=found is None, if_match=None if found is None else found[1])
+            written = self.store.put(key, signed_bytes(updated, sign(updated.to_bytes(), self._key)),
+                                     if_absent=found is None, if_match=None if found is None else found[1])
             if written:
                 return updated
         raise AliasConflict(f"{self.model_name} {alias} kept changing under us ({_ALIAS_WRITE_ATTEMPTS} attempts); retry")

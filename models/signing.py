@@ -66,15 +66,19 @@ def sign(manifest_bytes: bytes, key: bytes) -> Signature:
     return Signature(algorithm=ALGORITHM, key_id=key_id(key), hmac_hex=digest)
 
 
-def verify_signature(manifest_bytes: bytes, signature: Signature, key: bytes) -> None:
-    """Raise ``ModelVerificationError`` (wrong_key or tampered_manifest) unless the signature holds."""
+def verify_signature(manifest_bytes: bytes, signature: Signature, key: bytes, *, what: str = "manifest",
+                     tampered: str = TAMPERED_MANIFEST) -> None:
+    """Raise ``ModelVerificationError`` (wrong_key or ``tampered``) unless the signature holds.
+
+    ``what`` names the signed document in the messages (an alias record is signed the same way).
+    """
     expected = sign(manifest_bytes, key)
     if not hmac.compare_digest(expected.hmac_hex, signature.hmac_hex):
         if not hmac.compare_digest(expected.key_id, signature.key_id):
             raise ModelVerificationError(
-                WRONG_KEY, f"manifest was signed with key id {signature.key_id}, ours is {expected.key_id}"
+                WRONG_KEY, f"{what} was signed with key id {signature.key_id}, ours is {expected.key_id}"
             )
-        raise ModelVerificationError(TAMPERED_MANIFEST, "manifest bytes do not match their HMAC-SHA256 signature")
+        raise ModelVerificationError(tampered, f"{what} bytes do not match their HMAC-SHA256 signature")
 
 
 def sha256_hex(data: bytes) -> str:

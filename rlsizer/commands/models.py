@@ -61,10 +61,17 @@ def _list(registry: Any, args: argparse.Namespace, settings: Settings) -> int:
     from models.errors import ModelVerificationError
     from models.manifest import format_ts
 
-    aliases = {name: registry.alias(name) for name in ALIASES}
+    aliases: dict[str, str | None] = {}
+    for name in ALIASES:
+        try:
+            record = registry.alias(name)
+        except ModelVerificationError as exc:  # shown, and the versions listed all the same
+            print(f"{name} alias REFUSED ({exc.kind}): {exc.reason}", file=sys.stderr)
+            record = None
+        aliases[name] = None if record is None else record.version
     rows = [("VERSION", "ALIAS", "CREATED", "METRICS")]
     for version in registry.list_versions():
-        named = ",".join(a for a, record in aliases.items() if record is not None and record.version == version)
+        named = ",".join(a for a, named_version in aliases.items() if named_version == version)
         try:
             manifest = registry.read_manifest(version)
         except ModelVerificationError as exc:

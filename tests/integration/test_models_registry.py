@@ -10,9 +10,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from models.aliases import CHALLENGER, CHAMPION
+from models.aliases import CHALLENGER, CHAMPION, AliasRecord
 from models.errors import (
     MISSING,
+    TAMPERED_ALIAS,
     TAMPERED_ARTIFACT,
     TAMPERED_MANIFEST,
     WRONG_KEY,
@@ -177,6 +178,55 @@ def test_rollback_refuses_a_previous_champion_that_no_longer_verifies(registry):
     assert registry.champion() == v2
     assert registry.alias(CHAMPION).history == (v1,)
     assert registry.store.exists(alias_key(registry.model_name, CHAMPION))
+
+
+def _alias_doc(registry, alias=CHAMPION):
+    return json.loads(registry.store.get(alias_key(registry.model_name, alias))[0])
+
+
+def _put_alias(registry, doc, alias=CHAMPION):
+    registry.store.client.put_object(Bucket=registry.store.bucket, Key=alias_key(registry.model_name, alias),
+                                     Body=json.dumps(doc).encode())
+
+
+def test_an_alias_pointed_elsewhere_without_the_key_is_refused(registry):
+    """Someone with write access to the bucket but not the key points the champion at a refused challenger."""
+    v1 = publish(registry, 1, alias=CHAMPION).manifest.version
+    v2 = publish(registry, 2, alias=CHALLENGER).manifest.version  # signed, but the gate did not promote it
+    doc = _alias_doc(registry)
+    assert set(doc["signature"]) == {"algorithm", "key_id", "hmac"}
+    _put_alias(registry, {**doc, "version": v2})
+    with pytest.raises(ModelVerificationError) as caught:
+        registry.champion()
+    assert caught.value.kind == TAMPERED_ALIAS and "rlsizer models promote" in str(caught.value)
+    assert registry.verified_alias(CHAMPION) is None and registry.show(v2).aliases == (CHALLENGER,)
+    with pytest.raises(ModelVerificationError):
+        registry.rollback()  # its history cannot be trusted either
+    assert registry.promote(v1).history == ()  # the operator's way back: replaced, history dropped
+    assert registry.champion() == v1
+
+
+def test_an_alias_signed_with_another_key_is_refused(registry, store):
+    publish(registry, 1, alias=CHAMPION)
+    other = ModelRegistry(store, b"another-signing-key-000000000001", model_name=registry.model_name)
+    with pytest.raises(ModelVerificationError) as caught:
+        other.champion()
+    assert caught.value.kind == WRONG_KEY
+
+
+def test_an_unsigned_alias_is_refused_until_promoted_again_which_signs_it(registry):
+    """An alias written before aliases were signed (or with its signature removed)."""
+    v1 = publish(registry, 1, alias=CHAMPION).manifest.version
+    v2 = publish(registry, 2, alias=CHAMPION).manifest.version
+    unsigned = {k: v for k, v in _alias_doc(registry).items() if k != "signature"}
+    assert AliasRecord.from_bytes(json.dumps(unsigned).encode()).history == (v1,)
+    _put_alias(registry, unsigned)
+    with pytest.raises(ModelVerificationError) as caught:
+        registry.champion()
+    assert caught.value.kind == MISSING and f"rlsizer models promote {v2}" in str(caught.value)
+    assert registry.promote(v2).history == (v1,)  # unchanged, but written back signed
+    assert registry.champion() == v2 and "signature" in _alias_doc(registry)
+    assert registry.rollback().version == v1
 
 
 def test_model_published_reaches_kafka_keyed_by_model_name(registry, settings, codec):

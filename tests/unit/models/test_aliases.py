@@ -41,3 +41,28 @@ def test_rollback_after_promotions_walks_back_through_distinct_predecessors(sequ
 def test_record_roundtrips_through_bytes():
     record = AliasRecord(alias=CHAMPION, version="v3", history=("v1", "v2"), updated_at=NOW)
     assert AliasRecord.from_bytes(record.to_bytes()) == record
+
+
+def test_signed_bytes_keep_the_record_readable_and_split_back():
+    from models.aliases import signed_bytes, split_signed
+    from models.signing import sign
+
+    record = AliasRecord(alias=CHAMPION, version="v3", history=("v1", "v2"), updated_at=NOW)
+    signature = sign(record.to_bytes(), b"k" * 32)
+    stored = signed_bytes(record, signature)
+    assert AliasRecord.from_bytes(stored) == record  # a reader that knows nothing of signatures
+    assert split_signed(stored) == (record, signature)
+    assert split_signed(record.to_bytes()) == (record, None)
+
+
+def test_a_malformed_alias_signature_is_a_tampered_alias():
+    import json
+
+    from models.aliases import split_signed
+    from models.errors import TAMPERED_ALIAS, ModelVerificationError
+
+    doc = json.loads(AliasRecord(alias=CHAMPION, version="v3", updated_at=NOW).to_bytes())
+    for bad in ({"algorithm": "MD5", "key_id": "x", "hmac": "y"}, "not a dict", {"hmac": "only"}):
+        with pytest.raises(ModelVerificationError) as caught:
+            split_signed(json.dumps({**doc, "signature": bad}).encode())
+        assert caught.value.kind == TAMPERED_ALIAS
