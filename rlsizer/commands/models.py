@@ -98,9 +98,14 @@ def _show(registry: Any, args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _promote(registry: Any, args: argparse.Namespace, settings: Settings) -> int:
-    before = registry.champion()
+    from models.errors import ModelVerificationError
+
+    try:
+        before = registry.champion() or "-"
+    except ModelVerificationError as exc:  # promoting a checked version is how a refused alias is replaced
+        before = f"(alias refused: {exc.kind})"
     record = registry.promote(args.version)
-    print(f"{registry.model_name} champion: {before or '-'} -> {record.version}")
+    print(f"{registry.model_name} champion: {before} -> {record.version}")
     return _announce(registry, record.version, args, settings)
 
 

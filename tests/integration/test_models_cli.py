@@ -51,6 +51,26 @@ def test_list_shows_versions_aliases_and_metrics(cli_settings, registry, capsys)
     assert lines[2].split() == [v2, "-", "2024-03-01T12:02:00Z", "cvar_5=-0.2", "sharpe=3"]
 
 
+def test_list_names_a_refused_alias_and_still_lists_the_versions(cli_settings, registry, capsys):
+    import json
+
+    from models.store import alias_key
+
+    v1 = publish(registry, 1, alias=CHAMPION)
+    v2 = publish(registry, 2)
+    key = alias_key(registry.model_name, CHAMPION)
+    doc = json.loads(registry.store.get(key)[0])
+    registry.store.client.put_object(Bucket=registry.store.bucket, Key=key, Body=json.dumps({**doc, "version": v2}).encode())
+    assert run(cli_settings, "list") == 0
+    captured = capsys.readouterr()
+    assert "champion alias REFUSED (tampered_alias)" in captured.err
+    assert [line.split()[:2] for line in captured.out.splitlines()[1:]] == [[v1, "-"], [v2, "-"]]  # names nothing
+    assert run(cli_settings, "promote", v1) == 0  # the way back, announced as usual
+    assert f"champion: (alias refused: tampered_alias) -> {v1}" in capsys.readouterr().out
+    assert run(cli_settings, "list") == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[:2] == [v1, "champion"]
+
+
 def test_show_prints_manifest_and_flags_tampering(cli_settings, registry, capsys):
     version = publish(registry, 1)
     assert run(cli_settings, "show", version) == 0
