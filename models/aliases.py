@@ -65,8 +65,14 @@ def signed_bytes(record: AliasRecord, signature: Signature) -> bytes:
 
 
 def split_signed(data: bytes) -> tuple[AliasRecord, Signature | None]:
-    """The record stored in ``data`` and its signature (``None``: stored unsigned, as before signing)."""
-    record = AliasRecord.from_bytes(data)
+    """The record stored in ``data`` and its signature (``None``: stored unsigned, as before signing).
+
+    Bytes that hold no record are a tampered (or corrupt) alias too, so a promote may replace them.
+    """
+    try:
+        record = AliasRecord.from_bytes(data)
+    except ModelRegistryError as exc:
+        raise ModelVerificationError(TAMPERED_ALIAS, str(exc)) from None
     try:
         signature = json.loads(data.decode("utf-8")).get(SIGNATURE_FIELD)
         if signature is None:

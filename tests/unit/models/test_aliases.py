@@ -66,3 +66,6 @@ def test_a_malformed_alias_signature_is_a_tampered_alias():
         with pytest.raises(ModelVerificationError) as caught:
             split_signed(json.dumps({**doc, "signature": bad}).encode())
         assert caught.value.kind == TAMPERED_ALIAS
+    with pytest.raises(ModelVerificationError) as caught:
+        split_signed(b"{not json")
+    assert caught.value.kind == TAMPERED_ALIAS and "malformed" in caught.value.reason
