@@ -219,6 +219,8 @@ def create_app(
             sid = signal.signal_id.encode()
             stored = read(decided, sid)
             ts_us = to_micros(signal.ts_event)
+            if indexed_after[0] != app.rebalancing_count:  # the first signal since a rebalance
+                rebuild_retention()
             if stored is None:
                 if retention.stale(signal.symbol, ts_us):
                     apply(stale(src, signal), src)
@@ -268,9 +270,18 @@ def create_app(
         if expired:
             metrics.decided_expired.inc(len(expired))
 
-    @decided.on_recover
-    async def rebuild_retention() -> None:
-        """The retention index from the recovered table (Faust resumes the streams after this)."""
+    indexed_after = [-1]  # the rebalance (``app.rebalancing_count``) the retention index was built after
+
+    def rebuild_retention() -> None:
+        """The retention index from the table as recovered after a rebalance.
+
+        Called at the first signal after each rebalance (``app.rebalancing_count`` moved):
+        Faust resumes the streams only once the tables are recovered, so the table is
+        complete then. A table ``on_recover`` callback doing this instead left the worker
+        deciding nothing after a SIGKILL takeover in 5 of ~17 runs of the contract tests
+        (0 of 6 without it; the cause inside Faust's recovery was not found).
+        """
+        indexed_after[0] = app.rebalancing_count
         started = time.monotonic()
         skipped: list[bytes] = []
         entries = decided_record.retention_entries(decided.data.data.items(), partial(changelog.partition, decided),
