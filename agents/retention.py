@@ -79,9 +79,7 @@ class DecidedRetention:
         """A new entry for a decided signal; returns the entries of ``symbol`` that expire now."""
         if self.horizon_us == 0:
             return []
-        watermark = self._watermarks.get(symbol)
-        if watermark is None or ts_us > watermark:
-            self._watermarks[symbol] = watermark = ts_us
+        watermark = self._raise_watermark(symbol, ts_us)
         heap = self._kept.get(symbol)
         if heap is None:
             heap = self._kept[symbol] = []
@@ -99,15 +97,20 @@ class DecidedRetention:
         if self.horizon_us == 0:
             return []
         for symbol, ts_us, key, partition in entries:
-            watermark = self._watermarks.get(symbol)
-            if watermark is None or ts_us > watermark:
-                self._watermarks[symbol] = ts_us
+            self._raise_watermark(symbol, ts_us)
             self._kept.setdefault(symbol, []).append((ts_us, key, partition))
         expired: list[Expired] = []
         for symbol, heap in self._kept.items():
             heapq.heapify(heap)
             expired += self._expire(heap, self._watermarks[symbol] - self.horizon_us)
         return expired
+
+    def _raise_watermark(self, symbol: str, ts_us: int) -> int:
+        """``symbol``'s watermark after a decided signal at ``ts_us``."""
+        watermark = self._watermarks.get(symbol)
+        if watermark is None or ts_us > watermark:
+            self._watermarks[symbol] = watermark = ts_us
+        return watermark
 
     @staticmethod
     def _expire(heap: list[tuple[int, bytes, int]], cutoff: int) -> list[Expired]:

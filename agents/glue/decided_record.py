@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
 from typing import Any, Final, Protocol
 
 from agents.timestamps import to_micros
@@ -73,9 +72,7 @@ def retention_entries(
             if partition is None:
                 raise DecidedCorrupt("no partition recorded")
             _, head = codec.decode_head(unpack(raw)[0], ("ts_event", "symbol"))
-            ts = head["ts_event"]
-            ts_us = to_micros(ts) if isinstance(ts, datetime) else int(ts)
-            symbol = str(head["symbol"])
+            ts_us, symbol = to_micros(head["ts_event"]), head["symbol"]  # decode_head gives datetimes, as decode
         except Exception:  # a value the worker cannot read is left alone, as the signal path leaves it
             skipped.append(key)
             continue

@@ -43,7 +43,6 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from datetime import datetime
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any, Final
@@ -279,6 +278,5 @@ class Reconciler:
                     continue
                 state.saw_signal(head["signal_id"], msg.partition(), msg.offset(), msg.key(), msg.value(), now)
             elif topic == self._decisions and event_type is SizeDecided:
-                ts = head["ts_event"]
                 state.saw_decision(head["signal_id"], msg.partition(), msg.offset(), symbol=head["symbol"],
-                                   ts_us=to_micros(ts) if isinstance(ts, datetime) else int(ts))
+                                   ts_us=to_micros(head["ts_event"]))
