@@ -193,18 +193,16 @@ def _send_paced(producer: EventProducer, signals: list[SignalRaised], rate: floa
     producer.flush()
 
 
-def _decisions_in_topic(s: Settings, codec: EventCodec) -> dict[str, set[float]]:
-    """Every decision on the decisions topic: each partition read from its start to its end (partition EOF),
-    on a plain assignment (no consumer group)."""
+def _topic_records(s: Settings, topic: str) -> list:
+    """Every record of ``topic`` (tombstones included): each partition read from its start to its end
+    (partition EOF), on a plain assignment (no consumer group)."""
     from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
     consumer = make_consumer(s, f"all-{uuid.uuid4().hex[:6]}", **{"enable.partition.eof": True})
     try:
-        topic = s.topic("decisions")
         parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-        found: dict[str, set[float]] = {}
-        ended: set[int] = set()
+        records, ended = [], set()
         deadline = time.monotonic() + 30
         while len(ended) < len(parts) and time.monotonic() < deadline:
             for msg in consumer.consume(1000, 0.5):
@@ -212,13 +210,21 @@ def _decisions_in_topic(s: Settings, codec: EventCodec) -> dict[str, set[float]]
                     if msg.error().code() == KafkaError._PARTITION_EOF:
                         ended.add(msg.partition())
                     continue
-                event = codec.decode(msg.value())
-                if isinstance(event, SizeDecided):
-                    found.setdefault(event.signal_id, set()).add(event.multiplier)
-        assert len(ended) == len(parts), f"decisions partitions not read to their end: {sorted(set(parts) - ended)}"
-        return found
+                records.append(msg)
+        assert len(ended) == len(parts), f"{topic} partitions not read to their end: {sorted(set(parts) - ended)}"
+        return records
     finally:
         consumer.close()
+
+
+def _decisions_in_topic(s: Settings, codec: EventCodec) -> dict[str, set[float]]:
+    """Every decision on the decisions topic, by signal id."""
+    found: dict[str, set[float]] = {}
+    for msg in _topic_records(s, s.topic("decisions")):
+        event = codec.decode(msg.value())
+        if isinstance(event, SizeDecided):
+            found.setdefault(event.signal_id, set()).add(event.multiplier)
+    return found
 
 
 def _assert_one_decision_each(seen: Decisions, signals: list[SignalRaised], workers: Workers) -> None:
@@ -285,25 +291,9 @@ def _stale_letters(seen: Decisions, codec: EventCodec) -> list[str]:
 
 def _changelog_values(s: Settings, key: bytes, table: str = "decided") -> list[bytes | None]:
     """Every value of ``key`` in ``table``'s changelog, oldest first."""
-    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
     from streams.topics import worker_group_id
 
-    topic = f"{worker_group_id(s)}-{table}-changelog"
-    consumer = make_consumer(s, f"cl-{uuid.uuid4().hex[:6]}")
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-        values, idle_until = [], time.monotonic() + 3
-        while time.monotonic() < idle_until:
-            for msg in consumer.consume(500, 0.2):
-                if not msg.error():
-                    idle_until = time.monotonic() + 1
-                    if msg.key() == key:
-                        values.append(msg.value())
-        return values
-    finally:
-        consumer.close()
+    return [msg.value() for msg in _topic_records(s, f"{worker_group_id(s)}-{table}-changelog") if msg.key() == key]
 
 
 def test_decided_signals_expire_after_the_retention_and_a_repeat_then_is_refused_not_decided_again(wsettings, workers, codec):
@@ -335,6 +325,7 @@ def test_decided_signals_expire_after_the_retention_and_a_repeat_then_is_refused
     deadline = time.monotonic() + 30
     while len(_changelog_values(s, b"old", "trades")) < 2 and time.monotonic() < deadline:
         workers.check_alive()
+        time.sleep(0.2)
     assert len(_changelog_values(s, b"old", "trades")) == 2, workers.logs()  # open, then closed
     producer.send(new)
     producer.flush()
