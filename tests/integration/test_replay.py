@@ -24,6 +24,7 @@ from schemas.codec import DecodeError, EventCodec, InMemoryRegistry, frame
 from schemas.events import BarClosed, Event, FeaturesComputed, HealthChecked, SignalRaised, SizeDecided, TradeClosed, field_names
 from streams.settings import Settings
 from streams.topics import CATALOG, ensure_topics, event_key, new_topics, topic_name
+from tests.unit.trainer.gc_watch import collected_generations
 from trainer import replay as replay_module
 from trainer.replay import assignment, consumer_config, records_ahead, replay
 from trainer.warehouse import Warehouse, open_warehouse
@@ -311,17 +312,8 @@ def test_small_flushes_and_invalid_values_keep_every_record_and_its_reason(topic
         codec.decode(invalid)
     produce(topics, good[:70] + [(decisions, b"bad", invalid)] + good[70:])
 
-    generations: list[int] = []
-
-    def watch(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            generations.append(info["generation"])
-
-    gc.callbacks.append(watch)
-    try:
+    with collected_generations() as generations:
         stats = replay(topics, codec, warehouse_path=tmp_path / "wh.duckdb", progress=False, flush_rows=17, batch_size=13)
-    finally:
-        gc.callbacks.remove(watch)
 
     assert gc.isenabled()
     assert generations and max(generations) == 1  # young collections after flushes; no walk of the whole heap

@@ -6,22 +6,16 @@ import gc
 
 import pytest
 
+from tests.unit.trainer.gc_watch import collected_generations
 from trainer.replay import young_collections_only
 
 
 @pytest.fixture
 def collections():
     """The generations collected while the test runs, and the collector's state restored after it."""
-    seen: list[int] = []
-
-    def record(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            seen.append(info["generation"])
-
     was_enabled = gc.isenabled()
-    gc.callbacks.append(record)
-    yield seen
-    gc.callbacks.remove(record)
+    with collected_generations() as seen:
+        yield seen
     gc.enable() if was_enabled else gc.disable()
 
 
