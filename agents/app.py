@@ -235,8 +235,9 @@ def create_app(
             src, "stale_signal",
             f"signal {signal.signal_id} at {signal.ts_event.isoformat()} is more than "
             f"{settings.decided_retention_days:g} days older than the latest decided signal of {signal.symbol} "
-            f"({latest}): the worker no longer remembers whether it was decided, so it does not decide it "
-            f"(RLSIZER_DECIDED_RETENTION_DAYS sets how long decided signals are remembered)",
+            f"({latest}). The worker remembers decisions that long (RLSIZER_DECIDED_RETENTION_DAYS), so it cannot "
+            f"tell whether this signal was decided before, and it does not decide it: a repeat must never get a "
+            f"second, different decision",
         )
 
     def on_signal(src: Source, signal: SignalRaised, sid: bytes, stored: bytes | None, ts_us: int) -> None:

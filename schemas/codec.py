@@ -142,9 +142,18 @@ class EventCodec:
                 pass
         return header + encode_body(ours.parsed, ours.names, event)
 
-    def decode(self, data: bytes) -> Event:
+    def decode(self, data: bytes, expected: type[Event] | None = None) -> Event:
+        """The event in ``data`` (raises ``DecodeError``).
+
+        With ``expected``, a record written with the schema of another event type is
+        refused as ``wrong_schema`` from its schema id, before its body is read: read
+        with the wrong schema, a body decodes into nonsense values.
+        """
         schema_id, body = unframe(data)
         writer, ours, same = self._writer(schema_id)
+        if expected is not None and ours.event_type is not expected:
+            raise DecodeError("wrong_schema", f"schema id {schema_id} is {ours.event_type.__name__}'s, "
+                                              f"not {expected.__name__}'s")
         fast = compiled(ours.event_type) if same else None
         record = None
         if fast is not None:  # exactly our schema: what fastavro would read, or an exception (then fastavro reads it)

@@ -64,6 +64,8 @@ class Settings:
     strategy_map: str = ""
     # how long (event time, per symbol) a decided signal is remembered; 0: forever (agents.retention)
     decided_retention_days: float = 30.0
+    # an input stamped more than this ahead of the worker's clock is dead-lettered (future_timestamp); 0: no limit
+    max_future_seconds: float = 300.0
     # Trainer
     train_interval_seconds: float = 6 * 3600.0
     train_min_new_outcomes: int = 200

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from agents.glue import decided_record
@@ -63,6 +63,16 @@ class Effects:
     rejected: bool = False
 
 
+def _span(delta: timedelta) -> str:
+    """``delta`` as a person reads it: ``3650.0 days``, ``2.5 hours``, ``400 s``."""
+    seconds = delta.total_seconds()
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.1f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds:.0f} s"
+
+
 def history_key(symbol: str, strategy_id: str) -> str:
     """Strategy history is kept per (strategy, symbol): co-partitioned with the symbol's signals."""
     return f"{strategy_id}@{symbol}"
@@ -81,8 +91,11 @@ class Handlers:
     _states: DecodedCache[Any] = field(init=False, repr=False, compare=False)
     _histories: DecodedCache[Any] = field(init=False, repr=False, compare=False)
     _accounts: DecodedCache[Any] = field(init=False, repr=False, compare=False)
+    _max_future: timedelta | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        limit = self.settings.max_future_seconds
+        self._max_future = timedelta(seconds=limit) if limit > 0 else None
         p = self.pipeline
         self._states = DecodedCache(p.symbol_state_from_bytes, self.cache_size)
         self._histories = DecodedCache(p.history_from_bytes, self.cache_size)
@@ -97,13 +110,26 @@ class Handlers:
         return Effects(outgoing=(Outgoing(topic, key, value),), rejected=True)
 
     def decode(self, src: Source, expected: type[Event]) -> Event | Effects:
+        """The record's event, or the dead letter for it: undecodable, another event type, or from the future.
+
+        An event stamped more than ``max_future_seconds`` ahead of this worker's clock
+        is a clock or unit bug in its adapter (milliseconds or nanoseconds sent as
+        microseconds). Accepted, it would move the symbol's bar clock and decided-signal
+        watermark years ahead, and every later, correctly stamped input of the symbol
+        would be refused as out of order or stale.
+        """
         try:
-            event = self.codec.decode(src.value)  # type: ignore[arg-type]
+            event = self.codec.decode(src.value, expected)  # type: ignore[arg-type]
         except DecodeError as exc:
+            if exc.kind == "wrong_schema":
+                return self.reject(src, "wrong_schema", f"{exc.reason}: topic {src.topic} carries {expected.__name__}")
             return self.reject(src, exc.kind, f"{exc.reason} (topic {src.topic} expects {expected.__name__})")
-        if not isinstance(event, expected):
+        if self._max_future is not None and (ahead := event.ts_event - self.clock()) > self._max_future:
             return self.reject(
-                src, "wrong_schema", f"{type(event).__name__} on topic {src.topic}, which carries {expected.__name__}"
+                src, "future_timestamp",
+                f"{expected.__name__} ts_event {event.ts_event.isoformat()} is {_span(ahead)} ahead of the worker's "
+                f"clock (more than RLSIZER_MAX_FUTURE_SECONDS={self.settings.max_future_seconds:g}): a clock or "
+                f"unit error in the adapter (ts_event is microseconds since the epoch, UTC)",
             )
         return event
 
@@ -175,7 +201,7 @@ class Handlers:
             return self.reject(
                 src,
                 "unknown_strategy",
-                f"signal {signal.signal_id}: {exc}; map it with RLSIZER_STRATEGY_MAP (e.g. '{signal.strategy_id}=Breakout')",
+                f"signal {signal.signal_id}: {exc}",  # the error says how to map it (RLSIZER_STRATEGY_MAP)
             )
         assert isinstance(features, FeaturesComputed) and isinstance(decision, SizeDecided)
         if decision.latency_us == 0:  # pure code may leave timing to the glue

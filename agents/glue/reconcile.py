@@ -52,7 +52,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from agents.retention import horizon_from_days, is_stale
 from agents.timestamps import to_micros
 from schemas.codec import DecodeError, EventCodec
-from schemas.events import SignalRaised, SizeDecided
+from schemas.events import SignalRaised, SizeDecided, utc_now
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class ReconcileState:
             self.decided.popitem(last=False)
 
     def saw_undecidable(self, signal_id: str, partition: int, offset: int) -> None:
-        """A signal the worker dead-letters on sight (unknown strategy): settled as if decided, its offset passed."""
+        """A signal the worker dead-letters on sight (unknown strategy, a ts_event from the future): settled as if decided, its offset passed."""
         self.saw_decision(signal_id, -1, -1)
         self.next_decision_offset.pop(-1, None)
         self.next_signal_offset[partition] = max(self.next_signal_offset.get(partition, 0), offset + 1)
@@ -180,6 +180,7 @@ class Reconciler:
         self._commit_every_s = commit_every_s
         self._check_every_s = min(check_every_s, after_s)
         self._decidable = decidable
+        self._max_future_us = int(settings.max_future_seconds * 1_000_000)  # the worker's future_timestamp rule
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
         self.republished = 0
@@ -265,6 +266,7 @@ class Reconciler:
         decode are the worker's to dead-letter: skipped here.
         """
         now = time.monotonic()
+        latest_us = to_micros(utc_now()) + self._max_future_us  # later signals are the worker's to dead-letter
         state = self.state
         for msg in msgs:
             try:
@@ -273,7 +275,8 @@ class Reconciler:
                 continue
             topic = msg.topic()
             if topic == self._signals and event_type is SignalRaised:
-                if not self._decidable(head["strategy_id"]):
+                if not self._decidable(head["strategy_id"]) or (self._max_future_us
+                                                                and to_micros(head["ts_event"]) > latest_us):
                     state.saw_undecidable(head["signal_id"], msg.partition(), msg.offset())
                     continue
                 state.saw_signal(head["signal_id"], msg.partition(), msg.offset(), msg.key(), msg.value(), now)

@@ -29,7 +29,7 @@ from confluent_kafka.admin import AdminClient
 
 from schemas.catalog import schema_text
 from schemas.codec import EventCodec, frame
-from schemas.events import EventRejected, OrderFilled, SignalRaised, SizeDecided
+from schemas.events import EventRejected, OrderFilled, SignalRaised, SizeDecided, utc_now
 from schemas.registry_client import HttpSchemaRegistry
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
@@ -331,18 +331,23 @@ def test_decided_signals_expire_after_the_retention_and_a_repeat_then_is_refused
     producer.flush()
     seen.drain(time.monotonic() + 30, want={"new"}, workers=workers)
 
-    for event in (old, new, sig("older", -5), sig("fresh", 2.05), exit_fill):  # "fresh" overtakes "older"
+    # "ahead" (a bot's clock 10 years off) is refused on sight: accepted, it would make "fresh" stale
+    ahead = replace(sig("ahead", 0), ts_event=utc_now() + timedelta(days=3650))
+    for event in (old, new, sig("older", -5), ahead, sig("fresh", 2.05), exit_fill):  # "fresh" overtakes "older"
         producer.send(event)
     producer.flush()
-    seen.drain(time.monotonic() + 30, want={"fresh"}, want_rejected=3, workers=workers)
+    seen.drain(time.monotonic() + 30, want={"fresh"}, want_rejected=4, workers=workers)
     assert seen.count == {"old": 1, "new": 2, "fresh": 1}, (seen.count, workers.logs())
     assert sorted(_stale_letters(seen, codec)) == ["old", "older"]
     orphan = [r.reason for r in seen.rejected if r.error_type == "orphan_fill"]
     assert len(orphan) == 1 and "RLSIZER_DECIDED_RETENTION_DAYS" in orphan[0]  # the trade went with its decision
     reason = next(r.reason for r in seen.rejected if r.error_type == "stale_signal")
     assert "RET" in reason and "RLSIZER_DECIDED_RETENTION_DAYS" in reason
-    seen.drain(time.monotonic() + 6)  # the reconciler's due time (2 s) passes: "older" is not re-published
+    seen.drain(time.monotonic() + 6)  # the reconciler's due time (2 s) passes: "older", "ahead" not re-published
     assert sorted(_stale_letters(seen, codec)) == ["old", "older"] and "older" not in seen.count
+    future = [r for r in seen.rejected if r.error_type == "future_timestamp"]
+    assert len(future) == 1 and "ahead" not in seen.count, (future, seen.count)
+    assert codec.decode(future[0].raw_value).signal_id == "ahead"
     values = _changelog_values(s, b"old")
     assert len(values) == 2 and values[0] and values[1] is None  # written, then a tombstone
     assert _changelog_values(s, b"old", "trades")[-1] is None

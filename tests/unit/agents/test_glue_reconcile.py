@@ -179,3 +179,25 @@ def test_without_retention_no_signal_is_stale():
     assert st.watermarks == {"AAPL": 10**15} and not st.stale("AAPL", 0)
     st.saw_decision("b", 0, 1, symbol="AAPL", ts_us=5)  # an older decision does not move it back
     assert st.watermarks == {"AAPL": 10**15}
+
+
+def test_a_signal_from_the_future_is_settled_on_sight_as_the_worker_dead_letters_it():
+    """The worker refuses a ts_event more than ``max_future_seconds`` ahead (future_timestamp): never pending here."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from schemas.events import utc_now
+
+    settings, codec = Settings(), EventCodec(InMemoryRegistry())
+    sig_t = settings.topic("signals")
+    rec = Reconciler(settings, codec, consumer=None, producer=_Producer(), after_s=2.0)  # type: ignore[arg-type]
+    now = utc_now()
+    ahead = replace(_signal("ahead"), ts_event=now + timedelta(days=3650))
+    near = replace(_signal("near"), ts_event=now + timedelta(seconds=60))
+    rec._record_all([_Msg(sig_t, 0, 4, codec.encode(sig_t, ahead)), _Msg(sig_t, 0, 5, codec.encode(sig_t, near))])
+    assert list(rec.state.pending) == ["near"] and "ahead" in rec.state.decided
+    assert rec.state.next_signal_offset == {0: 6}
+
+    off = Reconciler(Settings(max_future_seconds=0.0), codec, consumer=None, producer=_Producer(), after_s=2.0)  # type: ignore[arg-type]
+    off._record_all([_Msg(sig_t, 0, 4, codec.encode(sig_t, ahead))])
+    assert list(off.state.pending) == ["ahead"]  # no limit: tracked like any signal
