@@ -24,9 +24,21 @@ def _rlsizer(settings: Settings, name: str, *args: str) -> ManagedProcess:
 
 
 def start_worker(settings: Settings, *, worker_id: str = "0", timeout: float = READY_TIMEOUT) -> ManagedProcess:
-    """One Faust worker; ready when Faust reports it has joined and recovered its tables."""
+    """One Faust worker; ready when Faust reports it has joined and recovered its tables.
+
+    The log is appended to, so a restarted worker is ready at a "Ready" line after its
+    own start, not at its predecessor's.
+    """
+    log_path = _log_dir(settings) / f"worker-{worker_id}.log"
+    start = log_path.stat().st_size if log_path.exists() else 0
     proc = _rlsizer(settings, f"worker-{worker_id}", "worker", "--id", worker_id)
-    wait_ready(proc, lambda: "[^Worker]: Ready" in proc.log_path.read_text(errors="replace"), timeout, "report ready")
+
+    def ready() -> bool:
+        with open(log_path, "rb") as log:
+            log.seek(start)
+            return b"[^Worker]: Ready" in log.read()
+
+    wait_ready(proc, ready, timeout, "report ready")
     return proc
 
 

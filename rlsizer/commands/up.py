@@ -2,8 +2,10 @@
 
 Starts SeaweedFS, tansu on it, the topics, the schema registry and the models
 bucket (``EmbeddedStack``), then the ``EXTRA_SERVICES``; prints the endpoints and
-the ``export RLSIZER_...`` lines clients need; supervises every process. If one
-dies, it says which (with its log tail), stops the rest and exits 1. The data dir
+the ``export RLSIZER_...`` lines clients need; supervises every process
+(``rlsizer.supervise``): a service that dies (worker, trainer, monitor) is started
+again with backoff; if a server dies (SeaweedFS, tansu, the registry), it says which
+(with its log tail), stops the rest and exits 1. The data dir
 keeps the events (tansu stores them in SeaweedFS there), so a second ``up`` on it
 continues where the first stopped.
 """
@@ -17,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,13 +27,14 @@ from urllib.parse import urlsplit
 from rlsizer.processes import ManagedProcess, SeaweedPorts, require_free
 from rlsizer.services import DEFAULT_SERVICES
 from rlsizer.stack import KAFKA_BUCKET, EmbeddedStack, StackPorts
+from rlsizer.supervise import Supervisor
 from streams.settings import Settings
 
 ServiceStarter = Callable[[Settings], ManagedProcess]
 
 # Services started after the stack (rlsizer.services): the worker, the trainer service and
 # the health monitor. Each receives the stack's settings and returns a started, ready
-# ManagedProcess that dies with `up`; they are supervised like the servers and stopped
+# ManagedProcess that dies with `up`; one that dies is started again (rlsizer.supervise); stopped
 # before the stack. `--stack-only` starts none of them.
 EXTRA_SERVICES: tuple[ServiceStarter, ...] = DEFAULT_SERVICES
 
@@ -136,13 +140,11 @@ def _terminate_on_signals() -> Iterator[Callable[[], None]]:
             signal.signal(sig, handler)
 
 
-def first_dead(processes: list[ManagedProcess]) -> ManagedProcess | None:
-    """Block until a process exits and return it (returns only by that or by ``Terminated``)."""
-    while True:
-        for proc in processes:
-            if not proc.alive():
-                return proc
+def first_dead_server(supervisor: Supervisor) -> Any:
+    """Supervise until a server exits and return it (returns only by that or by ``Terminated``)."""
+    while (dead := supervisor.check()) is None:
         time.sleep(POLL_SECONDS)
+    return dead
 
 
 def run(args: argparse.Namespace, settings: Settings, extra_services: tuple[ServiceStarter, ...] = EXTRA_SERVICES) -> int:
@@ -152,15 +154,17 @@ def run(args: argparse.Namespace, settings: Settings, extra_services: tuple[Serv
     if not args.stack_only and settings.worker_web_port > 0:
         require_free("worker web (/health, /metrics)", settings.worker_web_port)
     stack = EmbeddedStack(data_dir, ports=stack_ports(args, settings), memory=args.memory, base=settings)
-    services: list[ManagedProcess] = []
+    services: list[tuple[Callable[[], ManagedProcess], ManagedProcess]] = []
+    supervisor: Supervisor | None = None
     with _terminate_on_signals() as shield:
         try:
             stack.start()
             for start in () if args.stack_only else extra_services:
-                services.append(start(stack.settings))
-            processes = stack.processes + services
-            print(describe(stack, processes), flush=True)
-            dead = first_dead(processes)
+                again = partial(start, stack.settings)
+                services.append((again, again()))
+            supervisor = Supervisor(stack.processes, services)
+            print(describe(stack, supervisor.processes()), flush=True)
+            dead = first_dead_server(supervisor)
             print(
                 f"rlsizer up: {dead.name} (pid {dead.pid}) stopped unexpectedly with code {dead.popen.returncode}; "
                 f"stopping the rest. Log {dead.log_path}:\n{dead.log_tail()}",
@@ -173,7 +177,8 @@ def run(args: argparse.Namespace, settings: Settings, extra_services: tuple[Serv
             return 0
         finally:
             shield()
-            for proc in reversed(services):
-                proc.stop()
+            running = [s.proc for s in supervisor.services] if supervisor else [proc for _, proc in services]
+            for proc in reversed(running):
+                proc.stop()  # type: ignore[attr-defined]
             stack.stop()
             print("rlsizer up: stopped", file=sys.stderr, flush=True)

@@ -172,8 +172,9 @@ def test_up_on_a_taken_port_names_it_and_leaves_nothing_running(tmp_path: Path, 
     assert all(port_is_free(p) for name, p in ports.all() if p != taken)
 
 
-def test_up_with_services_decides_a_signal_from_a_standard_confluent_client(tmp_path: Path):
-    """What an outside user does: `rlsizer up`, then confluent-kafka's own Avro serde, no rlsizer code."""
+def test_up_with_services_decides_a_signal_from_a_standard_confluent_client_also_after_its_worker_crashed(tmp_path: Path):
+    """What an outside user does: `rlsizer up`, then confluent-kafka's own Avro serde, no rlsizer code;
+    a SIGKILLed worker is started again by `up` and answers the next signal."""
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
     from confluent_kafka.serialization import MessageField, SerializationContext
@@ -190,32 +191,50 @@ def test_up_with_services_decides_a_signal_from_a_standard_confluent_client(tmp_
         serialize = AvroSerializer(registry, (schema_dir / "SignalRaised.avsc").read_text(),
                                    to_dict=lambda obj, ctx: obj)
         deserialize = AvroDeserializer(registry, (schema_dir / "SizeDecided.avsc").read_text())
-        signal_id = f"outside-{uuid.uuid4().hex[:8]}"
-        now = datetime.now(timezone.utc)
-        record = {"event_id": str(uuid.uuid4()), "ts_event": now, "ts_init": now, "signal_id": signal_id,
-                  "strategy_id": "S5", "symbol": "MSFT", "side": "SELL", "price": 310.5, "atr": 4.2, "score": 0.3,
-                  "q_score": 0.9, "base_qty": 50.0, "stop_price": 316.0, "target_price": None, "adapter": "outside",
-                  "attrs": {}}
         producer = Producer({"bootstrap.servers": bootstrap})
-        producer.produce("rlsizer.signals", key=b"MSFT",
-                         value=serialize(record, SerializationContext("rlsizer.signals", MessageField.VALUE)))
-        producer.flush(10)
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"outside-{uuid.uuid4().hex[:6]}",
-                             "auto.offset.reset": "earliest"})
-        consumer.subscribe(["rlsizer.decisions"])
-        decision = None
-        deadline = time.monotonic() + 60
-        while decision is None and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error():
-                continue
-            value = deserialize(msg.value(), SerializationContext("rlsizer.decisions", MessageField.VALUE))
-            if value["signal_id"] == signal_id:
-                decision = value
-        consumer.close()
-        assert decision is not None, "no SizeDecided for the signal within 60 s"
+
+        def decided(symbol: str) -> dict[str, Any]:
+            """Publish a signal for ``symbol`` as a bot would and wait for its SizeDecided."""
+            signal_id = f"outside-{uuid.uuid4().hex[:8]}"
+            now = datetime.now(timezone.utc)
+            record = {"event_id": str(uuid.uuid4()), "ts_event": now, "ts_init": now, "signal_id": signal_id,
+                      "strategy_id": "S5", "symbol": symbol, "side": "SELL", "price": 310.5, "atr": 4.2,
+                      "score": 0.3, "q_score": 0.9, "base_qty": 50.0, "stop_price": 316.0, "target_price": None,
+                      "adapter": "outside", "attrs": {}}
+            producer.produce("rlsizer.signals", key=symbol.encode(),
+                             value=serialize(record, SerializationContext("rlsizer.signals", MessageField.VALUE)))
+            producer.flush(10)
+            consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"outside-{uuid.uuid4().hex[:6]}",
+                                 "auto.offset.reset": "earliest"})
+            consumer.subscribe(["rlsizer.decisions"])
+            decision = None
+            deadline = time.monotonic() + 60
+            while decision is None and time.monotonic() < deadline:
+                msg = consumer.poll(0.5)
+                if msg is None or msg.error():
+                    continue
+                value = deserialize(msg.value(), SerializationContext("rlsizer.decisions", MessageField.VALUE))
+                if value["signal_id"] == signal_id:
+                    decision = value
+            consumer.close()
+            assert decision is not None, f"no SizeDecided for the signal within 60 s:\n" + "\n".join(up.err[-20:])
+            return decision
+
+        decision = decided("MSFT")
         assert 0.25 <= decision["multiplier"] <= 2.0 and decision["policy"] == "FALLBACK"
         assert "no bars" in decision["reason"] and decision["qty"] == 50.0 * decision["multiplier"]
+
+        # a crashed worker is started again (rlsizer.supervise); the stack and its events stay
+        os.kill(pids["worker-0"], signal.SIGKILL)
+        deadline = time.monotonic() + 150
+        while not any("worker-0 restarted" in line for line in up.err) and time.monotonic() < deadline:
+            assert up.proc.poll() is None, "\n".join(up.err)
+            time.sleep(0.2)
+        restarted = [line for line in up.err if "worker-0 restarted" in line]
+        assert restarted, "\n".join(up.err)
+        assert any("worker-0 (pid %d) stopped unexpectedly with code -9" % pids["worker-0"] in line for line in up.err)
+        pids["worker-0 again"] = int(restarted[0].rsplit(" ", 1)[1])
+        assert decided("IBM")["signal_id"].startswith("outside-")
         up.proc.send_signal(signal.SIGTERM)
         assert up.wait(60) == 0
         assert all(gone(pid, 15) for pid in pids.values()), pids
