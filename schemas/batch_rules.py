@@ -119,6 +119,11 @@ def _finite(columns: Columns, *names: str) -> np.ndarray:
     return ok
 
 
+def _unit_interval(columns: Columns, name: str) -> np.ndarray:
+    v = _num(columns, name)
+    return np.isfinite(v) & (v >= 0) & (v <= 1)
+
+
 def _optional(columns: Columns, name: str, check: Callable[[Columns, str], np.ndarray]) -> np.ndarray:
     return _null(columns, name) | check(columns, name)
 
@@ -168,7 +173,8 @@ def _signal(c: Columns) -> np.ndarray:
         & _one_of(c, "side", SIDES)
         & _positive(c, "price", "base_qty")
         & _non_negative(c, "atr")
-        & _finite(c, "score", "q_score")
+        & _finite(c, "score")
+        & _unit_interval(c, "q_score")
         & _optional(c, "stop_price", _positive)
         & _optional(c, "target_price", _positive)
         & ~_null(c, "attrs")

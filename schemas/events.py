@@ -66,6 +66,11 @@ def _finite(name: str, value: float) -> None:
         raise InvalidEvent(f"{name} must be a finite number, got {value!r}")
 
 
+def _unit_interval(name: str, value: float) -> None:
+    if not (_is_finite(value) and 0 <= value <= 1):
+        raise InvalidEvent(f"{name} must be a number in [0, 1], got {value!r}")
+
+
 def _all_finite_numbers(values: Iterable[Any]) -> bool:
     """True when every value is a plain int or float and finite, checked at C speed.
 
@@ -201,7 +206,7 @@ class SignalRaised(Event):
             and type(self.price) is float and 0.0 < self.price < _INF
             and type(self.atr) is float and 0.0 <= self.atr < _INF
             and type(self.score) is float and -_INF < self.score < _INF
-            and type(self.q_score) is float and -_INF < self.q_score < _INF
+            and type(self.q_score) is float and 0.0 <= self.q_score <= 1.0
             and type(self.base_qty) is float and 0.0 < self.base_qty < _INF
             and (stop is None or (type(stop) is float and 0.0 < stop < _INF))
             and (target is None or (type(target) is float and 0.0 < target < _INF))
@@ -218,7 +223,7 @@ class SignalRaised(Event):
         _positive("price", self.price)
         _non_negative("atr", self.atr)
         _finite("score", self.score)
-        _finite("q_score", self.q_score)
+        _unit_interval("q_score", self.q_score)
         _positive("base_qty", self.base_qty)
         for name in ("stop_price", "target_price"):
             if getattr(self, name) is not None:

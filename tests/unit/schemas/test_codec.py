@@ -192,7 +192,7 @@ def any_event(draw):
     if kind == 1:
         return SignalRaised(ts_event=ts, signal_id=draw(text), strategy_id=draw(text), symbol=draw(text), side=draw(side),
                             price=draw(positive), atr=draw(st.floats(min_value=0, max_value=1e6)), score=draw(finite),
-                            q_score=draw(finite), base_qty=draw(positive), stop_price=draw(st.none() | positive),
+                            q_score=draw(st.floats(0.0, 1.0)), base_qty=draw(positive), stop_price=draw(st.none() | positive),
                             attrs=draw(st.dictionaries(text, st.text(max_size=5), max_size=3)))
     if kind == 2:
         return FeaturesComputed(ts_event=ts, signal_id=draw(text), symbol="X", strategy_id="S1", strategy_type="EmaCross",

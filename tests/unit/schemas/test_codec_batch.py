@@ -156,6 +156,8 @@ INVALID_VALUES: list[tuple[type[Event], Event, dict[str, Any]]] = [
     (SignalRaised, make_signal(), {"price": 0.0}),
     (SignalRaised, make_signal(), {"atr": float("inf")}),
     (SignalRaised, make_signal(), {"score": float("nan")}),
+    (SignalRaised, make_signal(), {"q_score": 1.5}),
+    (SignalRaised, make_signal(), {"q_score": -0.01}),
     (SignalRaised, make_signal(), {"base_qty": -1.0}),
     (SignalRaised, make_signal(), {"stop_price": -2.0}),
     (SignalRaised, make_signal(), {"strategy_id": " "}),
@@ -296,7 +298,7 @@ def test_generated_values_match_decode(bars: list[tuple[Any, ...]], decisions: l
 POST_INIT_SHA256 = {
     "Event": "44c471af8d78ca7e",
     "BarClosed": "d17189852d5e7d7f",
-    "SignalRaised": "f08d20efc79d3de5",  # rules unchanged: the usual values checked in one expression first (test_events_usual_values)
+    "SignalRaised": "b072194653326615",  # q_score in [0, 1] (its .avsc doc), mirrored in batch_rules._signal
     "FeaturesComputed": "c9ac80e7a2e5748f",  # same rules: the map at C speed first, the fields in one expression first
     "SizeDecided": "6e9c570b83d557e2",  # rules unchanged, as SignalRaised
     "OrderFilled": "03a34ba3ce0273d7",

@@ -24,6 +24,7 @@ from schemas.events import (
     _one_of,
     _positive,
     _ts,
+    _unit_interval,
     field_names,
 )
 
@@ -45,7 +46,8 @@ _stamps = (
 )
 _numbers = (
     st.floats()
-    | st.sampled_from([0.0, -0.0, 0.25, 2.0, 2.0000000000000004, 0.24999999999999997, float("inf"), float("-inf"), float("nan")])
+    | st.sampled_from([0.0, -0.0, 0.25, 2.0, 2.0000000000000004, 0.24999999999999997,
+    1.0000000000000002, -5e-324, float("inf"), float("-inf"), float("nan")])
     | st.integers(-(2**1100), 2**1100)
     | st.booleans()
     | st.floats().map(np.float64)
@@ -91,7 +93,7 @@ def _rules(event: Any) -> None:
         _positive("price", event.price)
         _non_negative("atr", event.atr)
         _finite("score", event.score)
-        _finite("q_score", event.q_score)
+        _unit_interval("q_score", event.q_score)
         _positive("base_qty", event.base_qty)
         for name in ("stop_price", "target_price"):
             if getattr(event, name) is not None:
