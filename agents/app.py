@@ -144,13 +144,14 @@ def create_app(
         return settings.signal_bar_wait_ms > 0 and bar_clock.bar_due(sym, ts_us)
 
     async def bar_caught_up(sym: bytes, ts_us: int) -> None:
-        """Wait (at most ``signal_bar_wait_ms``) for a due bar (``bar_is_due``)."""
+        """Wait (at most ``signal_bar_wait_ms``) for a due bar (``bar_is_due``): a signal's features and an
+        exit's MAE/MFE count the bars closing up to their time."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.signal_bar_wait_ms / 1000
         while bar_clock.bar_due(sym, ts_us):
             if loop.time() >= deadline:
                 bar_clock.timed_out(sym)
-                log.warning("signal for %s waited %d ms for a due bar that did not come; deciding without it",
+                log.warning("%s: waited %d ms for a due bar that did not come; going on without it",
                             sym.decode(errors="replace"), settings.signal_bar_wait_ms)
                 return
             await asyncio.sleep(0.002)
@@ -310,8 +311,10 @@ def create_app(
                 continue
             src, fill = got
             sym = fill.symbol.encode()
+            if fill.leg == "EXIT" and bar_is_due(sym, ts_us := to_micros(fill.ts_event)):
+                await bar_caught_up(sym, ts_us)  # its MAE/MFE count the bars up to the exit
             effects = fill_handlers.on_fill(src, fill, record=trade_record(fill.signal_id.encode()),
-                                            open_index=open_trades.get(sym))
+                                            open_index=open_trades.get(sym), bars=read(symbol_state, sym))
             apply_trades(effects, sym, src)
             for closed in effects.closed:  # applied here at once; the copy on the outcomes topic is a no-op
                 metrics.outcomes.inc()

@@ -2,8 +2,9 @@
 
 A trade is the round trip of one signal: ``open_trade(signal, entry_fill)`` starts
 it, ``mark(trade, bar)`` accumulates the maximum adverse / favourable excursion
-from bars that close while it is open, ``close_trade(trade, exit_fill)`` yields
-the ``TradeClosed`` event.
+from bars that close while it is open, ``marked_by_bars`` recomputes them at the exit
+from the bars the worker holds, ``close_trade(trade, exit_fill)`` yields the
+``TradeClosed`` event.
 
 Definitions (per unit, ``s`` = +1 for a long, -1 for a short):
 
@@ -11,7 +12,8 @@ Definitions (per unit, ``s`` = +1 for a long, -1 for a short):
 - gross = ``s * (exit - entry) * qty``; ``pnl`` = gross - entry fee - exit fee;
 - ``r_multiple`` = ``s * (exit - entry) / risk`` (gross, before fees);
 - ``mae_r`` <= 0 and ``mfe_r`` >= 0: the worst and best ``s * (price - entry)``
-  seen at the bars' low/high and at the exit price, over the risk.
+  at the low/high of the bars closing after the entry and at or before the exit, and
+  at the exit price, over the risk.
 
 Partial fills are not modelled: the exit must close the entry's quantity.
 Failures raise ``OutcomeRejected`` whose ``kind`` is one of ``orphan_fill``,
@@ -27,6 +29,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
 
+import numpy as np
+
+from agents.timestamps import to_micros
 from schemas.events import BarClosed, OrderFilled, SignalRaised, TradeClosed, utc_now
 
 _OUTCOME_NAMESPACE: Final = uuid.UUID("a3d5f0e6-8c1b-4f7e-9e61-2b0c5d7e4f90")
@@ -96,13 +101,33 @@ def open_trade(signal: SignalRaised, entry_fill: OrderFilled) -> OpenTrade:
 
 
 def mark(trade: OpenTrade, bar: BarClosed) -> OpenTrade:
-    """Fold one closed bar into the excursions; bars of other symbols, before the entry or already seen are ignored."""
-    if bar.symbol != trade.symbol or bar.ts_event < trade.entry_ts:
+    """Fold one closed bar into the excursions; bars of other symbols, closing at or before the entry
+    (their range is before the fill) or already seen are ignored."""
+    if bar.symbol != trade.symbol or bar.ts_event <= trade.entry_ts:
         return trade
     if trade.last_bar_ts is not None and bar.ts_event <= trade.last_bar_ts:
         return trade
     a, b = trade.excursion(bar.low), trade.excursion(bar.high)
     return replace(trade, mae=min(trade.mae, a, b), mfe=max(trade.mfe, a, b), last_bar_ts=bar.ts_event)
+
+
+def marked_by_bars(trade: OpenTrade, ts_us: np.ndarray, high: np.ndarray, low: np.ndarray, *, until: datetime,
+                   complete: bool) -> OpenTrade:
+    """``trade`` with the excursions of the bars closing after its entry and at or before ``until`` (the exit).
+
+    ``ts_us``, ``high``, ``low``: the symbol's bars. With ``complete`` (they hold every bar
+    of the symbol since the entry) the excursions are those bars' alone, so a trade's MAE/MFE
+    do not depend on whether the worker read a bar before or after a fill (bars and fills
+    come on different topics). Without it (a trade longer than the bars kept) they are
+    added to what ``mark`` folded in while the trade was open.
+    """
+    keep = (ts_us > to_micros(trade.entry_ts)) & (ts_us <= to_micros(until))
+    mae, mfe = (0.0, 0.0) if complete else (trade.mae, trade.mfe)
+    if keep.any():
+        sign = trade.sign
+        moves = np.concatenate((sign * (high[keep] - trade.entry_price), sign * (low[keep] - trade.entry_price)))
+        mae, mfe = min(mae, float(moves.min())), max(mfe, float(moves.max()))
+    return replace(trade, mae=mae, mfe=mfe)
 
 
 def close_trade(trade: OpenTrade, exit_fill: OrderFilled, *, ts_init: datetime | None = None) -> TradeClosed:

@@ -127,6 +127,15 @@ class SymbolState:
             return None
         return int(self._ts[(self._head - 1) % self.window])
 
+    def holds_all_since(self, ts_us: int) -> bool:
+        """Every bar of the symbol closing after ``ts_us`` is still in the ring (none of them dropped out).
+
+        A full ring whose oldest bar closed after ``ts_us`` answers False even if nothing
+        dropped out yet: the ring does not count what it dropped."""
+        if self._count < self.window:
+            return True
+        return int(self._ts[(self._head - self._count) % self.window]) <= ts_us
+
     def check(self, bar: BarClosed) -> None:
         """Raise ``BarRejected`` if ``bar`` cannot follow this state."""
         if bar.symbol != self.symbol:

@@ -4,7 +4,9 @@ Per signal the worker keeps one ``trades`` table entry (key ``signal_id``, on th
 symbol's partition like everything else of that symbol) holding the signal as
 received, the trade's state (``none`` → ``open`` → ``closed``), the fill event ids
 applied and the open trade's excursions. A per-symbol index of open trades lets
-each closed bar update MAE/MFE in bounded work (the open trades of one symbol).
+each closed bar update MAE/MFE in bounded work (the open trades of one symbol); at the
+exit they are recomputed from the symbol's bars (``agents.outcomes.marked_by_bars``), so
+they do not depend on the order in which bars and fills were read.
 
 Rules, all ending in a dead letter with an actionable reason when broken: a fill
 for a signal never seen (``orphan_fill``), an exit before any entry
@@ -23,7 +25,8 @@ from datetime import datetime
 from typing import Any
 
 from agents.glue.handlers import Effects, Handlers, Outgoing, Source
-from agents.outcomes import OpenTrade, OutcomeRejected, close_trade, mark, open_trade, reject_fill
+from agents.outcomes import OpenTrade, OutcomeRejected, close_trade, mark, marked_by_bars, open_trade, reject_fill
+from agents.timestamps import to_micros
 from schemas.events import BarClosed, OrderFilled, SignalRaised, TradeClosed
 
 NONE, OPEN, CLOSED = "none", "open", "closed"
@@ -97,7 +100,9 @@ def trade_closed(raw: bytes) -> bool:
 class FillHandlers:
     base: Handlers
 
-    def on_fill(self, src: Source, fill: OrderFilled, *, record: bytes | None, open_index: bytes | None) -> TradeEffects:
+    def on_fill(self, src: Source, fill: OrderFilled, *, record: bytes | None, open_index: bytes | None,
+                bars: bytes | None = None) -> TradeEffects:
+        """``bars``: the symbol's ``symbol-state`` value; an exit's MAE/MFE come from its bars (``marked_by_bars``)."""
         doc = _load(record)
         state = doc["state"] if doc else NONE
         if doc and fill.event_id in doc["fills"]:  # redelivery: idempotent
@@ -117,7 +122,7 @@ class FillHandlers:
                 new = {**doc, "state": OPEN, "fills": [*doc["fills"], fill.event_id], "open": _open_to_json(trade)}
                 return TradeEffects(trades=((fill.signal_id.encode(), _dump(new)),),
                                     open_index=open_index_add(open_index, fill.signal_id))
-            closed = close_trade(_open_from_json(doc["open"]), fill, ts_init=self.base.clock())
+            closed = close_trade(self._marked(_open_from_json(doc["open"]), bars, fill), fill, ts_init=self.base.clock())
         except OutcomeRejected as exc:
             return self._reject(src, exc)
         out = self.base._out(closed)
@@ -137,6 +142,16 @@ class FillHandlers:
             if after is not before:
                 writes.append((signal_id.encode(), _dump({**doc, "open": _open_to_json(after)})))
         return TradeEffects(trades=tuple(writes))
+
+    def _marked(self, trade: OpenTrade, bars: bytes | None, exit_fill: OrderFilled) -> OpenTrade:
+        """``trade``'s excursions from the symbol's bars up to the exit (see ``agents.outcomes.marked_by_bars``)."""
+        state = self.base.symbol_state_of(bars)
+        if state is None or state.symbol != trade.symbol:
+            return trade
+        until = to_micros(exit_fill.ts_event)
+        window = state.bars_until(until)
+        return marked_by_bars(trade, window.ts, window.high, window.low, until=exit_fill.ts_event,
+                              complete=state.holds_all_since(to_micros(trade.entry_ts)))
 
     def _reject(self, src: Source, exc: OutcomeRejected) -> TradeEffects:
         return TradeEffects(outgoing=self.base.reject(src, exc.kind, exc.reason).outgoing)

@@ -137,6 +137,10 @@ class Handlers:
         topic = topic_name(self.settings, type(event))
         return Outgoing(topic, event_key(event), self.codec.encode(topic, event))
 
+    def symbol_state_of(self, raw: bytes | None) -> Any:
+        """The symbol's bar state stored as ``raw`` (``None`` for ``None``); raises ``StateCorrupt`` for bad bytes."""
+        return self._states.get(raw) if raw is not None else None
+
     def account_of(self, raw: bytes | None) -> Any:
         """The account stored as ``raw`` (empty for ``None``); raises ``StateCorrupt`` for bad bytes."""
         return self._accounts.get(raw) if raw is not None else self.pipeline.empty_account()

@@ -23,7 +23,9 @@ class World:
         self.codec = EventCodec(InMemoryRegistry())
         pipeline = default_pipeline()
         base = Handlers(self.settings, self.codec, pipeline, pipeline.strategy_map_from_spec(""), pipeline.new_slot())
+        self.base = base
         self.fills = FillHandlers(base)
+        self.state: bytes | None = None  # the symbol's bars (symbol-state table)
         self.trades: dict[bytes, bytes] = {}
         self.open: dict[bytes, bytes] = {}
         self.sent: list = []
@@ -43,9 +45,13 @@ class World:
 
     def fill(self, fill: OrderFilled) -> None:
         src = Source("rlsizer.fills", 0, len(self.sent), b"AAPL", self.codec.encode("rlsizer.fills", fill))
-        self._apply(self.fills.on_fill(src, fill, record=self.trades.get(fill.signal_id.encode()), open_index=self.open.get(b"AAPL")))
+        self._apply(self.fills.on_fill(src, fill, record=self.trades.get(fill.signal_id.encode()), open_index=self.open.get(b"AAPL"),
+                                       bars=self.state))
 
     def bar(self, bar) -> None:
+        """The bars agent: the symbol's state, then the open trades' marks."""
+        src = Source("rlsizer.bars", 0, 0, b"AAPL", self.codec.encode("rlsizer.bars", bar))
+        self.state = self.base.on_bar(src, bar, self.state).symbol_state or self.state
         ids = open_ids(self.open.get(b"AAPL"))
         self._apply(self.fills.on_bar(bar, {i: self.trades.get(i.encode()) for i in ids}))
 
@@ -112,3 +118,36 @@ def test_bad_fills_are_dead_lettered_with_a_reason(fills, kind):
     letters = [e for e in w.sent if isinstance(e, EventRejected)]
     assert [letter.error_type for letter in letters] == [kind]
     assert letters[0].raw_value and letters[0].source_topic == "rlsizer.fills"
+
+
+def _closed_after(order: list[str]) -> TradeClosed:
+    """The trade of ``entry`` -> two bars -> ``exit_``, with the fills and bars read in ``order``."""
+    w = World()
+    w.raise_signal()
+    steps = {
+        "before": lambda: w.bar(make_bar(ts_event=T0 + timedelta(hours=12), open=100.0, high=100.5, low=99.5, close=100.0)),
+        "entry": lambda: w.fill(entry()),
+        "dip": lambda: w.bar(make_bar(ts_event=T0 + timedelta(days=2), open=100.0, high=101.0, low=97.5, close=98.0)),
+        "peak": lambda: w.bar(make_bar(ts_event=T0 + timedelta(days=3), open=98.0, high=104.5, low=97.9, close=103.0)),
+        "late": lambda: w.bar(make_bar(ts_event=T0 + timedelta(days=4), open=103.0, high=120.0, low=80.0, close=103.0)),
+        "exit": lambda: w.fill(exit_()),
+    }
+    for step in order:
+        steps[step]()
+    [trade] = [e for e in w.sent if isinstance(e, TradeClosed)]
+    return trade
+
+
+@pytest.mark.parametrize("order", [
+    ["before", "entry", "dip", "peak", "exit"],  # the order they happened in
+    ["before", "dip", "entry", "peak", "exit"],  # a bar read before the entry fill it follows
+    ["before", "dip", "peak", "entry", "exit"],
+    ["before", "dip", "entry", "peak", "late", "exit"],  # a bar after the exit read before it
+    ["before", "entry", "dip", "peak", "late", "exit"],
+])
+def test_excursions_are_those_of_the_bars_between_entry_and_exit_whatever_order_they_were_read_in(order):
+    """Bars and fills come on two topics: the worker may read a bar before the entry fill it follows,
+    or a bar after the exit before the exit. MAE/MFE are those of the bars closing in (entry, exit]."""
+    trade = _closed_after(order)
+    assert trade.mae_r == pytest.approx(-2.5) and trade.mfe_r == pytest.approx(4.5)  # low 97.5, high 104.5; risk 1
+    assert trade.r_multiple == pytest.approx(3.0)

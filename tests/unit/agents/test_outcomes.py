@@ -116,3 +116,39 @@ def test_pnl_sign_follows_side_and_r_matches_pnl(entry: float, exit_: float, sto
     assert closed.pnl == pytest.approx(sign * (exit_ - entry) * qty, rel=1e-9, abs=1e-9)
     assert closed.r_multiple * abs(entry - stop) * qty == pytest.approx(closed.pnl, rel=1e-6, abs=1e-6)
     assert closed.mae_r <= 0 <= closed.mfe_r and closed.mae_r <= closed.r_multiple <= closed.mfe_r
+
+
+def test_marked_by_bars_counts_the_bars_closing_after_the_entry_up_to_the_exit() -> None:
+    import numpy as np
+
+    from agents.outcomes import marked_by_bars
+    from agents.timestamps import to_micros
+
+    trade = open_trade(signal(), fill("ENTRY"))  # BUY at 100 at T0+1h, risk 4
+    hours = [1, 2, 3, 4]  # the bar closing at the entry is before the fill; the one at 4h after the exit at 3h
+    ts = np.array([to_micros(T0 + timedelta(hours=h)) for h in hours])
+    high, low = np.array([150.0, 101.0, 103.0, 150.0]), np.array([50.0, 98.0, 99.5, 50.0])
+    until = T0 + timedelta(hours=3)
+    complete = marked_by_bars(trade, ts, high, low, until=until, complete=True)
+    assert (complete.mae, complete.mfe) == (-2.0, 3.0)
+    seen_open = mark(trade, bar(4, high=150.0, low=50.0))  # marked while open, though after the exit
+    assert (marked_by_bars(seen_open, ts, high, low, until=until, complete=True).mae, ) == (-2.0, )
+    partial = marked_by_bars(seen_open, ts, high, low, until=until, complete=False)  # a trade longer than the ring
+    assert (partial.mae, partial.mfe) == (-50.0, 50.0)  # the marks kept: what the ring lost is not known
+    none = marked_by_bars(trade, ts[:1], high[:1], low[:1], until=until, complete=True)
+    assert (none.mae, none.mfe) == (0.0, 0.0)
+
+
+def test_a_symbol_state_knows_whether_it_still_holds_every_bar_since_a_time() -> None:
+    from agents.features import SymbolState
+    from agents.timestamps import to_micros
+
+    state = SymbolState("AAPL", "1h", window=3)
+    for h in range(1, 3):
+        state = state.updated(bar(h, high=101.0, low=99.0))
+    assert state.holds_all_since(0)  # not full: nothing dropped out
+    for h in range(3, 5):
+        state = state.updated(bar(h, high=101.0, low=99.0))  # full at 3h; the 1h bar drops out at 4h
+    assert not state.holds_all_since(to_micros(T0))  # the 1h bar closed after it and is gone
+    assert not state.holds_all_since(to_micros(T0 + timedelta(hours=1)))  # unknowable: a bar may have closed in (1h, 2h)
+    assert state.holds_all_since(to_micros(T0 + timedelta(hours=2)))  # from the oldest bar held on, all are there
