@@ -16,6 +16,7 @@ import re
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Final, Protocol
 
 import fastavro
@@ -27,7 +28,7 @@ from schemas.batch_rules import surely_valid
 from schemas.catalog import schema_dict, schema_text
 from schemas.columnar import Joined, Unsupported, decode_columns_at
 from schemas.events import EVENT_BY_SCHEMA_NAME, Event, InvalidEvent, field_names
-from schemas.fast_avro import compiled, head_decoder
+from schemas.fast_avro import _EPOCH, compiled, head_decoder
 
 MAGIC_BYTE: Final = 0
 _HEADER = struct.Struct(">bI")
@@ -74,6 +75,28 @@ class _EventSchema:
     event_type: type[Event]
     parsed: Schema
     names: tuple[str, ...]
+    timestamps: tuple[str, ...] = ()  # fields that are timestamp-micros longs (or a union with one)
+
+
+def _timestamp_fields(text: str) -> tuple[str, ...]:
+    def is_timestamp(t: Any) -> bool:
+        if isinstance(t, list):
+            return any(is_timestamp(branch) for branch in t)
+        return isinstance(t, dict) and t.get("type") == "long" and t.get("logicalType") == "timestamp-micros"
+
+    return tuple(f["name"] for f in json.loads(text)["fields"] if is_timestamp(f["type"]))
+
+
+def _as_timestamps(record: dict[str, Any], names: tuple[str, ...]) -> None:
+    """A writer schema may declare a timestamp as a plain ``long`` (no ``logicalType``): the registry
+    accepts it as compatible, and its values are the same microseconds since the epoch."""
+    for name in names:
+        value = record.get(name)
+        if type(value) is int:
+            try:
+                record[name] = _EPOCH + timedelta(microseconds=value)
+            except OverflowError:
+                raise DecodeError("invalid_value", f"{name}: {value} microseconds since the epoch is out of range") from None
 
 
 def _canonical(text: str) -> str:
@@ -117,7 +140,8 @@ class EventCodec:
     def _our_schema(self, event_type: type[Event]) -> _EventSchema:
         ours = self._ours.get(event_type)
         if ours is None:
-            ours = _EventSchema(event_type, _parse(schema_text(event_type)), field_names(event_type))
+            text = schema_text(event_type)
+            ours = _EventSchema(event_type, _parse(text), field_names(event_type), _timestamp_fields(text))
             self._ours[event_type] = ours
         return ours
 
@@ -167,6 +191,8 @@ class EventCodec:
             except Exception as exc:  # fastavro raises many types for bad bodies
                 reason = _OBJECT_REPR.sub("the body", str(exc))  # fastavro names the stream it read by its address
                 raise DecodeError("malformed", f"Avro body does not match schema id {schema_id}: {reason}") from exc
+            if not same:
+                _as_timestamps(record, ours.timestamps)
         try:
             return ours.event_type(**record)
         except InvalidEvent as exc:

@@ -161,6 +161,38 @@ def test_newer_writer_schema_with_extra_field_still_decodes():
     assert EventCodec(registry).decode(frame(schema_id, buf.getvalue())) == signal
 
 
+def test_a_writer_schema_with_plain_long_timestamps_decodes_to_the_same_event():
+    """A client in another language may declare ``ts_event`` as a plain ``long`` (no logicalType):
+    the registry calls that compatible, and it is the same microseconds since the epoch."""
+    import io
+
+    import fastavro
+
+    plain = json.loads(schema_text(TradeClosed))
+    stamps = [f["name"] for f in plain["fields"] if isinstance(f["type"], dict) and f["type"].get("logicalType")]
+    assert {"ts_event", "ts_init", "entry_ts", "exit_ts"} <= set(stamps)
+    for f in plain["fields"]:
+        if f["name"] in stamps:
+            f["type"] = "long"
+    registry = InMemoryRegistry()
+    schema_id = registry.register("rlsizer.outcomes-value", json.dumps(plain))
+    trade = TradeClosed(ts_event=T0 + timedelta(hours=2), signal_id="s", symbol="AAPL", strategy_id="S1", side="BUY",
+                        qty=1.0, entry_price=100.0, exit_price=101.0, entry_ts=T0, exit_ts=T0 + timedelta(hours=2),
+                        pnl=1.0, fees=0.0, r_multiple=0.5, mae_r=-0.1, mfe_r=0.6, exit_reason="target")
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    record = {f["name"]: getattr(trade, f["name"]) for f in plain["fields"]}
+    for name in stamps:
+        record[name] = (record[name] - epoch) // timedelta(microseconds=1)
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(plain), record)
+    assert EventCodec(registry).decode(frame(schema_id, buf.getvalue())) == trade
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(plain), record | {"ts_event": 2**62})
+    with pytest.raises(DecodeError) as info:
+        EventCodec(registry).decode(frame(schema_id, buf.getvalue()))
+    assert info.value.kind == "invalid_value" and "ts_event" in info.value.reason
+
+
 # --- round trips for every event type, with hypothesis -----------------------------------
 
 timestamps = st.datetimes(
