@@ -61,6 +61,20 @@ def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "false").lower() in ("true", "1")
 
 
+def _count(request: web.Request, name: str, default: int) -> int:
+    """A whole-number query parameter (``-1``: no limit); anything else is Confluent's 400/42202-style error."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RegistryError(400, 40002, f"{name} must be an integer, got {raw!r}") from None
+    if value < -1:
+        raise RegistryError(400, 40002, f"{name} must be >= -1, got {value}")
+    return value
+
+
 class RegistryService:
     """State plus log; every change goes through ``_commit`` under one lock."""
 
@@ -171,6 +185,19 @@ def build_app(service: RegistryService) -> web.Application:
     @routes.get("/schemas/types")
     async def types(_: web.Request) -> web.Response:
         return _reply(["AVRO"])
+
+    @routes.get("/schemas")
+    async def all_schemas(request: web.Request) -> web.Response:
+        """Confluent's schema list: every subject's versions (``subjectPrefix``, ``deleted``, ``latestOnly``,
+        ``offset``, ``limit``), ordered by subject, then version."""
+        deleted, latest_only = _flag(request, "deleted"), _flag(request, "latestOnly")
+        found = []
+        for name in state.subject_names(deleted=deleted, prefix=request.query.get("subjectPrefix", "")):
+            versions = state.versions(name, deleted=deleted)
+            found += versions[-1:] if latest_only else versions
+        offset, limit = _count(request, "offset", 0), _count(request, "limit", -1)
+        found = found[offset:] if limit < 0 else found[offset:offset + limit]
+        return _reply([v.as_response() for v in found])
 
     @routes.get("/schemas/ids/{id}")
     async def by_id(request: web.Request) -> web.Response:

@@ -66,6 +66,28 @@ def test_register_get_latest_list(client):
     assert sorted((v.subject, v.version) for v in client.get_schema_versions(first)) == sorted([(s, 1), (other, 1)])
 
 
+def test_the_schema_list_filters_by_prefix_latest_and_deleted_like_confluents(settings, client):
+    prefix = f"list-{uuid.uuid4().hex[:8]}"
+    a, b = f"{prefix}-a-value", f"{prefix}-b-value"
+    first = client.register_schema(a, Schema(record("L", A), "AVRO"))
+    second = client.register_schema(a, Schema(record("L", A, B_DEFAULT), "AVRO"))
+    other = client.register_schema(b, Schema(record("M", A), "AVRO"))
+
+    def listed(query: str) -> list[tuple[str, int, int]]:
+        with urllib.request.urlopen(f"{settings.registry_url}/schemas?subjectPrefix={prefix}{query}", timeout=10) as r:
+            return [(s["subject"], s["version"], s["id"]) for s in json.loads(r.read())]
+
+    assert listed("") == [(a, 1, first), (a, 2, second), (b, 1, other)]
+    assert listed("&latestOnly=true") == [(a, 2, second), (b, 1, other)]
+    assert listed("&offset=1&limit=1") == [(a, 2, second)]
+    client.delete_subject(b)
+    assert listed("") == [(a, 1, first), (a, 2, second)]
+    assert listed("&deleted=true") == [(a, 1, first), (a, 2, second), (b, 1, other)]
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{settings.registry_url}/schemas?limit=x", timeout=10)
+    assert err.value.code == 400 and json.loads(err.value.read())["error_code"] == 40002
+
+
 def test_a_fresh_client_gets_the_same_id_for_the_same_schema(settings, client):
     s = subject()
     text = record("Again", A)
