@@ -28,9 +28,10 @@ from rlsizer.processes import (
     start_tansu,
     wait_ready,
 )
+from streams.codec_factory import make_codec
 from streams.dir_lock import DirInUse, DirLock
 from streams.settings import Settings
-from streams.topics import ensure_topics, new_topics
+from streams.topics import TOPIC_FOR_EVENT, ensure_topics, new_topics, topic_name
 
 KAFKA_BUCKET = "rlsizer-kafka"
 
@@ -52,6 +53,15 @@ class StackPorts:
         return [("tansu (Kafka)", self.kafka), ("schema registry", self.registry)] + [
             (f"seaweedfs {name}", port) for name, port in self.seaweed.all()
         ]
+
+
+def register_event_schemas(settings: Settings) -> None:
+    """Register every event's schema under its topic's subject (``<topic>-value``), so that a client
+    that only looks schemas up (a Confluent serializer with ``auto.register.schemas`` off and
+    ``use.latest.version`` on) finds them before anything has been published. Idempotent."""
+    codec = make_codec(settings)
+    for event_type in TOPIC_FOR_EVENT:
+        codec.schema_id(topic_name(settings, event_type), event_type)
 
 
 def start_registry(*, port: int, kafka_bootstrap: str, log_dir: Path, timeout: float = 60.0) -> ManagedProcess:
@@ -163,6 +173,7 @@ class EmbeddedStack:
             admin = AdminClient(s.kafka_config())
             ensure_topics(admin, new_topics(s))
             self.processes.append(start_registry(port=self.ports.registry, kafka_bootstrap=s.kafka_bootstrap, log_dir=self.log_dir))
+            register_event_schemas(s)
             ensure_bucket(s, s.s3_bucket)
         except BaseException:
             self.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -117,6 +119,13 @@ def test_up_serves_persists_across_restarts_and_stops_cleanly(tmp_path: Path):
         assert str(data_dir.resolve() / "logs") in text
         pids = first.pids()
         assert set(pids) == {"seaweedfs", "tansu", "schema registry"}
+        # every event's schema is there before anything is published (lookup-only clients find them)
+        with urllib.request.urlopen(f"{registry}/subjects/rlsizer.signals-value/versions/latest", timeout=10) as r:
+            assert json.loads(json.loads(r.read())["schema"])["name"] == "SignalRaised"
+        with urllib.request.urlopen(f"{registry}/subjects", timeout=10) as r:
+            subjects = set(json.loads(r.read()))
+        assert {f"rlsizer.{t}-value" for t in ("bars", "signals", "features", "decisions", "fills", "outcomes",
+                                               "models", "health", "dlq")} <= subjects, subjects
 
         signal_event = make_signal(signal_id=f"sig-{uuid.uuid4().hex[:8]}")
         value = EventCodec(HttpSchemaRegistry(registry)).encode("rlsizer.signals", signal_event)
