@@ -119,9 +119,19 @@ class RegistryService:
             if version is None:
                 targets = self.state.versions(subject, deleted=permanent)
                 if not targets:
+                    if not permanent and self.state.versions(subject, deleted=True):
+                        raise RegistryError(404, 40404, f"Subject '{subject}' was soft deleted.Set permanent=true to "
+                                                        "delete permanently")
                     raise subject_not_found(subject)
             else:
-                targets = [self.state.version(subject, version, deleted=permanent)]
+                try:
+                    targets = [self.state.version(subject, version, deleted=permanent)]
+                except RegistryError as exc:
+                    if permanent or exc.error_code != 40402:
+                        raise
+                    gone = self.state.version(subject, version, deleted=True)  # 40402 again if it never was
+                    raise RegistryError(404, 40406, f"Subject '{subject}' Version {gone.version} was soft deleted."
+                                                    "Set permanent=true to delete permanently") from None
             if permanent:
                 live = [v.version for v in targets if not v.deleted]
                 if live:

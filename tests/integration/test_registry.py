@@ -156,6 +156,13 @@ def test_delete_soft_then_permanent(client):
     assert err.value.error_code == 40405
     assert client.delete_subject(s) == [1]
     assert s not in client.get_subjects()
+    for again, code in ((lambda: client.delete_subject(s), 40404), (lambda: client.delete_version(s, 1), 40406)):
+        with pytest.raises(SchemaRegistryError) as err:  # Confluent's answers to a second soft delete
+            again()
+        assert err.value.error_code == code and "was soft deleted" in str(err.value)
+    with pytest.raises(SchemaRegistryError) as err:
+        client.delete_version(s, 7)
+    assert err.value.error_code == 40402
     assert client.get_schema(schema_id).schema_str  # ids stay readable for old messages
     assert client.delete_subject(s, permanent=True) == [1]
     assert client.register_schema(s, Schema(record("Del", A, B_REQUIRED), "AVRO")) != schema_id
