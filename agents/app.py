@@ -37,7 +37,7 @@ import logging
 import time
 import uuid
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 import faust
 from mode import Service
@@ -55,7 +55,7 @@ from agents.glue.transport import faust_settings, install_transport, worker_data
 from agents.glue.write_behind import WriteBehind
 from agents.retention import DecidedRetention, Expired, horizon_from_days
 from agents.timestamps import from_micros, to_micros
-from schemas.codec import EventCodec
+from schemas.codec import EventCodec, RegistryUnavailable
 from schemas.events import BarClosed, OrderFilled, SignalRaised, TradeClosed
 from schemas.registry_client import HttpSchemaRegistry
 from streams.consumer import make_consumer
@@ -64,6 +64,9 @@ from streams.settings import Settings
 from streams.topics import worker_group_id
 
 log = logging.getLogger(__name__)
+
+
+REGISTRY_AWAY: Final = object()  # ``decoded``: the registry could not be asked about the record's schema id
 
 
 def app_id(settings: Settings) -> str:
@@ -181,23 +184,49 @@ def create_app(
         m = event.message
         return Source(m.topic, m.partition, m.offset, m.key, m.value)
 
-    def decoded(record: Any, expected: type) -> tuple[Source, Any] | None:
-        """A stream record as ``(source, event)``; an undecodable one is dead-lettered (``None``).
+    def decoded(record: Any, expected: type) -> tuple[Source, Any] | None | object:
+        """A stream record as ``(source, event)``; an undecodable one is dead-lettered (``None``);
+        ``REGISTRY_AWAY`` when the registry cannot say what its schema id is (then
+        ``decoded_once_registry_answers``).
 
         Called in each agent's own ``async for`` loop: an async generator around
         ``stream.events()`` cost a second generator frame per record.
         """
         src = source(record)
-        event = handlers.decode(src, expected)
+        try:
+            event = handlers.decode(src, expected)
+        except RegistryUnavailable as exc:
+            registry_error[0] = exc
+            return REGISTRY_AWAY
         if isinstance(event, Effects):
             apply(event, src)
             return None
         return src, event
 
+    async def decoded_once_registry_answers(record: Any, expected: type) -> tuple[Source, Any] | None:
+        """``decoded``, waiting while the schema registry cannot say what a schema id is.
+
+        Its records are not bad input: dead-lettering them would drop every signal of an
+        outage. The agent waits (1 s, doubling to 30 s) and the record keeps its place.
+        """
+        wait = 1.0
+        while (got := decoded(record, expected)) is REGISTRY_AWAY:
+            metrics.registry_waits.inc()
+            m = record.message
+            log.warning("%s; the %s at %s[%d]@%d waits %.0f s for it", registry_error[0], expected.__name__,
+                        m.topic, m.partition, m.offset, wait)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 30.0)
+        return got  # type: ignore[return-value]
+
+    registry_error: list[Exception | None] = [None]  # the last RegistryUnavailable, for the log line
+
     @app.agent(raw_topic("bars"), name="bars")
     async def bars_agent(stream: Any) -> None:
         async for record in stream.events():
-            if (got := decoded(record, BarClosed)) is None:
+            if (got := decoded(record, BarClosed)) is REGISTRY_AWAY:
+                got = await decoded_once_registry_answers(record, BarClosed)
+            if got is None:
                 continue
             src, bar = got
             key = bar.symbol.encode()
@@ -214,7 +243,9 @@ def create_app(
     @app.agent(raw_topic("signals"), name="signals")
     async def signals_agent(stream: Any) -> None:
         async for record in stream.events():
-            if (got := decoded(record, SignalRaised)) is None:
+            if (got := decoded(record, SignalRaised)) is REGISTRY_AWAY:
+                got = await decoded_once_registry_answers(record, SignalRaised)
+            if got is None:
                 continue
             src, signal = got
             sid = signal.signal_id.encode()
@@ -299,7 +330,9 @@ def create_app(
     @app.agent(raw_topic("outcomes"), name="outcomes")
     async def outcomes_agent(stream: Any) -> None:
         async for record in stream.events():
-            if (got := decoded(record, TradeClosed)) is None:
+            if (got := decoded(record, TradeClosed)) is REGISTRY_AWAY:
+                got = await decoded_once_registry_answers(record, TradeClosed)
+            if got is None:
                 continue
             src, trade = got
             apply(apply_outcome(trade, src), src)
@@ -307,7 +340,9 @@ def create_app(
     @app.agent(raw_topic("fills"), name="fills")
     async def fills_agent(stream: Any) -> None:
         async for record in stream.events():
-            if (got := decoded(record, OrderFilled)) is None:
+            if (got := decoded(record, OrderFilled)) is REGISTRY_AWAY:
+                got = await decoded_once_registry_answers(record, OrderFilled)
+            if got is None:
                 continue
             src, fill = got
             sym = fill.symbol.encode()

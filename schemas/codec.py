@@ -44,6 +44,20 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
+class RegistryUnavailable(RuntimeError):
+    """The registry did not say whether a schema id exists (unreachable, 5xx, refused credentials).
+
+    Not a ``DecodeError``: the bytes may be fine, so they must not be dead-lettered or
+    skipped. Callers wait and try again (the worker, the reconciler) or stop without
+    recording progress (a replay), so nothing is lost while the registry is away.
+    """
+
+
+def _not_found(exc: Exception) -> bool:
+    """The registry answered that the id does not exist (HTTP 404, or a lookup error of an in-memory one)."""
+    return isinstance(exc, LookupError) or getattr(exc, "http_status_code", None) == 404
+
+
 class SchemaRegistry(Protocol):
     """What the codec needs of a schema registry (Confluent REST or in-memory)."""
 
@@ -267,6 +281,8 @@ class EventCodec:
         try:
             text = self._registry.schema_by_id(schema_id)
         except Exception as exc:
+            if not _not_found(exc):
+                raise RegistryUnavailable(f"the schema registry did not answer for schema id {schema_id}: {exc}") from exc
             raise DecodeError("unknown_schema", f"schema id {schema_id} is not in the registry: {exc}") from exc
         try:
             raw = json.loads(text)

@@ -100,7 +100,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import ClusterMetadata
 from tqdm import tqdm
 
-from schemas.codec import DecodedBatch
+from schemas.codec import DecodedBatch, RegistryUnavailable
 from schemas.events import Event, EventRejected
 from streams.settings import Settings
 from streams.topics import CATALOG
@@ -580,6 +580,9 @@ def replay(
                 totals = writer.drain()
             finishing = time.perf_counter()
             totals.remove_duplicates(warehouse.finish_load())
+        except RegistryUnavailable as exc:  # not bad records: none is written as rejected, no offset passes them
+            raise ReplayError(f"{exc}; the records from there on were not written, and the next replay reads "
+                              f"them again: run it once the registry answers") from exc
         finally:
             if writer is not None:
                 with contextlib.suppress(BaseException):

@@ -41,6 +41,8 @@ class WorkerMetrics:
         self.model_info = Gauge("rlsizer_model_info", "The model version serving (1) ", ["version"], registry=r)
         self.model_swaps = Counter("rlsizer_model_swaps", "Model hot swaps, by result", ["result"], registry=r)
         self.outcomes = Counter("rlsizer_outcomes", "Trades closed (TradeClosed derived from fills)", registry=r)
+        self.registry_waits = Counter("rlsizer_registry_waits",
+                                      "Times an input waited because the schema registry did not answer", registry=r)
         self.reconciled = Counter("rlsizer_reconciled_decisions",
                                   "Undecided signals the reconciler re-published to be decided", registry=r)
         self._decisions_by_policy: dict[str, Any] = {}

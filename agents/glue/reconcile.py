@@ -51,7 +51,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from agents.retention import horizon_from_days, is_stale
 from agents.timestamps import to_micros
-from schemas.codec import DecodeError, EventCodec
+from schemas.codec import DecodeError, EventCodec, RegistryUnavailable
 from schemas.events import SignalRaised, SizeDecided, utc_now
 from streams.settings import Settings
 
@@ -224,7 +224,7 @@ class Reconciler:
                         continue
                     records.append(msg)
                 if records:
-                    self._record_all(records)
+                    self._record_once_registry_answers(records)
                 now = time.monotonic()
                 if now - last_check >= self._check_every_s:  # scanning every pending signal is not free
                     self._republish_due(now)
@@ -239,12 +239,29 @@ class Reconciler:
             self._commit()
             self._consumer.close()
 
+    def _record_once_registry_answers(self, msgs: list[Any]) -> None:
+        """``_record_all``, waiting (1 s, doubling to 30 s) while the schema registry does not answer:
+        the records are not bad, so none is skipped (recording one twice changes nothing)."""
+        wait = 1.0
+        while not self._stop.is_set():
+            try:
+                self._record_all(msgs)
+                return
+            except RegistryUnavailable as exc:
+                log.warning("reconciler: %s; trying again in %.0f s", exc, wait)
+                self._stop.wait(wait)
+                wait = min(wait * 2, 30.0)
+
     def _republish_due(self, now: float) -> None:
         for p in self.state.due(now):
             try:
                 signal = self._codec.decode(p.value)
             except DecodeError:
                 signal = None
+            except RegistryUnavailable as exc:  # it stays due: the next check tries again
+                log.warning("reconciler: %s; signal at %s[%d]@%d re-checked later", exc, self._signals, p.partition,
+                            p.offset)
+                continue
             if not isinstance(signal, SignalRaised):  # the worker dead-letters it: no decision will ever come
                 self.state.drop(p.signal_id)
                 continue

@@ -26,7 +26,7 @@ from streams.settings import Settings
 from streams.topics import CATALOG, ensure_topics, event_key, new_topics, topic_name
 from tests.unit.trainer.gc_watch import collected_generations
 from trainer import replay as replay_module
-from trainer.replay import assignment, consumer_config, records_ahead, replay
+from trainer.replay import ReplayError, assignment, consumer_config, records_ahead, replay
 from trainer.warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.integration
@@ -237,6 +237,30 @@ def test_a_file_made_meanwhile_is_read_from_its_stored_offsets(topics: Settings,
     assert len(consumers) == 2 and set(consumers[0]) == {OFFSET_BEGINNING} and any(offset > 0 for offset in consumers[1])
     assert stats.events == len(later) and stats.new_rows == len(later) and stats.duplicates == 0
     assert table_counts(path)["signals"] == 8
+
+
+def test_a_registry_that_does_not_answer_stops_the_replay_without_losing_a_record(topics: Settings, codec: EventCodec,
+                                                                                    tmp_path: Path) -> None:
+    """An outside audit saw a registry outage (401) turn every record into an ``unknown_schema`` dead letter
+    with its offset passed, so the next replay added nothing. Now the replay stops and the next one reads them."""
+    good = encoded(topics, codec, sample_events(5))
+    produce(topics, good)
+
+    class Away:  # a registry that cannot be asked (refused credentials, unreachable, 5xx)
+        def register(self, subject: str, schema: str) -> int:
+            raise ConnectionError("registry unreachable")
+
+        def schema_by_id(self, schema_id: int) -> str:
+            raise ConnectionError("registry unreachable")
+
+    with pytest.raises(ReplayError) as info:
+        replay(topics, EventCodec(Away()), warehouse_path=tmp_path / "wh.duckdb", progress=False)
+    assert "registry did not answer" in str(info.value) and "reads them again" in str(info.value)
+
+    stats = replay(topics, codec, warehouse_path=tmp_path / "wh.duckdb", progress=False)
+    assert stats.rejected == 0 and stats.new_rows == len(good)
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        assert wh.count("signals") == 5 and wh.count("dlq") == 0
 
 
 def test_undecodable_records_are_dead_lettered_and_replay_goes_on(topics: Settings, codec: EventCodec, tmp_path: Path) -> None:

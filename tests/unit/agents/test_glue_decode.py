@@ -77,3 +77,38 @@ def test_a_whole_event_of_another_type_is_wrong_schema() -> None:
     h = handlers()
     dead = letter(h, decode(h, "rlsizer.signals", replace(make_bar()), SignalRaised))
     assert dead.error_type == "wrong_schema"
+
+
+class _Flaky:
+    """A registry that cannot be asked ``fails`` times, then answers from ``inner``."""
+
+    def __init__(self, inner: InMemoryRegistry, fails: int) -> None:
+        self.inner, self.fails = inner, fails
+
+    def register(self, subject: str, schema: str) -> int:
+        return self.inner.register(subject, schema)
+
+    def schema_by_id(self, schema_id: int) -> str:
+        if self.fails:
+            self.fails -= 1
+            raise ConnectionError("connection refused")
+        return self.inner.schema_by_id(schema_id)
+
+
+def test_a_registry_that_does_not_answer_is_not_bad_input_and_an_unknown_id_is() -> None:
+    """An outage must not dead-letter good records (the audit saw every record of one become unknown_schema)."""
+    from schemas.codec import DecodeError, RegistryUnavailable, frame
+
+    inner = InMemoryRegistry()
+    signal = make_signal()
+    data = EventCodec(inner).encode("rlsizer.signals", signal)
+    codec = EventCodec(_Flaky(inner, fails=1))
+    pipeline = default_pipeline()
+    h = Handlers(Settings(), codec, pipeline, pipeline.strategy_map_from_spec(""), pipeline.new_slot(), clock=lambda: NOW)
+    src = Source("rlsizer.signals", 0, 7, b"AAPL", data)
+    with pytest.raises(RegistryUnavailable, match="did not answer for schema id 1: connection refused"):
+        h.decode(src, SignalRaised)
+    assert h.decode(src, SignalRaised) == signal  # it answers again: the same record decodes
+    with pytest.raises(DecodeError) as info:
+        codec.decode(frame(99, data[5:]))
+    assert info.value.kind == "unknown_schema"  # the registry answered: no such id

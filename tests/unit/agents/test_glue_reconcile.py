@@ -201,3 +201,17 @@ def test_a_signal_from_the_future_is_settled_on_sight_as_the_worker_dead_letters
     off = Reconciler(Settings(max_future_seconds=0.0), codec, consumer=None, producer=_Producer(), after_s=2.0)  # type: ignore[arg-type]
     off._record_all([_Msg(sig_t, 0, 4, codec.encode(sig_t, ahead))])
     assert list(off.state.pending) == ["ahead"]  # no limit: tracked like any signal
+
+
+def test_records_read_while_the_registry_is_away_are_tracked_once_it_answers_none_skipped():
+    from tests.unit.agents.test_glue_decode import _Flaky
+
+    inner = InMemoryRegistry()
+    settings = Settings()
+    sig_t = settings.topic("signals")
+    value = EventCodec(inner).encode(sig_t, _signal("a"))
+    rec = Reconciler(settings, EventCodec(_Flaky(inner, fails=2)), consumer=None, producer=_Producer(),  # type: ignore[arg-type]
+                     after_s=2.0)
+    rec._stop.wait = lambda seconds: False  # type: ignore[method-assign]  # no real waiting in a unit test
+    rec._record_once_registry_answers([_Msg(sig_t, 0, 3, value)])
+    assert list(rec.state.pending) == ["a"] and rec.state.next_signal_offset == {0: 4}
