@@ -516,6 +516,9 @@ def open_warehouse(path: Path, *, rebuild: bool = False, bulk_load: bool = False
             try:
                 con = connect(path)
             except duckdb.Error as exc:
+                if _held_by_another_process(exc):  # a usable file: moving it aside would throw its history away
+                    raise WarehouseError(f"warehouse {path} is open in another process, so it cannot be used now "
+                                         f"({exc}); close that process, or give this one another warehouse path") from exc
                 reason = f"cannot be opened as DuckDB: {exc}"
             else:
                 reason = problem(con)
@@ -532,6 +535,11 @@ def open_warehouse(path: Path, *, rebuild: bool = False, bulk_load: bool = False
         con.close()
         raise
     return Warehouse(path, _configured(con), rebuilt_from=reason, loading=bulk_load)
+
+
+def _held_by_another_process(exc: duckdb.Error) -> bool:
+    """DuckDB refused the file because another process holds its lock (the file itself may be fine)."""
+    return isinstance(exc, duckdb.IOException) and "Could not set lock" in str(exc)
 
 
 def _is_loading(con: duckdb.DuckDBPyConnection) -> bool:

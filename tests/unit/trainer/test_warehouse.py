@@ -263,3 +263,28 @@ def test_offsets_of_many_partitions_are_written_and_replaced_with_their_rows(tmp
         assert _sources(wh) == [("s0", 0), ("s1", 0), ("s2", 3)]
         wh.write({}, {("t", 9): 1})  # offsets alone (a batch of tombstones) still advance
         assert wh.offsets()[("t", 9)] == 1
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_warehouse_held_by_another_process_is_refused_not_moved_aside(tmp_path: Path, read_only: bool) -> None:
+    """An outside audit opened the warehouse in a Python shell while `rlsizer replay` ran: the replay took
+    the lock conflict for corruption, moved the file aside and rebuilt it (history beyond Kafka's retention lost)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "wh.duckdb"
+    open_warehouse(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({str(path)!r}, read_only={read_only}); "
+                               "print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(WarehouseError, match="open in another process"):
+            open_warehouse(path)
+        assert path.exists() and not list(tmp_path.glob("*.bad-*"))
+    finally:
+        holder.kill()
+        holder.wait()
+    open_warehouse(path).close()  # free again: opened as it is
+    assert not list(tmp_path.glob("*.bad-*"))
