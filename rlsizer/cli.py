@@ -3,7 +3,8 @@
 Every module there exposing ``register(subparsers) -> None`` adds its own parser
 and sets ``func=callable(args, settings) -> int``; nothing here names them, so a
 new command is a new module. Settings are read once, from ``RLSIZER_*``.
-Configuration and start-up errors print one line to stderr and exit 2.
+Configuration and start-up errors print one line to stderr and exit 2; operational errors (a bad
+model name, an unreachable broker, a refused model, a bad path) one line and exit 1.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rlsizer.processes import StackError
 from streams.dir_lock import DirInUse
 from streams.settings import Settings, SettingsError
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -68,6 +70,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"rlsizer {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        if not isinstance(exc, _operational_errors()):
+            raise  # a bug: the traceback is what a developer needs
+        print(f"rlsizer {args.command}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _operational_errors() -> tuple[type[BaseException], ...]:
+    """Errors a user acts on (a bad name, an unreachable broker, a refused model, a path that is a
+    directory): one line on stderr, not a traceback. Imported only when one is raised."""
+    from confluent_kafka import KafkaException
+
+    from models.errors import ModelRegistryError
+    from models.manifest import ManifestError
+    from schemas.codec import RegistryUnavailable
+    from trainer.warehouse import WarehouseError
+
+    return (KafkaException, ModelRegistryError, ManifestError, RegistryUnavailable, WarehouseError,
+            OSError)
+
+
+def _one_line(exc: BaseException) -> str:
+    error = exc.args[0] if exc.args else None
+    if hasattr(error, "str") and callable(error.str):  # a KafkaError: its own text, not its repr
+        return f"Kafka: {error.str()}"
+    return f"{type(exc).__name__}: {exc}".replace("\n", " ")
 
 
 if __name__ == "__main__":

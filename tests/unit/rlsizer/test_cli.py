@@ -17,12 +17,23 @@ from rlsizer.processes import StackError
 def register(subparsers):
     p = subparsers.add_parser("zzdemo", help="demo")
     p.add_argument("--fail", action="store_true")
+    p.add_argument("--raise", dest="raise_", default="")
     p.set_defaults(func=run)
 
 
 def run(args, settings):
     if args.fail:
         raise StackError("tansu (Kafka): port 127.0.0.1:1 is already in use")
+    if args.raise_ == "manifest":
+        from models.manifest import ManifestError
+        raise ManifestError("version must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$, got '../../etc'")
+    if args.raise_ == "kafka":
+        from confluent_kafka import KafkaError, KafkaException
+        raise KafkaException(KafkaError(KafkaError._TRANSPORT, "Connection refused"))
+    if args.raise_ == "directory":
+        open("/", "w")
+    if args.raise_ == "bug":
+        raise ZeroDivisionError("a bug")
     print("partitions", settings.topic_partitions)
     return 7
 '''
@@ -58,3 +69,19 @@ def test_stack_and_settings_errors_are_one_line_and_exit_2(extra_commands, monke
 def test_no_command_prints_help_and_exit_2(capsys):
     assert main([]) == 2
     assert "up" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("kind", "line"), [
+    ("manifest", "rlsizer zzdemo: ManifestError: version must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$, got '../../etc'"),
+    ("kafka", "rlsizer zzdemo: Kafka: Connection refused"),
+    ("directory", "rlsizer zzdemo: IsADirectoryError: [Errno 21] Is a directory: '/'"),
+])
+def test_operational_errors_are_one_line_and_exit_1(extra_commands, capsys, kind, line):
+    """An outside audit met 19-30 line tracebacks for a bad model name, a dead broker, a directory as report path."""
+    assert main(["zzdemo", "--raise", kind]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == line  # after the broken module's line
+
+
+def test_a_bug_keeps_its_traceback(extra_commands):
+    with pytest.raises(ZeroDivisionError):
+        main(["zzdemo", "--raise", "bug"])
