@@ -499,10 +499,12 @@ def _move_aside(path: Path, reason: str) -> Path:
     return target
 
 
-def open_warehouse(path: Path, *, rebuild: bool = False, bulk_load: bool = False) -> Warehouse:
+def open_warehouse(path: Path, *, rebuild: bool = False, bulk_load: bool = False, repair: bool = True) -> Warehouse:
     """Open the warehouse at ``path``, creating it or rebuilding it when it is unusable.
 
-    ``rebuild=True`` moves an existing file aside unconditionally. ``bulk_load=True``
+    ``rebuild=True`` moves an existing file aside unconditionally. ``repair=False``
+    raises ``WarehouseError`` for an unusable file instead (a reader that will not
+    refill it must not replace it with an empty one). ``bulk_load=True``
     (the replay): a file created by this call is returned ``loading`` (call
     ``finish_load`` once written). A ``loading`` file found on disk is finished first.
     """
@@ -525,6 +527,8 @@ def open_warehouse(path: Path, *, rebuild: bool = False, bulk_load: bool = False
                 if reason is None:
                     return _finished(Warehouse(path, _configured(con), rebuilt_from=None, loading=_is_loading(con)))
                 con.close()
+            if not repair:
+                raise WarehouseError(f"warehouse {path} is unusable ({reason}); left as it is")
         _move_aside(path, reason)
     else:
         log.info("warehouse %s does not exist: building it from Kafka", path)

@@ -10,6 +10,7 @@ version (parity). ``--report PATH`` writes an HTML report with plots.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"rlsizer backtest: no warehouse at {path}; run without --no-refresh (or `rlsizer replay`) first")
             return EXIT_FAILED
         else:
-            open_warehouse(path).close()  # validates it (rebuilds an unusable file) before reading
+            try:  # validated before reading; an unusable file is the user's to look at, never replaced
+                open_warehouse(path, repair=False).close()
+            except WarehouseError as exc:
+                print(f"rlsizer backtest: {exc}; run without --no-refresh to rebuild it from Kafka", file=sys.stderr)
+                return EXIT_FAILED
         from models.registry import ModelRegistry
 
         specs = resolve_policies(names, lambda: ModelRegistry.from_settings(settings))

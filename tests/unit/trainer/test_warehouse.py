@@ -288,3 +288,13 @@ def test_a_warehouse_held_by_another_process_is_refused_not_moved_aside(tmp_path
         holder.wait()
     open_warehouse(path).close()  # free again: opened as it is
     assert not list(tmp_path.glob("*.bad-*"))
+
+
+def test_without_repair_an_unusable_file_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    """`rlsizer backtest --no-refresh --warehouse some.log` used to move the user's file aside and put an empty
+    DuckDB database in its place (an outside audit)."""
+    path = tmp_path / "notes.log"
+    path.write_text("not a database\n")
+    with pytest.raises(WarehouseError, match="unusable .* left as it is"):
+        open_warehouse(path, repair=False)
+    assert path.read_text() == "not a database\n" and not list(tmp_path.glob("*.bad-*"))
