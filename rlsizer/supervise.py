@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agents.health import backoff_delay
 from rlsizer.processes import StackError
 
 
@@ -51,9 +52,9 @@ class Service:
     restart_at: float | None = None  # set while it is dead and waiting for its restart
 
 
-def restart_delay(quick_deaths: int, first: float = FIRST_DELAY_S, most: float = MAX_DELAY_S) -> float:
-    """Seconds before the restart after ``quick_deaths`` deaths in a row (the first death waits ``first``)."""
-    return min(most, first * 2 ** max(quick_deaths - 1, 0))
+def restart_delay(quick_deaths: int) -> float:
+    """Seconds before the restart after ``quick_deaths`` (>= 1) deaths in a row: 1, 2, 4, ... 60."""
+    return backoff_delay(quick_deaths, base_seconds=FIRST_DELAY_S, cap_seconds=MAX_DELAY_S)
 
 
 class Supervisor:
