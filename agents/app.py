@@ -51,6 +51,7 @@ from agents.glue.metrics import WorkerMetrics, consumer_lag
 from agents.glue.models import LoadModel, ModelWatcher, default_load_model
 from agents.glue.ports import Pipeline, default_pipeline
 from agents.glue.reconcile_process import ReconcilerProcess
+from agents.glue.registry_wait import registry_wait
 from agents.glue.transport import faust_settings, install_transport, worker_datadir
 from agents.glue.write_behind import WriteBehind
 from agents.retention import DecidedRetention, Expired, horizon_from_days
@@ -207,16 +208,16 @@ def create_app(
         """``decoded``, waiting while the schema registry cannot say what a schema id is.
 
         Its records are not bad input: dead-lettering them would drop every signal of an
-        outage. The agent waits (1 s, doubling to 30 s) and the record keeps its place.
+        outage. The agent waits (``agents.glue.registry_wait``) and the record keeps its place.
         """
-        wait = 1.0
+        attempts = 0
         while (got := decoded(record, expected)) is REGISTRY_AWAY:
             metrics.registry_waits.inc()
-            m = record.message
+            attempts += 1
+            wait, m = registry_wait(attempts), record.message
             log.warning("%s; the %s at %s[%d]@%d waits %.0f s for it", registry_error[0], expected.__name__,
                         m.topic, m.partition, m.offset, wait)
             await asyncio.sleep(wait)
-            wait = min(wait * 2, 30.0)
         return got  # type: ignore[return-value]
 
     registry_error: list[Exception | None] = [None]  # the last RegistryUnavailable, for the log line

@@ -13,13 +13,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from schemas.codec import DecodeError, EventCodec, RegistryUnavailable
+from agents.glue.registry_wait import call_once_registry_answers
+from schemas.codec import DecodeError, EventCodec
 from schemas.events import ModelPublished
 from streams.dead_letter import dead_letter
 from streams.producer import EventProducer
@@ -93,22 +95,11 @@ class ModelWatcher:
                 msg = self._consumer.poll(0.2)
                 if msg is None or msg.error():
                     continue
-                self._handle_once_registry_answers(msg)
+                call_once_registry_answers(  # the registry away: the record waits, neither dead-lettered nor skipped
+                    partial(self.handle, msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()),
+                    self._stop, "model watcher")
         finally:
             self._consumer.close()
-
-    def _handle_once_registry_answers(self, msg: Any) -> None:
-        """``handle``, waiting (1 s, doubling to 30 s) while the schema registry does not answer:
-        the record is not bad, so it is neither dead-lettered nor skipped."""
-        wait = 1.0
-        while not self._stop.is_set():
-            try:
-                self.handle(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value())
-                return
-            except RegistryUnavailable as exc:
-                log.warning("model watcher: %s; trying again in %.0f s", exc, wait)
-                self._stop.wait(wait)
-                wait = min(wait * 2, 30.0)
 
     def handle(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
         try:

@@ -45,10 +45,12 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from agents.glue.registry_wait import call_once_registry_answers
 from agents.retention import horizon_from_days, is_stale
 from agents.timestamps import to_micros
 from schemas.codec import DecodeError, EventCodec, RegistryUnavailable
@@ -224,7 +226,8 @@ class Reconciler:
                         continue
                     records.append(msg)
                 if records:
-                    self._record_once_registry_answers(records)
+                    # not bad records: waited for, none skipped (recording one twice changes nothing)
+                    call_once_registry_answers(partial(self._record_all, records), self._stop, "reconciler")
                 now = time.monotonic()
                 if now - last_check >= self._check_every_s:  # scanning every pending signal is not free
                     self._republish_due(now)
@@ -238,19 +241,6 @@ class Reconciler:
             self._producer.flush(5)
             self._commit()
             self._consumer.close()
-
-    def _record_once_registry_answers(self, msgs: list[Any]) -> None:
-        """``_record_all``, waiting (1 s, doubling to 30 s) while the schema registry does not answer:
-        the records are not bad, so none is skipped (recording one twice changes nothing)."""
-        wait = 1.0
-        while not self._stop.is_set():
-            try:
-                self._record_all(msgs)
-                return
-            except RegistryUnavailable as exc:
-                log.warning("reconciler: %s; trying again in %.0f s", exc, wait)
-                self._stop.wait(wait)
-                wait = min(wait * 2, 30.0)
 
     def _republish_due(self, now: float) -> None:
         for p in self.state.due(now):

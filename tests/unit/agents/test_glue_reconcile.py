@@ -204,6 +204,9 @@ def test_a_signal_from_the_future_is_settled_on_sight_as_the_worker_dead_letters
 
 
 def test_records_read_while_the_registry_is_away_are_tracked_once_it_answers_none_skipped():
+    from functools import partial
+
+    from agents.glue.registry_wait import call_once_registry_answers
     from tests.unit.agents.test_glue_decode import _Flaky
 
     inner = InMemoryRegistry()
@@ -213,5 +216,5 @@ def test_records_read_while_the_registry_is_away_are_tracked_once_it_answers_non
     rec = Reconciler(settings, EventCodec(_Flaky(inner, fails=2)), consumer=None, producer=_Producer(),  # type: ignore[arg-type]
                      after_s=2.0)
     rec._stop.wait = lambda seconds: False  # type: ignore[method-assign]  # no real waiting in a unit test
-    rec._record_once_registry_answers([_Msg(sig_t, 0, 3, value)])
+    call_once_registry_answers(partial(rec._record_all, [_Msg(sig_t, 0, 3, value)]), rec._stop, "reconciler")  # as _run
     assert list(rec.state.pending) == ["a"] and rec.state.next_signal_offset == {0: 4}
