@@ -50,6 +50,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from schemas.codec import DecodeError, EventCodec
 from schemas.events import BarClosed, OrderFilled, SignalRaised, SizeDecided
 from streams.consumer import make_consumer
+from streams.end_offsets import end_offsets
 from streams.producer import EventProducer, make_producer
 from streams.settings import Settings
 from streams.topics import topic_name
@@ -225,11 +226,11 @@ class AdapterClient:
         meta = consumer.list_topics(topic, timeout=10.0).topics.get(topic)
         if meta is None or meta.error is not None or not meta.partitions:
             raise AdapterError(f"decisions topic {topic!r} does not exist (run `rlsizer up` or create the topics)")
-        parts = []
-        for p in sorted(meta.partitions):
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10.0)
-            parts.append(TopicPartition(topic, p, high))
-        consumer.assign(parts)
+        # the true ends (streams.end_offsets): tansu's ListOffsets is short, and a start there
+        # re-delivered old decisions to ``on_decision``
+        ends = end_offsets(self.settings.kafka_config(), [(topic, p) for p in meta.partitions],
+                           mode=self.settings.end_offsets)
+        consumer.assign([TopicPartition(topic, p, end) for (_, p), end in sorted(ends.items())])
 
     def _run(self) -> None:
         topic = topic_name(self.settings, SizeDecided)

@@ -39,6 +39,9 @@ class Settings:
     topic_prefix: str = "rlsizer"
     topic_partitions: int = 6
     topic_replication: int = 1
+    # how readers find a partition's end: "read" (one fetch; tansu's ListOffsets is short) or "broker"
+    # (ListOffsets as answered: right on Kafka); streams.end_offsets
+    end_offsets: str = "read"
     # Schema registry
     registry_url: str = "http://127.0.0.1:8081"
     registry_basic_auth: str = field(default="", repr=False)
@@ -98,7 +101,10 @@ class Settings:
             if raw is not None:
                 values[f.name] = _parse(key, hints[f.name], raw)
         values.update(overrides)
-        return cls(**values)
+        settings = cls(**values)
+        if settings.end_offsets not in ("read", "broker"):
+            raise SettingsError(f"RLSIZER_END_OFFSETS={settings.end_offsets!r} must be read or broker")
+        return settings
 
     def to_env(self) -> dict[str, str]:
         """``RLSIZER_*`` variables that rebuild these settings in a child process (secrets included: never log it)."""

@@ -28,16 +28,31 @@ idempotent producer's InitProducerId; we deduplicate instead).
 
 The consumer hands records to the agents through ``agents.glue.drain`` (no
 tasks per record).
+
+Table recovery asks the consumer for each changelog partition's end
+(``Consumer.highwaters``: ListOffsets), reads up to it and checks that what it read
+before is not past it. tansu's ListOffsets is short (``streams.end_offsets``): the
+recovery stopped early, leaving a table without its newest records, or the worker
+died with ``ConsistencyError: The persisted offset ... is higher than the last offset
+in that topic (highwater)``. The consumer installed here answers ``highwaters`` from
+``streams.end_offsets`` (``RLSIZER_END_OFFSETS``); the consistency check is off, since
+with memory stores the offsets it compares are ones this process read itself in an
+earlier recovery, never a disk that could be ahead of the topic.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 from agents.glue.drain import drain_for_this_faust
+from streams.end_offsets import end_offsets
 from streams.security import faust_broker_credentials
 from streams.settings import Settings
 
@@ -56,9 +71,20 @@ class TansuConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 class TansuConsumer(faust_aiokafka.Consumer):
     _drain_messages = drain_for_this_faust()  # records handed to the agents without a task each (agents.glue.drain)
+    #: librdkafka settings and mode for ``streams.end_offsets``; ``None``: aiokafka's ListOffsets
+    end_offsets_from: ClassVar[tuple[Mapping[str, Any], str] | None] = None
 
     def _new_consumer_thread(self) -> TansuConsumerThread:
         return TansuConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        """Each partition's end offset, from ``streams.end_offsets`` (see the module doc)."""
+        if self.end_offsets_from is None:
+            return await super().highwaters(*partitions)
+        kafka, mode = self.end_offsets_from
+        asked = [(tp.topic, tp.partition) for tp in partitions]
+        ends = await asyncio.get_running_loop().run_in_executor(None, partial(end_offsets, kafka, asked, mode=mode))
+        return {tp: ends[(tp.topic, tp.partition)] for tp in partitions}
 
 
 class TansuProducer(faust_aiokafka.Producer):
@@ -86,7 +112,9 @@ def install_transport(app: Any, settings: Settings) -> None:
     from streams.producer import producer_config
 
     producer = RdKafkaProducer.with_config(producer_config(settings, **{"linger.ms": 10}))
-    transport = type("RdKafkaTransport", (TansuTransport,), {"Producer": producer})
+    consumer = type("EndReadingConsumer", (TansuConsumer,),
+                    {"end_offsets_from": (settings.kafka_config(), settings.end_offsets)})
+    transport = type("RdKafkaTransport", (TansuTransport,), {"Producer": producer, "Consumer": consumer})
     app.transport = transport(app.conf.broker_consumer, app)  # Faust builds app.producer from this one
     app.producer_transport = transport(app.conf.broker_producer, app)
 
@@ -118,6 +146,7 @@ def faust_settings(settings: Settings, *, worker_id: str) -> dict[str, Any]:
         "web_bind": settings.worker_web_host,
         "store": "memory://",
         "table_cleanup_interval": 3600.0,
+        "recovery_consistency_check": False,  # see the module doc
         "worker_redirect_stdouts": False,
     }
     credentials = faust_broker_credentials(settings)
