@@ -35,8 +35,8 @@ def run_worker(settings: Settings, *, worker_id: str, loglevel: str = "info") ->
 def build_serving_app(settings: Settings, *, worker_id: str) -> tuple[Any, Any]:
     """The worker app serving verified models only: registry + local cache + champion poller."""
     from agents.app import create_app
-    from agents.glue.ports import default_pipeline
     from agents.glue.verified_models import ChampionPoller, VerifiedLoader, model_cache_dir
+    from agents.sizing import PolicySlot
     from models import ModelRegistry
     from models.cache import ModelCache
     from streams.codec_factory import make_codec
@@ -53,7 +53,7 @@ def build_serving_app(settings: Settings, *, worker_id: str) -> tuple[Any, Any]:
             logging.getLogger(__name__).exception("could not publish %s/%s", event.component, event.check)
 
     cache = ModelCache(model_cache_dir(settings, worker_id), ModelRegistry.from_settings(settings))
-    slot = default_pipeline().new_slot()
+    slot = PolicySlot()
     app = create_app(settings, worker_id=worker_id, slot=slot, codec=codec, load_model=VerifiedLoader(cache, report))
     return app, ChampionPoller(settings, cache, slot, report)
 

@@ -27,7 +27,7 @@ from fastavro.types import Schema
 from schemas.batch_rules import surely_valid
 from schemas.catalog import schema_dict, schema_text
 from schemas.columnar import Joined, Unsupported, decode_columns_at
-from schemas.events import EVENT_BY_SCHEMA_NAME, Event, InvalidEvent, field_names
+from schemas.events import EVENT_BY_SCHEMA_NAME, NAMESPACE, Event, InvalidEvent, field_names
 from schemas.fast_avro import _EPOCH, compiled, head_decoder
 
 MAGIC_BYTE: Final = 0
@@ -66,9 +66,14 @@ class SchemaRegistry(Protocol):
     def schema_by_id(self, schema_id: int) -> str: ...
 
 
-def topic_value_subject(topic: str) -> str:
-    """Confluent's default TopicNameStrategy for values."""
+def topic_value_subject(topic: str, event_type: type[Event] | None = None) -> str:
+    """Confluent's default TopicNameStrategy for values: ``<topic>-value``."""
     return f"{topic}-value"
+
+
+def topic_record_subject(topic: str, event_type: type[Event]) -> str:
+    """Confluent's TopicRecordNameStrategy: ``<topic>-<record full name>`` (``rlsizer.inputs-rlsizer.v1.BarClosed``)."""
+    return f"{topic}-{NAMESPACE}.{event_type.__name__}"
 
 
 def frame(schema_id: int, body: bytes) -> bytes:
@@ -141,7 +146,7 @@ class EventCodec:
     def __init__(
         self,
         registry: SchemaRegistry,
-        subject_for: Callable[[str], str] = topic_value_subject,
+        subject_for: Callable[[str, type[Event]], str] = topic_value_subject,
     ) -> None:
         self._registry = registry
         self._subject_for = subject_for
@@ -163,7 +168,7 @@ class EventCodec:
         key = (topic, event_type)
         schema_id = self._ids.get(key)
         if schema_id is None:
-            schema_id = self._registry.register(self._subject_for(topic), schema_text(event_type))
+            schema_id = self._registry.register(self._subject_for(topic, event_type), schema_text(event_type))
             self._ids[key] = schema_id
         return schema_id
 

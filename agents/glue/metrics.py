@@ -43,8 +43,9 @@ class WorkerMetrics:
         self.outcomes = Counter("rlsizer_outcomes", "Trades closed (TradeClosed derived from fills)", registry=r)
         self.registry_waits = Counter("rlsizer_registry_waits",
                                       "Times an input waited because the schema registry did not answer", registry=r)
-        self.reconciled = Counter("rlsizer_reconciled_decisions",
-                                  "Undecided signals the reconciler re-published to be decided", registry=r)
+        self.reread_inputs = Counter("rlsizer_inputs_reread",
+                                     "Inputs read again after a crash or broker restart and skipped: their symbol's "
+                                     "book had applied them", registry=r)
         self._decisions_by_policy: dict[str, Any] = {}
         self.lag: Callable[[], Mapping[str, int]] | None = None  # set by the app: records behind, per input topic
         r.register(_LagCollector(self))
@@ -67,6 +68,15 @@ class WorkerMetrics:
 
     def rejected(self, kind: str) -> None:
         self.dead_letters.labels(kind).inc()
+
+    def closed(self) -> None:
+        self.outcomes.inc()
+
+    def reread(self) -> None:
+        self.reread_inputs.inc()
+
+    def expired(self, n: int) -> None:
+        self.decided_expired.inc(n)
 
     def serving(self, version: str | None) -> None:
         self.model_info.clear()

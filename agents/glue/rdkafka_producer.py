@@ -86,13 +86,24 @@ class RdKafkaProducer(TansuProducer):
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
-        if self._rd is not None:
-            for hook in self._before_flush:  # what they hold back goes out with the rest
+        producers = (self._rd, self._rd_now)
+        if self._rd is not None and self._before_flush:  # what they hold back goes out with the rest, after it
+            writes = []
+            for take in self._before_flush:
                 try:
-                    hook()
+                    writes.append(take())
                 except Exception:
                     log.exception("before-flush hook failed at stop")
-        producers, self._rd, self._rd_now = (self._rd, self._rd_now), None, None
+            left = sum(rd.flush(10) for rd in producers if rd is not None)
+            if left or self._failed:
+                log.error("producer stopping with %d records undelivered: what was held back is not written", left)
+            else:
+                for write in writes:
+                    try:
+                        write()
+                    except Exception:
+                        log.exception("before-flush write failed at stop")
+        self._rd, self._rd_now = None, None
         for rd in producers:
             left = rd.flush(10) if rd is not None else 0  # delivery reports run here, on the loop's thread
             if left:
@@ -176,30 +187,49 @@ class RdKafkaProducer(TansuProducer):
         if err is not None and self._failed is not None:
             self._failed.append(f"{msg.topic()}[{msg.partition()}]: {err}")
 
-    def before_flush(self, hook: Callable[[], object]) -> None:
-        """Call ``hook()`` at the start of every ``flush`` (to send what it holds back: ``agents.glue.write_behind``)."""
-        self._before_flush = (*self._before_flush, hook)
+    def before_flush(self, take: Callable[[], Callable[[], object]]) -> None:
+        """At every ``flush``: ``take()`` first, then -- once every record sent until then is acknowledged --
+        the callable it returned, whose records are acknowledged before ``flush`` returns.
+
+        ``agents.glue.book_store``: the books taken account for outputs that must be
+        in the log before the books are (so a book never claims an input whose
+        decision was lost).
+        """
+        self._before_flush = (*self._before_flush, take)
 
     async def flush(self) -> None:
-        """The ``before_flush`` hooks, Faust's buffers, then every record handed to librdkafka, acknowledged.
+        """The ``before_flush`` takes, every record so far acknowledged, their writes, then all acknowledged.
 
-        Raises ``ProducerSendError`` when a ``produce_now`` record failed since the
-        last flush (Faust flushes before committing: the commit does not happen).
+        Raises ``ProducerSendError`` when a record failed since the last flush (Faust
+        flushes before committing: the commit does not happen, and nothing taken is written).
         """
-        if self._rd is not None:  # stopped: on_stop ran the hooks and flushed
-            for hook in self._before_flush:
-                hook()
+        if self._rd is not None and self._before_flush:  # stopped: on_stop ran the hooks and flushed
+            writes = [take() for take in self._before_flush]
+            if not await self._acknowledged():
+                return
+            for write in writes:
+                write()
         await super().flush()
+        await self._acknowledged()
+
+    async def _acknowledged(self) -> bool:
+        """Wait until every record handed to librdkafka is acknowledged (False: the producer stopped meanwhile).
+
+        Raises ``ProducerSendError`` for records that failed, or after ``FLUSH_TIMEOUT_S``.
+        """
         left = self._poll()
         if left is None:  # stopped: on_stop flushed both
-            return
+            return False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + FLUSH_TIMEOUT_S
         while left:
             if loop.time() > deadline:
                 raise ProducerSendError(f"{left} records not acknowledged after {FLUSH_TIMEOUT_S:.0f} s")
             await asyncio.sleep(POLL_INTERVAL_S)
-            left = self._poll() or 0
+            left = self._poll()
+            if left is None:
+                return False
         failed, self._failed = self._failed or [], []
         if failed:
             raise ProducerSendError(f"{len(failed)} records not delivered, e.g. {failed[0]}")
+        return True
