@@ -33,11 +33,13 @@ from typing import Any
 
 import faust
 from confluent_kafka.admin import AdminClient
+from faust.types import TP
 from mode import Service
 
 from agents.glue import decided_record
 from agents.glue.book_store import BookStore
 from agents.glue.changelog import ChangelogWriter
+from agents.glue.contiguous import APPLY, SKIP, due_offset, next_step
 from agents.glue.metrics import WorkerMetrics, consumer_lag
 from agents.glue.models import LoadModel, ModelWatcher, default_load_model
 from agents.glue.registry_wait import registry_wait
@@ -70,21 +72,77 @@ class Worker:
     changelog: ChangelogWriter
     metrics: WorkerMetrics
     codec: EventCodec
+    inputs: str = ""  # the input topic's name
     rebalance_seen: int = -1  # ``app.rebalancing_count`` the caches were last checked against
-    registry_error: Exception | None = field(default=None, repr=False)
+    rewinding: set[int] = field(default_factory=set)  # input partitions sent back to the record due
+    starts: dict[int, int] = field(default_factory=dict)  # input partition -> its first offset
+    stalled_at: dict[int, int] = field(default_factory=dict)  # input partition -> record due, position past it
 
     def send(self, out: list[Outgoing]) -> None:
         produce_now = self.app.producer.produce_now
         for record in out:
             produce_now(record.topic, record.key, record.value, record.partition)
 
+    async def next_step(self, partition: int, offset: int) -> str:
+        """``agents.glue.contiguous.next_step`` for the record at ``offset``; rewinds the consumer on a jump."""
+        applied = self.store.progress(partition)
+        start = await self.start_of(partition) if applied is None else 0
+        step = next_step(offset, applied=applied, start=start, rewinding=partition in self.rewinding)
+        if step is APPLY:
+            self.rewinding.discard(partition)
+        elif step is SKIP:
+            self.metrics.reread()
+        else:
+            await self.rewind(partition, due_offset(applied, start), f"record {offset} came")
+        return step
+
+    async def rewind(self, partition: int, due: int, why: str) -> None:
+        """Send the consumer back to the record ``due`` of input ``partition`` (Faust dropped the ones before)."""
+        log.warning("%s[%d]: %s while %d was due (dropped by Faust's consumer): reading again from %d",
+                    self.inputs, partition, why, due, due)
+        self.rewinding.add(partition)
+        self.metrics.rewinds.inc()
+        await self.app.consumer.seek(TP(self.inputs, partition), due)
+
+    async def start_of(self, partition: int) -> int:
+        """The first offset of input ``partition`` (asked of the broker once)."""
+        if partition not in self.starts:
+            loop = asyncio.get_running_loop()
+            self.starts[partition] = await loop.run_in_executor(None, partial(_log_start, self.path.settings,
+                                                                              self.inputs, partition))
+        return self.starts[partition]
+
+    async def check_tail(self) -> None:
+        """Rewind a partition whose consumer position passed the record due without it coming.
+
+        Dropped records at a partition's end are revealed by no later record: two checks
+        in a row see the position past the record due, with nothing applied between.
+        """
+        app = self.app
+        if app.rebalancing or self.rebalance_seen != app.rebalancing_count:
+            self.stalled_at.clear()
+            return
+        for tp in [tp for tp in app.consumer.assignment() if tp.topic == self.inputs]:
+            applied = self.store.progress(tp.partition)
+            due = due_offset(applied, await self.start_of(tp.partition) if applied is None else 0)
+            position = await app.consumer.position(tp)
+            if position is None or position <= due or tp.partition in self.rewinding:
+                self.stalled_at.pop(tp.partition, None)
+            elif self.stalled_at.get(tp.partition) != due:
+                self.stalled_at[tp.partition] = due
+            else:
+                await self.rewind(tp.partition, due, f"position {position} passed it and nothing came")
+                self.stalled_at.pop(tp.partition, None)
+
     def after_rebalance(self) -> None:
         """At the first record after a rebalance: drop caches of what another worker may have changed, and
         rebuild the retention index from the ``decided`` table as recovered (Faust resumes the streams only
         once the tables are recovered)."""
         self.rebalance_seen = self.app.rebalancing_count
-        assigned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.path.settings.topic("inputs")}
+        assigned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.inputs}
         self.store.forget_clean(assigned)
+        self.rewinding.clear()
+        self.stalled_at.clear()
         started = time.monotonic()
         skipped: list[bytes] = []
         entries = decided_record.retention_entries(self.decided_table.data.data.items(),
@@ -99,17 +157,21 @@ class Worker:
 
 
 async def run_inputs(worker: Worker, stream: Any) -> None:
-    """The agent: every input record, in offset order per partition, through ``InputPath.handle``."""
-    handle, send, app = worker.path.handle, worker.send, worker.app
+    """The agent: every input record, once, in offset order per partition, through ``InputPath.handle``."""
+    handle, send, app, store = worker.path.handle, worker.send, worker.app, worker.store
     async for record in stream.events():
         if worker.rebalance_seen != app.rebalancing_count:
             worker.after_rebalance()
         m = record.message
+        step = await worker.next_step(m.partition, m.offset)
+        if step is not APPLY:
+            continue
         src = Source(m.topic, m.partition, m.offset, m.key, m.value)
         try:
-            out = handle(src, worker.store)
+            out = handle(src, store)
         except RegistryUnavailable as exc:
             out = await _once_registry_answers(worker, src, exc)
+        store.put_progress(m.partition, m.offset)
         send(out)
 
 
@@ -158,12 +220,13 @@ def create_app(
 
     books = table("books", "symbol -> agents.book.SymbolBook bytes")
     decided = table("decided", "signal_id -> decision, signal, position, closed trade (agents.glue.decided_record)")
+    progress = table("progress", "input partition -> last offset applied (agents.glue.contiguous)")
     changelog = ChangelogWriter(app)
-    store = BookStore(changelog, books, decided)
+    store = BookStore(changelog, books, decided, progress)
     app.producer.before_flush(store.take)  # Faust flushes the producer before every commit
     path = InputPath(settings, codec, StrategyMap.from_spec(settings.strategy_map), slot,
                      partitions=_partition_count(settings, inputs), metrics=metrics)
-    worker = Worker(app, path, store, decided, changelog, metrics, codec)
+    worker = Worker(app, path, store, decided, changelog, metrics, codec, inputs=inputs)
 
     topic = app.topic(inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
@@ -171,6 +234,10 @@ def create_app(
         await run_inputs(worker, stream)
 
     app.agent(topic, name="inputs")(inputs_agent)
+
+    @app.timer(1.0)
+    async def tail_check() -> None:
+        await worker.check_tail()
 
     if settings.worker_web_port > 0:
         @app.page("/health")
@@ -204,6 +271,18 @@ def _partition_count(settings: Settings, topic: str) -> Any:
         return known[0]
 
     return count
+
+
+def _log_start(settings: Settings, topic: str, partition: int) -> int:
+    """The earliest offset of ``topic``'s ``partition`` (ListOffsets earliest; right on tansu)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**settings.kafka_config(), "group.id": "rlsizer-log-start", "enable.auto.commit": False})
+    try:
+        low, _high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30, cached=False)
+        return int(low)
+    finally:
+        consumer.close()
 
 
 def _counting(load_model: LoadModel, metrics: WorkerMetrics) -> LoadModel:

@@ -15,8 +15,8 @@ with them, input by input in log order, so they compute the same numbers.
 - ``decided(book, signal, ...)``: features and the decision, the decision counted as
   open risk; ``with_decision(book, decision)`` counts a decision made before (a replay
   of a recorded one, or the worker re-applying one it stored before a crash);
-- ``with_entry(book, signal, fill)`` / ``with_exit(book, fill)``: a trade opened /
-  closed; the exit yields ``TradeClosed``, folded into history and account at once.
+- ``with_fill(book, fill, ...)``: an entry opens a trade, an exit closes it and yields
+  ``TradeClosed``, folded into history and account at once.
 
 Each returns a new book and leaves the old one alone. The position moves with
 ``at(book, partition, offset)``; a record at or before it was applied already
@@ -165,14 +165,19 @@ def decided(
     ``now`` becomes the events' ``ts_init``; ``latency_us`` is left 0 for the caller to time.
     """
     computed = signal_features(book, signal, strategy_map=strategy_map, now=now)
+    decision = sized(signal, computed, slot)
+    return with_decision(book, decision), computed, decision
+
+
+def sized(signal: SignalRaised, computed: FeaturesComputed, slot: PolicySlot) -> SizeDecided:
+    """The ``SizeDecided`` of ``signal`` by the policy in ``slot`` (its rules when empty or failing)."""
     sizing = decide(signal, computed.features, slot)
-    decision = SizeDecided(
-        event_id=event_id_for(signal.signal_id, "decision"), ts_event=signal.ts_event, ts_init=now,
+    return SizeDecided(
+        event_id=event_id_for(signal.signal_id, "decision"), ts_event=signal.ts_event, ts_init=computed.ts_init,
         signal_id=signal.signal_id, symbol=signal.symbol, strategy_id=signal.strategy_id,
         multiplier=sizing.multiplier, qty=signal.base_qty * sizing.multiplier, policy=sizing.policy,
         reason=sizing.reason, model_version=sizing.model_version, latency_us=0,
     )
-    return with_decision(book, decision), computed, decision
 
 
 def with_decision(book: SymbolBook, decision: SizeDecided) -> SymbolBook:
@@ -190,28 +195,24 @@ def stale(book: SymbolBook, ts_us: int, horizon_us: int) -> bool:
 # -- fills ------------------------------------------------------------------------------------
 
 
-def with_entry(book: SymbolBook, signal: SignalRaised, fill: OrderFilled) -> SymbolBook:
-    """The trade of ``signal`` opened by its entry ``fill`` (raises ``OutcomeRejected``)."""
-    problem = reject_fill(fill, signal_known=True, trade="open" if fill.signal_id in book.trades else "none")
+def with_fill(book: SymbolBook, fill: OrderFilled, *, signal: SignalRaised | None, closed: bool,
+              now: datetime) -> tuple[SymbolBook, TradeClosed | None]:
+    """The book after ``fill``: an entry opens ``signal``'s trade, an exit closes it (``TradeClosed``, folded
+    into history and account at once). ``signal``: the decided signal it names (None: none known);
+    ``closed``: its trade closed before. Raises ``OutcomeRejected`` for a fill that cannot apply."""
+    sid = fill.signal_id
+    trade = "open" if sid in book.trades else "closed" if closed else "none"
+    problem = reject_fill(fill, signal_known=signal is not None or trade == "open", trade=trade)
     if problem is not None:
         raise problem
-    trades = dict(book.trades)
-    trades[fill.signal_id] = open_trade(signal, fill)
-    return replace(book, trades=MappingProxyType(trades))
-
-
-def with_exit(book: SymbolBook, fill: OrderFilled, *, now: datetime) -> tuple[SymbolBook, TradeClosed]:
-    """The trade closed by its exit ``fill``: ``TradeClosed``, folded into history and account (raises ``OutcomeRejected``).
-
-    MAE/MFE come from the book's bars closing after the entry and at or before the exit.
-    """
-    trade = book.trades.get(fill.signal_id)
-    if trade is None:
-        raise OutcomeRejected("exit_before_entry", f"signal {fill.signal_id!r}: exit fill {fill.order_id} arrived "
-                                                   "before any entry fill")
-    closed = close_trade(_marked(trade, book.bars, fill), fill, ts_init=now)
-    trades = {sid: t for sid, t in book.trades.items() if sid != fill.signal_id}
-    return replace(with_outcome(book, closed), trades=MappingProxyType(trades)), closed
+    if fill.leg == "ENTRY":
+        assert signal is not None
+        trades = dict(book.trades)
+        trades[sid] = open_trade(signal, fill)
+        return replace(book, trades=MappingProxyType(trades)), None
+    outcome = close_trade(_marked(book.trades[sid], book.bars, fill), fill, ts_init=now)
+    trades = {s: t for s, t in book.trades.items() if s != sid}
+    return replace(with_outcome(book, outcome), trades=MappingProxyType(trades)), outcome
 
 
 def with_outcome(book: SymbolBook, trade: TradeClosed) -> SymbolBook:
@@ -245,6 +246,6 @@ def _trade_from_json(doc: dict[str, Any]) -> OpenTrade:
 
 
 __all__ = [
-    "OutcomeRejected", "SymbolBook", "at", "decided", "signal_features", "stale", "with_bar", "with_decision", "with_entry",
-    "with_exit", "with_outcome",
+    "OutcomeRejected", "SymbolBook", "at", "decided", "signal_features", "sized", "stale", "with_bar",
+    "with_decision", "with_fill", "with_outcome",
 ]

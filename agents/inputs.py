@@ -42,7 +42,7 @@ from agents import book as books
 from agents.book import SymbolBook
 from agents.features import BarRejected
 from agents.glue import decided_record
-from agents.outcomes import OutcomeRejected, reject_fill
+from agents.outcomes import OutcomeRejected
 from agents.retention import DecidedRetention, Expired, horizon_from_days
 from agents.sizing import PolicySlot
 from agents.strategy_map import StrategyMap, UnknownStrategy
@@ -228,42 +228,25 @@ class InputPath:
     def _on_fill(self, src: Source, book: SymbolBook, fill: OrderFilled,
                  tables: Tables) -> tuple[SymbolBook, list[Outgoing]]:
         sid = fill.signal_id
-        open_trade = book.trades.get(sid)
+        stored = tables.decided(sid)
+        entry = decided_record.unpack(stored) if stored is not None else None
+        if _redelivered(fill, book, entry):  # the same fill again: nothing to apply; an exit gets its outcome again
+            if fill.leg == "EXIT" and entry is not None and entry.closed is not None:
+                return book, [Outgoing(self._outcomes, fill.symbol.encode(), entry.closed, src.partition)]
+            return book, []
+        signal = self.codec.decode(entry.signal, SignalRaised) if entry is not None and entry.signal else None
         try:
-            if fill.leg == "ENTRY":
-                if open_trade is not None:
-                    if open_trade.entry_event_id == fill.event_id:  # redelivered: already applied
-                        return book, []
-                    raise _refused(fill, trade="open")
-                entry = self._entry(tables, fill)
-                if entry.exit_event_id is not None:
-                    raise _refused(fill, trade="closed")
-                if entry.signal is None:
-                    raise OutcomeRejected("orphan_fill", f"fill {fill.order_id}: signal {sid!r} was decided by an "
-                                                         "earlier version that did not keep the signal")
-                signal = self.codec.decode(entry.signal, SignalRaised)
-                return books.with_entry(book, signal, fill), []
-            if open_trade is None:
-                entry = self._entry(tables, fill)
-                if entry.exit_event_id == fill.event_id and entry.closed is not None:  # redelivered: the same outcome
-                    return book, [Outgoing(self._outcomes, fill.symbol.encode(), entry.closed, src.partition)]
-                raise _refused(fill, trade="closed" if entry.exit_event_id is not None else "none")
-            book, closed = books.with_exit(book, fill, now=self.clock())
+            book, closed = books.with_fill(book, fill, signal=signal, closed=entry is not None and entry.exit_event_id
+                                           is not None, now=self.clock())
         except OutcomeRejected as exc:
             return book, self.reject(src, exc.kind, exc.reason)
+        if closed is None:
+            return book, []
         out = self.codec.encode(self._outcomes, closed)
-        stored = tables.decided(sid)
-        if stored is not None:  # expired entries (agents.retention) have nothing to record it in
-            tables.record(sid, decided_record.with_closed(decided_record.unpack(stored), fill.event_id, out),
-                          src.partition)
+        if entry is not None:  # expired entries (agents.retention) have nothing to record it in
+            tables.record(sid, decided_record.with_closed(entry, fill.event_id, out), src.partition)
         self.metrics.closed()
         return book, [Outgoing(self._outcomes, fill.symbol.encode(), out, src.partition)]
-
-    def _entry(self, tables: Tables, fill: OrderFilled) -> decided_record.Decided:
-        stored = tables.decided(fill.signal_id)
-        if stored is None:
-            raise _refused(fill, trade="none", signal_known=False)
-        return decided_record.unpack(stored)
 
     # -- retention -----------------------------------------------------------------------------
     def _stale(self, src: Source, signal: SignalRaised, book: SymbolBook) -> list[Outgoing]:
@@ -300,12 +283,12 @@ class InputPath:
         return [Outgoing(topic, key, value, None)]
 
 
-def _refused(fill: OrderFilled, *, trade: str, signal_known: bool = True) -> OutcomeRejected:
-    """Why ``fill`` cannot be applied to a trade in state ``trade`` (``agents.outcomes.reject_fill``)."""
-    problem = reject_fill(fill, signal_known=signal_known, trade=trade)
-    if problem is None:
-        raise AssertionError(f"fill {fill.order_id} ({fill.leg}) is acceptable for a trade {trade}")
-    return problem
+def _redelivered(fill: OrderFilled, book: SymbolBook, entry: decided_record.Decided | None) -> bool:
+    """``fill`` (same event id) was applied before: the entry of the open trade, or the exit of a closed one."""
+    trade = book.trades.get(fill.signal_id)
+    if fill.leg == "ENTRY":
+        return trade is not None and trade.entry_event_id == fill.event_id
+    return trade is None and entry is not None and entry.exit_event_id == fill.event_id
 
 
 def _span(delta: timedelta) -> str:

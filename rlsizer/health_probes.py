@@ -20,7 +20,8 @@ from rlsizer.health_monitor import ScheduledCheck
 from rlsizer.recovery import model_integrity_probe
 from streams.security import kafka_login_error, registry_requests_kwargs
 from streams.settings import Settings
-from streams.topics import worker_group_id
+from streams.end_offsets import end_offsets
+from streams.topics import inputs_topic, worker_group_id
 from trainer.status import load_status
 
 
@@ -67,18 +68,18 @@ def _consumer(settings: Settings, group: str) -> Consumer:
 
 
 def last_message_time(settings: Settings, topic: str) -> datetime | None:
-    """Broker timestamp of the newest record of ``topic`` (reads one record per partition)."""
+    """Broker timestamp of the newest record of ``topic`` (reads the last record of each partition)."""
     consumer = _consumer(settings, "rlsizer-health-probe")
     try:
         meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
         if meta is None or meta.error is not None:
             return None
+        ends = end_offsets(settings.kafka_config(), [(topic, p) for p in meta.partitions], mode=settings.end_offsets)
         newest: datetime | None = None
-        for partition in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)
-            if high <= low:
+        for (_, partition), end in ends.items():
+            if end <= 0:
                 continue
-            consumer.assign([TopicPartition(topic, partition, high - 1)])
+            consumer.assign([TopicPartition(topic, partition, end - 1)])
             msg = consumer.poll(2.0)
             if msg is not None and msg.error() is None:
                 kind, ms = msg.timestamp()
@@ -92,28 +93,30 @@ def last_message_time(settings: Settings, topic: str) -> datetime | None:
 
 def data_probe(settings: Settings, hours: health.MarketHours = health.MarketHours()) -> Callable[[datetime], CheckResult]:
     def probe(now: datetime) -> CheckResult:
-        return health.data_freshness(now, last_message_time(settings, settings.topic("signals")), hours=hours)
+        return health.data_freshness(now, last_message_time(settings, inputs_topic(settings)), hours=hours)
     return probe
 
 
 def consumer_lag(settings: Settings, topic: str, group: str | None = None) -> int:
+    """Records of ``topic`` the workers' group has not committed, against the true ends (``streams.end_offsets``)."""
     consumer = _consumer(settings, group or worker_group_id(settings))
     try:
         meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
-        if meta is None:
+        if meta is None or meta.error is not None:
             return 0
         parts = [TopicPartition(topic, p) for p in meta.partitions]
+        ends = end_offsets(settings.kafka_config(), [(topic, p) for p in meta.partitions], mode=settings.end_offsets)
         lag = 0
         for tp in consumer.committed(parts, timeout=5):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=5)
-            lag += high - (tp.offset if tp.offset >= 0 else low)
+            low, _ = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=5)
+            lag += max(0, ends[(topic, tp.partition)] - (tp.offset if tp.offset >= 0 else low))
         return lag
     finally:
         consumer.close()
 
 
 def lag_probe(settings: Settings) -> Callable[[datetime], CheckResult]:
-    return lambda now: health.consumer_lag(consumer_lag(settings, settings.topic("signals")))
+    return lambda now: health.consumer_lag(consumer_lag(settings, inputs_topic(settings)))
 
 
 def training_probe(settings: Settings) -> Callable[[datetime], CheckResult]:

@@ -1,4 +1,4 @@
-"""The input path's ``Tables`` on the worker's two Faust tables: ``books`` and ``decided``.
+"""The input path's ``Tables`` on the worker's Faust tables: ``books``, ``progress`` and ``decided``.
 
 **Books are written behind, after the outputs they account for.** A symbol's book
 changes at every input, and holds its bars, account and histories (tens of KB): the
@@ -14,6 +14,8 @@ commit. Faust flushes the producer before it commits; the flush runs, in order
 
 So once a book that says "applied up to offset N" is in the changelog, every output
 of the inputs up to N is too, and the committed input offset is never past a book.
+Each input partition's ``progress`` (the last offset applied, ``agents.glue.contiguous``)
+is written the same way, after the books.
 After a crash the next worker recovers the books, re-reads from the committed offset,
 and skips what the books have applied (``SymbolBook.applied``): nothing lost, nothing
 applied twice, nothing sent again.
@@ -40,11 +42,14 @@ from agents.glue.changelog import ChangelogWriter
 class BookStore:
     """``agents.inputs.Tables`` on Faust tables through ``ChangelogWriter``."""
 
-    def __init__(self, writer: ChangelogWriter, books: Any, decided: Any,
+    def __init__(self, writer: ChangelogWriter, books: Any, decided: Any, progress: Any,
                  decode: Callable[[bytes], SymbolBook] = SymbolBook.from_bytes) -> None:
         self._writer = writer
         self._books = books
         self._decided = decided
+        self._progress_table = progress
+        self._progress: dict[int, int | None] = {}  # partition -> last offset applied (cached)
+        self._progress_dirty: set[int] = set()
         self._decode = decode
         self._cache: dict[str, SymbolBook] = {}
         self._dirty: dict[str, int] = {}  # symbol -> partition of the input that changed it last
@@ -65,32 +70,50 @@ class BookStore:
         self._dirty[book.symbol] = partition
 
     def take(self) -> Callable[[], None]:
-        """The changed books as they are now; the callable returned writes them (the producer calls it
-        once what they account for is acknowledged). Books taken by a flush that failed before writing
-        them are taken again."""
+        """The changed books and progress as they are now; the callable returned writes them (the producer
+        calls it once what they account for is acknowledged). Books taken by a flush that failed before
+        writing them are taken again."""
         for symbol, partition in self._taking.items():
             self._dirty.setdefault(symbol, partition)
         self._taking, self._dirty = self._dirty, {}
         taken = [(self._cache[symbol], partition) for symbol, partition in self._taking.items()]
+        progress = [(p, self._progress[p]) for p in self._progress_dirty]
+        self._progress_dirty = set()
 
         def write() -> None:
             for book, partition in taken:
                 self._writer.set(self._books, book.symbol.encode(), book.to_bytes(), partition)
+            for partition, offset in progress:  # after the books: never ahead of one
+                self._writer.set(self._progress_table, _progress_key(partition), str(offset).encode(), partition)
             self._taking = {}
 
         return write
+
+    # -- progress ----------------------------------------------------------------------------
+    def progress(self, partition: int) -> int | None:
+        """The last offset of input ``partition`` applied (None: none ever)."""
+        if partition not in self._progress:
+            raw = self._writer.get(self._progress_table, _progress_key(partition))
+            self._progress[partition] = int(raw) if raw is not None else None
+        return self._progress[partition]
+
+    def put_progress(self, partition: int, offset: int) -> None:
+        self._progress[partition] = offset
+        self._progress_dirty.add(partition)
 
     def unwritten(self) -> int:
         return len(self._dirty) + len(self._taking)
 
     def forget_clean(self, assigned: set[int]) -> None:
-        """After a rebalance: drop the cached books that are written (read them again from the table), and
-        any unwritten one of a partition no longer ``assigned`` (its new owner has the newer book)."""
+        """After a rebalance: drop the cached books and progress that are written (read them again from the
+        table), and any unwritten ones of a partition no longer ``assigned`` (its new owner has newer ones)."""
         for pending in (self._dirty, self._taking):
             for symbol in [s for s, partition in pending.items() if partition not in assigned]:
                 del pending[symbol]
         keep = self._dirty.keys() | self._taking.keys()
         self._cache = {symbol: book for symbol, book in self._cache.items() if symbol in keep}
+        self._progress_dirty &= assigned
+        self._progress = {p: o for p, o in self._progress.items() if p in self._progress_dirty}
 
     # -- decided -----------------------------------------------------------------------------
     def decided(self, signal_id: str) -> bytes | None:
@@ -103,3 +126,7 @@ class BookStore:
         key = signal_id.encode()
         recorded = self._writer.partition(self._decided, key)
         self._writer.delete(self._decided, key, partition if recorded is None else recorded)
+
+
+def _progress_key(partition: int) -> bytes:
+    return b"%d" % partition

@@ -12,11 +12,11 @@ Faust's loop with that one call changed: the delivery is started in place
 suspends (a full channel queue, the producer's buffer) the rest of it runs under
 ``wait_first`` as before, so a flow suspension or a stop still interrupts it.
 While the flow is suspended (a rebalance) or the consumer is stopping or has
-crashed, Faust's own call is made. Commits and the yield every 100 records are
-Faust's, line for line; so are offsets and gaps, except on the input partitions,
-whose records are first checked against ``offset_runs`` (``agents.glue.contiguous``):
-a record past the one due makes the consumer read again from the one due instead
-of marking the missing offsets as a gap Faust would commit past.
+crashed, Faust's own call is made. Offsets, gaps, commits and the yield every 100
+records are Faust's, line for line, with one exception: on the input topics a jump in
+offsets is not added as a gap (which Faust counts as acknowledged and commits past):
+there it means records Faust dropped, which the agent reads again
+(``agents.glue.contiguous``).
 
 Measured with ``bench/bench_worker.py`` (3,000 signals; both apps take this
 loop, it is part of the shared transport), 13 runs alternated with Faust's loop:
@@ -42,8 +42,6 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Final
 
 from faust.transport.consumer import CONSUMER_FETCHING
-
-from agents.glue.contiguous import DELIVER, REWIND
 from faust.transport.consumer import Consumer as FaustConsumer
 
 log = logging.getLogger(__name__)
@@ -115,8 +113,8 @@ async def deliver(consumer: Any, coro: Coroutine[Any, Any, Any]) -> None:
 
 
 async def drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - Faust's loop; run by the worker tests
-    """Faust 0.15.3's ``Consumer._drain_messages`` with each delivery made by ``deliver``, and the input
-    partitions' records checked against ``self.offset_runs`` (``agents.glue.contiguous``): none skipped."""
+    """Faust 0.15.3's ``Consumer._drain_messages`` with each delivery made by ``deliver``, and no gap added
+    on the input topics (``self.contiguous_topics``; see ``agents.glue.contiguous``)."""
     callback = self.callback
     getmany = self.getmany
     consumer_should_stop = self._stopped.is_set
@@ -133,8 +131,7 @@ async def drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover -
     yield_every = 100
     num_since_yield = 0
     sleep = asyncio.sleep
-    runs = self.offset_runs  # rlsizer: see agents.glue.contiguous
-    check_run, delivered = runs.check, runs.delivered
+    contiguous = getattr(self, "contiguous_topics", frozenset())  # rlsizer: see agents.glue.contiguous
 
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
@@ -149,17 +146,11 @@ async def drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover -
                         num_since_yield = 0
 
                     offset = message.offset
-                    verdict = check_run(tp, offset)  # rlsizer: input partitions are contiguous (agents.glue.contiguous)
-                    if verdict is not DELIVER:
-                        if verdict is REWIND:
-                            self.log.warning("%s: record %d came while %s was due (dropped by Faust); reading "
-                                             "again from %s", tp, offset, runs.expected(tp), runs.expected(tp))
-                            await self.seek(tp, runs.expected(tp))
-                        continue
                     r_offset = get_read_offset(tp)
                     if r_offset is None or offset >= r_offset:
                         gap = offset - (r_offset or 0)
-                        if gap > 1 and r_offset and not runs.tracked(tp):
+                        # rlsizer: a jump on an input topic is records Faust dropped, not a gap to commit past
+                        if gap > 1 and r_offset and tp.topic not in contiguous:
                             acks_enabled = acks_enabled_for(message.topic)
                             if acks_enabled:
                                 await self._add_gap(tp, r_offset + 1, offset)
@@ -169,7 +160,6 @@ async def drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover -
                                 await self.commit()
                         await deliver(self, callback(message))
                         set_read_offset(tp, offset)
-                        delivered(tp, offset)
                     else:
                         self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
                 unset_flag(flag_consumer_fetching)

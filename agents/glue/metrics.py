@@ -43,6 +43,9 @@ class WorkerMetrics:
         self.outcomes = Counter("rlsizer_outcomes", "Trades closed (TradeClosed derived from fills)", registry=r)
         self.registry_waits = Counter("rlsizer_registry_waits",
                                       "Times an input waited because the schema registry did not answer", registry=r)
+        self.rewinds = Counter("rlsizer_input_rewinds",
+                               "Times the worker sent its consumer back to an input record Faust had dropped",
+                               registry=r)
         self.reread_inputs = Counter("rlsizer_inputs_reread",
                                      "Inputs read again after a crash or broker restart and skipped: their symbol's "
                                      "book had applied them", registry=r)

@@ -50,9 +50,6 @@ from typing import Any, ClassVar
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
-from mode import Service
-
-from agents.glue.contiguous import OffsetRuns
 
 from agents.glue.drain import drain_for_this_faust
 from streams.end_offsets import end_offsets
@@ -76,54 +73,11 @@ class TansuConsumer(faust_aiokafka.Consumer):
     _drain_messages = drain_for_this_faust()  # records handed to the agents without a task each (agents.glue.drain)
     #: librdkafka settings and mode for ``streams.end_offsets``; ``None``: aiokafka's ListOffsets
     end_offsets_from: ClassVar[tuple[Mapping[str, Any], str] | None] = None
-    #: topics whose offsets are contiguous (not compacted, no transactions): no record of them is skipped
+    #: topics whose offsets are contiguous (not compacted, no transactions): a jump is never a gap to commit past
     contiguous_topics: ClassVar[frozenset[str]] = frozenset()
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.offset_runs: OffsetRuns[TP] = OffsetRuns()
-        self._stalled_at: dict[TP, int] = {}
 
     def _new_consumer_thread(self) -> TansuConsumerThread:
         return TansuConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def perform_seek(self) -> None:
-        """Faust's seek to the committed offsets (at every rebalance), which the input partitions are then read from."""
-        await super().perform_seek()
-        inputs = [tp for tp in self.assignment() if tp.topic in self.contiguous_topics]
-        starts = {tp: self._read_offset.get(tp) for tp in inputs}
-        never = [tp for tp, at in starts.items() if at is None]  # no commit yet: from the log start
-        if never:
-            starts.update(await self.earliest_offsets(*never))
-        self.offset_runs.restart({tp: at for tp, at in starts.items() if at is not None})
-        self._stalled_at.clear()
-
-    @Service.timer(1.0)
-    async def _reread_tail_gaps(self) -> None:
-        """Read an input partition again from the record due when its position passed it and nothing came.
-
-        A dropped run of records at a partition's end is revealed by no later record
-        (see ``agents.glue.contiguous``): aiokafka's position sits past the record due,
-        two checks in a row, without a delivery in between.
-        """
-        if not self.flow_active:
-            return
-        runs = self.offset_runs
-        paused = self._paused_partitions
-        for tp in [tp for tp in self.assignment() if runs.tracked(tp) and tp not in paused]:
-            due = runs.expected(tp)
-            position = await self.position(tp)
-            if due is None or position is None or position <= due:
-                self._stalled_at.pop(tp, None)
-                continue
-            if self._stalled_at.get(tp) != due:
-                self._stalled_at[tp] = due
-                continue
-            self.log.warning("%s: position %d is past record %d, which never came (dropped by Faust); reading "
-                             "again from it", tp, position, due)
-            await self.seek(tp, due)
-            runs.rewound(tp)
-            self._stalled_at.pop(tp, None)
 
     async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
         """Each partition's end offset, from ``streams.end_offsets`` (see the module doc)."""
@@ -150,8 +104,8 @@ class TansuTransport(faust_aiokafka.Transport):
 def install_transport(app: Any, settings: Settings, *, contiguous_topics: tuple[str, ...] = ()) -> None:
     """Make ``app`` consume through ``TansuTransport`` and send through librdkafka (call before start).
 
-    ``contiguous_topics``: the app's input topics, whose every record must reach the
-    agents (``agents.glue.contiguous``).
+    ``contiguous_topics``: the app's input topics, whose missing offsets are never
+    committed past (``agents.glue.contiguous``).
 
     Sends: ``agents.glue.rdkafka_producer`` (the producer settings of every other
     rlsizer producer, ``streams.producer.producer_config``, with a 10 ms linger: fewer,

@@ -47,7 +47,7 @@ def test_the_dashboard_queries_only_metrics_the_worker_or_the_monitor_exports():
     suffixes = ("_total", "_bucket", "_count", "_sum")
     served = {q for q in queried if q in exported or any(q.endswith(s) and q[: -len(s)] in exported for s in suffixes)}
     assert queried == served, f"dashboard queries nobody exports: {sorted(queried - served)}"
-    assert {"rlsizer_reconciled_decisions_total", "rlsizer_consumer_lag_messages", "rlsizer_health_status"} <= served
+    assert {"rlsizer_input_rewinds_total", "rlsizer_consumer_lag_messages", "rlsizer_health_status"} <= served
 
 
 def test_consumer_lag_per_input_topic_from_read_offsets_and_high_watermarks():
