@@ -7,6 +7,7 @@ Each starter takes the stack's settings and returns a started, ready ``ManagedPr
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rlsizer.processes import ManagedProcess, spawn, wait_ready
@@ -24,7 +25,14 @@ def _rlsizer(settings: Settings, name: str, *args: str) -> ManagedProcess:
 
 
 def start_worker(settings: Settings, *, worker_id: str = "0", timeout: float = READY_TIMEOUT) -> ManagedProcess:
-    """One Faust worker; ready when Faust reports it has joined and recovered its tables.
+    """One Faust worker; ready when Faust reports it has joined and recovered its tables."""
+    proc, ready = spawn_worker(settings, worker_id=worker_id)
+    wait_ready(proc, ready, timeout, "report ready")
+    return proc
+
+
+def spawn_worker(settings: Settings, *, worker_id: str = "0") -> tuple[ManagedProcess, Callable[[], bool]]:
+    """One Faust worker, started, and what tells it is ready (``wait_ready``).
 
     The log is appended to, so a restarted worker is ready at a "Ready" line after its
     own start, not at its predecessor's.
@@ -38,8 +46,7 @@ def start_worker(settings: Settings, *, worker_id: str = "0", timeout: float = R
             log.seek(start)
             return b"[^Worker]: Ready" in log.read()
 
-    wait_ready(proc, ready, timeout, "report ready")
-    return proc
+    return proc, ready
 
 
 def start_trainer(settings: Settings) -> ManagedProcess:
