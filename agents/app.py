@@ -102,7 +102,10 @@ class Worker:
                     self.inputs, partition, why, due, due)
         self.rewinding.add(partition)
         self.metrics.rewinds.inc()
-        await self.app.consumer.seek(TP(self.inputs, partition), due)
+        try:  # in the consumer's thread, with Faust's read offset moved too (a plain seek from here could be lost)
+            await self.app.consumer.seek_wait({TP(self.inputs, partition): due})
+        except Exception as exc:  # no longer assigned (a rebalance), or the broker away: the timer tries again
+            log.warning("%s[%d]: could not read again from %d: %r", self.inputs, partition, due, exc)
 
     async def start_of(self, partition: int) -> int:
         """The first offset of input ``partition`` (asked of the broker once)."""
@@ -126,7 +129,7 @@ class Worker:
             applied = self.store.progress(tp.partition)
             due = due_offset(applied, await self.start_of(tp.partition) if applied is None else 0)
             position = await app.consumer.position(tp)
-            if position is None or position <= due or tp.partition in self.rewinding:
+            if position is None or position <= due:  # a rewind that did not take is tried again, too
                 self.stalled_at.pop(tp.partition, None)
             elif self.stalled_at.get(tp.partition) != due:
                 self.stalled_at[tp.partition] = due
