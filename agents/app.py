@@ -44,10 +44,12 @@ from agents.glue.metrics import WorkerMetrics, consumer_lag
 from agents.glue.models import LoadModel, ModelWatcher, default_load_model
 from agents.glue.registry_wait import registry_wait
 from agents.glue.transport import faust_settings, install_transport, worker_datadir
+from agents.glue.watchdog import PartitionState, ProgressWatch
 from agents.inputs import InputPath, Outgoing, Source
 from agents.sizing import PolicySlot
 from agents.strategy_map import StrategyMap
 from schemas.codec import EventCodec, RegistryUnavailable
+from schemas.events import HealthChecked, utc_now
 from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
@@ -77,6 +79,9 @@ class Worker:
     rewinding: set[int] = field(default_factory=set)  # input partitions sent back to the record due
     starts: dict[int, int] = field(default_factory=dict)  # input partition -> its first offset
     stalled_at: dict[int, int] = field(default_factory=dict)  # input partition -> record due, position past it
+    worker_id: str = ""
+    watch: ProgressWatch = field(default_factory=ProgressWatch)
+    reported: tuple[bool, float] = (False, 0.0)  # the last progress report: stalled?, when (monotonic)
 
     def send(self, out: list[Outgoing]) -> None:
         produce_now = self.app.producer.produce_now
@@ -136,6 +141,27 @@ class Worker:
             else:
                 await self.rewind(tp.partition, due, f"position {position} passed it and nothing came")
                 self.stalled_at.pop(tp.partition, None)
+
+    def check_progress(self, now: float) -> None:
+        """Sample ``ProgressWatch``; report a stall (or its end) at once, and the state every minute, as
+        ``HealthChecked`` events on the health topic (``rlsizer health`` reads them)."""
+        app = self.app
+        if app.rebalancing:
+            return
+        held = {tp.partition: PartitionState(self.store.progress(tp.partition), app.consumer.highwater(tp))
+                for tp in app.consumer.assignment() if tp.topic == self.inputs}
+        stalled = bool(self.watch.sample(now, held))
+        was, when = self.reported
+        if stalled != was or now - when >= 60.0:
+            self.reported = (stalled, now)
+            detail = f"worker {self.worker_id}: {self.watch.describe(self.inputs)}"
+            if stalled:
+                log.error("%s", detail)
+            event = HealthChecked(ts_event=utc_now(), component="worker", check="progress",
+                                  status="FAIL" if stalled else "OK", detail=detail,
+                                  action="rlsizer up restarts a worker it supervises" if stalled else None)
+            topic = self.path.settings.topic("health")
+            self.app.producer.produce_now(topic, b"worker", self.codec.encode(topic, event), None)
 
     def after_rebalance(self) -> None:
         """At the first record after a rebalance: drop caches of what another worker may have changed, and
@@ -229,7 +255,8 @@ def create_app(
     app.producer.before_flush(store.take)  # Faust flushes the producer before every commit
     path = InputPath(settings, codec, StrategyMap.from_spec(settings.strategy_map), slot,
                      partitions=_partition_count(settings, inputs), metrics=metrics)
-    worker = Worker(app, path, store, decided, changelog, metrics, codec, inputs=inputs)
+    worker = Worker(app, path, store, decided, changelog, metrics, codec, inputs=inputs, worker_id=worker_id,
+                    watch=ProgressWatch(settings.worker_stall_seconds))
 
     topic = app.topic(inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
@@ -242,10 +269,19 @@ def create_app(
     async def tail_check() -> None:
         await worker.check_tail()
 
+    @app.timer(5.0)
+    async def progress_check() -> None:
+        worker.check_progress(time.monotonic())
+
     if settings.worker_web_port > 0:
         @app.page("/health")
         async def health_view(self: Any, request: Any) -> Any:
-            return self.json(metrics.health(slot, True))
+            state = metrics.health(slot, True)
+            state["progress"] = worker.watch.describe(inputs)
+            if worker.watch.stalls:
+                state["status"] = "stalled"
+                state["stalled_partitions"] = [s.partition for s in worker.watch.stalls]
+            return self.json(state)
 
         @app.page("/metrics")
         async def metrics_view(self: Any, request: Any) -> Any:

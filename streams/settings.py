@@ -69,6 +69,8 @@ class Settings:
     decided_retention_days: float = 30.0
     # an input stamped more than this ahead of the worker's clock is dead-lettered (future_timestamp); 0: no limit
     max_future_seconds: float = 300.0
+    # a held input partition with records to apply and none applied for this long is a stall (agents.glue.watchdog)
+    worker_stall_seconds: float = 30.0
     # Trainer
     train_interval_seconds: float = 6 * 3600.0
     train_min_new_outcomes: int = 200
