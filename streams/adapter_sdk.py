@@ -143,7 +143,10 @@ class AdapterClient:
         if events is None:
             with self._lock:
                 if self._events is None:
-                    self._events = EventProducer(make_producer(self.settings), self._codec, self.settings)
+                    # one request in flight: a retried batch cannot overtake the next one, so a symbol's inputs
+                    # stay in the order they were published (docs/DETERMINISM.md; tansu refuses idempotence)
+                    producer = make_producer(self.settings, **{"max.in.flight.requests.per.connection": 1})
+                    self._events = EventProducer(producer, self._codec, self.settings)
                 events = self._events
         return events
 

@@ -62,7 +62,6 @@ class Settings:
     # Worker
     worker_web_port: int = 6066
     worker_web_host: str = "127.0.0.1"
-    signal_bar_wait_ms: int = 100
     decision_timeout_ms: int = 500
     strategy_map: str = ""
     # how long (event time, per symbol) a decided signal is remembered; 0: forever (agents.retention)
