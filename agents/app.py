@@ -38,12 +38,12 @@ from mode import Service
 
 from agents.glue import decided_record
 from agents.glue.book_store import BookStore
-from agents.glue.changelog import ChangelogWriter
+from agents.glue.faust.changelog import ChangelogWriter
 from agents.glue.contiguous import APPLY, SKIP, due_offset, next_step
 from agents.glue.metrics import WorkerMetrics, consumer_lag
 from agents.glue.models import LoadModel, ModelWatcher, default_load_model
 from agents.glue.registry_wait import registry_wait
-from agents.glue.transport import faust_settings, install_transport, worker_datadir
+from agents.glue.faust.transport import faust_settings, install_transport, worker_datadir
 from agents.glue.watchdog import PartitionState, ProgressWatch
 from agents.inputs import InputPath, Outgoing, Source
 from agents.sizing import PolicySlot

@@ -19,7 +19,7 @@ def run_worker(settings: Settings, *, worker_id: str, loglevel: str = "info") ->
     workers never share one by accident (same ``--id`` on one machine or volume), and the
     monitor's ``clean_disk`` can tell the dirs of workers that are gone from live ones.
     """
-    from agents.glue.transport import faust_worker, worker_datadir
+    from agents.glue.faust.transport import faust_worker, worker_datadir
     from streams.dir_lock import DirLock
 
     with DirLock(worker_datadir(settings, worker_id), holder=f"another worker with id {worker_id!r}"):

@@ -34,8 +34,8 @@ this shared machine hits both alike. Measured from this process, as a bot sees i
   seconds; per-signal publish -> decision received, matched by ``signal_id``
   (the pass-through echoes the signal, so its echo carries the same id).
 
-Both apps run on the same transport, ``agents.glue.transport``, including its
-consumer loop (``agents.glue.drain``: records reach the agents without tasks of
+Both apps run on the same transport, ``agents.glue.faust.transport``, including its
+consumer loop (``agents.glue.faust.drain``: records reach the agents without tasks of
 their own, where Faust's loop makes four and an ``asyncio.wait`` per record). That
 loop made both apps faster, not the ratio better: in 13 runs alternated with the code
 before it (2026-11-26/27) the worker made 2,834-5,796 signals/s against 2,089-3,813,

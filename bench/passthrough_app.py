@@ -28,7 +28,7 @@ from streams.settings import Settings
 def create_passthrough_app(settings: Settings, *, worker_id: str, stock: bool = False) -> Any:
     import faust
 
-    from agents.glue.transport import faust_settings, install_transport, worker_datadir
+    from agents.glue.faust.transport import faust_settings, install_transport, worker_datadir
 
     datadir = worker_datadir(settings, worker_id)
     datadir.mkdir(parents=True, exist_ok=True)
@@ -52,7 +52,7 @@ def create_passthrough_app(settings: Settings, *, worker_id: str, stock: bool = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from agents.glue.transport import faust_worker
+    from agents.glue.faust.transport import faust_worker
 
     parser = argparse.ArgumentParser(prog="python -m bench.passthrough_app", description=__doc__.splitlines()[0])
     parser.add_argument("--id", default="passthrough", help="worker id: names its data dir")

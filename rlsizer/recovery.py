@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def _worker_dirs(settings: Settings) -> list[Path]:
-    """Each worker's data dir (``agents.glue.transport.worker_datadir``), in name order."""
+    """Each worker's data dir (``agents.glue.faust.transport.worker_datadir``), in name order."""
     return sorted(p for p in (Path(settings.data_dir) / "worker").glob("*") if p.is_dir())
 
 

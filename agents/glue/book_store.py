@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.book import SymbolBook
-from agents.glue.changelog import ChangelogWriter
+from agents.glue.faust.changelog import ChangelogWriter
 
 
 class BookStore:

@@ -13,7 +13,7 @@ records nobody processed. On tansu that lost 85-1,421 signals per crash drill
 The input topic is neither compacted nor transactional: its offsets are contiguous,
 so a jump means dropped records. Two parts:
 
-- ``agents.glue.drain`` never adds a gap on the input topics (the commit stops below
+- ``agents.glue.faust.drain`` never adds a gap on the input topics (the commit stops below
   the first record not acknowledged);
 - the agent keeps, per input partition, the last offset applied -- the ``progress``
   table, written behind with the books (``agents.glue.book_store``), so it survives

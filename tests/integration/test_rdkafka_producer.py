@@ -1,4 +1,4 @@
-"""The worker's Faust producer sends through librdkafka (agents.glue.rdkafka_producer), on the real broker."""
+"""The worker's Faust producer sends through librdkafka (agents.glue.faust.rdkafka_producer), on the real broker."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka.admin import AdminClient, NewTopic
 from faust.exceptions import ProducerSendError
 
-from agents.glue.rdkafka_producer import RdKafkaProducer
-from agents.glue.transport import faust_settings, install_transport
+from agents.glue.faust.rdkafka_producer import RdKafkaProducer
+from agents.glue.faust.transport import faust_settings, install_transport
 from streams.consumer import make_consumer
 from streams.settings import Settings
 

@@ -1,4 +1,4 @@
-"""Records handed to the agents without tasks of their own (agents.glue.drain)."""
+"""Records handed to the agents without tasks of their own (agents.glue.faust.drain)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from mode import Service
 
-from agents.glue import drain
-from agents.glue.transport import TansuConsumer
+from agents.glue.faust import drain
+from agents.glue.faust.transport import TansuConsumer
 
 
 def test_the_installed_faust_has_the_loop_that_was_copied():
     assert drain.faust_drain_digest() == drain.FAUST_DRAIN_SHA256, (
-        "Faust's Consumer._drain_messages changed: compare it with agents.glue.drain.drain_messages, "
+        "Faust's Consumer._drain_messages changed: compare it with agents.glue.faust.drain.drain_messages, "
         "carry its changes over, then update FAUST_DRAIN_SHA256"
     )
     assert TansuConsumer._drain_messages is drain.drain_messages

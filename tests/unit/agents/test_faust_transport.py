@@ -1,4 +1,4 @@
-"""The Faust worker the worker and the pass-through bench run under (agents.glue.transport)."""
+"""The Faust worker the worker and the pass-through bench run under (agents.glue.faust.transport)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import faust
 import pytest
 
-from agents.glue.transport import faust_worker
+from agents.glue.faust.transport import faust_worker
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ changelog either through Faust or through ``produce_now``), so order within a
 partition is the order of the calls.
 
 Configured from ``Settings`` through ``streams.producer.producer_config``
-(security settings included); installed by ``agents.glue.transport.install_transport``.
+(security settings included); installed by ``agents.glue.faust.transport.install_transport``.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka import Producer as RdProducer
 from faust.exceptions import ProducerSendError
 
-from agents.glue.transport import TansuProducer
+from agents.glue.faust.transport import TansuProducer
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ its backlog at ~13 signals/s with 16 KiB batches and ~100-200/s with 512 KiB.
 The producer never enables idempotence outside transactions (tansu rejects the
 idempotent producer's InitProducerId; we deduplicate instead).
 
-The consumer hands records to the agents through ``agents.glue.drain`` (no
+The consumer hands records to the agents through ``agents.glue.faust.drain`` (no
 tasks per record).
 
 Table recovery asks the consumer for each changelog partition's end
@@ -51,7 +51,7 @@ from typing import Any, ClassVar
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from agents.glue.drain import drain_for_this_faust
+from agents.glue.faust.drain import drain_for_this_faust
 from streams.end_offsets import end_offsets
 from streams.security import faust_broker_credentials
 from streams.settings import Settings
@@ -70,7 +70,7 @@ class TansuConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class TansuConsumer(faust_aiokafka.Consumer):
-    _drain_messages = drain_for_this_faust()  # records handed to the agents without a task each (agents.glue.drain)
+    _drain_messages = drain_for_this_faust()  # records handed to the agents without a task each (agents.glue.faust.drain)
     #: librdkafka settings and mode for ``streams.end_offsets``; ``None``: aiokafka's ListOffsets
     end_offsets_from: ClassVar[tuple[Mapping[str, Any], str] | None] = None
     #: topics whose offsets are contiguous (not compacted, no transactions): a jump is never a gap to commit past
@@ -107,13 +107,13 @@ def install_transport(app: Any, settings: Settings, *, contiguous_topics: tuple[
     ``contiguous_topics``: the app's input topics, whose missing offsets are never
     committed past (``agents.glue.contiguous``).
 
-    Sends: ``agents.glue.rdkafka_producer`` (the producer settings of every other
+    Sends: ``agents.glue.faust.rdkafka_producer`` (the producer settings of every other
     rlsizer producer, ``streams.producer.producer_config``, with a 10 ms linger: fewer,
     larger produce requests; the embedded tansu spends ~175 us of CPU per record at a
     1 ms linger and ~70 us at 20 ms, on the cores the worker needs. The linger adds at
     most 10 ms to a decision's latency, against a 500 ms budget).
     """
-    from agents.glue.rdkafka_producer import RdKafkaProducer
+    from agents.glue.faust.rdkafka_producer import RdKafkaProducer
     from streams.producer import producer_config
 
     producer = RdKafkaProducer.with_config(producer_config(settings, **{"linger.ms": 10}))

@@ -62,7 +62,7 @@ def drain_for_this_faust() -> Callable[..., Any]:
     """``drain_messages`` when the installed Faust's loop is the one it copies, else Faust's own."""
     if faust_drain_digest() == FAUST_DRAIN_SHA256:
         return drain_messages
-    log.warning("Faust's Consumer._drain_messages is not the one agents.glue.drain copies (or its source "
+    log.warning("Faust's Consumer._drain_messages is not the one agents.glue.faust.drain copies (or its source "
                 "is not installed): keeping Faust's (four tasks per record; the worker is slower)")
     return FaustConsumer._drain_messages
 

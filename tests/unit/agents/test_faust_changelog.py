@@ -5,7 +5,7 @@ from __future__ import annotations
 import faust
 import pytest
 
-from agents.glue.changelog import ChangelogWriter
+from agents.glue.faust.changelog import ChangelogWriter
 
 
 def test_memory_store_at_least_once_is_accepted():
