@@ -31,15 +31,16 @@ from __future__ import annotations
 
 import json
 import struct
+import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from hashlib import sha1
 from types import MappingProxyType
 from collections.abc import Mapping
 from typing import Any, Final
 
 from agents.features import FEATURE_SET, SymbolState, compute_features
 from agents.outcomes import OpenTrade, OutcomeRejected, close_trade, mark, marked_by_bars, open_trade, reject_fill
-from agents.pipeline import event_id_for
 from agents.retention import is_stale
 from agents.sizing import PolicySlot, decide
 from agents.state import AccountState, StrategyHistory, apply_decision, apply_outcome, apply_trade
@@ -48,6 +49,8 @@ from agents.strategy_map import StrategyMap
 from agents.timestamps import from_micros, to_micros
 from schemas.events import BarClosed, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
 
+_ID_NAMESPACE: Final = uuid.UUID("6f1c7b1e-6a53-4a56-9d1c-2b8f0d1e5a10")
+_NAMESPACE_BYTES: Final = _ID_NAMESPACE.bytes
 _MAGIC: Final = b"BK01"
 _U32: Final = struct.Struct("<I")
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
@@ -117,6 +120,21 @@ class SymbolBook:
             raise
         except (ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
             raise StateCorrupt(f"cannot decode the symbol book: {exc!r}") from exc
+
+
+def event_id_for(signal_id: str, kind: str) -> str:
+    """A stable event id for the ``kind`` event answering ``signal_id`` (features, decision): re-processing a
+    signal after a crash yields the same ids, so downstream deduplication holds.
+
+    ``str(uuid.uuid5(_ID_NAMESPACE, f"{kind}:{signal_id}"))`` (RFC 4122 version 5), built from
+    the SHA-1 digest directly: two are made per signal, and the ``uuid.UUID`` object in between
+    cost twice the hash.
+    """
+    h = bytearray(sha1(_NAMESPACE_BYTES + f"{kind}:{signal_id}".encode()).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50  # version 5
+    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def at(book: SymbolBook, partition: int, offset: int) -> SymbolBook:
@@ -246,6 +264,6 @@ def _trade_from_json(doc: dict[str, Any]) -> OpenTrade:
 
 
 __all__ = [
-    "OutcomeRejected", "SymbolBook", "at", "decided", "signal_features", "sized", "stale", "with_bar",
+    "OutcomeRejected", "SymbolBook", "at", "decided", "event_id_for", "signal_features", "sized", "stale", "with_bar",
     "with_decision", "with_fill", "with_outcome",
 ]

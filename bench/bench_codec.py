@@ -23,9 +23,8 @@ from typing import Any
 import fastavro
 
 import schemas.codec as codec_module
-from agents.pipeline import on_signal
+from agents.book import SymbolBook, decided
 from agents.sizing import PolicySlot
-from agents.state import AccountState, StrategyHistory
 from agents.strategy_map import StrategyMap
 from schemas.catalog import schema_dict
 from schemas.codec import EventCodec, InMemoryRegistry, to_record
@@ -44,11 +43,9 @@ def _events() -> tuple[SignalRaised, FeaturesComputed, SizeDecided]:
         price=189.37, atr=2.41, score=0.83, q_score=0.71, base_qty=25.0, stop_price=186.95,
         target_price=194.2, adapter="ccxt-binance", attrs={"tf": "1m", "run": "live"},
     )
-    features, decided = on_signal(
-        signal, symbol_state=None, history=StrategyHistory.empty("S3"), account=AccountState(),
-        strategy_map=StrategyMap.from_spec(""), slot=PolicySlot(), now=now,
-    )
-    return signal, features, decided
+    _, features, decision = decided(SymbolBook.empty("AAPL"), signal, strategy_map=StrategyMap.from_spec(""),
+                                    slot=PolicySlot(), now=now)
+    return signal, features, decision
 
 
 @contextlib.contextmanager

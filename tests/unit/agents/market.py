@@ -7,7 +7,6 @@ from functools import cache
 from typing import Any
 
 from agents.features import SymbolState
-from agents.pipeline import on_bar
 from schemas.events import BarClosed, SignalRaised, SizeDecided, TradeClosed
 
 T0 = datetime(2024, 1, 2, 14, 30, tzinfo=timezone.utc)
@@ -40,7 +39,7 @@ def aapl_bars() -> tuple[BarClosed, ...]:
 def state_of(bars: tuple[BarClosed, ...] | list[BarClosed]) -> SymbolState | None:
     state = None
     for bar in bars:
-        state = on_bar(state, bar)
+        state = (state or SymbolState.empty_for(bar)).updated(bar)
     return state
 
 
