@@ -1,18 +1,21 @@
 """Adapter SDK: what a Python trading bot uses to talk to rlsizer.
 
-    from schemas.codec import EventCodec
-    from schemas.registry_client import HttpSchemaRegistry
     from streams.adapter_sdk import AdapterClient, DecisionTimeout
+    from streams.codec_factory import make_codec
     from streams.settings import Settings
 
     settings = Settings.from_env()
-    codec = EventCodec(HttpSchemaRegistry(settings.registry_url))
-    with AdapterClient(settings, codec, adapter_name="my-bot") as client:
+    with AdapterClient(settings, make_codec(settings), adapter_name="my-bot") as client:
         client.publish_bar(bar)                       # every closed bar
         answer = client.request_decision(signal, timeout_s=0.5)
         qty = client.qty_for(signal, answer)          # decision.qty, or base_qty on timeout
         ...
         client.publish_fill(entry_fill)               # and later the exit fill
+
+Everything goes to the one ``inputs`` topic keyed by symbol, in call order (one request
+in flight, so retries cannot reorder): publish a bar, then the fills at that bar, then
+the bar's signals -- a decision sees exactly what was published before its signal
+(docs/DETERMINISM.md).
 
 **On timeout** (``DecisionTimeout``) the bot trades at multiplier 1.0, i.e. its
 own ``base_qty`` (``qty_for`` does this). Why 1.0 and not a local copy of the
