@@ -251,7 +251,8 @@ def create_app(
     decided = table("decided", "signal_id -> decision, signal, position, closed trade (agents.glue.decided_record)")
     progress = table("progress", "input partition -> last offset applied (agents.glue.contiguous)")
     changelog = ChangelogWriter(app)
-    store = BookStore(changelog, books, decided, progress)
+    store = BookStore(changelog, books, decided, progress,
+                      owns=lambda partition: TP(inputs, partition) in app.consumer.assignment())
     app.producer.before_flush(store.take)  # Faust flushes the producer before every commit
     path = InputPath(settings, codec, StrategyMap.from_spec(settings.strategy_map), slot,
                      partitions=_partition_count(settings, inputs), metrics=metrics)

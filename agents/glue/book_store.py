@@ -43,7 +43,11 @@ class BookStore:
     """``agents.inputs.Tables`` on Faust tables through ``ChangelogWriter``."""
 
     def __init__(self, writer: ChangelogWriter, books: Any, decided: Any, progress: Any,
-                 decode: Callable[[bytes], SymbolBook] = SymbolBook.from_bytes) -> None:
+                 decode: Callable[[bytes], SymbolBook] = SymbolBook.from_bytes,
+                 owns: Callable[[int], bool] = lambda partition: True) -> None:
+        """``owns(partition)``: the worker still holds input ``partition`` (a book taken before a rebalance
+        is not written once its partition has moved: its new owner has the newer one)."""
+        self._owns = owns
         self._writer = writer
         self._books = books
         self._decided = decided
@@ -81,10 +85,13 @@ class BookStore:
         self._progress_dirty = set()
 
         def write() -> None:
+            owns = self._owns
             for book, partition in taken:
-                self._writer.set(self._books, book.symbol.encode(), book.to_bytes(), partition)
+                if owns(partition):
+                    self._writer.set(self._books, book.symbol.encode(), book.to_bytes(), partition)
             for partition, offset in progress:  # after the books: never ahead of one
-                self._writer.set(self._progress_table, _progress_key(partition), str(offset).encode(), partition)
+                if owns(partition):
+                    self._writer.set(self._progress_table, _progress_key(partition), str(offset).encode(), partition)
             self._taking = {}
 
         return write
