@@ -22,6 +22,13 @@ ACTION_RESTORE_MODEL: Final = "restore_model"
 ACTION_RETRY_TRAINING: Final = "retry_training"
 ACTION_CLEAN_DISK: Final = "clean_disk"
 
+# A worker's own HealthChecked reports (model verification) are keyed "worker/<id>" on the health topic.
+WORKER_REPORT_KEY_PREFIX: Final = "worker/"
+
+
+def worker_report_key(worker_id: str) -> bytes:
+    return f"{WORKER_REPORT_KEY_PREFIX}{worker_id}".encode()
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckResult:
