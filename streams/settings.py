@@ -71,6 +71,8 @@ class Settings:
     train_min_new_outcomes: int = 200
     # Health
     health_interval_seconds: float = 1800.0
+    # how far back `rlsizer health` and the monitor read the workers' own reports on the health topic
+    health_report_window_seconds: float = 86400.0
     monitor_web_port: int = 0  # the monitor's /metrics (rlsizer_health_status); 0: not served
     monitor_web_host: str = "127.0.0.1"
 
