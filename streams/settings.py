@@ -66,6 +66,10 @@ class Settings:
     decided_retention_days: float = 30.0
     # an input stamped more than this ahead of the worker's clock is dead-lettered (future_timestamp); 0: no limit
     max_future_seconds: float = 300.0
+    # any event timestamp before this is invalid_value (a unit error: milliseconds or seconds in timestamp-micros).
+    # Events check it when built, in every process, from the environment variable (schemas.events): this field
+    # validates it and passes it on to the processes rlsizer starts.
+    earliest_event_time: str = "1990-01-01"
     # Trainer
     train_interval_seconds: float = 6 * 3600.0
     train_min_new_outcomes: int = 200
@@ -75,6 +79,14 @@ class Settings:
     health_report_window_seconds: float = 86400.0
     monitor_web_port: int = 0  # the monitor's /metrics (rlsizer_health_status); 0: not served
     monitor_web_host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        from schemas.events import parse_earliest_event_time
+
+        try:
+            parse_earliest_event_time(self.earliest_event_time)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
 
     def __repr__(self) -> str:  # secrets stay out of logs
         shown = ", ".join(

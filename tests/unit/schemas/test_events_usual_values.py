@@ -159,6 +159,8 @@ _EDGES: list[Any] = [
     0, 1, -1, True, False, 2**1100, 0.0, -0.0, 1.0, -1.0, 0.25, 2.0, 2.0000000000000004, 0.24999999999999997,
     float("inf"), float("-inf"), float("nan"), 1e308, np.float64(1.0), np.float64("nan"),
     T0, datetime(2024, 1, 2), T0.astimezone(timezone(timedelta(hours=5))), Stamp.fromtimestamp(0, timezone.utc),
+    datetime(1970, 1, 21, 3, 5, tzinfo=timezone.utc),  # Date.now() milliseconds read as microseconds
+    datetime(1989, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc), datetime(1990, 1, 1, tzinfo=timezone.utc),
 ]
 
 
