@@ -160,6 +160,15 @@ def _event(columns: Columns) -> np.ndarray:
     return _non_empty(columns, "event_id") & _plausible_times(columns, "ts_event", "ts_init")
 
 
+def _order_sides(c: Columns) -> np.ndarray:
+    """A BUY's stop below and target above its price; a SELL's the other way round (absent: fine)."""
+    price, stop, target = _num(c, "price"), _num(c, "stop_price"), _num(c, "target_price")
+    buy, sell = _one_of(c, "side", ("BUY",)), _one_of(c, "side", ("SELL",))
+    stop_ok = _null(c, "stop_price") | (buy & (stop < price)) | (sell & (stop > price))
+    target_ok = _null(c, "target_price") | (buy & (target > price)) | (sell & (target < price))
+    return stop_ok & target_ok
+
+
 def _bar(c: Columns) -> np.ndarray:
     o, h, low, close = (_num(c, n) for n in ("open", "high", "low", "close"))
     bid, ask = _num(c, "bid"), _num(c, "ask")
@@ -190,6 +199,7 @@ def _signal(c: Columns) -> np.ndarray:
         & _unit_interval(c, "q_score")
         & _optional(c, "stop_price", _positive)
         & _optional(c, "target_price", _positive)
+        & _order_sides(c)
         & ~_null(c, "attrs")
     )
 

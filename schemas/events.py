@@ -190,6 +190,19 @@ def _usual_event(e: Event) -> bool:
     )
 
 
+def _order_sides(side: str, price: float, stop: float | None, target: float | None) -> None:
+    """A stop beyond the price against the trade, a target beyond it with the trade (R is measured from the stop)."""
+    buy = side == "BUY"
+    if stop is not None and not (stop < price if buy else stop > price):
+        raise InvalidEvent(
+            f"stop_price {stop} is {'at or above' if buy else 'at or below'} price {price} for a {side}: a {side}'s stop "
+            f"must be {'below' if buy else 'above'} its price (on the wrong side its risk, hence its R, means nothing)")
+    if target is not None and not (target > price if buy else target < price):
+        raise InvalidEvent(
+            f"target_price {target} is {'at or below' if buy else 'at or above'} price {price} for a {side}: a "
+            f"{side}'s target must be {'above' if buy else 'below'} its price")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """Fields every event carries."""
@@ -271,8 +284,10 @@ class SignalRaised(Event):
             and type(self.score) is float and -_INF < self.score < _INF
             and type(self.q_score) is float and 0.0 <= self.q_score <= 1.0
             and type(self.base_qty) is float and 0.0 < self.base_qty < _INF
-            and (stop is None or (type(stop) is float and 0.0 < stop < _INF))
-            and (target is None or (type(target) is float and 0.0 < target < _INF))
+            and (stop is None or (type(stop) is float and 0.0 < stop < _INF
+                                  and (stop < self.price if self.side == "BUY" else stop > self.price)))
+            and (target is None or (type(target) is float and 0.0 < target < _INF
+                                    and (target > self.price if self.side == "BUY" else target < self.price)))
         ):
             self._check()
         _freeze(self, "attrs")
@@ -291,6 +306,7 @@ class SignalRaised(Event):
         for name in ("stop_price", "target_price"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
+        _order_sides(self.side, self.price, self.stop_price, self.target_price)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

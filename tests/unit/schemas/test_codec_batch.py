@@ -182,6 +182,14 @@ INVALID_VALUES: list[tuple[type[Event], Event, dict[str, Any]]] = [
     (OrderFilled, valid_events()[6], {"ts_event": datetime(1970, 1, 21, tzinfo=timezone.utc)}),
     (TradeClosed, valid_events()[7], {"entry_ts": datetime(1970, 1, 21, tzinfo=timezone.utc)}),
     (HealthChecked, valid_events()[8], {"ts_init": datetime(1970, 1, 21, tzinfo=timezone.utc)}),
+    # a stop or target on the wrong side of the price (make_signal: a BUY at 101)
+    (SignalRaised, make_signal(), {"stop_price": 101.0}),
+    (SignalRaised, make_signal(), {"stop_price": 102.0}),
+    (SignalRaised, make_signal(), {"target_price": 101.0}),
+    (SignalRaised, make_signal(), {"target_price": 99.0}),
+    (SignalRaised, make_signal(), {"side": "SELL", "stop_price": 99.0}),
+    (SignalRaised, make_signal(), {"side": "SELL", "stop_price": 110.0, "target_price": 101.0}),
+    (SignalRaised, make_signal(), {"side": "SELL", "target_price": 104.0}),
 ]
 
 
@@ -306,7 +314,7 @@ def test_generated_values_match_decode(bars: list[tuple[Any, ...]], decisions: l
 POST_INIT_SHA256 = {
     "Event": "44c471af8d78ca7e",
     "BarClosed": "d17189852d5e7d7f",
-    "SignalRaised": "b072194653326615",  # q_score in [0, 1] (its .avsc doc), mirrored in batch_rules._signal
+    "SignalRaised": "13f8e2198aad07fe",  # stop/target on the right side of the price: batch_rules._order_sides
     "FeaturesComputed": "c9ac80e7a2e5748f",  # same rules: the map at C speed first, the fields in one expression first
     "SizeDecided": "6e9c570b83d557e2",  # rules unchanged, as SignalRaised
     "OrderFilled": "03a34ba3ce0273d7",
@@ -321,6 +329,7 @@ POST_INIT_SHA256 = {
 HELPER_SHA256 = {
     "_ts": "7c543da07b6407e5",  # the earliest plausible time: batch_rules._plausible_times
     "_usual_event": "7f1246db961e1579",
+    "_order_sides": "0f23dfc41f5067cf",
 }
 
 
@@ -506,3 +515,18 @@ def test_a_timestamp_in_the_wrong_unit_is_invalid_with_a_reason_naming_the_unit(
         codec.decode(data)
     assert caught.value.kind == "invalid_value" and words in str(caught.value) and "ts_event 1970-01-" in str(caught.value)
     assert outcomes(codec, [data])[0] == reference(codec, data)
+
+
+@pytest.mark.parametrize(("overrides", "words"), [
+    ({"stop_price": 101.0}, "stop_price 101.0 is at or above price 101.0 for a BUY"),
+    ({"target_price": 100.0}, "target_price 100.0 is at or below price 101.0 for a BUY"),
+    ({"side": "SELL", "stop_price": 100.0}, "stop_price 100.0 is at or below price 101.0 for a SELL"),
+    ({"side": "SELL", "target_price": 102.0}, "target_price 102.0 is at or above price 101.0 for a SELL"),
+])
+def test_a_stop_or_target_on_the_wrong_side_is_invalid_with_a_reason(overrides: dict[str, Any], words: str) -> None:
+    codec = EventCodec(InMemoryRegistry())
+    with pytest.raises(DecodeError) as caught:
+        codec.decode(raw_message(codec, SignalRaised, record_of(make_signal(), **overrides)))
+    assert caught.value.kind == "invalid_value" and words in str(caught.value)
+    sides = {"side": "SELL", "stop_price": 102.0, "target_price": 100.0} if "side" in overrides else {"stop_price": 100.0, "target_price": 102.0}
+    assert codec.decode(raw_message(codec, SignalRaised, record_of(make_signal(), **sides))).stop_price == sides["stop_price"]

@@ -22,6 +22,7 @@ from schemas.events import (
     _non_empty,
     _non_negative,
     _one_of,
+    _order_sides,
     _positive,
     _ts,
     _unit_interval,
@@ -98,6 +99,7 @@ def _rules(event: Any) -> None:
         for name in ("stop_price", "target_price"):
             if getattr(event, name) is not None:
                 _positive(name, getattr(event, name))
+        _order_sides(event.side, event.price, event.stop_price, event.target_price)
     elif isinstance(event, SizeDecided):
         _finite("multiplier", event.multiplier)
         if not 0.25 <= event.multiplier <= 2.0:
