@@ -36,6 +36,9 @@ class Settings:
     kafka_ssl_certfile: str = ""  # client certificate (mutual TLS), PEM
     kafka_ssl_keyfile: str = ""
     kafka_ssl_key_password: str = field(default="", repr=False)
+    # librdkafka's own log (syslog levels: 0 nothing but emergencies, 3 errors, 6 its default, 7 debug).
+    # One-shot CLI commands use 0 unless this is set: their one line on stderr says what failed.
+    kafka_log_level: int = 6
     topic_prefix: str = "rlsizer"
     topic_partitions: int = 6
     topic_replication: int = 1
