@@ -194,6 +194,10 @@ def worker_reports(settings: Settings, codec: Any, since: datetime) -> list[tupl
 
 
 def _read_until(consumer: Consumer, end: int, codec: Any, timeout_s: float = 10.0) -> list[tuple[str, Any]]:
+    """The worker reports up to offset ``end``. An undecodable record is skipped; an unreachable schema
+    registry, or an end not reached in time, raises (the probe FAILs: unread reports are not "no reports")."""
+    from schemas.codec import DecodeError
+
     prefix = health.WORKER_REPORT_KEY_PREFIX.encode()
     found: list[tuple[str, Any]] = []
     deadline = time.monotonic() + timeout_s
@@ -205,11 +209,11 @@ def _read_until(consumer: Consumer, end: int, codec: Any, timeout_s: float = 10.
         if key.startswith(prefix):
             try:
                 found.append((key[len(prefix):].decode(errors="replace"), codec.decode(msg.value())))
-            except Exception:  # not ours to judge here: a bad record is skipped
+            except DecodeError:  # not a HealthChecked a worker wrote; not ours to judge here
                 pass
         if msg.offset() >= end - 1:
-            break
-    return found
+            return found
+    raise TimeoutError(f"the health topic was not read to its end (offset {end}) within {timeout_s:.0f} s")
 
 
 def worker_reports_probe(settings: Settings, codec_factory: Callable[[], Any]) -> Callable[[datetime], CheckResult]:

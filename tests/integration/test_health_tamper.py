@@ -64,11 +64,13 @@ def draft(run: str, **metrics: float) -> ManifestDraft:
                          metrics=dict(metrics), data_from=T0, data_to=T0 + timedelta(days=30), run_name=run)
 
 
+SHOWN: list[str] = []  # each `rlsizer health --json`, printed at the end of the test (seen with -s, or on failure)
+
+
 def health_json(capsys: pytest.CaptureFixture[str], case: str) -> dict[str, dict[str, str]]:
     code = main(["health", "--json"])
     out = capsys.readouterr().out
-    with capsys.disabled():
-        print(f"\n--- rlsizer health --json: {case} (exit {code})\n{out}")
+    SHOWN.append(f"\n--- rlsizer health --json: {case} (exit {code})\n{out}")
     report = json.loads(out)
     assert code == (1 if report["status"] == "FAIL" else 0)
     return {c["check"]: c for c in report["checks"]} | {"overall": {"status": report["status"]}}
@@ -132,6 +134,7 @@ def test_health_fails_naming_each_tamper_case_and_a_forged_announcement(hsetting
         s3.put_object(Bucket=s.s3_bucket, Key=k, Body=body)
 
     worker = start_worker(s, worker_id="h")
+    SHOWN.clear()
     try:
         wait_for(lambda: worker_state(s)["model_version"] == v1, "the worker serves v1")
         before = health_json(capsys, "untouched")
@@ -189,3 +192,5 @@ def test_health_fails_naming_each_tamper_case_and_a_forged_announcement(hsetting
         assert after["worker_reports"]["status"] == "OK" and worker_state(s)["model_version"] == v1
     finally:
         worker.stop()
+        capsys.readouterr()
+        print("".join(SHOWN))
