@@ -37,6 +37,7 @@ from faust.types import TP
 from mode import Service
 
 from agents.glue import decided_record
+from agents.health import worker_report_key
 from agents.glue.book_store import BookStore
 from agents.glue.faust.changelog import ChangelogWriter
 from agents.glue.contiguous import APPLY, SKIP, due_offset, next_step
@@ -160,8 +161,8 @@ class Worker:
             event = HealthChecked(ts_event=utc_now(), component="worker", check="progress",
                                   status="FAIL" if stalled else "OK", detail=detail,
                                   action="rlsizer up restarts a worker it supervises" if stalled else None)
-            topic = self.path.settings.topic("health")
-            self.app.producer.produce_now(topic, b"worker", self.codec.encode(topic, event), None)
+            topic = self.path.settings.topic("health")  # keyed as the worker's own reports (rlsizer health reads them)
+            self.app.producer.produce_now(topic, worker_report_key(self.worker_id), self.codec.encode(topic, event), None)
 
     def after_rebalance(self) -> None:
         """At the first record after a rebalance: drop caches of what another worker may have changed, and

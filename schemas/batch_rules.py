@@ -13,6 +13,7 @@ rule there fails the tests until this mirror is updated.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Final
 
 import numpy as np
@@ -36,9 +37,11 @@ from schemas.events import (
     SignalRaised,
     SizeDecided,
     TradeClosed,
+    earliest_event_time,
 )
 
 Columns = Mapping[str, pa.Array]
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _num(columns: Columns, name: str) -> np.ndarray:
@@ -143,8 +146,27 @@ def _map_values_finite(columns: Columns, name: str) -> np.ndarray:
     return (bad_per_row == 0) & ~_null(columns, name)
 
 
+def _plausible_times(columns: Columns, *names: str) -> np.ndarray:
+    """Timestamps at or after the earliest plausible event time (``schemas.events.earliest_event_time``)."""
+    earliest = (earliest_event_time() - _EPOCH) // timedelta(microseconds=1)
+    ok = np.ones(len(columns[names[0]]), bool)
+    for name in names:
+        ok &= columns[name].cast(pa.int64()).to_numpy(zero_copy_only=False) >= earliest
+    return ok
+
+
 def _event(columns: Columns) -> np.ndarray:
-    return _non_empty(columns, "event_id")  # timestamps from the decoder are always timezone-aware
+    # timestamps from the decoder are always timezone-aware (UTC)
+    return _non_empty(columns, "event_id") & _plausible_times(columns, "ts_event", "ts_init")
+
+
+def _order_sides(c: Columns) -> np.ndarray:
+    """A BUY's stop below and target above its price; a SELL's the other way round (absent: fine)."""
+    price, stop, target = _num(c, "price"), _num(c, "stop_price"), _num(c, "target_price")
+    buy, sell = _one_of(c, "side", ("BUY",)), _one_of(c, "side", ("SELL",))
+    stop_ok = _null(c, "stop_price") | (buy & (stop < price)) | (sell & (stop > price))
+    target_ok = _null(c, "target_price") | (buy & (target > price)) | (sell & (target < price))
+    return stop_ok & target_ok
 
 
 def _bar(c: Columns) -> np.ndarray:
@@ -177,6 +199,7 @@ def _signal(c: Columns) -> np.ndarray:
         & _unit_interval(c, "q_score")
         & _optional(c, "stop_price", _positive)
         & _optional(c, "target_price", _positive)
+        & _order_sides(c)
         & ~_null(c, "attrs")
     )
 
@@ -218,6 +241,7 @@ def _trade(c: Columns) -> np.ndarray:
         _event(c)
         & _one_of(c, "side", SIDES)
         & _positive(c, "qty", "entry_price", "exit_price")
+        & _plausible_times(c, "entry_ts", "exit_ts")
         & (exit_ >= entry)
         & _finite(c, "pnl", "r_multiple", "mae_r", "mfe_r")
         & _non_negative(c, "fees")

@@ -10,10 +10,11 @@ into ``EventRejected`` records.
 from __future__ import annotations
 
 import math
+import os
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
@@ -30,6 +31,66 @@ class InvalidEvent(ValueError):
     """An event value breaks its contract (NaN price, unknown side, ...)."""
 
 
+# The earliest plausible time of an event. Every timestamp is microseconds since the epoch
+# (Avro timestamp-micros): milliseconds or seconds put there by mistake (JavaScript's
+# Date.now() is milliseconds) decode as January 1970, so anything before this is refused,
+# with a reason that names the likely unit. Events validate themselves at construction, in
+# every process (workers, reconciler, replay, bots on the adapter SDK), so the bound is read
+# here, once, from the environment variable that ``streams.settings.Settings`` also declares
+# (and passes to the processes it starts): RLSIZER_EARLIEST_EVENT_TIME, an ISO date or time.
+EARLIEST_EVENT_TIME_ENV: Final = "RLSIZER_EARLIEST_EVENT_TIME"
+DEFAULT_EARLIEST_EVENT_TIME: Final = "1990-01-01"
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_UTC: Final = timezone.utc
+_LATEST_MICROS: Final = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=_UTC) - _EPOCH) // timedelta(microseconds=1)
+
+
+def parse_earliest_event_time(text: str) -> datetime:
+    """``text`` (``1990-01-01``, ``1990-01-01T00:00:00+00:00``; UTC when no offset is given) as a UTC datetime."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{EARLIEST_EVENT_TIME_ENV}={text!r} is not an ISO date or time, such as 1990-01-01") from None
+    value = value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
+    if value < _EPOCH:
+        raise ValueError(f"{EARLIEST_EVENT_TIME_ENV}={text!r} is before 1970-01-01: it would let a unit error through")
+    return value
+
+
+try:
+    _earliest: datetime = parse_earliest_event_time(os.environ.get(EARLIEST_EVENT_TIME_ENV, DEFAULT_EARLIEST_EVENT_TIME))
+except ValueError:  # refused, with the reason, by ``Settings`` (streams.settings) where a process reads its settings
+    _earliest = parse_earliest_event_time(DEFAULT_EARLIEST_EVENT_TIME)
+
+
+def earliest_event_time() -> datetime:
+    """Timestamps before this are refused (``RLSIZER_EARLIEST_EVENT_TIME``, default 1990-01-01)."""
+    return _earliest
+
+
+def set_earliest_event_time(value: datetime) -> datetime:
+    """Change the bound for this process (tests, embedding); returns the previous one."""
+    global _earliest
+    previous, _earliest = _earliest, parse_earliest_event_time(value.isoformat())
+    return previous
+
+
+def _implausible(name: str, value: datetime) -> InvalidEvent:
+    """Why ``value`` (aware, before the earliest plausible time) cannot be a timestamp: the likely unit error."""
+    micros = (value - _EPOCH) // timedelta(microseconds=1)
+    earliest = (_earliest - _EPOCH) // timedelta(microseconds=1)
+    stored = f"{name} {value.isoformat()} ({micros} microseconds since the epoch)"
+    limit = f"is before {_earliest.date().isoformat()} ({EARLIEST_EVENT_TIME_ENV})"
+    if earliest <= micros * 1_000 <= _LATEST_MICROS:
+        return InvalidEvent(f"{stored} {limit}: it looks like milliseconds since the epoch in a timestamp-micros field "
+                            f"(JavaScript's Date.now() is milliseconds): multiply by 1000")
+    if earliest <= micros * 1_000_000 <= _LATEST_MICROS:
+        return InvalidEvent(f"{stored} {limit}: it looks like seconds since the epoch in a timestamp-micros field: "
+                            f"multiply by 1000000")
+    return InvalidEvent(f"{stored} {limit}, not a plausible time for an event: timestamps are microseconds since "
+                        f"1970-01-01 UTC (Avro timestamp-micros)")
+
+
 def new_event_id() -> str:
     return str(uuid.uuid4())
 
@@ -39,8 +100,10 @@ def utc_now() -> datetime:
 
 
 def _ts(name: str, value: datetime) -> None:
-    if not isinstance(value, datetime) or value.tzinfo is None:
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise InvalidEvent(f"{name} must be a timezone-aware datetime, got {value!r}")
+    if value < _earliest:
+        raise _implausible(name, value)
 
 
 def _is_finite(value: object) -> bool:
@@ -122,9 +185,22 @@ def _usual_event(e: Event) -> bool:
     """True when ``Event.__post_init__`` surely passes (False: not sure)."""
     return bool(
         type(e.event_id) is str and e.event_id.strip()
-        and type(e.ts_event) is datetime and e.ts_event.tzinfo is not None
-        and type(e.ts_init) is datetime and e.ts_init.tzinfo is not None
+        and type(e.ts_event) is datetime and e.ts_event.tzinfo is _UTC and e.ts_event >= _earliest
+        and type(e.ts_init) is datetime and e.ts_init.tzinfo is _UTC and e.ts_init >= _earliest
     )
+
+
+def _order_sides(side: str, price: float, stop: float | None, target: float | None) -> None:
+    """A stop beyond the price against the trade, a target beyond it with the trade (R is measured from the stop)."""
+    buy = side == "BUY"
+    if stop is not None and not (stop < price if buy else stop > price):
+        raise InvalidEvent(
+            f"stop_price {stop} is {'at or above' if buy else 'at or below'} price {price} for a {side}: a {side}'s stop "
+            f"must be {'below' if buy else 'above'} its price (on the wrong side its risk, hence its R, means nothing)")
+    if target is not None and not (target > price if buy else target < price):
+        raise InvalidEvent(
+            f"target_price {target} is {'at or below' if buy else 'at or above'} price {price} for a {side}: a "
+            f"{side}'s target must be {'above' if buy else 'below'} its price")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,8 +284,10 @@ class SignalRaised(Event):
             and type(self.score) is float and -_INF < self.score < _INF
             and type(self.q_score) is float and 0.0 <= self.q_score <= 1.0
             and type(self.base_qty) is float and 0.0 < self.base_qty < _INF
-            and (stop is None or (type(stop) is float and 0.0 < stop < _INF))
-            and (target is None or (type(target) is float and 0.0 < target < _INF))
+            and (stop is None or (type(stop) is float and 0.0 < stop < _INF
+                                  and (stop < self.price if self.side == "BUY" else stop > self.price)))
+            and (target is None or (type(target) is float and 0.0 < target < _INF
+                                    and (target > self.price if self.side == "BUY" else target < self.price)))
         ):
             self._check()
         _freeze(self, "attrs")
@@ -228,6 +306,7 @@ class SignalRaised(Event):
         for name in ("stop_price", "target_price"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
+        _order_sides(self.side, self.price, self.stop_price, self.target_price)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -36,6 +36,9 @@ class Settings:
     kafka_ssl_certfile: str = ""  # client certificate (mutual TLS), PEM
     kafka_ssl_keyfile: str = ""
     kafka_ssl_key_password: str = field(default="", repr=False)
+    # librdkafka's own log (syslog levels: 0 nothing but emergencies, 3 errors, 6 its default, 7 debug).
+    # One-shot CLI commands use 0 unless this is set: their one line on stderr says what failed.
+    kafka_log_level: int = 6
     topic_prefix: str = "rlsizer"
     topic_partitions: int = 6
     topic_replication: int = 1
@@ -70,13 +73,27 @@ class Settings:
     max_future_seconds: float = 300.0
     # a held input partition with records to apply and none applied for this long is a stall (agents.glue.watchdog)
     worker_stall_seconds: float = 30.0
+    # any event timestamp before this is invalid_value (a unit error: milliseconds or seconds in timestamp-micros).
+    # Events check it when built, in every process, from the environment variable (schemas.events): this field
+    # validates it and passes it on to the processes rlsizer starts.
+    earliest_event_time: str = "1990-01-01"
     # Trainer
     train_interval_seconds: float = 6 * 3600.0
     train_min_new_outcomes: int = 200
     # Health
     health_interval_seconds: float = 1800.0
+    # how far back `rlsizer health` and the monitor read the workers' own reports on the health topic
+    health_report_window_seconds: float = 86400.0
     monitor_web_port: int = 0  # the monitor's /metrics (rlsizer_health_status); 0: not served
     monitor_web_host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        from schemas.events import parse_earliest_event_time
+
+        try:
+            parse_earliest_event_time(self.earliest_event_time)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
 
     def __repr__(self) -> str:  # secrets stay out of logs
         shown = ", ".join(

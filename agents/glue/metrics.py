@@ -29,6 +29,7 @@ class WorkerMetrics:
     started: float = field(default_factory=time.time)
     last_decision: float | None = None
     decisions_count: int = 0
+    model_check: Any = None  # the latest model_integrity HealthChecked of this worker (``model_checked``)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -85,19 +86,28 @@ class WorkerMetrics:
         self.model_info.clear()
         self.model_info.labels(version or "rules").set(1)
 
+    def model_checked(self, report: Any) -> None:
+        """Keep the latest ``HealthChecked`` of the worker's model loader or poller for ``/health``."""
+        self.model_check = report
+
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition format; aiohttp adds the charset itself, so it is not in the type."""
         return generate_latest(self.registry), "text/plain; version=0.0.4"
 
     def health(self, slot: Any, threads_alive: bool) -> dict[str, Any]:
+        """``/health``: "fail" while the latest model check FAILs (a refused alias, a forged announcement, ...)."""
         policy = getattr(slot, "current", None)
+        check = self.model_check
+        status = "fail" if check is not None and check.status == "FAIL" else "ok" if threads_alive else "degraded"
         return {
-            "status": "ok" if threads_alive else "degraded",
+            "status": status,
             "model_version": getattr(policy, "version", None),
             "policy": "MODEL" if policy is not None else "RULES",
             "decisions": self.decisions_count,
             "seconds_since_last_decision": None if self.last_decision is None else round(time.time() - self.last_decision, 3),
             "uptime_seconds": round(time.time() - self.started, 1),
+            "model_check": None if check is None else {
+                "status": check.status, "detail": check.detail, "at": check.ts_event.isoformat()},
         }
 
 

@@ -32,6 +32,16 @@ def parse_time(text: str) -> datetime:
     return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("backtest", help="compare sizing policies over a window of recorded signals")
     parser.add_argument("--from", dest="start", type=parse_time, required=True, help="window start (inclusive), ISO, UTC by default")
@@ -44,7 +54,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-refresh", dest="refresh", action="store_false", help="use the warehouse as it is")
     parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: $RLSIZER_DATA_DIR/warehouse.duckdb)")
     parser.add_argument("--report", type=Path, default=None, help="write an HTML report here")
-    parser.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples for the intervals (seeded)")
+    parser.add_argument("--bootstrap", type=positive_int, default=500, help="bootstrap resamples for the intervals (seeded)")
     parser.set_defaults(func=run)
 
 
@@ -95,6 +105,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from trainer.replay import ReplayError, replay
     from trainer.warehouse import WarehouseError, default_path, open_warehouse
 
+    from rlsizer.commands.replay import kafka_hint
+
     names = [n.strip() for n in args.policy.split(",") if n.strip()]
     path = args.warehouse or default_path(settings.data_dir)
     try:
@@ -104,7 +116,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             codec = make_codec(settings)
             print(replay(settings, codec, warehouse_path=path, progress=False).summary().splitlines()[-1])
         elif not path.exists():
-            print(f"rlsizer backtest: no warehouse at {path}; run without --no-refresh (or `rlsizer replay`) first")
+            print(f"rlsizer backtest: no warehouse at {path}; run without --no-refresh (or `rlsizer replay`) first",
+                  file=sys.stderr)
             return EXIT_FAILED
         else:
             try:  # validated before reading; an unusable file is the user's to look at, never replaced
@@ -121,7 +134,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             con.close()
         if not history.window_ids:
-            print(f"rlsizer backtest: no signals between {args.start.isoformat()} and {args.end.isoformat()} in {path}")
+            print(f"rlsizer backtest: no signals between {args.start.isoformat()} and {args.end.isoformat()} in {path}",
+                  file=sys.stderr)
             return EXIT_FAILED
         strategy_map = StrategyMap.from_spec(settings.strategy_map)
         result = backtest(history, specs, strategy_map, n_boot=args.bootstrap)
@@ -129,7 +143,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if live is None:
             live = run_policy(history, live_policy(_Lazy(lambda: ModelRegistry.from_settings(settings))), strategy_map)
     except (BacktestError, ReplayError, WarehouseError, ValueError) as exc:
-        print(f"rlsizer backtest: {exc}")
+        print(f"rlsizer backtest: {exc}{kafka_hint(exc, settings)}", file=sys.stderr)
         return EXIT_FAILED
     report = check_parity(live, history)
     parity = f"{_deciders(live)}\n{report.summary()}"

@@ -59,7 +59,7 @@ def register(subparsers: Any) -> None:
     defaults = SeaweedPorts()
     for name in ("master", "volume", "filer", "admin"):
         internal.add_argument(f"--seaweed-{name}-port", type=int, default=getattr(defaults, name), metavar="PORT")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, kafka_logs=True)
 
 
 def _port_of(url: str, fallback: int) -> int:

@@ -116,6 +116,6 @@ def test_backtest_command_reads_kafka_and_writes_a_report(settings: Settings, re
     # the warehouse the CLI refreshed holds everything published; a second refresh adds nothing
     assert replay(s, codec, warehouse_path=tmp_path / "warehouse.duckdb", progress=False).new_rows == 0
     bad = build_parser().parse_args(["backtest", "--from", "2001-01-01", "--to", "2001-02-01", "--no-refresh"])
-    assert bad.func(bad, s) == 1 and "no champion for model" in capsys.readouterr().out
+    assert bad.func(bad, s) == 1 and "no champion for model" in capsys.readouterr().err  # errors go to stderr
     bad = build_parser().parse_args(["backtest", "--from", "2030-01-01", "--to", "2030-02-01", "--no-refresh", "--policy", "fixed"])
-    assert bad.func(bad, s) == 1 and "no signals" in capsys.readouterr().out
+    assert bad.func(bad, s) == 1 and "no signals" in capsys.readouterr().err

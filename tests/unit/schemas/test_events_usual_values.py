@@ -22,6 +22,7 @@ from schemas.events import (
     _non_empty,
     _non_negative,
     _one_of,
+    _order_sides,
     _positive,
     _ts,
     _unit_interval,
@@ -98,6 +99,7 @@ def _rules(event: Any) -> None:
         for name in ("stop_price", "target_price"):
             if getattr(event, name) is not None:
                 _positive(name, getattr(event, name))
+        _order_sides(event.side, event.price, event.stop_price, event.target_price)
     elif isinstance(event, SizeDecided):
         _finite("multiplier", event.multiplier)
         if not 0.25 <= event.multiplier <= 2.0:
@@ -159,6 +161,8 @@ _EDGES: list[Any] = [
     0, 1, -1, True, False, 2**1100, 0.0, -0.0, 1.0, -1.0, 0.25, 2.0, 2.0000000000000004, 0.24999999999999997,
     float("inf"), float("-inf"), float("nan"), 1e308, np.float64(1.0), np.float64("nan"),
     T0, datetime(2024, 1, 2), T0.astimezone(timezone(timedelta(hours=5))), Stamp.fromtimestamp(0, timezone.utc),
+    datetime(1970, 1, 21, 3, 5, tzinfo=timezone.utc),  # Date.now() milliseconds read as microseconds
+    datetime(1989, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc), datetime(1990, 1, 1, tzinfo=timezone.utc),
 ]
 
 
