@@ -30,11 +30,11 @@ function settingsFromEnv (env = process.env) {
 const micros = (date = new Date()) => date.getTime() * 1000
 
 /**
- * Consumer settings that matter on the embedded broker. tansu 0.6.0 answers a fetch only at fixed
- * points of maxWaitTimeInMs (half of it first, even when records are there; all of it when none
- * come) and lets a new member join after half its sessionTimeout: with kafkajs's defaults (5000 ms,
- * 30000 ms) an answer waits up to 2.5 s and the first join takes 15 s. The numbers, and what the
- * short wait costs the broker, are in the top-level README.
+ * Consumer settings that matter on the embedded broker. A record that arrives while a fetch waits
+ * is delivered by tansu 0.6.0 only at fixed points of maxWaitTimeInMs (half of it, 3/4, 7/8, ...),
+ * and a new member joins after half its sessionTimeout: with kafkajs's defaults (5000 ms, 30000 ms)
+ * an answer waits up to 2.5 s and the first join takes 15 s. The numbers, and what the short wait
+ * costs the broker, are in the top-level README.
  */
 const FAST_CONSUMER = { maxWaitTimeInMs: 20, sessionTimeout: 6000, heartbeatInterval: 2000 }
 
