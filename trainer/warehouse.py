@@ -102,18 +102,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.catalog import schema_dict
-from schemas.events import (
-    BarClosed,
-    Event,
-    EventRejected,
-    FeaturesComputed,
-    HealthChecked,
-    ModelPublished,
-    OrderFilled,
-    SignalRaised,
-    SizeDecided,
-    TradeClosed,
-)
+from schemas.events import EVENT_TYPES, Event, FeaturesComputed
 from streams.topics import TOPIC_FOR_EVENT
 from trainer.feature_layouts import LAYOUT_COLUMN, LAYOUT_TYPE, VALUES_COLUMN, VALUES_TYPE, Layouts, split_maps
 
@@ -312,11 +301,12 @@ def table_spec(short_name: str, event_type: type[Event]) -> TableSpec:
     return TableSpec(short_name, event_type, tuple(columns))
 
 
-TABLE_NAMES: Final[dict[type[Event], str]] = {
-    BarClosed: "bars", SignalRaised: "signals", FeaturesComputed: "features", SizeDecided: "decisions",
-    OrderFilled: "fills", TradeClosed: "outcomes", ModelPublished: "models", HealthChecked: "health",
-    EventRejected: "dlq",
+_TABLE_OF: Final[dict[str, str]] = {
+    "BarClosed": "bars", "SignalRaised": "signals", "FeaturesComputed": "features", "SizeDecided": "decisions",
+    "OrderFilled": "fills", "TradeClosed": "outcomes", "ModelPublished": "models", "HealthChecked": "health",
+    "EventRejected": "dlq",
 }
+TABLE_NAMES: Final[dict[type[Event], str]] = {t: _TABLE_OF[t.__name__] for t in EVENT_TYPES}
 """One table per event type (the ``inputs`` topic's three types go to three tables)."""
 TABLES: Final[tuple[TableSpec, ...]] = tuple(
     table_spec(name, event_type) for event_type, name in TABLE_NAMES.items() if event_type in TOPIC_FOR_EVENT
