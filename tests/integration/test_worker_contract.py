@@ -29,7 +29,7 @@ from confluent_kafka.admin import AdminClient
 
 from schemas.catalog import schema_text
 from schemas.codec import EventCodec, frame
-from schemas.events import EventRejected, OrderFilled, SignalRaised, SizeDecided, TradeClosed, utc_now
+from schemas.events import BarClosed, EventRejected, OrderFilled, SignalRaised, SizeDecided, TradeClosed, utc_now
 from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
@@ -224,7 +224,8 @@ def _changelog_values(s: Settings, key: bytes, table: str = "decided") -> list[b
 def test_decided_signals_expire_after_the_retention_and_a_repeat_then_is_refused_not_decided_again(wsettings, workers, codec):
     """``RLSIZER_DECIDED_RETENTION_DAYS=1``: a signal more than a day (event time) older than its symbol's
     latest decided one is forgotten (tombstoned), with its closed trade; coming back, it is dead-lettered as
-    stale, also after a restart that recovers the table."""
+    stale, also after a restart that recovers the table -- and reads every input again, the group's offsets
+    lost: what the books applied is recognised, nothing is decided, sent or dead-lettered a second time."""
     s = replace(wsettings, decided_retention_days=1.0)
     workers.s = s
     producer = EventProducer(make_producer(s), codec, s)
@@ -278,11 +279,38 @@ def test_decided_signals_expire_after_the_retention_and_a_repeat_then_is_refused
 
     workers.stop("1")
     workers.procs["1"].wait(30)
-    workers.start("2")  # recovers the table from its changelog: "old" stays forgotten, "new" remembered
+    _rewind_group_to_start(s)  # and the group's offsets lost: worker 2 reads every input again
+    workers.start("2")  # recovers the tables from their changelogs: "old" stays forgotten, "new" remembered
     for event in (old, new, sig("fresh2", 2.1)):
         producer.send(event)
     producer.flush()
     seen.drain(time.monotonic() + 45, want={"fresh2"}, want_rejected=3, workers=workers)
+    # the inputs read again were recognised as applied: nothing decided, sent or dead-lettered again
     assert seen.count == {"old": 1, "new": 3, "fresh": 1, "fresh2": 1}, (seen.count, workers.logs())
+    kinds = sorted(r.error_type for r in seen.rejected)
+    assert kinds == ["future_timestamp", "orphan_fill", "stale_signal", "stale_signal", "stale_signal"], kinds
     assert sorted(_stale_letters(seen, codec)) == ["old", "old", "older"]
     assert all(len(m) == 1 for m in seen.multipliers.values())
+
+
+
+def _rewind_group_to_start(s: Settings) -> None:
+    """Commit offset 0 on every input partition for the workers' group, as if its offsets were lost (a broker
+    restart can do it): the next worker reads every input again."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from streams.topics import worker_group_id
+
+    topic = s.topic("inputs")
+    rewind = Consumer({**s.kafka_config(), "group.id": worker_group_id(s), "enable.auto.commit": False,
+                       "session.timeout.ms": 6000})
+    try:  # as a member of the group: tansu takes commits from members only
+        parts = rewind.list_topics(topic, timeout=10).topics[topic].partitions
+        rewind.subscribe([topic])
+        deadline = time.monotonic() + 30
+        while len(rewind.assignment()) < len(parts) and time.monotonic() < deadline:
+            rewind.poll(0.2)
+        rewind.commit(offsets=[TopicPartition(topic, p, 0) for p in parts], asynchronous=False)
+        assert all(tp.offset == 0 for tp in rewind.committed([TopicPartition(topic, p) for p in parts], timeout=10))
+    finally:
+        rewind.close()
