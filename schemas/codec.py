@@ -24,11 +24,11 @@ import numpy as np
 import pyarrow as pa
 from fastavro.types import Schema
 
-from schemas.batch_rules import surely_valid
 from schemas.catalog import schema_dict, schema_text
 from schemas.columnar import Joined, Unsupported, decode_columns_at
 from schemas.events import EVENT_BY_SCHEMA_NAME, NAMESPACE, Event, InvalidEvent, field_names
-from schemas.fast_avro import _EPOCH, compiled, head_decoder
+from schemas.fast_avro import compiled, head_decoder
+from schemas.rules import EPOCH, surely_valid
 
 MAGIC_BYTE: Final = 0
 _HEADER = struct.Struct(">bI")
@@ -113,7 +113,7 @@ def _as_timestamps(record: dict[str, Any], names: tuple[str, ...]) -> None:
         value = record.get(name)
         if type(value) is int:
             try:
-                record[name] = _EPOCH + timedelta(microseconds=value)
+                record[name] = EPOCH + timedelta(microseconds=value)
             except OverflowError:
                 raise DecodeError("invalid_value", f"{name}: {value} microseconds since the epoch is out of range") from None
 
@@ -244,7 +244,7 @@ class EventCodec:
         """Decode many messages at once, with the same outcome per message as ``decode``.
 
         Messages written with our own schema are decoded in columns (``schemas.columnar``)
-        and checked with ``schemas.batch_rules``; any row either is unsure about goes
+        and checked column-wise with the event's rules (``schemas.rules``); any row either is unsure about goes
         through ``decode``, so events, errors and reasons are those of ``decode``.
         """
         joined = Joined.of(datas)  # once: each schema's rows are decoded from this buffer
