@@ -123,7 +123,9 @@ def _canonical(text: str) -> str:
 
 
 def _parse(text: str) -> Schema:
-    return fastavro.parse_schema(json.loads(text), _write_hint=False)
+    """Parsed once: the result keeps fastavro's parsed marker, without which its reader and writer
+    parse the schema again on every call (a SignalRaised body took 25-34 us to read instead of 14)."""
+    return fastavro.parse_schema(json.loads(text))
 
 
 @dataclass(frozen=True, slots=True)
