@@ -137,7 +137,7 @@ def main() -> None:
         print(_line(f"{name} decode (body)", _compare(
             lambda t=event_type, b=body: fastavro_decode(t, b), None if fast_decode is None else lambda f=fast_decode, b=body: f(b))))
         print(_line(f"{name} EventCodec.decode", _compare(
-            lambda m=message: codec.decode(m), lambda m=message: codec.decode(m), _fastavro_only)))
+            lambda m=message: codec.decode(m), None if fast_decode is None else lambda m=message: codec.decode(m), _fastavro_only)))
     for event in (features, decision):
         fast = compiled(type(event))
         assert fast is not None

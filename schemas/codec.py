@@ -199,21 +199,13 @@ class EventCodec:
         if expected is not None and ours.event_type is not expected:
             raise DecodeError("wrong_schema", f"schema id {schema_id} is {ours.event_type.__name__}'s, "
                                               f"not {expected.__name__}'s")
-        fast = compiled(ours.event_type) if same else None
-        record = None
-        if fast is not None:  # exactly our schema: what fastavro would read, or an exception (then fastavro reads it)
-            try:
-                record = fast.decode(body)
-            except Exception:  # short, leftover or unusual bytes: fastavro decides, with its own error
-                pass
-        if record is None:
-            try:
-                record = fastavro.schemaless_reader(io.BytesIO(body), writer, None if same else ours.parsed)
-            except Exception as exc:  # fastavro raises many types for bad bodies
-                reason = _OBJECT_REPR.sub("the body", str(exc))  # fastavro names the stream it read by its address
-                raise DecodeError("malformed", f"Avro body does not match schema id {schema_id}: {reason}") from exc
-            if not same:
-                _as_timestamps(record, ours.timestamps)
+        try:
+            record = fastavro.schemaless_reader(io.BytesIO(body), writer, None if same else ours.parsed)
+        except Exception as exc:  # fastavro raises many types for bad bodies
+            reason = _OBJECT_REPR.sub("the body", str(exc))  # fastavro names the stream it read by its address
+            raise DecodeError("malformed", f"Avro body does not match schema id {schema_id}: {reason}") from exc
+        if not same:
+            _as_timestamps(record, ours.timestamps)
         try:
             return ours.event_type(**record)
         except InvalidEvent as exc:
