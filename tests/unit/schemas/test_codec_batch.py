@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import io
 import json
 import math
@@ -21,7 +19,6 @@ from hypothesis import strategies as st
 from schemas.catalog import schema_dict, schema_text
 from schemas.codec import DecodeError, EventCodec, InMemoryRegistry, frame
 from schemas.events import (
-    EVENT_TYPES,
     BarClosed,
     Event,
     FeaturesComputed,
@@ -309,40 +306,6 @@ def test_generated_values_match_decode(bars: list[tuple[Any, ...]], decisions: l
         assert same_outcome(outcome, want), (outcome, want)
 
 
-# The vectorised pre-check in schemas/batch_rules.py mirrors these __post_init__ bodies.
-# If one changes, update batch_rules.py (stricter is safe, looser is a bug), then these hashes.
-POST_INIT_SHA256 = {
-    "Event": "44c471af8d78ca7e",
-    "BarClosed": "d17189852d5e7d7f",
-    "SignalRaised": "13f8e2198aad07fe",  # stop/target on the right side of the price: batch_rules._order_sides
-    "FeaturesComputed": "c9ac80e7a2e5748f",  # same rules: the map at C speed first, the fields in one expression first
-    "SizeDecided": "6e9c570b83d557e2",  # rules unchanged, as SignalRaised
-    "OrderFilled": "03a34ba3ce0273d7",
-    "TradeClosed": "681fd5f360ceca76",
-    "ModelPublished": "c88e115a7e9937ee",
-    "HealthChecked": "b120b8c1a2cc8a92",
-    "EventRejected": "46b2e93c2f9ac236",
-}
-
-
-# The helpers those bodies share, which the mirror depends on as well.
-HELPER_SHA256 = {
-    "_ts": "7c543da07b6407e5",  # the earliest plausible time: batch_rules._plausible_times
-    "_usual_event": "7f1246db961e1579",
-    "_order_sides": "0f23dfc41f5067cf",
-}
-
-
-@pytest.mark.parametrize("name", sorted(HELPER_SHA256))
-def test_shared_validation_helpers_unchanged_since_batch_rules_mirrored_them(name: str) -> None:
-    import schemas.events
-
-    source = inspect.getsource(getattr(schemas.events, name))
-    assert hashlib.sha256(source.encode()).hexdigest()[:16] == HELPER_SHA256[name], (
-        f"schemas.events.{name} changed: review schemas/batch_rules.py, then update HELPER_SHA256"
-    )
-
-
 def test_the_earliest_plausible_time_is_configurable_and_both_rules_follow_it() -> None:
     """RLSIZER_EARLIEST_EVENT_TIME (read when schemas.events is imported; set here for this process)."""
     from schemas.events import set_earliest_event_time
@@ -361,21 +324,6 @@ def test_the_earliest_plausible_time_is_configurable_and_both_rules_follow_it() 
         assert outcomes(codec, [data])[0][:2] == ("event", SignalRaised) == reference(codec, data)[:2]
     finally:
         set_earliest_event_time(previous)
-
-
-def _post_init_hash(event_type: type[Event]) -> str:
-    """The source of ``__post_init__`` and of the ``_check`` it calls when its one-expression shortcut is unsure."""
-    source = inspect.getsource(event_type.__post_init__) if "__post_init__" in vars(event_type) else "inherited"
-    if "_check" in vars(event_type):
-        source += inspect.getsource(vars(event_type)["_check"])
-    return hashlib.sha256(source.encode()).hexdigest()[:16]
-
-
-@pytest.mark.parametrize("event_type", [Event, *EVENT_TYPES], ids=lambda t: t.__name__)
-def test_validation_rules_unchanged_since_batch_rules_mirrored_them(event_type: type[Event]) -> None:
-    assert _post_init_hash(event_type) == POST_INIT_SHA256[event_type.__name__], (
-        f"{event_type.__name__}.__post_init__ changed: review schemas/batch_rules.py, then update POST_INIT_SHA256"
-    )
 
 
 def test_maps_larger_than_the_columnar_limit_take_the_exact_path() -> None:
@@ -438,19 +386,6 @@ def test_a_subset_of_joined_bodies_decodes_as_those_bodies_alone() -> None:
     for name, array in alone.arrays.items():
         good = pa.array(alone.ok)
         assert subset.arrays[name].filter(good).equals(array.filter(good)), name
-
-
-@given(st.lists(st.one_of(st.none(), st.text(max_size=6)), max_size=40), st.integers(0, 5))
-@settings(max_examples=300, deadline=None)
-def test_printable_check_matches_the_regex_it_shortcuts(values: list[str | None], cut: int) -> None:
-    """batch_rules reads the first byte of each string and runs the regex only where that does not decide."""
-    import pyarrow.compute as pc
-
-    from schemas.batch_rules import _printable
-
-    for strings in (pa.array(values, pa.string()), pa.array(values, pa.string()).slice(min(cut, len(values))), pa.array(values, pa.large_string())):
-        expected = pc.fill_null(pc.match_substring_regex(strings, "[!-~]"), False).to_numpy(zero_copy_only=False)
-        assert _printable(strings).tolist() == expected.tolist()
 
 
 @pytest.mark.parametrize("key_count", [1, 2, 80])
