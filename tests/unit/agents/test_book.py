@@ -134,3 +134,11 @@ def test_the_first_bar_starts_the_books_bars() -> None:
 def test_event_ids_are_the_rfc_4122_uuid5_of_kind_and_signal(signal_id, kind):
     want = str(uuid.uuid5(uuid.UUID("6f1c7b1e-6a53-4a56-9d1c-2b8f0d1e5a10"), f"{kind}:{signal_id}"))
     assert event_id_for(signal_id, kind) == want
+
+
+def test_the_fast_copy_knows_every_field_of_a_book() -> None:
+    from dataclasses import fields
+
+    from agents import book as module
+
+    assert tuple(f.name for f in fields(SymbolBook)) == module._FIELDS
