@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.environment import MAX_MULTIPLIER, MIN_MULTIPLIER
+from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN
 
 NORMALISED_CLIP = 10.0
 MIN_STD = 1e-6
@@ -24,7 +24,7 @@ MIN_STD = 1e-6
 
 def squash(action: torch.Tensor) -> torch.Tensor:
     """Pre-squash action -> multiplier in [0.25, 2.0]."""
-    return MIN_MULTIPLIER + (MAX_MULTIPLIER - MIN_MULTIPLIER) * torch.sigmoid(action)
+    return MULTIPLIER_MIN + (MULTIPLIER_MAX - MULTIPLIER_MIN) * torch.sigmoid(action)
 
 
 def _layer(n_in: int, n_out: int, std: float) -> nn.Linear:
