@@ -6,6 +6,7 @@ import torch
 
 from trainer.cvar_ppo import TrainConfig, cvar, train
 from trainer.environment import episode_returns, replay
+from trainer.served import warmed_up
 from trainer.synthetic import synthetic_signals
 
 TINY = dict(total_updates=3, hidden=(8, 8), epochs=2, minibatch=64)
@@ -64,8 +65,8 @@ def test_cvar_ppo_sizes_down_the_fat_tailed_family() -> None:
     risk = train(data, TrainConfig(cvar_enabled=True, **common))
 
     breakout = data.family == "Breakout"
-    plain_run = replay(data, plain.model.multipliers)
-    risk_run = replay(data, risk.model.multipliers)
+    plain_run = replay(data, warmed_up(data, plain.model.multipliers))
+    risk_run = replay(data, warmed_up(data, risk.model.multipliers))
     m_plain = plain_run.multipliers[breakout].mean()
     m_risk = risk_run.multipliers[breakout].mean()
     assert m_risk < m_plain - 0.25, (m_risk, m_plain)
