@@ -142,7 +142,7 @@ def decision_counts(warehouse: Path) -> list[tuple[str, str, int]]:
 
 def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
     from models import ModelRegistry
-    from rlsizer.commands.train import format_table
+    from rlsizer.commands.train import format_result
     from rlsizer.reference.loop import RunConfig, Runner
     from streams.adapter_sdk import AdapterClient
     from streams.codec_factory import make_codec
@@ -189,9 +189,10 @@ def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
             if round_.skipped:
                 out(f"{_elapsed(t0)} training skipped: {round_.reason}")
             else:
-                verdict = round_.verdict.reason if round_.verdict else round_.reason
-                out(f"{_elapsed(t0)} trainer's held-out window ({round_.rows} decided signals with outcomes, last 25% held out):")
-                for line in format_table(round_.table).splitlines():
+                verdict = round_.reason
+                out(f"{_elapsed(t0)} the round's walk-forward table ({round_.rows} scored signals; the model trained before "
+                    f"{len(round_.windows)} held-out windows, each policy replayed on each):")
+                for line in format_result(round_).splitlines():
                     out(f"           {line}")
                 out(f"{_elapsed(t0)} model {round_.version}: {'PROMOTED to champion' if round_.promoted else 'kept as challenger'}"
                     f" ({verdict})")
