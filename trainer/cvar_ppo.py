@@ -76,6 +76,8 @@ class TrainConfig:
     """hidden widths of the actor and critic MLPs (tanh)"""
     init_log_std: float = -0.5
     """initial log std of the pre-squash Gaussian"""
+    init_multiplier: float | None = None
+    """the untrained policy's multiplier (None: squash(0) = 1.125)"""
     ent_coef: float = 0.001
     """entropy bonus coefficient"""
     vf_coef: float = 0.5
@@ -171,7 +173,7 @@ def ppo_clip_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip: float) ->
 
 def run_name(config: TrainConfig, data_fingerprint: str) -> str:
     """Name from settings + seed + data hash (no clock, so a rerun has the same name)."""
-    cap = "" if config.size_cap is None else f"_cap{config.size_cap:g}"
+    cap = ("" if config.size_cap is None else f"_cap{config.size_cap:g}") + ("" if config.init_multiplier is None else f"_i{config.init_multiplier:g}")
     if config.cvar_enabled:
         beta = "fixed" if config.beta is None else f"{config.beta:g}"
         margin = f"m{config.beta_margin:g}" if config.beta_margin else ""
@@ -272,7 +274,7 @@ def train(data: LoggedSignals, config: TrainConfig, progress: bool = False) -> T
         gen = torch.Generator().manual_seed(config.seed)
 
         mean, std = feature_stats(data)
-        agent = SizingAgent(mean, std, hidden=config.hidden, init_log_std=config.init_log_std)
+        agent = SizingAgent(mean, std, hidden=config.hidden, init_log_std=config.init_log_std, init_multiplier=config.init_multiplier)
         optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr, eps=1e-5)
         env = SizingEnv(data)
         layout = episode_layout(data)

@@ -4,6 +4,9 @@ The multiplier is a fixed squashing of the pre-squash action ``a``:
 
     multiplier = 0.25 + 1.75 * sigmoid(a)        in (0.25, 2.0); a = 0 gives 1.125
 
+``init_multiplier`` sets the actor's output bias so that the untrained policy's mean action is
+that multiplier (e.g. 1.0: start as the bot's own sizing rather than 12.5 % above it).
+
 PPO works on ``a`` (an unbounded Gaussian, so log-probabilities need no Jacobian term: the
 environment applies the squashing). Serving uses the policy mean ``mu(x)``, not a sample.
 Feature normalisation (training-set mean/std, stored as buffers) and clipping of normalised
@@ -25,6 +28,14 @@ MIN_STD = 1e-6
 def squash(action: torch.Tensor) -> torch.Tensor:
     """Pre-squash action -> multiplier in [0.25, 2.0]."""
     return MULTIPLIER_MIN + (MULTIPLIER_MAX - MULTIPLIER_MIN) * torch.sigmoid(action)
+
+
+def unsquash(multiplier: float) -> float:
+    """The pre-squash action whose multiplier is ``multiplier`` (inside (0.25, 2.0))."""
+    p = (multiplier - MULTIPLIER_MIN) / (MULTIPLIER_MAX - MULTIPLIER_MIN)
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"multiplier must be inside ({MULTIPLIER_MIN}, {MULTIPLIER_MAX}), got {multiplier}")
+    return float(np.log(p / (1.0 - p)))
 
 
 def _layer(n_in: int, n_out: int, std: float) -> nn.Linear:
@@ -53,6 +64,7 @@ class SizingAgent(nn.Module):
         feature_std: np.ndarray,
         hidden: tuple[int, ...] = (64, 64),
         init_log_std: float = -0.5,
+        init_multiplier: float | None = None,
     ) -> None:
         super().__init__()
         d = int(feature_mean.shape[0])
@@ -62,6 +74,8 @@ class SizingAgent(nn.Module):
         safe_std = np.where(feature_std > MIN_STD, feature_std, 1.0)
         self.register_buffer("feature_std", torch.as_tensor(safe_std, dtype=torch.float32).clone())
         self.actor_mean = _mlp(d, hidden, out_std=0.01)
+        if init_multiplier is not None:  # start as a fixed-size policy instead of squash(0) = 1.125
+            nn.init.constant_(self.actor_mean[-1].bias, unsquash(init_multiplier))
         self.actor_log_std = nn.Parameter(torch.full((1,), float(init_log_std)))
         self.critic = _mlp(d, hidden, out_std=1.0)
 

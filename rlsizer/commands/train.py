@@ -39,15 +39,22 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="training seed (default: TrainConfig's)")
 
 
-def format_result(result: Any) -> str:
-    """The round's walk-forward table (every policy on every held-out window, then all together)."""
-    from trainer.walk_forward import format_rows, metric_cells, table_rows
+def result_rows(result: Any) -> list[tuple[str, ...]]:
+    """The round's walk-forward rows: every policy on every held-out window, then on all of them together."""
+    from trainer.walk_forward import metric_cells, table_rows
 
     if result.decision is None:
-        return ""
+        return []
     rows = table_rows(result.windows, result.decision.windows, total=False)
-    rows += [metric_cells("all windows", name, m) for name, m in result.table.items()]
-    return format_rows(rows)
+    return rows + [metric_cells("all windows", name, m) for name, m in result.table.items()]
+
+
+def format_result(result: Any) -> str:
+    """``result_rows`` as aligned text."""
+    from trainer.walk_forward import format_rows
+
+    rows = result_rows(result)
+    return format_rows(rows) if rows else ""
 
 
 def _train_config(args: argparse.Namespace) -> Any:
