@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN
 from trainer.backtest import BacktestResult, PolicyResult
 from trainer.metrics import PolicyMetrics
 
@@ -89,7 +90,7 @@ def curves(results: Sequence[PolicyResult]) -> list[tuple[str, str]]:
     fig_eq, ax_eq = plt.subplots(figsize=(9, 3.5))
     fig_dd, ax_dd = plt.subplots(figsize=(9, 3.5))
     fig_m, ax_m = plt.subplots(figsize=(9, 3.5))
-    bins = np.linspace(0.25, 2.0, 36)
+    bins = np.linspace(MULTIPLIER_MIN, MULTIPLIER_MAX, 36)
     for r in results:
         run = r.run
         mask = run.scored

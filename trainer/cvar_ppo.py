@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from agents.sizing import PolicySlot
+from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN
 from trainer.environment import LoggedSignals, SizingEnv, episode_layout, episode_returns, replay, trade_rewards
 from trainer.policy_net import SizingAgent, squash
 from trainer.risk import cvar, cvar_penalty, dual_update, ru_objective, value_at_risk
@@ -123,8 +124,8 @@ class TrainConfig:
             raise ValueError("lr_lambda, lambda_init and lr_size must be >= 0")
         if self.tail_confidence is not None and not 0.5 <= self.tail_confidence < 1.0:
             raise ValueError(f"tail_confidence must be in [0.5, 1), got {self.tail_confidence}")
-        if self.size_cap is not None and not 0.25 <= self.size_cap <= 2.0:
-            raise ValueError(f"size_cap must be in [0.25, 2], got {self.size_cap}")
+        if self.size_cap is not None and not MULTIPLIER_MIN <= self.size_cap <= MULTIPLIER_MAX:
+            raise ValueError(f"size_cap must be in [{MULTIPLIER_MIN}, {MULTIPLIER_MAX}], got {self.size_cap}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
