@@ -48,7 +48,7 @@ from torch import nn
 from agents.sizing import PolicySlot
 from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN
 from trainer.environment import LoggedSignals, SizingEnv, episode_layout, episode_returns, replay, trade_rewards
-from trainer.policy_net import SizingAgent, squash
+from trainer.policy_net import RolloutPolicy, SizingAgent, squash_np
 from trainer.risk import cvar, cvar_penalty, dual_update, ru_objective, value_at_risk
 from trainer.served import decided_by, warmup_rows
 
@@ -222,30 +222,29 @@ class _Rollout:
     learnable: np.ndarray  # bool [n]: sized by the agent (not the worker's warm-up fallback)
 
 
-def _rollout(env: SizingEnv, agent: SizingAgent, gen: torch.Generator) -> _Rollout:
-    """The environment's lanes in lock-step: one batched policy call per step (``trainer.environment``)."""
+def _rollout(env: SizingEnv, agent: SizingAgent, rng: np.random.Generator) -> _Rollout:
+    """The environment's lanes in lock-step: one batched policy call per step (``trainer.environment``),
+    through a numpy copy of the agent (``RolloutPolicy``: the calls are many and small)."""
     data = env.data
     n, d = len(data), data.features.shape[1]
     obs = np.zeros((n, d), dtype=np.float32)
     actions, logprobs, values, rewards, mults = (np.zeros(n) for _ in range(5))
     learnable = np.zeros(n, dtype=bool)
     fallback = decided_by(data, PolicySlot())
+    policy = RolloutPolicy(agent)
     env.reset()
     while not env.done:
         rows, x_np = env.observe()
-        with torch.no_grad():
-            x = torch.as_tensor(x_np, dtype=torch.float32)
-            dist = agent.distribution(x)
-            action = dist.mean + dist.stddev * torch.randn(rows.size, generator=gen)
-            logprob = dist.log_prob(action)
-            value = agent.value(x)
-        m = squash(action).numpy().astype(np.float64)
+        mean, value = policy(x_np)
+        action = (mean + policy.action_std * rng.standard_normal(rows.size)).astype(np.float32)
+        logprob = policy.log_prob(action, mean)
+        m = squash_np(action)
         forced = warmup_rows(data, x_np)
         if forced.any():  # the worker never asks a model before WARMUP_BARS bars: its fallback sizes these
             m[forced] = fallback(x_np[forced], rows[forced])
         rewards[rows] = env.step(m)
         obs[rows] = x_np
-        actions[rows], logprobs[rows], values[rows] = action.numpy(), logprob.numpy(), value.numpy()
+        actions[rows], logprobs[rows], values[rows] = action, logprob, value
         mults[rows], learnable[rows] = m, ~forced
     return _Rollout(obs, actions, logprobs, values, rewards, mults, learnable)
 
@@ -272,7 +271,7 @@ def train(data: LoggedSignals, config: TrainConfig, progress: bool = False) -> T
     with _Deterministic():
         torch.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
-        gen = torch.Generator().manual_seed(config.seed)
+        action_rng = np.random.default_rng([config.seed, 2])
 
         mean, std = feature_stats(data)
         agent = SizingAgent(mean, std, hidden=config.hidden, init_log_std=config.init_log_std, init_multiplier=config.init_multiplier)
@@ -293,7 +292,7 @@ def train(data: LoggedSignals, config: TrainConfig, progress: bool = False) -> T
                 optimizer.param_groups[0]["lr"] = config.lr * (1.0 - (update - 1.0) / config.total_updates)
 
             # rollout: every training signal once, with the sampling policy; then sessions, time-major
-            ro = _rollout(env, agent, gen)
+            ro = _rollout(env, agent, action_rng)
             idx = layout.index.T  # [T, E] rows, -1 where a session has ended
             valid = idx >= 0
             at = np.where(valid, idx, 0)

@@ -106,3 +106,49 @@ class SizingAgent(nn.Module):
         with torch.no_grad():
             out = self.mean_multiplier(torch.as_tensor(features, dtype=torch.float32))
         return out.numpy().astype(np.float64)
+
+
+class RolloutPolicy:
+    """A frozen numpy copy of an agent's actor mean, critic and action std, for the rollout's many small calls.
+
+    The rollout asks the policy once per lockstep step for a handful of rows; through torch each
+    call costs ~0.2 ms of dispatch, in numpy ~0.03 ms. Same arithmetic as ``SizingAgent`` in
+    float32 (normalise, clip to +-10, tanh layers); results agree with torch to float32 rounding
+    (``tests/unit/trainer/test_policy_net.py``), and the PPO update recomputes log-probabilities
+    in torch anyway.
+    """
+
+    def __init__(self, agent: SizingAgent) -> None:
+        def layers(seq: nn.Sequential) -> list[tuple[np.ndarray, np.ndarray]]:
+            return [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in seq if isinstance(m, nn.Linear)]
+
+        self.mean = agent.feature_mean.numpy().copy()
+        self.std = agent.feature_std.numpy().copy()
+        self.actor = layers(agent.actor_mean)
+        self.critic = layers(agent.critic)
+        self.log_std = float(agent.actor_log_std.detach().numpy()[0])
+
+    @staticmethod
+    def _mlp(z: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        for w, b in layers[:-1]:
+            z = np.tanh(z @ w + b)
+        w, b = layers[-1]
+        return (z @ w + b)[:, 0]
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(action mean, value) for raw feature rows [batch, d]."""
+        z = np.clip((np.asarray(x, dtype=np.float32) - self.mean) / self.std, -NORMALISED_CLIP, NORMALISED_CLIP)
+        return self._mlp(z, self.actor), self._mlp(z, self.critic)
+
+    def log_prob(self, action: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        sigma = np.exp(self.log_std)
+        return -((action - mean) ** 2) / (2.0 * sigma**2) - self.log_std - 0.5 * np.log(2.0 * np.pi)
+
+    @property
+    def action_std(self) -> float:
+        return float(np.exp(self.log_std))
+
+
+def squash_np(action: np.ndarray) -> np.ndarray:
+    """``squash`` in numpy (float64)."""
+    return MULTIPLIER_MIN + (MULTIPLIER_MAX - MULTIPLIER_MIN) / (1.0 + np.exp(-np.asarray(action, dtype=np.float64)))
