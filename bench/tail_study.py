@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--gate-windows", type=int, default=2)
     parser.add_argument("--holdout-fraction", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--skip-plain", action="store_true", help="do not train the plain-PPO ablation (saves one training per round)")
     parser.add_argument("--datasets", default="stocks,eurusd,googl")
     parser.add_argument("--candidates", default=",".join(CANDIDATES))
     parser.add_argument("--cache", type=Path, default=Path(".rlsizer/study"))
@@ -96,8 +97,10 @@ def main() -> None:
             for step in steps:
                 started = time.perf_counter()
                 train_window = step.train(data)
-                plain = train(train_window, plain_ppo(base))
-                shared = [*fit_baselines(train_window), served(plain.model, data, plain.run_name, "plain_ppo")]
+                shared = [*fit_baselines(train_window)]
+                if not args.skip_plain:
+                    plain = train(train_window, plain_ppo(base))
+                    shared.append(served(plain.model, data, plain.run_name, "plain_ppo"))
                 windows = [data.window(w.start, w.end) for w in step.gate]
                 nxt = data.window(step.next.start, step.next.end)
                 shared_gate = [score_window(w, shared, n_boot=50) for w in windows]

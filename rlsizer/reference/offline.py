@@ -24,7 +24,7 @@ from agents.pipeline import on_bar, on_decision, on_signal, on_trade_closed
 from agents.sizing import PolicySlot
 from agents.state import AccountState, StrategyHistory
 from agents.strategy_map import StrategyMap
-from schemas.events import BarClosed, Event, OrderFilled, SignalRaised, SizeDecided, TradeClosed
+from schemas.events import BarClosed, Event, OrderFilled, SignalRaised, SizeDecided
 
 
 class OfflineWorker:
