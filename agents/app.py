@@ -1,33 +1,24 @@
 """The Faust worker: ``create_app(settings)`` builds it; nothing is built at import time.
 
-Agents (one per input topic, each a short decode -> handler -> send loop; the
-rules live in ``agents.glue.handlers`` and the pure ``agents.pipeline``):
+One agent reads the one input topic (``rlsizer.inputs``: every bar, signal and fill of
+a symbol on one partition, in the order the bot sent them) and hands each record to
+``agents.inputs.InputPath`` -- decode, already applied?, apply to the symbol's book --
+then sends what comes back: features and the decision on the signal's partition,
+``TradeClosed`` on the fill's, dead letters by key. A partition's records are handled
+one at a time in offset order, so a decision is a function of the log
+(docs/DETERMINISM.md).
 
-- ``bars``: per-symbol feature state (table ``symbol-state``, key symbol);
-- ``signals``: features + one decision per ``signal_id`` (table ``decided``:
-  signal_id -> the SizeDecided sent and the signal, ``agents.glue.decided_record``;
-  a duplicate gets the stored decision again; entries expire once their signal is
-  older than ``decided_retention_days`` before its symbol's latest decided signal,
-  and a signal that old with no entry is dead-lettered as stale, never decided:
-  ``agents.retention``);
-  the account a decision changes is written back once per commit, not at every
-  signal (``agents.glue.write_behind``: flushed by the producer before Faust
-  commits the offsets of the signals that changed it);
-- ``outcomes``: strategy history (key ``strategy@symbol``) and account (key symbol);
-- ``fills``: entry/exit fills to ``TradeClosed`` (table ``trades``: signal_id -> the
-  signal and its trade state, from the ``decided`` value at the first fill;
-  ``open-trades``: symbol -> open signal ids, so every
-  bar updates MAE/MFE of that symbol's open trades; see ``agents.glue.fills``; a
-  closed trade's entry is deleted with its ``decided`` entry).
+Two changelogged tables, both keyed on the input's partition so a symbol's state moves
+with it: ``books`` (symbol -> ``agents.book.SymbolBook``, written behind once per
+commit, after the outputs it accounts for: ``agents.glue.book_store``) and ``decided``
+(signal_id -> the decision sent, the signal, its position and closed trade:
+``agents.glue.decided_record``).
 
-Topics carry raw bytes: our codec decodes, so bad bytes become dead letters
-instead of stopping Faust. Tables are changelogged and written to the partition
-of the record being processed, so per-symbol state moves with the symbol's
-partition. Features and decisions are sent to the signal's partition number.
-Besides the agents the app runs a ``ModelWatcher`` (hot swap, a thread) and a
-reconciler (every signal gets a decision; see ``agents.glue.reconcile`` for why
-Faust alone does not guarantee it) in a child process that is started again if it
-dies (``agents.glue.reconcile_process``).
+Beside the agent: the model watcher (a thread: verified hot swap of the policy; each
+decision records the policy and model version that made it) and, on ``/health`` and
+``/metrics``, the worker's state and counters. Faust's own internals that the worker
+overrides (drain loop, consumer, producer, table writes) are in ``agents.glue``:
+``transport``, ``drain``, ``contiguous``, ``rdkafka_producer``, ``changelog``.
 """
 
 from __future__ import annotations
@@ -36,333 +27,263 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Final
+from typing import Any
 
 import faust
+from confluent_kafka.admin import AdminClient
+from faust.types import TP
 from mode import Service
 
 from agents.glue import decided_record
-from agents.glue.bar_clock import BarClock
-from agents.glue.changelog import ChangelogWriter
-from agents.glue.fills import FillHandlers, TradeEffects, open_ids, signal_record, trade_closed
-from agents.glue.handlers import Effects, Handlers, Source, history_key
+from agents.health import worker_report_key
+from agents.glue.book_store import BookStore
+from agents.glue.faust.changelog import ChangelogWriter
+from agents.glue.contiguous import APPLY, SKIP, due_offset, next_step
 from agents.glue.metrics import WorkerMetrics, consumer_lag
 from agents.glue.models import LoadModel, ModelWatcher, default_load_model
-from agents.glue.ports import Pipeline, default_pipeline
-from agents.glue.reconcile_process import ReconcilerProcess
 from agents.glue.registry_wait import registry_wait
-from agents.glue.transport import faust_settings, install_transport, worker_datadir
-from agents.glue.write_behind import WriteBehind
-from agents.retention import DecidedRetention, Expired, horizon_from_days
-from agents.timestamps import from_micros, to_micros
+from agents.glue.faust.transport import faust_settings, install_transport, worker_datadir
+from agents.glue.watchdog import PartitionState, ProgressWatch
+from agents.inputs import InputPath, Outgoing, Source
+from agents.sizing import PolicySlot
+from agents.strategy_map import StrategyMap
 from schemas.codec import EventCodec, RegistryUnavailable
-from schemas.events import BarClosed, OrderFilled, SignalRaised, TradeClosed
-from schemas.registry_client import HttpSchemaRegistry
+from schemas.events import HealthChecked, utc_now
+from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
 from streams.settings import Settings
-from streams.topics import worker_group_id
+from streams.topics import inputs_topic, worker_group_id
 
 log = logging.getLogger(__name__)
-
-
-REGISTRY_AWAY: Final = object()  # ``decoded``: the registry could not be asked about the record's schema id
 
 
 def app_id(settings: Settings) -> str:
     return worker_group_id(settings)
 
 
-def create_app(
-    settings: Settings,
-    *,
-    slot: Any = None,
-    worker_id: str | None = None,
-    pipeline: Pipeline | None = None,
-    codec: EventCodec | None = None,
-    load_model: LoadModel = default_load_model,
-    reconcile_after_s: float | None = None,
-) -> faust.App:
-    """Build the worker app; ``reconcile_after_s=0`` disables the reconciler (benchmarks of Faust alone)."""
-    worker_id = worker_id or uuid.uuid4().hex[:8]
-    pipeline = pipeline or default_pipeline()
-    codec = codec or EventCodec(HttpSchemaRegistry(settings.registry_url, basic_auth=settings.registry_basic_auth or None))
-    slot = slot if slot is not None else pipeline.new_slot()
-    strategy_map = pipeline.strategy_map_from_spec(settings.strategy_map)
-    metrics = WorkerMetrics()
-    bar_clock = BarClock()  # in memory: after a restart the first bar of each symbol re-arms it
-    retention = DecidedRetention(horizon_from_days(settings.decided_retention_days))  # rebuilt after each recovery
-    handlers = Handlers(settings, codec, pipeline, strategy_map, slot, metrics=metrics)
-    fill_handlers = FillHandlers(handlers)
-    load_model = _counting(load_model, metrics)
-    metrics.serving(getattr(slot.current, "version", None))
-    if reconcile_after_s is None:
-        reconcile_after_s = max(2.0, 4 * settings.decision_timeout_ms / 1000)
+@dataclass
+class Worker:
+    """The running worker's state, as the agent loop uses it."""
 
-    worker_datadir(settings, worker_id).mkdir(parents=True, exist_ok=True)
-    app = faust.App(app_id(settings), **faust_settings(settings, worker_id=worker_id))
-    install_transport(app, settings)
+    app: Any
+    path: InputPath
+    store: BookStore
+    decided_table: Any
+    changelog: ChangelogWriter
+    metrics: WorkerMetrics
+    codec: EventCodec
+    inputs: str = ""  # the input topic's name
+    rebalance_seen: int = -1  # ``app.rebalancing_count`` the caches were last checked against
+    rewinding: set[int] = field(default_factory=set)  # input partitions sent back to the record due
+    starts: dict[int, int] = field(default_factory=dict)  # input partition -> its first offset
+    stalled_at: dict[int, int] = field(default_factory=dict)  # input partition -> record due, position past it
+    worker_id: str = ""
+    watch: ProgressWatch = field(default_factory=ProgressWatch)
+    reported: tuple[bool, float] = (False, 0.0)  # the last progress report: stalled?, when (monotonic)
 
-    def raw_topic(short: str) -> Any:
-        return app.topic(settings.topic(short), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    def send(self, out: list[Outgoing]) -> None:
+        produce_now = self.app.producer.produce_now
+        for record in out:
+            produce_now(record.topic, record.key, record.value, record.partition)
 
-    def table(name: str, help_: str) -> Any:
-        return app.Table(name, key_type=bytes, value_type=bytes,
-                         partitions=settings.topic_partitions, help=help_)
+    async def next_step(self, partition: int, offset: int) -> str:
+        """``agents.glue.contiguous.next_step`` for the record at ``offset``; rewinds the consumer on a jump."""
+        applied = self.store.progress(partition)
+        start = await self.start_of(partition) if applied is None else 0
+        step = next_step(offset, applied=applied, start=start, rewinding=partition in self.rewinding)
+        if step is APPLY:
+            self.rewinding.discard(partition)
+        elif step is SKIP:
+            self.metrics.reread()
+        else:
+            await self.rewind(partition, due_offset(applied, start), f"record {offset} came")
+        return step
 
-    symbol_state = table("symbol-state", "symbol -> SymbolState bytes")
-    decided = table("decided", "signal_id -> decision sent and signal received (agents.glue.decided_record)")
-    history = table("strategy-history", "strategy@symbol -> StrategyHistory bytes")
-    account = table("account", "symbol -> AccountState bytes")
-    trades = table("trades", "signal_id -> signal and trade state (agents.glue.fills)")
-    open_trades = table("open-trades", "symbol -> JSON list of open signal ids")
-    dlq_topic = settings.topic("dlq")
+    async def rewind(self, partition: int, due: int, why: str) -> None:
+        """Send the consumer back to the record ``due`` of input ``partition`` (Faust dropped the ones before)."""
+        log.warning("%s[%d]: %s while %d was due (dropped by Faust's consumer): reading again from %d",
+                    self.inputs, partition, why, due, due)
+        self.rewinding.add(partition)
+        self.metrics.rewinds.inc()
+        try:  # in the consumer's thread, with Faust's read offset moved too (a plain seek from here could be lost)
+            await self.app.consumer.seek_wait({TP(self.inputs, partition): due})
+        except Exception as exc:  # no longer assigned (a rebalance), or the broker away: the timer tries again
+            log.warning("%s[%d]: could not read again from %d: %r", self.inputs, partition, due, exc)
 
-    changelog = ChangelogWriter(app)
+    async def start_of(self, partition: int) -> int:
+        """The first offset of input ``partition`` (asked of the broker once)."""
+        if partition not in self.starts:
+            loop = asyncio.get_running_loop()
+            self.starts[partition] = await loop.run_in_executor(None, partial(_log_start, self.path.settings,
+                                                                              self.inputs, partition))
+        return self.starts[partition]
 
-    def write_account(sym: bytes, state: Any, partition: int) -> None:
-        # the changelog record goes to the partition of the record that changed it last
-        changelog.set(account, sym, handlers.account_bytes(state), partition)
+    async def check_tail(self) -> None:
+        """Rewind a partition whose consumer position passed the record due without it coming.
 
-    read = changelog.get  # a table's value or None, straight from its memory store (see ChangelogWriter)
-    accounts: WriteBehind[bytes, Any] = WriteBehind(lambda sym: handlers.account_of(read(account, sym)), write_account)
-    app.producer.before_flush(accounts.flush)  # Faust flushes the producer before every commit
-
-    def apply(effects: Effects, src: Source) -> None:
-        """Hand ``effects``' records to the producer (``produce_now``: sent before the next commit)."""
-        produce_now = app.producer.produce_now
-        for out in effects.outgoing:
-            same_partition = out.topic != dlq_topic  # features/decisions follow their signal
-            produce_now(out.topic, out.key, out.value, src.partition if same_partition else None)
-
-    def apply_trades(effects: TradeEffects, symbol: bytes, src: Source) -> None:
-        for key, value in effects.trades:  # through the producer like `decided`: its tombstones stay in order
-            changelog.set(trades, key, value, src.partition)
-        if effects.open_index is not None:
-            open_trades[symbol] = effects.open_index
-        apply(effects.as_effects(), src)
-
-    def bar_is_due(sym: bytes, ts_us: int) -> bool:
-        """A bar closing at or before the signal (at ``ts_us``) is due and not seen yet (``agents.glue.bar_clock``)."""
-        return settings.signal_bar_wait_ms > 0 and bar_clock.bar_due(sym, ts_us)
-
-    async def bar_caught_up(sym: bytes, ts_us: int) -> None:
-        """Wait (at most ``signal_bar_wait_ms``) for a due bar (``bar_is_due``): a signal's features and an
-        exit's MAE/MFE count the bars closing up to their time."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + settings.signal_bar_wait_ms / 1000
-        while bar_clock.bar_due(sym, ts_us):
-            if loop.time() >= deadline:
-                bar_clock.timed_out(sym)
-                log.warning("%s: waited %d ms for a due bar that did not come; going on without it",
-                            sym.decode(errors="replace"), settings.signal_bar_wait_ms)
-                return
-            await asyncio.sleep(0.002)
-
-    def apply_outcome(trade: TradeClosed, src: Source) -> Effects:
-        """Fold a trade into strategy history and account (idempotent by signal_id); written at once."""
-        sym = trade.symbol.encode()
-        hkey = history_key(trade.symbol, trade.strategy_id).encode()
-        effects = handlers.on_outcome(src, trade, history=read(history, hkey), account=accounts.get(sym))
-        if effects.history is not None:
-            history[hkey] = effects.history
-        if effects.account is not None:
-            accounts.put(sym, effects.account, src.partition)
-            accounts.flush()
-        return effects
-
-    def trade_record(sid: bytes) -> bytes | None:
-        """The signal's ``trades`` entry; before its first fill, a fresh one from the signal kept with its decision."""
-        record = read(trades, sid)
-        if record is None:
-            stored = read(decided, sid)
-            received = decided_record.unpack(stored)[1] if stored is not None else None
-            record = signal_record(received) if received is not None else None
-        return record
-
-    def source(event: Any) -> Source:
-        m = event.message
-        return Source(m.topic, m.partition, m.offset, m.key, m.value)
-
-    def decoded(record: Any, expected: type) -> tuple[Source, Any] | None | object:
-        """A stream record as ``(source, event)``; an undecodable one is dead-lettered (``None``);
-        ``REGISTRY_AWAY`` when the registry cannot say what its schema id is (then
-        ``decoded_once_registry_answers``).
-
-        Called in each agent's own ``async for`` loop: an async generator around
-        ``stream.events()`` cost a second generator frame per record.
+        Dropped records at a partition's end are revealed by no later record: two checks
+        in a row see the position past the record due, with nothing applied between.
         """
-        src = source(record)
-        try:
-            event = handlers.decode(src, expected)
-        except RegistryUnavailable as exc:
-            registry_error[0] = exc
-            return REGISTRY_AWAY
-        if isinstance(event, Effects):
-            apply(event, src)
-            return None
-        return src, event
+        app = self.app
+        if app.rebalancing or self.rebalance_seen != app.rebalancing_count:
+            self.stalled_at.clear()
+            return
+        for tp in [tp for tp in app.consumer.assignment() if tp.topic == self.inputs]:
+            applied = self.store.progress(tp.partition)
+            due = due_offset(applied, await self.start_of(tp.partition) if applied is None else 0)
+            position = await app.consumer.position(tp)
+            if position is None or position <= due:  # a rewind that did not take is tried again, too
+                self.stalled_at.pop(tp.partition, None)
+            elif self.stalled_at.get(tp.partition) != due:
+                self.stalled_at[tp.partition] = due
+            else:
+                await self.rewind(tp.partition, due, f"position {position} passed it and nothing came")
+                self.stalled_at.pop(tp.partition, None)
 
-    async def decoded_once_registry_answers(record: Any, expected: type) -> tuple[Source, Any] | None:
-        """``decoded``, waiting while the schema registry cannot say what a schema id is.
+    def check_progress(self, now: float) -> None:
+        """Sample ``ProgressWatch``; report a stall (or its end) at once, and the state every minute, as
+        ``HealthChecked`` events on the health topic (``rlsizer health`` reads them)."""
+        app = self.app
+        if app.rebalancing:
+            return
+        held = {tp.partition: PartitionState(self.store.progress(tp.partition), app.consumer.highwater(tp))
+                for tp in app.consumer.assignment() if tp.topic == self.inputs}
+        stalled = bool(self.watch.sample(now, held))
+        was, when = self.reported
+        if stalled != was or now - when >= 60.0:
+            self.reported = (stalled, now)
+            detail = f"worker {self.worker_id}: {self.watch.describe(self.inputs)}"
+            if stalled:
+                log.error("%s", detail)
+            event = HealthChecked(ts_event=utc_now(), component="worker", check="progress",
+                                  status="FAIL" if stalled else "OK", detail=detail,
+                                  action="rlsizer up restarts a worker it supervises" if stalled else None)
+            topic = self.path.settings.topic("health")  # keyed as the worker's own reports (rlsizer health reads them)
+            self.app.producer.produce_now(topic, worker_report_key(self.worker_id), self.codec.encode(topic, event), None)
 
-        Its records are not bad input: dead-lettering them would drop every signal of an
-        outage. The agent waits (``agents.glue.registry_wait``) and the record keeps its place.
-        """
-        attempts = 0
-        while (got := decoded(record, expected)) is REGISTRY_AWAY:
-            metrics.registry_waits.inc()
-            attempts += 1
-            wait, m = registry_wait(attempts), record.message
-            log.warning("%s; the %s at %s[%d]@%d waits %.0f s for it", registry_error[0], expected.__name__,
-                        m.topic, m.partition, m.offset, wait)
-            await asyncio.sleep(wait)
-        return got  # type: ignore[return-value]
-
-    registry_error: list[Exception | None] = [None]  # the last RegistryUnavailable, for the log line
-
-    @app.agent(raw_topic("bars"), name="bars")
-    async def bars_agent(stream: Any) -> None:
-        async for record in stream.events():
-            if (got := decoded(record, BarClosed)) is REGISTRY_AWAY:
-                got = await decoded_once_registry_answers(record, BarClosed)
-            if got is None:
-                continue
-            src, bar = got
-            key = bar.symbol.encode()
-            effects = handlers.on_bar(src, bar, read(symbol_state, key))
-            if effects.symbol_state is not None:
-                symbol_state[key] = effects.symbol_state
-                bar_clock.saw_bar(key, to_micros(bar.ts_event), bar.interval)
-                ids = open_ids(open_trades.get(key))
-                if ids:
-                    marks = fill_handlers.on_bar(bar, {i: read(trades, i.encode()) for i in ids})
-                    apply_trades(marks, key, src)
-            apply(effects, src)
-
-    @app.agent(raw_topic("signals"), name="signals")
-    async def signals_agent(stream: Any) -> None:
-        async for record in stream.events():
-            if (got := decoded(record, SignalRaised)) is REGISTRY_AWAY:
-                got = await decoded_once_registry_answers(record, SignalRaised)
-            if got is None:
-                continue
-            src, signal = got
-            sid = signal.signal_id.encode()
-            stored = read(decided, sid)
-            ts_us = to_micros(signal.ts_event)
-            if indexed_after[0] != app.rebalancing_count:  # the first signal since a rebalance
-                rebuild_retention()
-            if stored is None:
-                if retention.stale(signal.symbol, ts_us):
-                    apply(stale(src, signal), src)
-                    continue
-                if bar_is_due(sym := signal.symbol.encode(), ts_us):
-                    await bar_caught_up(sym, ts_us)  # only this agent writes `decided`: still None after
-            on_signal(src, signal, sid, stored, ts_us)
-
-    def stale(src: Source, signal: SignalRaised) -> Effects:
-        latest = from_micros(retention.watermark(signal.symbol) or 0).isoformat()
-        return handlers.reject(
-            src, "stale_signal",
-            f"signal {signal.signal_id} at {signal.ts_event.isoformat()} is more than "
-            f"{settings.decided_retention_days:g} days older than the latest decided signal of {signal.symbol} "
-            f"({latest}). The worker remembers decisions that long (RLSIZER_DECIDED_RETENTION_DAYS), so it cannot "
-            f"tell whether this signal was decided before, and it does not decide it: a repeat must never get a "
-            f"second, different decision",
-        )
-
-    def on_signal(src: Source, signal: SignalRaised, sid: bytes, stored: bytes | None, ts_us: int) -> None:
-        sym = signal.symbol.encode()
-        hkey = history_key(signal.symbol, signal.strategy_id).encode()
-        effects = handlers.on_signal(
-            src, signal,
-            decided=stored,
-            symbol_state=read(symbol_state, sym),
-            history=read(history, hkey),
-            account=accounts.get(sym),
-        )
-        if effects.decision is not None:  # record before sending: a replay re-sends, never re-decides
-            changelog.set(decided, sid, decided_record.pack(effects.decision, src.value), src.partition)
-            forget(retention.note(signal.symbol, ts_us, sid, src.partition))
-        if effects.account is not None:
-            accounts.put(sym, effects.account, src.partition)
-        apply(effects, src)
-
-    def forget(expired: list[Expired]) -> None:
-        """Delete expired ``decided`` entries, and the ``trades`` entries of their closed trades.
-
-        An open trade's entry stays until the trade closes (``fills_agent`` deletes it then).
-        """
-        for key, partition in expired:
-            changelog.delete(decided, key, partition)
-            trade = read(trades, key)
-            if trade is not None and trade_closed(trade):
-                recorded = changelog.partition(trades, key)
-                changelog.delete(trades, key, partition if recorded is None else recorded)
-        if expired:
-            metrics.decided_expired.inc(len(expired))
-
-    indexed_after = [-1]  # the rebalance (``app.rebalancing_count``) the retention index was built after
-
-    def rebuild_retention() -> None:
-        """The retention index from the table as recovered after a rebalance.
-
-        Called at the first signal after each rebalance (``app.rebalancing_count`` moved):
-        Faust resumes the streams only once the tables are recovered, so the table is
-        complete then. A table ``on_recover`` callback doing this instead left the worker
-        deciding nothing after a SIGKILL takeover in 5 of ~17 runs of the contract tests
-        (0 of 6 without it; the cause inside Faust's recovery was not found).
-        """
-        indexed_after[0] = app.rebalancing_count
+    def after_rebalance(self) -> None:
+        """At the first record after a rebalance: drop caches of what another worker may have changed, and
+        rebuild the retention index from the ``decided`` table as recovered (Faust resumes the streams only
+        once the tables are recovered)."""
+        self.rebalance_seen = self.app.rebalancing_count
+        assigned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.inputs}
+        self.store.forget_clean(assigned)
+        self.rewinding.clear()
+        self.stalled_at.clear()
         started = time.monotonic()
         skipped: list[bytes] = []
-        entries = decided_record.retention_entries(decided.data.data.items(), partial(changelog.partition, decided),
-                                                   codec, skipped=skipped)
-        expired = retention.rebuild(entries)
-        forget(expired)
+        entries = decided_record.retention_entries(self.decided_table.data.data.items(),
+                                                   partial(self.changelog.partition, self.decided_table),
+                                                   self.codec, skipped=skipped)
+        self.path.rebuild_retention(entries, self.store)
         if skipped:
             log.warning("decided: %d entries kept without retention (partition unknown or value unreadable), e.g. %r",
                         len(skipped), skipped[0])
-        log.info("decided: retention rebuilt from %d entries in %.2f s, %d expired",
-                 len(retention) + len(expired) + len(skipped), time.monotonic() - started, len(expired))
+        log.info("decided: retention rebuilt in %.2f s (%d entries kept)", time.monotonic() - started,
+                 len(self.path.retention))
 
-    @app.agent(raw_topic("outcomes"), name="outcomes")
-    async def outcomes_agent(stream: Any) -> None:
-        async for record in stream.events():
-            if (got := decoded(record, TradeClosed)) is REGISTRY_AWAY:
-                got = await decoded_once_registry_answers(record, TradeClosed)
-            if got is None:
-                continue
-            src, trade = got
-            apply(apply_outcome(trade, src), src)
 
-    @app.agent(raw_topic("fills"), name="fills")
-    async def fills_agent(stream: Any) -> None:
-        async for record in stream.events():
-            if (got := decoded(record, OrderFilled)) is REGISTRY_AWAY:
-                got = await decoded_once_registry_answers(record, OrderFilled)
-            if got is None:
-                continue
-            src, fill = got
-            sym = fill.symbol.encode()
-            if fill.leg == "EXIT" and bar_is_due(sym, ts_us := to_micros(fill.ts_event)):
-                await bar_caught_up(sym, ts_us)  # its MAE/MFE count the bars up to the exit
-            effects = fill_handlers.on_fill(src, fill, record=trade_record(fill.signal_id.encode()),
-                                            open_index=open_trades.get(sym), bars=read(symbol_state, sym))
-            apply_trades(effects, sym, src)
-            for closed in effects.closed:  # applied here at once; the copy on the outcomes topic is a no-op
-                metrics.outcomes.inc()
-                apply_outcome(closed, src)
-                sid = closed.signal_id.encode()
-                if read(decided, sid) is None:  # its decision already expired (agents.retention): so does the trade
-                    changelog.delete(trades, sid, src.partition)
+async def run_inputs(worker: Worker, stream: Any) -> None:
+    """The agent: every input record, once, in offset order per partition, through ``InputPath.handle``."""
+    handle, send, app, store = worker.path.handle, worker.send, worker.app, worker.store
+    async for record in stream.events():
+        if worker.rebalance_seen != app.rebalancing_count:
+            worker.after_rebalance()
+        m = record.message
+        step = await worker.next_step(m.partition, m.offset)
+        if step is not APPLY:
+            continue
+        src = Source(m.topic, m.partition, m.offset, m.key, m.value)
+        try:
+            out = handle(src, store)
+        except RegistryUnavailable as exc:
+            out = await _once_registry_answers(worker, src, exc)
+        store.put_progress(m.partition, m.offset)
+        send(out)
+
+
+async def _once_registry_answers(worker: Worker, src: Source, exc: Exception) -> list[Outgoing]:
+    """``handle`` again and again while the schema registry cannot say what a schema id is.
+
+    Its records are not bad input: dead-lettering them would drop every signal of an
+    outage. The agent waits (``agents.glue.registry_wait``) and the record keeps its place.
+    """
+    attempts = 0
+    while True:
+        worker.metrics.registry_waits.inc()
+        attempts += 1
+        wait = registry_wait(attempts)
+        log.warning("%s; the record at %s[%d]@%d waits %.0f s for it", exc, src.topic, src.partition, src.offset, wait)
+        await asyncio.sleep(wait)
+        try:
+            return worker.path.handle(src, worker.store)
+        except RegistryUnavailable as again:
+            exc = again
+
+
+def create_app(
+    settings: Settings,
+    *,
+    slot: PolicySlot | None = None,
+    worker_id: str | None = None,
+    codec: EventCodec | None = None,
+    load_model: LoadModel = default_load_model,
+) -> faust.App:
+    """Build the worker app (nothing connects until it starts)."""
+    worker_id = worker_id or uuid.uuid4().hex[:8]
+    codec = codec or make_codec(settings)
+    slot = slot if slot is not None else PolicySlot()
+    metrics = WorkerMetrics()
+    load_model = _counting(load_model, metrics)
+    metrics.serving(getattr(slot.current, "version", None))
+    inputs = inputs_topic(settings)
+
+    worker_datadir(settings, worker_id).mkdir(parents=True, exist_ok=True)
+    app = faust.App(app_id(settings), **faust_settings(settings, worker_id=worker_id))
+    install_transport(app, settings, contiguous_topics=(inputs,))
+
+    def table(name: str, help_: str) -> Any:
+        return app.Table(name, key_type=bytes, value_type=bytes, partitions=settings.topic_partitions, help=help_)
+
+    books = table("books", "symbol -> agents.book.SymbolBook bytes")
+    decided = table("decided", "signal_id -> decision, signal, position, closed trade (agents.glue.decided_record)")
+    progress = table("progress", "input partition -> last offset applied (agents.glue.contiguous)")
+    changelog = ChangelogWriter(app)
+    store = BookStore(changelog, books, decided, progress,
+                      owns=lambda partition: TP(inputs, partition) in app.consumer.assignment())
+    app.producer.before_flush(store.take)  # Faust flushes the producer before every commit
+    path = InputPath(settings, codec, StrategyMap.from_spec(settings.strategy_map), slot,
+                     partitions=_partition_count(settings, inputs), metrics=metrics)
+    worker = Worker(app, path, store, decided, changelog, metrics, codec, inputs=inputs, worker_id=worker_id,
+                    watch=ProgressWatch(settings.worker_stall_seconds))
+
+    topic = app.topic(inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    async def inputs_agent(stream: Any) -> None:
+        await run_inputs(worker, stream)
+
+    app.agent(topic, name="inputs")(inputs_agent)
+
+    @app.timer(1.0)
+    async def tail_check() -> None:
+        await worker.check_tail()
+
+    @app.timer(5.0)
+    async def progress_check() -> None:
+        worker.check_progress(time.monotonic())
 
     if settings.worker_web_port > 0:
         @app.page("/health")
         async def health_view(self: Any, request: Any) -> Any:
-            return self.json(metrics.health(slot, True))
+            state = metrics.health(slot, True)
+            state["progress"] = worker.watch.describe(inputs)
+            if worker.watch.stalls:
+                state["status"] = "stalled"
+                state["stalled_partitions"] = [s.partition for s in worker.watch.stalls]
+            return self.json(state)
 
         @app.page("/metrics")
         async def metrics_view(self: Any, request: Any) -> Any:
@@ -370,12 +291,39 @@ def create_app(
             return self.bytes(body, content_type=content_type)
 
     metrics.decided_kept.set_function(lambda: len(decided.data.data))  # read when scraped
-    inputs = frozenset(settings.topic(short) for short in ("bars", "signals", "outcomes", "fills"))
     metrics.lag = lambda: consumer_lag(app.consumer.assignment(), app.consumer.highwater,
-                                       app.consumer._read_offset, inputs)  # Faust keeps the read offsets there
+                                       app.consumer._read_offset, frozenset({inputs}))  # Faust keeps read offsets there
     app.rlsizer_metrics = metrics  # type: ignore[attr-defined]  # for tests and embedding
-    _attach_threads(app, settings, codec, slot, load_model, reconcile_after_s, metrics)
+    app.rlsizer_worker = worker  # type: ignore[attr-defined]
+    _attach_model_watcher(app, settings, codec, slot, load_model)
     return app
+
+
+def _partition_count(settings: Settings, topic: str) -> Any:
+    """The partitions of ``topic``, asked of the broker once, when first needed (not at import or build time)."""
+    known: list[int] = []
+
+    def count() -> int:
+        if not known:
+            meta = AdminClient(settings.kafka_config()).list_topics(topic, timeout=30).topics.get(topic)
+            if meta is None or meta.error is not None or not meta.partitions:
+                raise RuntimeError(f"topic {topic} does not exist (create the topics: rlsizer topics create)")
+            known.append(len(meta.partitions))
+        return known[0]
+
+    return count
+
+
+def _log_start(settings: Settings, topic: str, partition: int) -> int:
+    """The earliest offset of ``topic``'s ``partition`` (ListOffsets earliest; right on tansu)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**settings.kafka_config(), "group.id": "rlsizer-log-start", "enable.auto.commit": False})
+    try:
+        low, _high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30, cached=False)
+        return int(low)
+    finally:
+        consumer.close()
 
 
 def _counting(load_model: LoadModel, metrics: WorkerMetrics) -> LoadModel:
@@ -394,39 +342,20 @@ def _counting(load_model: LoadModel, metrics: WorkerMetrics) -> LoadModel:
     return load
 
 
-def _attach_threads(app: Any, settings: Settings, codec: EventCodec, slot: Any, load_model: LoadModel,
-                    reconcile_after_s: float, metrics: WorkerMetrics) -> None:
-    """Run the model watcher (a thread) and the reconciler (a child process, its re-publishes counted) with the app."""
+def _attach_model_watcher(app: Any, settings: Settings, codec: EventCodec, slot: PolicySlot,
+                          load_model: LoadModel) -> None:
+    """Run the model watcher (a thread) with the app."""
 
     @app.service
-    class SideThreads(Service):
-        threads: list[Any]
-        reconciler: ReconcilerProcess | None = None
+    class ModelThread(Service):
+        watcher: ModelWatcher | None = None
 
         async def on_start(self) -> None:
-            self.threads = []
             dlq = EventProducer(make_producer(settings), codec, settings)
-            watcher = ModelWatcher(settings, codec, consumer=make_consumer(settings, f"{app_id(settings)}-models"),
-                                   dlq=dlq, slot=slot, load_model=load_model)
-            watcher.start()
-            self.threads.append(watcher)
-            if reconcile_after_s > 0:
-                self.reconciler = ReconcilerProcess(
-                    settings, group_id=f"{app_id(settings)}-reconciler", after_s=reconcile_after_s,
-                    loglevel=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
-                )
-                self.reconciler.start()
-
-        @Service.timer(5.0)
-        async def _keep_reconciling(self) -> None:
-            if self.reconciler is not None:
-                self.reconciler.restart_if_dead()
-                metrics.reconciled.inc(self.reconciler.take_republished())
+            self.watcher = ModelWatcher(settings, codec, consumer=make_consumer(settings, f"{app_id(settings)}-models"),
+                                        dlq=dlq, slot=slot, load_model=load_model)
+            self.watcher.start()
 
         async def on_stop(self) -> None:
-            reconciler, self.reconciler = self.reconciler, None
-            if reconciler is not None:
-                await asyncio.get_running_loop().run_in_executor(None, reconciler.stop)
-                metrics.reconciled.inc(reconciler.take_republished())
-            for thread in getattr(self, "threads", []):
-                thread.stop()
+            if self.watcher is not None:
+                self.watcher.stop()

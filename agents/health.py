@@ -9,9 +9,10 @@ action and publishes ``HealthChecked``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Final
+from typing import Final, Protocol
 
 OK: Final = "OK"
 WARN: Final = "WARN"
@@ -22,6 +23,13 @@ ACTION_RESTORE_MODEL: Final = "restore_model"
 ACTION_RETRY_TRAINING: Final = "retry_training"
 ACTION_CLEAN_DISK: Final = "clean_disk"
 
+# A worker's own HealthChecked reports (model verification) are keyed "worker/<id>" on the health topic.
+WORKER_REPORT_KEY_PREFIX: Final = "worker/"
+
+
+def worker_report_key(worker_id: str) -> bytes:
+    return f"{WORKER_REPORT_KEY_PREFIX}{worker_id}".encode()
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckResult:
@@ -29,6 +37,15 @@ class CheckResult:
     status: str
     detail: str
     action: str | None = None
+
+
+class HealthReport(Protocol):
+    """What a ``HealthChecked`` carries that the checks read (kept free of the event classes)."""
+
+    ts_event: datetime
+    check: str
+    status: str
+    detail: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,8 +83,16 @@ def data_freshness(now: datetime, last_signal: datetime | None, *, max_age: time
     return CheckResult(check="data_freshness", status=OK, detail=f"last signal {_fmt(age)} ago")
 
 
-def model_freshness(now: datetime, champion_created: datetime | None, *, max_age: timedelta = timedelta(hours=48)) -> CheckResult:
-    """The served champion should be younger than ``max_age``; a stale one triggers a refresh."""
+def model_freshness(now: datetime, champion_created: datetime | None, *, max_age: timedelta = timedelta(hours=48),
+                    unverified: str | None = None) -> CheckResult:
+    """The served champion should be younger than ``max_age``; a stale one triggers a refresh.
+
+    ``unverified``: why the champion's manifest could not be verified; then its age is unknown (a
+    manifest that fails its signature says nothing), and re-announcing it would not help.
+    """
+    if unverified is not None:
+        return CheckResult(check="model_freshness", status=WARN,
+                           detail=f"champion age unknown: {unverified} (see model_integrity)")
     if champion_created is None:
         return CheckResult(check="model_freshness", status=WARN, detail="no model loaded: the rule policy is serving",
                            action=ACTION_REFRESH_MODEL)
@@ -78,11 +103,58 @@ def model_freshness(now: datetime, champion_created: datetime | None, *, max_age
     return CheckResult(check="model_freshness", status=OK, detail=f"champion is {_fmt(age)} old")
 
 
-def model_integrity(verified: bool, detail: str) -> CheckResult:
-    """A model that failed verification is never served; the monitor restores the last good one."""
+def model_integrity(verified: bool, detail: str, *, restorable: bool = True) -> CheckResult:
+    """A model that failed verification is never served; the monitor restores the last good one.
+
+    ``restorable``: a worker's local copy is what failed, so ``restore_model`` can repair it. A
+    champion that fails in the registry itself (S3) has no automatic repair: the detail says what to do.
+    """
     if verified:
         return CheckResult(check="model_integrity", status=OK, detail=detail)
-    return CheckResult(check="model_integrity", status=FAIL, detail=detail, action=ACTION_RESTORE_MODEL)
+    return CheckResult(check="model_integrity", status=FAIL, detail=detail,
+                       action=ACTION_RESTORE_MODEL if restorable else None)
+
+
+def worker_reports(now: datetime, reports: Iterable[tuple[str, HealthReport]], *, window: timedelta) -> CheckResult:
+    """What the workers said about themselves (``(worker, report)`` pairs read from the health topic).
+
+    The latest report of each worker and check within ``window`` counts: a FAIL (a refused
+    alias, a forged announcement, a model refused) stays until the same worker reports that
+    check OK again, or until it is older than ``window``.
+    """
+    latest: dict[tuple[str, str], HealthReport] = {}
+    for worker, report in reports:
+        if now - report.ts_event > window:
+            continue
+        key = (worker, report.check)
+        if key not in latest or report.ts_event >= latest[key].ts_event:
+            latest[key] = report
+    if not latest:
+        return CheckResult(check="worker_reports", status=OK, detail=f"no worker reported in the last {_fmt(window)}")
+    bad = sorted((r for r in latest.values() if r.status != OK), key=lambda r: (r.status != FAIL, r.ts_event))
+    if not bad:
+        workers = sorted({w for w, _ in latest})
+        return CheckResult(check="worker_reports", status=OK,
+                           detail=f"latest reports of {len(workers)} worker(s) OK ({', '.join(workers)})")
+    status = FAIL if bad[0].status == FAIL else WARN
+    detail = "; ".join(f"{r.status} {r.check} {_fmt(now - r.ts_event)} ago: {r.detail}" for r in bad)
+    return CheckResult(check="worker_reports", status=status, detail=detail)
+
+
+def latest_training(service: tuple[datetime | None, datetime | None, int], registry_newest: datetime | None
+                    ) -> tuple[datetime | None, int]:
+    """``(last success, consecutive failures)`` from the trainer service's status and the model registry.
+
+    ``service``: the trainer service's last attempt, last success and consecutive failures;
+    ``registry_newest``: when the newest model version was created, by the service or by a
+    manual ``rlsizer train`` alike. A round published after the service's last attempt
+    clears the service's failures.
+    """
+    last_attempt, last_success, failures = service
+    newest = max((t for t in (last_success, registry_newest) if t is not None), default=None)
+    if registry_newest is not None and (last_attempt is None or registry_newest >= last_attempt):
+        failures = 0
+    return newest, failures
 
 
 def training_activity(now: datetime, last_success: datetime | None, consecutive_failures: int, *,

@@ -21,9 +21,9 @@ signals' own event time, so a replay of old history expires by the history's
 clock, not the wall clock's. ``horizon_us == 0`` keeps everything (no expiry, no
 stale signal).
 
-Pure bookkeeping: no Faust, no Kafka. ``agents.app`` applies what it returns; the
-reconciler (``agents.glue.reconcile``) uses ``is_stale`` to settle a skipped signal
-the worker would refuse.
+Pure bookkeeping: no Faust, no Kafka. ``agents.inputs`` applies what it returns; the
+watermark that decides staleness is also kept in each symbol's book
+(``agents.book.stale``), so it moves exactly with the log.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ def run_worker(settings: Settings, *, worker_id: str, loglevel: str = "info") ->
     workers never share one by accident (same ``--id`` on one machine or volume), and the
     monitor's ``clean_disk`` can tell the dirs of workers that are gone from live ones.
     """
-    from agents.glue.transport import faust_worker, worker_datadir
+    from agents.glue.faust.transport import faust_worker, worker_datadir
     from streams.dir_lock import DirLock
 
     with DirLock(worker_datadir(settings, worker_id), holder=f"another worker with id {worker_id!r}"):
@@ -33,10 +33,18 @@ def run_worker(settings: Settings, *, worker_id: str, loglevel: str = "info") ->
 
 
 def build_serving_app(settings: Settings, *, worker_id: str) -> tuple[Any, Any]:
-    """The worker app serving verified models only: registry + local cache + champion poller."""
+    """The worker app serving verified models only: registry + local cache + champion poller.
+
+    The loader and the poller report on the health topic, keyed ``worker/<id>`` and with
+    the worker named in the detail, so ``rlsizer health`` can tell the workers' reports
+    apart; the worker's ``/health`` shows the latest one.
+    """
+    from dataclasses import replace
+
     from agents.app import create_app
-    from agents.glue.ports import default_pipeline
+    from agents.health import worker_report_key
     from agents.glue.verified_models import ChampionPoller, VerifiedLoader, model_cache_dir
+    from agents.sizing import PolicySlot
     from models import ModelRegistry
     from models.cache import ModelCache
     from streams.codec_factory import make_codec
@@ -44,17 +52,24 @@ def build_serving_app(settings: Settings, *, worker_id: str) -> tuple[Any, Any]:
 
     codec = make_codec(settings)
     health = EventProducer(make_producer(settings), codec, settings)
+    health_topic = settings.topic("health")
+    metrics: list[Any] = []  # the app's WorkerMetrics, once the app is built
 
     def report(event: Any) -> None:
+        event = replace(event, detail=f"worker {worker_id}: {event.detail}")
+        for m in metrics:
+            m.model_checked(event)
         try:
-            health.send(event)
+            health.send_raw(health_topic, worker_report_key(worker_id), codec.encode(health_topic, event))
             health.flush(5)
         except Exception:  # health reporting must never stop serving
             logging.getLogger(__name__).exception("could not publish %s/%s", event.component, event.check)
 
     cache = ModelCache(model_cache_dir(settings, worker_id), ModelRegistry.from_settings(settings))
-    slot = default_pipeline().new_slot()
-    app = create_app(settings, worker_id=worker_id, slot=slot, codec=codec, load_model=VerifiedLoader(cache, report))
+    slot = PolicySlot()
+    app = create_app(settings, worker_id=worker_id, slot=slot, codec=codec,
+                     load_model=VerifiedLoader(cache, report, slot=slot))
+    metrics.append(app.rlsizer_metrics)
     return app, ChampionPoller(settings, cache, slot, report)
 
 

@@ -5,7 +5,7 @@ worker subprocess (``python -m agents.worker``, rules policy) on a fresh topic p
 publishes ``--signals`` signals of ``--symbols`` symbols with ``--bars-per-signal`` bars
 each, and times first publish -> last decision seen. Then refreshes a warehouse from those
 topics and times the backtest of the same signals (load from DuckDB + replay through
-``agents.pipeline``, rules policy). Prints both rates and their ratio.
+``agents.book``, rules policy). Prints both rates and their ratio.
 
     .venv/bin/python bench/bench_backtest.py [--signals 2000] [--memory-only-backtest]
 """
@@ -30,7 +30,7 @@ from agents.strategy_map import StrategyMap
 from rlsizer.stack import EmbeddedStack, StackPorts
 from schemas.codec import EventCodec
 from schemas.events import BarClosed, SignalRaised, SizeDecided
-from schemas.registry_client import HttpSchemaRegistry
+from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
 from streams.settings import ENV_PREFIX, Settings
@@ -87,13 +87,13 @@ def bench(base: Settings, args: argparse.Namespace, work: Path) -> None:
     s = replace(base, topic_prefix=f"bb{uuid.uuid4().hex[:8]}", topic_partitions=args.partitions, worker_web_port=0, data_dir=work,
                 decision_timeout_ms=5000)
     ensure_topics(AdminClient(s.kafka_config()), new_topics(s, include_schemas=False))
-    codec = EventCodec(HttpSchemaRegistry(s.registry_url))
+    codec = make_codec(s)
     stream = events(args.signals, args.symbols, args.bars_per_signal)
     signals = [e for e in stream if isinstance(e, SignalRaised)]
     producer = EventProducer(make_producer(s), codec, s)
     for e in stream[:1]:  # registers the schemas before timing
-        codec.encode(s.topic("bars"), e)
-    codec.encode(s.topic("signals"), signals[0])
+        codec.encode(s.topic("inputs"), e)
+    codec.encode(s.topic("inputs"), signals[0])
     log = open(work / "worker.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "agents.worker", "--id", "bench", "--loglevel", "warning"], cwd=ROOT, env=env_of(s),
                             stdout=log, stderr=subprocess.STDOUT)

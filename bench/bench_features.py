@@ -1,4 +1,4 @@
-"""Per-bar and per-signal cost of the pure pipeline (on_bar, on_signal) on real AAPL bars.
+"""Per-bar and per-signal cost of a symbol's book (``agents.book``: with_bar, decided) on real AAPL bars.
 
 Prints microseconds; asserts nothing. Run: .venv/bin/python bench/bench_features.py
 """
@@ -10,9 +10,8 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from agents.features import FEATURE_NAMES
-from agents.pipeline import on_bar, on_signal
+from agents.book import SymbolBook, decided, with_bar
 from agents.sizing import OnnxPolicy, PolicySlot
-from agents.state import AccountState, StrategyHistory
 from agents.strategy_map import StrategyMap
 from schemas.events import BarClosed, SignalRaised
 
@@ -51,22 +50,22 @@ def main() -> None:
     smap = StrategyMap.from_spec("")
     slots = {"rules": PolicySlot(),
              "model": PolicySlot(OnnxPolicy(_model(len(FEATURE_NAMES)), feature_names=FEATURE_NAMES, version="b"))}
-    history, account = StrategyHistory.empty("S1"), AccountState()
-    state = None
+    book = SymbolBook.empty("AAPL")
+    books = {name: book for name in slots}  # each policy's own account, as in a replay
     bar_ns: list[int] = []
     sig_ns: dict[str, list[int]] = {k: [] for k in slots}
     for i, bar in enumerate(bars):
         t = time.perf_counter_ns()
-        state = on_bar(state, bar)
+        book = with_bar(book, bar)
         bar_ns.append(time.perf_counter_ns() - t)
+        books = {name: with_bar(b, bar) for name, b in books.items()}
         if i < 250 or i % 5:
             continue
         sig = SignalRaised(ts_event=bar.ts_event, signal_id=f"s{i}", strategy_id="S1", symbol="AAPL", side="BUY",
                            price=bar.close, atr=bar.close * 0.02, base_qty=100.0, q_score=0.7)
         for name, slot in slots.items():
             t = time.perf_counter_ns()
-            on_signal(sig, symbol_state=state, history=history, account=account, strategy_map=smap, slot=slot,
-                      now=bar.ts_event)
+            books[name], _, _ = decided(books[name], sig, strategy_map=smap, slot=slot, now=bar.ts_event)
             sig_ns[name].append(time.perf_counter_ns() - t)
 
     def line(label: str, ns: list[int]) -> str:
@@ -74,9 +73,9 @@ def main() -> None:
         return (f"{label:<22} n={len(us):>5}  median {statistics.median(us):8.1f} us  "
                 f"p99 {us[int(0.99 * (len(us) - 1))]:8.1f} us")
 
-    print(line("on_bar", bar_ns))
+    print(line("with_bar", bar_ns))
     for name, ns in sig_ns.items():
-        print(line(f"on_signal ({name})", ns))
+        print(line(f"decided ({name})", ns))
     print(f"features per signal: {len(FEATURE_NAMES)}")
 
 

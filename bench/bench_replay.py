@@ -46,10 +46,15 @@ objects and set off full collections): 4 alternated rounds, replay median 0.72 s
 0.90 s with it on, raw 0.33 s against 0.40 s; ratio 0.46 against 0.45.
 pandas is imported before timing: pyarrow imports it on its first numpy conversion
 (about 0.3 s, once per process), which is not throughput.
+``--decoder fastavro`` replays with ``FastavroBatches`` instead of the codec's columnar
+decoder (``schemas.columnar``): fastavro's reader on the same batches, each record into a
+dict, the dicts into one Arrow array per field, then the same column-wise rules and the
+same fallback to ``decode``: what the replay would do without the hand-written decoder.
 
     .venv/bin/python bench/bench_replay.py                 # starts its own embedded stack (S3 storage)
     .venv/bin/python bench/bench_replay.py --memory        # tansu on memory storage
     .venv/bin/python bench/bench_replay.py --external      # the cluster from RLSIZER_* settings
+    .venv/bin/python bench/bench_replay.py --decoder fastavro   # fastavro's reader instead of schemas.columnar
 """
 
 from __future__ import annotations
@@ -58,20 +63,27 @@ import argparse
 import contextlib
 import cProfile
 import dataclasses
+import io
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import fastavro
+import numpy as np
 import pandas  # noqa: F401  (see the docstring: a one-off import, kept out of the timing)
+import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from rlsizer.stack import EmbeddedStack, StackPorts
-from schemas.codec import EventCodec, InMemoryRegistry
+from schemas.catalog import schema_dict
+from schemas.codec import DecodedBatch, EventCodec, InMemoryRegistry, unframe
 from schemas.events import BarClosed, Event, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
+from schemas.rules import surely_valid
 from streams.settings import Settings
 from streams.topics import CATALOG, ensure_topics, event_key, new_topics, topic_name
 from trainer.replay import CONSUME_BATCH, consumer_config, replay, young_collections_only
@@ -101,6 +113,73 @@ def cycle_event(i: int) -> Event:
         return OrderFilled(signal_id=sid, order_id=f"o{n}-{k}", symbol=symbol, side="SELL", qty=1.25, price=100 + k - 7, fee=0.01, leg=leg, exit_reason=None if k == 7 else "target", ts_event=ts, ts_init=ts)
     entry = ts - timedelta(seconds=2)
     return TradeClosed(signal_id=sid, symbol=symbol, strategy_id="S2", side="SELL", qty=1.25, entry_price=100, exit_price=101, entry_ts=entry, exit_ts=ts, pnl=-1.25, fees=0.02, r_multiple=-1.0, mae_r=-1.0, mfe_r=0.2, exit_reason="stop", ts_event=ts, ts_init=ts)
+
+
+def _arrow_type(avro_type: Any) -> pa.DataType:
+    """The Arrow type ``schemas.columnar`` gives a field of ``avro_type``."""
+    if isinstance(avro_type, list):
+        return _arrow_type(next(t for t in avro_type if t != "null"))
+    if isinstance(avro_type, dict):
+        if avro_type.get("logicalType") == "timestamp-micros":
+            return pa.timestamp("us")
+        if avro_type["type"] == "enum":
+            return pa.string()
+        if avro_type["type"] == "map":
+            return pa.map_(pa.string(), _arrow_type(avro_type["values"]))
+    return {"string": pa.string(), "bytes": pa.binary(), "double": pa.float64(), "long": pa.int64(), "int": pa.int32()}[avro_type]
+
+
+class FastavroBatches:
+    """``EventCodec.decode_batch`` with fastavro's reader in place of ``schemas.columnar`` (the bench's other leg).
+
+    Each record of one of our own schemas is read with ``fastavro.schemaless_reader``
+    (schema parsed once) into a dict, the dicts become one Arrow array per field, and
+    the rows go through the same column-wise rules; every other message, and every row
+    fastavro or the rules refuse, goes through ``decode``, as in the codec.
+    """
+
+    def __init__(self, codec: EventCodec, event_types: Sequence[type[Event]]) -> None:
+        self.codec = codec
+        self._types = {codec.schema_id("bench", t): t for t in event_types}  # InMemoryRegistry: one id per schema text
+        self._parsed = {t: fastavro.parse_schema(schema_dict(t)) for t in event_types}
+        self._fields = {t: [(f["name"], _arrow_type(f["type"])) for f in schema_dict(t)["fields"]] for t in event_types}
+
+    def decode(self, data: bytes) -> Event:
+        return self.codec.decode(data)
+
+    def decode_batch(self, datas: Sequence[bytes]) -> DecodedBatch:
+        groups: dict[type[Event], tuple[list[int], list[dict[str, Any]]]] = {}
+        slow: list[int] = []
+        for i, data in enumerate(datas):
+            try:
+                schema_id, body = unframe(data)
+                event_type = self._types[schema_id]
+                record = fastavro.schemaless_reader(io.BytesIO(body), self._parsed[event_type], None)
+            except Exception:  # decode gives the outcome and its reason
+                slow.append(i)
+                continue
+            positions, records = groups.setdefault(event_type, ([], []))
+            positions.append(i)
+            records.append(record)
+        columns: dict[type[Event], tuple[np.ndarray, dict[str, pa.Array]]] = {}
+        for event_type, (positions, records) in groups.items():
+            arrays = {}
+            for name, arrow_type in self._fields[event_type]:
+                values = [r[name] for r in records]
+                arrays[name] = pa.array([list(v.items()) for v in values] if pa.types.is_map(arrow_type) else values, arrow_type)
+            good = surely_valid(event_type, arrays)
+            index = np.asarray(positions, np.int64)
+            if good.any():
+                keep = pa.array(good)
+                columns[event_type] = (index[good], {n: a.filter(keep) for n, a in arrays.items()})
+            slow += index[~good].tolist()
+        singles: list[tuple[int, Event | Exception]] = []
+        for i in sorted(slow):
+            try:
+                singles.append((i, self.codec.decode(datas[i])))
+            except Exception as exc:  # the replay dead-letters it
+                singles.append((i, exc))
+        return DecodedBatch(columns, singles)
 
 
 def produce(settings: Settings, codec: EventCodec, n: int) -> float:
@@ -163,6 +242,8 @@ def main() -> None:
     parser.add_argument("--external", action="store_true", help="use the cluster from RLSIZER_* settings")
     parser.add_argument("--flush-rows", type=int, default=50_000, help="records per warehouse transaction")
     parser.add_argument("--profile", type=Path, help="also write a cProfile of the replay to this file")
+    parser.add_argument("--decoder", choices=("columnar", "fastavro"), default="columnar",
+                        help="the replay's batch decoder: the codec's (schemas.columnar) or fastavro's reader (FastavroBatches)")
     args = parser.parse_args()
     with cluster(args) as base, tempfile.TemporaryDirectory(prefix="bench-wh-") as wh_dir:
         settings = dataclasses.replace(base, topic_prefix=f"bench_{uuid.uuid4().hex[:8]}")
@@ -175,14 +256,15 @@ def main() -> None:
         raw_n, raw_s = raw_consume(settings)
         profiler = cProfile.Profile() if args.profile else contextlib.nullcontext()
         with profiler:
-            stats = replay(settings, codec, warehouse_path=Path(wh_dir) / "wh.duckdb", progress=False, flush_rows=args.flush_rows)
+            decoder = codec if args.decoder == "columnar" else FastavroBatches(codec, (BarClosed, SignalRaised, FeaturesComputed, SizeDecided, OrderFilled, TradeClosed))
+            stats = replay(settings, decoder, warehouse_path=Path(wh_dir) / "wh.duckdb", progress=False, flush_rows=args.flush_rows)
         if args.profile:
             profiler.dump_stats(args.profile)
         if raw_n != args.events or stats.events != args.events or stats.new_rows != args.events:
             raise SystemExit(f"count mismatch: produced {args.events}, raw read {raw_n}, replay read {stats.events}, stored {stats.new_rows}")
         raw_rate, replay_rate = raw_n / raw_s, stats.events / stats.seconds
         print(f"raw confluent-kafka to EOF: {raw_n:,} events in {raw_s:.2f} s = {raw_rate:,.0f} events/s")
-        print(f"replay into DuckDB:         {stats.events:,} events in {stats.seconds:.2f} s = {replay_rate:,.0f} events/s")
+        print(f"replay into DuckDB ({args.decoder}): {stats.events:,} events in {stats.seconds:.2f} s = {replay_rate:,.0f} events/s")
         print(f"  of which decode {stats.decode_seconds:.2f} s (consuming thread), DuckDB writes {stats.write_seconds:.2f} s (writer thread, overlapping)")
         print(f"  then dedupe and checkpoint {stats.finish_seconds:.2f} s")
         print(f"ratio replay/raw: {replay_rate / raw_rate:.3f} (target >= 0.5)")

@@ -11,6 +11,9 @@ working copy is restored from the backup, or re-fetched from S3 when the backup
 is bad too. With S3 unreachable, or the registry's champion failing verification,
 the last verified champion keeps being served and the result says so; with
 nothing usable, ``CacheLoad.model`` is ``None`` and the caller uses the rule policy.
+A champion alias that fails its own signature (re-pointed without the key, signed
+with another key, unsigned) is ``CacheLoad.alias_refused``: an attack or a broken
+registry, not an outage, which the caller reports as such.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -51,6 +54,7 @@ class CacheLoad:
     model: VerifiedModel | None
     reason: str
     degraded: bool = False  # True when not serving what the registry names (S3 down, champion unverifiable)
+    alias_refused: bool = False  # True when the champion alias itself failed verification (see the module doc)
 
 
 class _Unusable(Exception):
@@ -90,6 +94,9 @@ class ModelCache:
             return CacheLoad(model=model, reason=how)
         try:
             target = self.registry.champion()
+        except ModelVerificationError as exc:  # the alias is not what the key signed
+            refused = self._serve_cached(f"champion alias refused ({exc})")
+            return replace(refused, alias_refused=True)
         except ModelRegistryError as exc:  # S3 unreachable (RegistryUnavailable) or refusing
             return self._serve_cached(f"registry unavailable ({exc})")
         if target is None:

@@ -4,26 +4,32 @@ Every module there exposing ``register(subparsers) -> None`` adds its own parser
 and sets ``func=callable(args, settings) -> int``; nothing here names them, so a
 new command is a new module. Settings are read once, from ``RLSIZER_*``.
 Configuration and start-up errors print one line to stderr and exit 2; operational errors (a bad
-model name, an unreachable broker, a refused model, a bad path) one line and exit 1.
+model name, an unreachable broker, a refused model, a bad path) one line and exit 1. One-shot
+commands silence librdkafka's own log (thousands of "Connect ... failed" lines while a broker is
+down) unless ``RLSIZER_KAFKA_LOG_LEVEL`` is set; services (``kafka_logs=True``) keep it.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 import rlsizer.commands
 from rlsizer.processes import StackError
 from streams.dir_lock import DirInUse
-from streams.settings import Settings, SettingsError
+from streams.settings import ENV_PREFIX, Settings, SettingsError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+KAFKA_LOG_ENV = f"{ENV_PREFIX}KAFKA_LOG_LEVEL"
+QUIET_KAFKA_LOG_LEVEL = 0  # librdkafka: emergencies only
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         settings = Settings.from_env()
+        if not getattr(args, "kafka_logs", False) and KAFKA_LOG_ENV not in os.environ:
+            settings = replace(settings, kafka_log_level=QUIET_KAFKA_LOG_LEVEL)
         return int(func(args, settings) or 0)
     except (StackError, SettingsError, DirInUse) as exc:
         print(f"rlsizer {args.command}: {exc}", file=sys.stderr)

@@ -172,7 +172,7 @@ def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
         stack.processes.append(worker)
         out(f"{_elapsed(t0)} worker ready (pid {worker.pid}, log {worker.log_path})")
         codec = make_codec(settings)
-        run_id = uuid.uuid4().hex[:6]
+        run_id = f"demo{cfg.seed}"  # the same data, the same signal ids: a second demo decides and trains the same
         runners: list[tuple[Market, Runner, int, int]] = []
         with AdapterClient(settings, codec, adapter_name="demo", default_timeout_s=cfg.decision_timeout_s) as client:
             for market in cfg.markets:

@@ -7,6 +7,7 @@ it needs; ``standard_checks`` wires the full set for a deployment.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -20,7 +21,8 @@ from rlsizer.health_monitor import ScheduledCheck
 from rlsizer.recovery import model_integrity_probe
 from streams.security import kafka_login_error, registry_requests_kwargs
 from streams.settings import Settings
-from streams.topics import worker_group_id
+from streams.end_offsets import end_offsets
+from streams.topics import inputs_topic, worker_group_id
 from trainer.status import load_status
 
 
@@ -67,18 +69,18 @@ def _consumer(settings: Settings, group: str) -> Consumer:
 
 
 def last_message_time(settings: Settings, topic: str) -> datetime | None:
-    """Broker timestamp of the newest record of ``topic`` (reads one record per partition)."""
+    """Broker timestamp of the newest record of ``topic`` (reads the last record of each partition)."""
     consumer = _consumer(settings, "rlsizer-health-probe")
     try:
         meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
         if meta is None or meta.error is not None:
             return None
+        ends = end_offsets(settings.kafka_config(), [(topic, p) for p in meta.partitions], mode=settings.end_offsets)
         newest: datetime | None = None
-        for partition in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)
-            if high <= low:
+        for (_, partition), end in ends.items():
+            if end <= 0:
                 continue
-            consumer.assign([TopicPartition(topic, partition, high - 1)])
+            consumer.assign([TopicPartition(topic, partition, end - 1)])
             msg = consumer.poll(2.0)
             if msg is not None and msg.error() is None:
                 kind, ms = msg.timestamp()
@@ -92,51 +94,151 @@ def last_message_time(settings: Settings, topic: str) -> datetime | None:
 
 def data_probe(settings: Settings, hours: health.MarketHours = health.MarketHours()) -> Callable[[datetime], CheckResult]:
     def probe(now: datetime) -> CheckResult:
-        return health.data_freshness(now, last_message_time(settings, settings.topic("signals")), hours=hours)
+        return health.data_freshness(now, last_message_time(settings, inputs_topic(settings)), hours=hours)
     return probe
 
 
 def consumer_lag(settings: Settings, topic: str, group: str | None = None) -> int:
+    """Records of ``topic`` the workers' group has not committed, against the true ends (``streams.end_offsets``)."""
     consumer = _consumer(settings, group or worker_group_id(settings))
     try:
         meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
-        if meta is None:
+        if meta is None or meta.error is not None:
             return 0
         parts = [TopicPartition(topic, p) for p in meta.partitions]
+        ends = end_offsets(settings.kafka_config(), [(topic, p) for p in meta.partitions], mode=settings.end_offsets)
         lag = 0
         for tp in consumer.committed(parts, timeout=5):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=5)
-            lag += high - (tp.offset if tp.offset >= 0 else low)
+            low, _ = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=5)
+            lag += max(0, ends[(topic, tp.partition)] - (tp.offset if tp.offset >= 0 else low))
         return lag
     finally:
         consumer.close()
 
 
 def lag_probe(settings: Settings) -> Callable[[datetime], CheckResult]:
-    return lambda now: health.consumer_lag(consumer_lag(settings, settings.topic("signals")))
+    return lambda now: health.consumer_lag(consumer_lag(settings, inputs_topic(settings)))
 
 
-def training_probe(settings: Settings) -> Callable[[datetime], CheckResult]:
+def newest_round(registry: Any, *, tries: int = 5) -> datetime | None:
+    """When the newest model version in the registry was created (its manifest's signature checked).
+
+    Every completed training round publishes a version, the trainer service's and a manual
+    ``rlsizer train``'s alike. Versions whose manifest does not verify are skipped (``tries`` at most).
+    """
+    from models.errors import ModelVerificationError
+
+    for version in reversed(registry.list_versions()[-tries:]):
+        try:
+            return registry.read_manifest(version).created_at
+        except ModelVerificationError:
+            continue
+    return None
+
+
+def training_probe(settings: Settings, registry_factory: Callable[[], Any]) -> Callable[[datetime], CheckResult]:
+    """Training activity from the trainer service's status and the model registry (manual rounds count)."""
+
     def probe(now: datetime) -> CheckResult:
         status = load_status(settings.data_dir)
-        return health.training_activity(now, status.last_success, status.consecutive_failures)
+        last, failures = health.latest_training(
+            (status.last_attempt, status.last_success, status.consecutive_failures), newest_round(registry_factory()))
+        return health.training_activity(now, last, failures)
     return probe
 
 
-def champion_created(registry: Any) -> datetime | None:
-    """When the registry's champion was created (None: no champion, or its manifest is unreadable)."""
-    version = registry.champion()
-    manifest = registry.show(version).manifest if version else None
-    return manifest.created_at if manifest else None
+def champion_age(registry: Any) -> tuple[datetime | None, str | None]:
+    """When the registry's champion was created, from its verified manifest; or why that cannot be known.
+
+    ``(None, None)``: no champion. A manifest that fails its signature is never read for its date.
+    """
+    from models.errors import ModelVerificationError
+
+    try:
+        version = registry.champion()
+        return (None, None) if version is None else (registry.read_manifest(version).created_at, None)
+    except ModelVerificationError as exc:
+        return None, str(exc)
 
 
-def model_probe(champion_created: Callable[[], datetime | None]) -> Callable[[datetime], CheckResult]:
-    return lambda now: health.model_freshness(now, champion_created())
+def model_probe(champion_age: Callable[[], tuple[datetime | None, str | None]]) -> Callable[[datetime], CheckResult]:
+    def probe(now: datetime) -> CheckResult:
+        created, problem = champion_age()
+        return health.model_freshness(now, created, unverified=problem)
+    return probe
+
+
+def worker_reports(settings: Settings, codec: Any, since: datetime) -> list[tuple[str, Any]]:
+    """``(worker, HealthChecked)`` the workers sent about themselves since ``since`` (keyed ``worker/<id>``).
+
+    Each partition of the health topic is read from the first record at or after ``since``
+    (the broker's time index) up to its end at the time of the call; other records are skipped
+    without decoding.
+    """
+    topic = settings.topic("health")
+    consumer = _consumer(settings, "rlsizer-health-probe")
+    found: list[tuple[str, Any]] = []
+    try:
+        meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return found
+        since_ms = int(since.timestamp() * 1000)
+        starts = consumer.offsets_for_times([TopicPartition(topic, p, since_ms) for p in meta.partitions], timeout=5)
+        ends = end_offsets(settings.kafka_config(), [(topic, p) for p in meta.partitions], mode=settings.end_offsets)
+        for start in starts:
+            low, _ = consumer.get_watermark_offsets(TopicPartition(topic, start.partition), timeout=5)
+            high = ends[(topic, start.partition)]  # the true end: tansu's watermark is short (streams.end_offsets)
+            first = start.offset if start.offset >= 0 else high  # -1: nothing at or after ``since``
+            if first >= high:
+                continue
+            consumer.assign([TopicPartition(topic, start.partition, max(first, low))])
+            found += _read_until(consumer, high, codec)
+        return found
+    finally:
+        consumer.close()
+
+
+def _read_until(consumer: Consumer, end: int, codec: Any, timeout_s: float = 10.0) -> list[tuple[str, Any]]:
+    """The worker reports up to offset ``end``. An undecodable record is skipped; an unreachable schema
+    registry, or an end not reached in time, raises (the probe FAILs: unread reports are not "no reports")."""
+    from schemas.codec import DecodeError
+
+    prefix = health.WORKER_REPORT_KEY_PREFIX.encode()
+    found: list[tuple[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None or msg.error() is not None:
+            continue
+        key = msg.key() or b""
+        if key.startswith(prefix):
+            try:
+                found.append((key[len(prefix):].decode(errors="replace"), codec.decode(msg.value())))
+            except DecodeError:  # not a HealthChecked a worker wrote; not ours to judge here
+                pass
+        if msg.offset() >= end - 1:
+            return found
+    raise TimeoutError(f"the health topic was not read to its end (offset {end}) within {timeout_s:.0f} s")
+
+
+def worker_reports_probe(settings: Settings, codec_factory: Callable[[], Any]) -> Callable[[datetime], CheckResult]:
+    window = timedelta(seconds=settings.health_report_window_seconds)
+
+    def probe(now: datetime) -> CheckResult:
+        return health.worker_reports(now, worker_reports(settings, codec_factory(), now - window), window=window)
+    return probe
 
 
 def standard_checks(settings: Settings, *, s3_client_factory: Callable[[], Any],
-                    registry_factory: Callable[[], Any]) -> list[ScheduledCheck]:
+                    registry_factory: Callable[[], Any], codec_factory: Callable[[], Any] | None = None
+                    ) -> list[ScheduledCheck]:
     """Every check, for ``rlsizer health`` (once) and ``rlsizer monitor`` (on its interval) alike."""
+    if codec_factory is None:
+        from streams.codec_factory import make_codec
+
+        def codec_factory() -> Any:
+            return make_codec(settings)
+
     every = timedelta(seconds=settings.health_interval_seconds)
     return [
         ScheduledCheck(component="kafka", name="reach_kafka", probe=kafka_probe(settings), interval=every),
@@ -146,8 +248,11 @@ def standard_checks(settings: Settings, *, s3_client_factory: Callable[[], Any],
         ScheduledCheck(component="bot", name="data_freshness", probe=data_probe(settings), interval=every),
         ScheduledCheck(component="worker", name="consumer_lag", probe=lag_probe(settings), interval=every),
         ScheduledCheck(component="model", name="model_freshness",
-                       probe=model_probe(lambda: champion_created(registry_factory())), interval=every),
+                       probe=model_probe(lambda: champion_age(registry_factory())), interval=every),
         ScheduledCheck(component="model", name="model_integrity", probe=model_integrity_probe(settings, registry_factory),
                        interval=every),
-        ScheduledCheck(component="trainer", name="training_activity", probe=training_probe(settings), interval=every),
+        ScheduledCheck(component="worker", name="worker_reports", probe=worker_reports_probe(settings, codec_factory),
+                       interval=every),
+        ScheduledCheck(component="trainer", name="training_activity", probe=training_probe(settings, registry_factory),
+                       interval=every),
     ]

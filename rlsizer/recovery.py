@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def _worker_dirs(settings: Settings) -> list[Path]:
-    """Each worker's data dir (``agents.glue.transport.worker_datadir``), in name order."""
+    """Each worker's data dir (``agents.glue.faust.transport.worker_datadir``), in name order."""
     return sorted(p for p in (Path(settings.data_dir) / "worker").glob("*") if p.is_dir())
 
 
@@ -57,12 +57,42 @@ def _verify_cached(cache: Any, version: str) -> str | None:
     return None
 
 
+def registry_champion_problem(registry: Any) -> tuple[str | None, str | None]:
+    """``(champion version, problem)``: the registry's champion checked in S3 as a worker would check it.
+
+    The alias's signature, then the manifest's signature and the artifact's size and sha256
+    (``ModelRegistry.fetch_signed``). ``problem`` is ``None`` when all hold (or there is no champion).
+    """
+    from models.errors import ModelRegistryError, ModelVerificationError
+
+    try:
+        version = registry.champion()
+    except ModelVerificationError as exc:
+        return None, f"registry champion alias refused ({exc.kind}): {exc.reason}"
+    except ModelRegistryError as exc:
+        return None, f"cannot read the registry champion alias: {exc}"
+    if version is None:
+        return None, None
+    try:
+        registry.fetch_signed(version)
+    except ModelVerificationError as exc:
+        return version, (f"registry champion {version} fails verification ({exc.kind}): {exc.reason}; no worker will "
+                         f"load it. Promote a version that verifies (rlsizer models list, rlsizer models promote "
+                         f"VERSION) or roll back (rlsizer models rollback)")
+    except ModelRegistryError as exc:
+        return version, f"cannot read registry champion {version}: {exc}"
+    return version, None
+
+
 def model_integrity_probe(settings: Settings, registry_factory: Callable[[], Any]) -> Callable[[datetime], CheckResult]:
+    """The registry's champion in S3 (``registry_champion_problem``), then every worker's cached champion."""
+
     def probe(now: datetime) -> CheckResult:
-        caches = worker_caches(settings, registry_factory())
+        registry = registry_factory()
+        champion, registry_problem = registry_champion_problem(registry)
         problems = []
         checked = 0
-        for cache in caches:
+        for cache in worker_caches(settings, registry):
             version = cache.cached_champion()
             if version is None:
                 continue
@@ -70,9 +100,14 @@ def model_integrity_probe(settings: Settings, registry_factory: Callable[[], Any
             problem = _verify_cached(cache, version)
             if problem:
                 problems.append(f"{cache.directory}: {version}: {problem}")
+        if registry_problem:
+            return health.model_integrity(False, "; ".join([registry_problem, *problems]), restorable=bool(problems))
         if problems:
             return health.model_integrity(False, "; ".join(problems))
-        return health.model_integrity(True, f"{checked} cached champion(s) verified" if checked else "no cached model yet")
+        in_s3 = (f"registry champion {champion} verified (alias signature, manifest signature, sha256)" if champion
+                 else "no champion in the registry")
+        cached = f"{checked} cached champion(s) verified" if checked else "no cached model yet"
+        return health.model_integrity(True, f"{in_s3}; {cached}")
     return probe
 
 

@@ -6,7 +6,11 @@ Each starter takes the stack's settings and returns a started, ready ``ManagedPr
 
 from __future__ import annotations
 
+import json
 import sys
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from rlsizer.processes import ManagedProcess, spawn, wait_ready
@@ -24,7 +28,14 @@ def _rlsizer(settings: Settings, name: str, *args: str) -> ManagedProcess:
 
 
 def start_worker(settings: Settings, *, worker_id: str = "0", timeout: float = READY_TIMEOUT) -> ManagedProcess:
-    """One Faust worker; ready when Faust reports it has joined and recovered its tables.
+    """One Faust worker; ready when Faust reports it has joined and recovered its tables."""
+    proc, ready = spawn_worker(settings, worker_id=worker_id)
+    wait_ready(proc, ready, timeout, "report ready")
+    return proc
+
+
+def spawn_worker(settings: Settings, *, worker_id: str = "0") -> tuple[ManagedProcess, Callable[[], bool]]:
+    """One Faust worker, started, and what tells it is ready (``wait_ready``).
 
     The log is appended to, so a restarted worker is ready at a "Ready" line after its
     own start, not at its predecessor's.
@@ -38,8 +49,31 @@ def start_worker(settings: Settings, *, worker_id: str = "0", timeout: float = R
             log.seek(start)
             return b"[^Worker]: Ready" in log.read()
 
-    wait_ready(proc, ready, timeout, "report ready")
-    return proc
+    return proc, ready
+
+
+def worker_stuck_probe(settings: Settings, *, silent_seconds: float = 60.0,
+                       clock: Callable[[], float] = time.monotonic) -> Callable[[], str | None]:
+    """What tells ``rlsizer up`` its worker is alive but stuck: its ``/health`` reports a stall
+    (``agents.glue.watchdog``), or has not answered for ``silent_seconds`` (a wedged event loop)."""
+    url = f"http://{settings.worker_web_host}:{settings.worker_web_port}/health"
+    failing_since: list[float] = []
+
+    def stuck() -> str | None:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as answer:
+                state = json.loads(answer.read())
+        except (OSError, ValueError) as exc:
+            if not failing_since:
+                failing_since.append(clock())
+            silent = clock() - failing_since[0]
+            return f"its /health has not answered for {silent:.0f} s ({exc})" if silent >= silent_seconds else None
+        failing_since.clear()
+        if state.get("status") == "stalled":
+            return str(state.get("progress", "stalled"))
+        return None
+
+    return stuck
 
 
 def start_trainer(settings: Settings) -> ManagedProcess:

@@ -39,6 +39,7 @@ class Process(Protocol):  # the part of ``ManagedProcess`` supervision reads
 FIRST_DELAY_S = 1.0
 MAX_DELAY_S = 60.0
 STABLE_AFTER_S = 60.0
+PROBE_SECONDS = 5.0
 
 
 @dataclass
@@ -50,6 +51,8 @@ class Service:
     started_at: float
     quick_deaths: int = 0  # deaths in a row, each before STABLE_AFTER_S of running
     restart_at: float | None = None  # set while it is dead and waiting for its restart
+    stuck: Callable[[], str | None] | None = None  # alive but stuck? the reason (a worker's stall), else None
+    next_probe: float = 0.0
 
 
 def restart_delay(quick_deaths: int) -> float:
@@ -61,10 +64,13 @@ class Supervisor:
     """One ``check()`` per poll: the first dead server, else restarts the dead services when due."""
 
     def __init__(self, servers: Sequence[Process], services: Sequence[tuple[Callable[[], Process], Process]], *,
-                 clock: Callable[[], float] = time.monotonic, say: Callable[[str], None] | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, say: Callable[[str], None] | None = None,
+                 probes: dict[int, Callable[[], str | None]] | None = None) -> None:
+        """``probes``: by index in ``services``, what tells that service is alive but stuck (checked every
+        ``PROBE_SECONDS``); a stuck one is killed and started again like one that died."""
         self.servers = list(servers)
         now = clock()
-        self.services = [Service(start, proc, now) for start, proc in services]
+        self.services = [Service(start, proc, now, stuck=(probes or {}).get(i)) for i, (start, proc) in enumerate(services)]
         self._clock = clock
         self._say = say or (lambda line: print(line, file=sys.stderr, flush=True))
 
@@ -77,6 +83,12 @@ class Supervisor:
             if not proc.alive():
                 return proc
         for service in self.services:
+            if service.restart_at is None and service.stuck is not None and self._clock() >= service.next_probe:
+                service.next_probe = self._clock() + PROBE_SECONDS
+                if service.proc.alive() and (why := service.stuck()) is not None:
+                    self._say(f"rlsizer up: {service.proc.name} (pid {service.proc.pid}) is stuck: {why}; killing it")
+                    service.proc.popen.kill()
+                    service.proc.popen.wait(10)
             if service.restart_at is None and not service.proc.alive():
                 self._died(service)
             if service.restart_at is not None and self._clock() >= service.restart_at:

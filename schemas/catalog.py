@@ -1,13 +1,19 @@
-"""Load the ``.avsc`` files that define the rlsizer.v1 events."""
+"""Load the ``.avsc`` files that define the rlsizer.v1 events.
+
+The schemas are the source of truth: ``schemas.events`` mirrors them and takes
+the symbols of their enums from here (``enum_symbols``), so this module reads
+files by record name and imports no event class.
+"""
 
 from __future__ import annotations
 
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from schemas.events import EVENT_TYPES, Event
+if TYPE_CHECKING:
+    from schemas.events import Event
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 
@@ -17,16 +23,24 @@ def schema_path(event_type: type[Event]) -> Path:
 
 
 @cache
+def _text(record: str) -> str:
+    """The ``.avsc`` text of ``record`` (its name without namespace), canonicalised to compact JSON."""
+    return json.dumps(json.loads((SCHEMA_DIR / f"{record}.avsc").read_text()), separators=(",", ":"))
+
+
 def schema_text(event_type: type[Event]) -> str:
     """The ``.avsc`` text, canonicalised to compact JSON (what the registry stores)."""
-    return json.dumps(json.loads(schema_path(event_type).read_text()), separators=(",", ":"))
+    return _text(event_type.__name__)
 
 
 @cache
 def schema_dict(event_type: type[Event]) -> dict[str, Any]:
-    return json.loads(schema_text(event_type))
+    return json.loads(_text(event_type.__name__))
 
 
-def all_schemas() -> dict[str, str]:
-    """Full Avro name -> schema text, for every event."""
-    return {t.schema_name: schema_text(t) for t in EVENT_TYPES}
+def enum_symbols(record: str, field: str) -> tuple[str, ...]:
+    """The symbols of the enum that is the type of ``field`` in ``record``'s schema (KeyError if it is not one)."""
+    for f in json.loads(_text(record))["fields"]:
+        if f["name"] == field and isinstance(f["type"], dict) and f["type"].get("type") == "enum":
+            return tuple(f["type"]["symbols"])
+    raise KeyError(f"{record}.{field} is not an enum field of {record}.avsc")

@@ -5,29 +5,50 @@ checks that the field names and order match the ``.avsc`` file. Values are
 validated at construction, so an event that exists is an event that is valid:
 decoding bad input raises ``ValueError`` subclasses which the stream layer turns
 into ``EventRejected`` records.
+
+Each field declares its rule once, in its metadata (``field(metadata=POSITIVE)``),
+and a class names its cross-field rules in ``cross_rules``; ``@validated`` makes
+from them the check with its messages, the fast path of ``__post_init__`` and the
+column-wise check of a replay (``schemas.rules``, which holds the vocabulary).
+A field without metadata has no rule beyond its Avro type.
 """
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
-from types import MappingProxyType
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
+
+from schemas.rules import (
+    BAR_RANGE,
+    COUNT,
+    EXIT_AFTER_ENTRY,
+    FINITE,
+    FINITE_VALUES,
+    NON_EMPTY,
+    NON_NEGATIVE,
+    ONE_OF_ENUM,
+    PLAUSIBLE_TIME,
+    POSITIVE,
+    QUOTE_NOT_CROSSED,
+    STOP_AND_TARGET_SIDES,
+    UNIT_INTERVAL,
+    CrossRule,
+    InvalidEvent,
+    RuleTable,
+    earliest_event_time,
+    in_range,
+    optional,
+    parse_earliest_event_time,
+    set_earliest_event_time,
+    validated,
+)
 
 NAMESPACE: Final = "rlsizer.v1"
-SIDES: Final = ("BUY", "SELL")
-POLICIES: Final = ("MODEL", "RULES", "FALLBACK")
-LEGS: Final = ("ENTRY", "EXIT")
-HEALTH_STATUSES: Final = ("OK", "WARN", "FAIL")
 MULTIPLIER_MIN: Final = 0.25
 MULTIPLIER_MAX: Final = 2.0
-
-
-class InvalidEvent(ValueError):
-    """An event value breaks its contract (NaN price, unknown side, ...)."""
 
 
 def new_event_id() -> str:
@@ -38,319 +59,130 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _ts(name: str, value: datetime) -> None:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidEvent(f"{name} must be a timezone-aware datetime, got {value!r}")
-
-
-def _is_finite(value: object) -> bool:
-    """A finite int or float that a double holds (an int beyond the double range is not)."""
-    try:
-        return isinstance(value, (int, float)) and math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-def _positive(name: str, value: float) -> None:
-    if not (_is_finite(value) and value > 0):
-        raise InvalidEvent(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _non_negative(name: str, value: float) -> None:
-    if not (_is_finite(value) and value >= 0):
-        raise InvalidEvent(f"{name} must be a finite number >= 0, got {value!r}")
-
-
-def _finite(name: str, value: float) -> None:
-    if not _is_finite(value):
-        raise InvalidEvent(f"{name} must be a finite number, got {value!r}")
-
-
-def _unit_interval(name: str, value: float) -> None:
-    if not (_is_finite(value) and 0 <= value <= 1):
-        raise InvalidEvent(f"{name} must be a number in [0, 1], got {value!r}")
-
-
-def _all_finite_numbers(values: Iterable[Any]) -> bool:
-    """True when every value is a plain int or float and finite, checked at C speed.
-
-    ``False`` means "not sure": the caller then checks value by value (``_finite``),
-    which is the rule. A total of finite numbers is finite unless it overflows,
-    and an infinity or NaN makes the total infinite or NaN: so a finite total
-    proves every value finite. Subclasses (bool, numpy floats) and totals too
-    large for a float give ``False``.
-    """
-    values = tuple(values)
-    if not _PLAIN_NUMBERS.issuperset(map(type, values)):
-        return False
-    try:
-        return math.isfinite(sum(values))
-    except (OverflowError, ValueError):
-        return False
-
-
-_PLAIN_NUMBERS: Final = frozenset((int, float))
-
-
-def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise InvalidEvent(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-
-
-def _non_empty(name: str, value: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidEvent(f"{name} must be a non-empty string, got {value!r}")
-
-
-def _freeze(obj: Any, name: str) -> None:
-    value = getattr(obj, name)
-    if not isinstance(value, MappingProxyType):
-        object.__setattr__(obj, name, MappingProxyType(dict(value)))
-
-
-_INF: Final = math.inf
-# The events made or read per signal (SignalRaised, FeaturesComputed, SizeDecided)
-# first check their usual values in one expression of exact types, without a call
-# per field: a str with something left after strip(), a float ``f`` with
-# ``0.0 < f < _INF`` (positive and finite: NaN fails every comparison), ... Each
-# term implies the rule of the helper it stands for; when the expression is false
-# (an error, or a value it is not sure of: an int, a subclass), the helpers run in
-# their order and decide, with their messages (tests/unit/schemas/test_events_usual_values.py).
-
-
-def _usual_event(e: Event) -> bool:
-    """True when ``Event.__post_init__`` surely passes (False: not sure)."""
-    return bool(
-        type(e.event_id) is str and e.event_id.strip()
-        and type(e.ts_event) is datetime and e.ts_event.tzinfo is not None
-        and type(e.ts_init) is datetime and e.ts_init.tzinfo is not None
-    )
-
-
+@validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """Fields every event carries."""
 
     schema_name: ClassVar[str] = ""
-    event_id: str = field(default_factory=new_event_id)
-    ts_event: datetime
-    ts_init: datetime = field(default_factory=utc_now)
+    cross_rules: ClassVar[tuple[CrossRule, ...]] = ()
+    rules: ClassVar[RuleTable]  # made by @validated from the fields' metadata and cross_rules
+    event_id: str = field(default_factory=new_event_id, metadata=NON_EMPTY)
+    ts_event: datetime = field(metadata=PLAUSIBLE_TIME)
+    ts_init: datetime = field(default_factory=utc_now, metadata=PLAUSIBLE_TIME)
 
-    def __post_init__(self) -> None:
-        _non_empty("event_id", self.event_id)
-        _ts("ts_event", self.ts_event)
-        _ts("ts_init", self.ts_init)
+    def __post_init__(self) -> None:  # replaced by @validated: the rules' fast path, then their check
+        type(self).rules.check(self)
 
 
+@validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BarClosed(Event):
     schema_name: ClassVar[str] = f"{NAMESPACE}.BarClosed"
-    symbol: str
-    interval: str
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    bid: float | None = None
-    ask: float | None = None
-    bid_size: float | None = None
-    ask_size: float | None = None
-
-    def __post_init__(self) -> None:
-        Event.__post_init__(self)
-        _non_empty("symbol", self.symbol)
-        _non_empty("interval", self.interval)
-        for name in ("open", "high", "low", "close"):
-            _positive(name, getattr(self, name))
-        _non_negative("volume", self.volume)
-        if self.high < max(self.open, self.close, self.low) or self.low > min(self.open, self.close):
-            raise InvalidEvent(
-                f"bar is inconsistent: high={self.high} low={self.low} open={self.open} close={self.close}"
-            )
-        for name in ("bid", "ask"):
-            if getattr(self, name) is not None:
-                _positive(name, getattr(self, name))
-        for name in ("bid_size", "ask_size"):
-            if getattr(self, name) is not None:
-                _non_negative(name, getattr(self, name))
-        if self.bid is not None and self.ask is not None and self.bid > self.ask:
-            raise InvalidEvent(f"crossed quote: bid {self.bid} > ask {self.ask}")
+    cross_rules: ClassVar[tuple[CrossRule, ...]] = (BAR_RANGE, QUOTE_NOT_CROSSED)
+    symbol: str = field(metadata=NON_EMPTY)
+    interval: str = field(metadata=NON_EMPTY)
+    open: float = field(metadata=POSITIVE)
+    high: float = field(metadata=POSITIVE)
+    low: float = field(metadata=POSITIVE)
+    close: float = field(metadata=POSITIVE)
+    volume: float = field(metadata=NON_NEGATIVE)
+    bid: float | None = field(default=None, metadata=optional(POSITIVE))
+    ask: float | None = field(default=None, metadata=optional(POSITIVE))
+    bid_size: float | None = field(default=None, metadata=optional(NON_NEGATIVE))
+    ask_size: float | None = field(default=None, metadata=optional(NON_NEGATIVE))
 
 
+@validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignalRaised(Event):
     schema_name: ClassVar[str] = f"{NAMESPACE}.SignalRaised"
-    signal_id: str
-    strategy_id: str
-    symbol: str
-    side: str
-    price: float
-    atr: float
-    score: float = 0.0
-    q_score: float = 0.5
-    base_qty: float
-    stop_price: float | None = None
-    target_price: float | None = None
+    cross_rules: ClassVar[tuple[CrossRule, ...]] = (STOP_AND_TARGET_SIDES,)
+    signal_id: str = field(metadata=NON_EMPTY)
+    strategy_id: str = field(metadata=NON_EMPTY)
+    symbol: str = field(metadata=NON_EMPTY)
+    side: str = field(metadata=ONE_OF_ENUM)
+    price: float = field(metadata=POSITIVE)
+    atr: float = field(metadata=NON_NEGATIVE)
+    score: float = field(default=0.0, metadata=FINITE)
+    q_score: float = field(default=0.5, metadata=UNIT_INTERVAL)
+    base_qty: float = field(metadata=POSITIVE)
+    stop_price: float | None = field(default=None, metadata=optional(POSITIVE))
+    target_price: float | None = field(default=None, metadata=optional(POSITIVE))
     adapter: str = "unknown"
     attrs: Mapping[str, str] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        stop, target = self.stop_price, self.target_price
-        if not (
-            _usual_event(self)
-            and type(self.signal_id) is str and self.signal_id.strip()
-            and type(self.strategy_id) is str and self.strategy_id.strip()
-            and type(self.symbol) is str and self.symbol.strip()
-            and self.side in SIDES
-            and type(self.price) is float and 0.0 < self.price < _INF
-            and type(self.atr) is float and 0.0 <= self.atr < _INF
-            and type(self.score) is float and -_INF < self.score < _INF
-            and type(self.q_score) is float and 0.0 <= self.q_score <= 1.0
-            and type(self.base_qty) is float and 0.0 < self.base_qty < _INF
-            and (stop is None or (type(stop) is float and 0.0 < stop < _INF))
-            and (target is None or (type(target) is float and 0.0 < target < _INF))
-        ):
-            self._check()
-        _freeze(self, "attrs")
 
-    def _check(self) -> None:
-        Event.__post_init__(self)
-        _non_empty("signal_id", self.signal_id)
-        _non_empty("strategy_id", self.strategy_id)
-        _non_empty("symbol", self.symbol)
-        _one_of("side", self.side, SIDES)
-        _positive("price", self.price)
-        _non_negative("atr", self.atr)
-        _finite("score", self.score)
-        _unit_interval("q_score", self.q_score)
-        _positive("base_qty", self.base_qty)
-        for name in ("stop_price", "target_price"):
-            if getattr(self, name) is not None:
-                _positive(name, getattr(self, name))
-
-
+@validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeaturesComputed(Event):
     schema_name: ClassVar[str] = f"{NAMESPACE}.FeaturesComputed"
-    signal_id: str
+    signal_id: str = field(metadata=NON_EMPTY)
     symbol: str
     strategy_id: str
     strategy_type: str
     feature_set: str
-    features: Mapping[str, float]
-
-    def __post_init__(self) -> None:
-        if not (_usual_event(self) and type(self.signal_id) is str and self.signal_id.strip()):
-            Event.__post_init__(self)
-            _non_empty("signal_id", self.signal_id)
-        if not _all_finite_numbers(self.features.values()):  # then find the first culprit, for the message
-            for name, value in self.features.items():
-                _finite(f"feature {name}", value)
-        _freeze(self, "features")
+    features: Mapping[str, float] = field(metadata=FINITE_VALUES)
 
 
+@validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SizeDecided(Event):
     schema_name: ClassVar[str] = f"{NAMESPACE}.SizeDecided"
-    signal_id: str
+    signal_id: str = field(metadata=NON_EMPTY)
     symbol: str
     strategy_id: str
-    multiplier: float
-    qty: float
-    policy: str
+    multiplier: float = field(metadata=in_range(MULTIPLIER_MIN, MULTIPLIER_MAX))
+    qty: float = field(metadata=NON_NEGATIVE)
+    policy: str = field(metadata=ONE_OF_ENUM)
     reason: str
     model_version: str | None = None
-    latency_us: int
-
-    def __post_init__(self) -> None:
-        if not (
-            _usual_event(self)
-            and type(self.signal_id) is str and self.signal_id.strip()
-            and type(self.multiplier) is float and MULTIPLIER_MIN <= self.multiplier <= MULTIPLIER_MAX
-            and type(self.qty) is float and 0.0 <= self.qty < _INF
-            and self.policy in POLICIES
-            and type(self.latency_us) is int and self.latency_us >= 0
-        ):
-            self._check()
-
-    def _check(self) -> None:
-        Event.__post_init__(self)
-        _non_empty("signal_id", self.signal_id)
-        _finite("multiplier", self.multiplier)
-        if not MULTIPLIER_MIN <= self.multiplier <= MULTIPLIER_MAX:
-            raise InvalidEvent(
-                f"multiplier must be in [{MULTIPLIER_MIN}, {MULTIPLIER_MAX}], got {self.multiplier}"
-            )
-        _non_negative("qty", self.qty)
-        _one_of("policy", self.policy, POLICIES)
-        if self.latency_us < 0:
-            raise InvalidEvent(f"latency_us must be >= 0, got {self.latency_us}")
+    latency_us: int = field(metadata=COUNT)
 
 
+@validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderFilled(Event):
     schema_name: ClassVar[str] = f"{NAMESPACE}.OrderFilled"
-    signal_id: str
-    order_id: str
+    signal_id: str = field(metadata=NON_EMPTY)
+    order_id: str = field(metadata=NON_EMPTY)
     symbol: str
-    side: str
-    qty: float
-    price: float
-    fee: float = 0.0
-    leg: str
+    side: str = field(metadata=ONE_OF_ENUM)
+    qty: float = field(metadata=POSITIVE)
+    price: float = field(metadata=POSITIVE)
+    fee: float = field(default=0.0, metadata=NON_NEGATIVE)
+    leg: str = field(metadata=ONE_OF_ENUM)
     exit_reason: str | None = None
 
-    def __post_init__(self) -> None:
-        Event.__post_init__(self)
-        _non_empty("signal_id", self.signal_id)
-        _non_empty("order_id", self.order_id)
-        _one_of("side", self.side, SIDES)
-        _positive("qty", self.qty)
-        _positive("price", self.price)
-        _non_negative("fee", self.fee)
-        _one_of("leg", self.leg, LEGS)
 
-
+@validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TradeClosed(Event):
     schema_name: ClassVar[str] = f"{NAMESPACE}.TradeClosed"
+    cross_rules: ClassVar[tuple[CrossRule, ...]] = (EXIT_AFTER_ENTRY,)
     signal_id: str
     symbol: str
     strategy_id: str
-    side: str
-    qty: float
-    entry_price: float
-    exit_price: float
-    entry_ts: datetime
-    exit_ts: datetime
-    pnl: float
-    fees: float = 0.0
-    r_multiple: float
-    mae_r: float = 0.0
-    mfe_r: float = 0.0
+    side: str = field(metadata=ONE_OF_ENUM)
+    qty: float = field(metadata=POSITIVE)
+    entry_price: float = field(metadata=POSITIVE)
+    exit_price: float = field(metadata=POSITIVE)
+    entry_ts: datetime = field(metadata=PLAUSIBLE_TIME)
+    exit_ts: datetime = field(metadata=PLAUSIBLE_TIME)
+    pnl: float = field(metadata=FINITE)
+    fees: float = field(default=0.0, metadata=NON_NEGATIVE)
+    r_multiple: float = field(metadata=FINITE)
+    mae_r: float = field(default=0.0, metadata=FINITE)
+    mfe_r: float = field(default=0.0, metadata=FINITE)
     exit_reason: str
 
-    def __post_init__(self) -> None:
-        Event.__post_init__(self)
-        _one_of("side", self.side, SIDES)
-        _positive("qty", self.qty)
-        _positive("entry_price", self.entry_price)
-        _positive("exit_price", self.exit_price)
-        _ts("entry_ts", self.entry_ts)
-        _ts("exit_ts", self.exit_ts)
-        if self.exit_ts < self.entry_ts:
-            raise InvalidEvent(f"exit_ts {self.exit_ts} is before entry_ts {self.entry_ts}")
-        for name in ("pnl", "r_multiple", "mae_r", "mfe_r"):
-            _finite(name, getattr(self, name))
-        _non_negative("fees", self.fees)
 
-
+@validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelPublished(Event):
     schema_name: ClassVar[str] = f"{NAMESPACE}.ModelPublished"
-    model_name: str
-    version: str
+    model_name: str = field(metadata=NON_EMPTY)
+    version: str = field(metadata=NON_EMPTY)
     artifact_uri: str
     manifest_uri: str
     sha256: str
@@ -359,27 +191,19 @@ class ModelPublished(Event):
     alias: str | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        Event.__post_init__(self)
-        _non_empty("model_name", self.model_name)
-        _non_empty("version", self.version)
-        _freeze(self, "metrics")
 
-
+@validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HealthChecked(Event):
     schema_name: ClassVar[str] = f"{NAMESPACE}.HealthChecked"
     component: str
     check: str
-    status: str
+    status: str = field(metadata=ONE_OF_ENUM)
     detail: str
     action: str | None = None
 
-    def __post_init__(self) -> None:
-        Event.__post_init__(self)
-        _one_of("status", self.status, HEALTH_STATUSES)
 
-
+@validated
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EventRejected(Event):
     schema_name: ClassVar[str] = f"{NAMESPACE}.EventRejected"
@@ -404,8 +228,42 @@ EVENT_TYPES: Final[tuple[type[Event], ...]] = (
     EventRejected,
 )
 EVENT_BY_SCHEMA_NAME: Final[dict[str, type[Event]]] = {t.schema_name: t for t in EVENT_TYPES}
+SIDES: Final = SignalRaised.rules.rule("side").allowed  # type: ignore[attr-defined]  (the symbols of its .avsc enum)
+POLICIES: Final = SizeDecided.rules.rule("policy").allowed  # type: ignore[attr-defined]
+LEGS: Final = OrderFilled.rules.rule("leg").allowed  # type: ignore[attr-defined]
+HEALTH_STATUSES: Final = HealthChecked.rules.rule("status").allowed  # type: ignore[attr-defined]
 
 
 def field_names(event_type: type[Event]) -> tuple[str, ...]:
     """Field names in declaration order (the order of the Avro record)."""
     return tuple(f.name for f in fields(event_type))
+
+
+__all__ = [
+    "EVENT_BY_SCHEMA_NAME",
+    "EVENT_TYPES",
+    "HEALTH_STATUSES",
+    "LEGS",
+    "MULTIPLIER_MAX",
+    "MULTIPLIER_MIN",
+    "NAMESPACE",
+    "POLICIES",
+    "SIDES",
+    "BarClosed",
+    "Event",
+    "EventRejected",
+    "FeaturesComputed",
+    "HealthChecked",
+    "InvalidEvent",
+    "ModelPublished",
+    "OrderFilled",
+    "SignalRaised",
+    "SizeDecided",
+    "TradeClosed",
+    "earliest_event_time",
+    "field_names",
+    "new_event_id",
+    "parse_earliest_event_time",
+    "set_earliest_event_time",
+    "utc_now",
+]

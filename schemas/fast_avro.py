@@ -1,61 +1,65 @@
-"""Compiled Avro body encoders and decoders for our own event schemas.
+"""Compiled Avro body encoders, and readers of a body's leading fields, for our own event schemas.
 
-fastavro interprets the schema on every call: about 40 us to write one
-FeaturesComputed or SizeDecided and 20 us to read one SignalRaised, a large part
-of the worker's time per signal. ``compiled(event_type)`` builds, once per event
-type, an encoder (event -> Avro body) and a decoder (body -> the record dict that
-``fastavro.schemaless_reader`` returns) specialised to that schema.
+What is kept here is what earns its place against fastavro with schemas parsed
+once (``fastavro.parse_schema``, ``schemaless_writer``/``schemaless_reader``):
+the compiled path takes at most half of fastavro's time on its path.
+``bench/bench_codec.py``, best of 9 alternating rounds, 6 runs on the shared 2-core
+machine (2026-12-07, load 3-5; 3 of them before the decoder was removed),
+compiled/fastavro:
 
-Both are generated Python source, compiled with ``exec`` once per schema
-(``_Source``; ``schemas.fast_avro_encode`` and ``schemas.fast_avro_decode`` write
-it): one straight-line function per schema and direction, because a call per
-field cost as much as the work itself. The encoder reads each field as an
-attribute, writes a short string's length from a table, a run of doubles with one
-``struct`` call, an 8-byte timestamp from a table of 14-bit pairs, and joins the
-parts (after the caller's framing header) with one ``b"".join``. The decoder
-reads one-byte lengths, varints and enum and union indexes inline, an 8-byte
-timestamp by gathering its 7-bit groups from one ``int.from_bytes``, a run of
-doubles with one ``struct`` call, and returns one dict literal. Anything less
-usual (long strings, other varints, maps, unions of strings) goes to the small
-closures kept for it: the same code ``head_decoder`` reads with. Maps of doubles
-remember the key sets already seen (their key bytes and a ``struct`` laying out
-the whole map), so that the live feature map is one ``struct`` call each way.
+* encoders (``compiled``), per signal on the worker's path: FeaturesComputed (80
+  features) 9.5-12.6 against 40.3-49.4 us for the body, 0.22-0.26 (through
+  ``EventCodec.encode`` 0.19-0.27); SizeDecided 3.7-4.3 against 14.3-22.9 us,
+  0.19-0.26 (``EventCodec.encode`` 0.31-0.34). Kept.
+* the head reader (``head_decoder``), which reads ``ts_event`` and ``symbol`` of every
+  stored decision when a worker rebuilds its retention index after a rebalance:
+  ``EventCodec.decode_head`` of a SizeDecided 5.6-6.1 against 15.1-21.2 us, 0.28-0.38.
+  Kept.
+* the compiled record decoder (removed): on the worker's input path it took
+  0.64-0.71 of fastavro's time for a SignalRaised body, 0.50-0.54 for a BarClosed and
+  0.45-0.63 for an OrderFilled; through ``EventCodec.decode`` (framing and the
+  dataclass) 0.71-0.77, 0.60-0.61 and 0.53-0.77. Every decode is fastavro's now:
+  ``EventCodec.decode`` 19-22 us for a SignalRaised instead of 13.5-15.6.
 
-The contract is fastavro's, to the byte and to the value (same Python types,
-timestamps as ``datetime`` in ``timezone.utc``). Where that cannot be certain the
-compiled code does not guess, it refuses and the caller uses fastavro:
+Both are generated or specialised once per schema. The encoder is Python source
+compiled with ``exec`` (``schemas.fast_avro_encode``): one straight-line function
+per schema, because a call per field cost as much as the work itself. It reads each
+field as an attribute, writes a short string's length from a table, a run of
+doubles with one ``struct`` call, an 8-byte timestamp from a table of 14-bit pairs,
+and joins the parts (after the caller's framing header) with one ``b"".join``; maps
+of doubles remember the key sets already seen (their key bytes and a ``struct``
+laying out the whole map), so the live feature map is one ``struct`` call. The head
+reader (``schemas.fast_avro_decode``) chains one step per field up to the last one
+asked for.
+
+The contract is fastavro's, to the byte and to the value. Where that cannot be
+certain the compiled code does not guess, it refuses and the caller uses fastavro:
 
 * a schema with a type not listed below compiles to nothing (``Unsupported``);
 * the encoder raises (``Refused`` or any other exception) on a value whose type
   is not the plain one (``str``, ``int``, aware ``datetime``, ...; map keys must be
   exactly ``str``: fastavro calls a key's own ``encode``);
-* the decoder raises on bytes that are short, have bytes left over, or hold
-  anything fastavro reads in its own way (an out-of-range enum or union index,
-  a varint longer than 64 bits, a negative length).
+* the head reader raises on bytes that are short or that fastavro reads in its own
+  way (an out-of-range enum or union index, a varint longer than 64 bits, a
+  negative length), and has nothing to read past a map.
 
 Supported field types: ``string``, ``bytes``, ``int``, ``long``, ``double``,
 ``long`` with logical type ``timestamp-micros``, ``enum``, a two-branch union of
 ``null`` and ``string``/``double``/``bytes``, and maps of ``double`` or ``string``.
-The decoder is for bodies written with exactly our schema: no schema resolution.
-This module holds what both directions share; the two modules named above are
-imported when a schema is first compiled.
+This module holds the entry points and what both halves share; the two modules
+named above are imported when a schema is first compiled.
 """
 
 from __future__ import annotations
 
 import keyword
-import struct
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any, Final, Protocol
 
 from schemas.catalog import schema_dict
 from schemas.events import Event
-
-Encoder = Callable[[Any], bytes]
 
 
 class RecordEncoder(Protocol):
@@ -64,15 +68,11 @@ class RecordEncoder(Protocol):
     def __call__(self, event: object, head: bytes = b"") -> bytes: ...
 
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)  # fastavro's epoch, tzinfo included
-_MICROSECOND: Final = timedelta(microseconds=1)
 _LONG_MIN: Final = -(1 << 63)
 _LONG_MAX: Final = (1 << 63) - 1
-_DOUBLE: Final = struct.Struct("<d")
 _ONE_BYTE: Final = tuple(bytes((i,)) for i in range(0x80))
 _SPREAD_LIMIT: Final = 1 << 56  # varints of up to 8 bytes are built without a loop
 _CONTINUATION: Final = tuple(int.from_bytes(b"\x80" * (size - 1), "little") for size in range(9))  # [size]
-_MAX_SHAPES: Final = 64  # key sets remembered per map field (the live feature maps have one)
 
 
 class Unsupported(Exception):
@@ -85,11 +85,10 @@ class Refused(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class CompiledSchema:
-    """One schema's encoder (event -> body bytes, after ``head``) and decoder (body bytes -> record dict)."""
+    """One schema's encoder: event -> body bytes, after ``head``."""
 
     name: str
     encode: RecordEncoder
-    decode: Callable[[bytes], dict[str, Any]]
 
 
 @cache
@@ -110,22 +109,18 @@ def compile_schema(schema: Mapping[str, Any]) -> CompiledSchema:
         if not name.isidentifier() or keyword.iskeyword(name):
             raise Unsupported(f"field {name!r}: not a Python identifier")
     kinds = [_kind(f["name"], f["type"]) for f in schema["fields"]]
-    from schemas.fast_avro_decode import record_decoder  # here: both import this module
-    from schemas.fast_avro_encode import record_encoder
-    return CompiledSchema(
-        name=str(schema.get("name")),
-        encode=record_encoder(names, kinds),
-        decode=record_decoder(names, kinds),
-    )
+    from schemas.fast_avro_encode import record_encoder  # here: it imports this module
+
+    return CompiledSchema(name=str(schema.get("name")), encode=record_encoder(names, kinds))
 
 
 @cache
 def head_decoder(event_type: type[Event], names: tuple[str, ...]) -> Callable[[bytes], dict[str, Any]] | None:
-    """A reader of only ``names`` from a body of ``event_type``'s schema, or None when one is not compiled.
+    """A reader of only ``names`` from a body of ``event_type``'s schema, or None when it has none.
 
     It reads the fields in order up to the last of ``names`` and stops there: the
     bytes after it are neither read nor checked, so it serves bookkeeping that
-    needs a record's ids (the reconciler), never validation.
+    needs a record's ids (a worker's retention index, rebuilt after a rebalance), never validation.
     """
     from schemas.fast_avro_decode import head_reader
 
@@ -172,28 +167,7 @@ def _kind(field: str, avro_type: Any) -> _Kind:
     raise Unsupported(f"field {field!r}: type {avro_type!r} is not compiled")
 
 
-# --- generated source and what both directions use ---------------------------------------
-
-
-class _Source:
-    """Python source of one generated function and the constants it names (``_c0``, ``_c1``, ...)."""
-
-    def __init__(self) -> None:
-        self.names: dict[str, Any] = {}
-        self._by_id: dict[int, str] = {}
-
-    def const(self, value: Any) -> str:
-        name = self._by_id.get(id(value))
-        if name is None:
-            name = self._by_id[id(value)] = f"_c{len(self.names)}"
-            self.names[name] = value  # held here, so its id is not reused while the source is built
-        return name
-
-    def function(self, name: str, lines: list[str]) -> Callable[..., Any]:
-        namespace = dict(self.names)
-        exec(compile("\n".join(lines), f"<fast_avro {name}>", "exec"), namespace)  # noqa: S102 (our own source)
-        function: Callable[..., Any] = namespace[name]
-        return function
+# --- what both halves use --------------------------------------------------------------------
 
 
 def _varint(n: int) -> bytes:
@@ -215,37 +189,3 @@ def _varint(n: int) -> bytes:
         z >>= 7
     out.append(z)
     return bytes(out)
-
-
-def _length_prefixed(raw: bytes) -> bytes:
-    """``raw`` after its length as a varint (an Avro string's or bytes' encoding)."""
-    n = len(raw)
-    return (_ONE_BYTE[n << 1] if n < 0x40 else _varint(n)) + raw
-
-
-def _encode_string(value: Any) -> bytes:
-    if type(value) is not str:
-        raise Refused(f"not a str: {type(value).__name__}")
-    return _length_prefixed(value.encode())
-
-
-@dataclass(frozen=True, slots=True)
-class _Shape:
-    """One key set of a map of doubles, in order: its key bytes and the struct that lays it out.
-
-    ``layout`` is the whole map (count, then per entry the key's length and bytes
-    as one ``s`` item followed by the value's ``d``, then the 0 ending the blocks).
-    """
-
-    keys: tuple[str, ...]  # interned: a map whose keys are interned compares by identity
-    key_bytes: tuple[bytes, ...]  # the first one carries the entry count in front
-    layout: struct.Struct
-
-
-def _shape(keys: tuple[str, ...]) -> _Shape:
-    if not all(type(k) is str for k in keys):
-        raise Refused("map keys must be str")
-    key_bytes = [_encode_string(k) for k in keys]
-    key_bytes[0] = _varint(len(keys)) + key_bytes[0]
-    layout = struct.Struct("<" + "".join(f"{len(kb)}sd" for kb in key_bytes) + "B")
-    return _Shape(tuple(map(sys.intern, keys)), tuple(key_bytes), layout)

@@ -1,4 +1,4 @@
-"""The encoder half of ``schemas.fast_avro``: generated record encoders and the closures they call.
+"""The encoder of ``schemas.fast_avro``: generated record encoders and the closures they call.
 
 ``record_encoder`` writes one function per schema (see ``schemas.fast_avro``);
 a field it does not write inline (bytes, a union of null and a string or bytes,
@@ -9,30 +9,20 @@ from __future__ import annotations
 
 import struct
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from types import MappingProxyType
 from typing import Any, Final
 
-from schemas.fast_avro import (
-    _DOUBLE,
-    _EPOCH,
-    _MAX_SHAPES,
-    _MICROSECOND,
-    _ONE_BYTE,
-    Encoder,
-    RecordEncoder,
-    Refused,
-    Unsupported,
-    _encode_string,
-    _length_prefixed,
-    _Kind,
-    _Shape,
-    _shape,
-    _Source,
-    _varint,
-)
+from schemas.fast_avro import _ONE_BYTE, RecordEncoder, Refused, Unsupported, _Kind, _varint
+from schemas.rules import EPOCH, MICROSECOND
 
+Encoder = Callable[[Any], bytes]
+
+_DOUBLE: Final = struct.Struct("<d")
+_MAX_SHAPES: Final = 64  # key sets remembered per map field (the live feature maps have one)
 _LENGTH: Final = _ONE_BYTE[::2]  # [n]: the varint of a length n < 64 (the byte n << 1)
 _CONTINUED: Final = tuple(bytes((i | 0x80,)) for i in range(0x80))  # [i]: a 7-bit group with more to come
 
@@ -41,6 +31,61 @@ _CONTINUED: Final = tuple(bytes((i | 0x80,)) for i in range(0x80))  # [i]: a 7-b
 def _CONTINUED_PAIRS() -> tuple[bytes, ...]:  # noqa: N802 (a constant, built on first use: 16384 bytes objects, ~0.8 MB)
     """[c]: two 7-bit groups of a 14-bit ``c``, both with more to come."""
     return tuple(bytes(((c & 0x7F) | 0x80, (c >> 7) | 0x80)) for c in range(1 << 14))
+
+
+class _Source:
+    """Python source of one generated function and the constants it names (``_c0``, ``_c1``, ...)."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, Any] = {}
+        self._by_id: dict[int, str] = {}
+
+    def const(self, value: Any) -> str:
+        name = self._by_id.get(id(value))
+        if name is None:
+            name = self._by_id[id(value)] = f"_c{len(self.names)}"
+            self.names[name] = value  # held here, so its id is not reused while the source is built
+        return name
+
+    def function(self, name: str, lines: list[str]) -> Callable[..., Any]:
+        namespace = dict(self.names)
+        exec(compile("\n".join(lines), f"<fast_avro {name}>", "exec"), namespace)  # noqa: S102 (our own source)
+        function: Callable[..., Any] = namespace[name]
+        return function
+
+
+def _length_prefixed(raw: bytes) -> bytes:
+    """``raw`` after its length as a varint (an Avro string's or bytes' encoding)."""
+    n = len(raw)
+    return (_ONE_BYTE[n << 1] if n < 0x40 else _varint(n)) + raw
+
+
+def _encode_string(value: Any) -> bytes:
+    if type(value) is not str:
+        raise Refused(f"not a str: {type(value).__name__}")
+    return _length_prefixed(value.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """One key set of a map of doubles, in order: its key bytes and the struct that lays it out.
+
+    ``layout`` is the whole map (count, then per entry the key's length and bytes
+    as one ``s`` item followed by the value's ``d``, then the 0 ending the blocks).
+    """
+
+    keys: tuple[str, ...]  # interned: a map whose keys are interned compares by identity
+    key_bytes: tuple[bytes, ...]  # the first one carries the entry count in front
+    layout: struct.Struct
+
+
+def _shape(keys: tuple[str, ...]) -> _Shape:
+    if not all(type(k) is str for k in keys):
+        raise Refused("map keys must be str")
+    key_bytes = [_encode_string(k) for k in keys]
+    key_bytes[0] = _varint(len(keys)) + key_bytes[0]
+    layout = struct.Struct("<" + "".join(f"{len(kb)}sd" for kb in key_bytes) + "B")
+    return _Shape(tuple(map(sys.intern, keys)), tuple(key_bytes), layout)
 
 
 def _encode_bytes(value: Any) -> bytes:
@@ -157,7 +202,7 @@ def _encode_lines(src: _Source, i: int, name: str, kind: _Kind) -> list[str]:
         pairs = src.const(_CONTINUED_PAIRS())
         return [
             f"if type(v) is {src.const(datetime)} and v.tzinfo is not None:",
-            f"    n = (v - {src.const(_EPOCH)}) // {src.const(_MICROSECOND)}",
+            f"    n = (v - {src.const(EPOCH)}) // {src.const(MICROSECOND)}",
             "    z = (n << 1) ^ (n >> 63)",
             f"    if {1 << 49} <= z < {1 << 56}:  # 8 bytes (2**48 <= |n| < 2**55 us: years 1978-3111): 5 parts",
             f"        r{i} = {pairs}[z & 0x3FFF]",

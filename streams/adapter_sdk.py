@@ -1,18 +1,21 @@
 """Adapter SDK: what a Python trading bot uses to talk to rlsizer.
 
-    from schemas.codec import EventCodec
-    from schemas.registry_client import HttpSchemaRegistry
     from streams.adapter_sdk import AdapterClient, DecisionTimeout
+    from streams.codec_factory import make_codec
     from streams.settings import Settings
 
     settings = Settings.from_env()
-    codec = EventCodec(HttpSchemaRegistry(settings.registry_url))
-    with AdapterClient(settings, codec, adapter_name="my-bot") as client:
+    with AdapterClient(settings, make_codec(settings), adapter_name="my-bot") as client:
         client.publish_bar(bar)                       # every closed bar
         answer = client.request_decision(signal, timeout_s=0.5)
         qty = client.qty_for(signal, answer)          # decision.qty, or base_qty on timeout
         ...
         client.publish_fill(entry_fill)               # and later the exit fill
+
+Everything goes to the one ``inputs`` topic keyed by symbol, in call order (one request
+in flight, so retries cannot reorder): publish a bar, then the fills at that bar, then
+the bar's signals -- a decision sees exactly what was published before its signal
+(docs/DETERMINISM.md).
 
 **On timeout** (``DecisionTimeout``) the bot trades at multiplier 1.0, i.e. its
 own ``base_qty`` (``qty_for`` does this). Why 1.0 and not a local copy of the
@@ -50,6 +53,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from schemas.codec import DecodeError, EventCodec
 from schemas.events import BarClosed, OrderFilled, SignalRaised, SizeDecided
 from streams.consumer import make_consumer
+from streams.end_offsets import end_offsets
 from streams.producer import EventProducer, make_producer
 from streams.settings import Settings
 from streams.topics import topic_name
@@ -142,7 +146,10 @@ class AdapterClient:
         if events is None:
             with self._lock:
                 if self._events is None:
-                    self._events = EventProducer(make_producer(self.settings), self._codec, self.settings)
+                    # one request in flight: a retried batch cannot overtake the next one, so a symbol's inputs
+                    # stay in the order they were published (docs/DETERMINISM.md; tansu refuses idempotence)
+                    producer = make_producer(self.settings, **{"max.in.flight.requests.per.connection": 1})
+                    self._events = EventProducer(producer, self._codec, self.settings)
                 events = self._events
         return events
 
@@ -225,11 +232,11 @@ class AdapterClient:
         meta = consumer.list_topics(topic, timeout=10.0).topics.get(topic)
         if meta is None or meta.error is not None or not meta.partitions:
             raise AdapterError(f"decisions topic {topic!r} does not exist (run `rlsizer up` or create the topics)")
-        parts = []
-        for p in sorted(meta.partitions):
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10.0)
-            parts.append(TopicPartition(topic, p, high))
-        consumer.assign(parts)
+        # the true ends (streams.end_offsets): tansu's ListOffsets is short, and a start there
+        # re-delivered old decisions to ``on_decision``
+        ends = end_offsets(self.settings.kafka_config(), [(topic, p) for p in meta.partitions],
+                           mode=self.settings.end_offsets)
+        consumer.assign([TopicPartition(topic, p, end) for (_, p), end in sorted(ends.items())])
 
     def _run(self) -> None:
         topic = topic_name(self.settings, SizeDecided)

@@ -6,7 +6,9 @@ from schemas.codec import EventCodec
 from schemas.registry_client import HttpSchemaRegistry
 from streams.security import registry_client_config
 from streams.settings import Settings
+from streams.topics import subject_for
 
 
 def make_codec(settings: Settings) -> EventCodec:
-    return EventCodec(HttpSchemaRegistry.from_config(registry_client_config(settings)))
+    """The codec on the deployment's registry, with the catalogue's subject names (``streams.topics.subject_for``)."""
+    return EventCodec(HttpSchemaRegistry.from_config(registry_client_config(settings)), subject_for=subject_for)

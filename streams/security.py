@@ -113,7 +113,8 @@ def librdkafka_security(settings: Settings) -> dict[str, str]:
 
 def librdkafka_config(settings: Settings) -> dict[str, str]:
     """Connection settings shared by every confluent-kafka producer, consumer and admin client."""
-    return {"bootstrap.servers": settings.kafka_bootstrap, **librdkafka_security(settings)}
+    return {"bootstrap.servers": settings.kafka_bootstrap, "log_level": str(settings.kafka_log_level),
+            **librdkafka_security(settings)}
 
 
 # --- aiokafka / Faust ------------------------------------------------------------------------

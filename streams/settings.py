@@ -36,9 +36,15 @@ class Settings:
     kafka_ssl_certfile: str = ""  # client certificate (mutual TLS), PEM
     kafka_ssl_keyfile: str = ""
     kafka_ssl_key_password: str = field(default="", repr=False)
+    # librdkafka's own log (syslog levels: 0 nothing but emergencies, 3 errors, 6 its default, 7 debug).
+    # One-shot CLI commands use 0 unless this is set: their one line on stderr says what failed.
+    kafka_log_level: int = 6
     topic_prefix: str = "rlsizer"
     topic_partitions: int = 6
     topic_replication: int = 1
+    # how readers find a partition's end: "read" (one fetch; tansu's ListOffsets is short) or "broker"
+    # (ListOffsets as answered: right on Kafka); streams.end_offsets
+    end_offsets: str = "read"
     # Schema registry
     registry_url: str = "http://127.0.0.1:8081"
     registry_basic_auth: str = field(default="", repr=False)
@@ -59,20 +65,35 @@ class Settings:
     # Worker
     worker_web_port: int = 6066
     worker_web_host: str = "127.0.0.1"
-    signal_bar_wait_ms: int = 100
     decision_timeout_ms: int = 500
     strategy_map: str = ""
     # how long (event time, per symbol) a decided signal is remembered; 0: forever (agents.retention)
     decided_retention_days: float = 30.0
     # an input stamped more than this ahead of the worker's clock is dead-lettered (future_timestamp); 0: no limit
     max_future_seconds: float = 300.0
+    # a held input partition with records to apply and none applied for this long is a stall (agents.glue.watchdog)
+    worker_stall_seconds: float = 30.0
+    # any event timestamp before this is invalid_value (a unit error: milliseconds or seconds in timestamp-micros).
+    # Events check it when built, in every process, from the environment variable (schemas.events): this field
+    # validates it and passes it on to the processes rlsizer starts.
+    earliest_event_time: str = "1990-01-01"
     # Trainer
     train_interval_seconds: float = 6 * 3600.0
     train_min_new_outcomes: int = 200
     # Health
     health_interval_seconds: float = 1800.0
+    # how far back `rlsizer health` and the monitor read the workers' own reports on the health topic
+    health_report_window_seconds: float = 86400.0
     monitor_web_port: int = 0  # the monitor's /metrics (rlsizer_health_status); 0: not served
     monitor_web_host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        from schemas.events import parse_earliest_event_time
+
+        try:
+            parse_earliest_event_time(self.earliest_event_time)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
 
     def __repr__(self) -> str:  # secrets stay out of logs
         shown = ", ".join(
@@ -98,7 +119,10 @@ class Settings:
             if raw is not None:
                 values[f.name] = _parse(key, hints[f.name], raw)
         values.update(overrides)
-        return cls(**values)
+        settings = cls(**values)
+        if settings.end_offsets not in ("read", "broker"):
+            raise SettingsError(f"RLSIZER_END_OFFSETS={settings.end_offsets!r} must be read or broker")
+        return settings
 
     def to_env(self) -> dict[str, str]:
         """``RLSIZER_*`` variables that rebuild these settings in a child process (secrets included: never log it)."""

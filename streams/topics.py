@@ -1,4 +1,14 @@
-"""The topic catalogue and its explicit, idempotent creation."""
+"""The topic catalogue and its explicit, idempotent creation.
+
+**One ordered input topic.** A bot publishes everything the worker reads of a
+symbol -- ``BarClosed``, ``SignalRaised``, ``OrderFilled`` -- to ``inputs``, keyed by
+the symbol (murmur2, as Java clients): one symbol's inputs are one partition, in the
+order the bot sent them, and the worker reads that partition in offset order. So a
+decision depends only on what precedes its signal in the log, live and in replay
+alike (docs/DETERMINISM.md). Several record types share the topic, so its subjects
+follow Confluent's ``TopicRecordNameStrategy`` (``rlsizer.inputs-rlsizer.v1.BarClosed``);
+every other topic carries one type under ``TopicNameStrategy`` (``rlsizer.decisions-value``).
+"""
 
 from __future__ import annotations
 
@@ -20,33 +30,40 @@ from schemas.events import (
     SizeDecided,
     TradeClosed,
 )
+from schemas.codec import topic_record_subject, topic_value_subject
 from streams.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
     short_name: str
-    event_type: type[Event] | None
+    event_types: tuple[type[Event], ...]
     key_field: str
     compacted: bool = False
-    single_partition: bool = False
 
+    @property
+    def mixed(self) -> bool:
+        """Carries several record types (subjects by ``TopicRecordNameStrategy``)."""
+        return len(self.event_types) > 1
+
+
+INPUT_EVENTS: Final[tuple[type[Event], ...]] = (BarClosed, SignalRaised, OrderFilled)
+"""What a bot publishes, all to the ``inputs`` topic, keyed by symbol."""
 
 CATALOG: Final[tuple[TopicSpec, ...]] = (
-    TopicSpec("bars", BarClosed, "symbol"),
-    TopicSpec("signals", SignalRaised, "symbol"),
-    TopicSpec("features", FeaturesComputed, "symbol"),
-    TopicSpec("decisions", SizeDecided, "symbol"),
-    TopicSpec("fills", OrderFilled, "symbol"),
-    TopicSpec("outcomes", TradeClosed, "symbol"),
-    TopicSpec("models", ModelPublished, "model_name", compacted=True),
-    TopicSpec("health", HealthChecked, "component"),
-    TopicSpec("dlq", EventRejected, "source_topic"),
+    TopicSpec("inputs", INPUT_EVENTS, "symbol"),
+    TopicSpec("features", (FeaturesComputed,), "symbol"),
+    TopicSpec("decisions", (SizeDecided,), "symbol"),
+    TopicSpec("outcomes", (TradeClosed,), "symbol"),
+    TopicSpec("models", (ModelPublished,), "model_name", compacted=True),
+    TopicSpec("health", (HealthChecked,), "component"),
+    TopicSpec("dlq", (EventRejected,), "source_topic"),
 )
 SCHEMAS_TOPIC: Final = "_schemas"
 TOPIC_FOR_EVENT: Final[dict[type[Event], TopicSpec]] = {
-    spec.event_type: spec for spec in CATALOG if spec.event_type is not None
+    event_type: spec for spec in CATALOG for event_type in spec.event_types
 }
+_MIXED_TOPICS: Final = frozenset(spec.short_name for spec in CATALOG if spec.mixed)
 
 
 def worker_group_id(settings: Settings) -> str:
@@ -56,6 +73,18 @@ def worker_group_id(settings: Settings) -> str:
 
 def topic_name(settings: Settings, event_type: type[Event]) -> str:
     return settings.topic(TOPIC_FOR_EVENT[event_type].short_name)
+
+
+def inputs_topic(settings: Settings) -> str:
+    return settings.topic("inputs")
+
+
+def subject_for(topic: str, event_type: type[Event]) -> str:
+    """The registry subject of ``event_type``'s schema on ``topic`` (see the module doc)."""
+    short = topic.rsplit(".", 1)[-1]
+    if short in _MIXED_TOPICS:
+        return topic_record_subject(topic, event_type)
+    return topic_value_subject(topic)
 
 
 def event_key(event: Event) -> bytes:

@@ -1,12 +1,12 @@
-"""Backtests by replay: recorded signals re-sized by any policy through the worker's own code.
+"""Backtests by replay: recorded inputs re-sized by any policy through the worker's own code.
 
-Every event of ``trainer.backtest_events.History`` goes through the same pure functions
-the Faust worker calls (``agents.pipeline.on_bar / on_signal / on_trade_closed /
-on_decision``) with state keyed as the worker keys it (bars and account per symbol,
-history per strategy@symbol). Signals before the window only rebuild state, with the
-decision recorded live (so the account at the window start is the live one); signals in
-the window are sized by the policy under test, and its decisions feed its own account
-state (open risk, session P&L in R x its multipliers), exactly as they would live.
+``run_policy`` replays ``trainer.backtest_events.History`` -- the inputs the worker
+applied, in the order it applied them -- through the functions the worker advances a
+symbol's book with (``agents.book``: bars, decisions, fills to ``TradeClosed``, account
+and strategy history). Signals before the window only rebuild state, with the decision
+recorded live (so the account at the window start is the live one); signals in the
+window are sized by the policy under test, and its decisions feed its own account state
+(open risk, session P&L in R x its multipliers), exactly as they would live.
 
 A size multiplier scales position and risk alike, so a trade's R does not depend on it:
 a policy's reward for a trade is ``m * (R - cost_R)``, with R from the recorded
@@ -14,27 +14,29 @@ a policy's reward for a trade is ``m * (R - cost_R)``, with R from the recorded
 Signals without a recorded outcome (not filled, still open) are sized but not scored.
 
 Policies (``PolicySpec``): ``fixed`` (1.0 on every signal), ``rules`` (an empty
-``PolicySlot``: the worker's rules and fallback), or a model version verified from the
-registry (``model_policy``). Everything is a function of the warehouse content:
-the same inputs give the same numbers (``now`` is the signal's own ``ts_event``).
+``PolicySlot``: the worker's rules and fallback), a model version verified from the
+registry (``model_policy``), or ``live`` (``live_policy``: each signal sized by the
+policy that decided it live -- the rules, or the model version its decision names --
+which is what the parity check compares). Everything is a function of the warehouse
+content: the same inputs give the same numbers (``now`` is the signal's own ``ts_event``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from agents.features import BarRejected, SymbolState
-from agents.pipeline import on_bar, on_decision, on_signal, on_trade_closed
+from agents.book import SymbolBook, signal_features, sized, with_bar, with_decision, with_fill
+from agents.features import BarRejected
+from agents.outcomes import OutcomeRejected
 from agents.sizing import PolicySlot
-from agents.state import AccountState, StrategyHistory
 from agents.strategy_map import StrategyMap, UnknownStrategy
-from schemas.events import BarClosed, FeaturesComputed, SignalRaised, SizeDecided, TradeClosed
+from schemas.events import BarClosed, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
 from trainer.backtest_events import History
 from trainer.metrics import PolicyMetrics, policy_metrics
 
@@ -45,11 +47,12 @@ class BacktestError(RuntimeError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PolicySpec:
-    """One policy to replay: a fixed multiplier, or a slot (empty = rules, else a model)."""
+    """One policy to replay: a fixed multiplier, a slot (empty = rules, else a model), or a slot per signal."""
 
     name: str
     slot: PolicySlot | None = None
     fixed: float | None = None
+    slot_for: Callable[[SizeDecided | None], PolicySlot] | None = None  # by the signal's live decision
 
     @property
     def model_version(self) -> str | None:
@@ -67,6 +70,33 @@ def rules_policy(name: str = "rules") -> PolicySpec:
 
 def model_policy(registry: Any, version: str, name: str | None = None) -> PolicySpec:
     """``version`` from a ``models.ModelRegistry``, verified (signature, checksum) before it is used."""
+    return PolicySpec(name=name or version, slot=PolicySlot(_verified_model(registry, version)))
+
+
+def live_policy(registry: Any | None, name: str = "live") -> PolicySpec:
+    """Each signal sized by the policy that decided it live: its decision's model version, else the rules.
+
+    Models are fetched verified from ``registry`` once each; without a registry, a
+    model-decided signal raises ``BacktestError``.
+    """
+    rules = PolicySlot()
+    models: dict[str, PolicySlot] = {}
+
+    def slot_for(decision: SizeDecided | None) -> PolicySlot:
+        version = decision.model_version if decision is not None else None
+        if not version:
+            return rules
+        if version not in models:
+            if registry is None:
+                raise BacktestError(f"signal {decision.signal_id} was decided by model {version}: "  # type: ignore[union-attr]
+                                    "a registry is needed to replay it")
+            models[version] = PolicySlot(_verified_model(registry, version))
+        return models[version]
+
+    return PolicySpec(name=name, slot_for=slot_for)
+
+
+def _verified_model(registry: Any, version: str) -> Any:
     from agents.features import FEATURE_SET
     from agents.sizing import OnnxPolicy
 
@@ -76,8 +106,7 @@ def model_policy(registry: Any, version: str, name: str | None = None) -> Policy
         raise BacktestError(f"model {version}: cannot fetch a verified copy from the registry: {exc}") from exc
     if manifest.feature_set != FEATURE_SET:
         raise BacktestError(f"model {version} was trained on feature set {manifest.feature_set!r}; this code computes {FEATURE_SET!r}")
-    policy = OnnxPolicy(artifact, feature_names=manifest.feature_names, version=manifest.version)
-    return PolicySpec(name=name or version, slot=PolicySlot(policy))
+    return OnnxPolicy(artifact, feature_names=manifest.feature_names, version=manifest.version)
 
 
 # -- the replay ------------------------------------------------------------------------------
@@ -96,10 +125,12 @@ class PolicyRun:
     family: np.ndarray  # str
     multiplier: np.ndarray  # float64
     policy_used: np.ndarray  # str: MODEL / RULES / FALLBACK / FIXED
+    decided_by: np.ndarray  # str or None: the model version of each decision
     r_multiple: np.ndarray  # float64, NaN without an outcome
     cost_r: np.ndarray  # float64, NaN without an outcome
     features: Mapping[str, FeaturesComputed]
     skipped: Mapping[str, int]  # why events were not applied, e.g. duplicate bars
+    as_recorded: bool = False  # each signal sized by the policy that decided it live (``live_policy``)
 
     @property
     def scored(self) -> np.ndarray:
@@ -119,74 +150,61 @@ def cost_in_r(signal: SignalRaised, trade: TradeClosed) -> float:
     return trade.fees / denom if math.isfinite(denom) and denom > 0 else math.nan
 
 
-def _first_outcomes(history: History) -> dict[str, TradeClosed]:
-    out: dict[str, TradeClosed] = {}
-    for ev in history.events:
-        if isinstance(ev, TradeClosed):
-            out.setdefault(ev.signal_id, ev)
-    return out
-
-
 def run_policy(history: History, spec: PolicySpec, strategy_map: StrategyMap) -> PolicyRun:
     """Replay ``history`` with ``spec`` sizing the window's signals (see the module doc)."""
-    bars: dict[str, SymbolState] = {}
-    histories: dict[tuple[str, str], StrategyHistory] = {}
-    accounts: dict[str, AccountState] = {}
-    seen: set[str] = set()
+    books: dict[str, SymbolBook] = {}
+    signals: dict[str, SignalRaised] = {}  # decided, by signal_id: entry fills open their trades
+    closed: set[str] = set()
     skipped: dict[str, int] = {}
     rows: list[tuple[SignalRaised, SizeDecided, str]] = []
     features: dict[str, FeaturesComputed] = {}
-    slot = spec.slot if spec.slot is not None else PolicySlot()
+    default_slot = spec.slot if spec.slot is not None else PolicySlot()
 
     def skip(why: str) -> None:
         skipped[why] = skipped.get(why, 0) + 1
 
     for ev in history.events:
+        book = books.get(ev.symbol) or SymbolBook.empty(ev.symbol)
         if isinstance(ev, BarClosed):
             try:
-                bars[ev.symbol] = on_bar(bars.get(ev.symbol), ev)
+                books[ev.symbol] = with_bar(book, ev)
             except BarRejected as exc:
                 skip(f"bar {exc.kind}")
-        elif isinstance(ev, TradeClosed):
-            hkey = (ev.strategy_id, ev.symbol)
+        elif isinstance(ev, OrderFilled):
             try:
-                histories[hkey], accounts[ev.symbol] = on_trade_closed(
-                    histories.get(hkey) or StrategyHistory.empty(ev.strategy_id), accounts.get(ev.symbol) or AccountState(), ev
-                )
-            except ValueError:
-                skip("invalid outcome")
+                books[ev.symbol], outcome = with_fill(book, ev, signal=signals.get(ev.signal_id),
+                                                      closed=ev.signal_id in closed, now=ev.ts_event)
+            except OutcomeRejected as exc:
+                skip(f"fill {exc.kind}")
+                continue
+            if outcome is not None:
+                closed.add(ev.signal_id)
         else:
-            if ev.signal_id in seen:
+            if ev.signal_id in signals:
                 skip("duplicate signal")
                 continue
-            seen.add(ev.signal_id)
-            account = accounts.get(ev.symbol) or AccountState()
+            recorded = history.decisions.get(ev.signal_id)
             if ev.signal_id not in history.window_ids:  # warm-up: the decision made live
-                recorded = history.decisions.get(ev.signal_id)
                 if recorded is not None:
-                    accounts[ev.symbol] = on_decision(account, recorded)
+                    signals[ev.signal_id] = ev
+                    books[ev.symbol] = with_decision(book, recorded)
                 continue
             try:
-                computed, decided = on_signal(
-                    ev,
-                    symbol_state=bars.get(ev.symbol),
-                    history=histories.get((ev.strategy_id, ev.symbol)) or StrategyHistory.empty(ev.strategy_id),
-                    account=account,
-                    strategy_map=strategy_map,
-                    slot=slot,
-                    now=ev.ts_event,
-                )
+                computed = signal_features(book, ev, strategy_map=strategy_map, now=ev.ts_event)
             except UnknownStrategy:
                 skip("unknown strategy")
                 continue
+            slot = spec.slot_for(recorded) if spec.slot_for is not None else default_slot
+            decided = sized(ev, computed, slot)
             used = decided.policy
             if spec.fixed is not None:
                 decided = replace(decided, multiplier=spec.fixed, qty=ev.base_qty * spec.fixed)
                 used = "FIXED"
-            accounts[ev.symbol] = on_decision(account, decided)
+            signals[ev.signal_id] = ev
+            books[ev.symbol] = with_decision(book, decided)
             features[ev.signal_id] = computed
             rows.append((ev, decided, used))
-    return _policy_run(spec, rows, features, _first_outcomes(history), skipped)
+    return _policy_run(spec, rows, features, history.outcomes, skipped)
 
 
 def _policy_run(spec: PolicySpec, rows: list[tuple[SignalRaised, SizeDecided, str]], features: dict[str, FeaturesComputed],
@@ -207,6 +225,8 @@ def _policy_run(spec: PolicySpec, rows: list[tuple[SignalRaised, SizeDecided, st
         family=np.array([features[s.signal_id].strategy_type for s, _, _ in rows], dtype=object),
         multiplier=np.array([d.multiplier for _, d, _ in rows], dtype=np.float64),
         policy_used=np.array([u for _, _, u in rows], dtype=object),
+        decided_by=np.array([d.model_version for _, d, _ in rows], dtype=object),
+        as_recorded=spec.slot_for is not None,
         r_multiple=r,
         cost_r=c,
         features=MappingProxyType(features),

@@ -1,28 +1,23 @@
-"""The recorded history a backtest replays, read from the warehouse in the order the worker saw it.
+"""The recorded history a backtest replays, read from the warehouse in the order the worker read it.
 
 ``load_history(con, start, end)`` returns:
 
-- ``events``: every ``BarClosed``, ``TradeClosed`` and ``SignalRaised`` the worker's
-  state depends on up to ``end``, in **replay order**;
+- ``events``: every ``BarClosed``, ``SignalRaised`` and ``OrderFilled`` of the
+  ``inputs`` topic stamped before ``end``, in **log order** -- per partition by offset,
+  which is the order the worker applied them in (a symbol's inputs are one partition;
+  symbols are independent, so partitions may interleave) -- less the ones the worker
+  dead-lettered (stale, ahead of its clock, on the wrong partition, rejected fills...);
+- ``outcomes``: the recorded ``TradeClosed`` per signal (the first recorded), for scoring;
 - ``decisions`` / ``features``: the recorded (live) ``SizeDecided`` and
   ``FeaturesComputed`` by ``signal_id`` (the first recorded, as ``trainer.dataset``
   picks them), for warm-up and for the parity cross-check;
 - ``window_ids``: the signals with ``start <= ts_event < end`` (the ones a policy sizes).
 
-**Replay order.** The worker keeps its state per symbol (bars, account) and per
-strategy@symbol (history), and every state read is point-in-time: a signal at T sees
-bars, outcomes and decisions with ``ts_event <= T`` only. So what matters is, within one
-symbol, that everything stamped ``<= T`` is applied before a signal at T, and that
-signals of the same instant are decided in the order the worker decided them (an
-earlier one is open risk for a later one). The key is therefore
-``(ts_event, kind, partition, offset)`` with kind ``bar < outcome < signal``: the
-adapter publishes a bar, then exits at that bar, then the bar's signals; signals of
-one symbol share a partition, so their offsets are the worker's processing order.
-
-**Warm-up.** State at ``start`` must equal the live state: bars are the last
-``WINDOW`` bars of each symbol before ``start`` (the ring holds no more), outcomes
-and signals are all those before ``start`` (history and account keep bounded,
-timestamp-ordered lists, so older ones fall out exactly as live).
+So a backtest (``trainer.backtest.run_policy``) applies exactly the inputs the worker
+applied, in the same order, through the same ``agents.book`` functions: with the
+policy that decided each signal live, it recomputes the live features and multipliers
+exactly (``trainer.backtest_parity``). The warm-up before ``start`` replays the
+recorded decisions, so the account at the window's start is the live one.
 """
 
 from __future__ import annotations
@@ -35,17 +30,13 @@ from typing import Any, Final
 
 import duckdb
 
-from agents.features import WINDOW
-from agents.timestamps import to_micros
 from schemas.events import BarClosed, Event, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
 from trainer.warehouse import TABLE_FOR_EVENT
 
-KIND_RANK: Final[dict[type[Event], int]] = {BarClosed: 0, OrderFilled: 1, TradeClosed: 1, SignalRaised: 2}
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class History:
-    events: tuple[BarClosed | TradeClosed | SignalRaised, ...]
+    events: tuple[BarClosed | SignalRaised | OrderFilled, ...]
+    outcomes: Mapping[str, TradeClosed]
     decisions: Mapping[str, SizeDecided]
     features: Mapping[str, FeaturesComputed]
     window_ids: frozenset[str]
@@ -71,9 +62,10 @@ def _to_event(event_type: type[Event], names: tuple[str, ...], row: tuple[Any, .
 
 
 def select_events(con: duckdb.DuckDBPyConnection, event_type: type[Event], where: str, params: list[Any]) -> list[tuple[Event, int, int]]:
+    """``(event, partition, offset)`` of the rows of ``event_type``'s table matching ``where`` (rows alias ``t``)."""
     spec = TABLE_FOR_EVENT[event_type]
-    cols = ", ".join(f'"{n}"' for n in spec.field_names)
-    rows = con.execute(f"SELECT {cols}, _partition, _offset FROM {spec.reader} {where}", params).fetchall()
+    cols = ", ".join(f't."{n}"' for n in spec.field_names)
+    rows = con.execute(f"SELECT {cols}, t._partition, t._offset FROM {spec.reader} AS t {where}", params).fetchall()
     n = len(spec.field_names)
     return [(_to_event(event_type, spec.field_names, r[:n]), int(r[n]), int(r[n + 1])) for r in rows]
 
@@ -86,8 +78,11 @@ def _first_by_signal(items: list[tuple[Event, int, int]]) -> dict[str, Any]:
     return out
 
 
-def replay_key(event: Event, partition: int, offset: int) -> tuple[int, int, int, int]:
-    return (to_micros(event.ts_event), KIND_RANK[type(event)], partition, offset)
+NOT_DEAD_LETTERED: Final = """NOT EXISTS (SELECT 1 FROM dlq AS d WHERE d.source_topic = t._topic
+    AND d.source_partition = t._partition AND d.source_offset = t._offset)"""
+"""Rows of inputs the worker applied: not dead-lettered by it (a ``dlq`` row names the record's position)."""
+
+INPUT_TYPES: Final = (BarClosed, SignalRaised, OrderFilled)
 
 
 def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, *, symbols: tuple[str, ...] | None = None) -> History:
@@ -95,30 +90,22 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
     if not start < end:
         raise ValueError(f"empty window: from {start.isoformat()} is not before to {end.isoformat()}")
     s, e = _naive_utc(start), _naive_utc(end)
-    sym_filter, sym_params = ("", []) if symbols is None else (" AND symbol IN (SELECT unnest(?))", [list(symbols)])
-    bars = select_events(
-        con, BarClosed,
-        f"""WHERE event_id IN (
-              SELECT event_id FROM (
-                SELECT event_id, ts_event,
-                       row_number() OVER (PARTITION BY symbol ORDER BY ts_event DESC, event_id) AS back
-                FROM bars WHERE ts_event < ?{sym_filter}
-              ) WHERE back <= ?
-              UNION ALL SELECT event_id FROM bars WHERE ts_event >= ? AND ts_event < ?{sym_filter}
-            )""",
-        [s, *sym_params, WINDOW, s, e, *sym_params],
-    )
-    # a bar stored twice under two event_ids is one bar to the worker (it rejects the duplicate)
-    outcomes = select_events(con, TradeClosed, f"WHERE ts_event < ?{sym_filter}", [e, *sym_params])
-    signals = select_events(con, SignalRaised, f"WHERE ts_event < ?{sym_filter}", [e, *sym_params])
-    decisions = _first_by_signal(select_events(con, SizeDecided, f"WHERE ts_event < ?{sym_filter}", [e, *sym_params]))
-    features = _first_by_signal(select_events(con, FeaturesComputed, f"WHERE ts_event >= ? AND ts_event < ?{sym_filter}", [s, e, *sym_params]))
-    ordered = sorted((*bars, *outcomes, *signals), key=lambda x: replay_key(*x))
+    sym_filter, sym_params = ("", []) if symbols is None else (" AND t.symbol IN (SELECT unnest(?))", [list(symbols)])
+    inputs: list[tuple[Event, int, int]] = []
+    for event_type in INPUT_TYPES:
+        inputs += select_events(con, event_type, f"WHERE t.ts_event < ?{sym_filter} AND {NOT_DEAD_LETTERED}",
+                                [e, *sym_params])
+    inputs.sort(key=lambda x: (x[1], x[2]))  # log order: per partition by offset
+    outcomes = _first_by_signal(select_events(con, TradeClosed, f"WHERE true{sym_filter}", sym_params))
+    decisions = _first_by_signal(select_events(con, SizeDecided, f"WHERE t.ts_event < ?{sym_filter}", [e, *sym_params]))
+    features = _first_by_signal(select_events(con, FeaturesComputed, f"WHERE t.ts_event >= ? AND t.ts_event < ?{sym_filter}",
+                                              [s, e, *sym_params]))
     window_ids = frozenset(
-        ev.signal_id for ev, _, _ in signals if start <= ev.ts_event < end  # type: ignore[union-attr]
+        ev.signal_id for ev, _, _ in inputs if isinstance(ev, SignalRaised) and start <= ev.ts_event < end
     )
     return History(
-        events=tuple(ev for ev, _, _ in ordered),  # type: ignore[misc]
+        events=tuple(ev for ev, _, _ in inputs),  # type: ignore[misc]
+        outcomes=MappingProxyType(outcomes),
         decisions=MappingProxyType(decisions),
         features=MappingProxyType(features),
         window_ids=window_ids,

@@ -150,7 +150,7 @@ class LoggedSignals:
     the worker decided them). ``row_id`` indexes the rows of ``account`` (a subset keeps them),
     ``r_multiple``/``cost_r`` are NaN for a signal without a usable outcome: it is sized (it is
     open risk) but not scored. ``outcome_ts`` is when the scored outcome was recorded (NaT without
-    one): a ``window`` scores only the trades closed before its end, as a backtest of it does.
+    one).
     """
 
     features: np.ndarray  # float64 [n, d]
@@ -234,15 +234,17 @@ class LoggedSignals:
             outcome_ts=outcome.astype("datetime64[us]"),
         )
 
-    def window(self, start: datetime | np.datetime64 | None, end: datetime | np.datetime64 | None) -> LoggedSignals:
-        """What ``rlsizer backtest --from start --to end`` sees: the signals with ``start <= ts < end``,
-        scored when their outcome was recorded before ``end`` (later ones are sized, not scored)."""
+    def window(self, start: datetime | np.datetime64 | None, end: datetime | np.datetime64 | None, *,
+               known_before: datetime | np.datetime64 | None = None) -> LoggedSignals:
+        """The signals with ``start <= ts < end``: what ``rlsizer backtest --from start --to end`` sizes and
+        scores (it scores every recorded outcome of them). ``known_before``: score only the outcomes
+        recorded before it (a training range must not learn from outcomes realised after it ends)."""
         mask = np.ones(len(self), dtype=bool)
         if start is not None:
             mask &= self.ts >= _utc64(start)
         if end is not None:
             mask &= self.ts < _utc64(end)
-        return self.subset(mask, scored_before=None if end is None else _utc64(end))
+        return self.subset(mask, scored_before=None if known_before is None else _utc64(known_before))
 
     def fingerprint(self) -> str:
         """A short content hash, used in run names so a run names the data it saw."""

@@ -7,10 +7,12 @@
   order, with the features it computes for them (``trainer.backtest.run_policy`` with the
   fixed policy: bar, signal, time, family and strategy-history features do not depend on the
   policy; the account columns are recomputed per policy by the environment);
-- **labels**: R and cost in R as the backtest scores them (first ``TradeClosed`` after the
-  signal; ``trainer.backtest.cost_in_r``), NaN where it scores nothing;
+- **labels**: R and cost in R as the backtest scores them (the recorded ``TradeClosed``, if
+  after the signal; ``trainer.backtest.cost_in_r``), NaN where it scores nothing, and when
+  that outcome was recorded (``outcome_ts``: a training range uses only outcomes known by its end);
 - **account log** (``trainer.environment.AccountLog``): per symbol, the decisions and closed
-  trades in the backtest's order, and each row's live decision.
+  trades in the backtest's order (the inputs in log order; a trade closes at its exit fill),
+  and each row's live decision.
 
 So training, the gate and ``rlsizer backtest`` read the same numbers: a policy's replay over a
 window of these rows equals its backtest over that window. ``load_logged_signals`` reads the
@@ -27,7 +29,7 @@ import numpy as np
 
 from agents.features import FEATURE_NAMES
 from agents.strategy_map import StrategyMap
-from schemas.events import BarClosed, SignalRaised, SizeDecided, TradeClosed
+from schemas.events import BarClosed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
 from trainer.backtest import fixed_policy, run_policy
 from trainer.backtest_events import History, load_history
 from trainer.environment import AccountLog, LaneItem, LoggedSignals
@@ -38,22 +40,31 @@ class NoSignals(ValueError):
 
 
 def account_log(
-    events: Iterable[SignalRaised | TradeClosed | BarClosed],
+    events: Iterable[SignalRaised | TradeClosed | BarClosed | OrderFilled],
     rows: Sequence[SignalRaised],
     live: Mapping[str, SizeDecided],
+    outcomes: Mapping[str, TradeClosed] | None = None,
 ) -> AccountLog:
     """The per-symbol account events of ``events`` (in the order given, the order they are applied).
 
     A signal that is one of ``rows`` becomes its row; another signal with a decision in ``live``
-    becomes that decision (it is decided as live decided it); the first ``TradeClosed`` of a
-    signal is applied, repeats are not (the account ignores them). Only the first occurrence of a
-    signal id counts, as in the backtest.
+    becomes that decision (it is decided as live decided it). A trade closes where its exit is:
+    a ``TradeClosed`` in ``events``, or an exit ``OrderFilled`` whose trade's recorded outcome is
+    in ``outcomes`` (the backtest derives that same outcome from the fill there and applies it to
+    the account; only the signal id, exit time and R are read). The first close of a signal is
+    applied, repeats are not (the account ignores them). Only the first occurrence of a signal id
+    counts, as in the backtest.
     """
     row_of = {s.signal_id: i for i, s in enumerate(rows)}
     lanes: dict[str, list[LaneItem]] = {}
     seen: set[str] = set()
     closed: set[str] = set()
+    outcomes = outcomes or {}
     for ev in events:
+        if isinstance(ev, OrderFilled):
+            ev = outcomes.get(ev.signal_id) if ev.leg == "EXIT" else None  # type: ignore[assignment]
+            if ev is None:
+                continue
         if isinstance(ev, TradeClosed):
             if ev.signal_id not in closed:
                 closed.add(ev.signal_id)
@@ -80,16 +91,14 @@ def from_history(history: History, strategy_map: StrategyMap, *, feature_names: 
     if not run.signal_ids:
         raise NoSignals(f"no decided signal between {history.start.isoformat()} and {history.end.isoformat()}")
     signals: dict[str, SignalRaised] = {}
-    outcomes: dict[str, TradeClosed] = {}  # the first recorded, the one the backtest scores
     for ev in history.events:
         if isinstance(ev, SignalRaised):
             signals.setdefault(ev.signal_id, ev)
-        elif isinstance(ev, TradeClosed):
-            outcomes.setdefault(ev.signal_id, ev)
+    outcomes = history.outcomes  # the first recorded per signal: the one the backtest scores
     rows = [signals[sid] for sid in run.signal_ids]
     names = tuple(feature_names)
     features = np.array([[run.features[sid].features[n] for n in names] for sid in run.signal_ids], dtype=np.float64)
-    log = account_log(history.events, rows, history.decisions)
+    log = account_log(history.events, rows, history.decisions, outcomes)
     outcome_ts = np.array(
         [outcomes[sid].ts_event.replace(tzinfo=None) if scored else None for sid, scored in zip(run.signal_ids, run.scored, strict=True)],
         dtype="datetime64[us]",

@@ -76,7 +76,8 @@ class HeldOut:
     windows: tuple[Window, ...]
 
     def train(self, data: LoggedSignals) -> LoggedSignals:
-        return data.window(self.train_start, self.train_end)
+        """The training rows, scored only by outcomes recorded before the held-out windows start."""
+        return data.window(self.train_start, self.train_end, known_before=self.train_end)
 
 
 def held_out_windows(data: LoggedSignals, *, windows: int = 3, window_sessions: int | None = None,
@@ -108,7 +109,8 @@ class Step:
     next: Window
 
     def train(self, data: LoggedSignals) -> LoggedSignals:
-        return data.window(self.train_start, self.train_end)
+        """The training rows, scored only by outcomes recorded before the gate windows start."""
+        return data.window(self.train_start, self.train_end, known_before=self.train_end)
 
 
 def rolling_steps(data: LoggedSignals, *, steps: int = 4, gate_windows: int = 2, window_sessions: int | None = None,

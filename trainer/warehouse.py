@@ -102,13 +102,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.catalog import schema_dict
-from schemas.events import Event, FeaturesComputed
-from streams.topics import CATALOG
+from schemas.events import EVENT_TYPES, Event, FeaturesComputed
+from streams.topics import TOPIC_FOR_EVENT
 from trainer.feature_layouts import LAYOUT_COLUMN, LAYOUT_TYPE, VALUES_COLUMN, VALUES_TYPE, Layouts, split_maps
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = "2"  # 2: features as layout + DOUBLE[] instead of MAP (rebuilds version 1 files)
+SCHEMA_VERSION: Final = "3"  # 2: features as layout + DOUBLE[] instead of MAP; 3: bars, signals, fills from rlsizer.inputs
 READY: Final = "ready"
 BUILDING: Final = "building"
 LOADING: Final = "loading"  # filled by a replay, repeats not yet removed (see "Bulk load")
@@ -301,8 +301,15 @@ def table_spec(short_name: str, event_type: type[Event]) -> TableSpec:
     return TableSpec(short_name, event_type, tuple(columns))
 
 
+_TABLE_OF: Final[dict[str, str]] = {
+    "BarClosed": "bars", "SignalRaised": "signals", "FeaturesComputed": "features", "SizeDecided": "decisions",
+    "OrderFilled": "fills", "TradeClosed": "outcomes", "ModelPublished": "models", "HealthChecked": "health",
+    "EventRejected": "dlq",
+}
+TABLE_NAMES: Final[dict[type[Event], str]] = {t: _TABLE_OF[t.__name__] for t in EVENT_TYPES}
+"""One table per event type (the ``inputs`` topic's three types go to three tables)."""
 TABLES: Final[tuple[TableSpec, ...]] = tuple(
-    table_spec(spec.short_name, spec.event_type) for spec in CATALOG if spec.event_type is not None
+    table_spec(name, event_type) for event_type, name in TABLE_NAMES.items() if event_type in TOPIC_FOR_EVENT
 )
 TABLE_FOR_EVENT: Final[dict[type[Event], TableSpec]] = {t.event_type: t for t in TABLES}
 

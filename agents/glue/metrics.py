@@ -29,6 +29,7 @@ class WorkerMetrics:
     started: float = field(default_factory=time.time)
     last_decision: float | None = None
     decisions_count: int = 0
+    model_check: Any = None  # the latest model_integrity HealthChecked of this worker (``model_checked``)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -43,8 +44,12 @@ class WorkerMetrics:
         self.outcomes = Counter("rlsizer_outcomes", "Trades closed (TradeClosed derived from fills)", registry=r)
         self.registry_waits = Counter("rlsizer_registry_waits",
                                       "Times an input waited because the schema registry did not answer", registry=r)
-        self.reconciled = Counter("rlsizer_reconciled_decisions",
-                                  "Undecided signals the reconciler re-published to be decided", registry=r)
+        self.rewinds = Counter("rlsizer_input_rewinds",
+                               "Times the worker sent its consumer back to an input record Faust had dropped",
+                               registry=r)
+        self.reread_inputs = Counter("rlsizer_inputs_reread",
+                                     "Inputs read again after a crash or broker restart and skipped: their symbol's "
+                                     "book had applied them", registry=r)
         self._decisions_by_policy: dict[str, Any] = {}
         self.lag: Callable[[], Mapping[str, int]] | None = None  # set by the app: records behind, per input topic
         r.register(_LagCollector(self))
@@ -68,23 +73,41 @@ class WorkerMetrics:
     def rejected(self, kind: str) -> None:
         self.dead_letters.labels(kind).inc()
 
+    def closed(self) -> None:
+        self.outcomes.inc()
+
+    def reread(self) -> None:
+        self.reread_inputs.inc()
+
+    def expired(self, n: int) -> None:
+        self.decided_expired.inc(n)
+
     def serving(self, version: str | None) -> None:
         self.model_info.clear()
         self.model_info.labels(version or "rules").set(1)
+
+    def model_checked(self, report: Any) -> None:
+        """Keep the latest ``HealthChecked`` of the worker's model loader or poller for ``/health``."""
+        self.model_check = report
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition format; aiohttp adds the charset itself, so it is not in the type."""
         return generate_latest(self.registry), "text/plain; version=0.0.4"
 
     def health(self, slot: Any, threads_alive: bool) -> dict[str, Any]:
+        """``/health``: "fail" while the latest model check FAILs (a refused alias, a forged announcement, ...)."""
         policy = getattr(slot, "current", None)
+        check = self.model_check
+        status = "fail" if check is not None and check.status == "FAIL" else "ok" if threads_alive else "degraded"
         return {
-            "status": "ok" if threads_alive else "degraded",
+            "status": status,
             "model_version": getattr(policy, "version", None),
             "policy": "MODEL" if policy is not None else "RULES",
             "decisions": self.decisions_count,
             "seconds_since_last_decision": None if self.last_decision is None else round(time.time() - self.last_decision, 3),
             "uptime_seconds": round(time.time() - self.started, 1),
+            "model_check": None if check is None else {
+                "status": check.status, "detail": check.detail, "at": check.ts_event.isoformat()},
         }
 
 

@@ -6,6 +6,10 @@ group would hand it to one worker only). Loading and verification run in this
 watcher's thread, off the hot path; ``slot.swap(policy)`` is atomic.
 ``load_model(event) -> policy`` is injected (verification lives in ``models/``);
 the default loads a local ONNX file named by ``artifact_uri`` (path or ``file://``).
+A loader that finds the announcement changes nothing (``ModelUnchanged``: an old
+announcement read again, or the model it names is already served) is not an error:
+nothing is swapped and nothing is dead-lettered. Any other failure keeps the current
+policy and dead-letters the announcement.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ LoadModel = Callable[[ModelPublished], Any]
 
 class ModelLoadError(RuntimeError):
     """A published model cannot be loaded; the current policy stays in place."""
+
+
+class ModelUnchanged(Exception):
+    """The announcement changes nothing (not an error): the current policy stays, nothing is dead-lettered."""
 
 
 def local_artifact_path(event: ModelPublished) -> Path:
@@ -113,6 +121,9 @@ class ModelWatcher:
             return
         try:
             policy = self._load(event)
+        except ModelUnchanged as exc:
+            log.info("model %s %s: nothing to swap (%s)", event.model_name, event.version, exc)
+            return
         except Exception as exc:  # verification or load failed: keep serving the current policy
             log.error("model %s %s not loaded: %s", event.model_name, event.version, exc)
             self._reject(topic, partition, offset, key, value, f"model {event.version} not loaded: {exc}", "model_rejected")

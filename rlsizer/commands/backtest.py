@@ -3,8 +3,11 @@
 Refreshes the warehouse from Kafka first (``rlsizer replay``; skip with ``--no-refresh``),
 then replays the window's recorded signals through the worker's own feature and sizing
 code with each policy (see ``trainer.backtest``). Prints a table per policy and strategy
-family, and for every model policy whether it reproduces the live decisions of that
-version (parity). ``--report PATH`` writes an HTML report with plots.
+family, then the parity check: the window replayed with each signal sized by the
+policy that decided it live (the rules, or the model version its decision names), its
+features and multipliers compared with the live ones (``trainer.backtest_parity``).
+``--check-parity`` exits 1 on any difference. ``--report PATH`` writes an HTML report
+with plots.
 """
 
 from __future__ import annotations
@@ -29,21 +32,34 @@ def parse_time(text: str) -> datetime:
     return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("backtest", help="compare sizing policies over a window of recorded signals")
     parser.add_argument("--from", dest="start", type=parse_time, required=True, help="window start (inclusive), ISO, UTC by default")
     parser.add_argument("--to", dest="end", type=parse_time, required=True, help="window end (exclusive)")
     parser.add_argument("--policy", default="fixed,rules,champion",
-                        help="comma-separated: fixed (1.0), rules, champion, challenger, or a model version")
+                        help="comma-separated: fixed (1.0), rules, champion, challenger, a model version, or live "
+                             "(each signal by the policy that decided it live)")
+    parser.add_argument("--check-parity", action="store_true",
+                        help="exit 1 when any recomputed feature, multiplier or policy differs from the live one")
     parser.add_argument("--no-refresh", dest="refresh", action="store_false", help="use the warehouse as it is")
     parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: $RLSIZER_DATA_DIR/warehouse.duckdb)")
     parser.add_argument("--report", type=Path, default=None, help="write an HTML report here")
-    parser.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples for the intervals (seeded)")
+    parser.add_argument("--bootstrap", type=positive_int, default=500, help="bootstrap resamples for the intervals (seeded)")
     parser.set_defaults(func=run)
 
 
 def resolve_policies(names: list[str], registry_factory: Any) -> list[Any]:
-    from trainer.backtest import BacktestError, fixed_policy, model_policy, rules_policy
+    from trainer.backtest import BacktestError, fixed_policy, live_policy, model_policy, rules_policy
 
     specs = []
     registry = None
@@ -52,6 +68,8 @@ def resolve_policies(names: list[str], registry_factory: Any) -> list[Any]:
             specs.append(fixed_policy())
         elif name == "rules":
             specs.append(rules_policy())
+        elif name == "live":
+            specs.append(live_policy(_Lazy(registry_factory)))
         else:
             registry = registry or registry_factory()
             version = name
@@ -63,16 +81,31 @@ def resolve_policies(names: list[str], registry_factory: Any) -> list[Any]:
     return specs
 
 
+class _Lazy:
+    """A registry made on first use (a live replay of rules-only decisions needs none)."""
+
+    def __init__(self, factory: Any) -> None:
+        self._factory = factory
+        self._registry: Any = None
+
+    def fetch_verified(self, version: str) -> Any:
+        if self._registry is None:
+            self._registry = self._factory()
+        return self._registry.fetch_verified(version)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import duckdb
 
     from agents.strategy_map import StrategyMap
-    from trainer.backtest import BacktestError, backtest
+    from trainer.backtest import BacktestError, backtest, live_policy, run_policy
     from trainer.backtest_events import load_history
     from trainer.backtest_parity import check_parity
     from trainer.backtest_report import text_report, write_html
     from trainer.replay import ReplayError, replay
     from trainer.warehouse import WarehouseError, default_path, open_warehouse
+
+    from rlsizer.commands.replay import kafka_hint
 
     names = [n.strip() for n in args.policy.split(",") if n.strip()]
     path = args.warehouse or default_path(settings.data_dir)
@@ -83,7 +116,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             codec = make_codec(settings)
             print(replay(settings, codec, warehouse_path=path, progress=False).summary().splitlines()[-1])
         elif not path.exists():
-            print(f"rlsizer backtest: no warehouse at {path}; run without --no-refresh (or `rlsizer replay`) first")
+            print(f"rlsizer backtest: no warehouse at {path}; run without --no-refresh (or `rlsizer replay`) first",
+                  file=sys.stderr)
             return EXIT_FAILED
         else:
             try:  # validated before reading; an unusable file is the user's to look at, never replaced
@@ -100,17 +134,33 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             con.close()
         if not history.window_ids:
-            print(f"rlsizer backtest: no signals between {args.start.isoformat()} and {args.end.isoformat()} in {path}")
+            print(f"rlsizer backtest: no signals between {args.start.isoformat()} and {args.end.isoformat()} in {path}",
+                  file=sys.stderr)
             return EXIT_FAILED
-        result = backtest(history, specs, StrategyMap.from_spec(settings.strategy_map), n_boot=args.bootstrap)
+        strategy_map = StrategyMap.from_spec(settings.strategy_map)
+        result = backtest(history, specs, strategy_map, n_boot=args.bootstrap)
+        live = next((r.run for r in result.results if r.run.as_recorded), None)
+        if live is None:
+            live = run_policy(history, live_policy(_Lazy(lambda: ModelRegistry.from_settings(settings))), strategy_map)
     except (BacktestError, ReplayError, WarehouseError, ValueError) as exc:
-        print(f"rlsizer backtest: {exc}")
+        print(f"rlsizer backtest: {exc}{kafka_hint(exc, settings)}", file=sys.stderr)
         return EXIT_FAILED
-    text = text_report(result)
-    parity = [f"{r.run.name}: {check_parity(r.run, history).summary()}" for r in result.results if r.run.model_version is not None]
-    print(text)
-    for line in parity:
-        print(line)
+    report = check_parity(live, history)
+    parity = f"{_deciders(live)}\n{report.summary()}"
+    print(text_report(result))
+    print(parity)
     if args.report is not None:
-        print(f"report: {write_html(result, args.report, extra=chr(10).join(parity))}")
+        print(f"report: {write_html(result, args.report, extra=parity)}")
+    if args.check_parity and not report.ok():
+        print("rlsizer backtest: parity check failed: the replay differs from what the worker decided", file=sys.stderr)
+        return EXIT_FAILED
     return 0
+
+
+def _deciders(run: Any) -> str:
+    """Who decided the window's signals live, as the parity replay sized them."""
+    from collections import Counter
+
+    counts = Counter(f"model {v}" if v else "rules" for v in run.decided_by)
+    listed = ", ".join(f"{name} {n:,}" for name, n in sorted(counts.items()))
+    return f"parity replay (each signal sized by the policy that decided it live: {listed or 'none'})"

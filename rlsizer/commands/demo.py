@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--durable", action="store_true", help="store the topics in SeaweedFS like `rlsizer up` (slower)")
     parser.add_argument("--no-progress", action="store_true")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, kafka_logs=True)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -16,7 +16,7 @@ log = logging.getLogger("rlsizer.monitor")
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("monitor", help="run the health monitor: every check on its interval, with self-recovery")
     parser.add_argument("--once", action="store_true", help="run every check once, recover, publish, exit")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, kafka_logs=True)
 
 
 def build_monitor(settings: Settings) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,15 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def kafka_hint(exc: BaseException, settings: Settings) -> str:
+    """Where the broker was looked for, when ``exc`` came from Kafka (appended to the one-line error)."""
+    from confluent_kafka import KafkaException
+
+    if isinstance(exc, KafkaException) or isinstance(exc.__cause__, KafkaException):
+        return f" (Kafka at {settings.kafka_bootstrap}, RLSIZER_KAFKA_BOOTSTRAP)"
+    return ""
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from trainer.replay import ReplayError, replay
     from trainer.warehouse import WarehouseError, default_path
@@ -35,7 +45,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         stats = replay(settings, codec, warehouse_path=path, progress=args.progress, rebuild=args.rebuild)
     except (ReplayError, WarehouseError) as exc:
-        print(f"rlsizer replay: {exc}")
+        print(f"rlsizer replay: {exc}{kafka_hint(exc, settings)}", file=sys.stderr)
         return EXIT_FAILED
     print(f"warehouse: {path}")
     print(stats.summary())

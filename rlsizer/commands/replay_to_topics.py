@@ -1,7 +1,7 @@
 """``rlsizer replay-to-topics --from T1 --to T2 --prefix NAME``: re-publish history into namespaced topics.
 
 Refreshes the warehouse from the live topics (``RLSIZER_TOPIC_PREFIX``) first, then
-publishes the window's bars, signals and fills (``--include-outcomes`` adds TradeClosed)
+publishes the window's bars, signals and fills (a worker there derives outcomes from the fills)
 to ``NAME.bars``, ``NAME.signals``, ... keeping keys, timestamps and event ids (see
 ``trainer.replay_to_topics``). Point a worker at it with ``RLSIZER_TOPIC_PREFIX=NAME``.
 """
@@ -24,7 +24,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--from", dest="start", type=parse_time, required=True, help="window start (inclusive), ISO, UTC by default")
     parser.add_argument("--to", dest="end", type=parse_time, required=True, help="window end (exclusive)")
     parser.add_argument("--prefix", required=True, help="topic prefix to publish into (must differ from the live one)")
-    parser.add_argument("--include-outcomes", action="store_true", help="also re-publish TradeClosed")
     parser.add_argument("--warmup-bars", type=int, default=None, help="bars per symbol before the window (default: the worker's window)")
     parser.add_argument("--no-refresh", dest="refresh", action="store_false", help="use the warehouse as it is")
     parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: $RLSIZER_DATA_DIR/warehouse.duckdb)")
@@ -56,7 +55,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             stats = replay_to_topics(
                 con, replace(settings, topic_prefix=prefix), args.start, args.end, codec=codec,
-                warmup_bars=WINDOW if args.warmup_bars is None else args.warmup_bars, include_outcomes=args.include_outcomes,
+                warmup_bars=WINDOW if args.warmup_bars is None else args.warmup_bars,
             )
         finally:
             con.close()

@@ -33,5 +33,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         name = settings.topic(spec.short_name)
         meta = existing.get(name)
         state = f"{len(meta.partitions)} partitions" if meta else "MISSING"
-        print(f"{name:<28} {state}{'  (compacted)' if spec.compacted else ''}")
+        carries = ", ".join(t.__name__ for t in spec.event_types)
+        print(f"{name:<28} {state}{'  (compacted)' if spec.compacted else ''}  {carries}")
     return 0

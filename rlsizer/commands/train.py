@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
     once.set_defaults(func=_train)
     service = subparsers.add_parser("trainer", help="run the trainer service: scheduled rounds with backoff")
     _common(service)
-    service.set_defaults(func=_trainer, progress=False)
+    service.set_defaults(func=_trainer, progress=False, kafka_logs=True)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +80,9 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         result = run_round(settings, codec=codec, registry=registry, train_config=_train_config(args),
                            min_outcomes=args.min_outcomes, progress=args.progress)
     except Exception as exc:  # one line, not a traceback: replay, registry, export or event errors
-        print(f"rlsizer train: {type(exc).__name__}: {exc}", file=sys.stderr)
+        from rlsizer.commands.replay import kafka_hint
+
+        print(f"rlsizer train: {type(exc).__name__}: {exc}{kafka_hint(exc, settings)}", file=sys.stderr)
         return EXIT_FAILED
     if result.skipped:
         print(result.reason)

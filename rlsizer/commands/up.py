@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rlsizer.processes import ManagedProcess, SeaweedPorts, require_free
-from rlsizer.services import DEFAULT_SERVICES
+from rlsizer.services import DEFAULT_SERVICES, start_worker, worker_stuck_probe
 from rlsizer.stack import KAFKA_BUCKET, EmbeddedStack, StackPorts
 from rlsizer.supervise import Supervisor
 from streams.settings import Settings
@@ -59,7 +59,7 @@ def register(subparsers: Any) -> None:
     defaults = SeaweedPorts()
     for name in ("master", "volume", "filer", "admin"):
         internal.add_argument(f"--seaweed-{name}-port", type=int, default=getattr(defaults, name), metavar="PORT")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, kafka_logs=True)
 
 
 def _port_of(url: str, fallback: int) -> int:
@@ -159,10 +159,13 @@ def run(args: argparse.Namespace, settings: Settings, extra_services: tuple[Serv
     with _terminate_on_signals() as shield:
         try:
             stack.start()
+            probes = {}
             for start in () if args.stack_only else extra_services:
                 again = partial(start, stack.settings)
+                if start is start_worker and stack.settings.worker_web_port > 0:  # a stalled worker is restarted
+                    probes[len(services)] = worker_stuck_probe(stack.settings)
                 services.append((again, again()))
-            supervisor = Supervisor(stack.processes, services)
+            supervisor = Supervisor(stack.processes, services, probes=probes)
             print(describe(stack, supervisor.processes()), flush=True)
             dead = first_dead_server(supervisor)
             print(

@@ -14,7 +14,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--id", default="0", help="worker id (names its data dir; unique per machine)")
     parser.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=_run, kafka_logs=True)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,13 +1,12 @@
-"""Record the shipped data sets into a warehouse without a broker: the reference adapter and the worker's pure code.
+"""Record the shipped data sets into a warehouse without a broker: the reference adapter and the worker's own input path.
 
 ``record_datasets(["AAPL", "EURUSD"], path)`` streams each data set through the reference adapter
-loop (``rlsizer.reference.loop``) into an in-process worker that does what the Faust worker does,
-one event at a time in the adapter's order: bars, outcomes and signals go through
-``agents.pipeline`` with state keyed as the worker keys it (bars and account per symbol, history
-per strategy@symbol), the rules decide (no model), and entry/exit fills become ``TradeClosed``
-through ``agents.outcomes``. Every event is written to the warehouse tables with a per-table
-offset, as a replay of the topics would. The result is a recorded history that
-``rlsizer evaluate`` and ``rlsizer backtest --no-refresh`` read like any other.
+loop (``rlsizer.reference.loop``) into an in-process worker that does what the Faust worker does:
+every bar, signal and fill is encoded as a record of the ``inputs`` topic (one partition), handed
+to ``agents.inputs.InputPath`` with in-memory tables, and every record the path sends (features,
+decisions, outcomes, dead letters) is kept with its topic position. The rules decide (no model).
+All records are written to the warehouse tables as a replay of the topics would write them, so
+``rlsizer evaluate`` and ``rlsizer backtest --no-refresh`` read the result like any other history.
 
 This is for evaluating sizing on the shipped data quickly (seconds instead of the embedded
 stack's minutes); the live path is the worker.
@@ -16,81 +15,97 @@ stack's minutes); the live path is the worker.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from agents.features import SymbolState
-from agents.outcomes import OpenTrade, close_trade, mark, open_trade
-from agents.pipeline import on_bar, on_decision, on_signal, on_trade_closed
+from agents.book import SymbolBook
+from agents.inputs import InputPath, Source
 from agents.sizing import PolicySlot
-from agents.state import AccountState, StrategyHistory
 from agents.strategy_map import StrategyMap
+from schemas.codec import EventCodec, InMemoryRegistry
 from schemas.events import BarClosed, Event, OrderFilled, SignalRaised, SizeDecided
+from streams.settings import Settings
+from streams.topics import subject_for
+
+SETTINGS = Settings(topic_prefix="offline", topic_partitions=1, max_future_seconds=0)
+
+
+class _Tables:
+    """``agents.inputs.Tables`` in dicts (one process, nothing to recover)."""
+
+    def __init__(self) -> None:
+        self.books: dict[str, SymbolBook] = {}
+        self.decided_: dict[str, bytes] = {}
+
+    def book(self, symbol: str) -> SymbolBook | None:
+        return self.books.get(symbol)
+
+    def put_book(self, book: SymbolBook, partition: int) -> None:
+        self.books[book.symbol] = book
+
+    def decided(self, signal_id: str) -> bytes | None:
+        return self.decided_.get(signal_id)
+
+    def record(self, signal_id: str, value: bytes, partition: int) -> None:
+        self.decided_[signal_id] = value
+
+    def forget(self, signal_id: str, partition: int) -> None:
+        self.decided_.pop(signal_id, None)
+
+    def flush(self) -> None:
+        pass
 
 
 class OfflineWorker:
-    """An ``AdapterPort`` (``rlsizer.reference.loop``) answering synchronously with the worker's pure functions."""
+    """An ``AdapterPort`` (``rlsizer.reference.loop``) answered by the worker's input path, synchronously."""
 
     def __init__(self, slot: PolicySlot | None = None, strategy_map: StrategyMap | None = None) -> None:
-        self.slot = slot or PolicySlot()
-        self.strategy_map = strategy_map or StrategyMap.from_spec("")
-        self.events: list[Event] = []
-        self._bars: dict[str, SymbolState] = {}
-        self._history: dict[tuple[str, str], StrategyHistory] = {}
-        self._account: dict[str, AccountState] = {}
-        self._signals: dict[str, SignalRaised] = {}
-        self._open: dict[str, OpenTrade] = {}
+        self.codec = EventCodec(InMemoryRegistry(), subject_for=subject_for)
+        self.path = InputPath(SETTINGS, self.codec, strategy_map or StrategyMap.from_spec(""), slot or PolicySlot(),
+                              partitions=lambda: 1, clock=lambda: datetime(2100, 1, 1, tzinfo=timezone.utc))
+        self.tables = _Tables()
+        self.recorded: list[tuple[Event, str, int, int]] = []  # event, topic, partition, offset
+        self._offsets: dict[str, int] = {}
+
+    def _record(self, event: Event, topic: str) -> None:
+        offset = self._offsets.get(topic, 0)
+        self._offsets[topic] = offset + 1
+        self.recorded.append((event, topic, 0, offset))
+
+    def _input(self, event: Event) -> list[Any]:
+        topic = SETTINGS.topic("inputs")
+        offset = self._offsets.get(topic, 0)
+        self._record(event, topic)
+        out = self.path.handle(Source(topic, 0, offset, event.symbol.encode(), self.codec.encode(topic, event)), self.tables)
+        sent = []
+        for record in out:
+            sent.append(self.codec.decode(record.value))
+            self._record(sent[-1], record.topic)
+        return sent
 
     def publish_bar(self, bar: BarClosed) -> None:
-        self.events.append(bar)
-        self._bars[bar.symbol] = on_bar(self._bars.get(bar.symbol), bar)
-        for sid, trade in list(self._open.items()):
-            if trade.symbol == bar.symbol:
-                self._open[sid] = mark(trade, bar)
+        self._input(bar)
 
     def publish_fill(self, fill: OrderFilled) -> None:
-        self.events.append(fill)
-        if fill.leg == "ENTRY":
-            self._open[fill.signal_id] = open_trade(self._signals[fill.signal_id], fill)
-            return
-        trade = close_trade(self._open.pop(fill.signal_id), fill, ts_init=fill.ts_event)
-        self.events.append(trade)
-        key = (trade.strategy_id, trade.symbol)
-        self._history[key], self._account[trade.symbol] = on_trade_closed(
-            self._history.get(key) or StrategyHistory.empty(trade.strategy_id), self._account.get(trade.symbol) or AccountState(), trade
-        )
+        self._input(fill)
 
     def request_decisions(self, signals: Sequence[SignalRaised], timeout_s: float | None = None) -> list[SizeDecided]:
-        out = []
-        for s in signals:
-            self.events.append(s)
-            self._signals[s.signal_id] = s
-            account = self._account.get(s.symbol) or AccountState()
-            features, decision = on_signal(
-                s, symbol_state=self._bars.get(s.symbol),
-                history=self._history.get((s.strategy_id, s.symbol)) or StrategyHistory.empty(s.strategy_id),
-                account=account, strategy_map=self.strategy_map, slot=self.slot, now=s.ts_event,
-            )
-            self._account[s.symbol] = on_decision(account, decision)
-            self.events += [features, decision]
-            out.append(decision)
-        return out
+        return [next(e for e in self._input(s) if isinstance(e, SizeDecided)) for s in signals]
 
     def flush(self, timeout_s: float = 30.0) -> None:
         pass
 
     def write_warehouse(self, path: Path) -> Path:
-        """Append every recorded event to the warehouse at ``path`` (created if missing)."""
+        """Write every recorded record to the warehouse at ``path`` (created if missing)."""
         from trainer.warehouse import TABLE_FOR_EVENT, open_warehouse
 
         by_spec: dict = {}
-        offsets: dict[str, int] = {}
-        for event in self.events:
+        for event, topic, partition, offset in self.recorded:
             spec = TABLE_FOR_EVENT[type(event)]
             events, sources = by_spec.setdefault(spec, ([], []))
-            offset = offsets.get(spec.name, 0)
-            offsets[spec.name] = offset + 1
             events.append(event)
-            sources.append((f"offline.{spec.name}", 0, offset))
+            sources.append((topic, partition, offset))
         with open_warehouse(Path(path)) as wh:
             wh.write({spec: spec.to_arrow(ev, src) for spec, (ev, src) in by_spec.items()}, {})
         return Path(path)
@@ -101,7 +116,7 @@ def record_datasets(names: Iterable[str], path: Path, *, max_bars: int | None = 
     """Record each data set (``rlsizer.reference.data.load_dataset`` names) into a new warehouse at ``path``.
 
     All data sets go through one worker, one after the other (their symbols differ, so their
-    state does not mix). Returns one summary line per data set. ``path`` must not exist yet.
+    books do not mix). Returns one summary line per data set. ``path`` must not exist yet.
     """
     from rlsizer.reference.data import load_dataset
     from rlsizer.reference.loop import RunConfig, run

@@ -169,7 +169,9 @@ def evaluate(
         side, score = fired
         sign = 1.0 if side == "BUY" else -1.0
         stop, target = price - sign * spec.stop_atr * atr, price + sign * spec.target_atr * atr
-        if stop <= 0 or target <= 0:
+        # a stop against the trade and a target with it, both > 0 (``SignalRaised`` refuses anything else);
+        # an ATR too small to move the price in floating point would put them *at* the price
+        if stop <= 0 or target <= 0 or not (sign * (price - stop) > 0 and sign * (target - price) > 0):
             continue
         out.append(
             StrategySignal(

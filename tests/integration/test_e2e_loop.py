@@ -68,9 +68,6 @@ def test_signals_to_decisions_to_outcomes_to_model_to_decisions(esettings: Setti
 
             runner.advance(LEARN + SERVE, progress=False)
             total = runner.finish()
-            web = f"http://127.0.0.1:{s.worker_web_port}"
-            state = requests.get(f"{web}/health", timeout=5).json()
-            metrics = requests.get(f"{web}/metrics", timeout=5).text
             wh = default_path(s.data_dir)
             deadline = time.monotonic() + 30
             while True:  # the worker derives outcomes asynchronously: wait for the last exit fills
@@ -80,6 +77,9 @@ def test_signals_to_decisions_to_outcomes_to_model_to_decisions(esettings: Setti
                 if outcomes >= total.exits or time.monotonic() > deadline:
                     break
                 time.sleep(1)
+            web = f"http://127.0.0.1:{s.worker_web_port}"
+            state = requests.get(f"{web}/health", timeout=5).json()
+            metrics = requests.get(f"{web}/metrics", timeout=5).text
     finally:
         worker.stop()
 
@@ -97,8 +97,8 @@ def test_signals_to_decisions_to_outcomes_to_model_to_decisions(esettings: Setti
     model_decisions = [line for line in metrics.splitlines() if line.startswith('rlsizer_decisions_total{policy="MODEL"}')]
     assert model_decisions and float(model_decisions[0].split()[-1]) == by_model[result.version], metrics[:3000]
     assert f'rlsizer_model_info{{version="{result.version}"}} 1.0' in metrics
-    # every signal was answered before the scrape: nothing left to read on the worker's signal partitions
-    assert f'rlsizer_consumer_lag_messages{{topic="{s.topic("signals")}"}} 0.0' in metrics, metrics[-3000:]
+    # every input was applied before the scrape (the last outcomes are in): nothing left to read
+    assert f'rlsizer_consumer_lag_messages{{topic="{s.topic("inputs")}"}} 0.0' in metrics, metrics[-3000:]
     kept = [float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("rlsizer_decided_signals ")]
     expired = [float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("rlsizer_decided_expired_total ")]
     # one worker: every signal it decided is held, or was forgotten by the 30-day retention (years of daily bars here)

@@ -126,6 +126,19 @@ def test_tampered_new_champion_is_not_served_the_last_good_one_is(tmp_path, regi
     assert not (tmp_path / "versions" / v2).exists()
 
 
+def test_a_champion_alias_signed_with_another_key_is_refused_not_taken_for_an_outage(tmp_path, registry, offline):
+    v1 = publish(registry, 1, alias=CHAMPION)
+    cache = ModelCache(tmp_path, registry)
+    cache.load()
+    other = ModelRegistry(registry.store, b"another-signing-key-000000000001", model_name=registry.model_name)
+    v2 = publish(other, 2, alias=CHAMPION)  # its own version, and the alias, signed with the other key
+    assert v2 != v1
+    loaded = cache.load()
+    assert loaded.alias_refused and loaded.degraded and (loaded.model.version, loaded.model.source) == (v1, SOURCE_CACHE)
+    assert "champion alias refused" in loaded.reason and "wrong_key" in loaded.reason
+    assert not ModelCache(tmp_path, offline).load().alias_refused  # S3 down is an outage, not a refused alias
+
+
 def test_cleanup_keeps_the_newest_n_and_the_champion(tmp_path, registry):
     versions = [publish(registry, n, alias=CHAMPION if n == 0 else None) for n in range(5)]
     cache = ModelCache(tmp_path, registry)

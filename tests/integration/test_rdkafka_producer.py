@@ -1,4 +1,4 @@
-"""The worker's Faust producer sends through librdkafka (agents.glue.rdkafka_producer), on the real broker."""
+"""The worker's Faust producer sends through librdkafka (agents.glue.faust.rdkafka_producer), on the real broker."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka.admin import AdminClient, NewTopic
 from faust.exceptions import ProducerSendError
 
-from agents.glue.rdkafka_producer import RdKafkaProducer
-from agents.glue.transport import faust_settings, install_transport
+from agents.glue.faust.rdkafka_producer import RdKafkaProducer
+from agents.glue.faust.transport import faust_settings, install_transport
 from streams.consumer import make_consumer
 from streams.settings import Settings
 
@@ -59,16 +59,23 @@ def test_sends_are_acknowledged_flushed_and_placed_like_every_other_producer(set
             keyed = [await producer.send(topic, b"sym-%d" % i, b"keyed-%d" % i, None, None, None) for i in range(30)]
             for i in range(19):
                 producer.produce_now(topic, b"now-%d" % i, b"now-%d" % i, i % PARTITIONS)
-            held_back = [(b"now-19", 19 % PARTITIONS)]  # sent by a hook, as the worker's held-back accounts
+            held_back = [(b"now-19", 19 % PARTITIONS)]  # written by a hook, as the worker's books
+            unacknowledged_at_write: list[int] = []
 
-            def hook() -> None:
-                while held_back:
-                    key, part = held_back.pop()
-                    producer.produce_now(topic, key, key, part)
+            def take():  # at the flush's start: what is held back now ...
+                taken = list(held_back)
+                held_back.clear()
 
-            producer.before_flush(hook)
+                def write() -> None:  # ... written once everything sent before is acknowledged
+                    unacknowledged_at_write.append(len(producer._rd) + len(producer._rd_now))
+                    for key, part in taken:
+                        producer.produce_now(topic, key, key, part)
+
+                return write
+
+            producer.before_flush(take)
             await producer.flush()
-            assert held_back == []
+            assert held_back == [] and unacknowledged_at_write == [0]
             assert all(f.done() for f in explicit + keyed)  # flush returned: every record acknowledged
             assert len(producer._rd) == 0 and len(producer._rd_now) == 0
             with pytest.raises(ProducerSendError, match=topic):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import SchemaRegistryClient, topic_record_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -43,10 +43,11 @@ def signal() -> SignalRaised:
 
 
 def test_confluent_avro_serializer_bytes_decode_with_our_codec(settings, codec, signal):
-    topic = settings.topic("signals")
+    topic = settings.topic("inputs")
     client = SchemaRegistryClient({"url": settings.registry_url})
     serializer = AvroSerializer(
-        client, schema_path(SignalRaised).read_text(), lambda e, _ctx: to_record(field_names(SignalRaised), e)
+        client, schema_path(SignalRaised).read_text(), lambda e, _ctx: to_record(field_names(SignalRaised), e),
+        conf={"subject.name.strategy": topic_record_subject_name_strategy},
     )
     data = serializer(signal, SerializationContext(topic, MessageField.VALUE))
     received = through_kafka(settings, topic, signal.symbol.encode(), data)
@@ -54,10 +55,10 @@ def test_confluent_avro_serializer_bytes_decode_with_our_codec(settings, codec, 
 
 
 def test_our_codec_bytes_decode_with_confluent_avro_deserializer(settings, codec, signal):
-    topic = settings.topic("signals")
+    topic = settings.topic("inputs")
     data = codec.encode(topic, signal)
     received = through_kafka(settings, topic, signal.symbol.encode(), data)
     deserializer = AvroDeserializer(SchemaRegistryClient({"url": settings.registry_url}))
     decoded = deserializer(received, SerializationContext(topic, MessageField.VALUE))
     assert SignalRaised(**decoded) == signal
-    assert unframe(received)[0] == SchemaRegistryClient({"url": settings.registry_url}).get_latest_version(f"{topic}-value").schema_id
+    assert unframe(received)[0] == SchemaRegistryClient({"url": settings.registry_url}).get_latest_version(f"{topic}-rlsizer.v1.SignalRaised").schema_id

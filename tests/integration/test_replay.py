@@ -101,7 +101,8 @@ def test_replay_reads_everything_once_and_skips_duplicates(topics: Settings, cod
     assert stats.new_rows == len(events)
     assert stats.duplicates == 30
     assert stats.rejected == 0
-    assert stats.events_by_topic[topics.topic("signals")] == 40 + sum(1 for t, _, _ in records[:30] if t == topics.topic("signals"))
+    inputs = topics.topic("inputs")  # bars and signals share it
+    assert stats.events_by_topic[inputs] == 80 + sum(1 for t, _, _ in records[:30] if t == inputs)
     counts = table_counts(tmp_path / "wh.duckdb")
     assert counts == {"bars": 40, "signals": 40, "features": 40, "decisions": 40, "outcomes": 40, "health": 1, "dlq": 0}
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
@@ -124,7 +125,7 @@ def test_records_ahead_counts_from_the_stored_offsets(topics: Settings, codec: E
         consumer.assign(parts)
         ahead = records_ahead(consumer, parts, timeout=10)
         assert 0 < ahead <= len(records)
-        signals = topics.topic("signals")
+        signals = topics.topic("inputs")
         stored = {(signals, 0): 2, (signals, 1): 2}
         later = assignment(consumer, names, stored, timeout=10)
         assert {(tp.topic, tp.partition): tp.offset for tp in later if tp.topic == signals} == stored
@@ -264,7 +265,7 @@ def test_a_registry_that_does_not_answer_stops_the_replay_without_losing_a_recor
 
 
 def test_undecodable_records_are_dead_lettered_and_replay_goes_on(topics: Settings, codec: EventCodec, tmp_path: Path) -> None:
-    signals = topics.topic("signals")
+    signals = topics.topic("inputs")
     good = encoded(topics, codec, sample_events(5))
     bad = [(signals, b"k1", b"not avro at all"), (signals, b"k2", frame(987_654, b"\x02\x04")), (signals, b"k3", b"")]
     produce(topics, good[:10] + bad + good[10:])

@@ -2,7 +2,8 @@
 
 1. v1 is published as champion: the worker verifies and serves it;
 2. v2's artifact is tampered with in S3 after publication and v2 is announced as
-   champion: the worker refuses it (HealthChecked FAIL) and keeps serving v1;
+   champion, which the signed champion alias does not name (a forged announcement):
+   the worker refuses it (HealthChecked FAIL) and keeps serving v1;
 3. the worker's local copy of v1 is corrupted: the monitor's model_integrity check
    FAILs, restores it from the cache's backup, and the next check is OK;
 4. v3 is published properly: the worker swaps to it.

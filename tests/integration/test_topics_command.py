@@ -18,6 +18,6 @@ def test_topics_create_is_idempotent(settings, monkeypatch, capsys):
     assert "none (all existed)" in capsys.readouterr().out
     topics = AdminClient(settings.kafka_config()).list_topics(timeout=10).topics
     s = dataclasses.replace(settings, topic_prefix=prefix)
-    assert len(topics[s.topic("signals")].partitions) == 3
+    assert len(topics[s.topic("inputs")].partitions) == 3
     assert main(["topics", "list"]) == 0
     assert "MISSING" not in capsys.readouterr().out

@@ -171,3 +171,11 @@ def test_round_publishes_a_verifiable_model_then_skips_without_new_outcomes(roun
     assert list(third.table)[:2] == ["cvar_ppo", "champion"]
     assert "champion" in third.decision.required
     assert registry.read_manifest(third.version).parent_version == version
+
+    # `rlsizer health` counts rounds run by hand (round_fn alone, as `rlsizer train` runs it), not only the service's
+    from rlsizer.health_probes import training_probe
+    from trainer.status import status_path
+
+    status_path(s.data_dir).unlink()  # as when only manual rounds ever ran
+    activity = training_probe(s, lambda: registry)(datetime.now(timezone.utc))
+    assert activity.status == "OK" and "last training round" in activity.detail, activity

@@ -23,6 +23,7 @@ from rlsizer.processes import free_port, port_is_free
 from rlsizer.stack import StackPorts
 from schemas.codec import EventCodec
 from schemas.registry_client import HttpSchemaRegistry
+from streams.topics import subject_for
 from tests.unit.schemas.factories import make_signal
 
 pytestmark = pytest.mark.integration
@@ -120,18 +121,19 @@ def test_up_serves_persists_across_restarts_and_stops_cleanly(tmp_path: Path):
         pids = first.pids()
         assert set(pids) == {"seaweedfs", "tansu", "schema registry"}
         # every event's schema is there before anything is published (lookup-only clients find them)
-        with urllib.request.urlopen(f"{registry}/subjects/rlsizer.signals-value/versions/latest", timeout=10) as r:
+        subject = "rlsizer.inputs-rlsizer.v1.SignalRaised"  # TopicRecordNameStrategy on the mixed inputs topic
+        with urllib.request.urlopen(f"{registry}/subjects/{subject}/versions/latest", timeout=10) as r:
             assert json.loads(json.loads(r.read())["schema"])["name"] == "SignalRaised"
         with urllib.request.urlopen(f"{registry}/subjects", timeout=10) as r:
             subjects = set(json.loads(r.read()))
-        assert {f"rlsizer.{t}-value" for t in ("bars", "signals", "features", "decisions", "fills", "outcomes",
-                                               "models", "health", "dlq")} <= subjects, subjects
+        assert {f"rlsizer.inputs-rlsizer.v1.{t}" for t in ("BarClosed", "SignalRaised", "OrderFilled")} <= subjects
+        assert {f"rlsizer.{t}-value" for t in ("features", "decisions", "outcomes", "models", "health", "dlq")} <= subjects
 
         signal_event = make_signal(signal_id=f"sig-{uuid.uuid4().hex[:8]}")
-        value = EventCodec(HttpSchemaRegistry(registry)).encode("rlsizer.signals", signal_event)
+        value = EventCodec(HttpSchemaRegistry(registry), subject_for=subject_for).encode("rlsizer.inputs", signal_event)
         delivered: list[Any] = []
-        producer = Producer({"bootstrap.servers": bootstrap})
-        producer.produce("rlsizer.signals", key=b"AAPL", value=value, on_delivery=lambda e, m: delivered.append((e, m)))
+        producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+        producer.produce("rlsizer.inputs", key=b"AAPL", value=value, on_delivery=lambda e, m: delivered.append((e, m)))
         assert producer.flush(10) == 0 and delivered[0][0] is None
         partition, offset = delivered[0][1].partition(), delivered[0][1].offset()
 
@@ -147,7 +149,7 @@ def test_up_serves_persists_across_restarts_and_stops_cleanly(tmp_path: Path):
         second.wait_ready()
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "t-up", "fetch.wait.max.ms": 20})
         try:
-            consumer.assign([TopicPartition("rlsizer.signals", partition, offset)])
+            consumer.assign([TopicPartition("rlsizer.inputs", partition, offset)])
             msg = consumer.poll(15)
         finally:
             consumer.close()
@@ -184,7 +186,7 @@ def test_up_on_a_taken_port_names_it_and_leaves_nothing_running(tmp_path: Path, 
 def test_up_with_services_decides_a_signal_from_a_standard_confluent_client_also_after_its_worker_crashed(tmp_path: Path):
     """What an outside user does: `rlsizer up`, then confluent-kafka's own Avro serde, no rlsizer code;
     a SIGKILLed worker is started again by `up` and answers the next signal."""
-    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry import SchemaRegistryClient, topic_record_subject_name_strategy
     from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -197,10 +199,12 @@ def test_up_with_services_decides_a_signal_from_a_standard_confluent_client_also
         bootstrap, registry_url = export(text, "RLSIZER_KAFKA_BOOTSTRAP"), export(text, "RLSIZER_REGISTRY_URL")
         registry = SchemaRegistryClient({"url": registry_url})
         schema_dir = ROOT / "schemas"
+        # the README's settings for a bot: record-name subjects on the mixed inputs topic, Kafka's partitioner
         serialize = AvroSerializer(registry, (schema_dir / "SignalRaised.avsc").read_text(),
-                                   to_dict=lambda obj, ctx: obj)
+                                   to_dict=lambda obj, ctx: obj,
+                                   conf={"subject.name.strategy": topic_record_subject_name_strategy})
         deserialize = AvroDeserializer(registry, (schema_dir / "SizeDecided.avsc").read_text())
-        producer = Producer({"bootstrap.servers": bootstrap})
+        producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
 
         def decided(symbol: str) -> dict[str, Any]:
             """Publish a signal for ``symbol`` as a bot would and wait for its SizeDecided."""
@@ -210,8 +214,8 @@ def test_up_with_services_decides_a_signal_from_a_standard_confluent_client_also
                       "strategy_id": "S5", "symbol": symbol, "side": "SELL", "price": 310.5, "atr": 4.2,
                       "score": 0.3, "q_score": 0.9, "base_qty": 50.0, "stop_price": 316.0, "target_price": None,
                       "adapter": "outside", "attrs": {}}
-            producer.produce("rlsizer.signals", key=symbol.encode(),
-                             value=serialize(record, SerializationContext("rlsizer.signals", MessageField.VALUE)))
+            producer.produce("rlsizer.inputs", key=symbol.encode(),
+                             value=serialize(record, SerializationContext("rlsizer.inputs", MessageField.VALUE)))
             producer.flush(10)
             consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"outside-{uuid.uuid4().hex[:6]}",
                                  "auto.offset.reset": "earliest"})

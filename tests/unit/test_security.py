@@ -85,7 +85,7 @@ def aiokafka_accepts(kwargs: dict[str, Any]) -> None:
 def test_plaintext_is_exactly_bootstrap_and_protocol() -> None:
     s = settings_for("PLAINTEXT")
     conf = librdkafka_config(s)
-    assert conf == {"bootstrap.servers": s.kafka_bootstrap, "security.protocol": "PLAINTEXT"}
+    assert conf == {"bootstrap.servers": s.kafka_bootstrap, "log_level": "6", "security.protocol": "PLAINTEXT"}
     assert s.kafka_config() == conf  # every producer/consumer/admin goes through here
     librdkafka_accepts(conf)
 

@@ -7,7 +7,6 @@ from functools import cache
 from typing import Any
 
 from agents.features import SymbolState
-from agents.pipeline import on_bar
 from schemas.events import BarClosed, SignalRaised, SizeDecided, TradeClosed
 
 T0 = datetime(2024, 1, 2, 14, 30, tzinfo=timezone.utc)
@@ -40,7 +39,7 @@ def aapl_bars() -> tuple[BarClosed, ...]:
 def state_of(bars: tuple[BarClosed, ...] | list[BarClosed]) -> SymbolState | None:
     state = None
     for bar in bars:
-        state = on_bar(state, bar)
+        state = (state or SymbolState.empty_for(bar)).updated(bar)
     return state
 
 
@@ -54,12 +53,15 @@ def bar(ts: datetime, close: float = 100.0, **overrides: Any) -> BarClosed:
 
 
 def signal(ts: datetime = T0, **overrides: Any) -> SignalRaised:
+    """A valid signal; unless given, its stop is 3 % of the price against the trade and its target 6 % with it."""
     values: dict[str, Any] = dict(
         ts_event=ts, ts_init=ts, signal_id="sig-1", strategy_id="S1", symbol="AAPL", side="BUY",
-        price=100.0, atr=2.0, score=1.2, q_score=0.6, base_qty=100.0, stop_price=97.0, target_price=106.0,
-        adapter="test",
+        price=100.0, atr=2.0, score=1.2, q_score=0.6, base_qty=100.0, adapter="test",
     )
     values.update(overrides)
+    sign = 1.0 if values["side"] == "BUY" else -1.0
+    values.setdefault("stop_price", values["price"] * (1.0 - sign * 0.03))
+    values.setdefault("target_price", values["price"] * (1.0 + sign * 0.06))
     return SignalRaised(**values)
 
 

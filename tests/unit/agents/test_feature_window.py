@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from agents.features import BarRejected, StateCorrupt, SymbolState
-from agents.pipeline import on_bar
 from agents.timestamps import to_micros
 from tests.unit.agents.market import T0, aapl_bars, bar, state_of
 
@@ -14,27 +13,27 @@ from tests.unit.agents.market import T0, aapl_bars, bar, state_of
 def test_out_of_order_and_duplicate_bars_are_rejected() -> None:
     state = state_of([bar(T0), bar(T0 + timedelta(days=1))])
     with pytest.raises(BarRejected) as dup:
-        on_bar(state, bar(T0 + timedelta(days=1), close=101.0))
+        _on_bar(state, bar(T0 + timedelta(days=1), close=101.0))
     assert dup.value.kind == "duplicate"
     with pytest.raises(BarRejected) as late:
-        on_bar(state, bar(T0))
+        _on_bar(state, bar(T0))
     assert late.value.kind == "out_of_order" and "earlier than the last bar" in late.value.reason
 
 
 def test_bars_of_another_symbol_or_interval_are_rejected() -> None:
     state = state_of([bar(T0)])
     with pytest.raises(BarRejected) as other:
-        on_bar(state, bar(T0 + timedelta(days=1), symbol="MSFT"))
+        _on_bar(state, bar(T0 + timedelta(days=1), symbol="MSFT"))
     assert other.value.kind == "symbol_mismatch"
     with pytest.raises(BarRejected) as itv:
-        on_bar(state, bar(T0 + timedelta(days=1), interval="1m"))
+        _on_bar(state, bar(T0 + timedelta(days=1), interval="1m"))
     assert itv.value.kind == "interval_mismatch"
 
 
 def test_update_returns_a_new_state_and_leaves_the_old_one() -> None:
     s1 = state_of([bar(T0, close=100.0)])
     assert s1 is not None
-    s2 = on_bar(s1, bar(T0 + timedelta(days=1), close=110.0))
+    s2 = _on_bar(s1, bar(T0 + timedelta(days=1), close=110.0))
     assert s1.count == 1 and s2.count == 2
     assert list(s1.bars_until(2**62).close) == [100.0]
     assert list(s2.bars_until(2**62).close) == [100.0, 110.0]
@@ -61,10 +60,10 @@ def test_bytes_roundtrip_preserves_state_and_future_updates() -> None:
     # the restored state continues exactly like the original
     a, b = state, restored
     for nxt in bars[260:]:
-        a, b = on_bar(a, nxt), on_bar(b, nxt)
+        a, b = _on_bar(a, nxt), _on_bar(b, nxt)
     assert a.to_bytes() == b.to_bytes()
     with pytest.raises(BarRejected):
-        on_bar(restored, bars[259])
+        _on_bar(restored, bars[259])
 
 
 def test_quotes_roundtrip_and_missing_quotes_are_nan() -> None:
@@ -82,3 +81,10 @@ def test_corrupt_bytes_raise_state_corrupt(raw: bytes | None) -> None:
         raw = state.to_bytes()[:-5]
     with pytest.raises(StateCorrupt):
         SymbolState.from_bytes(raw)
+
+
+def _on_bar(state, bar):
+    """The bar state after ``bar`` (as a symbol's book keeps it)."""
+    from agents.features import SymbolState
+
+    return (state or SymbolState.empty_for(bar)).updated(bar)

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from agents.features import FEATURE_BARS
 from agents.features.bars import bar_features
-from agents.pipeline import on_bar
 from agents.timestamps import to_micros
 from tests.unit.agents.market import aapl_bars, state_of
 
@@ -35,8 +34,15 @@ def test_a_new_bar_gives_a_new_state_with_its_own_values():
     old = state_of(bars[:-1])
     far = to_micros(bars[-1].ts_event + timedelta(days=1))
     before = old.derived(bar_features, far, limit=FEATURE_BARS)
-    new = on_bar(old, bars[-1])
+    new = _on_bar(old, bars[-1])
     after = new.derived(bar_features, far, limit=FEATURE_BARS)
     assert after == bar_features(new.bars_until(far, limit=FEATURE_BARS))
     assert after["close"] == bars[-1].close != before["close"]
     assert old.derived(bar_features, far, limit=FEATURE_BARS) is before
+
+
+def _on_bar(state, bar):
+    """The bar state after ``bar`` (as a symbol's book keeps it)."""
+    from agents.features import SymbolState
+
+    return (state or SymbolState.empty_for(bar)).updated(bar)

@@ -39,10 +39,9 @@ def test_catalog_has_60_plus_documented_names() -> None:
 def test_every_feature_finite_on_real_data_at_every_bar() -> None:
     bars = aapl_bars()[:N]
     state = None
-    from agents.pipeline import on_bar
     non_neutral = set()
     for i, b in enumerate(bars):
-        state = on_bar(state, b)
+        state = _on_bar(state, b)
         if i % 7:
             continue
         f = compute_features(signal(b.ts_event, price=b.close), symbol_state=state, history=StrategyHistory("S1"),
@@ -172,3 +171,10 @@ def test_bar_features_cleaned_once_per_bar_equal_cleaning_everything_at_once() -
                **account_features(account, at)}
         got = compute_features(sig, symbol_state=state, history=StrategyHistory("S1"), account=account, family="Breakout")
         assert list(got.items()) == list(clean_features(raw).items())
+
+
+def _on_bar(state, bar):
+    """The bar state after ``bar`` (as a symbol's book keeps it)."""
+    from agents.features import SymbolState
+
+    return (state or SymbolState.empty_for(bar)).updated(bar)

@@ -54,3 +54,47 @@ def test_backoff_grows_and_is_capped(failures):
 
 def test_backoff_doubles():
     assert [health.backoff_delay(n, base_seconds=5) for n in range(4)] == [0.0, 5.0, 10.0, 20.0]
+
+
+def test_an_unverifiable_champion_has_no_age_and_asks_for_no_refresh():
+    result = health.model_freshness(NOW, NOW - timedelta(hours=1), unverified="tampered_manifest: bytes do not match")
+    assert (result.status, result.action) == (health.WARN, None)
+    assert "age unknown" in result.detail and "tampered_manifest" in result.detail
+
+
+def test_a_champion_bad_in_the_registry_fails_without_a_restore_it_cannot_do():
+    result = health.model_integrity(False, "registry champion v1 fails verification", restorable=False)
+    assert (result.status, result.action) == (health.FAIL, None)
+
+
+def _report(minutes_ago: float, status: str, detail: str = "", check: str = "model_integrity"):
+    from schemas.events import HealthChecked
+
+    return HealthChecked(ts_event=NOW - timedelta(minutes=minutes_ago), component="worker", check=check,
+                         status=status, detail=detail)
+
+
+def test_a_workers_latest_fail_surfaces_until_it_reports_ok_again():
+    window = timedelta(hours=24)
+    forged = _report(5, "FAIL", "worker 0: forged announcement of v9 as champion")
+    result = health.worker_reports(NOW, [("0", _report(30, "OK")), ("0", forged), ("1", _report(1, "OK"))], window=window)
+    assert result.status == health.FAIL and "forged announcement of v9" in result.detail and "5 min ago" in result.detail
+    later = health.worker_reports(NOW, [("0", forged), ("0", _report(1, "OK"))], window=window)
+    assert later.status == health.OK and "1 worker(s)" in later.detail
+    assert health.worker_reports(NOW, [("0", _report(2, "WARN", "S3 down"))], window=window).status == health.WARN
+
+
+def test_worker_reports_older_than_the_window_do_not_count():
+    old = _report(25 * 60, "FAIL", "long ago")
+    result = health.worker_reports(NOW, [("0", old)], window=timedelta(hours=24))
+    assert result.status == health.OK and "no worker reported" in result.detail
+
+
+def test_manual_training_rounds_in_the_registry_count_and_clear_older_service_failures():
+    service = (NOW - timedelta(hours=3), None, 2)  # the service last tried 3 h ago, failing twice
+    assert health.latest_training(service, None) == (None, 2)
+    assert health.latest_training(service, NOW - timedelta(hours=1)) == (NOW - timedelta(hours=1), 0)
+    assert health.latest_training(service, NOW - timedelta(hours=5)) == (NOW - timedelta(hours=5), 2)
+    assert health.latest_training((None, None, 0), NOW - timedelta(hours=1)) == (NOW - timedelta(hours=1), 0)
+    result = health.training_activity(NOW, *health.latest_training((None, None, 0), NOW - timedelta(hours=1)))
+    assert result.status == health.OK and "1.0 h ago" in result.detail

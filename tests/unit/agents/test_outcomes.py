@@ -111,7 +111,8 @@ def test_pnl_sign_follows_side_and_r_matches_pnl(entry: float, exit_: float, sto
     stop = entry - sign * stop_dist
     if stop <= 0:
         return
-    trade = open_trade(signal(side=side, price=entry, stop_price=stop), fill("ENTRY", side=side, price=entry, qty=qty))
+    trade = open_trade(signal(side=side, price=entry, stop_price=stop, target_price=None),
+                       fill("ENTRY", side=side, price=entry, qty=qty))
     closed = close_trade(trade, fill("EXIT", side="SELL" if side == "BUY" else "BUY", price=exit_, qty=qty, ts_event=T0 + timedelta(hours=2)))
     assert closed.pnl == pytest.approx(sign * (exit_ - entry) * qty, rel=1e-9, abs=1e-9)
     assert closed.r_multiple * abs(entry - stop) * qty == pytest.approx(closed.pnl, rel=1e-6, abs=1e-6)

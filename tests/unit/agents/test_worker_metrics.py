@@ -47,7 +47,7 @@ def test_the_dashboard_queries_only_metrics_the_worker_or_the_monitor_exports():
     suffixes = ("_total", "_bucket", "_count", "_sum")
     served = {q for q in queried if q in exported or any(q.endswith(s) and q[: -len(s)] in exported for s in suffixes)}
     assert queried == served, f"dashboard queries nobody exports: {sorted(queried - served)}"
-    assert {"rlsizer_reconciled_decisions_total", "rlsizer_consumer_lag_messages", "rlsizer_health_status"} <= served
+    assert {"rlsizer_input_rewinds_total", "rlsizer_consumer_lag_messages", "rlsizer_health_status"} <= served
 
 
 def test_consumer_lag_per_input_topic_from_read_offsets_and_high_watermarks():
@@ -78,3 +78,19 @@ def test_consumer_lag_is_served_when_scraped_and_a_failing_source_gives_no_sampl
 
     metrics.lag = broken
     assert 'rlsizer_consumer_lag_messages{' not in metrics.exposition()[0].decode()
+
+
+def test_health_fails_while_the_latest_model_check_fails_and_names_it():
+    from agents.sizing import PolicySlot
+    from schemas.events import HealthChecked
+
+    metrics, slot = WorkerMetrics(), PolicySlot()
+    assert metrics.health(slot, True)["status"] == "ok" and metrics.health(slot, True)["model_check"] is None
+    ts = datetime(2024, 1, 2, tzinfo=timezone.utc)
+    metrics.model_checked(HealthChecked(ts_event=ts, component="worker", check="model_integrity", status="FAIL",
+                                        detail="worker 0: forged announcement: ... names v9 champion"))
+    state = metrics.health(slot, True)
+    assert state["status"] == "fail" and "forged announcement" in state["model_check"]["detail"]
+    metrics.model_checked(HealthChecked(ts_event=ts, component="worker", check="model_integrity", status="OK",
+                                        detail="worker 0: model v1 already served"))
+    assert metrics.health(slot, True)["status"] == "ok"

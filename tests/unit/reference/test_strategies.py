@@ -87,3 +87,19 @@ def test_no_strategy_uses_a_future_bar(cut: int, seed: int) -> None:
     perturbed = scan(h2, l2, c2)
     assert perturbed[:cut] == base[:cut]
     assert perturbed[cut:] != base[cut:]  # the perturbation is visible, so the check above can fail
+
+
+def test_a_stop_or_target_is_never_on_the_wrong_side_of_the_price() -> None:
+    """An ATR too small to move a large price in floating point would put the stop at the price: no signal then."""
+    from schemas.events import SignalRaised
+
+    spec = StrategySpec("B", "Breakout", (10,), 2.0, 3.0, 10)
+    close = np.full(60, 1e17)
+    close[-1] = 1e17 + 16  # one ulp up: a breakout, with an ATR of about 1.1
+    h, l, c = bars_from_close(close)
+    assert evaluate(h, l, c, (spec,)) == []
+    frame = load_dataset("MSFT").iloc[:800]
+    h, l, c = (frame[k].to_numpy() for k in ("high", "low", "close"))
+    for s in (s for sigs in scan(h, l, c) for s in sigs):  # every one is a valid SignalRaised
+        SignalRaised(ts_event=frame.index[0].to_pydatetime(), signal_id="s", strategy_id=s.strategy_id, symbol="MSFT", side=s.side, price=s.price, atr=s.atr,
+                     base_qty=1.0, stop_price=s.stop_price, target_price=s.target_price)

@@ -34,7 +34,7 @@ def run(args, settings):
         open("/", "w")
     if args.raise_ == "bug":
         raise ZeroDivisionError("a bug")
-    print("partitions", settings.topic_partitions)
+    print("partitions", settings.topic_partitions, "kafka_log_level", settings.kafka_log_level)
     return 7
 '''
 
@@ -85,3 +85,28 @@ def test_operational_errors_are_one_line_and_exit_1(extra_commands, capsys, kind
 def test_a_bug_keeps_its_traceback(extra_commands):
     with pytest.raises(ZeroDivisionError):
         main(["zzdemo", "--raise", "bug"])
+
+
+def test_one_shot_commands_silence_librdkafka_unless_asked_and_services_keep_it(extra_commands, monkeypatch, capsys):
+    """A broker down made replay, train and backtest print ~2,300 librdkafka lines before their one line."""
+    from rlsizer.cli import build_parser
+
+    assert main(["zzdemo"]) == 7
+    assert "kafka_log_level 0" in capsys.readouterr().out
+    monkeypatch.setenv("RLSIZER_KAFKA_LOG_LEVEL", "7")  # asked for: librdkafka's debug log
+    assert main(["zzdemo"]) == 7
+    assert "kafka_log_level 7" in capsys.readouterr().out
+    import argparse
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    services = {"up", "worker", "monitor", "trainer", "demo"}
+    assert {name for name, sub in commands.items() if sub.get_default("kafka_logs")} == services
+
+
+@pytest.mark.parametrize(("value", "words"), [("0", "must be at least 1, got 0"), ("-3", "must be at least 1, got -3"),
+                                              ("many", "not a whole number: 'many'")])
+def test_backtest_bootstrap_must_be_a_positive_count(value, words, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["backtest", "--from", "2024-01-01", "--to", "2024-02-01", "--bootstrap", value])
+    assert caught.value.code == 2
+    assert f"argument --bootstrap: {words}" in capsys.readouterr().err

@@ -111,3 +111,56 @@ def test_any_exit_of_a_service_counts_as_a_death(code: int) -> None:
     w.worker.die(code)
     w.at(1.0)
     assert f"with code {code} after 1 s" in w.said[0]
+
+
+def test_a_stuck_service_is_killed_and_started_again() -> None:
+    world = World()
+    reasons = iter([None, "holds rlsizer.inputs [2] lag 40 for 31 s without applying anything (stalled)"])
+    world.sup.services[0].stuck = lambda: next(reasons, None)
+    killed: list[int] = []
+    first = world.current
+    first.popen = SimpleNamespace(returncode=None, kill=lambda: (killed.append(first.pid), first.die()), wait=lambda t: 0)
+    assert world.at(1.0) is None and first.alive()  # probed: fine
+    assert world.at(3.0) is None and first.alive()  # not probed again before PROBE_SECONDS
+    assert world.at(6.5) is None and killed == [first.pid]  # probed: stuck -> killed, its death noted
+    assert any("is stuck: holds rlsizer.inputs [2]" in line for line in world.said)
+    world.at(8.0)
+    assert world.current is not first and world.current.alive()
+
+
+def test_the_worker_probe_reads_a_stall_from_health_and_tolerates_a_short_silence() -> None:
+    import http.server
+    import json
+    import threading
+
+    from rlsizer.services import worker_stuck_probe
+    from streams.settings import Settings
+
+    answer = {"status": "ok", "progress": "applying"}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = json.dumps(answer).encode()
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    now = [0.0]
+    probe = worker_stuck_probe(Settings(worker_web_port=server.server_address[1]), clock=lambda: now[0])
+    try:
+        assert probe() is None
+        answer.update(status="stalled", progress="holds rlsizer.inputs [0] lag 9 for 40 s")
+        assert probe() == "holds rlsizer.inputs [0] lag 9 for 40 s"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert probe() is None  # silent: not yet
+    now[0] = 59.0
+    assert probe() is None
+    now[0] = 61.0
+    assert "has not answered for 61 s" in (probe() or "")

@@ -222,9 +222,14 @@ def any_event(draw):
     if kind == 0:
         return draw(bars())
     if kind == 1:
-        return SignalRaised(ts_event=ts, signal_id=draw(text), strategy_id=draw(text), symbol=draw(text), side=draw(side),
-                            price=draw(positive), atr=draw(st.floats(min_value=0, max_value=1e6)), score=draw(finite),
-                            q_score=draw(st.floats(0.0, 1.0)), base_qty=draw(positive), stop_price=draw(st.none() | positive),
+        price, buy = draw(positive), draw(side) == "BUY"
+        below = st.floats(min_value=0.0, max_value=price, exclude_min=True, exclude_max=True)
+        above = st.floats(min_value=price, max_value=2e12, exclude_min=True)
+        return SignalRaised(ts_event=ts, signal_id=draw(text), strategy_id=draw(text), symbol=draw(text),
+                            side="BUY" if buy else "SELL", price=price, atr=draw(st.floats(min_value=0, max_value=1e6)),
+                            score=draw(finite), q_score=draw(st.floats(0.0, 1.0)), base_qty=draw(positive),
+                            stop_price=draw(st.none() | (below if buy else above)),  # on the side against the trade
+                            target_price=draw(st.none() | (above if buy else below)),
                             attrs=draw(st.dictionaries(text, st.text(max_size=5), max_size=3)))
     if kind == 2:
         return FeaturesComputed(ts_event=ts, signal_id=draw(text), symbol="X", strategy_id="S1", strategy_type="EmaCross",

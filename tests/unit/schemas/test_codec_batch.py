@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import io
 import json
 import math
@@ -21,7 +19,6 @@ from hypothesis import strategies as st
 from schemas.catalog import schema_dict, schema_text
 from schemas.codec import DecodeError, EventCodec, InMemoryRegistry, frame
 from schemas.events import (
-    EVENT_TYPES,
     BarClosed,
     Event,
     FeaturesComputed,
@@ -174,6 +171,22 @@ INVALID_VALUES: list[tuple[type[Event], Event, dict[str, Any]]] = [
     (TradeClosed, valid_events()[7], {"pnl": float("nan")}),
     (TradeClosed, valid_events()[7], {"fees": -1.0}),
     (ModelPublished, valid_events()[9], {"version": ""}),
+    # timestamps that cannot be microseconds of a plausible time: milliseconds, seconds, zero
+    (SignalRaised, make_signal(), {"ts_event": datetime(1970, 1, 21, 3, 5, 41, tzinfo=timezone.utc)}),
+    (SignalRaised, make_signal(), {"ts_init": datetime(1970, 1, 1, 0, 28, tzinfo=timezone.utc)}),
+    (BarClosed, make_bar(), {"ts_event": datetime(1970, 1, 1, tzinfo=timezone.utc)}),
+    (BarClosed, make_bar(), {"ts_event": datetime(1989, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)}),
+    (OrderFilled, valid_events()[6], {"ts_event": datetime(1970, 1, 21, tzinfo=timezone.utc)}),
+    (TradeClosed, valid_events()[7], {"entry_ts": datetime(1970, 1, 21, tzinfo=timezone.utc)}),
+    (HealthChecked, valid_events()[8], {"ts_init": datetime(1970, 1, 21, tzinfo=timezone.utc)}),
+    # a stop or target on the wrong side of the price (make_signal: a BUY at 101)
+    (SignalRaised, make_signal(), {"stop_price": 101.0}),
+    (SignalRaised, make_signal(), {"stop_price": 102.0}),
+    (SignalRaised, make_signal(), {"target_price": 101.0}),
+    (SignalRaised, make_signal(), {"target_price": 99.0}),
+    (SignalRaised, make_signal(), {"side": "SELL", "stop_price": 99.0}),
+    (SignalRaised, make_signal(), {"side": "SELL", "stop_price": 110.0, "target_price": 101.0}),
+    (SignalRaised, make_signal(), {"side": "SELL", "target_price": 104.0}),
 ]
 
 
@@ -293,35 +306,24 @@ def test_generated_values_match_decode(bars: list[tuple[Any, ...]], decisions: l
         assert same_outcome(outcome, want), (outcome, want)
 
 
-# The vectorised pre-check in schemas/batch_rules.py mirrors these __post_init__ bodies.
-# If one changes, update batch_rules.py (stricter is safe, looser is a bug), then these hashes.
-POST_INIT_SHA256 = {
-    "Event": "44c471af8d78ca7e",
-    "BarClosed": "d17189852d5e7d7f",
-    "SignalRaised": "b072194653326615",  # q_score in [0, 1] (its .avsc doc), mirrored in batch_rules._signal
-    "FeaturesComputed": "c9ac80e7a2e5748f",  # same rules: the map at C speed first, the fields in one expression first
-    "SizeDecided": "6e9c570b83d557e2",  # rules unchanged, as SignalRaised
-    "OrderFilled": "03a34ba3ce0273d7",
-    "TradeClosed": "681fd5f360ceca76",
-    "ModelPublished": "c88e115a7e9937ee",
-    "HealthChecked": "b120b8c1a2cc8a92",
-    "EventRejected": "46b2e93c2f9ac236",
-}
+def test_the_earliest_plausible_time_is_configurable_and_both_rules_follow_it() -> None:
+    """RLSIZER_EARLIEST_EVENT_TIME (read when schemas.events is imported; set here for this process)."""
+    from schemas.events import set_earliest_event_time
 
-
-def _post_init_hash(event_type: type[Event]) -> str:
-    """The source of ``__post_init__`` and of the ``_check`` it calls when its one-expression shortcut is unsure."""
-    source = inspect.getsource(event_type.__post_init__) if "__post_init__" in vars(event_type) else "inherited"
-    if "_check" in vars(event_type):
-        source += inspect.getsource(vars(event_type)["_check"])
-    return hashlib.sha256(source.encode()).hexdigest()[:16]
-
-
-@pytest.mark.parametrize("event_type", [Event, *EVENT_TYPES], ids=lambda t: t.__name__)
-def test_validation_rules_unchanged_since_batch_rules_mirrored_them(event_type: type[Event]) -> None:
-    assert _post_init_hash(event_type) == POST_INIT_SHA256[event_type.__name__], (
-        f"{event_type.__name__}.__post_init__ changed: review schemas/batch_rules.py, then update POST_INIT_SHA256"
-    )
+    codec = EventCodec(InMemoryRegistry())
+    in_1985 = datetime(1985, 6, 1, tzinfo=timezone.utc)
+    previous = set_earliest_event_time(datetime(1980, 1, 1, tzinfo=timezone.utc))
+    try:
+        data = codec.encode("t", make_signal(ts_event=in_1985, ts_init=in_1985))  # valid while the bound is 1980
+    finally:
+        set_earliest_event_time(previous)
+    assert outcomes(codec, [data])[0][:2] == ("error", "invalid_value") == reference(codec, data)[:2]
+    assert "is before 1990-01-01" in reference(codec, data)[2] and "not a plausible time" in reference(codec, data)[2]
+    previous = set_earliest_event_time(datetime(1980, 1, 1, tzinfo=timezone.utc))
+    try:
+        assert outcomes(codec, [data])[0][:2] == ("event", SignalRaised) == reference(codec, data)[:2]
+    finally:
+        set_earliest_event_time(previous)
 
 
 def test_maps_larger_than_the_columnar_limit_take_the_exact_path() -> None:
@@ -386,19 +388,6 @@ def test_a_subset_of_joined_bodies_decodes_as_those_bodies_alone() -> None:
         assert subset.arrays[name].filter(good).equals(array.filter(good)), name
 
 
-@given(st.lists(st.one_of(st.none(), st.text(max_size=6)), max_size=40), st.integers(0, 5))
-@settings(max_examples=300, deadline=None)
-def test_printable_check_matches_the_regex_it_shortcuts(values: list[str | None], cut: int) -> None:
-    """batch_rules reads the first byte of each string and runs the regex only where that does not decide."""
-    import pyarrow.compute as pc
-
-    from schemas.batch_rules import _printable
-
-    for strings in (pa.array(values, pa.string()), pa.array(values, pa.string()).slice(min(cut, len(values))), pa.array(values, pa.large_string())):
-        expected = pc.fill_null(pc.match_substring_regex(strings, "[!-~]"), False).to_numpy(zero_copy_only=False)
-        assert _printable(strings).tolist() == expected.tolist()
-
-
 @pytest.mark.parametrize("key_count", [1, 2, 80])
 def test_same_shaped_maps_read_as_one_block_whatever_bytes_follow_them(monkeypatch: pytest.MonkeyPatch, key_count: int) -> None:
     """The shape check compares whole 8-byte words with the values (and the bytes past the map that fill
@@ -447,3 +436,32 @@ def test_spans_gather_the_bytes_of_each_span_in_order(spans: list[tuple[int, int
     np.cumsum(length, out=offsets[1:])
     got = cursor._spans(start, length, offsets)
     assert got.dtype == np.uint8 and bytes(got) == b"".join(data[s : s + n] for s, n in spans)
+
+
+@pytest.mark.parametrize(("value", "words"), [
+    (1_733_580_000_000, "looks like milliseconds"),  # JavaScript's Date.now() on 2024-12-07, read as microseconds
+    (1_733_580_000, "looks like seconds"),
+    (0, "not a plausible time"),
+])
+def test_a_timestamp_in_the_wrong_unit_is_invalid_with_a_reason_naming_the_unit(value: int, words: str) -> None:
+    codec = EventCodec(InMemoryRegistry())
+    data = raw_message(codec, SignalRaised, record_of(make_signal(), ts_event=value))
+    with pytest.raises(DecodeError) as caught:
+        codec.decode(data)
+    assert caught.value.kind == "invalid_value" and words in str(caught.value) and "ts_event 1970-01-" in str(caught.value)
+    assert outcomes(codec, [data])[0] == reference(codec, data)
+
+
+@pytest.mark.parametrize(("overrides", "words"), [
+    ({"stop_price": 101.0}, "stop_price 101.0 is at or above price 101.0 for a BUY"),
+    ({"target_price": 100.0}, "target_price 100.0 is at or below price 101.0 for a BUY"),
+    ({"side": "SELL", "stop_price": 100.0}, "stop_price 100.0 is at or below price 101.0 for a SELL"),
+    ({"side": "SELL", "target_price": 102.0}, "target_price 102.0 is at or above price 101.0 for a SELL"),
+])
+def test_a_stop_or_target_on_the_wrong_side_is_invalid_with_a_reason(overrides: dict[str, Any], words: str) -> None:
+    codec = EventCodec(InMemoryRegistry())
+    with pytest.raises(DecodeError) as caught:
+        codec.decode(raw_message(codec, SignalRaised, record_of(make_signal(), **overrides)))
+    assert caught.value.kind == "invalid_value" and words in str(caught.value)
+    sides = {"side": "SELL", "stop_price": 102.0, "target_price": 100.0} if "side" in overrides else {"stop_price": 100.0, "target_price": 102.0}
+    assert codec.decode(raw_message(codec, SignalRaised, record_of(make_signal(), **sides))).stop_price == sides["stop_price"]

@@ -54,3 +54,11 @@ def test_to_env_rebuilds_the_same_settings(tmp_path):
     original = Settings.from_env({"RLSIZER_TOPIC_PREFIX": "x", "RLSIZER_TOPIC_PARTITIONS": "3", "RLSIZER_DATA_DIR": str(tmp_path),
                                   "RLSIZER_MODEL_HMAC_KEY": "k"})
     assert Settings.from_env(original.to_env()) == original
+
+
+def test_earliest_event_time_is_an_iso_date_checked_when_read():
+    assert Settings.from_env({"RLSIZER_EARLIEST_EVENT_TIME": "1985-01-01"}).earliest_event_time == "1985-01-01"
+    with pytest.raises(SettingsError, match="RLSIZER_EARLIEST_EVENT_TIME='199O-01-01' is not an ISO date"):
+        Settings.from_env({"RLSIZER_EARLIEST_EVENT_TIME": "199O-01-01"})
+    with pytest.raises(SettingsError, match="before 1970-01-01"):
+        Settings.from_env({"RLSIZER_EARLIEST_EVENT_TIME": "1969-12-31"})

@@ -15,7 +15,8 @@ from rlsizer.reference.data import load_dataset
 from rlsizer.reference.loop import RunConfig, run
 from schemas.events import SizeDecided
 from tests.unit.trainer.backtest_live import PureWorker, model_policy_bytes, tiny_model
-from trainer.backtest import BacktestError, PolicySpec, backtest, fixed_policy, rules_policy, run_policy
+from agents.features import FEATURE_NAMES, FEATURE_SET
+from trainer.backtest import BacktestError, PolicySpec, backtest, fixed_policy, live_policy, rules_policy, run_policy
 from trainer.backtest_events import load_history
 from trainer.backtest_parity import check_parity
 from trainer.backtest_report import text_report, write_html
@@ -38,7 +39,7 @@ def live(onnx: bytes, tmp_path_factory: pytest.TempPathFactory) -> tuple[PureWor
 
 
 def window(worker: PureWorker, frac: float = 0.5):
-    bars = [e for e, _, _ in worker.recorded if type(e).__name__ == "BarClosed"]
+    bars = [e for e, *_ in worker.recorded if type(e).__name__ == "BarClosed"]
     start = bars[int(len(bars) * frac)].ts_event
     return start, bars[-1].ts_event + timedelta(days=1)
 
@@ -66,7 +67,7 @@ def test_replay_reproduces_live_decisions_and_features(live, onnx):
     report = check_parity(result, hist)
     assert report.compared == len(live_in_window), report.summary()
     assert report.ok(), report.summary()
-    assert report.max_abs_diff <= 1e-6
+    assert report.max_abs_diff == 0.0
     # the account features were live-relevant: some signal saw open risk or a closed trade
     assert any(f.features["acct_open_risk_r"] > 0 for f in result.features.values())
     assert any(f.features["strat_n_trades"] > 0 for f in result.features.values())
@@ -80,7 +81,7 @@ def test_another_model_is_detected_as_a_mismatch(live):
     report = check_parity(other, hist)
     assert report.mismatches and not report.ok()
     assert any(n.startswith("acct_") for n in report.feature_diffs)  # its own sizes feed its account
-    assert "account differs" in report.summary()
+    assert "account (open decisions and closed trades of the symbol) differs" in report.summary()
 
 
 def test_a_bar_missing_from_the_warehouse_is_reported_with_its_reason(live, onnx, tmp_path):
@@ -138,16 +139,36 @@ def test_fixed_policy_scores_recorded_outcomes_at_size_one(live):
     assert set(fixed.by_family) and sum(m.n_trades for m in fixed.by_family.values()) == expected[1]
 
 
-def test_model_swapped_live_mid_window_is_not_compared(onnx, tmp_path):
+def test_a_model_swapped_live_mid_window_replays_exactly_with_the_live_policy(onnx, tmp_path):
     worker = PureWorker(slot=PolicySlot(), swap_at=350, later=model_policy_bytes(onnx, VERSION))
     run(FRAME.iloc[:450], RunConfig(symbol="AAPL", interval="1d", run_id="sw"), worker, progress=False)
     path = worker.write_warehouse(tmp_path / "w.duckdb")
     start, end = window(worker, 0.5)
     hist = history_of(path, start, end)
+    in_window = [d for d in worker.decisions.values() if d.ts_event >= start]
+    rules_live = sum(1 for d in in_window if d.model_version is None)
+    assert 0 < rules_live < len(in_window)
+    # the model alone: comparable only until the first signal the rules decided (then the account differs)
     report = check_parity(run_policy(hist, model_spec(onnx), SMAP), hist)
-    rules_live = sum(1 for d in worker.decisions.values() if d.ts_event >= start and d.model_version is None)
-    assert rules_live > 0 and report.other_policy == rules_live
-    assert report.compared > 0
+    assert report.other_policy >= rules_live and report.ok(), report.summary()
+    # each signal by the policy that decided it live: every one compared, all equal
+    registry = _OneModel(onnx)
+    live = check_parity(run_policy(hist, live_policy(registry), SMAP), hist)
+    assert live.compared == len(in_window) and live.ok(), live.summary()
+    assert registry.fetched == [VERSION]
+
+
+class _OneModel:
+    """What ``live_policy`` asks of a registry, for the one tiny model."""
+
+    def __init__(self, onnx: bytes) -> None:
+        self.onnx, self.fetched = onnx, []
+
+    def fetch_verified(self, version: str):
+        from types import SimpleNamespace
+
+        self.fetched.append(version)
+        return self.onnx, SimpleNamespace(feature_set=FEATURE_SET, feature_names=FEATURE_NAMES, version=version)
 
 
 def test_errors_are_clear():

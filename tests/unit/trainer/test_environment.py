@@ -108,13 +108,13 @@ def test_rejects_missing_account_columns_and_unordered_time() -> None:
         replace(good, cost_r=np.array([np.nan, 0.0]))
 
 
-def test_a_window_scores_only_trades_closed_before_its_end() -> None:
-    data = logged([1.0, -1.0, 2.0], hold_minutes=[0.5, 90.0, 0.5])  # signal 1 closes after the window below
-    window = data.window(data.ts[0], data.ts[2])
-    assert len(window) == 2 and list(window.scored) == [True, False]
-    out = replay(window, lambda obs, rows: np.ones(rows.size))
+def test_a_training_range_scores_only_outcomes_known_by_its_end() -> None:
+    data = logged([1.0, -1.0, 2.0], hold_minutes=[0.5, 90.0, 0.5])  # signal 1 closes after the range below
+    assert list(data.window(data.ts[0], data.ts[2]).scored) == [True, True]  # as a backtest of the window scores
+    known = data.window(data.ts[0], data.ts[2], known_before=data.ts[2])
+    assert len(known) == 2 and list(known.scored) == [True, False]
+    out = replay(known, lambda obs, rows: np.ones(rows.size))
     np.testing.assert_allclose(out.rewards, [1.0, 0.0])
-    assert list(data.window(None, None).scored) == [True, True, True]
 
 
 def sequential_reference(data: LoggedSignals, policy) -> tuple[np.ndarray, np.ndarray]:
