@@ -146,8 +146,9 @@ def independent_pieces(items: Sequence[LaneItem], signals: Sequence[SignalRaised
 class LoggedSignals:
     """Recorded signals with their outcomes at size 1, the input of every sizing policy.
 
-    Rows are in the order the backtest decides them (time order; within one symbol, the order
-    the worker decided them). ``row_id`` indexes the rows of ``account`` (a subset keeps them),
+    Rows are in the order the backtest decides them: the inputs' log order (a symbol's signals in
+    the order its partition holds them, partitions one after the other), not necessarily time
+    order across symbols; every figure is measured in this order, as ``rlsizer backtest`` does. ``row_id`` indexes the rows of ``account`` (a subset keeps them),
     ``r_multiple``/``cost_r`` are NaN for a signal without a usable outcome: it is sized (it is
     open risk) but not scored. ``outcome_ts`` is when the scored outcome was recorded (NaT without
     one).
@@ -186,8 +187,6 @@ class LoggedSignals:
             raise ValueError("r_multiple, cost_r and outcome_ts must be NaN (NaT) on the same rows (not scored)")
         if np.any(np.isinf(self.r_multiple)) or np.any(np.isinf(self.cost_r)):
             raise ValueError("r_multiple and cost_r must be finite or NaN")
-        if n > 1 and np.any(self.ts[1:] < self.ts[:-1]):
-            raise ValueError("rows must be time-ordered")
         if n and (self.row_id.min() < 0 or self.row_id.max() >= len(self.account.signals)):
             raise ValueError("row_id outside the account log")
         if np.unique(self.row_id).size != n:

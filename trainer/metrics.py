@@ -1,4 +1,4 @@
-"""Performance metrics of a sizing policy from its per-trade rewards (in R, time-ordered).
+"""Performance metrics of a sizing policy from its per-trade rewards (in R, in the order given: a backtest's order).
 
 Choices, stated once:
 - Sharpe is per trade: mean / std (ddof=1) of per-trade rewards. When timestamps are given it

@@ -12,7 +12,7 @@ sizes exactly its signals. Windows never overlap and are in time order.
   round's model never saw, measures what its verdict would have earned.
 
 ``score_window`` replays every policy over one window's signals (the account before the window
-is the live one, as in a backtest) and measures the scored trades in time order, with the
+is the live one, as in a backtest) and measures the scored trades in the backtest's order, with the
 session returns the gate compares.
 """
 
@@ -142,10 +142,10 @@ def rolling_steps(data: LoggedSignals, *, steps: int = 4, gate_windows: int = 2,
 
 @dataclass(frozen=True, slots=True, eq=False)
 class PolicyScore:
-    """One policy over one window: the scored trades in time order, their metrics and session returns."""
+    """One policy over one window: the scored trades (in the backtest's order), their metrics and session returns."""
 
     name: str
-    multipliers: np.ndarray  # of the scored trades, time order
+    multipliers: np.ndarray  # of the scored trades
     rewards: np.ndarray  # of the scored trades
     ts: np.ndarray  # their times
     family: np.ndarray

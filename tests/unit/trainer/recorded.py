@@ -1,6 +1,6 @@
 """A small recorded history for trainer tests: real bars through the worker's pure functions (no broker).
 
-Daily AAPL and hourly EUR/USD (two symbols, two calendars) under the rules, then a tiny model
+Daily AAPL and hourly EUR/USD by default (two symbols, two calendars) under the rules, then a tiny model
 swapped in live part-way (``swap_at``), so the recorded decisions mix RULES, FALLBACK and
 MODEL, and the account carries open risk across sessions.
 """
@@ -42,10 +42,12 @@ class Recorded:
         return duckdb.connect(str(self.path), read_only=True)
 
 
-def record(path: Path, *, bars: int = 360) -> Recorded:
+def record(path: Path, *, bars: int = 360, names: tuple[str, ...] = ("AAPL", "EURUSD")) -> Recorded:
+    """``names`` streamed one after the other on one partition: with two stocks of the same dates the
+    log order (all of the first, then the second) is not time order."""
     onnx = tiny_model(seed=7)
     worker = PureWorker(slot=PolicySlot(), swap_at=int(bars * 1.3), later=model_policy_bytes(onnx, LIVE_VERSION))
-    for name in ("AAPL", "EURUSD"):
+    for name in names:
         frame = load_dataset(name).iloc[:bars]
         run(frame, RunConfig(symbol=frame.attrs["symbol"], interval=frame.attrs["interval"], run_id="t"), worker, progress=False)
     worker.write_warehouse(path)

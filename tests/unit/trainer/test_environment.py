@@ -98,12 +98,12 @@ def test_policy_multipliers_are_clipped_to_the_serving_range() -> None:
     assert set(out.multipliers) <= {0.25, 2.0}
 
 
-def test_rejects_missing_account_columns_and_unordered_time() -> None:
+def test_rejects_missing_account_columns_and_mismatched_labels() -> None:
     good = logged([1.0, 2.0])
     with pytest.raises(ValueError, match="account-state"):
         replace(good, features=good.features[:, 5:], feature_names=good.feature_names[5:])
-    with pytest.raises(ValueError, match="time-ordered"):
-        replace(good, ts=good.ts[::-1])
+    with pytest.raises(ValueError, match="duplicates"):
+        replace(good, row_id=np.array([0, 0]))
     with pytest.raises(ValueError, match="same rows"):
         replace(good, cost_r=np.array([np.nan, 0.0]))
 

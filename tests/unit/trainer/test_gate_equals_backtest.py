@@ -1,6 +1,7 @@
 """The gate's held-out figures for a challenger equal ``rlsizer backtest`` of that model, window by window, to 1e-9 R.
 
-A recorded history (real bars through the worker's pure functions, rules then a live model),
+A recorded history (real bars of two stocks through the worker's input path, rules then a live
+model; the two share dates, so the log order the backtest measures in is not time order),
 one round's evaluation without Kafka (``trainer.round.evaluate_challenger``: split, train,
 export, score, gate), then for each held-out window the backtest of the exported challenger
 (and of fixed 1x and the rules) over ``load_history(window.start, window.end)``.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import numpy as np
 import pytest
 
 from agents.features import FEATURE_NAMES
@@ -27,7 +29,7 @@ FIGURES = ("n_trades", "total_return", "mean_return", "sharpe_per_trade", "sorti
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
-    return record(tmp_path_factory.mktemp("wh") / "warehouse.duckdb", bars=420)
+    return record(tmp_path_factory.mktemp("wh") / "warehouse.duckdb", bars=420, names=("AAPL", "MSFT"))
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,7 @@ def test_each_windows_gate_figures_equal_the_backtest_of_the_published_model(rec
                 assert getattr(gate, figure) == pytest.approx(getattr(r.overall, figure), abs=1e-9, rel=0), (window.label(), r.run.name, figure)
         served = scores[CHALLENGER_POLICY]
         assert (served.multipliers != 1.0).any() and served.metrics.mean_multiplier != 1.0
+    assert any(np.any(np.diff(s[CHALLENGER_POLICY].ts.astype(np.int64)) < 0) for s in evaluation.scores)  # log order, not time
 
 
 def test_the_decision_reads_the_same_windows(evaluation: Evaluation) -> None:
