@@ -4,14 +4,16 @@
 2. *learn*: stream the first part of each data set (daily AAPL, MSFT, IBM, GOOG up to
    2010, hourly EUR/USD up to September 2017) through the reference adapter:
    bars, signals sized by the worker's rule policy, paper fills, outcomes;
-3. *train*: one trainer round (replay into DuckDB, CVaR-PPO, gate, ONNX, signed
-   publish); a promoted model reaches the worker by ``ModelPublished`` and is
-   hot-swapped after verification, which the worker reports on the health topic;
+3. *train*: one trainer round (replay into DuckDB, CVaR-PPO trained before the last
+   held-out windows, the gate over those windows, ONNX, signed publish); a promoted
+   model reaches the worker by ``ModelPublished`` and is hot-swapped after
+   verification, which the worker reports on the health topic;
 4. *serve*: stream the rest of each data set under whatever policy now serves;
-5. *summary*: decisions by policy and model version, and on the data after the
-   model was published, fixed 1x vs rules vs the model (return, Sharpe, max
-   drawdown, CVaR 5%) per market, by backtest through the same pure code; an HTML
-   report with plots.
+5. *summary*: decisions by policy and model version, the gate's reason and the
+   round's walk-forward table (every policy on every held-out window), and on the
+   data after the model was published, fixed 1x vs rules vs the model (return,
+   Sharpe, max drawdown, per-trade and session CVaR 5%, return / |session CVaR 5%|)
+   per market, by backtest through the same pure code; an HTML report with plots.
 
 Everything runs on an accelerated clock: the next bar is published as soon as
 the decisions of this one are back. The broker keeps the demo's topics in memory
@@ -87,6 +89,9 @@ class DemoResult:
     served_version: str | None = None
     decisions: list[tuple[str, str, int]] = field(default_factory=list)  # policy, model version, count
     tables: dict[str, str] = field(default_factory=dict)  # market group -> text table
+    gate_reason: str = ""
+    walk_forward: str = ""  # the round's walk-forward table (text)
+    walk_forward_rows: list[tuple[str, ...]] = field(default_factory=list)
     report_path: Path | None = None
     train_report: Path | None = None
     seconds: float = 0.0
@@ -142,7 +147,7 @@ def decision_counts(warehouse: Path) -> list[tuple[str, str, int]]:
 
 def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
     from models import ModelRegistry
-    from rlsizer.commands.train import format_table
+    from rlsizer.commands.train import format_result, result_rows
     from rlsizer.reference.loop import RunConfig, Runner
     from streams.adapter_sdk import AdapterClient
     from streams.codec_factory import make_codec
@@ -186,15 +191,18 @@ def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
             round_ = run_round(settings, codec=codec, registry=registry, min_outcomes=cfg.min_outcomes,
                                train_config=TrainConfig(seed=cfg.seed, total_updates=cfg.updates), progress=cfg.progress)
             result.version, result.promoted, result.train_report = round_.version, round_.promoted, round_.report_path
+            result.gate_reason = round_.reason
             if round_.skipped:
                 out(f"{_elapsed(t0)} training skipped: {round_.reason}")
             else:
-                verdict = round_.verdict.reason if round_.verdict else round_.reason
-                out(f"{_elapsed(t0)} trainer's held-out window ({round_.rows} decided signals with outcomes, last 25% held out):")
-                for line in format_table(round_.table).splitlines():
+                result.walk_forward = format_result(round_)
+                result.walk_forward_rows = result_rows(round_)
+                out(f"{_elapsed(t0)} the round's walk-forward table ({round_.rows} scored signals; the model trained before "
+                    f"{len(round_.windows)} held-out windows, each policy replayed on each):")
+                for line in result.walk_forward.splitlines():
                     out(f"           {line}")
                 out(f"{_elapsed(t0)} model {round_.version}: {'PROMOTED to champion' if round_.promoted else 'kept as challenger'}"
-                    f" ({verdict})")
+                    f" ({round_.reason})")
             if round_.promoted and round_.version:
                 served = wait_for_served(settings, codec, round_.version, timeout=60)
                 result.served_version = round_.version if served else None
@@ -267,7 +275,13 @@ def _summarise(settings: Settings, codec: Any, cfg: DemoConfig, runners: list[tu
     model_line = (f"model {result.version}: " + ("champion, served by the worker" if result.served_version
                   else "champion (swap not confirmed)" if result.promoted else "not promoted by the gate; rules kept serving")
                   if result.version else "no model trained")
-    lines += [model_line, "", "held-out part (after the model was published), same signals and outcomes, sized by each policy:"]
+    lines += [model_line]
+    if result.walk_forward:
+        lines += [f"gate: {result.gate_reason}", "",
+                  "training round, walk-forward (held-out windows of the learning part, model trained before them):",
+                  result.walk_forward]
+    lines += ["", "serving part (after the model was published), same signals and outcomes, sized by each policy "
+              "(session = UTC day; ret/|sCVaR5| = return / |session CVaR 5%|):"]
     for group, text in result.tables.items():
         lines += [f"-- {group} --", text, ""]
     result.report_path = write_demo_report(settings.data_dir / "reports" / "demo.html", result, sections)
@@ -290,10 +304,15 @@ def write_demo_report(path: Path, result: DemoResult, sections: list[tuple[str, 
              "<h2>Decisions by policy and model version</h2><table><tr><th>policy</th><th>model</th><th>decisions</th></tr>"]
     parts += [f"<tr><td>{html.escape(p)}</td><td>{html.escape(v)}</td><td>{n}</td></tr>" for p, v, n in result.decisions]
     parts.append("</table>")
+    if result.walk_forward_rows:
+        from trainer.report import table_html
+
+        parts.append("<h2>Training round: walk-forward table (held-out windows of the learning part)</h2>"
+                     f"<p>{html.escape(result.gate_reason)}</p>{table_html(result.walk_forward_rows)}")
     for group, bt in sections:
         th = "".join(f"<th>{html.escape(h)}</th>" for h in COLUMNS)
         trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows(bt))
-        parts.append(f"<h2>Held-out window: {html.escape(group)}</h2><table><tr>{th}</tr>{trs}</table>")
+        parts.append(f"<h2>Serving part: {html.escape(group)}</h2><table><tr>{th}</tr>{trs}</table>")
         parts += [f"<h3>{html.escape(t)}</h3><img alt='{html.escape(t)}' src='{src}'>" for t, src in curves(bt.results)]
     parts.append("</body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN
 from trainer.backtest import BacktestResult, PolicyResult
 from trainer.metrics import PolicyMetrics
 
-COLUMNS = ("policy", "family", "trades", "return R", "Sharpe", "Sortino", "max DD R", "CVaR 5% R", "hit rate", "mean mult")
+COLUMNS = ("policy", "family", "trades", "return R", "Sharpe", "Sortino", "max DD R", "CVaR 5% R", "session CVaR 5% R",
+           "ret/|sCVaR5|", "hit rate", "mean mult")
 
 
 def metric_row(policy: str, family: str, m: PolicyMetrics) -> tuple[str, ...]:
@@ -32,6 +34,8 @@ def metric_row(policy: str, family: str, m: PolicyMetrics) -> tuple[str, ...]:
         f"{m.sortino:.3f}",
         f"{m.max_drawdown:.3f}",
         f"{m.cvar_5:.3f}",
+        f"{m.session_cvar_5:.3f}",
+        f"{m.return_to_session_cvar:.2f}" if np.isfinite(m.return_to_session_cvar) else "-",
         f"{m.hit_rate:.3f}",
         f"{m.mean_multiplier:.3f}" if m.mean_multiplier is not None else "-",
     )
@@ -55,7 +59,8 @@ def format_table(table: Sequence[Sequence[str]], header: Sequence[str] = COLUMNS
 
 
 def text_report(result: BacktestResult) -> str:
-    head = f"backtest {result.start.isoformat()} .. {result.end.isoformat()} (rewards m x (R - cost), in R)"
+    head = (f"backtest {result.start.isoformat()} .. {result.end.isoformat()} (rewards m x (R - cost), in R; "
+            f"a session is a UTC day)")
     notes = []
     for r in result.results:
         run = r.run
@@ -85,7 +90,7 @@ def curves(results: Sequence[PolicyResult]) -> list[tuple[str, str]]:
     fig_eq, ax_eq = plt.subplots(figsize=(9, 3.5))
     fig_dd, ax_dd = plt.subplots(figsize=(9, 3.5))
     fig_m, ax_m = plt.subplots(figsize=(9, 3.5))
-    bins = np.linspace(0.25, 2.0, 36)
+    bins = np.linspace(MULTIPLIER_MIN, MULTIPLIER_MAX, 36)
     for r in results:
         run = r.run
         mask = run.scored

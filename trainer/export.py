@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN
 from trainer.policy_net import SizingAgent
 
 INPUT_NAME = "features"
@@ -120,7 +121,7 @@ def export_policy(
         "inputs": [{"name": INPUT_NAME, "dtype": "float32", "shape": ["batch", d]}],
         "outputs": [{"name": OUTPUT_NAME, "dtype": "float32", "shape": ["batch"]}],
         "opset": OPSET,
-        "multiplier_range": [0.25, 2.0],
+        "multiplier_range": [MULTIPLIER_MIN, MULTIPLIER_MAX],
         "max_abs_diff": diff,
         "run_name": run_name,
     }

@@ -1,4 +1,4 @@
-"""Performance metrics of a sizing policy from its per-trade rewards (in R, time-ordered).
+"""Performance metrics of a sizing policy from its per-trade rewards (in R, in the order given: a backtest's order).
 
 Choices, stated once:
 - Sharpe is per trade: mean / std (ddof=1) of per-trade rewards. When timestamps are given it
@@ -7,8 +7,13 @@ Choices, stated once:
 - Sortino: mean / downside deviation, downside deviation = sqrt(mean(min(r, 0)^2)) over all trades.
 - Max drawdown: largest drop of the cumulative-R curve below its running peak, peak starting
   at 0 (so a first-trade loss counts), reported as a non-negative number.
-- CVaR 5%: per *trade*, the mean of the worst 5% of per-trade rewards (held-out windows have
-  too few sessions for a stable per-session tail). Same estimator as training (``cvar``).
+- CVaR 5%: per *trade*, the mean of the worst 5% of per-trade rewards; and per *session*
+  (``session_cvar_5``): the mean of the worst 5% of session returns, a session being a UTC day
+  (the sum of the rewards of the trades whose signal was raised that day, as in training and in
+  ``agents.account``'s session). The session tail is what CVaR-PPO constrains and what the gate
+  compares; per-trade CVaR scales with the multiplier itself. Same estimator as training
+  (``cvar``; with fewer than 20 sessions it is the worst session).
+- Return / |session CVaR 5%|: total return per unit of the session tail (NaN when that tail is 0).
 - Hit rate: fraction of trades with reward > 0.
 - Bootstrap: moving-block bootstrap (blocks of consecutive trades, default length
   ceil(n^(1/3)), wrapped circularly) so serial dependence inside sessions is kept; seeded.
@@ -39,6 +44,11 @@ class PolicyMetrics:
     sortino: float
     max_drawdown: float
     cvar_5: float
+    session_cvar_5: float
+    """CVaR 5% of session (UTC day) returns; NaN without timestamps"""
+    return_to_session_cvar: float
+    """total_return / |session_cvar_5|; NaN when the session tail is 0 or unknown"""
+    n_sessions: int
     hit_rate: float
     mean_multiplier: float | None
     total_return_ci: tuple[float, float]
@@ -131,6 +141,18 @@ def cvar_5(rewards: np.ndarray) -> float:
     return cvar(rewards, 0.05)
 
 
+def session_returns(rewards: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Sum of rewards per UTC day of ``ts``, days in time order (only days that have a reward)."""
+    days = np.asarray(ts).astype("datetime64[us]").astype("datetime64[D]")
+    _, inverse = np.unique(days, return_inverse=True)
+    return np.bincount(inverse.reshape(-1), weights=np.asarray(rewards, dtype=np.float64))
+
+
+def return_to_tail(total_return: float, tail: float) -> float:
+    """``total_return / |tail|``, NaN when the tail is 0 or not finite."""
+    return float(total_return / abs(tail)) if math.isfinite(tail) and tail != 0.0 else math.nan
+
+
 def policy_metrics(
     rewards: np.ndarray,
     *,
@@ -147,6 +169,8 @@ def policy_metrics(
     if ts is not None and ts.shape != r.shape:
         raise ValueError(f"ts must have shape {r.shape}, got {ts.shape}")
     boot = dict(n_boot=n_boot, confidence=confidence, seed=seed)
+    sessions = session_returns(r, ts) if ts is not None else np.zeros(0)
+    session_tail = cvar_5(sessions) if sessions.size else math.nan
     return PolicyMetrics(
         n_trades=int(r.size),
         total_return=float(r.sum()),
@@ -156,6 +180,9 @@ def policy_metrics(
         sortino=sortino(r),
         max_drawdown=max_drawdown(r),
         cvar_5=cvar_5(r),
+        session_cvar_5=session_tail,
+        return_to_session_cvar=return_to_tail(float(r.sum()), session_tail),
+        n_sessions=int(sessions.size),
         hit_rate=float(np.mean(r > 0)),
         mean_multiplier=float(np.mean(multipliers)) if multipliers is not None else None,
         total_return_ci=bootstrap_ci(r, np.sum, **boot),

@@ -1,11 +1,14 @@
 """The training round's report: one self-contained HTML file (plots embedded as base64 PNGs).
 
-Sections: the decision and why; the held-out metrics table (every policy, same trades); the
-comparisons the gate made; equity curves and drawdowns on the held-out window; the multiplier
-distribution per strategy family; training curves (losses, mean episode return) and the
+Sections: the gate's decision and why (with its numbers); the walk-forward table (every policy on
+every held-out window, same signals, then all windows together: return, Sharpe, max drawdown,
+per-trade and session CVaR 5 %, return / |session CVaR 5 %|, mean multiplier); the comparisons the
+gate made; per window, equity curves and the session tail (sorted session returns with each
+policy's CVaR 5 %); the multiplier distribution per strategy family; training curves and the
 CVaR / VaR / lambda trajectory of each trained run.
 
-Figures are drawn with ``matplotlib.figure.Figure`` (no pyplot global state, no display).
+The figure and table helpers are shared with ``rlsizer evaluate``'s report. Figures are drawn
+with ``matplotlib.figure.Figure`` (no pyplot global state, no display).
 """
 
 from __future__ import annotations
@@ -22,21 +25,19 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from trainer.gate import Comparison
-from trainer.holdout import PolicyRun, Verdict
-from trainer.metrics import PolicyMetrics
+from trainer.gate import Comparison, GateDecision
+from trainer.walk_forward import TABLE_COLUMNS, PolicyScore, Window, table_rows
 
 History = Sequence[Mapping[str, float]]
+WindowScores = Mapping[str, PolicyScore]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReportContent:
     title: str
     created_at: datetime
-    verdict: Verdict
-    table: Mapping[str, PolicyMetrics]
-    comparisons: Sequence[Comparison]
-    runs: Mapping[str, PolicyRun]
+    decision: GateDecision
+    windows: Sequence[Window]
     histories: Mapping[str, History]
     """training history per trained run label (e.g. cvar_ppo, plain_ppo)"""
     facts: Mapping[str, str] = field(default_factory=dict)
@@ -50,9 +51,14 @@ def report_path(data_dir: Path, name: str) -> Path:
 
 
 def write_report(content: ReportContent, path: Path) -> Path:
+    return write_html(render_html(content), path)
+
+
+def write_html(text: str, path: Path) -> Path:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(render_html(content), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
 
@@ -60,36 +66,41 @@ def write_report(content: ReportContent, path: Path) -> Path:
 # ---------------------------------------------------------------- figures
 
 
-def _png(fig: Figure) -> str:
+def png(fig: Figure) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def equity_figure(runs: Mapping[str, PolicyRun]) -> Figure:
-    fig = Figure(figsize=(10, 6))
-    equity, drawdown = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (2, 1)})
-    for name, run in runs.items():
-        curve = np.concatenate(([0.0], np.cumsum(run.rewards)))
-        equity.plot(curve, label=name, linewidth=1.2)
-        drawdown.plot(curve - np.maximum.accumulate(curve), linewidth=1.0)
+def window_figure(scores: WindowScores, title: str) -> Figure:
+    """Equity (cumulative R over the window's scored trades) and the session tail of every policy."""
+    fig = Figure(figsize=(11, 3.6))
+    equity, tail = fig.subplots(1, 2, gridspec_kw={"width_ratios": (3, 2)})
+    for name, s in scores.items():
+        line = equity.plot(np.concatenate(([0.0], np.cumsum(s.rewards))), label=name, linewidth=1.1)[0]
+        worst = np.sort(s.sessions)
+        k = max(1, int(np.ceil(0.2 * worst.size)))
+        tail.plot(np.arange(1, k + 1), worst[:k], marker=".", linewidth=0.9, color=line.get_color())
+        tail.axhline(s.metrics.session_cvar_5, color=line.get_color(), linestyle=":", linewidth=0.9)
+    equity.set_title(f"{title}: equity (same trades)", fontsize=9)
     equity.set_ylabel("cumulative R")
-    equity.set_title("held-out window: equity per policy (same trades)")
-    equity.legend(loc="upper left", fontsize=8)
+    equity.set_xlabel("scored trade #")
+    equity.legend(loc="upper left", fontsize=7)
     equity.grid(alpha=0.3)
-    drawdown.set_ylabel("drawdown (R)")
-    drawdown.set_xlabel("held-out trade #")
-    drawdown.grid(alpha=0.3)
+    tail.set_title("worst 20% of sessions (dotted: session CVaR 5%)", fontsize=9)
+    tail.set_xlabel("session rank (worst first)")
+    tail.set_ylabel("session return R")
+    tail.grid(alpha=0.3)
     return fig
 
 
-def multiplier_figure(runs: Mapping[str, PolicyRun]) -> Figure:
-    families = sorted({str(f) for run in runs.values() for f in run.family})
-    names = list(runs)
+def multiplier_figure(scores: WindowScores) -> Figure:
+    families = sorted({str(f) for s in scores.values() for f in s.family})
+    names = list(scores)
     fig = Figure(figsize=(10, 2.2 + 1.8 * max(1, len(families))))
     axes = np.atleast_1d(fig.subplots(max(1, len(families)), 1, sharex=True, squeeze=False)[:, 0])
     for ax, family in zip(axes, families, strict=False):
-        data = [run.multipliers[run.family == family] for run in runs.values()]
+        data = [s.multipliers[s.family == family] for s in scores.values()]
         ax.boxplot([d if d.size else np.array([np.nan]) for d in data], vert=False, showfliers=False)
         ax.set_yticks(range(1, len(names) + 1), names, fontsize=7)
         ax.set_title(f"{family} (n={data[0].size if data else 0})", fontsize=9)
@@ -127,7 +138,7 @@ def risk_figure(histories: Mapping[str, History]) -> Figure:
         tail.plot(*_series(history, "charts/cvar"), label=f"{label} CVaR", linewidth=1.2)
         tail.plot(*_series(history, "charts/var_nu"), label=f"{label} VaR (nu)", linewidth=0.8, linestyle="--")
         dual.plot(*_series(history, "charts/lambda"), label=label, linewidth=1.2)
-    tail.set_title("episode-return tail over training (R)", fontsize=9)
+    tail.set_title("session-return tail over training (R)", fontsize=9)
     dual.set_title("Lagrange multiplier lambda", fontsize=9)
     for ax in (tail, dual):
         ax.set_xlabel("update")
@@ -139,77 +150,56 @@ def risk_figure(histories: Mapping[str, History]) -> Figure:
 # ---------------------------------------------------------------- HTML
 
 
-def _num(value: float | None, fmt: str = "{:.3f}") -> str:
-    return "" if value is None else fmt.format(value)
+def table_html(rows: Sequence[Sequence[str]], header: Sequence[str] = TABLE_COLUMNS) -> str:
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
 
 
-def metrics_table_html(table: Mapping[str, PolicyMetrics]) -> str:
-    head = ("policy", "trades", "return (R)", "90% CI", "Sharpe/trade", "Sharpe ann.", "max DD (R)", "CVaR 5%", "hit rate", "mean mult.")
-    rows = []
-    for name, m in table.items():
-        cells = (
-            name,
-            str(m.n_trades),
-            _num(m.total_return, "{:+.2f}"),
-            f"[{m.total_return_ci[0]:+.2f}, {m.total_return_ci[1]:+.2f}]",
-            _num(m.sharpe_per_trade),
-            _num(m.sharpe_annualised, "{:.2f}"),
-            _num(m.max_drawdown, "{:.2f}"),
-            _num(m.cvar_5, "{:+.3f}"),
-            _num(m.hit_rate, "{:.1%}"),
-            _num(m.mean_multiplier, "{:.2f}"),
-        )
-        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    header = "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
-    return f"<table>{header}{''.join(rows)}</table>"
+def comparisons_html(comparisons: Sequence[Comparison]) -> str:
+    head = ("vs", "required", "return R (challenger / ref)", "diff lower bound", "session CVaR5 (challenger / ref)",
+            "diff lower bound", "windows not worse", "passed")
+    rows = [
+        (c.reference, "yes" if c.required else "no", f"{c.challenger_return:+.2f} / {c.reference_return:+.2f}",
+         f"{c.return_diff_lower:+.2f}", f"{c.challenger_tail:+.2f} / {c.reference_tail:+.2f}", f"{c.tail_diff_lower:+.2f}",
+         f"{c.windows_not_worse}/{len(c.window_tails)}", "yes" if c.passed else "no")
+        for c in comparisons
+    ]
+    return table_html(rows, head)
 
 
-def comparisons_html(comparisons: Sequence[Comparison], required: Sequence[str]) -> str:
-    head = ("vs", "required", "return diff (R)", "lower bound", "CVaR5 diff", "lower bound", "passed")
-    rows = []
-    for c in comparisons:
-        cells = (
-            c.reference,
-            "yes" if c.reference in required else "no",
-            f"{c.return_diff:+.3f}",
-            f"{c.return_diff_lower:+.3f}",
-            f"{c.cvar_diff:+.3f}",
-            f"{c.cvar_diff_lower:+.3f}",
-            "yes" if c.passed else "no",
-        )
-        rows.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
-    return "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"
+STYLE = """body{font-family:sans-serif;max-width:1150px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.85em}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
+td:first-child,th:first-child,td:nth-child(2){text-align:left}.yes{color:#070}.no{color:#a00}img{max-width:100%}"""
 
 
-_STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-td:first-child,th:first-child{text-align:left}.yes{color:#070}.no{color:#a00}img{max-width:100%}"""
+def image(title: str, fig: Figure, level: int = 3) -> str:
+    return f'<h{level}>{html.escape(title)}</h{level}><img alt="{html.escape(title)}" src="data:image/png;base64,{png(fig)}">'
+
+
+def page(title: str, body: str) -> str:
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style>"
+            f"</head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
 
 
 def render_html(content: ReportContent) -> str:
-    verdict = content.verdict
-    figures = []
-    if content.runs:
-        figures.append(("Held-out equity and drawdown", equity_figure(content.runs)))
-        figures.append(("Multiplier distribution per strategy family (held-out)", multiplier_figure(content.runs)))
-    if content.histories:
-        figures.append(("Training curves", training_figure(content.histories)))
-        figures.append(("CVaR and lambda over training", risk_figure(content.histories)))
+    decision = content.decision
+    scores = decision.windows
     facts = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in content.facts.items())
-    images = "".join(
-        f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" src="data:image/png;base64,{_png(fig)}">'
-        for title, fig in figures
-    )
-    css_class = "yes" if verdict.promote else "no"
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(content.title)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{html.escape(content.title)}</h1>"
-        f"<p>created {content.created_at.isoformat()}</p><ul>{facts}</ul>"
-        f"<h2>Decision</h2><p class='{css_class}'>{html.escape(verdict.reason)}</p>"
-        f"<p>required to beat: {html.escape(', '.join(verdict.required))}</p>"
-        f"<h2>Held-out metrics</h2>{metrics_table_html(content.table)}"
-        f"<h2>Gate comparisons (challenger vs reference, paired block bootstrap)</h2>"
-        f"{comparisons_html(content.comparisons, verdict.required)}"
-        f"{images}</body></html>"
-    )
+    parts = [
+        f"<p>created {content.created_at.isoformat()}</p><ul>{facts}</ul>",
+        f"<h2>Decision</h2><p class='{'yes' if decision.promote else 'no'}'>{html.escape(decision.reason)}</p>",
+        f"<p>required: {html.escape(', '.join(decision.required))}</p>",
+        "<h2>Walk-forward table (held-out windows, same signals for every policy)</h2>",
+        table_html(table_rows(content.windows, scores)),
+        "<h2>Gate comparisons (challenger vs reference, sessions of all windows, paired block bootstrap)</h2>",
+        comparisons_html(decision.comparisons),
+        "<h2>Per window: equity and session tail</h2>",
+    ]
+    parts += [image(w.label(), window_figure(s, w.label())) for w, s in zip(content.windows, scores, strict=True)]
+    if scores:
+        parts.append(image("Multiplier distribution per strategy family (last window)", multiplier_figure(scores[-1]), 2))
+    if content.histories:
+        parts.append(image("Training curves", training_figure(content.histories), 2))
+        parts.append(image("CVaR and lambda over training", risk_figure(content.histories), 2))
+    return page(content.title, "".join(parts))

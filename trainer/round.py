@@ -1,14 +1,17 @@
 """One training round, end to end.
 
     replay Kafka -> DuckDB (incremental)
-    -> point-in-time dataset -> LoggedSignals            (skip: too few new / usable outcomes)
-    -> walk-forward split (whole sessions, by time)
-    -> train CVaR-PPO (the challenger) and the plain-PPO ablation on the training window
-    -> score challenger, champion (verified from the registry), baselines, ablation on the held-out window
-    -> gate (trainer.gate) + the production promotion rule (trainer.holdout)
-    -> export ONNX (normalisation and squashing in the graph; torch vs onnxruntime compared)
-    -> publish as ``challenger`` with a signed manifest; promote to ``champion`` only if the rule says so
-    -> HTML report
+    -> recorded history -> LoggedSignals, through the backtest's code    (skip: too few new / usable outcomes)
+    -> walk-forward split: the last ``windows`` windows of whole sessions are held out
+    -> train CVaR-PPO (the challenger) and the plain-PPO ablation once, on everything before them
+    -> export both to ONNX (normalisation and squashing in the graph; torch vs onnxruntime compared)
+    -> score the served challenger, the champion (verified from the registry), the baselines
+       (fitted on the training range) and the ablation on each held-out window, exactly as
+       ``rlsizer backtest`` of that window would
+    -> the gate (``trainer.gate``): evidence over the windows, no tail margin
+    -> publish as ``challenger`` with a signed manifest (per-window figures in its metrics);
+       promote to ``champion`` only if the gate says so
+    -> HTML report with the walk-forward table, equity and tail plots per window
 
 Every publish and promotion is announced with ``ModelPublished`` through ``events`` (default:
 ``models.KafkaModelEvents(settings)``). A round that raises has changed nothing it did not
@@ -18,8 +21,8 @@ finish: the registry writes are immutable versions and alias moves, in that orde
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,18 +32,17 @@ import numpy as np
 from models import CHALLENGER, CHAMPION, ManifestDraft, ModelEventSink, ModelRegistry, TensorSpec, make_version
 from schemas.events import utc_now
 from streams.settings import Settings
-from trainer.baselines import ModelPolicy, Policy, fit_baselines
-from trainer.cvar_ppo import TrainConfig, TrainResult, train
-from trainer.dataset import load_dataset
+from trainer.baselines import Policy, ServedModel, fit_baselines
+from trainer.cvar_ppo import TrainConfig, TrainResult, plain_ppo, train
 from trainer.environment import LoggedSignals
 from trainer.export import ExportedModel, export_policy
-from trainer.gate import GateConfig, GateDecision, promotion_decision, walk_forward_split
-from trainer.holdout import CHAMPION as CHAMPION_POLICY
-from trainer.holdout import REQUIRED_BASELINES, OnnxModelPolicy, PolicyRun, Verdict, promotion_verdict, score_policies
-from trainer.logged_signals import neutral_values, served_feature_names, to_logged_signals
+from trainer.gate import CHAMPION as CHAMPION_POLICY
+from trainer.gate import REQUIRED_BASELINES, GateConfig, GateDecision, promotion_decision
+from trainer.logged_signals import NoSignals, load_logged_signals
 from trainer.metrics import PolicyMetrics
 from trainer.replay import Decoder, ReplayStats, replay
 from trainer.report import ReportContent, report_path, write_report
+from trainer.walk_forward import HeldOut, NotEnoughSessions, PolicyScore, Window, held_out_windows, pooled, score_window
 from trainer.warehouse import default_path, open_warehouse
 
 log = logging.getLogger(__name__)
@@ -50,13 +52,23 @@ ABLATION_POLICY = "plain_ppo"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WalkForwardConfig:
+    windows: int = 3
+    """held-out windows the gate needs evidence from"""
+    holdout_fraction: float = 0.3
+    """share of the sessions the windows hold out together (when window_sessions is None)"""
+    window_sessions: int | None = None
+    """sessions per window (None: from holdout_fraction)"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RoundResult:
     skipped: bool
     reason: str
     outcomes: int
     """TradeClosed rows in the warehouse after the replay (what the service compares)"""
     rows: int
-    """usable point-in-time rows (decided signals with features, signal and outcome)"""
+    """scored signals: decided signals with an outcome the backtest scores"""
     replay: ReplayStats
     warehouse_path: Path
     run_name: str = ""
@@ -64,11 +76,72 @@ class RoundResult:
     promoted: bool = False
     parent_version: str | None = None
     table: Mapping[str, PolicyMetrics] = field(default_factory=dict)
-    """held-out metrics per policy: challenger first, then champion, baselines, ablation"""
+    """metrics per policy over all held-out windows together: challenger first"""
+    windows: tuple[Window, ...] = ()
     decision: GateDecision | None = None
-    verdict: Verdict | None = None
     max_abs_diff: float | None = None
     report_path: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Evaluation:
+    """What the gate saw: the trained models, the split and every policy's scores per held-out window."""
+
+    version: str  # the challenger's: make_version(now, its run name)
+    split: HeldOut
+    challenger: TrainResult
+    ablation: TrainResult
+    exported: ExportedModel
+    scores: tuple[dict[str, PolicyScore], ...]
+    decision: GateDecision
+    table: dict[str, PolicyMetrics]  # every policy over all held-out windows together
+
+
+def served(exported: ExportedModel, feature_names: Sequence[str], version: str, name: str) -> ServedModel:
+    """The exported model as the worker loads and serves it."""
+    from agents.sizing import OnnxPolicy
+
+    return ServedModel(OnnxPolicy(exported.onnx_bytes, feature_names=feature_names, version=version), name)
+
+
+def evaluate_challenger(
+    data: LoggedSignals,
+    *,
+    now: datetime,
+    train_config: TrainConfig = TrainConfig(),
+    walk_forward: WalkForwardConfig = WalkForwardConfig(),
+    gate_config: GateConfig = GateConfig(),
+    champion: Policy | None = None,
+    champion_problem: str | None = None,
+    feature_set: str = "fs1",
+    progress: bool = False,
+) -> Evaluation:
+    """Split, train, export and score, then the gate (no Kafka, no registry): the round's decision."""
+    split = held_out_windows(data, windows=walk_forward.windows, window_sessions=walk_forward.window_sessions,
+                             holdout_fraction=walk_forward.holdout_fraction)
+    train_window = split.train(data)
+    log.info("training on %d signals, %d held-out windows: %s", len(train_window), len(split.windows),
+             ", ".join(w.label() for w in split.windows))
+    challenger = train(train_window, train_config, progress=progress)
+    ablation = train(train_window, plain_ppo(train_config), progress=progress)
+    version = make_version(now, challenger.run_name)
+    exported = export_policy(challenger.model, feature_names=data.feature_names, feature_set=feature_set,
+                             eval_features=data.features, run_name=challenger.run_name)
+    ablation_exported = export_policy(ablation.model, feature_names=data.feature_names, feature_set=feature_set,
+                                      eval_features=data.features, run_name=ablation.run_name)
+    policies: list[Policy] = [served(exported, data.feature_names, version, CHALLENGER_POLICY)]
+    if champion is not None:
+        policies.append(champion)
+    policies += [*fit_baselines(train_window), served(ablation_exported, data.feature_names, ablation.run_name, ABLATION_POLICY)]
+    scores = tuple(score_window(data.window(w.start, w.end), policies, n_boot=gate_config.n_boot // 2, seed=gate_config.seed)
+                   for w in split.windows)
+    required = ([CHAMPION_POLICY] if champion is not None or champion_problem else []) + list(REQUIRED_BASELINES)
+    decision = promotion_decision(scores, challenger=CHALLENGER_POLICY, required=required, config=gate_config,
+                                  champion_problem=champion_problem)
+    log.info("%s", decision.reason)
+    table = {name: pooled(scores, name) for name in scores[0]}
+    return Evaluation(version=version, split=split, challenger=challenger, ablation=ablation, exported=exported, scores=scores,
+                      decision=decision, table=table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +152,7 @@ class _Champion:
 
 
 def _champion(registry: ModelRegistry) -> _Champion:
-    """The current champion as a policy, verified; a problem string instead if it cannot be scored."""
+    """The current champion as the worker serves it, verified; a problem string instead if it cannot be scored."""
     version = registry.champion()
     if version is None:
         return _Champion(None, None, None)
@@ -88,7 +161,7 @@ def _champion(registry: ModelRegistry) -> _Champion:
 
         artifact, manifest = registry.fetch_verified(version)
         model = OnnxPolicy(artifact, feature_names=manifest.feature_names, version=version)
-        return _Champion(version, OnnxModelPolicy(model, tuple(manifest.feature_names), CHAMPION_POLICY), None)
+        return _Champion(version, ServedModel(model, CHAMPION_POLICY), None)
     except Exception as exc:  # verification, load or contract errors: all block promotion alike
         log.warning("champion %s cannot be scored: %s", version, exc)
         return _Champion(version, None, f"{type(exc).__name__}: {exc}")
@@ -98,30 +171,46 @@ def _utc(ts: np.datetime64) -> datetime:
     return np.datetime64(ts, "us").astype(datetime).replace(tzinfo=timezone.utc)
 
 
-def _manifest_metrics(table: Mapping[str, PolicyMetrics], decision: GateDecision, verdict: Verdict, exported: ExportedModel,
-                      n_train: int, n_holdout: int) -> dict[str, float]:
+def manifest_metrics(ev: Evaluation, n_train: int) -> dict[str, float]:
+    """Flat float metrics for the manifest: pooled held-out figures, the gate's numbers, and per window
+    ``wf<k>_*`` (window bounds as epoch seconds, each policy's return and session CVaR5)."""
+    table = ev.table
     ch = table[CHALLENGER_POLICY]
-    metrics = {
+    metrics: dict[str, float] = {
         "holdout_return": ch.total_return,
         "holdout_sharpe": ch.sharpe_per_trade,
         "holdout_max_drawdown": ch.max_drawdown,
         "holdout_cvar5": ch.cvar_5,
-        "holdout_hit_rate": ch.hit_rate,
+        "holdout_session_cvar5": ch.session_cvar_5,
+        "holdout_return_to_session_cvar": ch.return_to_session_cvar,
         "holdout_mean_multiplier": ch.mean_multiplier or 0.0,
-        "holdout_trades": float(n_holdout),
+        "holdout_trades": float(ch.n_trades),
+        "holdout_sessions": float(ch.n_sessions),
         "train_trades": float(n_train),
-        "max_abs_diff": exported.max_abs_diff,
-        "gate_promote": 1.0 if verdict.promote else 0.0,
+        "max_abs_diff": ev.exported.max_abs_diff,
+        "gate_promote": 1.0 if ev.decision.promote else 0.0,
+        "gate_windows": float(len(ev.scores)),
     }
     for name, m in table.items():
         if name != CHALLENGER_POLICY:
             metrics[f"ref_{name}_holdout_return"] = m.total_return
-            metrics[f"ref_{name}_holdout_cvar5"] = m.cvar_5
-    for c in decision.comparisons:
+            metrics[f"ref_{name}_holdout_session_cvar5"] = m.session_cvar_5
+    for c in ev.decision.comparisons:
         metrics[f"gate_vs_{c.reference}_return_diff_lower"] = c.return_diff_lower
-        metrics[f"gate_vs_{c.reference}_cvar_diff_lower"] = c.cvar_diff_lower
+        metrics[f"gate_vs_{c.reference}_session_cvar_diff_lower"] = c.tail_diff_lower
+        metrics[f"gate_vs_{c.reference}_windows_not_worse"] = float(c.windows_not_worse)
         metrics[f"gate_vs_{c.reference}_passed"] = 1.0 if c.passed else 0.0
-        metrics[f"gate_vs_{c.reference}_required"] = 1.0 if c.reference in verdict.required else 0.0
+        metrics[f"gate_vs_{c.reference}_required"] = 1.0 if c.required else 0.0
+    for window, scores in zip(ev.split.windows, ev.scores, strict=True):
+        key = f"wf{window.index}"
+        metrics[f"{key}_from_s"] = window.start.timestamp()
+        metrics[f"{key}_to_s"] = window.end.timestamp()
+        metrics[f"{key}_sessions"] = float(window.n_sessions)
+        for name, score in scores.items():
+            prefix = key if name == CHALLENGER_POLICY else f"{key}_{name}"
+            metrics[f"{prefix}_return"] = score.metrics.total_return
+            metrics[f"{prefix}_session_cvar5"] = score.metrics.session_cvar_5
+        metrics[f"{key}_mean_multiplier"] = scores[CHALLENGER_POLICY].metrics.mean_multiplier or 0.0
     return {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
 
 
@@ -141,7 +230,7 @@ def run_round(
     since_outcomes: int = 0,
     min_new_outcomes: int = 0,
     gate_config: GateConfig = GateConfig(),
-    holdout_fraction: float = 0.25,
+    walk_forward: WalkForwardConfig = WalkForwardConfig(),
     feature_set: str | None = None,
     events: ModelEventSink | None = None,
     warehouse_path: Path | None = None,
@@ -150,102 +239,86 @@ def run_round(
 
     ``since_outcomes``/``min_new_outcomes``: skip unless the warehouse holds at least
     ``min_new_outcomes`` more TradeClosed rows than ``since_outcomes`` (the service passes the
-    count at its last successful round). ``min_outcomes``: usable rows needed to train at all.
+    count at its last successful round). ``min_outcomes``: scored signals needed to train at all.
     """
     from agents.features import FEATURE_SET
+    from agents.strategy_map import StrategyMap
 
     now = now or utc_now()
-    feature_set = feature_set or FEATURE_SET
     path = Path(warehouse_path) if warehouse_path is not None else default_path(settings.data_dir)
     stats = replay(settings, codec, warehouse_path=path, progress=progress)
     with open_warehouse(path) as warehouse:
         outcomes = warehouse.count("outcomes")
-        rows = load_dataset(warehouse.cursor(), feature_names=served_feature_names(feature_set), feature_set=feature_set)
-    base = dict(outcomes=outcomes, rows=len(rows), replay=stats, warehouse_path=path)
+        try:
+            data: LoggedSignals | None = load_logged_signals(warehouse.cursor(), StrategyMap.from_spec(settings.strategy_map))
+        except NoSignals:
+            data = None
+    rows = int(data.scored.sum()) if data is not None else 0
+    base = dict(outcomes=outcomes, rows=rows, replay=stats, warehouse_path=path)
     new = outcomes - since_outcomes
     if new < min_new_outcomes:
-        reason = f"skipped: {new} new outcomes since the last successful round (needs {min_new_outcomes})"
-        return RoundResult(skipped=True, reason=reason, **base)
-    if len(rows) < min_outcomes:
-        reason = f"skipped: {len(rows)} usable outcomes with {feature_set} features (needs {min_outcomes})"
-        return RoundResult(skipped=True, reason=reason, **base)
-
-    data = to_logged_signals(rows, neutral=neutral_values(feature_set))
-    train_window, holdout = walk_forward_split(data, holdout_fraction=holdout_fraction)
-    log.info("training on %d trades, holding out %d", len(train_window), len(holdout))
-    challenger = train(train_window, train_config, progress=progress)
-    ablation = train(train_window, replace(train_config, cvar_enabled=False), progress=progress)
+        return RoundResult(skipped=True, reason=f"skipped: {new} new outcomes since the last successful round (needs {min_new_outcomes})", **base)
+    if feature_set not in (None, FEATURE_SET):
+        return RoundResult(skipped=True, reason=f"skipped: this code computes feature set {FEATURE_SET}, not {feature_set}", **base)
+    if data is None or rows < min_outcomes:
+        return RoundResult(skipped=True, reason=f"skipped: {rows} scored signals (needs {min_outcomes})", **base)
 
     champion = _champion(registry)
-    policies: list[Policy] = [ModelPolicy(challenger.model, CHALLENGER_POLICY)]
-    if champion.policy is not None:
-        policies.append(champion.policy)
-    policies += [*fit_baselines(train_window), ModelPolicy(ablation.model, ABLATION_POLICY)]
-    runs, stand_ins = score_policies(holdout, policies)
-    references = {p.name: p for p in stand_ins[1:]}
-    champion_ref = references.pop(CHAMPION_POLICY, None)
-    decision = promotion_decision(holdout, stand_ins[0], list(references.values()), champion_ref, gate_config)
-    required = ([CHAMPION_POLICY] if champion.version else []) + list(REQUIRED_BASELINES)
-    verdict = promotion_verdict(decision, required=required, champion_problem=champion.problem)
-    log.info("%s", verdict.reason)
-
-    exported = export_policy(challenger.model, feature_names=data.feature_names, feature_set=feature_set,
-                             eval_features=data.features, run_name=challenger.run_name)
-    table = {name: decision.table[name] for name in runs}
+    try:
+        ev = evaluate_challenger(data, now=now, train_config=train_config, walk_forward=walk_forward, gate_config=gate_config,
+                                 champion=champion.policy, champion_problem=champion.problem, feature_set=FEATURE_SET, progress=progress)
+    except NotEnoughSessions as exc:
+        return RoundResult(skipped=True, reason=f"skipped: {exc}", **base)
+    version = ev.version
+    decision = ev.decision
+    n_train = int(ev.split.train(data).scored.sum())
     draft = ManifestDraft(
-        feature_set=feature_set,
+        feature_set=FEATURE_SET,
         feature_names=data.feature_names,
-        inputs=_specs(exported.metadata["inputs"]),
-        outputs=_specs(exported.metadata["outputs"]),
-        metrics=_manifest_metrics(table, decision, verdict, exported, len(train_window), len(holdout)),
+        inputs=_specs(ev.exported.metadata["inputs"]),
+        outputs=_specs(ev.exported.metadata["outputs"]),
+        metrics=manifest_metrics(ev, n_train),
         data_from=_utc(data.ts.min()),
         data_to=_utc(data.ts.max()),
-        run_name=challenger.run_name,
+        run_name=ev.challenger.run_name,
         parent_version=champion.version,
     )
     if events is None:
         from models import KafkaModelEvents
 
         events = KafkaModelEvents(settings)
-    version = make_version(now, challenger.run_name)
-    published = registry.publish(exported.onnx_bytes, draft, alias=CHALLENGER, version=version, created_at=now, on_published=events)
-    if verdict.promote:
+    published = registry.publish(ev.exported.onnx_bytes, draft, alias=CHALLENGER, version=version, created_at=now, on_published=events)
+    if decision.promote:
         registry.promote(published.manifest.version)
         events(registry.alias_event(CHAMPION, published.manifest.version))
         log.info("promoted %s to champion (parent %s)", version, champion.version)
 
-    report = write_report(
-        _report_content(now, version, challenger, ablation, verdict, decision, table, runs, exported, data, train_window, holdout, champion.version),
-        report_path(settings.data_dir, version),
-    )
+    report = write_report(_report_content(now, version, ev, data, champion.version), report_path(settings.data_dir, version))
     return RoundResult(
-        skipped=False, reason=verdict.reason, **base, run_name=challenger.run_name, version=version, promoted=verdict.promote,
-        parent_version=champion.version, table=table, decision=decision, verdict=verdict, max_abs_diff=exported.max_abs_diff,
-        report_path=report,
+        skipped=False, reason=decision.reason, **base, run_name=ev.challenger.run_name, version=version, promoted=decision.promote,
+        parent_version=champion.version, table=ev.table, windows=ev.split.windows, decision=decision,
+        max_abs_diff=ev.exported.max_abs_diff, report_path=report,
     )
 
 
-def _report_content(now: datetime, version: str, challenger: TrainResult, ablation: TrainResult, verdict: Verdict,
-                    decision: GateDecision, table: Mapping[str, PolicyMetrics], runs: Mapping[str, PolicyRun],
-                    exported: ExportedModel, data: LoggedSignals, train_window: LoggedSignals, holdout: LoggedSignals,
-                    parent: str | None) -> ReportContent:
+def _report_content(now: datetime, version: str, ev: Evaluation, data: LoggedSignals, parent: str | None) -> ReportContent:
+    train_window = ev.split.train(data)
     facts = {
         "version": version,
-        "run name": challenger.run_name,
+        "run name": ev.challenger.run_name,
         "parent (champion at training time)": parent or "none",
-        "data": f"{_utc(data.ts.min()):%Y-%m-%d %H:%M} .. {_utc(data.ts.max()):%Y-%m-%d %H:%M} UTC, {len(data)} trades",
-        "training window": f"{len(train_window)} trades, {np.unique(train_window.episode_id).size} sessions",
-        "held-out window": f"{len(holdout)} trades, {np.unique(holdout.episode_id).size} sessions",
-        "max |torch - onnxruntime|": f"{exported.max_abs_diff:.2e}",
-        "config": repr(challenger.config),
+        "data": f"{_utc(data.ts.min()):%Y-%m-%d %H:%M} .. {_utc(data.ts.max()):%Y-%m-%d %H:%M} UTC, {len(data)} signals",
+        "training range": f"before {ev.split.train_end:%Y-%m-%d}: {int(train_window.scored.sum())} scored signals, "
+                          f"{np.unique(train_window.episode_id).size} sessions",
+        "held-out windows": "; ".join(f"{w.label()} ({w.n_sessions} sessions)" for w in ev.split.windows),
+        "max |torch - onnxruntime|": f"{ev.exported.max_abs_diff:.2e}",
+        "config": repr(ev.challenger.config),
     }
     return ReportContent(
         title=f"rlsizer training round {version}",
         created_at=now,
-        verdict=verdict,
-        table=table,
-        comparisons=decision.comparisons,
-        runs=runs,
-        histories={CHALLENGER_POLICY: challenger.history, ABLATION_POLICY: ablation.history},
+        decision=ev.decision,
+        windows=ev.split.windows,
+        histories={CHALLENGER_POLICY: ev.challenger.history, ABLATION_POLICY: ev.ablation.history},
         facts=facts,
     )

@@ -1,6 +1,6 @@
 """``rlsizer adapter``: the reference market adapter on real bars, with paper execution.
 
-    rlsizer adapter dataset AAPL                 # built-in: AAPL FB GOOG IBM MSFT (1d), EURUSD (1h)
+    rlsizer adapter dataset AAPL                 # built-in: AAPL FB GOOG IBM MSFT GOOGL (1d), EURUSD (1h)
     rlsizer adapter csv bars.csv --symbol BTCUSD --interval 1h
 
 Replays the bars in order through the stack (bars, signals of strategies S1..S14,
@@ -29,7 +29,7 @@ def register(subparsers: Any) -> None:
     csv_p.add_argument("--symbol", required=True)
     csv_p.add_argument("--interval", default=None, help="bar length like 1d, 1h, 15m (default: inferred from the timestamps)")
     ds_p = sources.add_parser("dataset", help="a built-in data set (no download)")
-    ds_p.add_argument("name", help="AAPL, FB, GOOG, IBM, MSFT or EURUSD")
+    ds_p.add_argument("name", help="AAPL, FB, GOOG, IBM, MSFT, GOOGL or EURUSD")
     for sp in (csv_p, ds_p):
         sp.add_argument("--base-qty", type=float, default=100.0, help="quantity at multiplier 1 (default 100)")
         sp.add_argument("--timeout-ms", type=int, default=None, help="decision budget per bar (default: RLSIZER_DECISION_TIMEOUT_MS)")

@@ -16,15 +16,57 @@ from typing import Any
 
 from streams.settings import Settings
 
-_METRICS_SHOWN = 3
+LIST_HEADER = ("VERSION", "ALIAS", "CREATED", "RETURN", "SESSION_CVAR5", "VERDICT")
+
+
+def summary_cells(metrics: dict[str, float]) -> tuple[str, str, str]:
+    """A version's held-out return, session CVaR 5 % (all walk-forward windows together) and the gate's verdict."""
+    def num(key: str) -> str:
+        return f"{metrics[key]:+.2f}" if key in metrics else "-"
+
+    promote = metrics.get("gate_promote")
+    verdict = "-" if promote is None else "promoted" if promote == 1.0 else "refused"
+    return num("holdout_return"), num("holdout_session_cvar5"), verdict
+
+
+def evidence_lines(metrics: dict[str, float]) -> list[str]:
+    """The gate's numbers in a manifest's metrics (``trainer.round.manifest_metrics``), one line per window and reference."""
+    from datetime import datetime, timedelta, timezone
+
+    n = int(metrics.get("gate_windows", 0))
+    if not n:
+        return []
+    lines = [f"walk-forward evidence ({n} held-out windows; R, session = UTC day):"]
+    refs = sorted({k[len("gate_vs_"):-len("_passed")] for k in metrics if k.startswith("gate_vs_") and k.endswith("_passed")})
+    lines.append("  window                  " + "".join(f"{name:>24}" for name in ["model", *refs]))
+    for k in range(1, n + 1):
+        start = datetime.fromtimestamp(metrics[f"wf{k}_from_s"], tz=timezone.utc)
+        end = datetime.fromtimestamp(metrics[f"wf{k}_to_s"], tz=timezone.utc) - timedelta(days=1)
+        cells = []
+        for prefix in [f"wf{k}", *(f"wf{k}_{r}" for r in refs)]:
+            ret, tail = metrics.get(f"{prefix}_return"), metrics.get(f"{prefix}_session_cvar5")
+            cells.append("-" if ret is None else f"{ret:+.2f} / {tail:+.2f}" if tail is not None else f"{ret:+.2f}")
+        lines.append(f"  w{k} {start:%Y-%m-%d}..{end:%Y-%m-%d}  " + "".join(f"{c:>24}" for c in cells))
+    lines.append("  (each cell: return / session CVaR5)")
+    for ref in refs:
+        required = "required" if metrics.get(f"gate_vs_{ref}_required") == 1.0 else "not required"
+        lines.append(
+            f"  vs {ref} ({required}): return diff lower bound {metrics.get(f'gate_vs_{ref}_return_diff_lower', float('nan')):+.2f} (needs > 0), "
+            f"session CVaR5 diff lower bound {metrics.get(f'gate_vs_{ref}_session_cvar_diff_lower', float('nan')):+.2f} (needs >= 0), "
+            f"not worse in {int(metrics.get(f'gate_vs_{ref}_windows_not_worse', 0))}/{n} windows: "
+            f"{'passed' if metrics.get(f'gate_vs_{ref}_passed') == 1.0 else 'failed'}"
+        )
+    lines.append(f"verdict: {'promoted' if metrics.get('gate_promote') == 1.0 else 'refused'}")
+    return lines
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("models", help="list, inspect, promote and roll back model versions")
     parser.add_argument("--name", default=None, help="model name (default: RLSIZER_MODEL_NAME)")
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    sub.add_parser("list", help="versions with alias, creation time and key metrics").set_defaults(func=_run(_list))
-    show = sub.add_parser("show", help="a version's manifest and whether it verifies")
+    sub.add_parser("list", help="versions with alias, creation time, held-out return, session CVaR 5% and the gate's verdict"
+                   ).set_defaults(func=_run(_list))
+    show = sub.add_parser("show", help="a version's manifest, the gate's walk-forward evidence, and whether it verifies")
     show.add_argument("version")
     show.set_defaults(func=_run(_show))
     promote = sub.add_parser("promote", help="make a version (default: the challenger) champion")
@@ -69,22 +111,21 @@ def _list(registry: Any, args: argparse.Namespace, settings: Settings) -> int:
             print(f"{name} alias REFUSED ({exc.kind}): {exc.reason}", file=sys.stderr)
             record = None
         aliases[name] = None if record is None else record.version
-    rows = [("VERSION", "ALIAS", "CREATED", "METRICS")]
+    rows: list[tuple[str, ...]] = [LIST_HEADER]
     for version in registry.list_versions():
         named = ",".join(a for a, named_version in aliases.items() if named_version == version)
         try:
             manifest = registry.read_manifest(version)
         except ModelVerificationError as exc:
-            rows.append((version, named or "-", "-", f"UNVERIFIED ({exc.kind})"))
+            rows.append((version, named or "-", "-", "-", "-", f"UNVERIFIED ({exc.kind})"))
             continue
-        metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(manifest.metrics.items())[:_METRICS_SHOWN]) or "-"
-        rows.append((version, named or "-", format_ts(manifest.created_at)[:19] + "Z", metrics))
+        rows.append((version, named or "-", format_ts(manifest.created_at)[:19] + "Z", *summary_cells(dict(manifest.metrics))))
     if len(rows) == 1:
         print(f"no versions of {registry.model_name} in s3://{settings.s3_bucket}")
         return 0
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(LIST_HEADER))]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3])
+        print("  ".join(cell.ljust(width) if i < 3 or i == 5 else cell.rjust(width) for i, (cell, width) in enumerate(zip(row, widths))).rstrip())
     return 0
 
 
@@ -92,6 +133,9 @@ def _show(registry: Any, args: argparse.Namespace, settings: Settings) -> int:
     status = registry.show(args.version)
     doc = status.manifest.to_dict() if status.manifest is not None else None
     print(json.dumps(doc, indent=2, sort_keys=True))
+    if status.manifest is not None:
+        for line in evidence_lines(dict(status.manifest.metrics)):
+            print(line)
     print(f"aliases: {', '.join(status.aliases) or '-'}")
     print("verification: OK (signature and sha256)" if status.verified else f"verification: FAILED {status.problem}")
     return 0 if status.verified else 1

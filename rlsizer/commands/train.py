@@ -2,7 +2,7 @@
 
 ``rlsizer train [--min-outcomes N] [--updates N] [--seed S] [--no-progress]`` replays the topics,
 trains, gates, publishes the challenger (and promotes it if the gate says so), then prints the
-held-out table, the decision, the version and the report path. Exit codes: 0 a model was
+walk-forward table of the held-out windows, the gate's decision with its numbers, the version and the report path. Exit codes: 0 a model was
 published (promoted or not) or the round was skipped for lack of data, 1 the round failed.
 
 ``rlsizer trainer [--min-outcomes N] [--updates N]`` runs a round every
@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 from streams.codec_factory import make_codec
 from streams.settings import Settings
 
 EXIT_FAILED = 1
-COLUMNS = ("policy", "return R", "Sharpe", "max DD R", "CVaR 5%", "hit rate", "mean mult")
 
 
 def register(subparsers: Any) -> None:
@@ -41,24 +39,22 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="training seed (default: TrainConfig's)")
 
 
-def format_table(table: Mapping[str, Any]) -> str:
-    """The held-out metrics as aligned text, one policy per line (PolicyMetrics values)."""
-    rows = [COLUMNS]
-    for name, m in table.items():
-        rows.append((
-            name,
-            f"{m.total_return:+.2f}",
-            f"{m.sharpe_per_trade:.3f}",
-            f"{m.max_drawdown:.2f}",
-            f"{m.cvar_5:+.3f}",
-            f"{m.hit_rate:.1%}",
-            "" if m.mean_multiplier is None else f"{m.mean_multiplier:.2f}",
-        ))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
-        for row in rows
-    )
+def result_rows(result: Any) -> list[tuple[str, ...]]:
+    """The round's walk-forward rows: every policy on every held-out window, then on all of them together."""
+    from trainer.walk_forward import metric_cells, table_rows
+
+    if result.decision is None:
+        return []
+    rows = table_rows(result.windows, result.decision.windows, total=False)
+    return rows + [metric_cells("all windows", name, m) for name, m in result.table.items()]
+
+
+def format_result(result: Any) -> str:
+    """``result_rows`` as aligned text."""
+    from trainer.walk_forward import format_rows
+
+    rows = result_rows(result)
+    return format_rows(rows) if rows else ""
 
 
 def _train_config(args: argparse.Namespace) -> Any:
@@ -91,7 +87,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     if result.skipped:
         print(result.reason)
         return 0
-    print(format_table(result.table))
+    print(format_result(result))
     print()
     print(f"decision: {result.reason}")
     print(f"version:  {result.version} ({'champion' if result.promoted else 'challenger'}; parent {result.parent_version or 'none'})")

@@ -64,6 +64,7 @@ class DatasetInfo:
 DATASETS: Final[dict[str, DatasetInfo]] = {
     **{t: DatasetInfo(t, t, "1d", "bokeh-sampledata stocks (Quandl WIKI, public domain)") for t in ("AAPL", "FB", "GOOG", "IBM", "MSFT")},
     "EURUSD": DatasetInfo("EURUSD", "EURUSD", "1h", "gym-anytrading FOREX_EURUSD_1H_ASK"),
+    "GOOGL": DatasetInfo("GOOGL", "GOOGL", "1d", "gym-anytrading STOCKS_GOOGL"),
 }
 
 
@@ -203,15 +204,21 @@ def _eurusd() -> pd.DataFrame:
     return FOREX_EURUSD_1H_ASK
 
 
+def _googl() -> pd.DataFrame:
+    from gym_anytrading.datasets import STOCKS_GOOGL
+
+    return STOCKS_GOOGL.drop(columns=["Adj Close"])
+
+
 def load_dataset(name: str) -> pd.DataFrame:
-    """A built-in data set by name (``AAPL``, ``FB``, ``GOOG``, ``IBM``, ``MSFT``, ``EURUSD``), normalised.
+    """A built-in data set by name (``AAPL``, ``FB``, ``GOOG``, ``IBM``, ``MSFT``, ``EURUSD``, ``GOOGL``), normalised.
 
     ``frame.attrs`` carries ``symbol`` and ``interval``.
     """
     info = DATASETS.get(name.upper())
     if info is None:
         raise BarDataError(f"unknown data set {name!r}; built-in: {', '.join(DATASETS)}")
-    raw = _eurusd() if info.name == "EURUSD" else _bokeh_stock(info.name)
+    raw = {"EURUSD": _eurusd, "GOOGL": _googl}.get(info.name, lambda: _bokeh_stock(info.name))()
     frame = normalise_bars(raw, source=info.source)
     frame.attrs.update(symbol=info.symbol, interval=info.interval)
     return frame

@@ -37,7 +37,8 @@ def run(settings, *argv):
 
 
 def publish(registry, n, **kwargs):
-    draft = example_draft(run_name=f"run{n}", metrics={"sharpe": 1.0 + n, "cvar_5": -0.1 * n})
+    draft = example_draft(run_name=f"run{n}", metrics={"holdout_return": 10.0 * n, "holdout_session_cvar5": -1.5 * n,
+                                                       "gate_promote": float(n == 1), "gate_vs_fixed_1x_required": 1.0})
     return registry.publish(f"onnx-{n}".encode(), draft, created_at=T0 + timedelta(minutes=n), **kwargs).manifest.version
 
 
@@ -46,9 +47,10 @@ def test_list_shows_versions_aliases_and_metrics(cli_settings, registry, capsys)
     v2 = publish(registry, 2)
     assert run(cli_settings, "list") == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["VERSION", "ALIAS", "CREATED", "METRICS"]
-    assert lines[1].split() == [v1, "champion", "2024-03-01T12:01:00Z", "cvar_5=-0.1", "sharpe=2"]
-    assert lines[2].split() == [v2, "-", "2024-03-01T12:02:00Z", "cvar_5=-0.2", "sharpe=3"]
+    assert lines[0].split() == ["VERSION", "ALIAS", "CREATED", "RETURN", "SESSION_CVAR5", "VERDICT"]
+    assert lines[1].split() == [v1, "champion", "2024-03-01T12:01:00Z", "+10.00", "-1.50", "promoted"]
+    assert lines[2].split() == [v2, "-", "2024-03-01T12:02:00Z", "+20.00", "-3.00", "refused"]
+    assert "gate_vs_fixed_1x_required" not in "\n".join(lines)  # gate internals are for `models show`
 
 
 def test_list_names_a_refused_alias_and_still_lists_the_versions(cli_settings, registry, capsys):

@@ -122,8 +122,9 @@ def test_round_publishes_a_verifiable_model_then_skips_without_new_outcomes(roun
     assert manifest.feature_set == FEATURE_SET and manifest.feature_names == FEATURE_NAMES
     assert manifest.inputs[0].shape == ("batch", len(FEATURE_NAMES)) and manifest.outputs[0].name == "multiplier"
     assert manifest.parent_version is None
-    for key in ("holdout_return", "holdout_sharpe", "holdout_max_drawdown", "holdout_cvar5", "max_abs_diff",
-                "gate_vs_fixed_1x_required", "gate_vs_rules_required", "gate_promote"):
+    for key in ("holdout_return", "holdout_sharpe", "holdout_max_drawdown", "holdout_cvar5", "holdout_session_cvar5",
+                "max_abs_diff", "gate_vs_fixed_1x_required", "gate_vs_rules_required", "gate_promote", "gate_windows",
+                "wf1_return", "wf1_session_cvar5", "wf1_fixed_1x_session_cvar5", "wf3_from_s"):
         assert key in manifest.metrics, key
     assert manifest.metrics["max_abs_diff"] <= 1e-4
     assert manifest.metrics["gate_vs_half_kelly_required"] == 0.0
@@ -145,7 +146,7 @@ def test_round_publishes_a_verifiable_model_then_skips_without_new_outcomes(roun
 
     report = s.data_dir / "reports" / f"{version}.html"
     html = report.read_text()
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 3 + 3  # one per held-out window, multipliers, training, risk
     for policy in ("cvar_ppo", "fixed_1x", "rules", "half_kelly", "vol_target", "plain_ppo"):
         assert f"<td>{policy}</td>" in html
     health = read_topic(s, codec, "health", b"trainer", expected=1)
@@ -168,7 +169,7 @@ def test_round_publishes_a_verifiable_model_then_skips_without_new_outcomes(roun
     assert not third.skipped and third.outcomes == 34 * 12
     assert third.parent_version == version
     assert list(third.table)[:2] == ["cvar_ppo", "champion"]
-    assert "champion" in third.verdict.required
+    assert "champion" in third.decision.required
     assert registry.read_manifest(third.version).parent_version == version
 
     # `rlsizer health` counts rounds run by hand (round_fn alone, as `rlsizer train` runs it), not only the service's

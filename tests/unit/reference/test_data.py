@@ -91,8 +91,16 @@ def test_real_eurusd_hourly() -> None:
     assert (frame["high"] >= frame["low"]).all()
 
 
+def test_real_googl_daily_from_gym_anytrading() -> None:
+    frame = load_dataset("GOOGL")
+    assert frame.attrs == {"symbol": "GOOGL", "interval": "1d"} and infer_interval(frame.index) == "1d"
+    assert frame.index[0] == pd.Timestamp("2009-05-22", tz="UTC") and len(frame) == 2335
+    assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
+    assert (frame["high"] >= frame["low"]).all()
+
+
 def test_unknown_dataset_lists_the_builtins() -> None:
-    with pytest.raises(BarDataError, match="AAPL, FB, GOOG, IBM, MSFT, EURUSD"):
+    with pytest.raises(BarDataError, match="AAPL, FB, GOOG, IBM, MSFT, EURUSD, GOOGL"):
         load_dataset("BTC")
 
 

@@ -6,6 +6,7 @@ import torch
 
 from trainer.cvar_ppo import TrainConfig, cvar, train
 from trainer.environment import episode_returns, replay
+from trainer.served import warmed_up
 from trainer.synthetic import synthetic_signals
 
 TINY = dict(total_updates=3, hidden=(8, 8), epochs=2, minibatch=64)
@@ -38,7 +39,7 @@ def test_train_restores_the_callers_torch_settings() -> None:
 def test_history_run_name_and_stored_normalisation() -> None:
     data = synthetic_signals(n_episodes=30, trades_per_episode=4, seed=2)
     res = train(data, TrainConfig(seed=1, alpha=0.1, beta=-1.5, **TINY))
-    assert res.run_name.startswith("cvarppo_a0.1_b-1.5_s1_")
+    assert res.run_name.startswith("cvarppo_a0.1_b-1.5_lcb0.9_i1_s1_")  # the tail settings name the run
     assert len(res.history) == 3
     assert {"losses/policy", "losses/value", "charts/cvar", "charts/lambda", "charts/mean_return"} <= set(
         res.history[0]
@@ -50,7 +51,7 @@ def test_history_run_name_and_stored_normalisation() -> None:
 def test_plain_ppo_ablation_never_moves_lambda() -> None:
     data = synthetic_signals(n_episodes=30, trades_per_episode=4, seed=2)
     res = train(data, TrainConfig(seed=1, cvar_enabled=False, lambda_init=0.0, **TINY))
-    assert res.run_name.startswith("ppo_s1_")
+    assert res.run_name.startswith("ppo_i1_s1_")
     assert all(row["charts/lambda"] == 0.0 for row in res.history)
 
 
@@ -64,8 +65,8 @@ def test_cvar_ppo_sizes_down_the_fat_tailed_family() -> None:
     risk = train(data, TrainConfig(cvar_enabled=True, **common))
 
     breakout = data.family == "Breakout"
-    plain_run = replay(data, plain.model.multipliers)
-    risk_run = replay(data, risk.model.multipliers)
+    plain_run = replay(data, warmed_up(data, plain.model.multipliers))
+    risk_run = replay(data, warmed_up(data, risk.model.multipliers))
     m_plain = plain_run.multipliers[breakout].mean()
     m_risk = risk_run.multipliers[breakout].mean()
     assert m_risk < m_plain - 0.25, (m_risk, m_plain)
@@ -97,3 +98,25 @@ def test_default_beta_is_the_fixed_size_tail_and_keeps_lambda_bounded():
     assert "bfixed" in res.run_name
     assert all(row["charts/beta"] == expected for row in res.history)
     assert max(row["charts/lambda"] for row in res.history) < TrainConfig().lambda_max
+
+
+def test_the_tail_settings_are_checked_and_named() -> None:
+    from trainer.cvar_ppo import plain_ppo, run_name
+
+    assert TrainConfig().tail_confidence == 0.9 and TrainConfig().init_multiplier == 1.0
+    name = run_name(TrainConfig(beta_margin=0.2, size_cap=1.0, tail_confidence=None, init_multiplier=None, seed=4), "ab12")
+    assert name == "cvarppo_a0.05_bfixedm0.2_cap1_s4_ab12"
+    assert run_name(plain_ppo(TrainConfig(size_cap=1.0)), "ab12") == "ppo_i1_s1_ab12"  # the ablation drops every constraint
+    for bad in (dict(tail_confidence=0.3), dict(size_cap=3.0), dict(lr_size=-1.0)):
+        with pytest.raises(ValueError):
+            TrainConfig(**bad)
+
+
+def test_a_size_cap_holds_the_mean_multiplier_down() -> None:
+    data = synthetic_signals(n_episodes=150, trades_per_episode=4, seed=0, q_slope=2.0)  # an edge worth sizing up
+    common = dict(seed=1, total_updates=25, lr=3e-3, cvar_enabled=False, tail_confidence=None)
+    free = train(data, TrainConfig(**common))
+    capped = train(data, TrainConfig(**common, size_cap=0.8, lr_size=1.0))
+    assert free.history[-1]["charts/mean_multiplier"] > 1.0
+    assert capped.history[-1]["charts/mean_multiplier"] < free.history[-1]["charts/mean_multiplier"] - 0.2
+    assert max(row["charts/size_mu"] for row in capped.history) > 0.0  # the constraint was active on the way

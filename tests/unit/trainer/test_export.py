@@ -40,7 +40,7 @@ def test_roundtrip_matches_torch_and_carries_its_signature(exported) -> None:
     assert (outp.name, outp.type, len(outp.shape)) == ("multiplier", "tensor(float)", 1)
     assert out.metadata["feature_names"] == list(res.feature_names)
     assert out.metadata["feature_set"] == "fs-test-1" and out.metadata["opset"] >= 17
-    got = sess.run(["multiplier"], {"features": data.features})[0]
+    got = sess.run(["multiplier"], {"features": data.features.astype(np.float32)})[0]
     assert got.min() < 0.6 and got.max() > 1.6  # the test model really spans the range
 
 

@@ -1,33 +1,77 @@
-"""TrainingSet -> LoggedSignals: missing features take the live code's neutral values."""
+"""Recorded history -> LoggedSignals: the backtest's rows, features, labels and account events."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
-from agents.features import FEATURE_NAMES, FEATURE_NEUTRAL, FEATURE_SET
-from trainer.dataset import TrainingSet
-from trainer.logged_signals import neutral_values, served_feature_names, to_logged_signals
-
-
-def training_set(features: np.ndarray, names: tuple[str, ...]) -> TrainingSet:
-    n = features.shape[0]
-    ts = np.datetime64("2024-01-01T10:00", "us") + np.arange(n).astype("timedelta64[m]").astype("timedelta64[us]")
-    return TrainingSet(feature_names=names, features=features.astype(np.float32), r_multiple=np.linspace(-1, 1, n),
-                       cost_r=np.full(n, 0.01), episode_id=np.zeros(n, dtype=np.int64), family=np.array(["Breakout"] * n),
-                       ts=ts, signal_id=np.array([f"s{i}" for i in range(n)]), multiplier=np.ones(n),
-                       policy=np.array(["RULES"] * n))
+from agents.features import FEATURE_NAMES
+from schemas.events import SizeDecided, TradeClosed
+from tests.unit.trainer.recorded import SMAP, Recorded, record
+from trainer.backtest import fixed_policy, run_policy
+from trainer.logged_signals import NoSignals, from_history, history_bounds, load_logged_signals
 
 
-def test_missing_values_take_the_neutral_value_of_their_feature() -> None:
-    names = ("acct_session_pnl_r", "acct_drawdown_r", "acct_open_risk_r", "rsi_14", "unknown_feature")
-    raw = np.array([[0.0, 0.0, 0.0, np.nan, np.nan], [1.0, 0.5, 1.0, 0.7, 3.0]])
-    data = to_logged_signals(training_set(raw, names), neutral=neutral_values(FEATURE_SET))
-    np.testing.assert_allclose(data.features[0], [0.0, 0.0, 0.0, FEATURE_NEUTRAL["rsi_14"], 0.0])
-    np.testing.assert_allclose(data.features[1], raw[1].astype(np.float32))
-    np.testing.assert_allclose(data.r_multiple, [-1.0, 1.0])
-    assert FEATURE_NEUTRAL["rsi_14"] != 0.0  # otherwise this test could not tell neutral from zero
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    return record(tmp_path_factory.mktemp("wh") / "warehouse.duckdb", bars=200)
 
 
-def test_the_served_feature_set_pins_the_serving_column_order() -> None:
-    assert served_feature_names(FEATURE_SET) == FEATURE_NAMES
-    assert served_feature_names("other") is None and neutral_values("other") == {}
+def test_rows_features_and_labels_are_the_backtests(recorded: Recorded) -> None:
+    con = recorded.connect()
+    start, end = history_bounds(con)
+    con.close()
+    history = recorded.history(start, end)
+    data = from_history(history, SMAP)
+    run = run_policy(history, fixed_policy(), SMAP)
+    assert tuple(s.signal_id for s in data.signals) == run.signal_ids
+    assert len(data) == len(recorded.worker.decisions)
+    assert data.feature_names == FEATURE_NAMES
+    for i, sid in enumerate(run.signal_ids):
+        assert list(data.features[i]) == [run.features[sid].features[n] for n in FEATURE_NAMES]
+    np.testing.assert_array_equal(data.scored, run.scored)
+    np.testing.assert_array_equal(data.r_multiple[data.scored], run.r_multiple[run.scored])
+    np.testing.assert_array_equal(data.cost_r[data.scored], run.cost_r[run.scored])
+    assert set(data.symbol) == {"AAPL", "EURUSD"}
+
+
+def test_the_account_log_holds_each_symbols_decisions_and_closes_in_order(recorded: Recorded) -> None:
+    con = recorded.connect()
+    data = load_logged_signals(con, SMAP)
+    con.close()
+    log = data.account
+    assert len(log.lanes) == 2
+    for items in log.lanes:
+        symbols = {(log.signals[i] if isinstance(i, int) else i).symbol for i in items}
+        assert len(symbols) == 1
+        closes = [i for i in items if isinstance(i, TradeClosed)]
+        assert len({c.signal_id for c in closes}) == len(closes) > 0
+    assert all(isinstance(d, SizeDecided) for d in log.live)  # every row was decided live
+    assert [d.signal_id for d in log.live] == [s.signal_id for s in log.signals]
+
+
+def test_a_later_window_starts_from_the_live_account(recorded: Recorded) -> None:
+    con = recorded.connect()
+    full = load_logged_signals(con, SMAP)
+    cut = full.ts[len(full) // 2]
+    from tests.unit.trainer.recorded import utc
+
+    later = load_logged_signals(con, SMAP, start=utc(cut))
+    con.close()
+    assert len(later) < len(full) and later.ts.min() >= cut
+    warm = [i for lane in later.account.lanes for i in lane if isinstance(i, SizeDecided)]
+    assert warm and all(d.ts_event < utc(cut) for d in warm)  # signals before the window: their live decisions
+
+
+def test_no_signals_is_a_clear_error(tmp_path: Path) -> None:
+    import duckdb
+
+    from trainer.warehouse import create_schema
+
+    con = duckdb.connect(str(tmp_path / "empty.duckdb"))
+    create_schema(con)
+    with pytest.raises(NoSignals):
+        load_logged_signals(con, SMAP)
+    assert history_bounds(con) is None

@@ -66,3 +66,16 @@ def test_paired_bootstrap_of_a_shifted_copy_is_the_shift() -> None:
     np.testing.assert_allclose(diffs, 100 * 0.1)
     with pytest.raises(ValueError, match="same shape"):
         paired_bootstrap(r, r[:-1], np.sum)
+
+
+def test_session_tail_sums_each_utc_day_and_the_ratio_uses_its_magnitude() -> None:
+    from trainer.metrics import return_to_tail, session_returns
+
+    hours = np.array([0, 5, 23, 24, 30, 49], dtype="timedelta64[h]")
+    ts = np.datetime64("2024-01-01T00:00", "us") + hours.astype("timedelta64[us]")
+    r = np.array([1.0, -3.0, 0.5, -1.0, -1.0, 2.0])
+    np.testing.assert_allclose(session_returns(r, ts), [-1.5, -2.0, 2.0])  # midnight starts a session
+    m = policy_metrics(r, ts=ts, n_boot=10)
+    assert m.n_sessions == 3 and m.session_cvar_5 == -2.0  # 5% of 3 sessions: the worst one
+    assert m.return_to_session_cvar == pytest.approx(-1.5 / 2.0)
+    assert math.isnan(return_to_tail(1.0, 0.0)) and math.isnan(policy_metrics(r, n_boot=10).session_cvar_5)

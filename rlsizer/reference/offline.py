@@ -1,0 +1,137 @@
+"""Record the shipped data sets into a warehouse without a broker: the reference adapter and the worker's own input path.
+
+``record_datasets(["AAPL", "EURUSD"], path)`` streams each data set through the reference adapter
+loop (``rlsizer.reference.loop``) into an in-process worker that does what the Faust worker does:
+every bar, signal and fill is encoded as a record of the ``inputs`` topic (one partition), handed
+to ``agents.inputs.InputPath`` with in-memory tables, and every record the path sends (features,
+decisions, outcomes, dead letters) is kept with its topic position. The rules decide (no model).
+All records are written to the warehouse tables as a replay of the topics would write them, so
+``rlsizer evaluate`` and ``rlsizer backtest --no-refresh`` read the result like any other history.
+
+This is for evaluating sizing on the shipped data quickly (seconds instead of the embedded
+stack's minutes); the live path is the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from agents.book import SymbolBook
+from agents.inputs import InputPath, Source
+from agents.sizing import PolicySlot
+from agents.strategy_map import StrategyMap
+from schemas.codec import EventCodec, InMemoryRegistry
+from schemas.events import BarClosed, Event, OrderFilled, SignalRaised, SizeDecided
+from streams.settings import Settings
+from streams.topics import subject_for
+
+SETTINGS = Settings(topic_prefix="offline", topic_partitions=1, max_future_seconds=0)
+
+
+class _Tables:
+    """``agents.inputs.Tables`` in dicts (one process, nothing to recover)."""
+
+    def __init__(self) -> None:
+        self.books: dict[str, SymbolBook] = {}
+        self.decided_: dict[str, bytes] = {}
+
+    def book(self, symbol: str) -> SymbolBook | None:
+        return self.books.get(symbol)
+
+    def put_book(self, book: SymbolBook, partition: int) -> None:
+        self.books[book.symbol] = book
+
+    def decided(self, signal_id: str) -> bytes | None:
+        return self.decided_.get(signal_id)
+
+    def record(self, signal_id: str, value: bytes, partition: int) -> None:
+        self.decided_[signal_id] = value
+
+    def forget(self, signal_id: str, partition: int) -> None:
+        self.decided_.pop(signal_id, None)
+
+    def flush(self) -> None:
+        pass
+
+
+class OfflineWorker:
+    """An ``AdapterPort`` (``rlsizer.reference.loop``) answered by the worker's input path, synchronously."""
+
+    def __init__(self, slot: PolicySlot | None = None, strategy_map: StrategyMap | None = None) -> None:
+        self.codec = EventCodec(InMemoryRegistry(), subject_for=subject_for)
+        self.path = InputPath(SETTINGS, self.codec, strategy_map or StrategyMap.from_spec(""), slot or PolicySlot(),
+                              partitions=lambda: 1, clock=lambda: datetime(2100, 1, 1, tzinfo=timezone.utc))
+        self.tables = _Tables()
+        self.recorded: list[tuple[Event, str, int, int]] = []  # event, topic, partition, offset
+        self._offsets: dict[str, int] = {}
+
+    def _record(self, event: Event, topic: str) -> None:
+        offset = self._offsets.get(topic, 0)
+        self._offsets[topic] = offset + 1
+        self.recorded.append((event, topic, 0, offset))
+
+    def _input(self, event: Event) -> list[Any]:
+        topic = SETTINGS.topic("inputs")
+        offset = self._offsets.get(topic, 0)
+        self._record(event, topic)
+        out = self.path.handle(Source(topic, 0, offset, event.symbol.encode(), self.codec.encode(topic, event)), self.tables)
+        sent = []
+        for record in out:
+            sent.append(self.codec.decode(record.value))
+            self._record(sent[-1], record.topic)
+        return sent
+
+    def publish_bar(self, bar: BarClosed) -> None:
+        self._input(bar)
+
+    def publish_fill(self, fill: OrderFilled) -> None:
+        self._input(fill)
+
+    def request_decisions(self, signals: Sequence[SignalRaised], timeout_s: float | None = None) -> list[SizeDecided]:
+        return [next(e for e in self._input(s) if isinstance(e, SizeDecided)) for s in signals]
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        pass
+
+    def write_warehouse(self, path: Path) -> Path:
+        """Write every recorded record to the warehouse at ``path`` (created if missing)."""
+        from trainer.warehouse import TABLE_FOR_EVENT, open_warehouse
+
+        by_spec: dict = {}
+        for event, topic, partition, offset in self.recorded:
+            spec = TABLE_FOR_EVENT[type(event)]
+            events, sources = by_spec.setdefault(spec, ([], []))
+            events.append(event)
+            sources.append((topic, partition, offset))
+        with open_warehouse(Path(path)) as wh:
+            wh.write({spec: spec.to_arrow(ev, src) for spec, (ev, src) in by_spec.items()}, {})
+        return Path(path)
+
+
+def record_datasets(names: Iterable[str], path: Path, *, max_bars: int | None = None, run_id: str = "offline",
+                    progress: bool = False) -> dict[str, str]:
+    """Record each data set (``rlsizer.reference.data.load_dataset`` names) into a new warehouse at ``path``.
+
+    All data sets go through one worker, one after the other (their symbols differ, so their
+    books do not mix). Returns one summary line per data set. ``path`` must not exist yet.
+    """
+    from rlsizer.reference.data import load_dataset
+    from rlsizer.reference.loop import RunConfig, run
+
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; record into a new file")
+    worker = OfflineWorker()
+    lines = {}
+    for name in names:
+        frame = load_dataset(name)
+        if max_bars is not None:
+            frame = frame.iloc[:max_bars]
+        summary = run(frame, RunConfig(symbol=frame.attrs["symbol"], interval=frame.attrs["interval"], run_id=run_id,
+                                       adapter_name="offline"), worker, progress=progress)
+        lines[name] = summary.line()
+    worker.write_warehouse(path)
+    return lines
