@@ -26,9 +26,9 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from collections.abc import Iterable
 from operator import le
 from typing import Final
 
@@ -69,7 +69,7 @@ class _IdIndex:
     moves on). A state that has no index, or lost it, builds its own when asked.
     """
 
-    __slots__ = ("open", "closed", "version")
+    __slots__ = ("closed", "open", "version")
 
     def __init__(self, o: Rows, c: Rows) -> None:
         self.open: Counter[str] = Counter(o.ids)
@@ -110,14 +110,14 @@ class AccountState:
     Immutable; equal when their trades are equal.
     """
 
-    __slots__ = ("_open", "_closed", "_open_sum", "_index", "_version")
+    __slots__ = ("_closed", "_index", "_open", "_open_sum", "_version")
     _open: Rows
     _closed: Rows
     _open_sum: int | None  # exact sum of the open multipliers (``agents.exact_sum``), None: not known
     _index: _IdIndex | None  # this state's, while ``_index.version == _version``
     _version: int
 
-    def __init__(self, open: tuple[OpenTrade, ...] = (), closed: tuple[ClosedTrade, ...] = ()) -> None:  # noqa: A002
+    def __init__(self, open: tuple[OpenTrade, ...] = (), closed: tuple[ClosedTrade, ...] = ()) -> None:
         o = _columns([t.signal_id for t in open], [t.ts_us for t in open], [t.multiplier for t in open])
         c = _columns([t.signal_id for t in closed], [t.exit_ts_us for t in closed], [t.pnl_r for t in closed])
         object.__setattr__(self, "_open", o)
@@ -127,8 +127,9 @@ class AccountState:
         object.__setattr__(self, "_version", 0)
 
     @classmethod
-    def _of(cls, open_cols: Rows, closed_cols: Rows, open_sum: int | None = None,
-            index: _IdIndex | None = None) -> AccountState:
+    def _of(
+        cls, open_cols: Rows, closed_cols: Rows, open_sum: int | None = None, index: _IdIndex | None = None
+    ) -> AccountState:
         """A state from columns already sorted by time (no copy, no check).
 
         ``open_sum`` must be the exact sum of ``open_cols.values`` (or None);
@@ -192,8 +193,11 @@ class AccountState:
     def to_json_bytes(self) -> bytes:
         """The version-1 JSON form (still used when a signal id cannot be packed)."""
         o, c = self._open, self._closed
-        body = {"v": JSON_VERSION, "o": [list(t) for t in zip(o.ids, o.ts, o.values)],
-                "c": [list(t) for t in zip(c.ids, c.ts, c.values)]}
+        body = {
+            "v": JSON_VERSION,
+            "o": [list(t) for t in zip(o.ids, o.ts, o.values, strict=True)],
+            "c": [list(t) for t in zip(c.ids, c.ts, c.values, strict=True)],
+        }
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
@@ -201,12 +205,16 @@ class AccountState:
         try:
             if account_codec.is_packed(raw):
                 o_ids, o_ts, o_mult, c_ids, c_ts, c_pnl = account_codec.unpack(raw)  # exact ints and floats
-                return cls._of(_sorted(list(o_ids), list(o_ts), list(o_mult)),
-                               _sorted(list(c_ids), list(c_ts), list(c_pnl)))
+                return cls._of(
+                    _sorted(list(o_ids), list(o_ts), list(o_mult)), _sorted(list(c_ids), list(c_ts), list(c_pnl))
+                )
             body = load_versioned(raw, "account state")
             o = [(str(s), int(t), float(m)) for s, t, m in body["o"]]
             c = [(str(s), int(t), float(p)) for s, t, p in body["c"]]
-            return cls._of(_columns(*zip(*o)) if o else Rows([], [], []), _columns(*zip(*c)) if c else Rows([], [], []))
+            return cls._of(
+                _columns(*zip(*o, strict=True)) if o else Rows([], [], []),
+                _columns(*zip(*c, strict=True)) if c else Rows([], [], []),
+            )
         except StateCorrupt:
             raise
         except (KeyError, TypeError, ValueError) as exc:

@@ -25,8 +25,12 @@ def is_packed(raw: bytes) -> bool:
 
 
 def pack(
-    open_ids: Sequence[str], open_ts: Sequence[int], open_mult: Sequence[float],
-    closed_ids: Sequence[str], closed_ts: Sequence[int], closed_pnl: Sequence[float],
+    open_ids: Sequence[str],
+    open_ts: Sequence[int],
+    open_mult: Sequence[float],
+    closed_ids: Sequence[str],
+    closed_ts: Sequence[int],
+    closed_pnl: Sequence[float],
 ) -> bytes | None:
     """The packed bytes, or ``None`` when an id contains NUL or is not encodable (the caller then writes JSON)."""
     ids = [*open_ids, *closed_ids]
@@ -38,8 +42,10 @@ def pack(
     except UnicodeEncodeError:
         return None
     arrays = (
-        np.array(open_ts, dtype="<i8"), np.array(open_mult, dtype="<f8"),
-        np.array(closed_ts, dtype="<i8"), np.array(closed_pnl, dtype="<f8"),
+        np.array(open_ts, dtype="<i8"),
+        np.array(open_mult, dtype="<f8"),
+        np.array(closed_ts, dtype="<i8"),
+        np.array(closed_pnl, dtype="<f8"),
     )
     head = _HEADER.pack(MAGIC, len(open_ids), len(closed_ids), len(blob))
     return b"".join((head, blob, *(a.tobytes() for a in arrays)))

@@ -37,15 +37,15 @@ from faust.types import TP
 from mode import Service
 
 from agents.glue import decided_record
-from agents.health import worker_report_key
 from agents.glue.book_store import BookStore
-from agents.glue.faust.changelog import ChangelogWriter
 from agents.glue.contiguous import APPLY, SKIP, due_offset, next_step
+from agents.glue.faust.changelog import ChangelogWriter
+from agents.glue.faust.transport import faust_settings, install_transport, worker_datadir
 from agents.glue.metrics import WorkerMetrics, consumer_lag
 from agents.glue.models import LoadModel, ModelWatcher, default_load_model
 from agents.glue.registry_wait import registry_wait
-from agents.glue.faust.transport import faust_settings, install_transport, worker_datadir
 from agents.glue.watchdog import PartitionState, ProgressWatch
+from agents.health import worker_report_key
 from agents.inputs import InputPath, Outgoing, Source
 from agents.sizing import PolicySlot
 from agents.strategy_map import StrategyMap
@@ -104,8 +104,14 @@ class Worker:
 
     async def rewind(self, partition: int, due: int, why: str) -> None:
         """Send the consumer back to the record ``due`` of input ``partition`` (Faust dropped the ones before)."""
-        log.warning("%s[%d]: %s while %d was due (dropped by Faust's consumer): reading again from %d",
-                    self.inputs, partition, why, due, due)
+        log.warning(
+            "%s[%d]: %s while %d was due (dropped by Faust's consumer): reading again from %d",
+            self.inputs,
+            partition,
+            why,
+            due,
+            due,
+        )
         self.rewinding.add(partition)
         self.metrics.rewinds.inc()
         try:  # in the consumer's thread, with Faust's read offset moved too (a plain seek from here could be lost)
@@ -117,8 +123,9 @@ class Worker:
         """The first offset of input ``partition`` (asked of the broker once)."""
         if partition not in self.starts:
             loop = asyncio.get_running_loop()
-            self.starts[partition] = await loop.run_in_executor(None, partial(_log_start, self.path.settings,
-                                                                              self.inputs, partition))
+            self.starts[partition] = await loop.run_in_executor(
+                None, partial(_log_start, self.path.settings, self.inputs, partition)
+            )
         return self.starts[partition]
 
     async def check_tail(self) -> None:
@@ -149,8 +156,11 @@ class Worker:
         app = self.app
         if app.rebalancing:
             return
-        held = {tp.partition: PartitionState(self.store.progress(tp.partition), app.consumer.highwater(tp))
-                for tp in app.consumer.assignment() if tp.topic == self.inputs}
+        held = {
+            tp.partition: PartitionState(self.store.progress(tp.partition), app.consumer.highwater(tp))
+            for tp in app.consumer.assignment()
+            if tp.topic == self.inputs
+        }
         stalled = bool(self.watch.sample(now, held))
         was, when = self.reported
         if stalled != was or now - when >= 60.0:
@@ -158,11 +168,18 @@ class Worker:
             detail = f"worker {self.worker_id}: {self.watch.describe(self.inputs)}"
             if stalled:
                 log.error("%s", detail)
-            event = HealthChecked(ts_event=utc_now(), component="worker", check="progress",
-                                  status="FAIL" if stalled else "OK", detail=detail,
-                                  action="rlsizer up restarts a worker it supervises" if stalled else None)
+            event = HealthChecked(
+                ts_event=utc_now(),
+                component="worker",
+                check="progress",
+                status="FAIL" if stalled else "OK",
+                detail=detail,
+                action="rlsizer up restarts a worker it supervises" if stalled else None,
+            )
             topic = self.path.settings.topic("health")  # keyed as the worker's own reports (rlsizer health reads them)
-            self.app.producer.produce_now(topic, worker_report_key(self.worker_id), self.codec.encode(topic, event), None)
+            self.app.producer.produce_now(
+                topic, worker_report_key(self.worker_id), self.codec.encode(topic, event), None
+            )
 
     def after_rebalance(self) -> None:
         """At the first record after a rebalance: drop caches of what another worker may have changed, and
@@ -175,15 +192,24 @@ class Worker:
         self.stalled_at.clear()
         started = time.monotonic()
         skipped: list[bytes] = []
-        entries = decided_record.retention_entries(self.decided_table.data.data.items(),
-                                                   partial(self.changelog.partition, self.decided_table),
-                                                   self.codec, skipped=skipped)
+        entries = decided_record.retention_entries(
+            self.decided_table.data.data.items(),
+            partial(self.changelog.partition, self.decided_table),
+            self.codec,
+            skipped=skipped,
+        )
         self.path.rebuild_retention(entries, self.store)
         if skipped:
-            log.warning("decided: %d entries kept without retention (partition unknown or value unreadable), e.g. %r",
-                        len(skipped), skipped[0])
-        log.info("decided: retention rebuilt in %.2f s (%d entries kept)", time.monotonic() - started,
-                 len(self.path.retention))
+            log.warning(
+                "decided: %d entries kept without retention (partition unknown or value unreadable), e.g. %r",
+                len(skipped),
+                skipped[0],
+            )
+        log.info(
+            "decided: retention rebuilt in %.2f s (%d entries kept)",
+            time.monotonic() - started,
+            len(self.path.retention),
+        )
 
 
 async def run_inputs(worker: Worker, stream: Any) -> None:
@@ -252,13 +278,30 @@ def create_app(
     decided = table("decided", "signal_id -> decision, signal, position, closed trade (agents.glue.decided_record)")
     progress = table("progress", "input partition -> last offset applied (agents.glue.contiguous)")
     changelog = ChangelogWriter(app)
-    store = BookStore(changelog, books, decided, progress,
-                      owns=lambda partition: TP(inputs, partition) in app.consumer.assignment())
+    store = BookStore(
+        changelog, books, decided, progress, owns=lambda partition: TP(inputs, partition) in app.consumer.assignment()
+    )
     app.producer.before_flush(store.take)  # Faust flushes the producer before every commit
-    path = InputPath(settings, codec, StrategyMap.from_spec(settings.strategy_map), slot,
-                     partitions=_partition_count(settings, inputs), metrics=metrics)
-    worker = Worker(app, path, store, decided, changelog, metrics, codec, inputs=inputs, worker_id=worker_id,
-                    watch=ProgressWatch(settings.worker_stall_seconds))
+    path = InputPath(
+        settings,
+        codec,
+        StrategyMap.from_spec(settings.strategy_map),
+        slot,
+        partitions=_partition_count(settings, inputs),
+        metrics=metrics,
+    )
+    worker = Worker(
+        app,
+        path,
+        store,
+        decided,
+        changelog,
+        metrics,
+        codec,
+        inputs=inputs,
+        worker_id=worker_id,
+        watch=ProgressWatch(settings.worker_stall_seconds),
+    )
 
     topic = app.topic(inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
@@ -276,6 +319,7 @@ def create_app(
         worker.check_progress(time.monotonic())
 
     if settings.worker_web_port > 0:
+
         @app.page("/health")
         async def health_view(self: Any, request: Any) -> Any:
             state = metrics.health(slot, True)
@@ -291,8 +335,9 @@ def create_app(
             return self.bytes(body, content_type=content_type)
 
     metrics.decided_kept.set_function(lambda: len(decided.data.data))  # read when scraped
-    metrics.lag = lambda: consumer_lag(app.consumer.assignment(), app.consumer.highwater,
-                                       app.consumer._read_offset, frozenset({inputs}))  # Faust keeps read offsets there
+    metrics.lag = lambda: consumer_lag(
+        app.consumer.assignment(), app.consumer.highwater, app.consumer._read_offset, frozenset({inputs})
+    )  # Faust keeps read offsets there
     app.rlsizer_metrics = metrics  # type: ignore[attr-defined]  # for tests and embedding
     app.rlsizer_worker = worker  # type: ignore[attr-defined]
     _attach_model_watcher(app, settings, codec, slot, load_model)
@@ -342,8 +387,9 @@ def _counting(load_model: LoadModel, metrics: WorkerMetrics) -> LoadModel:
     return load
 
 
-def _attach_model_watcher(app: Any, settings: Settings, codec: EventCodec, slot: PolicySlot,
-                          load_model: LoadModel) -> None:
+def _attach_model_watcher(
+    app: Any, settings: Settings, codec: EventCodec, slot: PolicySlot, load_model: LoadModel
+) -> None:
     """Run the model watcher (a thread) with the app."""
 
     @app.service
@@ -352,8 +398,14 @@ def _attach_model_watcher(app: Any, settings: Settings, codec: EventCodec, slot:
 
         async def on_start(self) -> None:
             dlq = EventProducer(make_producer(settings), codec, settings)
-            self.watcher = ModelWatcher(settings, codec, consumer=make_consumer(settings, f"{app_id(settings)}-models"),
-                                        dlq=dlq, slot=slot, load_model=load_model)
+            self.watcher = ModelWatcher(
+                settings,
+                codec,
+                consumer=make_consumer(settings, f"{app_id(settings)}-models"),
+                dlq=dlq,
+                slot=slot,
+                load_model=load_model,
+            )
             self.watcher.start()
 
         async def on_stop(self) -> None:

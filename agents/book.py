@@ -32,11 +32,11 @@ from __future__ import annotations
 import json
 import struct
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from hashlib import sha1
 from types import MappingProxyType
-from collections.abc import Mapping
 from typing import Any, Final
 
 from agents.features import FEATURE_SET, SymbolState, compute_features
@@ -64,7 +64,9 @@ class SymbolBook:
     bars: SymbolState | None = None
     account: AccountState = field(default_factory=AccountState)
     histories: Mapping[str, StrategyHistory] = field(default_factory=lambda: _EMPTY)  # strategy_id -> its history here
-    trades: Mapping[str, OpenTrade] = field(default_factory=lambda: _EMPTY)  # signal_id -> open trade (entered, not exited)
+    trades: Mapping[str, OpenTrade] = field(
+        default_factory=lambda: _EMPTY
+    )  # signal_id -> open trade (entered, not exited)
     watermark: int | None = None  # ts_event (us) of the latest decided signal
 
     @classmethod
@@ -83,10 +85,17 @@ class SymbolBook:
         parts = [self.bars.to_bytes() if self.bars is not None else b"", self.account.to_bytes()]
         strategies = sorted(self.histories)
         parts += [self.histories[s].to_bytes() for s in strategies]
-        head = json.dumps({
-            "s": self.symbol, "p": self.partition, "o": self.offset, "w": self.watermark, "h": strategies,
-            "t": {sid: _trade_to_json(t) for sid, t in sorted(self.trades.items())},
-        }, separators=(",", ":")).encode()
+        head = json.dumps(
+            {
+                "s": self.symbol,
+                "p": self.partition,
+                "o": self.offset,
+                "w": self.watermark,
+                "h": strategies,
+                "t": {sid: _trade_to_json(t) for sid, t in sorted(self.trades.items())},
+            },
+            separators=(",", ":"),
+        ).encode()
         out = [_MAGIC, _U32.pack(len(head)), head]
         for part in parts:
             out += [_U32.pack(len(part)), part]
@@ -102,18 +111,22 @@ class SymbolBook:
                 (n,) = _U32.unpack_from(raw, pos)
                 if pos + 4 + n > len(raw):
                     raise ValueError(f"a part of {n} bytes at {pos} runs past the end ({len(raw)})")
-                chunks.append(raw[pos + 4: pos + 4 + n])
+                chunks.append(raw[pos + 4 : pos + 4 + n])
                 pos += 4 + n
             head = json.loads(chunks[0])
             bars_raw, account_raw, *history_raw = chunks[1:]
             if len(history_raw) != len(head["h"]):
                 raise ValueError(f"{len(head['h'])} strategies named, {len(history_raw)} histories stored")
             return cls(
-                symbol=str(head["s"]), partition=int(head["p"]), offset=int(head["o"]),
+                symbol=str(head["s"]),
+                partition=int(head["p"]),
+                offset=int(head["o"]),
                 watermark=None if head["w"] is None else int(head["w"]),
                 bars=SymbolState.from_bytes(bars_raw) if bars_raw else None,
                 account=AccountState.from_bytes(account_raw),
-                histories=MappingProxyType({s: StrategyHistory.from_bytes(h) for s, h in zip(head["h"], history_raw)}),
+                histories=MappingProxyType(
+                    {s: StrategyHistory.from_bytes(h) for s, h in zip(head["h"], history_raw, strict=True)}
+                ),
                 trades=MappingProxyType({sid: _trade_from_json(t) for sid, t in head["t"].items()}),
             )
         except StateCorrupt:
@@ -172,24 +185,37 @@ def with_bar(book: SymbolBook, bar: BarClosed) -> SymbolBook:
 # -- signals ----------------------------------------------------------------------------------
 
 
-def signal_features(book: SymbolBook, signal: SignalRaised, *, strategy_map: StrategyMap,
-                    now: datetime) -> FeaturesComputed:
+def signal_features(
+    book: SymbolBook, signal: SignalRaised, *, strategy_map: StrategyMap, now: datetime
+) -> FeaturesComputed:
     """The features of ``signal`` from the book, point-in-time: bars, trades and decisions stamped at or
     before the signal (raises ``UnknownStrategy``). ``now`` becomes the event's ``ts_init``."""
     if signal.symbol != book.symbol:
         raise ValueError(f"signal for {signal.symbol!r} given the book of {book.symbol!r}")
     family = strategy_map.family(signal.strategy_id)
-    features = compute_features(signal, symbol_state=book.bars, history=book.history(signal.strategy_id),
-                                account=book.account, family=family)
+    features = compute_features(
+        signal, symbol_state=book.bars, history=book.history(signal.strategy_id), account=book.account, family=family
+    )
     return FeaturesComputed(
-        event_id=event_id_for(signal.signal_id, "features"), ts_event=signal.ts_event, ts_init=now,
-        signal_id=signal.signal_id, symbol=signal.symbol, strategy_id=signal.strategy_id, strategy_type=family,
-        feature_set=FEATURE_SET, features=features,
+        event_id=event_id_for(signal.signal_id, "features"),
+        ts_event=signal.ts_event,
+        ts_init=now,
+        signal_id=signal.signal_id,
+        symbol=signal.symbol,
+        strategy_id=signal.strategy_id,
+        strategy_type=family,
+        feature_set=FEATURE_SET,
+        features=features,
     )
 
 
 def decided(
-    book: SymbolBook, signal: SignalRaised, *, strategy_map: StrategyMap, slot: PolicySlot, now: datetime,
+    book: SymbolBook,
+    signal: SignalRaised,
+    *,
+    strategy_map: StrategyMap,
+    slot: PolicySlot,
+    now: datetime,
 ) -> tuple[SymbolBook, FeaturesComputed, SizeDecided]:
     """Features and the size decision for ``signal``, the decision counted as open risk.
 
@@ -204,10 +230,18 @@ def sized(signal: SignalRaised, computed: FeaturesComputed, slot: PolicySlot) ->
     """The ``SizeDecided`` of ``signal`` by the policy in ``slot`` (its rules when empty or failing)."""
     sizing = decide(signal, computed.features, slot)
     return SizeDecided(
-        event_id=event_id_for(signal.signal_id, "decision"), ts_event=signal.ts_event, ts_init=computed.ts_init,
-        signal_id=signal.signal_id, symbol=signal.symbol, strategy_id=signal.strategy_id,
-        multiplier=sizing.multiplier, qty=signal.base_qty * sizing.multiplier, policy=sizing.policy,
-        reason=sizing.reason, model_version=sizing.model_version, latency_us=0,
+        event_id=event_id_for(signal.signal_id, "decision"),
+        ts_event=signal.ts_event,
+        ts_init=computed.ts_init,
+        signal_id=signal.signal_id,
+        symbol=signal.symbol,
+        strategy_id=signal.strategy_id,
+        multiplier=sizing.multiplier,
+        qty=signal.base_qty * sizing.multiplier,
+        policy=sizing.policy,
+        reason=sizing.reason,
+        model_version=sizing.model_version,
+        latency_us=0,
     )
 
 
@@ -226,8 +260,9 @@ def stale(book: SymbolBook, ts_us: int, horizon_us: int) -> bool:
 # -- fills ------------------------------------------------------------------------------------
 
 
-def with_fill(book: SymbolBook, fill: OrderFilled, *, signal: SignalRaised | None, closed: bool,
-              now: datetime) -> tuple[SymbolBook, TradeClosed | None]:
+def with_fill(
+    book: SymbolBook, fill: OrderFilled, *, signal: SignalRaised | None, closed: bool, now: datetime
+) -> tuple[SymbolBook, TradeClosed | None]:
     """The book after ``fill``: an entry opens ``signal``'s trade, an exit closes it (``TradeClosed``, folded
     into history and account at once). ``signal``: the decided signal it names (None: none known);
     ``closed``: its trade closed before. Raises ``OutcomeRejected`` for a fill that cannot apply."""
@@ -258,8 +293,14 @@ def _marked(trade: OpenTrade, bars: SymbolState | None, exit_fill: OrderFilled) 
         return trade
     until = to_micros(exit_fill.ts_event)
     window = bars.bars_until(until)
-    return marked_by_bars(trade, window.ts, window.high, window.low, until=exit_fill.ts_event,
-                          complete=bars.holds_all_since(to_micros(trade.entry_ts)))
+    return marked_by_bars(
+        trade,
+        window.ts,
+        window.high,
+        window.low,
+        until=exit_fill.ts_event,
+        complete=bars.holds_all_since(to_micros(trade.entry_ts)),
+    )
 
 
 def _trade_to_json(trade: OpenTrade) -> dict[str, Any]:
@@ -277,6 +318,16 @@ def _trade_from_json(doc: dict[str, Any]) -> OpenTrade:
 
 
 __all__ = [
-    "OutcomeRejected", "SymbolBook", "at", "decided", "event_id_for", "signal_features", "sized", "stale", "with_bar",
-    "with_decision", "with_fill", "with_outcome",
+    "OutcomeRejected",
+    "SymbolBook",
+    "at",
+    "decided",
+    "event_id_for",
+    "signal_features",
+    "sized",
+    "stale",
+    "with_bar",
+    "with_decision",
+    "with_fill",
+    "with_outcome",
 ]

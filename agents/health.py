@@ -69,8 +69,13 @@ def _fmt(delta: timedelta) -> str:
     return f"{hours:.1f} h" if hours >= 1 else f"{delta.total_seconds() / 60:.0f} min"
 
 
-def data_freshness(now: datetime, last_signal: datetime | None, *, max_age: timedelta = timedelta(hours=2),
-                   hours: MarketHours = MarketHours()) -> CheckResult:
+def data_freshness(
+    now: datetime,
+    last_signal: datetime | None,
+    *,
+    max_age: timedelta = timedelta(hours=2),
+    hours: MarketHours = MarketHours(),
+) -> CheckResult:
     """Signals should arrive within ``max_age`` while the market is open."""
     if not hours.is_open(now):
         return CheckResult(check="data_freshness", status=OK, detail="market closed; no signals expected")
@@ -78,28 +83,45 @@ def data_freshness(now: datetime, last_signal: datetime | None, *, max_age: time
         return CheckResult(check="data_freshness", status=WARN, detail="no signal seen yet since the monitor started")
     age = _age(now, last_signal)
     if age > max_age:
-        return CheckResult(check="data_freshness", status=FAIL,
-                           detail=f"last signal {_fmt(age)} ago (limit {_fmt(max_age)}) during market hours: check the bot and its adapter")
+        return CheckResult(
+            check="data_freshness",
+            status=FAIL,
+            detail=f"last signal {_fmt(age)} ago (limit {_fmt(max_age)}) during market hours: check the bot and its adapter",
+        )
     return CheckResult(check="data_freshness", status=OK, detail=f"last signal {_fmt(age)} ago")
 
 
-def model_freshness(now: datetime, champion_created: datetime | None, *, max_age: timedelta = timedelta(hours=48),
-                    unverified: str | None = None) -> CheckResult:
+def model_freshness(
+    now: datetime,
+    champion_created: datetime | None,
+    *,
+    max_age: timedelta = timedelta(hours=48),
+    unverified: str | None = None,
+) -> CheckResult:
     """The served champion should be younger than ``max_age``; a stale one triggers a refresh.
 
     ``unverified``: why the champion's manifest could not be verified; then its age is unknown (a
     manifest that fails its signature says nothing), and re-announcing it would not help.
     """
     if unverified is not None:
-        return CheckResult(check="model_freshness", status=WARN,
-                           detail=f"champion age unknown: {unverified} (see model_integrity)")
+        return CheckResult(
+            check="model_freshness", status=WARN, detail=f"champion age unknown: {unverified} (see model_integrity)"
+        )
     if champion_created is None:
-        return CheckResult(check="model_freshness", status=WARN, detail="no model loaded: the rule policy is serving",
-                           action=ACTION_REFRESH_MODEL)
+        return CheckResult(
+            check="model_freshness",
+            status=WARN,
+            detail="no model loaded: the rule policy is serving",
+            action=ACTION_REFRESH_MODEL,
+        )
     age = _age(now, champion_created)
     if age > max_age:
-        return CheckResult(check="model_freshness", status=WARN,
-                           detail=f"champion is {_fmt(age)} old (limit {_fmt(max_age)})", action=ACTION_REFRESH_MODEL)
+        return CheckResult(
+            check="model_freshness",
+            status=WARN,
+            detail=f"champion is {_fmt(age)} old (limit {_fmt(max_age)})",
+            action=ACTION_REFRESH_MODEL,
+        )
     return CheckResult(check="model_freshness", status=OK, detail=f"champion is {_fmt(age)} old")
 
 
@@ -111,8 +133,9 @@ def model_integrity(verified: bool, detail: str, *, restorable: bool = True) -> 
     """
     if verified:
         return CheckResult(check="model_integrity", status=OK, detail=detail)
-    return CheckResult(check="model_integrity", status=FAIL, detail=detail,
-                       action=ACTION_RESTORE_MODEL if restorable else None)
+    return CheckResult(
+        check="model_integrity", status=FAIL, detail=detail, action=ACTION_RESTORE_MODEL if restorable else None
+    )
 
 
 def worker_reports(now: datetime, reports: Iterable[tuple[str, HealthReport]], *, window: timedelta) -> CheckResult:
@@ -134,15 +157,19 @@ def worker_reports(now: datetime, reports: Iterable[tuple[str, HealthReport]], *
     bad = sorted((r for r in latest.values() if r.status != OK), key=lambda r: (r.status != FAIL, r.ts_event))
     if not bad:
         workers = sorted({w for w, _ in latest})
-        return CheckResult(check="worker_reports", status=OK,
-                           detail=f"latest reports of {len(workers)} worker(s) OK ({', '.join(workers)})")
+        return CheckResult(
+            check="worker_reports",
+            status=OK,
+            detail=f"latest reports of {len(workers)} worker(s) OK ({', '.join(workers)})",
+        )
     status = FAIL if bad[0].status == FAIL else WARN
     detail = "; ".join(f"{r.status} {r.check} {_fmt(now - r.ts_event)} ago: {r.detail}" for r in bad)
     return CheckResult(check="worker_reports", status=status, detail=detail)
 
 
-def latest_training(service: tuple[datetime | None, datetime | None, int], registry_newest: datetime | None
-                    ) -> tuple[datetime | None, int]:
+def latest_training(
+    service: tuple[datetime | None, datetime | None, int], registry_newest: datetime | None
+) -> tuple[datetime | None, int]:
     """``(last success, consecutive failures)`` from the trainer service's status and the model registry.
 
     ``service``: the trainer service's last attempt, last success and consecutive failures;
@@ -157,21 +184,32 @@ def latest_training(service: tuple[datetime | None, datetime | None, int], regis
     return newest, failures
 
 
-def training_activity(now: datetime, last_success: datetime | None, consecutive_failures: int, *,
-                      max_age: timedelta = timedelta(hours=8)) -> CheckResult:
+def training_activity(
+    now: datetime, last_success: datetime | None, consecutive_failures: int, *, max_age: timedelta = timedelta(hours=8)
+) -> CheckResult:
     if consecutive_failures > 0:
-        return CheckResult(check="training_activity", status=FAIL if consecutive_failures >= 3 else WARN,
-                           detail=f"{consecutive_failures} consecutive training failure(s)", action=ACTION_RETRY_TRAINING)
+        return CheckResult(
+            check="training_activity",
+            status=FAIL if consecutive_failures >= 3 else WARN,
+            detail=f"{consecutive_failures} consecutive training failure(s)",
+            action=ACTION_RETRY_TRAINING,
+        )
     if last_success is None:
         return CheckResult(check="training_activity", status=WARN, detail="no training round has completed yet")
     age = _age(now, last_success)
     if age > max_age:
-        return CheckResult(check="training_activity", status=WARN,
-                           detail=f"last training round {_fmt(age)} ago (limit {_fmt(max_age)})", action=ACTION_RETRY_TRAINING)
+        return CheckResult(
+            check="training_activity",
+            status=WARN,
+            detail=f"last training round {_fmt(age)} ago (limit {_fmt(max_age)})",
+            action=ACTION_RETRY_TRAINING,
+        )
     return CheckResult(check="training_activity", status=OK, detail=f"last training round {_fmt(age)} ago")
 
 
-def disk_space(used_bytes: int, total_bytes: int, *, warn_fraction: float = 0.85, fail_fraction: float = 0.95) -> CheckResult:
+def disk_space(
+    used_bytes: int, total_bytes: int, *, warn_fraction: float = 0.85, fail_fraction: float = 0.95
+) -> CheckResult:
     if total_bytes <= 0:
         return CheckResult(check="disk_space", status=FAIL, detail="disk size unknown")
     fraction = used_bytes / total_bytes

@@ -160,15 +160,20 @@ class InputPath:
         try:
             event = self.codec.decode(src.value)  # type: ignore[arg-type]
         except DecodeError as exc:
-            return self.reject(src, exc.kind, f"{exc.reason} (topic {src.topic} carries "
-                                              f"{', '.join(t.__name__ for t in INPUT_EVENTS)})")
+            return self.reject(
+                src, exc.kind, f"{exc.reason} (topic {src.topic} carries {', '.join(t.__name__ for t in INPUT_EVENTS)})"
+            )
         if not isinstance(event, INPUT_EVENTS):
-            return self.reject(src, "wrong_schema", f"a {type(event).__name__} on {src.topic}, which carries "
-                                                    f"{', '.join(t.__name__ for t in INPUT_EVENTS)}")
+            return self.reject(
+                src,
+                "wrong_schema",
+                f"a {type(event).__name__} on {src.topic}, which carries {', '.join(t.__name__ for t in INPUT_EVENTS)}",
+            )
         name = type(event).__name__
         if self._max_future is not None and (ahead := event.ts_event - self.clock()) > self._max_future:
             return self.reject(
-                src, "future_timestamp",
+                src,
+                "future_timestamp",
                 f"{name} ts_event {event.ts_event.isoformat()} is {_span(ahead)} ahead of the worker's clock (more "
                 f"than RLSIZER_MAX_FUTURE_SECONDS={self.settings.max_future_seconds:g}): a clock or unit error in the "
                 f"adapter (ts_event is microseconds since the epoch, UTC)",
@@ -176,7 +181,8 @@ class InputPath:
         due = partition_for(event.symbol.encode(), self.partitions())
         if src.partition != due:
             return self.reject(
-                src, "wrong_partition",
+                src,
+                "wrong_partition",
                 f"{name} of {event.symbol!r} came on partition {src.partition}, but a symbol's inputs must all be on "
                 f"the partition its key maps to ({due}): key the record by its symbol (UTF-8) and use Kafka's default "
                 f"murmur2 partitioner (librdkafka: partitioner=murmur2_random)",
@@ -188,11 +194,13 @@ class InputPath:
         try:
             return books.with_bar(book, bar), []
         except BarRejected as exc:
-            return book, self.reject(src, exc.kind, f"bar {bar.symbol} {bar.interval} at "
-                                                    f"{bar.ts_event.isoformat()}: {exc.reason}")
+            return book, self.reject(
+                src, exc.kind, f"bar {bar.symbol} {bar.interval} at {bar.ts_event.isoformat()}: {exc.reason}"
+            )
 
-    def _on_signal(self, src: Source, book: SymbolBook, signal: SignalRaised,
-                   tables: Tables) -> tuple[SymbolBook, list[Outgoing]]:
+    def _on_signal(
+        self, src: Source, book: SymbolBook, signal: SignalRaised, tables: Tables
+    ) -> tuple[SymbolBook, list[Outgoing]]:
         stored = tables.decided(signal.signal_id)
         if stored is not None:
             entry = decided_record.unpack(stored)
@@ -202,31 +210,39 @@ class InputPath:
             # decided here before a crash, the book written before it: apply the stored decision again
             decision = self.codec.decode(entry.decision, SizeDecided)
             computed = books.signal_features(book, signal, strategy_map=self.strategy_map, now=self.clock())
-            features = Outgoing(self._features, event_key(signal), self.codec.encode(self._features, computed),
-                                src.partition)
+            features = Outgoing(
+                self._features, event_key(signal), self.codec.encode(self._features, computed), src.partition
+            )
             return books.with_decision(book, decision), [features, again]
         ts_us = to_micros(signal.ts_event)
         if books.stale(book, ts_us, self.retention.horizon_us):
             return book, self._stale(src, signal, book)
         started = self.timer_ns()
         try:
-            book, computed, decision = books.decided(book, signal, strategy_map=self.strategy_map, slot=self.slot,
-                                                     now=self.clock())
+            book, computed, decision = books.decided(
+                book, signal, strategy_map=self.strategy_map, slot=self.slot, now=self.clock()
+            )
         except UnknownStrategy as exc:
             return book, self.reject(src, "unknown_strategy", f"signal {signal.signal_id}: {exc}")
         decision = replace(decision, latency_us=(self.timer_ns() - started) // 1000)
         out_decision = self.codec.encode(self._decisions, decision)
         # recorded before it is sent: a replay re-sends it, never decides again
-        tables.record(signal.signal_id, decided_record.pack(out_decision, src.value or b"", partition=src.partition,
-                                                            offset=src.offset), src.partition)
+        tables.record(
+            signal.signal_id,
+            decided_record.pack(out_decision, src.value or b"", partition=src.partition, offset=src.offset),
+            src.partition,
+        )
         self._forget(tables, self.retention.note(signal.symbol, ts_us, signal.signal_id.encode(), src.partition))
         self.metrics.decided(decision)
         key = event_key(signal)
-        return book, [Outgoing(self._features, key, self.codec.encode(self._features, computed), src.partition),
-                      Outgoing(self._decisions, key, out_decision, src.partition)]
+        return book, [
+            Outgoing(self._features, key, self.codec.encode(self._features, computed), src.partition),
+            Outgoing(self._decisions, key, out_decision, src.partition),
+        ]
 
-    def _on_fill(self, src: Source, book: SymbolBook, fill: OrderFilled,
-                 tables: Tables) -> tuple[SymbolBook, list[Outgoing]]:
+    def _on_fill(
+        self, src: Source, book: SymbolBook, fill: OrderFilled, tables: Tables
+    ) -> tuple[SymbolBook, list[Outgoing]]:
         sid = fill.signal_id
         stored = tables.decided(sid)
         entry = decided_record.unpack(stored) if stored is not None else None
@@ -236,8 +252,13 @@ class InputPath:
             return book, []
         signal = self.codec.decode(entry.signal, SignalRaised) if entry is not None and entry.signal else None
         try:
-            book, closed = books.with_fill(book, fill, signal=signal, closed=entry is not None and entry.exit_event_id
-                                           is not None, now=self.clock())
+            book, closed = books.with_fill(
+                book,
+                fill,
+                signal=signal,
+                closed=entry is not None and entry.exit_event_id is not None,
+                now=self.clock(),
+            )
         except OutcomeRejected as exc:
             return book, self.reject(src, exc.kind, exc.reason)
         if closed is None:
@@ -252,7 +273,8 @@ class InputPath:
     def _stale(self, src: Source, signal: SignalRaised, book: SymbolBook) -> list[Outgoing]:
         latest = from_micros(book.watermark or 0).isoformat()
         return self.reject(
-            src, "stale_signal",
+            src,
+            "stale_signal",
             f"signal {signal.signal_id} at {signal.ts_event.isoformat()} is more than "
             f"{self.settings.decided_retention_days:g} days older than the latest decided signal of {signal.symbol} "
             f"({latest}). The worker remembers decisions that long (RLSIZER_DECIDED_RETENTION_DAYS), so it cannot "

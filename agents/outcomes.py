@@ -73,9 +73,15 @@ class OpenTrade:
 
 def open_trade(signal: SignalRaised, entry_fill: OrderFilled) -> OpenTrade:
     if entry_fill.signal_id != signal.signal_id:
-        raise OutcomeRejected("orphan_fill", f"entry fill {entry_fill.order_id} is for signal {entry_fill.signal_id!r}, not {signal.signal_id!r}")
+        raise OutcomeRejected(
+            "orphan_fill",
+            f"entry fill {entry_fill.order_id} is for signal {entry_fill.signal_id!r}, not {signal.signal_id!r}",
+        )
     if entry_fill.leg != "ENTRY":
-        raise OutcomeRejected("exit_before_entry", f"signal {signal.signal_id!r}: exit fill {entry_fill.order_id} arrived before any entry fill")
+        raise OutcomeRejected(
+            "exit_before_entry",
+            f"signal {signal.signal_id!r}: exit fill {entry_fill.order_id} arrived before any entry fill",
+        )
     if entry_fill.side != signal.side or entry_fill.symbol != signal.symbol:
         raise OutcomeRejected(
             "mismatch",
@@ -85,7 +91,9 @@ def open_trade(signal: SignalRaised, entry_fill: OrderFilled) -> OpenTrade:
     if not risk > 0:
         risk = signal.atr
     if not (math.isfinite(risk) and risk > 0):
-        raise OutcomeRejected("no_risk", f"signal {signal.signal_id!r}: no stop distance and ATR {signal.atr}, so R is undefined")
+        raise OutcomeRejected(
+            "no_risk", f"signal {signal.signal_id!r}: no stop distance and ATR {signal.atr}, so R is undefined"
+        )
     return OpenTrade(
         signal_id=signal.signal_id,
         symbol=signal.symbol,
@@ -111,8 +119,9 @@ def mark(trade: OpenTrade, bar: BarClosed) -> OpenTrade:
     return replace(trade, mae=min(trade.mae, a, b), mfe=max(trade.mfe, a, b), last_bar_ts=bar.ts_event)
 
 
-def marked_by_bars(trade: OpenTrade, ts_us: np.ndarray, high: np.ndarray, low: np.ndarray, *, until: datetime,
-                   complete: bool) -> OpenTrade:
+def marked_by_bars(
+    trade: OpenTrade, ts_us: np.ndarray, high: np.ndarray, low: np.ndarray, *, until: datetime, complete: bool
+) -> OpenTrade:
     """``trade`` with the excursions of the bars closing after its entry and at or before ``until`` (the exit).
 
     ``ts_us``, ``high``, ``low``: the symbol's bars. With ``complete`` (they hold every bar
@@ -132,11 +141,19 @@ def marked_by_bars(trade: OpenTrade, ts_us: np.ndarray, high: np.ndarray, low: n
 
 def close_trade(trade: OpenTrade, exit_fill: OrderFilled, *, ts_init: datetime | None = None) -> TradeClosed:
     if exit_fill.signal_id != trade.signal_id:
-        raise OutcomeRejected("orphan_fill", f"exit fill {exit_fill.order_id} is for signal {exit_fill.signal_id!r}, not {trade.signal_id!r}")
+        raise OutcomeRejected(
+            "orphan_fill",
+            f"exit fill {exit_fill.order_id} is for signal {exit_fill.signal_id!r}, not {trade.signal_id!r}",
+        )
     if exit_fill.leg == "ENTRY":
-        raise OutcomeRejected("duplicate", f"signal {trade.signal_id!r} already has an entry fill; got another ({exit_fill.order_id})")
+        raise OutcomeRejected(
+            "duplicate", f"signal {trade.signal_id!r} already has an entry fill; got another ({exit_fill.order_id})"
+        )
     if exit_fill.ts_event < trade.entry_ts:
-        raise OutcomeRejected("exit_before_entry", f"signal {trade.signal_id!r}: exit at {exit_fill.ts_event} is before entry at {trade.entry_ts}")
+        raise OutcomeRejected(
+            "exit_before_entry",
+            f"signal {trade.signal_id!r}: exit at {exit_fill.ts_event} is before entry at {trade.entry_ts}",
+        )
     expected_side = "SELL" if trade.side == "BUY" else "BUY"
     if exit_fill.side != expected_side or not math.isclose(exit_fill.qty, trade.qty, rel_tol=1e-9):
         raise OutcomeRejected(
@@ -176,14 +193,23 @@ def reject_fill(fill: OrderFilled, *, signal_known: bool, trade: str) -> Outcome
     Redelivered fills (same ``event_id``) are deduplicated before this, by the glue.
     """
     if not signal_known:
-        return OutcomeRejected("orphan_fill", f"fill {fill.order_id} names signal {fill.signal_id!r}, which was never "
-                               "raised, or was decided longer ago than the worker remembers (RLSIZER_DECIDED_RETENTION_DAYS)")
+        return OutcomeRejected(
+            "orphan_fill",
+            f"fill {fill.order_id} names signal {fill.signal_id!r}, which was never "
+            "raised, or was decided longer ago than the worker remembers (RLSIZER_DECIDED_RETENTION_DAYS)",
+        )
     if trade == "closed":
-        return OutcomeRejected("duplicate", f"signal {fill.signal_id!r} is already closed; fill {fill.order_id} is a duplicate")
+        return OutcomeRejected(
+            "duplicate", f"signal {fill.signal_id!r} is already closed; fill {fill.order_id} is a duplicate"
+        )
     if trade == "none" and fill.leg == "EXIT":
-        return OutcomeRejected("exit_before_entry", f"signal {fill.signal_id!r}: exit fill {fill.order_id} arrived before any entry fill")
+        return OutcomeRejected(
+            "exit_before_entry", f"signal {fill.signal_id!r}: exit fill {fill.order_id} arrived before any entry fill"
+        )
     if trade == "open" and fill.leg == "ENTRY":
-        return OutcomeRejected("duplicate", f"signal {fill.signal_id!r}: second entry fill {fill.order_id} while the trade is open")
+        return OutcomeRejected(
+            "duplicate", f"signal {fill.signal_id!r}: second entry fill {fill.order_id} while the trade is open"
+        )
     return None
 
 

@@ -25,9 +25,11 @@ COMPACT_FROM: Final = 256  # dead rows before the view from which the lists are 
 class Rows:
     """Rows ``[start, end)`` of parallel ``ids``/``ts``/``values`` lists, ``ts`` ascending."""
 
-    __slots__ = ("_ids", "_ts", "_vals", "_start", "_end")
+    __slots__ = ("_end", "_ids", "_start", "_ts", "_vals")
 
-    def __init__(self, ids: list[str], ts: list[int], vals: list[float], start: int = 0, end: int | None = None) -> None:
+    def __init__(
+        self, ids: list[str], ts: list[int], vals: list[float], start: int = 0, end: int | None = None
+    ) -> None:
         if not (len(ids) == len(ts) == len(vals)):
             raise ValueError(f"column lengths differ: {len(ids)}, {len(ts)}, {len(vals)}")
         self._ids, self._ts, self._vals = ids, ts, vals
@@ -40,21 +42,25 @@ class Rows:
     # whole columns, as tuples: O(n), for serialising and comparing
     @property
     def ids(self) -> tuple[str, ...]:
-        return tuple(self._ids[self._start:self._end])
+        return tuple(self._ids[self._start : self._end])
 
     @property
     def ts(self) -> tuple[int, ...]:
-        return tuple(self._ts[self._start:self._end])
+        return tuple(self._ts[self._start : self._end])
 
     @property
     def values(self) -> tuple[float, ...]:
-        return tuple(self._vals[self._start:self._end])
+        return tuple(self._vals[self._start : self._end])
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Rows):
             return NotImplemented
         s, e, os_, oe = self._start, self._end, other._start, other._end
-        return self._ts[s:e] == other._ts[os_:oe] and self._vals[s:e] == other._vals[os_:oe] and self._ids[s:e] == other._ids[os_:oe]
+        return (
+            self._ts[s:e] == other._ts[os_:oe]
+            and self._vals[s:e] == other._vals[os_:oe]
+            and self._ids[s:e] == other._ids[os_:oe]
+        )
 
     def __hash__(self) -> int:
         return hash((self.ids, self.ts, self.values))
@@ -69,7 +75,7 @@ class Rows:
         return bisect_right(self._ts, x, self._start + lo, self._end) - self._start
 
     def values_between(self, lo: int, hi: int) -> list[float]:
-        return self._vals[self._start + lo:self._start + hi] if hi > lo else []
+        return self._vals[self._start + lo : self._start + hi] if hi > lo else []
 
     def index(self, signal_id: str) -> int:
         """Position of the first row with ``signal_id`` (raises ``ValueError``)."""
@@ -93,10 +99,7 @@ class Rows:
                 return Rows(ids[start:end], ts[start:end], vals[start:end]), *gone
             return Rows(ids, ts, vals, start, end), *gone
         a, b = s + lo, s + at
-        merged = [
-            col[a:b] + [value] + col[b:e]
-            for col, value in ((ids, row[0]), (ts, row[1]), (vals, row[2]))
-        ]
+        merged = [[*col[a:b], value, *col[b:e]] for col, value in ((ids, row[0]), (ts, row[1]), (vals, row[2]))]
         cut = len(merged[0]) - keep
         if cut <= 0:
             return Rows(*merged), ids[s:a], vals[s:a]
@@ -116,4 +119,3 @@ class Rows:
                 ts.append(self._ts[i])
                 vals.append(self._vals[i])
         return Rows(ids, ts, vals), gone
-

@@ -31,7 +31,7 @@ from agents.account import (  # noqa: F401  (re-exported: the account half of th
     apply_decision,
     apply_trade,
 )
-from agents.state_json import JSON_VERSION, StateCorrupt, load_versioned  # noqa: F401  (StateCorrupt re-exported)
+from agents.state_json import JSON_VERSION, StateCorrupt, load_versioned
 from agents.timestamps import to_micros
 from schemas.events import TradeClosed
 
@@ -61,7 +61,11 @@ class StrategyHistory:
         return cls(strategy_id)
 
     def to_bytes(self) -> bytes:
-        body = {"v": JSON_VERSION, "s": self.strategy_id, "o": [[o.signal_id, o.exit_ts_us, o.r_multiple] for o in self.outcomes]}
+        body = {
+            "v": JSON_VERSION,
+            "s": self.strategy_id,
+            "o": [[o.signal_id, o.exit_ts_us, o.r_multiple] for o in self.outcomes],
+        }
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
@@ -91,8 +95,14 @@ def history_features(history: StrategyHistory, at_us: int) -> dict[str, float]:
     """``strat_*`` features from the trades closed at or before ``at_us``."""
     rs = [o.r_multiple for o in history.outcomes if o.exit_ts_us <= at_us]
     if not rs:
-        return {"strat_win_rate": 0.5, "strat_mean_r": 0.0, "strat_std_r": 0.0, "strat_last_r": 0.0,
-                "strat_streak": 0.0, "strat_n_trades": 0.0}
+        return {
+            "strat_win_rate": 0.5,
+            "strat_mean_r": 0.0,
+            "strat_std_r": 0.0,
+            "strat_last_r": 0.0,
+            "strat_streak": 0.0,
+            "strat_n_trades": 0.0,
+        }
     n = len(rs)
     mean = math.fsum(rs) / n
     std = math.sqrt(math.fsum((r - mean) ** 2 for r in rs) / n)

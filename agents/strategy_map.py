@@ -52,14 +52,12 @@ def parse_spec(spec: str) -> dict[str, str]:
         key, value = key.strip(), value.strip()
         if not sep or not key or not value:
             raise StrategyMapError(
-                f"strategy map entry {item!r} is not of the form STRATEGY_ID=FAMILY "
-                f"(e.g. 'S1=EmaCross,X7=Breakout')"
+                f"strategy map entry {item!r} is not of the form STRATEGY_ID=FAMILY (e.g. 'S1=EmaCross,X7=Breakout')"
             )
         family = canonical.get(value.lower())
         if family is None:
             raise StrategyMapError(
-                f"strategy map entry {item!r}: unknown family {value!r}; "
-                f"families are {', '.join(FAMILIES)}"
+                f"strategy map entry {item!r}: unknown family {value!r}; families are {', '.join(FAMILIES)}"
             )
         parsed[key] = family
     return parsed

@@ -26,7 +26,9 @@ def run_worker(settings: Settings, *, worker_id: str, loglevel: str = "info") ->
         app, poller = build_serving_app(settings, worker_id=worker_id)
         poller.start()
         try:
-            faust_worker(app, loglevel=loglevel).execute_from_commandline()  # returns when the worker stops (it calls sys.exit)
+            faust_worker(
+                app, loglevel=loglevel
+            ).execute_from_commandline()  # returns when the worker stops (it calls sys.exit)
         finally:
             poller.stop()
     return 0
@@ -42,8 +44,8 @@ def build_serving_app(settings: Settings, *, worker_id: str) -> tuple[Any, Any]:
     from dataclasses import replace
 
     from agents.app import create_app
-    from agents.health import worker_report_key
     from agents.glue.verified_models import ChampionPoller, VerifiedLoader, model_cache_dir
+    from agents.health import worker_report_key
     from agents.sizing import PolicySlot
     from models import ModelRegistry
     from models.cache import ModelCache
@@ -67,8 +69,9 @@ def build_serving_app(settings: Settings, *, worker_id: str) -> tuple[Any, Any]:
 
     cache = ModelCache(model_cache_dir(settings, worker_id), ModelRegistry.from_settings(settings))
     slot = PolicySlot()
-    app = create_app(settings, worker_id=worker_id, slot=slot, codec=codec,
-                     load_model=VerifiedLoader(cache, report, slot=slot))
+    app = create_app(
+        settings, worker_id=worker_id, slot=slot, codec=codec, load_model=VerifiedLoader(cache, report, slot=slot)
+    )
     metrics.append(app.rlsizer_metrics)
     return app, ChampionPoller(settings, cache, slot, report)
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import fields, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -40,7 +40,7 @@ from trainer.backtest_events import load_history
 from trainer.replay import replay
 
 ROOT = Path(__file__).resolve().parents[1]
-T0 = datetime(2024, 1, 2, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 2, tzinfo=UTC)
 
 
 def events(n_signals: int, n_symbols: int, bars_per_signal: int) -> list[BarClosed | SignalRaised]:
@@ -52,9 +52,33 @@ def events(n_signals: int, n_symbols: int, bars_per_signal: int) -> list[BarClos
         for b in range(bars_per_signal):
             ts = T0 + timedelta(minutes=step * bars_per_signal + b + 1)
             p = price[sym] = price[sym] * (1.0 + 0.001 * (((i * 7 + b * 13) % 11) - 5))
-            out.append(BarClosed(ts_event=ts, symbol=sym, interval="1m", open=p, high=p * 1.002, low=p * 0.998, close=p, volume=1000.0))
-        out.append(SignalRaised(ts_event=ts, signal_id=f"bench-{i}", strategy_id=f"S{i % 14 + 1}", symbol=sym, side="BUY",
-                                price=p, atr=p * 0.004, score=0.5, q_score=0.5, base_qty=10.0, stop_price=p * 0.99))
+            out.append(
+                BarClosed(
+                    ts_event=ts,
+                    symbol=sym,
+                    interval="1m",
+                    open=p,
+                    high=p * 1.002,
+                    low=p * 0.998,
+                    close=p,
+                    volume=1000.0,
+                )
+            )
+        out.append(
+            SignalRaised(
+                ts_event=ts,
+                signal_id=f"bench-{i}",
+                strategy_id=f"S{i % 14 + 1}",
+                symbol=sym,
+                side="BUY",
+                price=p,
+                atr=p * 0.004,
+                score=0.5,
+                q_score=0.5,
+                base_qty=10.0,
+                stop_price=p * 0.99,
+            )
+        )
     return out
 
 
@@ -65,7 +89,9 @@ def env_of(s: Settings) -> dict[str, str]:
 
 
 def wait_decisions(s: Settings, codec: EventCodec, want: set[str], timeout: float) -> float:
-    consumer = make_consumer(s, f"bench-{uuid.uuid4().hex[:6]}", **{"fetch.wait.max.ms": 10, "auto.offset.reset": "earliest"})
+    consumer = make_consumer(
+        s, f"bench-{uuid.uuid4().hex[:6]}", **{"fetch.wait.max.ms": 10, "auto.offset.reset": "earliest"}
+    )
     consumer.subscribe([s.topic("decisions")])
     seen: set[str] = set()
     deadline = time.monotonic() + timeout
@@ -84,8 +110,14 @@ def wait_decisions(s: Settings, codec: EventCodec, want: set[str], timeout: floa
 
 
 def bench(base: Settings, args: argparse.Namespace, work: Path) -> None:
-    s = replace(base, topic_prefix=f"bb{uuid.uuid4().hex[:8]}", topic_partitions=args.partitions, worker_web_port=0, data_dir=work,
-                decision_timeout_ms=5000)
+    s = replace(
+        base,
+        topic_prefix=f"bb{uuid.uuid4().hex[:8]}",
+        topic_partitions=args.partitions,
+        worker_web_port=0,
+        data_dir=work,
+        decision_timeout_ms=5000,
+    )
     ensure_topics(AdminClient(s.kafka_config()), new_topics(s, include_schemas=False))
     codec = make_codec(s)
     stream = events(args.signals, args.symbols, args.bars_per_signal)
@@ -94,11 +126,25 @@ def bench(base: Settings, args: argparse.Namespace, work: Path) -> None:
     for e in stream[:1]:  # registers the schemas before timing
         codec.encode(s.topic("inputs"), e)
     codec.encode(s.topic("inputs"), signals[0])
-    log = open(work / "worker.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "agents.worker", "--id", "bench", "--loglevel", "warning"], cwd=ROOT, env=env_of(s),
-                            stdout=log, stderr=subprocess.STDOUT)
+    with open(work / "worker.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agents.worker", "--id", "bench", "--loglevel", "warning"],
+            cwd=ROOT,
+            env=env_of(s),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        warm = SignalRaised(ts_event=T0, signal_id="warmup", strategy_id="S1", symbol="WARM", side="BUY", price=1.0, atr=0.1, base_qty=1.0)
+        warm = SignalRaised(
+            ts_event=T0,
+            signal_id="warmup",
+            strategy_id="S1",
+            symbol="WARM",
+            side="BUY",
+            price=1.0,
+            atr=0.1,
+            base_qty=1.0,
+        )
         producer.send(warm)
         producer.flush()
         wait_decisions(s, codec, {"warmup"}, 60)
@@ -121,9 +167,13 @@ def bench(base: Settings, args: argparse.Namespace, work: Path) -> None:
     t2 = time.perf_counter()
     con.close()
     n = len(result.signal_ids)
-    print(f"signals: {len(signals)} ({args.symbols} symbols, {args.bars_per_signal} bars each), worker partitions {args.partitions}")
+    print(
+        f"signals: {len(signals)} ({args.symbols} symbols, {args.bars_per_signal} bars each), worker partitions {args.partitions}"
+    )
     print(f"live worker:  {live_rate:10,.0f} signals/s  (publish -> last decision {done - started:.2f} s)")
-    print(f"backtest:     {n / (t2 - t0):10,.0f} signals/s  (load {t1 - t0:.2f} s + replay {t2 - t1:.2f} s; replay alone {n / (t2 - t1):,.0f}/s)")
+    print(
+        f"backtest:     {n / (t2 - t0):10,.0f} signals/s  (load {t1 - t0:.2f} s + replay {t2 - t1:.2f} s; replay alone {n / (t2 - t1):,.0f}/s)"
+    )
     print(f"ratio backtest / live: {n / (t2 - t0) / live_rate:.2f}x")
 
 

@@ -30,7 +30,7 @@ import io
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fastavro
@@ -50,21 +50,57 @@ HEAD = ("ts_event", "symbol")  # what agents.glue.decided_record.retention_entri
 
 
 def _events() -> tuple[SignalRaised, BarClosed, OrderFilled, FeaturesComputed, SizeDecided]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     signal = SignalRaised(
-        event_id="5f0c1c8e-2b7a-4d5e-9c1f-0a6b2e3d4c5f", ts_event=now, ts_init=now,
-        signal_id="bot-7:S3:AAPL:1717171717", strategy_id="S3", symbol="AAPL", side="BUY",
-        price=189.37, atr=2.41, score=0.83, q_score=0.71, base_qty=25.0, stop_price=186.95,
-        target_price=194.2, adapter="ccxt-binance", attrs={"tf": "1m", "run": "live"},
+        event_id="5f0c1c8e-2b7a-4d5e-9c1f-0a6b2e3d4c5f",
+        ts_event=now,
+        ts_init=now,
+        signal_id="bot-7:S3:AAPL:1717171717",
+        strategy_id="S3",
+        symbol="AAPL",
+        side="BUY",
+        price=189.37,
+        atr=2.41,
+        score=0.83,
+        q_score=0.71,
+        base_qty=25.0,
+        stop_price=186.95,
+        target_price=194.2,
+        adapter="ccxt-binance",
+        attrs={"tf": "1m", "run": "live"},
     )
-    bar = BarClosed(event_id="5f0c1c8e-2b7a-4d5e-9c1f-0a6b2e3d4c60", ts_event=now - timedelta(minutes=1), ts_init=now,
-                    symbol="AAPL", interval="1m", open=189.1, high=189.6, low=188.9, close=189.37, volume=12345.0,
-                    bid=189.36, ask=189.38, bid_size=3.0, ask_size=5.0)
-    fill = OrderFilled(event_id="5f0c1c8e-2b7a-4d5e-9c1f-0a6b2e3d4c61", ts_event=now, ts_init=now,
-                       signal_id=signal.signal_id, order_id="ord-88123", symbol="AAPL", side="BUY", qty=25.0,
-                       price=189.4, fee=0.12, leg="ENTRY")
-    _, features, decision = decided(SymbolBook.empty("AAPL"), signal, strategy_map=StrategyMap.from_spec(""),
-                                    slot=PolicySlot(), now=now)
+    bar = BarClosed(
+        event_id="5f0c1c8e-2b7a-4d5e-9c1f-0a6b2e3d4c60",
+        ts_event=now - timedelta(minutes=1),
+        ts_init=now,
+        symbol="AAPL",
+        interval="1m",
+        open=189.1,
+        high=189.6,
+        low=188.9,
+        close=189.37,
+        volume=12345.0,
+        bid=189.36,
+        ask=189.38,
+        bid_size=3.0,
+        ask_size=5.0,
+    )
+    fill = OrderFilled(
+        event_id="5f0c1c8e-2b7a-4d5e-9c1f-0a6b2e3d4c61",
+        ts_event=now,
+        ts_init=now,
+        signal_id=signal.signal_id,
+        order_id="ord-88123",
+        symbol="AAPL",
+        side="BUY",
+        qty=25.0,
+        price=189.4,
+        fee=0.12,
+        leg="ENTRY",
+    )
+    _, features, decision = decided(
+        SymbolBook.empty("AAPL"), signal, strategy_map=StrategyMap.from_spec(""), slot=PolicySlot(), now=now
+    )
     return signal, bar, fill, features, decision
 
 
@@ -80,7 +116,9 @@ def _fastavro_only() -> Iterator[None]:
         codec_module.compiled, codec_module.head_decoder = saved
 
 
-def _per_call_us(fn: Callable[[], Any], wrap: Callable[[], contextlib.AbstractContextManager[None]] | None = None) -> float:
+def _per_call_us(
+    fn: Callable[[], Any], wrap: Callable[[], contextlib.AbstractContextManager[None]] | None = None
+) -> float:
     with wrap() if wrap else contextlib.nullcontext():
         start = time.perf_counter_ns()
         for _ in range(CALLS):
@@ -88,8 +126,11 @@ def _per_call_us(fn: Callable[[], Any], wrap: Callable[[], contextlib.AbstractCo
         return (time.perf_counter_ns() - start) / CALLS / 1000
 
 
-def _compare(slow: Callable[[], Any], fast: Callable[[], Any] | None,
-             slow_wrap: Callable[[], contextlib.AbstractContextManager[None]] | None = None) -> tuple[list[float], list[float]]:
+def _compare(
+    slow: Callable[[], Any],
+    fast: Callable[[], Any] | None,
+    slow_wrap: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
+) -> tuple[list[float], list[float]]:
     """Per-call us of each leg, one measurement per round, the legs alternating."""
     slow_us: list[float] = []
     fast_us: list[float] = []
@@ -104,8 +145,10 @@ def _line(label: str, timings: tuple[list[float], list[float]]) -> str:
     slow, fast = timings
     text = f"{label:<38} fastavro {min(slow):6.2f} (median {statistics.median(slow):6.2f}) us"
     if fast:
-        text += (f"   compiled {min(fast):6.2f} (median {statistics.median(fast):6.2f}) us"
-                 f"   compiled/fastavro {min(fast) / min(slow):.2f} (medians {statistics.median(fast) / statistics.median(slow):.2f})")
+        text += (
+            f"   compiled {min(fast):6.2f} (median {statistics.median(fast):6.2f}) us"
+            f"   compiled/fastavro {min(fast) / min(slow):.2f} (medians {statistics.median(fast) / statistics.median(slow):.2f})"
+        )
     return text
 
 
@@ -122,8 +165,9 @@ def main() -> None:
     def fastavro_decode(event_type: type[Event], body: bytes) -> dict[str, Any]:
         return fastavro.schemaless_reader(io.BytesIO(body), parsed[event_type], None)
 
-    print(f"FeaturesComputed {len(features.features)} features; {ROUNDS} rounds x {CALLS} calls; "
-          f"best (median) per call")
+    print(
+        f"FeaturesComputed {len(features.features)} features; {ROUNDS} rounds x {CALLS} calls; best (median) per call"
+    )
     per_signal: dict[str, tuple[list[float], list[float]]] = {}  # the EventCodec calls of one signal
     for event in (signal, bar, fill):
         event_type = type(event)
@@ -137,8 +181,15 @@ def main() -> None:
             assert codec.decode(message) == event
         assert codec.decode(message) == event
         name = event_type.__name__
-        print(_line(f"{name} decode (body)", _compare(
-            lambda t=event_type, b=body: fastavro_decode(t, b), None if fast_decode is None else lambda f=fast_decode, b=body: f(b))))
+        print(
+            _line(
+                f"{name} decode (body)",
+                _compare(
+                    lambda t=event_type, b=body: fastavro_decode(t, b),
+                    None if fast_decode is None else lambda f=fast_decode, b=body: f(b),
+                ),
+            )
+        )
         timings = _compare(lambda m=message: codec.decode(m), lambda m=message: codec.decode(m), _fastavro_only)
         per_signal[f"{name} decode"] = timings
         print(_line(f"{name} EventCodec.decode", timings if fast_decode is not None else (timings[0], [])))
@@ -150,21 +201,34 @@ def main() -> None:
             before = codec.encode("t", event)
         assert codec.encode("t", event) == before
         name = type(event).__name__
-        print(_line(f"{name} encode (body)", _compare(lambda e=event: fastavro_encode(e), lambda e=event, f=fast: f.encode(e))))
+        print(
+            _line(
+                f"{name} encode (body)",
+                _compare(lambda e=event: fastavro_encode(e), lambda e=event, f=fast: f.encode(e)),
+            )
+        )
         timings = _compare(lambda e=event: codec.encode("t", e), lambda e=event: codec.encode("t", e), _fastavro_only)
         per_signal[f"{name} encode"] = timings
         print(_line(f"{name} EventCodec.encode", timings))
     legs = [per_signal[k] for k in ("SignalRaised decode", "FeaturesComputed encode", "SizeDecided encode")]
     slow, fast_ = (sum(min(leg[i]) for leg in legs) for i in (0, 1))
-    print(f"{'per signal (1 decode, 2 encodes)':<38} fastavro {slow:6.2f} us (sum of bests)   "
-          f"the codec as it is {fast_:6.2f} us   as is/fastavro {fast_ / slow:.2f}")
+    print(
+        f"{'per signal (1 decode, 2 encodes)':<38} fastavro {slow:6.2f} us (sum of bests)   "
+        f"the codec as it is {fast_:6.2f} us   as is/fastavro {fast_ / slow:.2f}"
+    )
     message = codec.encode("t", decision)
     head = head_decoder(SizeDecided, HEAD)
     assert head is not None and head(message[5:]) == {n: getattr(decision, n) for n in HEAD}
     with _fastavro_only():
         assert codec.decode_head(message, HEAD) == (SizeDecided, {n: getattr(decision, n) for n in HEAD})
-    print(_line("SizeDecided EventCodec.decode_head", _compare(
-        lambda: codec.decode_head(message, HEAD), lambda: codec.decode_head(message, HEAD), _fastavro_only)))
+    print(
+        _line(
+            "SizeDecided EventCodec.decode_head",
+            _compare(
+                lambda: codec.decode_head(message, HEAD), lambda: codec.decode_head(message, HEAD), _fastavro_only
+            ),
+        )
+    )
 
 
 if __name__ == "__main__":

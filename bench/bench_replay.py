@@ -68,9 +68,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import fastavro
 import numpy as np
@@ -88,7 +88,7 @@ from streams.settings import Settings
 from streams.topics import CATALOG, ensure_topics, event_key, new_topics, topic_name
 from trainer.replay import CONSUME_BATCH, consumer_config, replay, young_collections_only
 
-T0 = datetime(2024, 1, 2, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 2, tzinfo=UTC)
 
 
 FEATURES: tuple[str, ...] = tuple(f"f{j:02d}" for j in range(80))  # as many as the live feature set
@@ -101,18 +101,95 @@ def cycle_event(i: int) -> Event:
     ts = T0 + timedelta(seconds=i)
     symbol, sid = f"SYM{n % 16}", f"s{n}"
     if k < 4:
-        return BarClosed(symbol=symbol, interval="1m", open=100, high=101 + k, low=99, close=100.5, volume=3 + k, bid=100.4, ask=100.6, ts_event=ts, ts_init=ts)
+        return BarClosed(
+            symbol=symbol,
+            interval="1m",
+            open=100,
+            high=101 + k,
+            low=99,
+            close=100.5,
+            volume=3 + k,
+            bid=100.4,
+            ask=100.6,
+            ts_event=ts,
+            ts_init=ts,
+        )
     if k == 4:
-        return SignalRaised(signal_id=sid, strategy_id=f"S{n % 14 + 1}", symbol=symbol, side="SELL", price=100, atr=1, score=0.3, base_qty=1, stop_price=101.0, adapter="bench", attrs={"tf": "1m"}, ts_event=ts, ts_init=ts)
+        return SignalRaised(
+            signal_id=sid,
+            strategy_id=f"S{n % 14 + 1}",
+            symbol=symbol,
+            side="SELL",
+            price=100,
+            atr=1,
+            score=0.3,
+            base_qty=1,
+            stop_price=101.0,
+            adapter="bench",
+            attrs={"tf": "1m"},
+            ts_event=ts,
+            ts_init=ts,
+        )
     if k == 5:
-        return FeaturesComputed(signal_id=sid, symbol=symbol, strategy_id="S2", strategy_type="EmaCross", feature_set="fs1", features={f: (n * 31 + j) % 97 / 7.0 for j, f in enumerate(FEATURES)}, ts_event=ts, ts_init=ts)
+        return FeaturesComputed(
+            signal_id=sid,
+            symbol=symbol,
+            strategy_id="S2",
+            strategy_type="EmaCross",
+            feature_set="fs1",
+            features={f: (n * 31 + j) % 97 / 7.0 for j, f in enumerate(FEATURES)},
+            ts_event=ts,
+            ts_init=ts,
+        )
     if k == 6:
-        return SizeDecided(signal_id=sid, symbol=symbol, strategy_id="S2", multiplier=1.25, qty=1.25, policy="MODEL", reason="bench", model_version="v1", latency_us=100, ts_event=ts, ts_init=ts)
+        return SizeDecided(
+            signal_id=sid,
+            symbol=symbol,
+            strategy_id="S2",
+            multiplier=1.25,
+            qty=1.25,
+            policy="MODEL",
+            reason="bench",
+            model_version="v1",
+            latency_us=100,
+            ts_event=ts,
+            ts_init=ts,
+        )
     if k in (7, 8):
         leg = "ENTRY" if k == 7 else "EXIT"
-        return OrderFilled(signal_id=sid, order_id=f"o{n}-{k}", symbol=symbol, side="SELL", qty=1.25, price=100 + k - 7, fee=0.01, leg=leg, exit_reason=None if k == 7 else "target", ts_event=ts, ts_init=ts)
+        return OrderFilled(
+            signal_id=sid,
+            order_id=f"o{n}-{k}",
+            symbol=symbol,
+            side="SELL",
+            qty=1.25,
+            price=100 + k - 7,
+            fee=0.01,
+            leg=leg,
+            exit_reason=None if k == 7 else "target",
+            ts_event=ts,
+            ts_init=ts,
+        )
     entry = ts - timedelta(seconds=2)
-    return TradeClosed(signal_id=sid, symbol=symbol, strategy_id="S2", side="SELL", qty=1.25, entry_price=100, exit_price=101, entry_ts=entry, exit_ts=ts, pnl=-1.25, fees=0.02, r_multiple=-1.0, mae_r=-1.0, mfe_r=0.2, exit_reason="stop", ts_event=ts, ts_init=ts)
+    return TradeClosed(
+        signal_id=sid,
+        symbol=symbol,
+        strategy_id="S2",
+        side="SELL",
+        qty=1.25,
+        entry_price=100,
+        exit_price=101,
+        entry_ts=entry,
+        exit_ts=ts,
+        pnl=-1.25,
+        fees=0.02,
+        r_multiple=-1.0,
+        mae_r=-1.0,
+        mfe_r=0.2,
+        exit_reason="stop",
+        ts_event=ts,
+        ts_init=ts,
+    )
 
 
 def _arrow_type(avro_type: Any) -> pa.DataType:
@@ -126,7 +203,9 @@ def _arrow_type(avro_type: Any) -> pa.DataType:
             return pa.string()
         if avro_type["type"] == "map":
             return pa.map_(pa.string(), _arrow_type(avro_type["values"]))
-    return {"string": pa.string(), "bytes": pa.binary(), "double": pa.float64(), "long": pa.int64(), "int": pa.int32()}[avro_type]
+    return {"string": pa.string(), "bytes": pa.binary(), "double": pa.float64(), "long": pa.int64(), "int": pa.int32()}[
+        avro_type
+    ]
 
 
 class FastavroBatches:
@@ -166,7 +245,9 @@ class FastavroBatches:
             arrays = {}
             for name, arrow_type in self._fields[event_type]:
                 values = [r[name] for r in records]
-                arrays[name] = pa.array([list(v.items()) for v in values] if pa.types.is_map(arrow_type) else values, arrow_type)
+                arrays[name] = pa.array(
+                    [list(v.items()) for v in values] if pa.types.is_map(arrow_type) else values, arrow_type
+                )
             good = surely_valid(event_type, arrays)
             index = np.asarray(positions, np.int64)
             if good.any():
@@ -183,7 +264,14 @@ class FastavroBatches:
 
 
 def produce(settings: Settings, codec: EventCodec, n: int) -> float:
-    producer = Producer({**settings.kafka_config(), "linger.ms": 20, "batch.num.messages": 10_000, "queue.buffering.max.messages": 500_000})
+    producer = Producer(
+        {
+            **settings.kafka_config(),
+            "linger.ms": 20,
+            "batch.num.messages": 10_000,
+            "queue.buffering.max.messages": 500_000,
+        }
+    )
     started = time.perf_counter()
     for i in range(n):
         event = cycle_event(i)
@@ -220,7 +308,9 @@ def raw_consume(settings: Settings) -> tuple[int, float]:
                     size += len(msg.value())
                 elif msg.error().code() == KafkaError._PARTITION_EOF:
                     remaining.discard((msg.topic(), msg.partition()))
-                    consumer.pause([TopicPartition(msg.topic(), msg.partition())])  # as the replay does at a partition's end
+                    consumer.pause(
+                        [TopicPartition(msg.topic(), msg.partition())]
+                    )  # as the replay does at a partition's end
     seconds = time.perf_counter() - started
     consumer.close()
     return count, seconds
@@ -231,7 +321,10 @@ def cluster(args: argparse.Namespace) -> Iterator[Settings]:
     if args.external:
         yield Settings.from_env()
         return
-    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp, EmbeddedStack(Path(tmp), ports=StackPorts.free(), memory=args.memory) as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp,
+        EmbeddedStack(Path(tmp), ports=StackPorts.free(), memory=args.memory) as stack,
+    ):
         yield stack.settings
 
 
@@ -242,8 +335,12 @@ def main() -> None:
     parser.add_argument("--external", action="store_true", help="use the cluster from RLSIZER_* settings")
     parser.add_argument("--flush-rows", type=int, default=50_000, help="records per warehouse transaction")
     parser.add_argument("--profile", type=Path, help="also write a cProfile of the replay to this file")
-    parser.add_argument("--decoder", choices=("columnar", "fastavro"), default="columnar",
-                        help="the replay's batch decoder: the codec's (schemas.columnar) or fastavro's reader (FastavroBatches)")
+    parser.add_argument(
+        "--decoder",
+        choices=("columnar", "fastavro"),
+        default="columnar",
+        help="the replay's batch decoder: the codec's (schemas.columnar) or fastavro's reader (FastavroBatches)",
+    )
     args = parser.parse_args()
     with cluster(args) as base, tempfile.TemporaryDirectory(prefix="bench-wh-") as wh_dir:
         settings = dataclasses.replace(base, topic_prefix=f"bench_{uuid.uuid4().hex[:8]}")
@@ -256,16 +353,30 @@ def main() -> None:
         raw_n, raw_s = raw_consume(settings)
         profiler = cProfile.Profile() if args.profile else contextlib.nullcontext()
         with profiler:
-            decoder = codec if args.decoder == "columnar" else FastavroBatches(codec, (BarClosed, SignalRaised, FeaturesComputed, SizeDecided, OrderFilled, TradeClosed))
-            stats = replay(settings, decoder, warehouse_path=Path(wh_dir) / "wh.duckdb", progress=False, flush_rows=args.flush_rows)
+            decoder = (
+                codec
+                if args.decoder == "columnar"
+                else FastavroBatches(
+                    codec, (BarClosed, SignalRaised, FeaturesComputed, SizeDecided, OrderFilled, TradeClosed)
+                )
+            )
+            stats = replay(
+                settings, decoder, warehouse_path=Path(wh_dir) / "wh.duckdb", progress=False, flush_rows=args.flush_rows
+            )
         if args.profile:
             profiler.dump_stats(args.profile)
         if raw_n != args.events or stats.events != args.events or stats.new_rows != args.events:
-            raise SystemExit(f"count mismatch: produced {args.events}, raw read {raw_n}, replay read {stats.events}, stored {stats.new_rows}")
+            raise SystemExit(
+                f"count mismatch: produced {args.events}, raw read {raw_n}, replay read {stats.events}, stored {stats.new_rows}"
+            )
         raw_rate, replay_rate = raw_n / raw_s, stats.events / stats.seconds
         print(f"raw confluent-kafka to EOF: {raw_n:,} events in {raw_s:.2f} s = {raw_rate:,.0f} events/s")
-        print(f"replay into DuckDB ({args.decoder}): {stats.events:,} events in {stats.seconds:.2f} s = {replay_rate:,.0f} events/s")
-        print(f"  of which decode {stats.decode_seconds:.2f} s (consuming thread), DuckDB writes {stats.write_seconds:.2f} s (writer thread, overlapping)")
+        print(
+            f"replay into DuckDB ({args.decoder}): {stats.events:,} events in {stats.seconds:.2f} s = {replay_rate:,.0f} events/s"
+        )
+        print(
+            f"  of which decode {stats.decode_seconds:.2f} s (consuming thread), DuckDB writes {stats.write_seconds:.2f} s (writer thread, overlapping)"
+        )
         print(f"  then dedupe and checkpoint {stats.finish_seconds:.2f} s")
         print(f"ratio replay/raw: {replay_rate / raw_rate:.3f} (target >= 0.5)")
 

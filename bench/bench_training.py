@@ -44,10 +44,16 @@ def measure(label: str, data: LoggedSignals, updates: int) -> None:
     started = time.perf_counter()
     result = train(data, TrainConfig(total_updates=updates))
     seconds = time.perf_counter() - started
-    print(f"{label}: {len(data)} signals, {len(data.account.pieces)} independent lanes (longest {max(b - a for _, a, b in data.account.pieces)} events)")
-    print(f"  replay at 1x {fixed_s:.2f} s; one rollout {rollout_s:.2f} s ({rollout_s * PER / len(data):.1f} s per 100k)")
-    print(f"  train {updates} updates: {seconds:.2f} s ({seconds / updates:.3f} s/update, rollout {rollout_s / (seconds / updates):.0%} of it; "
-          f"{seconds / updates * PER / len(data):.1f} s/update per 100k)")
+    print(
+        f"{label}: {len(data)} signals, {len(data.account.pieces)} independent lanes (longest {max(b - a for _, a, b in data.account.pieces)} events)"
+    )
+    print(
+        f"  replay at 1x {fixed_s:.2f} s; one rollout {rollout_s:.2f} s ({rollout_s * PER / len(data):.1f} s per 100k)"
+    )
+    print(
+        f"  train {updates} updates: {seconds:.2f} s ({seconds / updates:.3f} s/update, rollout {rollout_s / (seconds / updates):.0%} of it; "
+        f"{seconds / updates * PER / len(data):.1f} s/update per 100k)"
+    )
 
     split = held_out_windows(data, windows=3, holdout_fraction=0.3)
     train_window = split.train(data)
@@ -59,10 +65,14 @@ def measure(label: str, data: LoggedSignals, updates: int) -> None:
     promotion_decision(scores, challenger="fixed_1x", required=("rules",), config=GateConfig())
     gated = time.perf_counter() - started
     started = time.perf_counter()
-    exported = export_policy(result.model, feature_names=data.feature_names, feature_set="bench", eval_features=data.features)
+    exported = export_policy(
+        result.model, feature_names=data.feature_names, feature_set="bench", eval_features=data.features
+    )
     exported_s = time.perf_counter() - started
-    print(f"  score {len(policies)} policies on 3 windows: {scored:.2f} s; gate: {gated:.2f} s; "
-          f"ONNX export + check: {exported_s:.2f} s (max |diff| {exported.max_abs_diff:.1e})")
+    print(
+        f"  score {len(policies)} policies on 3 windows: {scored:.2f} s; gate: {gated:.2f} s; "
+        f"ONNX export + check: {exported_s:.2f} s (max |diff| {exported.max_abs_diff:.1e})"
+    )
 
 
 def main() -> None:
@@ -74,7 +84,9 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=1500, help="bars per recorded data set")
     args = parser.parse_args()
 
-    data = synthetic_signals(n_episodes=args.rows // args.trades_per_session, trades_per_episode=args.trades_per_session, seed=0)
+    data = synthetic_signals(
+        n_episodes=args.rows // args.trades_per_session, trades_per_episode=args.trades_per_session, seed=0
+    )
     measure("synthetic", data, args.updates)
     if args.recorded:
         import duckdb

@@ -110,17 +110,27 @@ class Market:
 def market(name: str, n_bars: int) -> Market:
     frame = load_dataset(name)
     prev_close = frame["close"].shift()
-    true_range = np.maximum(frame["high"] - frame["low"],
-                            np.maximum((frame["high"] - prev_close).abs(), (frame["low"] - prev_close).abs()))
+    true_range = np.maximum(
+        frame["high"] - frame["low"], np.maximum((frame["high"] - prev_close).abs(), (frame["low"] - prev_close).abs())
+    )
     atr = float(true_range.rolling(14).mean().iloc[-1])
     step = timedelta(seconds=interval_seconds(frame.attrs["interval"]))
     symbol, interval = frame.attrs["symbol"], frame.attrs["interval"]
     tail = frame.iloc[-n_bars:]
     bars = tuple(
-        BarClosed(ts_event=ts.to_pydatetime() + step, symbol=symbol, interval=interval,
-                  open=o, high=h, low=lo, close=c, volume=v)
-        for ts, o, h, lo, c, v in zip(tail.index, tail["open"], tail["high"], tail["low"], tail["close"],
-                                      tail["volume"], strict=True)
+        BarClosed(
+            ts_event=ts.to_pydatetime() + step,
+            symbol=symbol,
+            interval=interval,
+            open=o,
+            high=h,
+            low=lo,
+            close=c,
+            volume=v,
+        )
+        for ts, o, h, lo, c, v in zip(
+            tail.index, tail["open"], tail["high"], tail["low"], tail["close"], tail["volume"], strict=True
+        )
     )
     return Market(symbol, bars, bars[-1].close, atr, bars[-1].ts_event)
 
@@ -135,10 +145,21 @@ def signal(m: Market, i: int, tag: str) -> SignalRaised:
     price = m.close * (1 + ((i % 21) - 10) / 2000)
     stop = price - 2 * m.atr if buy else price + 2 * m.atr
     target = price + 3 * m.atr if buy else max(price - 3 * m.atr, price / 2)
-    return SignalRaised(ts_event=m.ts, signal_id=f"bench-{tag}-{m.symbol}-{i}",
-                        strategy_id=STRATEGIES[i % len(STRATEGIES)], symbol=m.symbol, side="BUY" if buy else "SELL",
-                        price=price, atr=m.atr, score=(i * 7 % 11) / 10 - 0.5, q_score=0.05 + (i % 10) / 10,
-                        base_qty=100.0, stop_price=stop, target_price=target, adapter="bench")
+    return SignalRaised(
+        ts_event=m.ts,
+        signal_id=f"bench-{tag}-{m.symbol}-{i}",
+        strategy_id=STRATEGIES[i % len(STRATEGIES)],
+        symbol=m.symbol,
+        side="BUY" if buy else "SELL",
+        price=price,
+        atr=m.atr,
+        score=(i * 7 % 11) / 10 - 0.5,
+        q_score=0.05 + (i % 10) / 10,
+        base_qty=100.0,
+        stop_price=stop,
+        target_price=target,
+        adapter="bench",
+    )
 
 
 Encoded = tuple[str, bytes, bytes]  # signal_id, key, value
@@ -198,8 +219,10 @@ class AppUnderTest:
 
     def check_alive(self) -> None:
         if not self.proc.alive():
-            raise BenchError(f"{self.name} exited with code {self.proc.popen.returncode}; log {self.proc.log_path}:\n"
-                             f"{self.proc.log_tail(30)}")
+            raise BenchError(
+                f"{self.name} exited with code {self.proc.popen.returncode}; log {self.proc.log_path}:\n"
+                f"{self.proc.log_tail(30)}"
+            )
 
     def cpu_seconds(self) -> float:
         return process_cpu_seconds(self.proc.pid)
@@ -227,8 +250,10 @@ class AppUnderTest:
                 return
             self.check_alive()
             if time.monotonic() > deadline:
-                raise BenchError(f"{self.name}: {missing} of {len(ids)} signals without an answer after {timeout:.0f}s; "
-                                 f"log {self.proc.log_path}:\n{self.proc.log_tail(30)}")
+                raise BenchError(
+                    f"{self.name}: {missing} of {len(ids)} signals without an answer after {timeout:.0f}s; "
+                    f"log {self.proc.log_path}:\n{self.proc.log_tail(30)}"
+                )
             time.sleep(0.02)
 
 
@@ -253,14 +278,21 @@ def child_pids(pid: int) -> list[int]:
 
 
 def start_app(name: str, module_args: Sequence[str], base: Settings, workdir: Path) -> AppUnderTest:
-    settings = dataclasses.replace(base, topic_prefix=f"bench{name[:2]}{uuid.uuid4().hex[:6]}",
-                                   worker_web_port=0, data_dir=workdir / name)
+    settings = dataclasses.replace(
+        base, topic_prefix=f"bench{name[:2]}{uuid.uuid4().hex[:6]}", worker_web_port=0, data_dir=workdir / name
+    )
     ensure_topics(AdminClient(settings.kafka_config()), new_topics(settings, include_schemas=False))
     env = {**settings.to_env(), "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     proc = spawn(name, [sys.executable, "-m", *module_args], workdir / f"{name}.log", env)
     codec = make_codec(settings)
-    return AppUnderTest(name, settings, proc, codec, EventProducer(make_producer(settings), codec, settings),
-                        DecisionReader(settings, codec))
+    return AppUnderTest(
+        name,
+        settings,
+        proc,
+        codec,
+        EventProducer(make_producer(settings), codec, settings),
+        DecisionReader(settings, codec),
+    )
 
 
 def committed_total(settings: Settings, group: str, short_topic: str) -> int:
@@ -308,17 +340,28 @@ def measure_throughput(app: AppUnderTest, batch: Sequence[Encoded], timeout: flo
     sent = app.publish(batch)
     app.wait_for(list(sent), timeout)
     first, last = min(sent.values()), max(app.reader.received[i] for i in sent)
-    return Throughput(len(batch) / (last - first), (app.cpu_seconds() - cpu) * 1000 / len(batch),
-                      (process_cpu_seconds(broker_pid) - broker) * 1000 / len(batch))
+    return Throughput(
+        len(batch) / (last - first),
+        (app.cpu_seconds() - cpu) * 1000 / len(batch),
+        (process_cpu_seconds(broker_pid) - broker) * 1000 / len(batch),
+    )
 
 
-def measure_latency(app: AppUnderTest, batch: Sequence[Encoded], rate: float, timeout: float, broker_pid: int) -> Latency:
+def measure_latency(
+    app: AppUnderTest, batch: Sequence[Encoded], rate: float, timeout: float, broker_pid: int
+) -> Latency:
     cpu, broker = app.cpu_seconds(), process_cpu_seconds(broker_pid)
     sent = app.publish(batch, rate)
     app.wait_for(list(sent), timeout)
     ms = np.array([(app.reader.received[i] - t) * 1000 for i, t in sent.items()])
-    return Latency(rate, float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), float(ms.max()),
-                   (app.cpu_seconds() - cpu) * 1000 / len(batch), (process_cpu_seconds(broker_pid) - broker) * 1000 / len(batch))
+    return Latency(
+        rate,
+        float(np.percentile(ms, 50)),
+        float(np.percentile(ms, 99)),
+        float(ms.max()),
+        (app.cpu_seconds() - cpu) * 1000 / len(batch),
+        (process_cpu_seconds(broker_pid) - broker) * 1000 / len(batch),
+    )
 
 
 PT, STOCK, WK = "passthrough", "stock", "worker"
@@ -337,8 +380,13 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def report(thr: dict[str, Throughput], lat: dict[str, Latency], rate_note: str, policies: Counter[str],
-           rounds: Sequence[dict[str, Throughput]]) -> str:
+def report(
+    thr: dict[str, Throughput],
+    lat: dict[str, Latency],
+    rate_note: str,
+    policies: Counter[str],
+    rounds: Sequence[dict[str, Throughput]],
+) -> str:
     """Figures of the three apps; ratios worker/tuned and worker/stock, targets against the stock baseline
     (what a user would otherwise pick) and, informative, the tuned one."""
     rate = lat[PT].rate
@@ -347,31 +395,68 @@ def report(thr: dict[str, Throughput], lat: dict[str, Latency], rate_note: str, 
         return f"{a / b:.2f}" if b > 0 else "-"
 
     rows = [
-        ("throughput (signals/s)", *(f"{thr[k].per_s:,.0f}" for k in (STOCK, PT, WK)),
-         r(thr[WK].per_s, thr[PT].per_s), r(thr[WK].per_s, thr[STOCK].per_s),
-         f">= {TARGET_THROUGHPUT_RATIO}", verdict(throughput_ratio(thr, STOCK) >= TARGET_THROUGHPUT_RATIO)),
-        ("  app CPU ms per signal", *(f"{thr[k].cpu_ms_per_signal:.2f}" for k in (STOCK, PT, WK)),
-         r(thr[WK].cpu_ms_per_signal, thr[PT].cpu_ms_per_signal), r(thr[WK].cpu_ms_per_signal, thr[STOCK].cpu_ms_per_signal), "", ""),
-        ("  broker CPU ms per signal", *(f"{thr[k].broker_cpu_ms_per_signal:.2f}" for k in (STOCK, PT, WK)),
-         r(thr[WK].broker_cpu_ms_per_signal, thr[PT].broker_cpu_ms_per_signal),
-         r(thr[WK].broker_cpu_ms_per_signal, thr[STOCK].broker_cpu_ms_per_signal), "", ""),
-        (f"latency p50 ms @ {rate:,.0f}/s", *(f"{lat[k].p50_ms:.1f}" for k in (STOCK, PT, WK)),
-         r(lat[WK].p50_ms, lat[PT].p50_ms), r(lat[WK].p50_ms, lat[STOCK].p50_ms), "", ""),
-        (f"latency p99 ms @ {rate:,.0f}/s", *(f"{lat[k].p99_ms:.1f}" for k in (STOCK, PT, WK)),
-         r(lat[WK].p99_ms, lat[PT].p99_ms), r(lat[WK].p99_ms, lat[STOCK].p99_ms),
-         f"<= {TARGET_P99_RATIO}", verdict(lat[WK].p99_ms <= TARGET_P99_RATIO * lat[STOCK].p99_ms)),
+        (
+            "throughput (signals/s)",
+            *(f"{thr[k].per_s:,.0f}" for k in (STOCK, PT, WK)),
+            r(thr[WK].per_s, thr[PT].per_s),
+            r(thr[WK].per_s, thr[STOCK].per_s),
+            f">= {TARGET_THROUGHPUT_RATIO}",
+            verdict(throughput_ratio(thr, STOCK) >= TARGET_THROUGHPUT_RATIO),
+        ),
+        (
+            "  app CPU ms per signal",
+            *(f"{thr[k].cpu_ms_per_signal:.2f}" for k in (STOCK, PT, WK)),
+            r(thr[WK].cpu_ms_per_signal, thr[PT].cpu_ms_per_signal),
+            r(thr[WK].cpu_ms_per_signal, thr[STOCK].cpu_ms_per_signal),
+            "",
+            "",
+        ),
+        (
+            "  broker CPU ms per signal",
+            *(f"{thr[k].broker_cpu_ms_per_signal:.2f}" for k in (STOCK, PT, WK)),
+            r(thr[WK].broker_cpu_ms_per_signal, thr[PT].broker_cpu_ms_per_signal),
+            r(thr[WK].broker_cpu_ms_per_signal, thr[STOCK].broker_cpu_ms_per_signal),
+            "",
+            "",
+        ),
+        (
+            f"latency p50 ms @ {rate:,.0f}/s",
+            *(f"{lat[k].p50_ms:.1f}" for k in (STOCK, PT, WK)),
+            r(lat[WK].p50_ms, lat[PT].p50_ms),
+            r(lat[WK].p50_ms, lat[STOCK].p50_ms),
+            "",
+            "",
+        ),
+        (
+            f"latency p99 ms @ {rate:,.0f}/s",
+            *(f"{lat[k].p99_ms:.1f}" for k in (STOCK, PT, WK)),
+            r(lat[WK].p99_ms, lat[PT].p99_ms),
+            r(lat[WK].p99_ms, lat[STOCK].p99_ms),
+            f"<= {TARGET_P99_RATIO}",
+            verdict(lat[WK].p99_ms <= TARGET_P99_RATIO * lat[STOCK].p99_ms),
+        ),
         ("latency max ms", *(f"{lat[k].max_ms:.1f}" for k in (STOCK, PT, WK)), "", "", "", ""),
-        ("  app CPU ms per signal", *(f"{lat[k].cpu_ms_per_signal:.2f}" for k in (STOCK, PT, WK)),
-         r(lat[WK].cpu_ms_per_signal, lat[PT].cpu_ms_per_signal), r(lat[WK].cpu_ms_per_signal, lat[STOCK].cpu_ms_per_signal), "", ""),
+        (
+            "  app CPU ms per signal",
+            *(f"{lat[k].cpu_ms_per_signal:.2f}" for k in (STOCK, PT, WK)),
+            r(lat[WK].cpu_ms_per_signal, lat[PT].cpu_ms_per_signal),
+            r(lat[WK].cpu_ms_per_signal, lat[STOCK].cpu_ms_per_signal),
+            "",
+            "",
+        ),
     ]
     head = ("", "stock Faust", "tuned pass-through", "worker", "worker/tuned", "worker/stock", "target (stock)", "")
     widths = [max(len(row[c]) for row in (head, *rows)) for c in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths)))
-             for row in (head, *rows)]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in (head, *rows)
+    ]
     for baseline, label in ((PT, "tuned"), (STOCK, "stock")):
         ratios = sorted(throughput_ratio(x, baseline) for x in rounds)
         lines.append(f"throughput worker/{label}, every round: " + " ".join(f"{x:.2f}" for x in ratios))
-    lines.append(f"worker throughput, every round (signals/s): " + " ".join(f"{x[WK].per_s:,.0f}" for x in rounds))
+    lines.append("worker throughput, every round (signals/s): " + " ".join(f"{x[WK].per_s:,.0f}" for x in rounds))
     lines.append(f"latency rate: {rate_note}")
     lines.append(f"worker decisions by policy: {dict(policies)}")
     return "\n".join(line.rstrip() for line in lines)
@@ -380,8 +465,9 @@ def report(thr: dict[str, Throughput], lat: dict[str, Latency], rate_note: str, 
 def run(args: argparse.Namespace, base: Settings, workdir: Path, broker_pid: int) -> str:
     markets = [market(name, args.bars) for name in args.symbols]
     apps = {
-        STOCK: start_app(STOCK, ["bench.passthrough_app", "--stock", "--id", "stock", "--loglevel", args.loglevel],
-                         base, workdir),
+        STOCK: start_app(
+            STOCK, ["bench.passthrough_app", "--stock", "--id", "stock", "--loglevel", args.loglevel], base, workdir
+        ),
         PT: start_app(PT, ["bench.passthrough_app", "--id", "bench", "--loglevel", args.loglevel], base, workdir),
         WK: start_app(WK, ["agents.worker", "--id", "bench", "--loglevel", args.loglevel], base, workdir),
     }
@@ -397,26 +483,37 @@ def run(args: argparse.Namespace, base: Settings, workdir: Path, broker_pid: int
         batches = {}
         for name, app in apps.items():
             topic = app.settings.topic("inputs")
-            sizes = [("warmup", warmup[name]), *((f"thr{k}", args.signals) for k in range(args.rounds)),
-                     ("lat", int(args.rate * args.seconds))]
+            sizes = [
+                ("warmup", warmup[name]),
+                *((f"thr{k}", args.signals) for k in range(args.rounds)),
+                ("lat", int(args.rate * args.seconds)),
+            ]
             batches[name] = {tag: encode_signals(app.codec, topic, markets, n, tag) for tag, n in sizes}
         for name, app in apps.items():  # both start at once: joins and imports overlap
             app.publish(batches[name]["warmup"])
         for name, app in apps.items():
             app.wait_for([sid for sid, _, _ in batches[name]["warmup"]], args.start_timeout + warmup[name] / 50)
         wait_bars_consumed(worker, n_bars + warmup[WK], 60)
-        print(f"warm: {n_bars} bars of {', '.join(m.symbol for m in markets)} in the worker's state; "
-              f"warm-up signals answered: {warmup}", flush=True)
+        print(
+            f"warm: {n_bars} bars of {', '.join(m.symbol for m in markets)} in the worker's state; "
+            f"warm-up signals answered: {warmup}",
+            flush=True,
+        )
         time.sleep(1.0)  # let both settle (commits, changelog flushes) before timing
 
         rounds: list[dict[str, Throughput]] = []
         for k in range(args.rounds):  # alternated: the apps take turns going first
             items = list(apps.items())
-            order = items[k % len(items):] + items[: k % len(items)]
-            rounds.append({name: measure_throughput(app, batches[name][f"thr{k}"], 120, broker_pid) for name, app in order})
-            print(f"throughput round {k + 1}: " + ", ".join(f"{name} {t.per_s:,.0f} signals/s" for name, t in rounds[-1].items())
-                  + f", worker/tuned {throughput_ratio(rounds[-1]):.2f}, worker/stock {throughput_ratio(rounds[-1], STOCK):.2f}",
-                  flush=True)
+            order = items[k % len(items) :] + items[: k % len(items)]
+            rounds.append(
+                {name: measure_throughput(app, batches[name][f"thr{k}"], 120, broker_pid) for name, app in order}
+            )
+            print(
+                f"throughput round {k + 1}: "
+                + ", ".join(f"{name} {t.per_s:,.0f} signals/s" for name, t in rounds[-1].items())
+                + f", worker/tuned {throughput_ratio(rounds[-1]):.2f}, worker/stock {throughput_ratio(rounds[-1], STOCK):.2f}",
+                flush=True,
+            )
             time.sleep(0.5)
         thr = median_round(rounds)
         # the worker and the tuned pass-through set the rate (the stock one is measured at it too, however late)
@@ -425,8 +522,10 @@ def run(args: argparse.Namespace, base: Settings, workdir: Path, broker_pid: int
         if sustained < args.rate:
             slower = min((PT, WK), key=lambda k: thr[k].per_s)
             rate = sustained
-            rate_note = (f"{rate:,.0f}/s for {args.seconds:g} s: {args.rate:,.0f}/s is beyond the {slower} "
-                         f"({thr[slower].per_s:,.0f}/s max), so {SUSTAINED_SHARE:.0%} of its throughput")
+            rate_note = (
+                f"{rate:,.0f}/s for {args.seconds:g} s: {args.rate:,.0f}/s is beyond the {slower} "
+                f"({thr[slower].per_s:,.0f}/s max), so {SUSTAINED_SHARE:.0%} of its throughput"
+            )
         lat = {}
         for name, app in apps.items():
             batch = batches[name]["lat"][: int(rate * args.seconds)]
@@ -443,13 +542,18 @@ def run(args: argparse.Namespace, base: Settings, workdir: Path, broker_pid: int
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--signals", type=int, default=3000, help="signals per throughput round")
-    parser.add_argument("--rounds", type=int, default=5, help="throughput rounds per app, alternated (median ratio shown)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="throughput rounds per app, alternated (median ratio shown)"
+    )
     parser.add_argument("--rate", type=float, default=1000.0, help="signals/s of the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     parser.add_argument("--bars", type=int, default=300, help="warm-up bars per symbol")
     parser.add_argument("--symbols", nargs="+", default=list(SYMBOLS))
-    parser.add_argument("--fresh", action="store_true",
-                        help="warm the worker with 200 signals only, not up to its account cap (see the docstring)")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="warm the worker with 200 signals only, not up to its account cap (see the docstring)",
+    )
     parser.add_argument("--loglevel", default="warning", help="log level of both apps (their logs go to files)")
     parser.add_argument("--start-timeout", type=float, default=120.0, help="seconds for both apps to answer")
     args = parser.parse_args()
@@ -459,8 +563,10 @@ def main() -> int:
     print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)", flush=True)
     started = time.monotonic()
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp, \
-                EmbeddedStack(Path(tmp) / "stack", ports=StackPorts.free(), memory=True) as stack:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp,
+            EmbeddedStack(Path(tmp) / "stack", ports=StackPorts.free(), memory=True) as stack,
+        ):
             broker = next(p for p in stack.processes if p.name.startswith("tansu"))
             table = run(args, stack.settings, Path(tmp), broker.pid)
     except BenchError as exc:
@@ -469,7 +575,9 @@ def main() -> int:
     print()
     print(table)
     load = os.getloadavg()
-    print(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; run took {time.monotonic() - started:.0f} s")
+    print(
+        f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; run took {time.monotonic() - started:.0f} s"
+    )
     return 0
 
 

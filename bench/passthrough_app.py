@@ -34,12 +34,21 @@ def create_passthrough_app(settings: Settings, *, worker_id: str, stock: bool = 
     datadir.mkdir(parents=True, exist_ok=True)
     name = f"{settings.topic_prefix or 'rlsizer'}-passthrough"
     if stock:
-        app = faust.App(name, broker=f"kafka://{settings.kafka_bootstrap}", datadir=str(datadir), web_enabled=False,
-                        key_serializer="raw", value_serializer="raw", consumer_auto_offset_reset="earliest")
+        app = faust.App(
+            name,
+            broker=f"kafka://{settings.kafka_bootstrap}",
+            datadir=str(datadir),
+            web_enabled=False,
+            key_serializer="raw",
+            value_serializer="raw",
+            consumer_auto_offset_reset="earliest",
+        )
     else:
         app = faust.App(name, **faust_settings(settings, worker_id=worker_id))
         install_transport(app, settings)
-    source = app.topic(settings.topic("inputs"), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    source = app.topic(
+        settings.topic("inputs"), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
     sink = app.topic(settings.topic("decisions"), key_serializer="raw", value_serializer="raw")
 
     @app.agent(source, name="passthrough")
@@ -57,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.passthrough_app", description=__doc__.splitlines()[0])
     parser.add_argument("--id", default="passthrough", help="worker id: names its data dir")
     parser.add_argument("--loglevel", default="warning")
-    parser.add_argument("--stock", action="store_true", help="faust-streaming as it comes, without the project's transport")
+    parser.add_argument(
+        "--stock", action="store_true", help="faust-streaming as it comes, without the project's transport"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.loglevel.upper())
     app = create_passthrough_app(Settings.from_env(), worker_id=str(args.id), stock=args.stock)

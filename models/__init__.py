@@ -13,7 +13,15 @@ from models.errors import (
     VersionNotFound,
 )
 from models.events import EventNotSent, KafkaModelEvents, ModelEventSink
-from models.manifest import Manifest, ManifestDraft, ManifestError, TensorSpec, canonical_bytes, make_version, parse_manifest
+from models.manifest import (
+    Manifest,
+    ManifestDraft,
+    ManifestError,
+    TensorSpec,
+    canonical_bytes,
+    make_version,
+    parse_manifest,
+)
 from models.registry import ModelRegistry, PublishedModel, SignedModel, VersionStatus
 from models.signing import SigningKeyError, load_or_create_key
 from models.store import ObjectStore, make_s3_client

@@ -45,14 +45,24 @@ class AliasRecord:
         return self.history[-1] if self.history else None
 
     def to_bytes(self) -> bytes:
-        doc = {"alias": self.alias, "version": self.version, "history": list(self.history), "updated_at": format_ts(self.updated_at)}
+        doc = {
+            "alias": self.alias,
+            "version": self.version,
+            "history": list(self.history),
+            "updated_at": format_ts(self.updated_at),
+        }
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("ascii")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> AliasRecord:
         try:
             doc = json.loads(data.decode("utf-8"))
-            return cls(alias=doc["alias"], version=doc["version"], history=tuple(doc["history"]), updated_at=parse_ts("updated_at", doc["updated_at"]))
+            return cls(
+                alias=doc["alias"],
+                version=doc["version"],
+                history=tuple(doc["history"]),
+                updated_at=parse_ts("updated_at", doc["updated_at"]),
+            )
         except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
             raise ModelRegistryError(f"alias record is malformed: {exc}") from exc
 
@@ -81,7 +91,9 @@ def split_signed(data: bytes) -> tuple[AliasRecord, Signature | None]:
     except ModelVerificationError as exc:
         raise ModelVerificationError(TAMPERED_ALIAS, f"{record.alias} alias: {exc.reason}") from None
     except (AttributeError, TypeError, ValueError) as exc:
-        raise ModelVerificationError(TAMPERED_ALIAS, f"{record.alias} alias: its signature is malformed ({exc})") from None
+        raise ModelVerificationError(
+            TAMPERED_ALIAS, f"{record.alias} alias: its signature is malformed ({exc})"
+        ) from None
 
 
 def check_alias(alias: str) -> str:

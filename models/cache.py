@@ -111,11 +111,17 @@ class ModelCache:
     def _serve_cached(self, problem: str, *, exclude: str | None = None) -> CacheLoad:
         cached = self.cached_champion()
         if cached is None or cached == exclude:
-            return CacheLoad(model=None, reason=f"{problem}; no verified champion cached, use the rule policy", degraded=True)
+            return CacheLoad(
+                model=None, reason=f"{problem}; no verified champion cached, use the rule policy", degraded=True
+            )
         try:
             model, how = self._load_version(cached, use_s3=False)
         except _Unusable as exc:
-            return CacheLoad(model=None, reason=f"{problem}; cached champion unusable too ({exc}), use the rule policy", degraded=True)
+            return CacheLoad(
+                model=None,
+                reason=f"{problem}; cached champion unusable too ({exc}), use the rule policy",
+                degraded=True,
+            )
         return CacheLoad(model=model, reason=f"{problem}; serving cached champion {how}", degraded=True)
 
     def _load_version(self, version: str, *, use_s3: bool) -> tuple[VerifiedModel, str]:
@@ -127,14 +133,18 @@ class ModelCache:
         except ModelVerificationError as exc:
             notes.append(f"cached {version} corrupt ({exc})")
         else:
-            return VerifiedModel(artifact=artifact, manifest=manifest, source=SOURCE_CACHE), f"{version} from local cache"
+            return VerifiedModel(
+                artifact=artifact, manifest=manifest, source=SOURCE_CACHE
+            ), f"{version} from local cache"
         try:
             artifact, manifest = self._read_verified("backup", version)
         except (FileNotFoundError, ModelVerificationError) as exc:
             notes.append("backup missing" if isinstance(exc, FileNotFoundError) else f"backup corrupt ({exc})")
         else:
             self._copy("backup", "versions", version)
-            return VerifiedModel(artifact=artifact, manifest=manifest, source=SOURCE_BACKUP), "; ".join([*notes, "restored from backup"])
+            return VerifiedModel(artifact=artifact, manifest=manifest, source=SOURCE_BACKUP), "; ".join(
+                [*notes, "restored from backup"]
+            )
         if not use_s3:
             raise _Unusable("; ".join(notes))
         try:
@@ -142,7 +152,9 @@ class ModelCache:
         except (ModelRegistryError, ModelVerificationError) as exc:
             raise _Unusable("; ".join([*notes, f"S3 fetch failed ({exc})"])) from exc
         self._store(signed)
-        return VerifiedModel(artifact=signed.artifact, manifest=signed.manifest, source=SOURCE_S3), "; ".join([*notes, "fetched from S3"])
+        return VerifiedModel(artifact=signed.artifact, manifest=signed.manifest, source=SOURCE_S3), "; ".join(
+            [*notes, "fetched from S3"]
+        )
 
     def _read_verified(self, area: str, version: str) -> tuple[bytes, Manifest]:
         folder = self._dir(area, version)
@@ -156,7 +168,11 @@ class ModelCache:
 
     def _store(self, signed: SignedModel) -> None:
         version = signed.manifest.version
-        contents = {ARTIFACT_FILE: signed.artifact, MANIFEST_FILE: signed.manifest_bytes, SIGNATURE_FILE: signed.signature_bytes}
+        contents = {
+            ARTIFACT_FILE: signed.artifact,
+            MANIFEST_FILE: signed.manifest_bytes,
+            SIGNATURE_FILE: signed.signature_bytes,
+        }
         for area in ("versions", "backup"):
             folder = self._dir(area, version)
             folder.mkdir(parents=True, exist_ok=True)

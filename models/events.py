@@ -25,7 +25,9 @@ class EventNotSent(RuntimeError):
     """The registry change happened, but its ``ModelPublished`` event could not be sent."""
 
 
-def model_published(manifest: Manifest, signature: Signature, *, artifact_uri: str, manifest_uri: str, alias: str | None) -> ModelPublished:
+def model_published(
+    manifest: Manifest, signature: Signature, *, artifact_uri: str, manifest_uri: str, alias: str | None
+) -> ModelPublished:
     return ModelPublished(
         ts_event=utc_now(),
         model_name=manifest.model_name,
@@ -48,13 +50,17 @@ class KafkaModelEvents:
         self._topic = settings.topic("models")
         self._timeout = timeout
         self._codec = codec or make_codec(settings)
-        self._producer = producer or Producer({**settings.kafka_config(), "acks": "all", "message.timeout.ms": str(int(timeout * 1000))})
+        self._producer = producer or Producer(
+            {**settings.kafka_config(), "acks": "all", "message.timeout.ms": str(int(timeout * 1000))}
+        )
 
     def __call__(self, event: ModelPublished) -> None:
         try:
             value = self._codec.encode(self._topic, event)
         except Exception as exc:  # the registry client raises requests/HTTP errors of many kinds
-            raise EventNotSent(f"schema registry at {self._settings.registry_url} unreachable or refused ModelPublished: {exc}") from exc
+            raise EventNotSent(
+                f"schema registry at {self._settings.registry_url} unreachable or refused ModelPublished: {exc}"
+            ) from exc
         errors: list[str] = []
 
         def delivered(err: Any, _msg: Any) -> None:
@@ -65,4 +71,6 @@ class KafkaModelEvents:
         remaining = self._producer.flush(self._timeout)
         if remaining or errors:
             why = errors[0] if errors else f"not acknowledged within {self._timeout:.0f}s"
-            raise EventNotSent(f"ModelPublished for {event.model_name} {event.version} not delivered to {self._topic} at {self._settings.kafka_bootstrap}: {why}")
+            raise EventNotSent(
+                f"ModelPublished for {event.model_name} {event.version} not delivered to {self._topic} at {self._settings.kafka_bootstrap}: {why}"
+            )

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -35,12 +35,12 @@ def check_safe_name(what: str, value: str) -> str:
 
 
 def format_ts(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime(_TS_FORMAT)
+    return value.astimezone(UTC).strftime(_TS_FORMAT)
 
 
 def parse_ts(what: str, text: str) -> datetime:
     try:
-        return datetime.strptime(text, _TS_FORMAT).replace(tzinfo=timezone.utc)
+        return datetime.strptime(text, _TS_FORMAT).replace(tzinfo=UTC)
     except (TypeError, ValueError):
         raise ManifestError(f"{what} must be a UTC timestamp like 2024-01-31T12:00:00.000000Z, got {text!r}") from None
 
@@ -48,7 +48,7 @@ def parse_ts(what: str, text: str) -> datetime:
 def _utc(what: str, value: datetime) -> datetime:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise ManifestError(f"{what} must be a timezone-aware datetime, got {value!r}")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def make_version(created_at: datetime, label: str) -> str:
@@ -155,7 +155,9 @@ class Manifest:
             raise ManifestError(f"data_from {format_ts(self.data_from)} is after data_to {format_ts(self.data_to)}")
 
     @classmethod
-    def from_draft(cls, draft: ManifestDraft, *, model_name: str, version: str, sha256: str, size: int, created_at: datetime) -> Manifest:
+    def from_draft(
+        cls, draft: ManifestDraft, *, model_name: str, version: str, sha256: str, size: int, created_at: datetime
+    ) -> Manifest:
         return cls(
             model_name=model_name,
             version=version,
@@ -223,7 +225,9 @@ class Manifest:
 
 def canonical_bytes(manifest: Manifest) -> bytes:
     """The exact bytes that are stored and signed."""
-    return json.dumps(manifest.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+    return json.dumps(
+        manifest.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode("ascii")
 
 
 def parse_manifest(data: bytes) -> Manifest:

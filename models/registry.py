@@ -14,10 +14,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from models.aliases import CHALLENGER, CHAMPION, AliasRecord, check_alias, moved, rolled_back, signed_bytes, split_signed
+from models.aliases import (
+    CHALLENGER,
+    CHAMPION,
+    AliasRecord,
+    check_alias,
+    moved,
+    rolled_back,
+    signed_bytes,
+    split_signed,
+)
 from models.errors import MISSING, TAMPERED_ALIAS, AliasConflict, ModelVerificationError, VersionExists, VersionNotFound
 from models.events import ModelEventSink, model_published
-from models.manifest import Manifest, ManifestDraft, ManifestError, canonical_bytes, check_safe_name, make_version, parse_manifest
+from models.manifest import (
+    Manifest,
+    ManifestDraft,
+    ManifestError,
+    canonical_bytes,
+    check_safe_name,
+    make_version,
+    parse_manifest,
+)
 from models.signing import (
     Signature,
     load_or_create_key,
@@ -28,7 +45,16 @@ from models.signing import (
     verify_model,
     verify_signature,
 )
-from models.store import ARTIFACT_FILE, MANIFEST_FILE, SIGNATURE_FILE, ObjectStore, alias_key, make_s3_client, version_prefix, versions_prefix
+from models.store import (
+    ARTIFACT_FILE,
+    MANIFEST_FILE,
+    SIGNATURE_FILE,
+    ObjectStore,
+    alias_key,
+    make_s3_client,
+    version_prefix,
+    versions_prefix,
+)
 from schemas.events import ModelPublished, utc_now
 from streams.settings import Settings
 
@@ -69,7 +95,9 @@ class VersionStatus:
 
 
 class ModelRegistry:
-    def __init__(self, store: ObjectStore, key: bytes, *, model_name: str, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self, store: ObjectStore, key: bytes, *, model_name: str, clock: Callable[[], datetime] = utc_now
+    ) -> None:
         self.store = store
         self.model_name = check_safe_name("model_name", model_name)
         self._key = key
@@ -108,16 +136,23 @@ class ModelRegistry:
         created = created_at or self._clock()
         sha = sha256_hex(artifact)
         version = version or make_version(created, draft.run_name or sha[:12])
-        manifest = Manifest.from_draft(draft, model_name=self.model_name, version=version, sha256=sha, size=len(artifact), created_at=created)
+        manifest = Manifest.from_draft(
+            draft, model_name=self.model_name, version=version, sha256=sha, size=len(artifact), created_at=created
+        )
         manifest_bytes = canonical_bytes(manifest)
         signature = sign(manifest_bytes, self._key)
         parts = ((ARTIFACT_FILE, artifact), (MANIFEST_FILE, manifest_bytes), (SIGNATURE_FILE, signature.to_bytes()))
         for part, data in parts:
             if not self.store.put(self._key_of(version, part), data, if_absent=True):
-                raise VersionExists(f"{self.model_name} {version} already exists ({part}); versions are immutable, publish a new one")
+                raise VersionExists(
+                    f"{self.model_name} {version} already exists ({part}); versions are immutable, publish a new one"
+                )
         if alias is not None:
             self._move_alias(alias, lambda current: moved(current, alias, version, self._clock()))
-        uris = {"artifact_uri": self.store.uri(self._key_of(version, ARTIFACT_FILE)), "manifest_uri": self.store.uri(self._key_of(version, MANIFEST_FILE))}
+        uris = {
+            "artifact_uri": self.store.uri(self._key_of(version, ARTIFACT_FILE)),
+            "manifest_uri": self.store.uri(self._key_of(version, MANIFEST_FILE)),
+        }
         event = model_published(manifest, signature, alias=alias, **uris)
         published = PublishedModel(manifest=manifest, signature=signature, alias=alias, event=event, **uris)
         _notify(on_published, published.event)
@@ -136,14 +171,22 @@ class ModelRegistry:
         manifest_bytes = self._read(version, MANIFEST_FILE)
         signature_bytes = self._read(version, SIGNATURE_FILE)
         artifact = self._read(version, ARTIFACT_FILE)
-        manifest = verify_model(artifact, manifest_bytes, signature_bytes, self._key, model_name=self.model_name, version=version)
+        manifest = verify_model(
+            artifact, manifest_bytes, signature_bytes, self._key, model_name=self.model_name, version=version
+        )
         assert artifact is not None and manifest_bytes is not None and signature_bytes is not None
-        return SignedModel(artifact=artifact, manifest_bytes=manifest_bytes, signature_bytes=signature_bytes, manifest=manifest)
+        return SignedModel(
+            artifact=artifact, manifest_bytes=manifest_bytes, signature_bytes=signature_bytes, manifest=manifest
+        )
 
     def read_manifest(self, version: str) -> Manifest:
         """The manifest of ``version`` with its signature checked (the artifact is not downloaded)."""
         return verify_manifest(
-            self._read(version, MANIFEST_FILE), self._read(version, SIGNATURE_FILE), self._key, model_name=self.model_name, version=version
+            self._read(version, MANIFEST_FILE),
+            self._read(version, SIGNATURE_FILE),
+            self._key,
+            model_name=self.model_name,
+            version=version,
         )
 
     def fetch_verified(self, version: str) -> tuple[bytes, Manifest]:
@@ -160,11 +203,17 @@ class ModelRegistry:
             raw = self._read(version, MANIFEST_FILE)
             if raw is None and exc.kind == MISSING and self._read(version, ARTIFACT_FILE) is None:
                 raise VersionNotFound(f"{self.model_name} has no version {version}") from None
-            return VersionStatus(version=version, manifest=_try_parse(raw), verified=False, problem=str(exc), aliases=aliases)
+            return VersionStatus(
+                version=version, manifest=_try_parse(raw), verified=False, problem=str(exc), aliases=aliases
+            )
 
-    def verify_local(self, artifact: bytes | None, manifest_bytes: bytes | None, signature_bytes: bytes | None, version: str) -> Manifest:
+    def verify_local(
+        self, artifact: bytes | None, manifest_bytes: bytes | None, signature_bytes: bytes | None, version: str
+    ) -> Manifest:
         """Verify bytes kept elsewhere (the local cache) with this registry's key."""
-        return verify_model(artifact, manifest_bytes, signature_bytes, self._key, model_name=self.model_name, version=version)
+        return verify_model(
+            artifact, manifest_bytes, signature_bytes, self._key, model_name=self.model_name, version=version
+        )
 
     def signature_of(self, version: str) -> Signature:
         raw = self._read(version, SIGNATURE_FILE)
@@ -201,15 +250,23 @@ class ModelRegistry:
         """The stored record and whether it is signed; ``ModelVerificationError`` if a signature is there but fails."""
         record, signature = split_signed(raw)
         if record.alias != alias:
-            raise ModelVerificationError(TAMPERED_ALIAS, f"{self.model_name} {alias} alias holds the record of {record.alias}")
+            raise ModelVerificationError(
+                TAMPERED_ALIAS, f"{self.model_name} {alias} alias holds the record of {record.alias}"
+            )
         if signature is None:
             return record, False
         try:
-            verify_signature(record.to_bytes(), signature, self._key, what=f"{self.model_name} {alias} alias",
-                             tampered=TAMPERED_ALIAS)
+            verify_signature(
+                record.to_bytes(),
+                signature,
+                self._key,
+                what=f"{self.model_name} {alias} alias",
+                tampered=TAMPERED_ALIAS,
+            )
         except ModelVerificationError as exc:
-            raise ModelVerificationError(exc.kind, f"{exc.reason}; point it at a verified version again with: "
-                                                   f"rlsizer models promote VERSION") from None
+            raise ModelVerificationError(
+                exc.kind, f"{exc.reason}; point it at a verified version again with: rlsizer models promote VERSION"
+            ) from None
         return record, True
 
     def champion(self) -> str | None:
@@ -263,8 +320,9 @@ class ModelRegistry:
             alias=check_alias(alias),
         )
 
-    def _move_alias(self, alias: str, change: Callable[[AliasRecord | None], AliasRecord], *,
-                    replace_broken: bool = True) -> AliasRecord:
+    def _move_alias(
+        self, alias: str, change: Callable[[AliasRecord | None], AliasRecord], *, replace_broken: bool = True
+    ) -> AliasRecord:
         """Write ``change(current)``, signed, with a conditional write (retried if another writer came between).
 
         An unsigned current record (written before aliases were signed) is taken as it is and
@@ -281,16 +339,26 @@ class ModelRegistry:
                 except ModelVerificationError as exc:
                     if not replace_broken:
                         raise
-                    log.warning("%s %s alias fails verification (%s): replaced, its history dropped",
-                                self.model_name, alias, exc)
+                    log.warning(
+                        "%s %s alias fails verification (%s): replaced, its history dropped",
+                        self.model_name,
+                        alias,
+                        exc,
+                    )
             updated = change(current)
             if updated is current and signed:
                 return updated
-            written = self.store.put(key, signed_bytes(updated, sign(updated.to_bytes(), self._key)),
-                                     if_absent=found is None, if_match=None if found is None else found[1])
+            written = self.store.put(
+                key,
+                signed_bytes(updated, sign(updated.to_bytes(), self._key)),
+                if_absent=found is None,
+                if_match=None if found is None else found[1],
+            )
             if written:
                 return updated
-        raise AliasConflict(f"{self.model_name} {alias} kept changing under us ({_ALIAS_WRITE_ATTEMPTS} attempts); retry")
+        raise AliasConflict(
+            f"{self.model_name} {alias} kept changing under us ({_ALIAS_WRITE_ATTEMPTS} attempts); retry"
+        )
 
 
 def _try_parse(raw: bytes | None) -> Manifest | None:
@@ -310,5 +378,3 @@ def _notify(sink: ModelEventSink | None, event: ModelPublished) -> None:
     except Exception as exc:
         exc.add_note(f"{event.model_name} {event.version} IS stored in the registry; only the event was not sent")
         raise
-
-

@@ -66,8 +66,14 @@ def sign(manifest_bytes: bytes, key: bytes) -> Signature:
     return Signature(algorithm=ALGORITHM, key_id=key_id(key), hmac_hex=digest)
 
 
-def verify_signature(manifest_bytes: bytes, signature: Signature, key: bytes, *, what: str = "manifest",
-                     tampered: str = TAMPERED_MANIFEST) -> None:
+def verify_signature(
+    manifest_bytes: bytes,
+    signature: Signature,
+    key: bytes,
+    *,
+    what: str = "manifest",
+    tampered: str = TAMPERED_MANIFEST,
+) -> None:
     """Raise ``ModelVerificationError`` (wrong_key or ``tampered``) unless the signature holds.
 
     ``what`` names the signed document in the messages (an alias record is signed the same way).
@@ -85,7 +91,9 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def verify_manifest(manifest_bytes: bytes | None, signature_bytes: bytes | None, key: bytes, *, model_name: str, version: str) -> Manifest:
+def verify_manifest(
+    manifest_bytes: bytes | None, signature_bytes: bytes | None, key: bytes, *, model_name: str, version: str
+) -> Manifest:
     """The manifest, only if it is present, signed under ``key``, and names this model and version."""
     for part, data in (("manifest.json", manifest_bytes), ("manifest.sig", signature_bytes)):
         if data is None:
@@ -124,12 +132,14 @@ def verify_model(
     assert artifact is not None
     if len(artifact) != manifest.size:
         raise ModelVerificationError(
-            TAMPERED_ARTIFACT, f"{model_name} {version}: artifact is {len(artifact)} bytes, manifest says {manifest.size}"
+            TAMPERED_ARTIFACT,
+            f"{model_name} {version}: artifact is {len(artifact)} bytes, manifest says {manifest.size}",
         )
     actual = sha256_hex(artifact)
     if not hmac.compare_digest(actual, manifest.sha256):
         raise ModelVerificationError(
-            TAMPERED_ARTIFACT, f"{model_name} {version}: artifact sha256 {actual[:12]}… != manifest {manifest.sha256[:12]}…"
+            TAMPERED_ARTIFACT,
+            f"{model_name} {version}: artifact sha256 {actual[:12]}… != manifest {manifest.sha256[:12]}…",
         )
     return manifest
 

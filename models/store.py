@@ -34,7 +34,9 @@ _PRECONDITION: Final = frozenset({"PreconditionFailed", "412", "ConditionalReque
 T = TypeVar("T")
 
 
-def make_s3_client(settings: Settings, *, connect_timeout: float = 2.0, read_timeout: float = 15.0, attempts: int = 2) -> Any:
+def make_s3_client(
+    settings: Settings, *, connect_timeout: float = 2.0, read_timeout: float = 15.0, attempts: int = 2
+) -> Any:
     """A boto3 S3 client for the configured endpoint (path-style, bounded timeouts and retries)."""
     return boto3.client(
         "s3",

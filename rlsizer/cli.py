@@ -95,8 +95,7 @@ def _operational_errors() -> tuple[type[BaseException], ...]:
     from schemas.codec import RegistryUnavailable
     from trainer.warehouse import WarehouseError
 
-    return (KafkaException, ModelRegistryError, ManifestError, RegistryUnavailable, WarehouseError,
-            OSError)
+    return (KafkaException, ModelRegistryError, ManifestError, RegistryUnavailable, WarehouseError, OSError)
 
 
 def _one_line(exc: BaseException) -> str:

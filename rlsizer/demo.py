@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from rlsizer.stack import EmbeddedStack, StackPorts
 from streams.settings import Settings
 
 Out = Callable[[str], None]
-UTC = timezone.utc
+UTC = UTC
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,7 +75,9 @@ class DemoConfig:
     updates: int = DEFAULT_UPDATES
     seed: int = 1
     min_outcomes: int = 100
-    memory: bool = True  # the demo empties its history first; memory topics are ~4x faster here than SeaweedFS-backed ones
+    memory: bool = (
+        True  # the demo empties its history first; memory topics are ~4x faster here than SeaweedFS-backed ones
+    )
     progress: bool = True
     decision_timeout_s: float = 10.0
 
@@ -164,10 +166,14 @@ def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
     worker: ManagedProcess | None = None
     try:
         stack.start()
-        settings = replace(stack.settings, decision_timeout_ms=int(cfg.decision_timeout_s * 1000), worker_web_port=free_port())
+        settings = replace(
+            stack.settings, decision_timeout_ms=int(cfg.decision_timeout_s * 1000), worker_web_port=free_port()
+        )
         s = settings
-        out(f"{_elapsed(t0)} stack up: Kafka {s.kafka_bootstrap}, registry {s.registry_url}, S3 {s.s3_endpoint}"
-            f" ({'memory' if cfg.memory else 'S3'} storage)")
+        out(
+            f"{_elapsed(t0)} stack up: Kafka {s.kafka_bootstrap}, registry {s.registry_url}, S3 {s.s3_endpoint}"
+            f" ({'memory' if cfg.memory else 'S3'} storage)"
+        )
         worker = start_worker(settings, worker_id="demo")
         stack.processes.append(worker)
         out(f"{_elapsed(t0)} worker ready (pid {worker.pid}, log {worker.log_path})")
@@ -177,8 +183,13 @@ def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
         with AdapterClient(settings, codec, adapter_name="demo", default_timeout_s=cfg.decision_timeout_s) as client:
             for market in cfg.markets:
                 frame, split, end = _frames(market, cfg)
-                rc = RunConfig(symbol=frame.attrs["symbol"], interval=frame.attrs["interval"], run_id=run_id,
-                               adapter_name="demo", timeout_s=cfg.decision_timeout_s)
+                rc = RunConfig(
+                    symbol=frame.attrs["symbol"],
+                    interval=frame.attrs["interval"],
+                    run_id=run_id,
+                    adapter_name="demo",
+                    timeout_s=cfg.decision_timeout_s,
+                )
                 runners.append((market, Runner(frame, rc, client), split, end))
 
             out(f"{_elapsed(t0)} learning phase: streaming {sum(r[2] for r in runners)} bars")
@@ -188,8 +199,14 @@ def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
 
             out(f"{_elapsed(t0)} training: replay into DuckDB, CVaR-PPO ({cfg.updates} updates), gate, ONNX, publish")
             registry = ModelRegistry.from_settings(settings)
-            round_ = run_round(settings, codec=codec, registry=registry, min_outcomes=cfg.min_outcomes,
-                               train_config=TrainConfig(seed=cfg.seed, total_updates=cfg.updates), progress=cfg.progress)
+            round_ = run_round(
+                settings,
+                codec=codec,
+                registry=registry,
+                min_outcomes=cfg.min_outcomes,
+                train_config=TrainConfig(seed=cfg.seed, total_updates=cfg.updates),
+                progress=cfg.progress,
+            )
             result.version, result.promoted, result.train_report = round_.version, round_.promoted, round_.report_path
             result.gate_reason = round_.reason
             if round_.skipped:
@@ -197,16 +214,22 @@ def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
             else:
                 result.walk_forward = format_result(round_)
                 result.walk_forward_rows = result_rows(round_)
-                out(f"{_elapsed(t0)} the round's walk-forward table ({round_.rows} scored signals; the model trained before "
-                    f"{len(round_.windows)} held-out windows, each policy replayed on each):")
+                out(
+                    f"{_elapsed(t0)} the round's walk-forward table ({round_.rows} scored signals; the model trained before "
+                    f"{len(round_.windows)} held-out windows, each policy replayed on each):"
+                )
                 for line in result.walk_forward.splitlines():
                     out(f"           {line}")
-                out(f"{_elapsed(t0)} model {round_.version}: {'PROMOTED to champion' if round_.promoted else 'kept as challenger'}"
-                    f" ({round_.reason})")
+                out(
+                    f"{_elapsed(t0)} model {round_.version}: {'PROMOTED to champion' if round_.promoted else 'kept as challenger'}"
+                    f" ({round_.reason})"
+                )
             if round_.promoted and round_.version:
                 served = wait_for_served(settings, codec, round_.version, timeout=60)
                 result.served_version = round_.version if served else None
-                out(f"{_elapsed(t0)} worker {'hot-swapped to ' + round_.version if served else 'did NOT report the swap within 60 s'}")
+                out(
+                    f"{_elapsed(t0)} worker {'hot-swapped to ' + round_.version if served else 'did NOT report the swap within 60 s'}"
+                )
 
             out(f"{_elapsed(t0)} serving phase: streaming {sum(r[3] - r[2] for r in runners)} bars")
             for market, runner, _, end in runners:
@@ -236,14 +259,21 @@ def _groups(runners: list[tuple[Market, Any, int, int]]) -> dict[str, tuple[date
     return windows
 
 
-def _summarise(settings: Settings, codec: Any, cfg: DemoConfig, runners: list[tuple[Market, Any, int, int]],
-               result: DemoResult, out: Out, t0: float) -> None:
+def _summarise(
+    settings: Settings,
+    codec: Any,
+    cfg: DemoConfig,
+    runners: list[tuple[Market, Any, int, int]],
+    result: DemoResult,
+    out: Out,
+    t0: float,
+) -> None:
     import duckdb
 
     from agents.strategy_map import StrategyMap
     from models import ModelRegistry
-    from trainer.backtest import fixed_policy, model_policy, rules_policy
     from trainer.backtest import backtest as run_backtest
+    from trainer.backtest import fixed_policy, model_policy, rules_policy
     from trainer.backtest_events import load_history
     from trainer.backtest_report import text_report
     from trainer.replay import replay
@@ -268,20 +298,40 @@ def _summarise(settings: Settings, codec: Any, cfg: DemoConfig, runners: list[tu
         bt = run_backtest(history, policies, strategy_map, n_boot=300)
         result.tables[group] = text_report(bt)
         sections.append((group, bt))
-    lines = ["", "=" * 96, "rlsizer demo summary", "=" * 96,
-             f"signals {result.signals}, decision timeouts {result.timeouts}",
-             "decisions by policy and model version:"]
+    lines = [
+        "",
+        "=" * 96,
+        "rlsizer demo summary",
+        "=" * 96,
+        f"signals {result.signals}, decision timeouts {result.timeouts}",
+        "decisions by policy and model version:",
+    ]
     lines += [f"  {p:<9} {v:<58} {n:>6}" for p, v, n in result.decisions]
-    model_line = (f"model {result.version}: " + ("champion, served by the worker" if result.served_version
-                  else "champion (swap not confirmed)" if result.promoted else "not promoted by the gate; rules kept serving")
-                  if result.version else "no model trained")
+    model_line = (
+        f"model {result.version}: "
+        + (
+            "champion, served by the worker"
+            if result.served_version
+            else "champion (swap not confirmed)"
+            if result.promoted
+            else "not promoted by the gate; rules kept serving"
+        )
+        if result.version
+        else "no model trained"
+    )
     lines += [model_line]
     if result.walk_forward:
-        lines += [f"gate: {result.gate_reason}", "",
-                  "training round, walk-forward (held-out windows of the learning part, model trained before them):",
-                  result.walk_forward]
-    lines += ["", "serving part (after the model was published), same signals and outcomes, sized by each policy "
-              "(session = UTC day; ret/|sCVaR5| = return / |session CVaR 5%|):"]
+        lines += [
+            f"gate: {result.gate_reason}",
+            "",
+            "training round, walk-forward (held-out windows of the learning part, model trained before them):",
+            result.walk_forward,
+        ]
+    lines += [
+        "",
+        "serving part (after the model was published), same signals and outcomes, sized by each policy "
+        "(session = UTC day; ret/|sCVaR5| = return / |session CVaR 5%|):",
+    ]
     for group, text in result.tables.items():
         lines += [f"-- {group} --", text, ""]
     result.report_path = write_demo_report(settings.data_dir / "reports" / "demo.html", result, sections)
@@ -293,22 +343,32 @@ def _summarise(settings: Settings, codec: Any, cfg: DemoConfig, runners: list[tu
 def write_demo_report(path: Path, result: DemoResult, sections: list[tuple[str, Any]]) -> Path:
     from trainer.backtest_report import COLUMNS, curves, rows
 
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>rlsizer demo</title>",
-             "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,td:nth-child(2){text-align:left}</style>",
-             "</head><body><h1>rlsizer demo</h1>",
-             f"<p>{result.signals} signals; model {html.escape(result.version or 'none')} "
-             f"{'promoted and served' if result.served_version else 'promoted' if result.promoted else 'not promoted'}."
-             + (f" Training report: <a href='{html.escape(result.train_report.as_uri())}'>{html.escape(result.train_report.name)}</a>"
-                if result.train_report else "") + "</p>",
-             "<h2>Decisions by policy and model version</h2><table><tr><th>policy</th><th>model</th><th>decisions</th></tr>"]
-    parts += [f"<tr><td>{html.escape(p)}</td><td>{html.escape(v)}</td><td>{n}</td></tr>" for p, v, n in result.decisions]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>rlsizer demo</title>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,td:nth-child(2){text-align:left}</style>",
+        "</head><body><h1>rlsizer demo</h1>",
+        f"<p>{result.signals} signals; model {html.escape(result.version or 'none')} "
+        f"{'promoted and served' if result.served_version else 'promoted' if result.promoted else 'not promoted'}."
+        + (
+            f" Training report: <a href='{html.escape(result.train_report.as_uri())}'>{html.escape(result.train_report.name)}</a>"
+            if result.train_report
+            else ""
+        )
+        + "</p>",
+        "<h2>Decisions by policy and model version</h2><table><tr><th>policy</th><th>model</th><th>decisions</th></tr>",
+    ]
+    parts += [
+        f"<tr><td>{html.escape(p)}</td><td>{html.escape(v)}</td><td>{n}</td></tr>" for p, v, n in result.decisions
+    ]
     parts.append("</table>")
     if result.walk_forward_rows:
         from trainer.report import table_html
 
-        parts.append("<h2>Training round: walk-forward table (held-out windows of the learning part)</h2>"
-                     f"<p>{html.escape(result.gate_reason)}</p>{table_html(result.walk_forward_rows)}")
+        parts.append(
+            "<h2>Training round: walk-forward table (held-out windows of the learning part)</h2>"
+            f"<p>{html.escape(result.gate_reason)}</p>{table_html(result.walk_forward_rows)}"
+        )
     for group, bt in sections:
         th = "".join(f"<th>{html.escape(h)}</th>" for h in COLUMNS)
         trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows(bt))

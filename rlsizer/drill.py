@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
@@ -39,7 +39,7 @@ from streams.end_offsets import end_offsets
 from streams.producer import EventProducer, make_producer
 from streams.settings import Settings
 
-T0: Final = datetime(2025, 1, 6, 14, 30, tzinfo=timezone.utc)
+T0: Final = datetime(2025, 1, 6, 14, 30, tzinfo=UTC)
 STRATEGIES: Final = ("S1", "S5", "S9", "S13")
 
 Say = Callable[[str], None]
@@ -53,8 +53,11 @@ class Action:
 
 
 DEFAULT_ACTIONS: Final = (
-    Action(0.15, "kill", "0"), Action(0.35, "join", "2"), Action(0.50, "kill", "0"),
-    Action(0.65, "leave", "2"), Action(0.80, "kill", "1"),
+    Action(0.15, "kill", "0"),
+    Action(0.35, "join", "2"),
+    Action(0.50, "kill", "0"),
+    Action(0.65, "leave", "2"),
+    Action(0.80, "kill", "1"),
 )
 
 
@@ -95,10 +98,12 @@ class DrillReport:
         return self.lost == 0 and self.conflicting == 0
 
     def summary(self) -> str:
-        return (f"signals {self.signals:,} (re-sent {self.resent:,}), decided {self.decided:,}, dead-lettered "
-                f"{self.dead_lettered:,}, lost {self.lost:,}, conflicting {self.conflicting:,}, duplicates "
-                f"{self.duplicates:,}; kills {self.kills}, joins {self.joins}, leaves {self.leaves}, rebalances "
-                f"{self.rebalances}; {self.seconds:.0f} s")
+        return (
+            f"signals {self.signals:,} (re-sent {self.resent:,}), decided {self.decided:,}, dead-lettered "
+            f"{self.dead_lettered:,}, lost {self.lost:,}, conflicting {self.conflicting:,}, duplicates "
+            f"{self.duplicates:,}; kills {self.kills}, joins {self.joins}, leaves {self.leaves}, rebalances "
+            f"{self.rebalances}; {self.seconds:.0f} s"
+        )
 
 
 class _Answers:
@@ -149,15 +154,19 @@ class _Answers:
 
     def read_to_end(self, timeout_s: float = 30.0) -> None:
         """Until the reader has passed every partition's true end as of now."""
-        ends = end_offsets(self.settings.kafka_config(), [(p.topic, p.partition) for p in self._parts],
-                           mode=self.settings.end_offsets)
+        ends = end_offsets(
+            self.settings.kafka_config(), [(p.topic, p.partition) for p in self._parts], mode=self.settings.end_offsets
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if all(self._positions.get(tp, 0) >= end for tp, end in ends.items()):
                 return
             time.sleep(0.1)
-        behind = {f"{t}[{p}]": (self._positions.get((t, p), 0), end) for (t, p), end in ends.items()
-                  if self._positions.get((t, p), 0) < end}
+        behind = {
+            f"{t}[{p}]": (self._positions.get((t, p), 0), end)
+            for (t, p), end in ends.items()
+            if self._positions.get((t, p), 0) < end
+        }
         raise RuntimeError(f"the answers reader did not reach the topics' ends within {timeout_s:g} s: {behind}")
 
     def close(self) -> None:
@@ -222,18 +231,38 @@ def feed(plan: DrillPlan, run_id: str) -> list[BarClosed | SignalRaised]:
         symbol, ts = symbols[k], T0 + timedelta(minutes=step)
         price = 100.0 + (step % 17) - (k % 5)
         if step % plan.bars_every == 0:
-            out.append(BarClosed(ts_event=ts, symbol=symbol, interval="1m", open=price, high=price + 1.0,
-                                 low=price - 1.0, close=price + 0.25, volume=1000.0 + step))
+            out.append(
+                BarClosed(
+                    ts_event=ts,
+                    symbol=symbol,
+                    interval="1m",
+                    open=price,
+                    high=price + 1.0,
+                    low=price - 1.0,
+                    close=price + 0.25,
+                    volume=1000.0 + step,
+                )
+            )
         side = "BUY" if (i // 7) % 2 == 0 else "SELL"
         stop = price - 1.5 if side == "BUY" else price + 1.5
-        out.append(SignalRaised(ts_event=ts + timedelta(seconds=1), signal_id=f"drill-{run_id}-{i}",
-                                strategy_id=STRATEGIES[i % len(STRATEGIES)], symbol=symbol, side=side, price=price,
-                                atr=1.2, base_qty=10.0, stop_price=stop, adapter="drill"))
+        out.append(
+            SignalRaised(
+                ts_event=ts + timedelta(seconds=1),
+                signal_id=f"drill-{run_id}-{i}",
+                strategy_id=STRATEGIES[i % len(STRATEGIES)],
+                symbol=symbol,
+                side=side,
+                price=price,
+                atr=1.2,
+                base_qty=10.0,
+                stop_price=stop,
+                adapter="drill",
+            )
+        )
     return out
 
 
-def run_drill(settings: Settings, codec: EventCodec, plan: DrillPlan = DrillPlan(), *,
-              say: Say = print) -> DrillReport:
+def run_drill(settings: Settings, codec: EventCodec, plan: DrillPlan = DrillPlan(), *, say: Say = print) -> DrillReport:
     """Run the drill against the stack ``settings`` names (its topics must exist); see the module doc."""
     started = time.monotonic()
     run_id = uuid.uuid4().hex[:8]
@@ -244,8 +273,10 @@ def run_drill(settings: Settings, codec: EventCodec, plan: DrillPlan = DrillPlan
     try:
         for wid in plan.workers:
             workers.start(wid, wait=True)
-        say(f"drill {run_id}: {len(plan.workers)} workers ready; feeding {plan.signals:,} signals of "
-            f"{plan.symbols} symbols at {plan.rate:g}/s")
+        say(
+            f"drill {run_id}: {len(plan.workers)} workers ready; feeding {plan.signals:,} signals of "
+            f"{plan.symbols} symbols at {plan.rate:g}/s"
+        )
         events = feed(plan, run_id)
         sent: list[SignalRaised] = []
         resends: list[tuple[float, SignalRaised]] = []

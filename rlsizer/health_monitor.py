@@ -60,16 +60,28 @@ class HealthMonitor:
         except Exception as exc:  # a probe that breaks is itself a finding
             result = CheckResult(check=check.name, status=FAIL, detail=f"probe failed: {type(exc).__name__}: {exc}")
         action_taken = self._recover(result)
-        event = HealthChecked(ts_event=now, component=check.component, check=result.check, status=result.status,
-                              detail=result.detail, action=action_taken)
+        event = HealthChecked(
+            ts_event=now,
+            component=check.component,
+            check=result.check,
+            status=result.status,
+            detail=result.detail,
+            action=action_taken,
+        )
         self.latest[f"{check.component}/{result.check}"] = event
         try:
             self.publish(event)
         except Exception:
             log.exception("could not publish health event %s/%s", check.component, result.check)
         if result.status != "OK":
-            log.warning("health %s/%s %s: %s%s", check.component, result.check, result.status, result.detail,
-                        f" -> {action_taken}" if action_taken else "")
+            log.warning(
+                "health %s/%s %s: %s%s",
+                check.component,
+                result.check,
+                result.status,
+                result.detail,
+                f" -> {action_taken}" if action_taken else "",
+            )
         return event
 
     def _recover(self, result: CheckResult) -> str | None:

@@ -6,10 +6,11 @@ it needs; ``standard_checks`` wires the full set for a deployment.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -19,12 +20,11 @@ from agents import health
 from agents.health import CheckResult
 from rlsizer.health_monitor import ScheduledCheck
 from rlsizer.recovery import model_integrity_probe
+from streams.end_offsets import end_offsets
 from streams.security import kafka_login_error, registry_requests_kwargs
 from streams.settings import Settings
-from streams.end_offsets import end_offsets
 from streams.topics import inputs_topic, worker_group_id
 from trainer.status import load_status
-
 
 
 def kafka_probe(settings: Settings) -> Callable[[datetime], CheckResult]:
@@ -33,6 +33,7 @@ def kafka_probe(settings: Settings) -> Callable[[datetime], CheckResult]:
         if problem is not None:
             return health.reachability("kafka", problem)
         return health.reachability("kafka", None)
+
     return probe
 
 
@@ -43,16 +44,20 @@ def s3_probe(settings: Settings, client_factory: Callable[[], Any]) -> Callable[
         except Exception as exc:
             return health.reachability("s3", f"{settings.s3_endpoint}: {type(exc).__name__}: {exc}")
         return health.reachability("s3", None)
+
     return probe
 
 
 def registry_probe(settings: Settings) -> Callable[[datetime], CheckResult]:
     def probe(now: datetime) -> CheckResult:
         try:
-            requests.get(f"{settings.registry_url}/subjects", timeout=3, **registry_requests_kwargs(settings)).raise_for_status()
+            requests.get(
+                f"{settings.registry_url}/subjects", timeout=3, **registry_requests_kwargs(settings)
+            ).raise_for_status()
         except Exception as exc:
             return health.reachability("registry", f"{settings.registry_url}: {exc}")
         return health.reachability("registry", None)
+
     return probe
 
 
@@ -61,6 +66,7 @@ def disk_probe(settings: Settings) -> Callable[[datetime], CheckResult]:
         path = settings.data_dir if settings.data_dir.exists() else settings.data_dir.resolve().parent
         usage = shutil.disk_usage(path)
         return health.disk_space(usage.used, usage.total)
+
     return probe
 
 
@@ -83,18 +89,21 @@ def last_message_time(settings: Settings, topic: str) -> datetime | None:
             consumer.assign([TopicPartition(topic, partition, end - 1)])
             msg = consumer.poll(2.0)
             if msg is not None and msg.error() is None:
-                kind, ms = msg.timestamp()
+                _kind, ms = msg.timestamp()
                 if ms > 0:
-                    ts = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+                    ts = datetime.fromtimestamp(ms / 1000, tz=UTC)
                     newest = ts if newest is None or ts > newest else newest
         return newest
     finally:
         consumer.close()
 
 
-def data_probe(settings: Settings, hours: health.MarketHours = health.MarketHours()) -> Callable[[datetime], CheckResult]:
+def data_probe(
+    settings: Settings, hours: health.MarketHours = health.MarketHours()
+) -> Callable[[datetime], CheckResult]:
     def probe(now: datetime) -> CheckResult:
         return health.data_freshness(now, last_message_time(settings, inputs_topic(settings)), hours=hours)
+
     return probe
 
 
@@ -142,8 +151,10 @@ def training_probe(settings: Settings, registry_factory: Callable[[], Any]) -> C
     def probe(now: datetime) -> CheckResult:
         status = load_status(settings.data_dir)
         last, failures = health.latest_training(
-            (status.last_attempt, status.last_success, status.consecutive_failures), newest_round(registry_factory()))
+            (status.last_attempt, status.last_success, status.consecutive_failures), newest_round(registry_factory())
+        )
         return health.training_activity(now, last, failures)
+
     return probe
 
 
@@ -165,6 +176,7 @@ def model_probe(champion_age: Callable[[], tuple[datetime | None, str | None]]) 
     def probe(now: datetime) -> CheckResult:
         created, problem = champion_age()
         return health.model_freshness(now, created, unverified=problem)
+
     return probe
 
 
@@ -212,10 +224,8 @@ def _read_until(consumer: Consumer, end: int, codec: Any, timeout_s: float = 10.
             continue
         key = msg.key() or b""
         if key.startswith(prefix):
-            try:
-                found.append((key[len(prefix):].decode(errors="replace"), codec.decode(msg.value())))
-            except DecodeError:  # not a HealthChecked a worker wrote; not ours to judge here
-                pass
+            with contextlib.suppress(DecodeError):  # not a HealthChecked a worker wrote; not ours to judge here
+                found.append((key[len(prefix) :].decode(errors="replace"), codec.decode(msg.value())))
         if msg.offset() >= end - 1:
             return found
     raise TimeoutError(f"the health topic was not read to its end (offset {end}) within {timeout_s:.0f} s")
@@ -226,12 +236,17 @@ def worker_reports_probe(settings: Settings, codec_factory: Callable[[], Any]) -
 
     def probe(now: datetime) -> CheckResult:
         return health.worker_reports(now, worker_reports(settings, codec_factory(), now - window), window=window)
+
     return probe
 
 
-def standard_checks(settings: Settings, *, s3_client_factory: Callable[[], Any],
-                    registry_factory: Callable[[], Any], codec_factory: Callable[[], Any] | None = None
-                    ) -> list[ScheduledCheck]:
+def standard_checks(
+    settings: Settings,
+    *,
+    s3_client_factory: Callable[[], Any],
+    registry_factory: Callable[[], Any],
+    codec_factory: Callable[[], Any] | None = None,
+) -> list[ScheduledCheck]:
     """Every check, for ``rlsizer health`` (once) and ``rlsizer monitor`` (on its interval) alike."""
     if codec_factory is None:
         from streams.codec_factory import make_codec
@@ -247,12 +262,28 @@ def standard_checks(settings: Settings, *, s3_client_factory: Callable[[], Any],
         ScheduledCheck(component="host", name="disk_space", probe=disk_probe(settings), interval=every),
         ScheduledCheck(component="bot", name="data_freshness", probe=data_probe(settings), interval=every),
         ScheduledCheck(component="worker", name="consumer_lag", probe=lag_probe(settings), interval=every),
-        ScheduledCheck(component="model", name="model_freshness",
-                       probe=model_probe(lambda: champion_age(registry_factory())), interval=every),
-        ScheduledCheck(component="model", name="model_integrity", probe=model_integrity_probe(settings, registry_factory),
-                       interval=every),
-        ScheduledCheck(component="worker", name="worker_reports", probe=worker_reports_probe(settings, codec_factory),
-                       interval=every),
-        ScheduledCheck(component="trainer", name="training_activity", probe=training_probe(settings, registry_factory),
-                       interval=every),
+        ScheduledCheck(
+            component="model",
+            name="model_freshness",
+            probe=model_probe(lambda: champion_age(registry_factory())),
+            interval=every,
+        ),
+        ScheduledCheck(
+            component="model",
+            name="model_integrity",
+            probe=model_integrity_probe(settings, registry_factory),
+            interval=every,
+        ),
+        ScheduledCheck(
+            component="worker",
+            name="worker_reports",
+            probe=worker_reports_probe(settings, codec_factory),
+            interval=every,
+        ),
+        ScheduledCheck(
+            component="trainer",
+            name="training_activity",
+            probe=training_probe(settings, registry_factory),
+            interval=every,
+        ),
     ]

@@ -122,7 +122,7 @@ def spawn(name: str, args: Sequence[str], log_path: Path, env: Mapping[str, str]
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - setsid + pdeathsig only
+            preexec_fn=_die_with_parent,
         )
     except OSError as exc:
         raise StackError(f"{name}: cannot start {args[0]!r}: {exc.strerror}") from exc
@@ -135,7 +135,9 @@ def wait_ready(proc: ManagedProcess, ready: Callable[[], bool], timeout: float, 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not proc.alive():
-            raise StackError(f"{proc.name} exited with code {proc.popen.returncode} before {what}; log {proc.log_path}:\n{proc.log_tail()}")
+            raise StackError(
+                f"{proc.name} exited with code {proc.popen.returncode} before {what}; log {proc.log_path}:\n{proc.log_tail()}"
+            )
         if ready():
             return
         time.sleep(0.1)
@@ -167,7 +169,12 @@ class SeaweedPorts:
     @classmethod
     def free(cls, taken: set[int] | None = None) -> SeaweedPorts:
         taken = taken if taken is not None else set()
-        return cls(**{name: free_port(with_grpc_pair=True, taken=taken) for name in ("s3", "master", "volume", "filer", "admin")})
+        return cls(
+            **{
+                name: free_port(with_grpc_pair=True, taken=taken)
+                for name in ("s3", "master", "volume", "filer", "admin")
+            }
+        )
 
     def all(self) -> list[tuple[str, int]]:
         pairs = [(n, getattr(self, n)) for n in ("s3", "master", "volume", "filer", "admin")]
@@ -188,10 +195,21 @@ def start_seaweed(
         require_free(f"seaweedfs {name}", port)
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [
-        weed_binary(), "mini", f"-dir={data_dir}", f"-ip={HOST}", f"-ip.bind={HOST}",
-        f"-master.port={ports.master}", f"-volume.port={ports.volume}", f"-filer.port={ports.filer}",
-        f"-s3.port={ports.s3}", f"-admin.port={ports.admin}", "-webdav=false", "-admin.ui=false",
-        "-s3.port.iceberg=0", "-s3.port.lance=0", f"-bucket={bucket}",
+        weed_binary(),
+        "mini",
+        f"-dir={data_dir}",
+        f"-ip={HOST}",
+        f"-ip.bind={HOST}",
+        f"-master.port={ports.master}",
+        f"-volume.port={ports.volume}",
+        f"-filer.port={ports.filer}",
+        f"-s3.port={ports.s3}",
+        f"-admin.port={ports.admin}",
+        "-webdav=false",
+        "-admin.ui=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-bucket={bucket}",
     ]
     env = {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
     proc = spawn("seaweedfs", args, log_dir / "seaweedfs.log", env)
@@ -236,7 +254,16 @@ def start_tansu(
 ) -> ManagedProcess:
     require_free("tansu (Kafka)", port)
     url = f"tcp://{HOST}:{port}"
-    args = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", storage_url]
+    args = [
+        tansu_binary(),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        storage_url,
+    ]
     env = {"RUST_LOG": os.environ.get("RUST_LOG", "warn")}
     if s3_endpoint:
         env |= {

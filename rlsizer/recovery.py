@@ -48,8 +48,10 @@ def _verify_cached(cache: Any, version: str) -> str | None:
     from models.store import ARTIFACT_FILE, MANIFEST_FILE, SIGNATURE_FILE
 
     folder = cache.directory / "versions" / version
-    parts = [(folder / name).read_bytes() if (folder / name).exists() else None
-             for name in (ARTIFACT_FILE, MANIFEST_FILE, SIGNATURE_FILE)]
+    parts = [
+        (folder / name).read_bytes() if (folder / name).exists() else None
+        for name in (ARTIFACT_FILE, MANIFEST_FILE, SIGNATURE_FILE)
+    ]
     try:
         cache.registry.verify_local(*parts, version)
     except ModelVerificationError as exc:
@@ -76,9 +78,11 @@ def registry_champion_problem(registry: Any) -> tuple[str | None, str | None]:
     try:
         registry.fetch_signed(version)
     except ModelVerificationError as exc:
-        return version, (f"registry champion {version} fails verification ({exc.kind}): {exc.reason}; no worker will "
-                         f"load it. Promote a version that verifies (rlsizer models list, rlsizer models promote "
-                         f"VERSION) or roll back (rlsizer models rollback)")
+        return version, (
+            f"registry champion {version} fails verification ({exc.kind}): {exc.reason}; no worker will "
+            f"load it. Promote a version that verifies (rlsizer models list, rlsizer models promote "
+            f"VERSION) or roll back (rlsizer models rollback)"
+        )
     except ModelRegistryError as exc:
         return version, f"cannot read registry champion {version}: {exc}"
     return version, None
@@ -104,10 +108,14 @@ def model_integrity_probe(settings: Settings, registry_factory: Callable[[], Any
             return health.model_integrity(False, "; ".join([registry_problem, *problems]), restorable=bool(problems))
         if problems:
             return health.model_integrity(False, "; ".join(problems))
-        in_s3 = (f"registry champion {champion} verified (alias signature, manifest signature, sha256)" if champion
-                 else "no champion in the registry")
+        in_s3 = (
+            f"registry champion {champion} verified (alias signature, manifest signature, sha256)"
+            if champion
+            else "no champion in the registry"
+        )
         cached = f"{checked} cached champion(s) verified" if checked else "no cached model yet"
         return health.model_integrity(True, f"{in_s3}; {cached}")
+
     return probe
 
 
@@ -133,8 +141,11 @@ def refresh_champion(settings: Settings, registry_factory: Callable[[], Any], se
 def gone_workers(settings: Settings, now: float, *, grace_s: float = GONE_WORKER_GRACE_S) -> list[Path]:
     """Data dirs of workers that are gone: no live process holds the dir's lock (``agents.worker``),
     and nothing in it changed for ``grace_s`` (a worker restarting keeps its dir)."""
-    return [d for d in _worker_dirs(settings)
-            if not in_use(d) and now - max(p.stat().st_mtime for p in (d, *d.rglob("*"))) > grace_s]
+    return [
+        d
+        for d in _worker_dirs(settings)
+        if not in_use(d) and now - max(p.stat().st_mtime for p in (d, *d.rglob("*"))) > grace_s
+    ]
 
 
 def clean_disk(settings: Settings, registry_factory: Callable[[], Any]) -> str:
@@ -157,8 +168,11 @@ def clean_disk(settings: Settings, registry_factory: Callable[[], Any]) -> str:
 
 def training_retry_note(settings: Settings) -> str:
     status = load_status(settings.data_dir)
-    delay = health.backoff_delay(status.consecutive_failures, base_seconds=min(60.0, settings.train_interval_seconds),
-                                 cap_seconds=settings.train_interval_seconds)
+    delay = health.backoff_delay(
+        status.consecutive_failures,
+        base_seconds=min(60.0, settings.train_interval_seconds),
+        cap_seconds=settings.train_interval_seconds,
+    )
     if status.last_attempt is None:
         return "the trainer service has not attempted a round yet"
     return f"trainer service retries by itself; next attempt due {delay:.0f} s after {status.last_attempt.isoformat()}"

@@ -18,7 +18,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from rlsizer.registry_state import LogRecord
 from streams.topics import SCHEMAS_TOPIC, ensure_topics
 
-
 _NOOP_KEY = b'{"keytype":"NOOP","magic":0}'
 
 
@@ -38,7 +37,9 @@ class SchemaLog:
         """Create the topic if missing, connect, and return every record up to the true end."""
         admin = AdminClient(self._config)
         try:
-            ensure_topics(admin, [NewTopic(self.topic, 1, self._replication, config={"cleanup.policy": "compact"})], timeout)
+            ensure_topics(
+                admin, [NewTopic(self.topic, 1, self._replication, config={"cleanup.policy": "compact"})], timeout
+            )
             partitions = admin.list_topics(self.topic, timeout=timeout).topics[self.topic].partitions
         except KafkaException as exc:
             raise SchemaLogError(f"cannot create or describe topic {self.topic!r}: {exc}") from exc

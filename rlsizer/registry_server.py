@@ -120,8 +120,9 @@ class RegistryService:
                 targets = self.state.versions(subject, deleted=permanent)
                 if not targets:
                     if not permanent and self.state.versions(subject, deleted=True):
-                        raise RegistryError(404, 40404, f"Subject '{subject}' was soft deleted.Set permanent=true to "
-                                                        "delete permanently")
+                        raise RegistryError(
+                            404, 40404, f"Subject '{subject}' was soft deleted.Set permanent=true to delete permanently"
+                        )
                     raise subject_not_found(subject)
             else:
                 try:
@@ -130,8 +131,12 @@ class RegistryService:
                     if permanent or exc.error_code != 40402:
                         raise
                     gone = self.state.version(subject, version, deleted=True)  # 40402 again if it never was
-                    raise RegistryError(404, 40406, f"Subject '{subject}' Version {gone.version} was soft deleted."
-                                                    "Set permanent=true to delete permanently") from None
+                    raise RegistryError(
+                        404,
+                        40406,
+                        f"Subject '{subject}' Version {gone.version} was soft deleted."
+                        "Set permanent=true to delete permanently",
+                    ) from None
             if permanent:
                 live = [v.version for v in targets if not v.deleted]
                 if live:
@@ -161,7 +166,9 @@ async def _schema_body(request: web.Request) -> str:
     if not isinstance(body, dict) or not isinstance(body.get("schema"), str):
         raise RegistryError(422, 42201, "Invalid schema: body must be an object with a 'schema' string")
     if body.get("schemaType", "AVRO") not in (None, "AVRO"):
-        raise RegistryError(422, 42201, f"Invalid schema: schemaType {body['schemaType']!r} is not supported (AVRO only)")
+        raise RegistryError(
+            422, 42201, f"Invalid schema: schemaType {body['schemaType']!r} is not supported (AVRO only)"
+        )
     if body.get("references"):
         raise RegistryError(422, 42201, "Invalid schema: schema references are not supported by the embedded registry")
     return body["schema"]
@@ -206,7 +213,7 @@ def build_app(service: RegistryService) -> web.Application:
             versions = state.versions(name, deleted=deleted)
             found += versions[-1:] if latest_only else versions
         offset, limit = _count(request, "offset", 0), _count(request, "limit", -1)
-        found = found[offset:] if limit < 0 else found[offset:offset + limit]
+        found = found[offset:] if limit < 0 else found[offset : offset + limit]
         return _reply([v.as_response() for v in found])
 
     @routes.get("/schemas/ids/{id}")
@@ -281,7 +288,9 @@ def build_app(service: RegistryService) -> web.Application:
         except (ValueError, AttributeError):
             level = ""
         if level not in COMPATIBILITY_LEVELS:
-            raise RegistryError(422, 42203, f"Invalid compatibility level {level or '(none)'}; valid: {sorted(COMPATIBILITY_LEVELS)}")
+            raise RegistryError(
+                422, 42203, f"Invalid compatibility level {level or '(none)'}; valid: {sorted(COMPATIBILITY_LEVELS)}"
+            )
         return level
 
     def subject_config(request: web.Request) -> str:
@@ -360,7 +369,9 @@ class RunningRegistry:
         await asyncio.to_thread(self.service.log.close)
 
 
-async def start_registry(kafka_config: Mapping[str, str], port: int, *, host: str = HOST, replication: int = 1) -> RunningRegistry:
+async def start_registry(
+    kafka_config: Mapping[str, str], port: int, *, host: str = HOST, replication: int = 1
+) -> RunningRegistry:
     """Read ``_schemas`` to its end, then listen on ``host:port``; ``close()`` the result when done."""
     service = RegistryService(SchemaLog(kafka_config, replication=replication))
     await service.open()
@@ -382,7 +393,10 @@ async def _serve(kafka_config: Mapping[str, str], port: int, host: str, replicat
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     s = running.service.state
-    print(f"schema registry on {running.url}: {len(s.texts)} schemas, {len(s.subjects)} subjects from {running.service.log.topic}", flush=True)
+    print(
+        f"schema registry on {running.url}: {len(s.texts)} schemas, {len(s.subjects)} subjects from {running.service.log.topic}",
+        flush=True,
+    )
     try:
         await stop.wait()
     finally:
@@ -394,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: RLSIZER_KAFKA_BOOTSTRAP)")
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--host", default=HOST)
-    parser.add_argument("--replication", type=int, default=None, help="replication of _schemas if created (default: settings)")
+    parser.add_argument(
+        "--replication", type=int, default=None, help="replication of _schemas if created (default: settings)"
+    )
     args = parser.parse_args(argv)
     from streams.settings import Settings, SettingsError
 

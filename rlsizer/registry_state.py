@@ -171,8 +171,11 @@ class RegistryState:
                 self.subjects.get(subject, {}).pop(version, None)
                 return
             v = SchemaVersion(
-                subject=subject, version=version, schema_id=int(value["id"]),
-                schema=str(value["schema"]), deleted=bool(value.get("deleted", False)),
+                subject=subject,
+                version=version,
+                schema_id=int(value["id"]),
+                schema=str(value["schema"]),
+                deleted=bool(value.get("deleted", False)),
             )
             self.subjects.setdefault(subject, {})[version] = v
             self.texts.setdefault(v.schema_id, v.schema)
@@ -229,10 +232,13 @@ class RegistryState:
         if existing is not None:
             return existing, None
         live = self.versions(subject)
-        problems = incompatibilities(self.compatibility(subject), candidate, [(v.version, parse_schema(v.schema)) for v in live])
+        problems = incompatibilities(
+            self.compatibility(subject), candidate, [(v.version, parse_schema(v.schema)) for v in live]
+        )
         if problems:
             raise RegistryError(
-                409, 409,
+                409,
+                409,
                 f"Schema being registered is incompatible with an earlier schema for subject '{subject}' "
                 f"({self.compatibility(subject)}): " + " | ".join(problems),
             )
@@ -254,4 +260,6 @@ class RegistryState:
                 raise subject_not_found(subject)
             return incompatibilities(level, candidate, [(v.version, parse_schema(v.schema)) for v in live])
         target = self.version(subject, version)
-        return incompatibilities(level.removesuffix("_TRANSITIVE"), candidate, [(target.version, parse_schema(target.schema))])
+        return incompatibilities(
+            level.removesuffix("_TRANSITIVE"), candidate, [(target.version, parse_schema(target.schema))]
+        )

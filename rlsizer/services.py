@@ -52,8 +52,9 @@ def spawn_worker(settings: Settings, *, worker_id: str = "0") -> tuple[ManagedPr
     return proc, ready
 
 
-def worker_stuck_probe(settings: Settings, *, silent_seconds: float = 60.0,
-                       clock: Callable[[], float] = time.monotonic) -> Callable[[], str | None]:
+def worker_stuck_probe(
+    settings: Settings, *, silent_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic
+) -> Callable[[], str | None]:
     """What tells ``rlsizer up`` its worker is alive but stuck: its ``/health`` reports a stall
     (``agents.glue.watchdog``), or has not answered for ``silent_seconds`` (a wedged event loop)."""
     url = f"http://{settings.worker_web_host}:{settings.worker_web_port}/health"

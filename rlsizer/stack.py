@@ -67,7 +67,17 @@ def register_event_schemas(settings: Settings) -> None:
 def start_registry(*, port: int, kafka_bootstrap: str, log_dir: Path, timeout: float = 60.0) -> ManagedProcess:
     """The schema registry (``rlsizer.registry_server``) as a child process, ready when it answers HTTP."""
     require_free("schema registry", port)
-    args = [sys.executable, "-m", "rlsizer.registry_server", "--bootstrap", kafka_bootstrap, "--port", str(port), "--host", HOST]
+    args = [
+        sys.executable,
+        "-m",
+        "rlsizer.registry_server",
+        "--bootstrap",
+        kafka_bootstrap,
+        "--port",
+        str(port),
+        "--host",
+        HOST,
+    ]
     root = str(Path(__file__).resolve().parent.parent)
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))}
     proc = spawn("schema registry", args, log_dir / "registry.log", env)
@@ -123,7 +133,9 @@ class DataDirLock:
 
 
 class EmbeddedStack:
-    def __init__(self, data_dir: Path, *, ports: StackPorts | None = None, memory: bool = False, base: Settings | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *, ports: StackPorts | None = None, memory: bool = False, base: Settings | None = None
+    ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.ports = ports or StackPorts()
         self.memory = memory
@@ -172,7 +184,9 @@ class EmbeddedStack:
             )
             admin = AdminClient(s.kafka_config())
             ensure_topics(admin, new_topics(s))
-            self.processes.append(start_registry(port=self.ports.registry, kafka_bootstrap=s.kafka_bootstrap, log_dir=self.log_dir))
+            self.processes.append(
+                start_registry(port=self.ports.registry, kafka_bootstrap=s.kafka_bootstrap, log_dir=self.log_dir)
+            )
             register_event_schemas(s)
             ensure_bucket(s, s.s3_bucket)
         except BaseException:
@@ -183,7 +197,9 @@ class EmbeddedStack:
     def check_alive(self) -> None:
         for proc in self.processes:
             if not proc.alive():
-                raise StackError(f"{proc.name} stopped unexpectedly (code {proc.popen.returncode}); log {proc.log_path}:\n{proc.log_tail()}")
+                raise StackError(
+                    f"{proc.name} stopped unexpectedly (code {proc.popen.returncode}); log {proc.log_path}:\n{proc.log_tail()}"
+                )
 
     def stop(self) -> None:
         while self.processes:

@@ -63,14 +63,22 @@ def restart_delay(quick_deaths: int) -> float:
 class Supervisor:
     """One ``check()`` per poll: the first dead server, else restarts the dead services when due."""
 
-    def __init__(self, servers: Sequence[Process], services: Sequence[tuple[Callable[[], Process], Process]], *,
-                 clock: Callable[[], float] = time.monotonic, say: Callable[[str], None] | None = None,
-                 probes: dict[int, Callable[[], str | None]] | None = None) -> None:
+    def __init__(
+        self,
+        servers: Sequence[Process],
+        services: Sequence[tuple[Callable[[], Process], Process]],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        say: Callable[[str], None] | None = None,
+        probes: dict[int, Callable[[], str | None]] | None = None,
+    ) -> None:
         """``probes``: by index in ``services``, what tells that service is alive but stuck (checked every
         ``PROBE_SECONDS``); a stuck one is killed and started again like one that died."""
         self.servers = list(servers)
         now = clock()
-        self.services = [Service(start, proc, now, stuck=(probes or {}).get(i)) for i, (start, proc) in enumerate(services)]
+        self.services = [
+            Service(start, proc, now, stuck=(probes or {}).get(i)) for i, (start, proc) in enumerate(services)
+        ]
         self._clock = clock
         self._say = say or (lambda line: print(line, file=sys.stderr, flush=True))
 
@@ -102,9 +110,11 @@ class Supervisor:
         delay = restart_delay(service.quick_deaths)
         service.restart_at = now + delay
         proc = service.proc
-        self._say(f"rlsizer up: {proc.name} (pid {proc.pid}) stopped unexpectedly with code "
-                  f"{proc.popen.returncode} after {ran:.0f} s; restarting it in {delay:.0f} s. Log tail:\n"
-                  f"{proc.log_tail()}")
+        self._say(
+            f"rlsizer up: {proc.name} (pid {proc.pid}) stopped unexpectedly with code "
+            f"{proc.popen.returncode} after {ran:.0f} s; restarting it in {delay:.0f} s. Log tail:\n"
+            f"{proc.log_tail()}"
+        )
 
     def _restart(self, service: Service) -> None:
         name = service.proc.name

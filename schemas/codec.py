@@ -82,7 +82,10 @@ def frame(schema_id: int, body: bytes) -> bytes:
 
 def unframe(data: bytes) -> tuple[int, bytes]:
     if data is None or len(data) < _HEADER.size:
-        raise DecodeError("malformed", f"message of {0 if data is None else len(data)} bytes is too short for Confluent framing (needs >= 5)")
+        raise DecodeError(
+            "malformed",
+            f"message of {0 if data is None else len(data)} bytes is too short for Confluent framing (needs >= 5)",
+        )
     magic, schema_id = _HEADER.unpack_from(data)
     if magic != MAGIC_BYTE:
         raise DecodeError("malformed", f"unknown magic byte {magic}; expected 0 (Confluent wire format)")
@@ -115,7 +118,9 @@ def _as_timestamps(record: dict[str, Any], names: tuple[str, ...]) -> None:
             try:
                 record[name] = EPOCH + timedelta(microseconds=value)
             except OverflowError:
-                raise DecodeError("invalid_value", f"{name}: {value} microseconds since the epoch is out of range") from None
+                raise DecodeError(
+                    "invalid_value", f"{name}: {value} microseconds since the epoch is out of range"
+                ) from None
 
 
 def _canonical(text: str) -> str:
@@ -177,13 +182,18 @@ class EventCodec:
     def encode(self, topic: str, event: Event) -> bytes:
         plan = self._encoders.get((topic, type(event)))
         if plan is None:
-            plan = self._encoders[(topic, type(event))] = (frame(self.schema_id(topic, type(event)), b""), self._our_schema(type(event)))
+            plan = self._encoders[(topic, type(event))] = (
+                frame(self.schema_id(topic, type(event)), b""),
+                self._our_schema(type(event)),
+            )
         header, ours = plan
         fast = compiled(type(event))  # looked up per call: switching it off (tests, bench/bench_codec.py) acts at once
         if fast is not None:
             try:
                 return fast.encode(event, header)  # the header is joined with the body: no copy of the body
-            except Exception:  # a value it does not write exactly as fastavro: fastavro writes it, or raises its own error
+            except (
+                Exception
+            ):  # a value it does not write exactly as fastavro: fastavro writes it, or raises its own error
                 pass
         return header + encode_body(ours.parsed, ours.names, event)
 
@@ -197,8 +207,9 @@ class EventCodec:
         schema_id, body = unframe(data)
         writer, ours, same = self._writer(schema_id)
         if expected is not None and ours.event_type is not expected:
-            raise DecodeError("wrong_schema", f"schema id {schema_id} is {ours.event_type.__name__}'s, "
-                                              f"not {expected.__name__}'s")
+            raise DecodeError(
+                "wrong_schema", f"schema id {schema_id} is {ours.event_type.__name__}'s, not {expected.__name__}'s"
+            )
         try:
             record = fastavro.schemaless_reader(io.BytesIO(body), writer, None if same else ours.parsed)
         except Exception as exc:  # fastavro raises many types for bad bodies
@@ -281,7 +292,9 @@ class EventCodec:
             text = self._registry.schema_by_id(schema_id)
         except Exception as exc:
             if not _not_found(exc):
-                raise RegistryUnavailable(f"the schema registry did not answer for schema id {schema_id}: {exc}") from exc
+                raise RegistryUnavailable(
+                    f"the schema registry did not answer for schema id {schema_id}: {exc}"
+                ) from exc
             raise DecodeError("unknown_schema", f"schema id {schema_id} is not in the registry: {exc}") from exc
         try:
             raw = json.loads(text)
@@ -290,7 +303,9 @@ class EventCodec:
                 name = f"{raw.get('namespace', '')}.{name}"
             event_type = EVENT_BY_SCHEMA_NAME[name]
         except (KeyError, ValueError) as exc:
-            raise DecodeError("wrong_schema", f"schema id {schema_id} is not an rlsizer.v1 event schema ({exc})") from exc
+            raise DecodeError(
+                "wrong_schema", f"schema id {schema_id} is not an rlsizer.v1 event schema ({exc})"
+            ) from exc
         ours = self._our_schema(event_type)
         # Same schema as ours: skip schema resolution (about 2x faster decode).
         same = _canonical(text) == _canonical(schema_text(event_type))

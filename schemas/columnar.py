@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import numpy as np
@@ -48,7 +48,7 @@ from schemas.rules import EPOCH, LATEST_MICROS, MICROSECOND
 _PAD: Final = 16  # zero bytes after the last body, so a 10-byte varint window never reads outside
 _WINDOW: Final = np.arange(10, dtype=np.int64)
 _SHIFTS: Final = (7 * np.arange(10)).astype(np.uint64)
-_MIN_MICROS: Final = (datetime(1, 1, 1, tzinfo=timezone.utc) - EPOCH) // MICROSECOND  # what a datetime can hold
+_MIN_MICROS: Final = (datetime(1, 1, 1, tzinfo=UTC) - EPOCH) // MICROSECOND  # what a datetime can hold
 _INT32: Final = (-(2**31), 2**31 - 1)
 MAX_MAP_ENTRIES: Final = 4096  # larger maps are left to the exact decoder (one numpy step per entry here)
 ALL: Final = slice(None)  # every row of a cursor: reads and writes its arrays in place instead of gathering them
@@ -161,7 +161,9 @@ class _Cursor:
         """
         width = int(length[0]) if len(length) else 0
         if width and (length == width).all() and int(start.max()) + width <= len(self.buf):
-            return np.lib.stride_tricks.sliding_window_view(self.buf, width)[start].reshape(-1)  # one copy, C-contiguous
+            return np.lib.stride_tricks.sliding_window_view(self.buf, width)[start].reshape(
+                -1
+            )  # one copy, C-contiguous
         return self.buf[np.repeat(start - offsets[:-1], length) + np.arange(offsets[-1])]
 
     def binary(self, start: np.ndarray, length: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
@@ -172,7 +174,9 @@ class _Cursor:
         nulls = 0 if valid is None else int(len(valid) - valid.sum())
         small = offsets[-1] < 2**31
         arrow_type, offsets = (pa.binary(), offsets.astype(np.int32)) if small else (pa.large_binary(), offsets)
-        return pa.Array.from_buffers(arrow_type, len(start), [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=nulls)
+        return pa.Array.from_buffers(
+            arrow_type, len(start), [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=nulls
+        )
 
 
 def _utf8(cursor: _Cursor, rows: Rows, array: pa.Array) -> pa.Array:
@@ -193,7 +197,9 @@ def _utf8(cursor: _Cursor, rows: Rows, array: pa.Array) -> pa.Array:
 
 
 def _is(avro_type: Any, name: str) -> bool:
-    return avro_type == name or (isinstance(avro_type, dict) and avro_type.get("type") == name and "logicalType" not in avro_type)
+    return avro_type == name or (
+        isinstance(avro_type, dict) and avro_type.get("type") == name and "logicalType" not in avro_type
+    )
 
 
 def _read(cursor: _Cursor, rows: Rows, avro_type: Any) -> pa.Array:
@@ -210,7 +216,11 @@ def _read(cursor: _Cursor, rows: Rows, avro_type: Any) -> pa.Array:
         positions = np.full(len(present), -1, np.int64)
         positions[present] = np.arange(int(present.sum()))
         return values.take(pa.array(positions, mask=~present))
-    if isinstance(avro_type, dict) and avro_type.get("logicalType") == "timestamp-micros" and avro_type.get("type") == "long":
+    if (
+        isinstance(avro_type, dict)
+        and avro_type.get("logicalType") == "timestamp-micros"
+        and avro_type.get("type") == "long"
+    ):
         micros = cursor.varint(rows)
         cursor.ok[rows] &= (micros >= _MIN_MICROS) & (micros <= LATEST_MICROS)
         return pa.array(micros, pa.timestamp("us"))
@@ -372,7 +382,9 @@ def _same_shape(cursor: _Cursor, rows: np.ndarray, shape: _Shape) -> tuple[np.nd
         same = ((block.view("<u8") & mask) == expected).all(axis=1)
         matched[part[same]] = True
         chosen = block if same.all() else block[same]
-        doubles = np.ndarray((len(chosen), width - 7), "<f8", buffer=chosen, strides=(width, 1))  # a double at every byte
+        doubles = np.ndarray(
+            (len(chosen), width - 7), "<f8", buffer=chosen, strides=(width, 1)
+        )  # a double at every byte
         values.append(np.ascontiguousarray(doubles[:, shape.slots]))  # row-major while the block is in cache, see below
     return matched, np.concatenate(values) if values else np.empty((0, k), np.float64)
 
@@ -386,8 +398,14 @@ def _fixed_maps(keys: list[str], values: np.ndarray) -> pa.Array:
     # the caller keeps n * width below 2**31: the string offsets are made as int32 at once, in place
     key_offsets = np.empty(n * k + 1, np.int32)
     key_offsets[0] = 0
-    np.add(np.arange(n, dtype=np.int32)[:, None] * np.int32(width), ends.astype(np.int32)[None, :], out=key_offsets[1:].reshape(n, k))
-    key_array = pa.Array.from_buffers(pa.string(), n * k, [None, pa.py_buffer(key_offsets), pa.py_buffer(b"".join(encoded) * n)])
+    np.add(
+        np.arange(n, dtype=np.int32)[:, None] * np.int32(width),
+        ends.astype(np.int32)[None, :],
+        out=key_offsets[1:].reshape(n, k),
+    )
+    key_array = pa.Array.from_buffers(
+        pa.string(), n * k, [None, pa.py_buffer(key_offsets), pa.py_buffer(b"".join(encoded) * n)]
+    )
     offsets = pa.array(np.arange(n + 1, dtype=np.int32) * k)
     return pa.MapArray.from_arrays(offsets, key_array, pa.array(values.reshape(-1), pa.float64()))
 
@@ -440,7 +458,13 @@ def _map_entries(cursor: _Cursor, rows: np.ndarray, value_type: Any) -> pa.Array
 
 
 def _arrow_value_type(value_type: Any) -> pa.DataType:
-    return {"double": pa.float64(), "string": pa.string(), "long": pa.int64(), "float": pa.float32(), "int": pa.int32()}[value_type]
+    return {
+        "double": pa.float64(),
+        "string": pa.string(),
+        "long": pa.int64(),
+        "float": pa.float32(),
+        "int": pa.int32(),
+    }[value_type]
 
 
 def _mark_duplicate_keys(cursor: _Cursor, rows: np.ndarray, owner: np.ndarray, keys: pa.Array) -> None:

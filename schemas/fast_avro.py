@@ -156,11 +156,20 @@ def _kind(field: str, avro_type: Any) -> _Kind:
                 return _Kind("nullable", null_index=avro_type.index("null"), inner=other)
     elif isinstance(avro_type, dict):
         keys = set(avro_type)
-        if avro_type.get("type") == "long" and avro_type.get("logicalType") == "timestamp-micros" and keys == {"type", "logicalType"}:
+        if (
+            avro_type.get("type") == "long"
+            and avro_type.get("logicalType") == "timestamp-micros"
+            and keys == {"type", "logicalType"}
+        ):
             return _Kind("timestamp")
         if avro_type.get("type") == "enum":  # a default only matters when resolving against another schema
             symbols = avro_type.get("symbols")
-            if isinstance(symbols, list) and symbols and all(isinstance(s, str) for s in symbols) and len(set(symbols)) == len(symbols):
+            if (
+                isinstance(symbols, list)
+                and symbols
+                and all(isinstance(s, str) for s in symbols)
+                and len(set(symbols)) == len(symbols)
+            ):
                 return _Kind("enum", symbols=tuple(symbols))
         if avro_type.get("type") == "map" and keys == {"type", "values"} and avro_type.get("values") in _MAP_VALUES:
             return _Kind("map", inner=avro_type["values"])

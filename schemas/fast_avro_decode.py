@@ -164,7 +164,7 @@ def head_reader(schema: Mapping[str, Any], names: tuple[str, ...]) -> Callable[[
     order = [name for name in fields if name in names]  # the order they are read in
 
     def decode(body: bytes) -> dict[str, Any]:
-        return dict(zip(order, _read_fields(steps, body)))
+        return dict(zip(order, _read_fields(steps, body), strict=True))
 
     return decode
 

@@ -28,7 +28,7 @@ _CONTINUED: Final = tuple(bytes((i | 0x80,)) for i in range(0x80))  # [i]: a 7-b
 
 
 @cache
-def _CONTINUED_PAIRS() -> tuple[bytes, ...]:  # noqa: N802 (a constant, built on first use: 16384 bytes objects, ~0.8 MB)
+def _CONTINUED_PAIRS() -> tuple[bytes, ...]:
     """[c]: two 7-bit groups of a 14-bit ``c``, both with more to come."""
     return tuple(bytes(((c & 0x7F) | 0x80, (c >> 7) | 0x80)) for c in range(1 << 14))
 
@@ -49,7 +49,7 @@ class _Source:
 
     def function(self, name: str, lines: list[str]) -> Callable[..., Any]:
         namespace = dict(self.names)
-        exec(compile("\n".join(lines), f"<fast_avro {name}>", "exec"), namespace)  # noqa: S102 (our own source)
+        exec(compile("\n".join(lines), f"<fast_avro {name}>", "exec"), namespace)
         function: Callable[..., Any] = namespace[name]
         return function
 
@@ -182,7 +182,9 @@ def record_encoder(names: tuple[str, ...], kinds: list[_Kind]) -> RecordEncoder:
             i = j
             continue
         lines += [f"    v = event.{names[i]}"] + [f"    {line}" for line in _encode_lines(src, i, names[i], kinds[i])]
-        parts.append({"string": f"h{i}, r{i}", "timestamp": f"r{i}, r{i}b, r{i}c, r{i}d, r{i}e"}.get(kinds[i].tag, f"r{i}"))
+        parts.append(
+            {"string": f"h{i}, r{i}", "timestamp": f"r{i}, r{i}b, r{i}c, r{i}d, r{i}e"}.get(kinds[i].tag, f"r{i}")
+        )
         i += 1
     lines.append(f"    return b''.join(({', '.join(parts)},))")
     return src.function("encode", lines)
@@ -190,12 +192,14 @@ def record_encoder(names: tuple[str, ...], kinds: list[_Kind]) -> RecordEncoder:
 
 def _encode_lines(src: _Source, i: int, name: str, kind: _Kind) -> list[str]:
     """Statements that set ``r{i}`` (and ``h{i}``, a string's length) from ``v``, the value of field ``name``."""
-    refuse = f"raise {src.const(Refused)}(f'{name}: {{type(v).__name__}} {{v!r:.40}} is not written as fastavro would here')"
+    refuse = (
+        f"raise {src.const(Refused)}(f'{name}: {{type(v).__name__}} {{v!r:.40}} is not written as fastavro would here')"
+    )
     if kind.tag == "string":
         return [
             f"if type(v) is not str: {refuse}",
             f"r{i} = v.encode()",
-            "n = len(r%d)" % i,
+            f"n = len(r{i})",
             f"h{i} = {src.const(_LENGTH)}[n] if n < 0x40 else {src.const(_varint)}(n)",
         ]
     if kind.tag == "timestamp":  # fastavro: an aware datetime as micros since the epoch (always a long), an int as is

@@ -51,8 +51,8 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
@@ -71,10 +71,10 @@ Columns = Mapping[str, pa.Array]
 Const = Callable[[Any], str]  # names a value for generated source (see ``_fast_path``)
 
 # Every timestamp is microseconds since the epoch (Avro timestamp-micros).
-EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND: Final = timedelta(microseconds=1)
-LATEST_MICROS: Final = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc) - EPOCH) // MICROSECOND
-_UTC: Final = timezone.utc
+LATEST_MICROS: Final = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - EPOCH) // MICROSECOND
+_UTC: Final = UTC
 _INF: Final = math.inf
 _PLAIN_NUMBERS: Final = frozenset((int, float))
 _PLAIN_MAPS: Final = frozenset((dict, MappingProxyType))
@@ -104,7 +104,9 @@ def parse_earliest_event_time(text: str) -> datetime:
 
 
 try:
-    _earliest: datetime = parse_earliest_event_time(os.environ.get(EARLIEST_EVENT_TIME_ENV, DEFAULT_EARLIEST_EVENT_TIME))
+    _earliest: datetime = parse_earliest_event_time(
+        os.environ.get(EARLIEST_EVENT_TIME_ENV, DEFAULT_EARLIEST_EVENT_TIME)
+    )
 except ValueError:  # refused, with the reason, by ``Settings`` (streams.settings) where a process reads its settings
     _earliest = parse_earliest_event_time(DEFAULT_EARLIEST_EVENT_TIME)
 
@@ -128,13 +130,18 @@ def _implausible(name: str, value: datetime) -> InvalidEvent:
     stored = f"{name} {value.isoformat()} ({micros} microseconds since the epoch)"
     limit = f"is before {_earliest.date().isoformat()} ({EARLIEST_EVENT_TIME_ENV})"
     if earliest <= micros * 1_000 <= LATEST_MICROS:
-        return InvalidEvent(f"{stored} {limit}: it looks like milliseconds since the epoch in a timestamp-micros field "
-                            f"(JavaScript's Date.now() is milliseconds): multiply by 1000")
+        return InvalidEvent(
+            f"{stored} {limit}: it looks like milliseconds since the epoch in a timestamp-micros field "
+            f"(JavaScript's Date.now() is milliseconds): multiply by 1000"
+        )
     if earliest <= micros * 1_000_000 <= LATEST_MICROS:
-        return InvalidEvent(f"{stored} {limit}: it looks like seconds since the epoch in a timestamp-micros field: "
-                            f"multiply by 1000000")
-    return InvalidEvent(f"{stored} {limit}, not a plausible time for an event: timestamps are microseconds since "
-                        f"1970-01-01 UTC (Avro timestamp-micros)")
+        return InvalidEvent(
+            f"{stored} {limit}: it looks like seconds since the epoch in a timestamp-micros field: multiply by 1000000"
+        )
+    return InvalidEvent(
+        f"{stored} {limit}, not a plausible time for an event: timestamps are microseconds since "
+        f"1970-01-01 UTC (Avro timestamp-micros)"
+    )
 
 
 # --- what the forms share -------------------------------------------------------------------
@@ -189,7 +196,10 @@ def _micros(columns: Columns, name: str) -> np.ndarray:
 
 
 def _is_in(columns: Columns, name: str, allowed: tuple[str, ...]) -> np.ndarray:
-    return np.asarray(pc.fill_null(pc.is_in(columns[name], pa.array(allowed, pa.string())), False).to_numpy(zero_copy_only=False), bool)
+    return np.asarray(
+        pc.fill_null(pc.is_in(columns[name], pa.array(allowed, pa.string())), False).to_numpy(zero_copy_only=False),
+        bool,
+    )
 
 
 def _printable(strings: pa.Array) -> np.ndarray:
@@ -209,7 +219,9 @@ def _printable(strings: pa.Array) -> np.ndarray:
 
 def _any_printable(strings: pa.Array) -> np.ndarray:
     """bool[n]: the string holds a character in ``!``..``~`` anywhere (null: False)."""
-    return np.asarray(pc.fill_null(pc.match_substring_regex(strings, "[!-~]"), False).to_numpy(zero_copy_only=False), bool)
+    return np.asarray(
+        pc.fill_null(pc.match_substring_regex(strings, "[!-~]"), False).to_numpy(zero_copy_only=False), bool
+    )
 
 
 def _first_byte_printable(strings: pa.Array) -> np.ndarray | None:
@@ -410,7 +422,11 @@ class _FiniteValues(Rule):
             array = array.combine_chunks()
         offsets = array.offsets.to_numpy()
         bad = ~np.isfinite(np.asarray(array.items.to_numpy(zero_copy_only=False), dtype=np.float64))
-        per_row = np.add.reduceat(np.append(bad, False).astype(np.int64), offsets[:-1]) if len(offsets) > 1 else np.zeros(0, np.int64)
+        per_row = (
+            np.add.reduceat(np.append(bad, False).astype(np.int64), offsets[:-1])
+            if len(offsets) > 1
+            else np.zeros(0, np.int64)
+        )
         per_row = np.where(np.diff(offsets) > 0, per_row, 0)
         return np.asarray((per_row == 0) & ~_null(columns, name), bool)
 
@@ -476,7 +492,7 @@ class CrossRule:
     column: Callable[[Columns], np.ndarray]
 
 
-def _bar_range(open: float, high: float, low: float, close: float) -> None:  # noqa: A002 (the field's name)
+def _bar_range(open: float, high: float, low: float, close: float) -> None:
     if high < max(open, close, low) or low > min(open, close):
         raise InvalidEvent(f"bar is inconsistent: high={high} low={low} open={open} close={close}")
 
@@ -507,11 +523,13 @@ def _stop_and_target_sides(side: str, price: float, stop_price: float | None, ta
     if stop is not None and not (stop < price if buy else stop > price):
         raise InvalidEvent(
             f"stop_price {stop} is {'at or above' if buy else 'at or below'} price {price} for a {side}: a {side}'s stop "
-            f"must be {'below' if buy else 'above'} its price (on the wrong side its risk, hence its R, means nothing)")
+            f"must be {'below' if buy else 'above'} its price (on the wrong side its risk, hence its R, means nothing)"
+        )
     if target is not None and not (target > price if buy else target < price):
         raise InvalidEvent(
             f"target_price {target} is {'at or below' if buy else 'at or above'} price {price} for a {side}: a "
-            f"{side}'s target must be {'above' if buy else 'below'} its price")
+            f"{side}'s target must be {'above' if buy else 'below'} its price"
+        )
 
 
 def _stop_and_target_sides_columns(c: Columns) -> np.ndarray:
@@ -523,18 +541,30 @@ def _stop_and_target_sides_columns(c: Columns) -> np.ndarray:
 
 
 BAR_RANGE: Final = CrossRule(
-    "bar range", ("open", "high", "low", "close"), _bar_range,
-    "high >= open and high >= close and high >= low and low <= open and low <= close", _bar_range_columns)
+    "bar range",
+    ("open", "high", "low", "close"),
+    _bar_range,
+    "high >= open and high >= close and high >= low and low <= open and low <= close",
+    _bar_range_columns,
+)
 QUOTE_NOT_CROSSED: Final = CrossRule(
-    "quote not crossed", ("bid", "ask"), _quote, "(bid is None or ask is None or bid <= ask)", _quote_columns)
+    "quote not crossed", ("bid", "ask"), _quote, "(bid is None or ask is None or bid <= ask)", _quote_columns
+)
 EXIT_AFTER_ENTRY: Final = CrossRule(
-    "exit after entry", ("entry_ts", "exit_ts"), _exit_after_entry, "exit_ts >= entry_ts",
-    lambda c: _micros(c, "exit_ts") >= _micros(c, "entry_ts"))
+    "exit after entry",
+    ("entry_ts", "exit_ts"),
+    _exit_after_entry,
+    "exit_ts >= entry_ts",
+    lambda c: _micros(c, "exit_ts") >= _micros(c, "entry_ts"),
+)
 STOP_AND_TARGET_SIDES: Final = CrossRule(
-    "stop and target sides", ("side", "price", "stop_price", "target_price"), _stop_and_target_sides,
+    "stop and target sides",
+    ("side", "price", "stop_price", "target_price"),
+    _stop_and_target_sides,
     "(stop_price is None or (stop_price < price if side == 'BUY' else stop_price > price))"
     " and (target_price is None or (target_price > price if side == 'BUY' else target_price < price))",
-    _stop_and_target_sides_columns)
+    _stop_and_target_sides_columns,
+)
 
 
 # --- a class's table and what is made from it ---------------------------------------------------
@@ -602,7 +632,9 @@ def validated(cls: E) -> E:
     The rules are the fields' ``metadata["rule"]`` and the class's ``cross_rules``;
     ``ONE_OF_ENUM`` becomes the symbols of the field's enum in ``<class name>.avsc``.
     """
-    declared = tuple((f.name, f.metadata[RULE].resolve(cls.__name__, f.name)) for f in fields(cls) if RULE in f.metadata)
+    declared = tuple(
+        (f.name, f.metadata[RULE].resolve(cls.__name__, f.name)) for f in fields(cls) if RULE in f.metadata
+    )
     maps = tuple(f.name for f in fields(cls) if "Mapping[" in str(f.type))
     table = RuleTable(declared, tuple(getattr(cls, "cross_rules", ())), maps)
     cls.rules = table  # type: ignore[attr-defined]
@@ -629,15 +661,25 @@ def _fast_path(name: str, table: RuleTable) -> Callable[[Any], None]:
     clash = [n for n in read if n.startswith("_") or n in _GENERATED_NAMES]
     if clash:
         raise TypeError(f"{name}: fields {clash} would hide names the generated __post_init__ uses")
-    terms = [f"({step.usual})" if isinstance(step, CrossRule) else step[1].usual(step[0], const) for step in table.steps]
+    terms = [
+        f"({step.usual})" if isinstance(step, CrossRule) else step[1].usual(step[0], const) for step in table.steps
+    ]
     proxy = const(MappingProxyType)
     body = [f"    {n} = self.{n}" for n in read]
     body += [f"    if not ({' and '.join(terms) or 'True'}):", "        _check_event(self)"]
-    body += [f"    if type(self.{m}) is not {proxy}: _setattr(self, {m!r}, {proxy}(dict(self.{m})))" for m in table.maps]
-    source = "\n".join([f"def _make({', '.join(consts)}):", "  def __post_init__(self):", *("  " + line for line in body),
-                        "  return __post_init__"])
+    body += [
+        f"    if type(self.{m}) is not {proxy}: _setattr(self, {m!r}, {proxy}(dict(self.{m})))" for m in table.maps
+    ]
+    source = "\n".join(
+        [
+            f"def _make({', '.join(consts)}):",
+            "  def __post_init__(self):",
+            *("  " + line for line in body),
+            "  return __post_init__",
+        ]
+    )
     namespace: dict[str, Any] = {}
-    exec(compile(source, f"<rules of {name}>", "exec"), globals(), namespace)  # noqa: S102 (our own source)
+    exec(compile(source, f"<rules of {name}>", "exec"), globals(), namespace)
     function: Callable[[Any], None] = namespace["_make"](*consts.values())
     function.__qualname__ = f"{name}.__post_init__"
     return function

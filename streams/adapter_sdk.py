@@ -183,7 +183,7 @@ class AdapterClient:
             self._producer().send(s)
         deadline = start + budget
         answers: list[SizeDecided | DecisionTimeout] = []
-        for s, fut in zip(signals, futures):
+        for s, fut in zip(signals, futures, strict=True):
             try:
                 answers.append(fut.result(max(0.0, deadline - time.monotonic())))
             except FutureTimeout:
@@ -234,15 +234,18 @@ class AdapterClient:
             raise AdapterError(f"decisions topic {topic!r} does not exist (run `rlsizer up` or create the topics)")
         # the true ends (streams.end_offsets): tansu's ListOffsets is short, and a start there
         # re-delivered old decisions to ``on_decision``
-        ends = end_offsets(self.settings.kafka_config(), [(topic, p) for p in meta.partitions],
-                           mode=self.settings.end_offsets)
+        ends = end_offsets(
+            self.settings.kafka_config(), [(topic, p) for p in meta.partitions], mode=self.settings.end_offsets
+        )
         consumer.assign([TopicPartition(topic, p, end) for (_, p), end in sorted(ends.items())])
 
     def _run(self) -> None:
         topic = topic_name(self.settings, SizeDecided)
         consumer: Consumer | None = None
         try:
-            consumer = make_consumer(self.settings, self._group_id, **{"fetch.wait.max.ms": 10, "enable.partition.eof": False})
+            consumer = make_consumer(
+                self.settings, self._group_id, **{"fetch.wait.max.ms": 10, "enable.partition.eof": False}
+            )
             self._assign_at_end(consumer, topic)
         except BaseException as exc:  # reported by start()
             self._error = exc

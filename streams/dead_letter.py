@@ -7,7 +7,7 @@ came from (topic, partition, offset) and an actionable reason; it goes to the
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from schemas.codec import EventCodec
 from schemas.events import EventRejected
@@ -27,7 +27,7 @@ def dead_letter(
     ts_event: datetime | None = None,
 ) -> EventRejected:
     return EventRejected(
-        ts_event=ts_event or datetime.now(timezone.utc),
+        ts_event=ts_event or datetime.now(UTC),
         source_topic=source_topic,
         source_partition=partition,
         source_offset=offset,

@@ -60,7 +60,11 @@ def reader_config(kafka_config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def end_offsets(
-    kafka_config: Mapping[str, Any], partitions: Iterable[TP], *, mode: str = READ, timeout: float = 10.0,
+    kafka_config: Mapping[str, Any],
+    partitions: Iterable[TP],
+    *,
+    mode: str = READ,
+    timeout: float = 10.0,
 ) -> dict[TP, int]:
     """The end offset (next offset to be written) of every ``(topic, partition)``.
 
@@ -87,7 +91,9 @@ def _end_offsets(consumer: Consumer, tps: list[TP], *, mode: str, timeout: float
         try:
             reported[tp] = consumer.get_watermark_offsets(TopicPartition(*tp), timeout=_left(deadline), cached=False)
         except KafkaException as exc:
-            raise EndOffsetsError(f"cannot ask the broker for the offsets of {tp[0]}[{tp[1]}]: {exc.args[0].str()}") from exc
+            raise EndOffsetsError(
+                f"cannot ask the broker for the offsets of {tp[0]}[{tp[1]}]: {exc.args[0].str()}"
+            ) from exc
     if mode == BROKER:
         return {tp: high for tp, (_low, high) in reported.items()}
     consumer.assign([TopicPartition(t, p, max(low, high - 1)) for (t, p), (low, high) in reported.items()])

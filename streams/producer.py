@@ -78,5 +78,3 @@ class EventProducer:
         if self._errors:
             errors, self._errors = self._errors, []
             raise ProduceError(f"{len(errors)} record(s) failed: {'; '.join(errors[:5])}")
-
-

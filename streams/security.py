@@ -61,7 +61,9 @@ def kafka_security(settings: Settings) -> KafkaSecurity:
     """Validate and normalise the ``kafka_*`` security settings."""
     protocol = settings.kafka_security_protocol.strip().upper() or "PLAINTEXT"
     if protocol not in PROTOCOLS:
-        raise SecurityConfigError(f"RLSIZER_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol!r}: expected one of {', '.join(PROTOCOLS)}")
+        raise SecurityConfigError(
+            f"RLSIZER_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol!r}: expected one of {', '.join(PROTOCOLS)}"
+        )
     mechanism = settings.kafka_sasl_mechanism.strip().upper()
     sec = KafkaSecurity(
         protocol=protocol,
@@ -76,17 +78,26 @@ def kafka_security(settings: Settings) -> KafkaSecurity:
     if sec.uses_sasl:
         if mechanism not in SASL_MECHANISMS:
             raise SecurityConfigError(
-                f"RLSIZER_KAFKA_SASL_MECHANISM={settings.kafka_sasl_mechanism!r} with {protocol}: expected one of {', '.join(SASL_MECHANISMS)}")
-        missing = [name for name, value in (("RLSIZER_KAFKA_SASL_USERNAME", sec.username),
-                                            ("RLSIZER_KAFKA_SASL_PASSWORD[_FILE]", sec.password)) if not value]
+                f"RLSIZER_KAFKA_SASL_MECHANISM={settings.kafka_sasl_mechanism!r} with {protocol}: expected one of {', '.join(SASL_MECHANISMS)}"
+            )
+        missing = [
+            name
+            for name, value in (
+                ("RLSIZER_KAFKA_SASL_USERNAME", sec.username),
+                ("RLSIZER_KAFKA_SASL_PASSWORD[_FILE]", sec.password),
+            )
+            if not value
+        ]
         if missing:
             raise SecurityConfigError(f"{protocol} needs {' and '.join(missing)}")
     elif mechanism or sec.username or sec.password:
         raise SecurityConfigError(
-            f"SASL credentials are set but RLSIZER_KAFKA_SECURITY_PROTOCOL={protocol}: use SASL_PLAINTEXT or SASL_SSL, or unset them")
+            f"SASL credentials are set but RLSIZER_KAFKA_SECURITY_PROTOCOL={protocol}: use SASL_PLAINTEXT or SASL_SSL, or unset them"
+        )
     if not sec.uses_tls and (sec.ca_location or sec.certfile or sec.keyfile):
         raise SecurityConfigError(
-            f"TLS files are set but RLSIZER_KAFKA_SECURITY_PROTOCOL={protocol}: use SSL or SASL_SSL, or unset them")
+            f"TLS files are set but RLSIZER_KAFKA_SECURITY_PROTOCOL={protocol}: use SSL or SASL_SSL, or unset them"
+        )
     if bool(sec.certfile) != bool(sec.keyfile):
         raise SecurityConfigError("mutual TLS needs both RLSIZER_KAFKA_SSL_CERTFILE and RLSIZER_KAFKA_SSL_KEYFILE")
     return sec
@@ -113,8 +124,11 @@ def librdkafka_security(settings: Settings) -> dict[str, str]:
 
 def librdkafka_config(settings: Settings) -> dict[str, str]:
     """Connection settings shared by every confluent-kafka producer, consumer and admin client."""
-    return {"bootstrap.servers": settings.kafka_bootstrap, "log_level": str(settings.kafka_log_level),
-            **librdkafka_security(settings)}
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "log_level": str(settings.kafka_log_level),
+        **librdkafka_security(settings),
+    }
 
 
 # --- aiokafka / Faust ------------------------------------------------------------------------
@@ -130,7 +144,9 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
         if sec.certfile:
             context.load_cert_chain(sec.certfile, sec.keyfile, password=sec.key_password or None)
     except (OSError, ssl.SSLError) as exc:
-        raise SecurityConfigError(f"Kafka TLS files (CA {sec.ca_location or 'system'}, cert {sec.certfile or '-'}): {exc}") from None
+        raise SecurityConfigError(
+            f"Kafka TLS files (CA {sec.ca_location or 'system'}, cert {sec.certfile or '-'}): {exc}"
+        ) from None
     return context
 
 
@@ -139,7 +155,11 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
     sec = kafka_security(settings)
     kwargs: dict[str, Any] = {"security_protocol": sec.protocol}
     if sec.uses_sasl:
-        kwargs |= {"sasl_mechanism": sec.sasl_mechanism, "sasl_plain_username": sec.username, "sasl_plain_password": sec.password}
+        kwargs |= {
+            "sasl_mechanism": sec.sasl_mechanism,
+            "sasl_plain_username": sec.username,
+            "sasl_plain_password": sec.password,
+        }
     if sec.uses_tls:
         kwargs["ssl_context"] = ssl_context(settings)
     return kwargs
@@ -159,7 +179,9 @@ def faust_broker_credentials(settings: Settings) -> Any:
 
     context = ssl_context(settings)
     if sec.uses_sasl:
-        return faust.SASLCredentials(username=sec.username, password=sec.password, mechanism=sec.sasl_mechanism, ssl_context=context)
+        return faust.SASLCredentials(
+            username=sec.username, password=sec.password, mechanism=sec.sasl_mechanism, ssl_context=context
+        )
     return faust.SSLCredentials(context)
 
 

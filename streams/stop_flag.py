@@ -51,8 +51,12 @@ class StopFlag:
         return self._set
 
 
-def stop_on_signals(flag: StopFlag, *, on_signal: Callable[[int], Any] | None = None,
-                    signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
+def stop_on_signals(
+    flag: StopFlag,
+    *,
+    on_signal: Callable[[int], Any] | None = None,
+    signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
+) -> None:
     """``signals`` set ``flag`` (main thread only); ``on_signal(signum)`` runs first (logging, say)."""
 
     def handler(signum: int, _frame: Any) -> None:

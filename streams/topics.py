@@ -18,6 +18,7 @@ from typing import Final
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from schemas.codec import topic_record_subject, topic_value_subject
 from schemas.events import (
     BarClosed,
     Event,
@@ -30,7 +31,6 @@ from schemas.events import (
     SizeDecided,
     TradeClosed,
 )
-from schemas.codec import topic_record_subject, topic_value_subject
 from streams.settings import Settings
 
 

@@ -88,8 +88,10 @@ def live_policy(registry: Any | None, name: str = "live") -> PolicySpec:
             return rules
         if version not in models:
             if registry is None:
-                raise BacktestError(f"signal {decision.signal_id} was decided by model {version}: "  # type: ignore[union-attr]
-                                    "a registry is needed to replay it")
+                raise BacktestError(
+                    f"signal {decision.signal_id} was decided by model {version}: "  # type: ignore[union-attr]
+                    "a registry is needed to replay it"
+                )
             models[version] = PolicySlot(_verified_model(registry, version))
         return models[version]
 
@@ -105,7 +107,9 @@ def _verified_model(registry: Any, version: str) -> Any:
     except Exception as exc:  # VersionNotFound, ModelVerificationError, S3 errors: one message
         raise BacktestError(f"model {version}: cannot fetch a verified copy from the registry: {exc}") from exc
     if manifest.feature_set != FEATURE_SET:
-        raise BacktestError(f"model {version} was trained on feature set {manifest.feature_set!r}; this code computes {FEATURE_SET!r}")
+        raise BacktestError(
+            f"model {version} was trained on feature set {manifest.feature_set!r}; this code computes {FEATURE_SET!r}"
+        )
     return OnnxPolicy(artifact, feature_names=manifest.feature_names, version=manifest.version)
 
 
@@ -172,8 +176,9 @@ def run_policy(history: History, spec: PolicySpec, strategy_map: StrategyMap) ->
                 skip(f"bar {exc.kind}")
         elif isinstance(ev, OrderFilled):
             try:
-                books[ev.symbol], outcome = with_fill(book, ev, signal=signals.get(ev.signal_id),
-                                                      closed=ev.signal_id in closed, now=ev.ts_event)
+                books[ev.symbol], outcome = with_fill(
+                    book, ev, signal=signals.get(ev.signal_id), closed=ev.signal_id in closed, now=ev.ts_event
+                )
             except OutcomeRejected as exc:
                 skip(f"fill {exc.kind}")
                 continue
@@ -207,8 +212,13 @@ def run_policy(history: History, spec: PolicySpec, strategy_map: StrategyMap) ->
     return _policy_run(spec, rows, features, history.outcomes, skipped)
 
 
-def _policy_run(spec: PolicySpec, rows: list[tuple[SignalRaised, SizeDecided, str]], features: dict[str, FeaturesComputed],
-                outcomes: Mapping[str, TradeClosed], skipped: dict[str, int]) -> PolicyRun:
+def _policy_run(
+    spec: PolicySpec,
+    rows: list[tuple[SignalRaised, SizeDecided, str]],
+    features: dict[str, FeaturesComputed],
+    outcomes: Mapping[str, TradeClosed],
+    skipped: dict[str, int],
+) -> PolicyRun:
     r = np.full(len(rows), np.nan)
     c = np.full(len(rows), np.nan)
     for i, (sig, _, _) in enumerate(rows):
@@ -268,7 +278,9 @@ class BacktestResult:
     results: tuple[PolicyResult, ...]
 
 
-def backtest(history: History, policies: Sequence[PolicySpec], strategy_map: StrategyMap, *, n_boot: int = 500) -> BacktestResult:
+def backtest(
+    history: History, policies: Sequence[PolicySpec], strategy_map: StrategyMap, *, n_boot: int = 500
+) -> BacktestResult:
     if not policies:
         raise BacktestError("no policy to backtest")
     names = [p.name for p in policies]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -32,6 +32,7 @@ import duckdb
 
 from schemas.events import BarClosed, Event, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
 from trainer.warehouse import TABLE_FOR_EVENT
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class History:
@@ -47,21 +48,23 @@ class History:
 def _naive_utc(ts: datetime) -> datetime:
     if ts.tzinfo is None:
         raise ValueError(f"window bounds must be timezone-aware, got {ts!r}")
-    return ts.astimezone(timezone.utc).replace(tzinfo=None)
+    return ts.astimezone(UTC).replace(tzinfo=None)
 
 
 def _to_event(event_type: type[Event], names: tuple[str, ...], row: tuple[Any, ...]) -> Event:
     values: dict[str, Any] = {}
-    for name, value in zip(names, row):
+    for name, value in zip(names, row, strict=True):
         if isinstance(value, datetime):
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         if value is None:
             continue  # the dataclass default (None or an empty map) applies
         values[name] = value
     return event_type(**values)
 
 
-def select_events(con: duckdb.DuckDBPyConnection, event_type: type[Event], where: str, params: list[Any]) -> list[tuple[Event, int, int]]:
+def select_events(
+    con: duckdb.DuckDBPyConnection, event_type: type[Event], where: str, params: list[Any]
+) -> list[tuple[Event, int, int]]:
     """``(event, partition, offset)`` of the rows of ``event_type``'s table matching ``where`` (rows alias ``t``)."""
     spec = TABLE_FOR_EVENT[event_type]
     cols = ", ".join(f't."{n}"' for n in spec.field_names)
@@ -85,7 +88,9 @@ NOT_DEAD_LETTERED: Final = """NOT EXISTS (SELECT 1 FROM dlq AS d WHERE d.source_
 INPUT_TYPES: Final = (BarClosed, SignalRaised, OrderFilled)
 
 
-def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, *, symbols: tuple[str, ...] | None = None) -> History:
+def load_history(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, *, symbols: tuple[str, ...] | None = None
+) -> History:
     """The events a backtest of ``[start, end)`` replays (see the module doc)."""
     if not start < end:
         raise ValueError(f"empty window: from {start.isoformat()} is not before to {end.isoformat()}")
@@ -93,13 +98,17 @@ def load_history(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
     sym_filter, sym_params = ("", []) if symbols is None else (" AND t.symbol IN (SELECT unnest(?))", [list(symbols)])
     inputs: list[tuple[Event, int, int]] = []
     for event_type in INPUT_TYPES:
-        inputs += select_events(con, event_type, f"WHERE t.ts_event < ?{sym_filter} AND {NOT_DEAD_LETTERED}",
-                                [e, *sym_params])
+        inputs += select_events(
+            con, event_type, f"WHERE t.ts_event < ?{sym_filter} AND {NOT_DEAD_LETTERED}", [e, *sym_params]
+        )
     inputs.sort(key=lambda x: (x[1], x[2]))  # log order: per partition by offset
     outcomes = _first_by_signal(select_events(con, TradeClosed, f"WHERE true{sym_filter}", sym_params))
     decisions = _first_by_signal(select_events(con, SizeDecided, f"WHERE t.ts_event < ?{sym_filter}", [e, *sym_params]))
-    features = _first_by_signal(select_events(con, FeaturesComputed, f"WHERE t.ts_event >= ? AND t.ts_event < ?{sym_filter}",
-                                              [s, e, *sym_params]))
+    features = _first_by_signal(
+        select_events(
+            con, FeaturesComputed, f"WHERE t.ts_event >= ? AND t.ts_event < ?{sym_filter}", [s, e, *sym_params]
+        )
+    )
     window_ids = frozenset(
         ev.signal_id for ev, _, _ in inputs if isinstance(ev, SignalRaised) and start <= ev.ts_event < end
     )

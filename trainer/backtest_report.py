@@ -20,8 +20,20 @@ from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN
 from trainer.backtest import BacktestResult, PolicyResult
 from trainer.metrics import PolicyMetrics
 
-COLUMNS = ("policy", "family", "trades", "return R", "Sharpe", "Sortino", "max DD R", "CVaR 5% R", "session CVaR 5% R",
-           "ret/|sCVaR5|", "hit rate", "mean mult")
+COLUMNS = (
+    "policy",
+    "family",
+    "trades",
+    "return R",
+    "Sharpe",
+    "Sortino",
+    "max DD R",
+    "CVaR 5% R",
+    "session CVaR 5% R",
+    "ret/|sCVaR5|",
+    "hit rate",
+    "mean mult",
+)
 
 
 def metric_row(policy: str, family: str, m: PolicyMetrics) -> tuple[str, ...]:
@@ -54,20 +66,29 @@ def rows(result: BacktestResult) -> list[tuple[str, ...]]:
 
 def format_table(table: Sequence[Sequence[str]], header: Sequence[str] = COLUMNS) -> str:
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in table)])
 
 
 def text_report(result: BacktestResult) -> str:
-    head = (f"backtest {result.start.isoformat()} .. {result.end.isoformat()} (rewards m x (R - cost), in R; "
-            f"a session is a UTC day)")
+    head = (
+        f"backtest {result.start.isoformat()} .. {result.end.isoformat()} (rewards m x (R - cost), in R; "
+        f"a session is a UTC day)"
+    )
     notes = []
     for r in result.results:
         run = r.run
         unscored = int((~run.scored).sum())
         skipped = ", ".join(f"{k} {v}" for k, v in run.skipped.items()) or "none"
         used = ", ".join(f"{k} {int((run.policy_used == k).sum())}" for k in sorted(set(run.policy_used)))
-        notes.append(f"{run.name}: {len(run.signal_ids)} signals sized ({used or 'none'}), {unscored} without outcome; skipped: {skipped}")
+        notes.append(
+            f"{run.name}: {len(run.signal_ids)} signals sized ({used or 'none'}), {unscored} without outcome; skipped: {skipped}"
+        )
     return "\n".join([head, format_table(rows(result)), *notes])
 
 
@@ -100,7 +121,11 @@ def curves(results: Sequence[PolicyResult]) -> list[tuple[str, str]]:
         ax_eq.plot(run.ts[mask], curve, label=run.name, lw=1.2)
         ax_dd.plot(run.ts[mask], curve - peak, label=run.name, lw=1.2)
         ax_m.hist(run.multiplier, bins=bins, alpha=0.5, label=run.name)
-    for ax, title, ylabel in ((ax_eq, "equity (cumulative R)", "R"), (ax_dd, "drawdown below peak", "R"), (ax_m, "multipliers", "signals")):
+    for ax, title, ylabel in (
+        (ax_eq, "equity (cumulative R)", "R"),
+        (ax_dd, "drawdown below peak", "R"),
+        (ax_m, "multipliers", "signals"),
+    ):
         ax.set_title(title)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -117,7 +142,9 @@ def write_html(result: BacktestResult, path: Path, *, extra: str = "") -> Path:
     table = rows(result)
     th = "".join(f"<th>{html.escape(h)}</th>" for h in COLUMNS)
     trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table)
-    figures = "".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='{src}'>" for t, src in curves(result.results))
+    figures = "".join(
+        f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='{src}'>" for t, src in curves(result.results)
+    )
     notes = html.escape(text_report(result).split("\n", 1)[0])
     body = (
         "<!doctype html><html><head><meta charset='utf-8'><title>rlsizer backtest</title>"

@@ -110,7 +110,9 @@ def shrunk_mean(x: np.ndarray, prior_sd: float = DEFAULT_EDGE_PRIOR_R) -> float:
     return float(np.mean(x)) * weight
 
 
-def half_kelly_multiplier(x: np.ndarray, *, base_risk: float = DEFAULT_BASE_RISK, prior_sd: float = DEFAULT_EDGE_PRIOR_R) -> float:
+def half_kelly_multiplier(
+    x: np.ndarray, *, base_risk: float = DEFAULT_BASE_RISK, prior_sd: float = DEFAULT_EDGE_PRIOR_R
+) -> float:
     """Half-Kelly of net R outcomes ``x`` as a multiplier of the base position, in [0.25, 2].
 
     Kelly's fraction of equity to put at risk is ``mu / sigma^2`` for outcomes measured per unit
@@ -138,7 +140,9 @@ class HalfKellyPolicy:
     name: str = "half_kelly"
 
     @staticmethod
-    def fit(train: LoggedSignals, *, base_risk: float = DEFAULT_BASE_RISK, prior_sd: float = DEFAULT_EDGE_PRIOR_R) -> HalfKellyPolicy:
+    def fit(
+        train: LoggedSignals, *, base_risk: float = DEFAULT_BASE_RISK, prior_sd: float = DEFAULT_EDGE_PRIOR_R
+    ) -> HalfKellyPolicy:
         scored = train.scored
         net = (train.r_multiple - train.cost_r)[scored]
         strategy = _strategies(train)[scored]

@@ -176,7 +176,9 @@ def ppo_clip_loss(ratio: torch.Tensor, advantages: torch.Tensor, clip: float) ->
 
 def run_name(config: TrainConfig, data_fingerprint: str) -> str:
     """Name from settings + seed + data hash (no clock, so a rerun has the same name)."""
-    cap = ("" if config.size_cap is None else f"_cap{config.size_cap:g}") + ("" if config.init_multiplier is None else f"_i{config.init_multiplier:g}")
+    cap = ("" if config.size_cap is None else f"_cap{config.size_cap:g}") + (
+        "" if config.init_multiplier is None else f"_i{config.init_multiplier:g}"
+    )
     if config.cvar_enabled:
         beta = "fixed" if config.beta is None else f"{config.beta:g}"
         margin = f"m{config.beta_margin:g}" if config.beta_margin else ""
@@ -190,7 +192,9 @@ def plain_ppo(config: TrainConfig) -> TrainConfig:
     return replace(config, cvar_enabled=False, beta_margin=0.0, tail_confidence=None, size_cap=None)
 
 
-def lower_cvar(episode_return: np.ndarray, alpha: float, confidence: float, rng: np.random.Generator, n_boot: int = 200) -> float:
+def lower_cvar(
+    episode_return: np.ndarray, alpha: float, confidence: float, rng: np.random.Generator, n_boot: int = 200
+) -> float:
     """The (1 - confidence) quantile of CVaR_alpha over bootstrap resamples of the sessions."""
     idx = rng.integers(0, episode_return.size, size=(n_boot, episode_return.size))
     return float(np.quantile([cvar(episode_return[i], alpha) for i in idx], 1.0 - confidence))
@@ -276,7 +280,9 @@ def train(data: LoggedSignals, config: TrainConfig, progress: bool = False) -> T
         action_rng = np.random.default_rng([config.seed, 2])
 
         mean, std = feature_stats(data)
-        agent = SizingAgent(mean, std, hidden=config.hidden, init_log_std=config.init_log_std, init_multiplier=config.init_multiplier)
+        agent = SizingAgent(
+            mean, std, hidden=config.hidden, init_log_std=config.init_log_std, init_multiplier=config.init_multiplier
+        )
         optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr, eps=1e-5)
         env = SizingEnv(data)
         layout = episode_layout(data)

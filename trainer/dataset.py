@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -112,7 +112,9 @@ class TrainingSet:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         return TrainingSet(**{k: (v[index] if isinstance(v, np.ndarray) else v) for k, v in values.items()})
 
-    def window(self, from_ts: datetime | np.datetime64 | None = None, to_ts: datetime | np.datetime64 | None = None) -> TrainingSet:
+    def window(
+        self, from_ts: datetime | np.datetime64 | None = None, to_ts: datetime | np.datetime64 | None = None
+    ) -> TrainingSet:
         """Rows with ``from_ts <= ts < to_ts`` (aware datetimes are taken in UTC)."""
         mask = np.ones(len(self), dtype=bool)
         if from_ts is not None:
@@ -124,7 +126,7 @@ class TrainingSet:
 
 def _as_utc64(value: datetime | np.datetime64) -> np.datetime64:
     if isinstance(value, datetime) and value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return np.datetime64(value, "us")
 
 
@@ -180,13 +182,25 @@ def load_dataset(
     else:
         with duckdb.connect(str(warehouse), read_only=True) as con:
             table, layouts = _read(con, params)
-    cost = cost_in_r(_floats(table, "fees"), _floats(table, "qty"), _floats(table, "entry_price"), _floats(table, "stop_price"), _floats(table, "atr"))
+    cost = cost_in_r(
+        _floats(table, "fees"),
+        _floats(table, "qty"),
+        _floats(table, "entry_price"),
+        _floats(table, "stop_price"),
+        _floats(table, "atr"),
+    )
     keep = np.isfinite(cost)
     if not keep.all():
-        log.warning("dropped %d of %d rows whose risk unit (stop distance or ATR) is not positive", int((~keep).sum()), len(keep))
+        log.warning(
+            "dropped %d of %d rows whose risk unit (stop distance or ATR) is not positive",
+            int((~keep).sum()),
+            len(keep),
+        )
         table = table.filter(pa.array(keep))
         cost = cost[keep]
-    names, matrix = layout_matrix(table.column("feature_layout"), table.column("feature_values"), layouts, feature_names)
+    names, matrix = layout_matrix(
+        table.column("feature_layout"), table.column("feature_values"), layouts, feature_names
+    )
     ts = table.column("ts").to_numpy().astype("datetime64[us]")
     return TrainingSet(
         feature_names=names,

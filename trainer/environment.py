@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Final
 
 import numpy as np
@@ -183,7 +183,9 @@ class LoggedSignals:
             raise ValueError("feature_names contains duplicates")
         if not np.all(np.isfinite(self.features)):
             raise ValueError("features must be finite")
-        if np.any(np.isnan(self.r_multiple) != np.isnan(self.cost_r)) or np.any(np.isnan(self.r_multiple) != np.isnat(self.outcome_ts)):
+        if np.any(np.isnan(self.r_multiple) != np.isnan(self.cost_r)) or np.any(
+            np.isnan(self.r_multiple) != np.isnat(self.outcome_ts)
+        ):
             raise ValueError("r_multiple, cost_r and outcome_ts must be NaN (NaT) on the same rows (not scored)")
         if np.any(np.isinf(self.r_multiple)) or np.any(np.isinf(self.cost_r)):
             raise ValueError("r_multiple and cost_r must be finite or NaN")
@@ -219,7 +221,11 @@ class LoggedSignals:
         r, cost, outcome = self.r_multiple[index], self.cost_r[index], self.outcome_ts[index]
         if scored_before is not None:
             late = ~np.isnat(outcome) & (outcome >= scored_before)
-            r, cost, outcome = np.where(late, np.nan, r), np.where(late, np.nan, cost), np.where(late, np.datetime64("NaT"), outcome)
+            r, cost, outcome = (
+                np.where(late, np.nan, r),
+                np.where(late, np.nan, cost),
+                np.where(late, np.datetime64("NaT"), outcome),
+            )
         return LoggedSignals(
             features=self.features[index],
             feature_names=self.feature_names,
@@ -233,8 +239,13 @@ class LoggedSignals:
             outcome_ts=outcome.astype("datetime64[us]"),
         )
 
-    def window(self, start: datetime | np.datetime64 | None, end: datetime | np.datetime64 | None, *,
-               known_before: datetime | np.datetime64 | None = None) -> LoggedSignals:
+    def window(
+        self,
+        start: datetime | np.datetime64 | None,
+        end: datetime | np.datetime64 | None,
+        *,
+        known_before: datetime | np.datetime64 | None = None,
+    ) -> LoggedSignals:
         """The signals with ``start <= ts < end``: what ``rlsizer backtest --from start --to end`` sizes and
         scores (it scores every recorded outcome of them). ``known_before``: score only the outcomes
         recorded before it (a training range must not learn from outcomes realised after it ends)."""
@@ -248,8 +259,13 @@ class LoggedSignals:
     def fingerprint(self) -> str:
         """A short content hash, used in run names so a run names the data it saw."""
         h = hashlib.sha256()
-        for arr in (self.features, np.nan_to_num(self.r_multiple, nan=-1e300), np.nan_to_num(self.cost_r, nan=-1e300),
-                    self.ts.astype(np.int64), self.row_id):
+        for arr in (
+            self.features,
+            np.nan_to_num(self.r_multiple, nan=-1e300),
+            np.nan_to_num(self.cost_r, nan=-1e300),
+            self.ts.astype(np.int64),
+            self.row_id,
+        ):
             h.update(np.ascontiguousarray(arr).tobytes())
         for texts in (self.feature_names, self.family, self.symbol):
             h.update("\x1f".join(map(str, texts)).encode())
@@ -258,7 +274,7 @@ class LoggedSignals:
 
 def _utc64(value: datetime | np.datetime64) -> np.datetime64:
     if isinstance(value, datetime) and value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return np.datetime64(value, "us")
 
 
@@ -309,16 +325,24 @@ def trade_rewards(multipliers: np.ndarray, r_multiple: np.ndarray, cost_r: np.nd
 def _decision(signal: SignalRaised, multiplier: float) -> SizeDecided:
     """The decision the account records (it reads the signal id, time and multiplier)."""
     return SizeDecided(
-        event_id=_REPLAY_EVENT_ID, ts_event=signal.ts_event, ts_init=signal.ts_event, signal_id=signal.signal_id,
-        symbol=signal.symbol, strategy_id=signal.strategy_id, multiplier=multiplier, qty=signal.base_qty * multiplier,
-        policy="MODEL", reason="replay", latency_us=0,
+        event_id=_REPLAY_EVENT_ID,
+        ts_event=signal.ts_event,
+        ts_init=signal.ts_event,
+        signal_id=signal.signal_id,
+        symbol=signal.symbol,
+        strategy_id=signal.strategy_id,
+        multiplier=multiplier,
+        qty=signal.base_qty * multiplier,
+        policy="MODEL",
+        reason="replay",
+        latency_us=0,
     )
 
 
 class _Lane:
     """One piece of one symbol's items, with its account, stopping after the piece's last sized row."""
 
-    __slots__ = ("items", "pos", "stop", "account", "row")
+    __slots__ = ("account", "items", "pos", "row", "stop")
 
     def __init__(self, items: tuple[LaneItem, ...], start: int, stop: int) -> None:
         self.items, self.pos, self.stop = items, start, stop

@@ -76,8 +76,13 @@ def _served_model(model: object, data: LoggedSignals, run_name: str, name: str) 
     from agents.sizing import OnnxPolicy
     from trainer.baselines import ServedModel
 
-    exported = export_policy(model, feature_names=data.feature_names, feature_set="eval",  # type: ignore[arg-type]
-                             eval_features=data.features[: min(len(data), 2000)], run_name=run_name)
+    exported = export_policy(
+        model,
+        feature_names=data.feature_names,
+        feature_set="eval",  # type: ignore[arg-type]
+        eval_features=data.features[: min(len(data), 2000)],
+        run_name=run_name,
+    )
     return ServedModel(OnnxPolicy(exported.onnx_bytes, feature_names=data.feature_names, version=run_name), name)
 
 
@@ -92,22 +97,37 @@ class _Gated:
         return self.chosen.multipliers(data)
 
 
-def run_step(data: LoggedSignals, step: Step, train_config: TrainConfig, gate_config: GateConfig, *, progress: bool = False) -> StepResult:
+def run_step(
+    data: LoggedSignals, step: Step, train_config: TrainConfig, gate_config: GateConfig, *, progress: bool = False
+) -> StepResult:
     """Train, gate and measure one step (module docstring)."""
     train_window = step.train(data)
     cvar = train(train_window, train_config, progress=progress)
     plain = train(train_window, plain_ppo(train_config), progress=progress)
-    policies: list[Policy] = [_served_model(cvar.model, data, cvar.run_name, CVAR_PPO), *fit_baselines(train_window),
-                              _served_model(plain.model, data, plain.run_name, PLAIN_PPO)]
-    gate_scores = [score_window(data.window(w.start, w.end), policies, n_boot=gate_config.n_boot // 2, seed=gate_config.seed)
-                   for w in step.gate]
+    policies: list[Policy] = [
+        _served_model(cvar.model, data, cvar.run_name, CVAR_PPO),
+        *fit_baselines(train_window),
+        _served_model(plain.model, data, plain.run_name, PLAIN_PPO),
+    ]
+    gate_scores = [
+        score_window(data.window(w.start, w.end), policies, n_boot=gate_config.n_boot // 2, seed=gate_config.seed)
+        for w in step.gate
+    ]
     decision = promotion_decision(gate_scores, challenger=CVAR_PPO, required=REQUIRED_BASELINES, config=gate_config)
     by_name = {p.name: p for p in policies}
     served = CVAR_PPO if decision.promote else "rules"
     ordered = [by_name[n] for n in POLICIES] + [_Gated(by_name[served])]
-    next_scores = score_window(data.window(step.next.start, step.next.end), ordered, n_boot=gate_config.n_boot // 2, seed=gate_config.seed)
-    return StepResult(step=step, decision=decision, next_scores=next_scores, served=served,
-                      train_signals=int(train_window.scored.sum()), train_history=cvar.history)
+    next_scores = score_window(
+        data.window(step.next.start, step.next.end), ordered, n_boot=gate_config.n_boot // 2, seed=gate_config.seed
+    )
+    return StepResult(
+        step=step,
+        decision=decision,
+        next_scores=next_scores,
+        served=served,
+        train_signals=int(train_window.scored.sum()),
+        train_history=cvar.history,
+    )
 
 
 def walk_forward(
@@ -122,9 +142,15 @@ def walk_forward(
     """Every step of ``rolling_steps`` in turn (a progress bar over steps when ``progress``)."""
     from tqdm import tqdm
 
-    steps = rolling_steps(data, steps=config.steps, gate_windows=config.gate_windows, window_sessions=config.window_sessions,
-                          holdout_fraction=config.holdout_fraction, train_sessions=config.train_sessions,
-                          min_train_sessions=config.min_train_sessions)
+    steps = rolling_steps(
+        data,
+        steps=config.steps,
+        gate_windows=config.gate_windows,
+        window_sessions=config.window_sessions,
+        holdout_fraction=config.holdout_fraction,
+        train_sessions=config.train_sessions,
+        min_train_sessions=config.min_train_sessions,
+    )
     results = []
     for step in tqdm(steps, desc="walk-forward steps", unit="step", disable=not progress):
         result = run_step(data, step, train_config, gate_config, progress=progress)
@@ -150,18 +176,23 @@ def verdict_line(result: StepResult) -> str:
     nxt = result.next_scores
     served, rules = nxt[GATED].metrics, nxt["rules"].metrics
     verdict = "PROMOTED" if result.decision.promote else "refused"
-    return (f"step {result.step.index}: trained before {result.step.train_end:%Y-%m-%d} ({result.train_signals} scored signals), "
-            f"gate on {', '.join(w.label() for w in result.step.gate)}: {verdict}; on {result.step.next.label()} "
-            f"{result.served} served: return {served.total_return:+.2f} R, session CVaR5 {served.session_cvar_5:+.2f} R "
-            f"(rules {rules.total_return:+.2f} R / {rules.session_cvar_5:+.2f} R, "
-            f"cvar_ppo {nxt[CVAR_PPO].metrics.total_return:+.2f} R / {nxt[CVAR_PPO].metrics.session_cvar_5:+.2f} R)")
+    return (
+        f"step {result.step.index}: trained before {result.step.train_end:%Y-%m-%d} ({result.train_signals} scored signals), "
+        f"gate on {', '.join(w.label() for w in result.step.gate)}: {verdict}; on {result.step.next.label()} "
+        f"{result.served} served: return {served.total_return:+.2f} R, session CVaR5 {served.session_cvar_5:+.2f} R "
+        f"(rules {rules.total_return:+.2f} R / {rules.session_cvar_5:+.2f} R, "
+        f"cvar_ppo {nxt[CVAR_PPO].metrics.total_return:+.2f} R / {nxt[CVAR_PPO].metrics.session_cvar_5:+.2f} R)"
+    )
 
 
 def tail_summary(wf: WalkForward, reference: str = "fixed_1x") -> dict[str, tuple[int, int, float]]:
     """Per policy: (windows whose session CVaR5 is not worse than ``reference``'s, windows, mean ratio of the tails)."""
     out = {}
     for name in wf.steps[0].next_scores:
-        tails = [(s.next_scores[name].metrics.session_cvar_5, s.next_scores[reference].metrics.session_cvar_5) for s in wf.steps]
+        tails = [
+            (s.next_scores[name].metrics.session_cvar_5, s.next_scores[reference].metrics.session_cvar_5)
+            for s in wf.steps
+        ]
         ratios = [a / b for a, b in tails if b < 0]
         out[name] = (sum(1 for a, b in tails if a >= b), len(tails), float(np.mean(ratios)) if ratios else float("nan"))
     return out
@@ -179,7 +210,9 @@ def render_html(wf: WalkForward, *, title: str, facts: dict[str, str]) -> str:
     items = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in facts.items())
     rows = [row for s in wf.steps for row in step_rows(s)] + aggregate_rows(wf)
     tails = tail_summary(wf)
-    tail_rows = [(name, f"{n}/{total}", "-" if np.isnan(ratio) else f"{ratio:.2f}") for name, (n, total, ratio) in tails.items()]
+    tail_rows = [
+        (name, f"{n}/{total}", "-" if np.isnan(ratio) else f"{ratio:.2f}") for name, (n, total, ratio) in tails.items()
+    ]
     parts = [
         f"<ul>{items}</ul>",
         f"<p>The gate promoted {wf.promotions} of {len(wf.steps)} rounds. <b>gated</b> is what served each window: "
@@ -187,18 +220,28 @@ def render_html(wf: WalkForward, *, title: str, facts: dict[str, str]) -> str:
         "<h2>Walk-forward table (each window measured after the round that precedes it)</h2>",
         table_html(rows),
         "<h2>Session tail vs fixed 1x</h2>",
-        table_html(tail_rows, ("policy", "windows with session CVaR5 >= fixed 1x's", "mean session CVaR5 / fixed 1x's")),
+        table_html(
+            tail_rows, ("policy", "windows with session CVaR5 >= fixed 1x's", "mean session CVaR5 / fixed 1x's")
+        ),
     ]
     for s in wf.steps:
         css = "yes" if s.decision.promote else "no"
-        parts.append(f"<h2>{html.escape(s.step.next.label())}</h2><p class='{css}'>step {s.step.index} gate "
-                     f"({html.escape(', '.join(w.label() for w in s.step.gate))}): {html.escape(s.decision.reason)}</p>")
+        parts.append(
+            f"<h2>{html.escape(s.step.next.label())}</h2><p class='{css}'>step {s.step.index} gate "
+            f"({html.escape(', '.join(w.label() for w in s.step.gate))}): {html.escape(s.decision.reason)}</p>"
+        )
         parts.append(image(f"{s.step.next.label()}: equity and session tail", _window_figure(s)))
-    parts.append(image("CVaR-PPO training curves per step", training_figure({f"step {s.step.index}": s.train_history for s in wf.steps}), 2))
+    parts.append(
+        image(
+            "CVaR-PPO training curves per step",
+            training_figure({f"step {s.step.index}": s.train_history for s in wf.steps}),
+            2,
+        )
+    )
     return page(title, "".join(parts))
 
 
-def _window_figure(s: StepResult):  # noqa: ANN202 - a matplotlib Figure
+def _window_figure(s: StepResult):
     from trainer.report import window_figure
 
     return window_figure({k: v for k, v in s.next_scores.items() if k != GATED}, s.step.next.label())

@@ -77,9 +77,17 @@ def split_maps(maps: pa.Array | pa.ChunkedArray) -> SplitMaps:
     if same_length and (names := _shared_names(keys, n, int(lengths[0]))) is not None:  # the live case: one layout
         key = layout_id(names)
         values = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), items.cast(pa.float64()))
-        return SplitMaps(layout=pa.array([key], LAYOUT_TYPE).take(pa.array(np.zeros(n, np.int64))), values=values, layouts={key: names})
+        return SplitMaps(
+            layout=pa.array([key], LAYOUT_TYPE).take(pa.array(np.zeros(n, np.int64))),
+            values=values,
+            layouts={key: names},
+        )
     encoded = pc.dictionary_encode(keys) if len(keys) else None
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64) if encoded is not None else np.zeros(0, np.int64)
+    codes = (
+        encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        if encoded is not None
+        else np.zeros(0, np.int64)
+    )
     dictionary = encoded.dictionary.to_pylist() if encoded is not None else []
     row_layout = np.full(n, -1, np.int64)
     ids: list[str] = []
@@ -97,7 +105,9 @@ def split_maps(maps: pa.Array | pa.ChunkedArray) -> SplitMaps:
             layouts[key] = names
             ids.append(key)
         row_layout[rows] = inverse.reshape(-1) + (len(ids) - len(unique))
-    layout = pa.array(ids, LAYOUT_TYPE).take(pa.array(row_layout, mask=row_layout < 0)) if ids else pa.nulls(n, LAYOUT_TYPE)
+    layout = (
+        pa.array(ids, LAYOUT_TYPE).take(pa.array(row_layout, mask=row_layout < 0)) if ids else pa.nulls(n, LAYOUT_TYPE)
+    )
     mask = None if valid.all() else pa.array(~valid)
     values = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), items.cast(pa.float64()), mask=mask)
     return SplitMaps(layout=layout, values=values, layouts=layouts)
@@ -131,7 +141,9 @@ def _shared_names(keys: pa.Array, n: int, k: int) -> tuple[str, ...] | None:
     step = max(1, _COMPARE_BYTES // max(width, 4 * k))
     for lo in range(0, n, step):
         hi = min(n, lo + step)
-        shift = np.arange(lo, hi, dtype=np.int32)[:, None] * np.int32(width) + np.int32(base)  # below 2**31: int32 offsets
+        shift = np.arange(lo, hi, dtype=np.int32)[:, None] * np.int32(width) + np.int32(
+            base
+        )  # below 2**31: int32 offsets
         if not np.array_equal(starts[lo:hi] - shift, np.broadcast_to(first, (hi - lo, k))):
             return None
         if width and not (rows[lo * width : hi * width].reshape(hi - lo, width) == template).all():
@@ -166,7 +178,9 @@ def layout_matrix(
     offsets = values.offsets.to_numpy().astype(np.int64)
     starts, lengths = offsets[:-1], np.diff(offsets)
     base = int(offsets[0]) if n else 0  # a slice's offsets are not rebased; null rows may span values
-    flat = pc.fill_null(values.values.slice(base, int(offsets[-1]) - base if n else 0), np.nan).to_numpy(zero_copy_only=False)
+    flat = pc.fill_null(values.values.slice(base, int(offsets[-1]) - base if n else 0), np.nan).to_numpy(
+        zero_copy_only=False
+    )
     starts = starts - base
     matrix = np.full((n, len(names)), np.nan, dtype=np.float32)
     for k, key in enumerate(used):

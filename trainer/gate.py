@@ -73,8 +73,11 @@ class Comparison:
 
     @property
     def passed(self) -> bool:
-        return (self.return_diff_lower > 0.0 and self.tail_diff_lower >= 0.0
-                and self.windows_not_worse == len(self.window_tails))
+        return (
+            self.return_diff_lower > 0.0
+            and self.tail_diff_lower >= 0.0
+            and self.windows_not_worse == len(self.window_tails)
+        )
 
     def describe(self) -> str:
         return (
@@ -99,7 +102,9 @@ class GateDecision:
         return tuple(c.reference for c in self.comparisons if c.required)
 
 
-def _compare(windows: Sequence[WindowScores], challenger: str, reference: str, required: bool, config: GateConfig) -> Comparison:
+def _compare(
+    windows: Sequence[WindowScores], challenger: str, reference: str, required: bool, config: GateConfig
+) -> Comparison:
     a = np.concatenate([w[challenger].sessions for w in windows])
     b = np.concatenate([w[reference].sessions for w in windows])
     boot = dict(n_boot=config.n_boot, block=config.block, seed=config.seed)
@@ -113,7 +118,9 @@ def _compare(windows: Sequence[WindowScores], challenger: str, reference: str, r
         challenger_tail=cvar_5(a),
         reference_tail=cvar_5(b),
         tail_diff_lower=float(np.quantile(paired_bootstrap(a, b, cvar_5, **boot), quantile)),
-        window_tails=tuple((w[challenger].metrics.session_cvar_5, w[reference].metrics.session_cvar_5) for w in windows),
+        window_tails=tuple(
+            (w[challenger].metrics.session_cvar_5, w[reference].metrics.session_cvar_5) for w in windows
+        ),
     )
 
 
@@ -134,12 +141,16 @@ def promotion_decision(
         if list(w) != names:
             raise ValueError("every window must score the same policies")
     missing = [r for r in required if r not in names]
-    comparisons = tuple(_compare(windows, challenger, ref, ref in required, config) for ref in names if ref != challenger)
+    comparisons = tuple(
+        _compare(windows, challenger, ref, ref in required, config) for ref in names if ref != challenger
+    )
     sessions = sum(int(w[challenger].sessions.size) for w in windows)
     span = f"{len(windows)} walk-forward window{'s' if len(windows) != 1 else ''} ({sessions} sessions)"
 
     def decision(promote: bool, reason: str) -> GateDecision:
-        return GateDecision(promote=promote, reason=reason, challenger=challenger, comparisons=comparisons, windows=windows)
+        return GateDecision(
+            promote=promote, reason=reason, challenger=challenger, comparisons=comparisons, windows=windows
+        )
 
     if champion_problem is not None:
         return decision(False, f"not promoted: the champion could not be scored ({champion_problem})")

@@ -22,7 +22,7 @@ history from a warehouse first.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import numpy as np
@@ -85,7 +85,9 @@ def account_log(
     )
 
 
-def from_history(history: History, strategy_map: StrategyMap, *, feature_names: Sequence[str] = FEATURE_NAMES) -> LoggedSignals:
+def from_history(
+    history: History, strategy_map: StrategyMap, *, feature_names: Sequence[str] = FEATURE_NAMES
+) -> LoggedSignals:
     """The rows, labels and account log of ``history``'s window (module docstring)."""
     run = run_policy(history, fixed_policy(), strategy_map)
     if not run.signal_ids:
@@ -100,7 +102,10 @@ def from_history(history: History, strategy_map: StrategyMap, *, feature_names: 
     features = np.array([[run.features[sid].features[n] for n in names] for sid in run.signal_ids], dtype=np.float64)
     log = account_log(history.events, rows, history.decisions, outcomes)
     outcome_ts = np.array(
-        [outcomes[sid].ts_event.replace(tzinfo=None) if scored else None for sid, scored in zip(run.signal_ids, run.scored, strict=True)],
+        [
+            outcomes[sid].ts_event.replace(tzinfo=None) if scored else None
+            for sid, scored in zip(run.signal_ids, run.scored, strict=True)
+        ],
         dtype="datetime64[us]",
     )
     return LoggedSignals(
@@ -128,11 +133,16 @@ def history_bounds(con: duckdb.DuckDBPyConnection) -> tuple[datetime, datetime] 
     ).fetchone()
     if first is None:
         return None
-    return first.replace(tzinfo=timezone.utc), last.replace(tzinfo=timezone.utc) + timedelta(microseconds=1)
+    return first.replace(tzinfo=UTC), last.replace(tzinfo=UTC) + timedelta(microseconds=1)
 
 
-def load_logged_signals(con: duckdb.DuckDBPyConnection, strategy_map: StrategyMap, *, start: datetime | None = None,
-                        end: datetime | None = None) -> LoggedSignals:
+def load_logged_signals(
+    con: duckdb.DuckDBPyConnection,
+    strategy_map: StrategyMap,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> LoggedSignals:
     """``from_history`` of the warehouse's history over ``[start, end)`` (default: all of it)."""
     bounds = history_bounds(con)
     if bounds is None:

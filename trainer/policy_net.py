@@ -120,7 +120,11 @@ class RolloutPolicy:
 
     def __init__(self, agent: SizingAgent) -> None:
         def layers(seq: nn.Sequential) -> list[tuple[np.ndarray, np.ndarray]]:
-            return [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in seq if isinstance(m, nn.Linear)]
+            return [
+                (m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
+                for m in seq
+                if isinstance(m, nn.Linear)
+            ]
 
         self.mean = agent.feature_mean.numpy().copy()
         self.std = agent.feature_std.numpy().copy()

@@ -89,7 +89,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Final, Protocol
@@ -161,8 +161,8 @@ class ReplayStats:
 def rejected_event(msg: Message, kind: str, reason: str) -> EventRejected:
     """The dead-letter record for an undecodable message, with an id stable across replays."""
     topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-    ts_type, ts_ms = msg.timestamp()
-    ts_event = datetime.fromtimestamp(ts_ms / 1000, timezone.utc) if ts_ms and ts_ms > 0 else datetime.now(timezone.utc)
+    _ts_type, ts_ms = msg.timestamp()
+    ts_event = datetime.fromtimestamp(ts_ms / 1000, UTC) if ts_ms and ts_ms > 0 else datetime.now(UTC)
     return EventRejected(
         event_id=str(uuid.uuid5(REJECT_NAMESPACE, f"{topic}/{partition}/{offset}")),
         ts_event=ts_event,
@@ -209,7 +209,14 @@ class _Pending:
             for event_type, (index, columns) in batch.columns.items():
                 rows = where[index]
                 spec = TABLE_FOR_EVENT[event_type]
-                tables[spec].append(spec.from_columns(columns, topic_array.take(pa.array(rows)), pa.array(partition_array[rows]), pa.array(offset_array[rows])))
+                tables[spec].append(
+                    spec.from_columns(
+                        columns,
+                        topic_array.take(pa.array(rows)),
+                        pa.array(partition_array[rows]),
+                        pa.array(offset_array[rows]),
+                    )
+                )
         events: dict[TableSpec, list[Event]] = defaultdict(list)
         sources: dict[TableSpec, list[tuple[str, int, int]]] = defaultdict(list)
         rejected = 0
@@ -251,15 +258,19 @@ def _read_positions(topics: pa.Array, partitions: np.ndarray, offsets: np.ndarra
     keys = codes * width + partitions
     distinct, first_from_end = np.unique(keys[::-1], return_index=True)
     last = len(keys) - 1 - first_from_end
-    next_offsets = {(names[k // width], k % width): o + 1 for k, o in zip(distinct.tolist(), offsets[last].tolist())}
+    next_offsets = {
+        (names[k // width], k % width): o + 1 for k, o in zip(distinct.tolist(), offsets[last].tolist(), strict=True)
+    }
     counts = np.bincount(codes, minlength=len(names)).tolist()
-    return _ReadPositions(next_offsets, Counter(dict(zip(names, counts))))
+    return _ReadPositions(next_offsets, Counter(dict(zip(names, counts, strict=True))))
 
 
 def _chunked(rows: Rows) -> Rows:
     """Record batches of ``WRITE_CHUNK_ROWS`` (zero-copy): DuckDB then converts them on several threads."""
     table = rows.table
-    return Rows(pa.Table.from_batches(table.to_batches(max_chunksize=WRITE_CHUNK_ROWS), schema=table.schema), rows.layouts)
+    return Rows(
+        pa.Table.from_batches(table.to_batches(max_chunksize=WRITE_CHUNK_ROWS), schema=table.schema), rows.layouts
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,7 +493,7 @@ def _sort_out(
     """Keep the records, mark partitions at EOF done, raise on fatal errors; the records kept and the partitions ended."""
     read = 0
     ended: list[TopicPartition] = []
-    for msg, err in zip(messages, errors):
+    for msg, err in zip(messages, errors, strict=True):
         if err is None:
             keep(msg)
             read += 1
@@ -549,8 +560,12 @@ def replay(
             pending = _Pending()
             keep = pending.messages.append
             last_progress = time.monotonic()
-            with (tqdm(total=ahead, unit="ev", unit_scale=True, desc="replay", disable=not progress, smoothing=0.1) as bar,
-                  young_collections_only() as collect_young):
+            with (
+                tqdm(
+                    total=ahead, unit="ev", unit_scale=True, desc="replay", disable=not progress, smoothing=0.1
+                ) as bar,
+                young_collections_only() as collect_young,
+            ):
                 while remaining:
                     messages = consumer.consume(batch_size, timeout=0.05)
                     if messages:
@@ -581,8 +596,10 @@ def replay(
             finishing = time.perf_counter()
             totals.remove_duplicates(warehouse.finish_load())
         except RegistryUnavailable as exc:  # not bad records: none is written as rejected, no offset passes them
-            raise ReplayError(f"{exc}; the records from there on were not written, and the next replay reads "
-                              f"them again: run it once the registry answers") from exc
+            raise ReplayError(
+                f"{exc}; the records from there on were not written, and the next replay reads "
+                f"them again: run it once the registry answers"
+            ) from exc
         finally:
             if writer is not None:
                 with contextlib.suppress(BaseException):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -54,11 +54,12 @@ class ReplayToTopicsStats:
 def _naive(ts: datetime) -> datetime:
     if ts.tzinfo is None:
         raise ValueError(f"window bounds must be timezone-aware, got {ts!r}")
-    return ts.astimezone(timezone.utc).replace(tzinfo=None)
+    return ts.astimezone(UTC).replace(tzinfo=None)
 
 
-def window_events(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, *,
-                  warmup_bars: int = WINDOW) -> tuple[list[Event], int]:
+def window_events(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, *, warmup_bars: int = WINDOW
+) -> tuple[list[Event], int]:
     """The source events to re-publish, in log order, and how many are warm-up bars."""
     if not start < end:
         raise ValueError(f"empty window: from {start.isoformat()} is not before to {end.isoformat()}")
@@ -66,19 +67,32 @@ def window_events(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime
     found: list[tuple[Event, int, int]] = []
     for event_type in SOURCE_EVENTS:
         found += select_events(con, event_type, "WHERE t.ts_event >= ? AND t.ts_event < ?", [s, e])
-    warm = select_events(
-        con, BarClosed,
-        """WHERE t.event_id IN (SELECT event_id FROM (
+    warm = (
+        select_events(
+            con,
+            BarClosed,
+            """WHERE t.event_id IN (SELECT event_id FROM (
                SELECT event_id, row_number() OVER (PARTITION BY symbol ORDER BY ts_event DESC, event_id) AS back
                FROM bars WHERE ts_event < ?) WHERE back <= ?)""",
-        [s, warmup_bars],
-    ) if warmup_bars > 0 else []
+            [s, warmup_bars],
+        )
+        if warmup_bars > 0
+        else []
+    )
     ordered = sorted(warm + found, key=lambda x: (x[1], x[2]))
     return [ev for ev, _, _ in ordered], len(warm)
 
 
-def replay_to_topics(con: duckdb.DuckDBPyConnection, target: Settings, start: datetime, end: datetime, *, codec: Any,
-                     warmup_bars: int = WINDOW, flush_timeout: float = 60.0) -> ReplayToTopicsStats:
+def replay_to_topics(
+    con: duckdb.DuckDBPyConnection,
+    target: Settings,
+    start: datetime,
+    end: datetime,
+    *,
+    codec: Any,
+    warmup_bars: int = WINDOW,
+    flush_timeout: float = 60.0,
+) -> ReplayToTopicsStats:
     """Publish the window to ``target``'s topics (created if missing); waits for every delivery."""
     if not target.topic_prefix:
         raise ValueError("replay-to-topics needs a topic prefix: it never writes into the unprefixed live topics")
@@ -93,5 +107,7 @@ def replay_to_topics(con: duckdb.DuckDBPyConnection, target: Settings, start: da
     producer.flush(flush_timeout)
     from streams.topics import topic_name
 
-    published = {f"{topic_name(target, t)} {t.__name__}": counts[t.__name__] for t in SOURCE_EVENTS if counts[t.__name__]}
+    published = {
+        f"{topic_name(target, t)} {t.__name__}": counts[t.__name__] for t in SOURCE_EVENTS if counts[t.__name__]
+    }
     return ReplayToTopicsStats(prefix=target.topic_prefix, published=MappingProxyType(published), warmup_bars=n_warm)

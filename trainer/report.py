@@ -157,12 +157,27 @@ def table_html(rows: Sequence[Sequence[str]], header: Sequence[str] = TABLE_COLU
 
 
 def comparisons_html(comparisons: Sequence[Comparison]) -> str:
-    head = ("vs", "required", "return R (challenger / ref)", "diff lower bound", "session CVaR5 (challenger / ref)",
-            "diff lower bound", "windows not worse", "passed")
+    head = (
+        "vs",
+        "required",
+        "return R (challenger / ref)",
+        "diff lower bound",
+        "session CVaR5 (challenger / ref)",
+        "diff lower bound",
+        "windows not worse",
+        "passed",
+    )
     rows = [
-        (c.reference, "yes" if c.required else "no", f"{c.challenger_return:+.2f} / {c.reference_return:+.2f}",
-         f"{c.return_diff_lower:+.2f}", f"{c.challenger_tail:+.2f} / {c.reference_tail:+.2f}", f"{c.tail_diff_lower:+.2f}",
-         f"{c.windows_not_worse}/{len(c.window_tails)}", "yes" if c.passed else "no")
+        (
+            c.reference,
+            "yes" if c.required else "no",
+            f"{c.challenger_return:+.2f} / {c.reference_return:+.2f}",
+            f"{c.return_diff_lower:+.2f}",
+            f"{c.challenger_tail:+.2f} / {c.reference_tail:+.2f}",
+            f"{c.tail_diff_lower:+.2f}",
+            f"{c.windows_not_worse}/{len(c.window_tails)}",
+            "yes" if c.passed else "no",
+        )
         for c in comparisons
     ]
     return table_html(rows, head)
@@ -178,8 +193,10 @@ def image(title: str, fig: Figure, level: int = 3) -> str:
 
 
 def page(title: str, body: str) -> str:
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style>"
-            f"</head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style>"
+        f"</head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
 
 
 def render_html(content: ReportContent) -> str:
@@ -198,7 +215,9 @@ def render_html(content: ReportContent) -> str:
     ]
     parts += [image(w.label(), window_figure(s, w.label())) for w, s in zip(content.windows, scores, strict=True)]
     if scores:
-        parts.append(image("Multiplier distribution per strategy family (last window)", multiplier_figure(scores[-1]), 2))
+        parts.append(
+            image("Multiplier distribution per strategy family (last window)", multiplier_figure(scores[-1]), 2)
+        )
     if content.histories:
         parts.append(image("Training curves", training_figure(content.histories), 2))
         parts.append(image("CVaR and lambda over training", risk_figure(content.histories), 2))

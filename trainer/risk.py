@@ -33,7 +33,7 @@ def cvar(returns: np.ndarray, alpha: float) -> float:
     m = _tail_size(x.size, alpha)
     if m <= 1.0:
         return float(x[0])
-    k = int(math.floor(m + 1e-9))
+    k = math.floor(m + 1e-9)
     frac = m - k if m - k > 1e-9 else 0.0
     tail = x[:k].sum() + (frac * x[k] if frac > 0.0 else 0.0)
     return float(tail / m)

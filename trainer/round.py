@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,31 +117,63 @@ def evaluate_challenger(
     progress: bool = False,
 ) -> Evaluation:
     """Split, train, export and score, then the gate (no Kafka, no registry): the round's decision."""
-    split = held_out_windows(data, windows=walk_forward.windows, window_sessions=walk_forward.window_sessions,
-                             holdout_fraction=walk_forward.holdout_fraction)
+    split = held_out_windows(
+        data,
+        windows=walk_forward.windows,
+        window_sessions=walk_forward.window_sessions,
+        holdout_fraction=walk_forward.holdout_fraction,
+    )
     train_window = split.train(data)
-    log.info("training on %d signals, %d held-out windows: %s", len(train_window), len(split.windows),
-             ", ".join(w.label() for w in split.windows))
+    log.info(
+        "training on %d signals, %d held-out windows: %s",
+        len(train_window),
+        len(split.windows),
+        ", ".join(w.label() for w in split.windows),
+    )
     challenger = train(train_window, train_config, progress=progress)
     ablation = train(train_window, plain_ppo(train_config), progress=progress)
     version = make_version(now, challenger.run_name)
-    exported = export_policy(challenger.model, feature_names=data.feature_names, feature_set=feature_set,
-                             eval_features=data.features, run_name=challenger.run_name)
-    ablation_exported = export_policy(ablation.model, feature_names=data.feature_names, feature_set=feature_set,
-                                      eval_features=data.features, run_name=ablation.run_name)
+    exported = export_policy(
+        challenger.model,
+        feature_names=data.feature_names,
+        feature_set=feature_set,
+        eval_features=data.features,
+        run_name=challenger.run_name,
+    )
+    ablation_exported = export_policy(
+        ablation.model,
+        feature_names=data.feature_names,
+        feature_set=feature_set,
+        eval_features=data.features,
+        run_name=ablation.run_name,
+    )
     policies: list[Policy] = [served(exported, data.feature_names, version, CHALLENGER_POLICY)]
     if champion is not None:
         policies.append(champion)
-    policies += [*fit_baselines(train_window), served(ablation_exported, data.feature_names, ablation.run_name, ABLATION_POLICY)]
-    scores = tuple(score_window(data.window(w.start, w.end), policies, n_boot=gate_config.n_boot // 2, seed=gate_config.seed)
-                   for w in split.windows)
+    policies += [
+        *fit_baselines(train_window),
+        served(ablation_exported, data.feature_names, ablation.run_name, ABLATION_POLICY),
+    ]
+    scores = tuple(
+        score_window(data.window(w.start, w.end), policies, n_boot=gate_config.n_boot // 2, seed=gate_config.seed)
+        for w in split.windows
+    )
     required = ([CHAMPION_POLICY] if champion is not None or champion_problem else []) + list(REQUIRED_BASELINES)
-    decision = promotion_decision(scores, challenger=CHALLENGER_POLICY, required=required, config=gate_config,
-                                  champion_problem=champion_problem)
+    decision = promotion_decision(
+        scores, challenger=CHALLENGER_POLICY, required=required, config=gate_config, champion_problem=champion_problem
+    )
     log.info("%s", decision.reason)
     table = {name: pooled(scores, name) for name in scores[0]}
-    return Evaluation(version=version, split=split, challenger=challenger, ablation=ablation, exported=exported, scores=scores,
-                      decision=decision, table=table)
+    return Evaluation(
+        version=version,
+        split=split,
+        challenger=challenger,
+        ablation=ablation,
+        exported=exported,
+        scores=scores,
+        decision=decision,
+        table=table,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +200,7 @@ def _champion(registry: ModelRegistry) -> _Champion:
 
 
 def _utc(ts: np.datetime64) -> datetime:
-    return np.datetime64(ts, "us").astype(datetime).replace(tzinfo=timezone.utc)
+    return np.datetime64(ts, "us").astype(datetime).replace(tzinfo=UTC)
 
 
 def manifest_metrics(ev: Evaluation, n_train: int) -> dict[str, float]:
@@ -250,23 +282,40 @@ def run_round(
     with open_warehouse(path) as warehouse:
         outcomes = warehouse.count("outcomes")
         try:
-            data: LoggedSignals | None = load_logged_signals(warehouse.cursor(), StrategyMap.from_spec(settings.strategy_map))
+            data: LoggedSignals | None = load_logged_signals(
+                warehouse.cursor(), StrategyMap.from_spec(settings.strategy_map)
+            )
         except NoSignals:
             data = None
     rows = int(data.scored.sum()) if data is not None else 0
     base = dict(outcomes=outcomes, rows=rows, replay=stats, warehouse_path=path)
     new = outcomes - since_outcomes
     if new < min_new_outcomes:
-        return RoundResult(skipped=True, reason=f"skipped: {new} new outcomes since the last successful round (needs {min_new_outcomes})", **base)
+        return RoundResult(
+            skipped=True,
+            reason=f"skipped: {new} new outcomes since the last successful round (needs {min_new_outcomes})",
+            **base,
+        )
     if feature_set not in (None, FEATURE_SET):
-        return RoundResult(skipped=True, reason=f"skipped: this code computes feature set {FEATURE_SET}, not {feature_set}", **base)
+        return RoundResult(
+            skipped=True, reason=f"skipped: this code computes feature set {FEATURE_SET}, not {feature_set}", **base
+        )
     if data is None or rows < min_outcomes:
         return RoundResult(skipped=True, reason=f"skipped: {rows} scored signals (needs {min_outcomes})", **base)
 
     champion = _champion(registry)
     try:
-        ev = evaluate_challenger(data, now=now, train_config=train_config, walk_forward=walk_forward, gate_config=gate_config,
-                                 champion=champion.policy, champion_problem=champion.problem, feature_set=FEATURE_SET, progress=progress)
+        ev = evaluate_challenger(
+            data,
+            now=now,
+            train_config=train_config,
+            walk_forward=walk_forward,
+            gate_config=gate_config,
+            champion=champion.policy,
+            champion_problem=champion.problem,
+            feature_set=FEATURE_SET,
+            progress=progress,
+        )
     except NotEnoughSessions as exc:
         return RoundResult(skipped=True, reason=f"skipped: {exc}", **base)
     version = ev.version
@@ -287,21 +336,36 @@ def run_round(
         from models import KafkaModelEvents
 
         events = KafkaModelEvents(settings)
-    published = registry.publish(ev.exported.onnx_bytes, draft, alias=CHALLENGER, version=version, created_at=now, on_published=events)
+    published = registry.publish(
+        ev.exported.onnx_bytes, draft, alias=CHALLENGER, version=version, created_at=now, on_published=events
+    )
     if decision.promote:
         registry.promote(published.manifest.version)
         events(registry.alias_event(CHAMPION, published.manifest.version))
         log.info("promoted %s to champion (parent %s)", version, champion.version)
 
-    report = write_report(_report_content(now, version, ev, data, champion.version), report_path(settings.data_dir, version))
+    report = write_report(
+        _report_content(now, version, ev, data, champion.version), report_path(settings.data_dir, version)
+    )
     return RoundResult(
-        skipped=False, reason=decision.reason, **base, run_name=ev.challenger.run_name, version=version, promoted=decision.promote,
-        parent_version=champion.version, table=ev.table, windows=ev.split.windows, decision=decision,
-        max_abs_diff=ev.exported.max_abs_diff, report_path=report,
+        skipped=False,
+        reason=decision.reason,
+        **base,
+        run_name=ev.challenger.run_name,
+        version=version,
+        promoted=decision.promote,
+        parent_version=champion.version,
+        table=ev.table,
+        windows=ev.split.windows,
+        decision=decision,
+        max_abs_diff=ev.exported.max_abs_diff,
+        report_path=report,
     )
 
 
-def _report_content(now: datetime, version: str, ev: Evaluation, data: LoggedSignals, parent: str | None) -> ReportContent:
+def _report_content(
+    now: datetime, version: str, ev: Evaluation, data: LoggedSignals, parent: str | None
+) -> ReportContent:
     train_window = ev.split.train(data)
     facts = {
         "version": version,
@@ -309,7 +373,7 @@ def _report_content(now: datetime, version: str, ev: Evaluation, data: LoggedSig
         "parent (champion at training time)": parent or "none",
         "data": f"{_utc(data.ts.min()):%Y-%m-%d %H:%M} .. {_utc(data.ts.max()):%Y-%m-%d %H:%M} UTC, {len(data)} signals",
         "training range": f"before {ev.split.train_end:%Y-%m-%d}: {int(train_window.scored.sum())} scored signals, "
-                          f"{np.unique(train_window.episode_id).size} sessions",
+        f"{np.unique(train_window.episode_id).size} sessions",
         "held-out windows": "; ".join(f"{w.label()} ({w.n_sessions} sessions)" for w in ev.split.windows),
         "max |torch - onnxruntime|": f"{ev.exported.max_abs_diff:.2e}",
         "config": repr(ev.challenger.config),

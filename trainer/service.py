@@ -68,14 +68,25 @@ class Attempt:
 def attempt_health(now: datetime, outcome: RoundOutcome | None, error: str | None, failures: int) -> HealthChecked:
     """The HealthChecked of one attempt (pure)."""
     if error is not None:
-        return HealthChecked(ts_event=now, component=COMPONENT, check=CHECK, status=FAIL,
-                             detail=f"round failed ({failures} in a row): {error}"[:1000], action=ACTION_RETRY_TRAINING)
+        return HealthChecked(
+            ts_event=now,
+            component=COMPONENT,
+            check=CHECK,
+            status=FAIL,
+            detail=f"round failed ({failures} in a row): {error}"[:1000],
+            action=ACTION_RETRY_TRAINING,
+        )
     assert outcome is not None
     if outcome.skipped:
         return HealthChecked(ts_event=now, component=COMPONENT, check=CHECK, status=WARN, detail=outcome.reason[:1000])
     alias = "champion" if outcome.promoted else "challenger"
-    return HealthChecked(ts_event=now, component=COMPONENT, check=CHECK, status=OK,
-                         detail=f"published {outcome.version} as {alias}: {outcome.reason}"[:1000])
+    return HealthChecked(
+        ts_event=now,
+        component=COMPONENT,
+        check=CHECK,
+        status=OK,
+        detail=f"published {outcome.version} as {alias}: {outcome.reason}"[:1000],
+    )
 
 
 def next_status(status: TrainerStatus, now: datetime, outcome: RoundOutcome | None, error: str | None) -> TrainerStatus:
@@ -102,8 +113,9 @@ def run_once(
     outcome: RoundOutcome | None = None
     error: str | None = None
     try:
-        outcome = round_fn(now=now, since_outcomes=status.outcomes_at_last_success,
-                           min_new_outcomes=settings.train_min_new_outcomes)
+        outcome = round_fn(
+            now=now, since_outcomes=status.outcomes_at_last_success, min_new_outcomes=settings.train_min_new_outcomes
+        )
     except Exception as exc:  # any failure of a round is retried with backoff, never fatal to the service
         error = f"{type(exc).__name__}: {exc}"
         log.exception("training round failed")
@@ -115,8 +127,13 @@ def run_once(
     except Exception as exc:  # health is reported best-effort; the status file is the durable record
         log.warning("could not publish HealthChecked: %s", exc)
     interval = settings.train_interval_seconds
-    delay = backoff_delay(status.consecutive_failures, base_seconds=min(backoff_base_seconds, interval),
-                          cap_seconds=interval) if error is not None else interval
+    delay = (
+        backoff_delay(
+            status.consecutive_failures, base_seconds=min(backoff_base_seconds, interval), cap_seconds=interval
+        )
+        if error is not None
+        else interval
+    )
     if outcome is not None:
         log.info("%s; next round in %.0f s", outcome.reason, delay)
     else:
@@ -143,8 +160,14 @@ def run_service(
     status = load_status(Path(settings.data_dir))
     attempts: list[Attempt] = []
     while not stop.is_set() and (max_attempts is None or len(attempts) < max_attempts):
-        attempt = run_once(settings, status, round_fn=round_fn, publish_health=publish_health, clock=clock,
-                           backoff_base_seconds=backoff_base_seconds)
+        attempt = run_once(
+            settings,
+            status,
+            round_fn=round_fn,
+            publish_health=publish_health,
+            clock=clock,
+            backoff_base_seconds=backoff_base_seconds,
+        )
         attempts.append(attempt)
         status = attempt.status
         if stop.is_set() or (max_attempts is not None and len(attempts) >= max_attempts):
@@ -156,8 +179,10 @@ def run_service(
 
 def install_stop_signals(stop: StopFlag) -> None:
     """SIGTERM and SIGINT set ``stop`` (main thread only; a ``StopFlag``, see ``streams.stop_flag``)."""
-    stop_on_signals(stop, on_signal=lambda signum: log.info("received %s: stopping after the current round",
-                                                            signal.Signals(signum).name))
+    stop_on_signals(
+        stop,
+        on_signal=lambda signum: log.info("received %s: stopping after the current round", signal.Signals(signum).name),
+    )
 
 
 def kafka_health_publisher(settings: Settings, codec: Any) -> Callable[[HealthChecked], None]:

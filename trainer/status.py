@@ -24,11 +24,20 @@ class TrainerStatus:
     outcomes_at_last_success: int = 0
 
     def succeeded(self, now: datetime, *, version: str, outcomes: int) -> TrainerStatus:
-        return replace(self, last_attempt=now, last_success=now, consecutive_failures=0, last_error="",
-                       last_version=version, outcomes_at_last_success=outcomes)
+        return replace(
+            self,
+            last_attempt=now,
+            last_success=now,
+            consecutive_failures=0,
+            last_error="",
+            last_version=version,
+            outcomes_at_last_success=outcomes,
+        )
 
     def failed(self, now: datetime, error: str) -> TrainerStatus:
-        return replace(self, last_attempt=now, consecutive_failures=self.consecutive_failures + 1, last_error=error[:500])
+        return replace(
+            self, last_attempt=now, consecutive_failures=self.consecutive_failures + 1, last_error=error[:500]
+        )
 
 
 def status_path(data_dir: Path) -> Path:

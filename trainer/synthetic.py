@@ -16,7 +16,7 @@ session's closed P&L) are live's, computed by the environment.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -26,7 +26,10 @@ from trainer.environment import ACCOUNT_FEATURES, LoggedSignals
 from trainer.logged_signals import account_log
 
 _FAMILY_EDGE = {"EmaCross": 0.05, "MeanReversion": 0.10, "Breakout": 0.5, "Momentum": 0.05}
-_STRATEGY = {family: min((s for s, f in DEFAULT_STRATEGY_MAP.items() if f == family), key=lambda s: int(s[1:])) for family in FAMILIES}
+_STRATEGY = {
+    family: min((s for s, f in DEFAULT_STRATEGY_MAP.items() if f == family), key=lambda s: int(s[1:]))
+    for family in FAMILIES
+}
 
 
 def synthetic_signals(
@@ -76,28 +79,53 @@ def synthetic_signals(
         "noise_b",
     )
     acct = np.zeros((n, len(ACCOUNT_FEATURES)))  # the environment computes these per policy
-    features = np.column_stack((acct, np.full(n, 200.0), q, score, atr_pct, win_rate, mean_r, n_trades, one_hot, noise_cols))
+    features = np.column_stack(
+        (acct, np.full(n, 200.0), q, score, atr_pct, win_rate, mean_r, n_trades, one_hot, noise_cols)
+    )
 
     session = np.repeat(np.arange(n_episodes, dtype=np.int64), trades_per_episode)
     minute = np.tile(np.arange(trades_per_episode), n_episodes) * 20
-    day0 = datetime.fromisoformat(start).replace(tzinfo=timezone.utc)
+    day0 = datetime.fromisoformat(start).replace(tzinfo=UTC)
     symbols = np.array([f"SYN{i}" for i in range(n_symbols)])[np.arange(n) % n_symbols]
     signals, events = [], []
     for i in range(n):
         at = day0 + timedelta(days=int(session[i]), minutes=int(minute[i]))
         sig = SignalRaised(
-            ts_event=at, ts_init=at, signal_id=f"syn-{seed}-{i}", strategy_id=_STRATEGY[str(family[i])],
-            symbol=str(symbols[i]), side="BUY", price=100.0, atr=100.0 * float(atr_pct[i]), score=float(score[i]),
-            q_score=float(q[i]), base_qty=1.0, stop_price=100.0 - 100.0 * float(atr_pct[i]),
+            ts_event=at,
+            ts_init=at,
+            signal_id=f"syn-{seed}-{i}",
+            strategy_id=_STRATEGY[str(family[i])],
+            symbol=str(symbols[i]),
+            side="BUY",
+            price=100.0,
+            atr=100.0 * float(atr_pct[i]),
+            score=float(score[i]),
+            q_score=float(q[i]),
+            base_qty=1.0,
+            stop_price=100.0 - 100.0 * float(atr_pct[i]),
         )
         exit_at = at + timedelta(minutes=int(hold[i]))
         close = TradeClosed(
-            ts_event=exit_at, ts_init=exit_at, signal_id=sig.signal_id, symbol=sig.symbol, strategy_id=sig.strategy_id,
-            side="BUY", qty=1.0, entry_price=100.0, exit_price=max(1.0, 100.0 + float(r[i])), entry_ts=at,
-            exit_ts=exit_at, pnl=float(r[i]), r_multiple=float(r[i]), exit_reason="target" if r[i] > 0 else "stop",
+            ts_event=exit_at,
+            ts_init=exit_at,
+            signal_id=sig.signal_id,
+            symbol=sig.symbol,
+            strategy_id=sig.strategy_id,
+            side="BUY",
+            qty=1.0,
+            entry_price=100.0,
+            exit_price=max(1.0, 100.0 + float(r[i])),
+            entry_ts=at,
+            exit_ts=exit_at,
+            pnl=float(r[i]),
+            r_multiple=float(r[i]),
+            exit_reason="target" if r[i] > 0 else "stop",
         )
         signals.append(sig)
-        events += [(at, 1, i, sig), (exit_at, 0, i, close)]  # a close at a signal's time is applied first, as in the backtest
+        events += [
+            (at, 1, i, sig),
+            (exit_at, 0, i, close),
+        ]  # a close at a signal's time is applied first, as in the backtest
     events.sort(key=lambda e: (e[0], e[1], e[2]))
     log = account_log((e[3] for e in events), signals, {})
     ts = np.array([s.ts_event.replace(tzinfo=None) for s in signals], dtype="datetime64[us]")

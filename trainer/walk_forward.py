@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class Window:
 
 
 def _midnight(day: np.datetime64) -> datetime:
-    return np.datetime64(day, "D").astype("datetime64[us]").astype(datetime).replace(tzinfo=timezone.utc)
+    return np.datetime64(day, "D").astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
 
 
 def session_days(data: LoggedSignals) -> np.ndarray:
@@ -57,8 +57,14 @@ def _windows(days: np.ndarray, first: int, count: int, size: int, start_index: i
     out = []
     for k in range(count):
         lo, hi = first + k * size, first + (k + 1) * size
-        out.append(Window(index=start_index + k, start=_midnight(days[lo]), end=_midnight(days[hi - 1] + np.timedelta64(1, "D")),
-                          n_sessions=hi - lo))
+        out.append(
+            Window(
+                index=start_index + k,
+                start=_midnight(days[lo]),
+                end=_midnight(days[hi - 1] + np.timedelta64(1, "D")),
+                n_sessions=hi - lo,
+            )
+        )
     return out
 
 
@@ -66,7 +72,7 @@ def window_size(n_sessions: int, windows: int, holdout_fraction: float) -> int:
     """Sessions per window when ``windows`` windows share ``holdout_fraction`` of the sessions."""
     if not 0.0 < holdout_fraction < 1.0:
         raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
-    return max(1, int(round(holdout_fraction * n_sessions / windows)))
+    return max(1, round(holdout_fraction * n_sessions / windows))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,8 +86,14 @@ class HeldOut:
         return data.window(self.train_start, self.train_end, known_before=self.train_end)
 
 
-def held_out_windows(data: LoggedSignals, *, windows: int = 3, window_sessions: int | None = None,
-                     holdout_fraction: float = 0.3, min_train_sessions: int = 5) -> HeldOut:
+def held_out_windows(
+    data: LoggedSignals,
+    *,
+    windows: int = 3,
+    window_sessions: int | None = None,
+    holdout_fraction: float = 0.3,
+    min_train_sessions: int = 5,
+) -> HeldOut:
     """The last ``windows`` windows of ``window_sessions`` sessions (default: ``holdout_fraction`` of all
     sessions, shared), and the training range before them."""
     if windows < 1:
@@ -113,8 +125,16 @@ class Step:
         return data.window(self.train_start, self.train_end, known_before=self.train_end)
 
 
-def rolling_steps(data: LoggedSignals, *, steps: int = 4, gate_windows: int = 2, window_sessions: int | None = None,
-                  holdout_fraction: float = 0.5, train_sessions: int | None = None, min_train_sessions: int = 20) -> list[Step]:
+def rolling_steps(
+    data: LoggedSignals,
+    *,
+    steps: int = 4,
+    gate_windows: int = 2,
+    window_sessions: int | None = None,
+    holdout_fraction: float = 0.5,
+    train_sessions: int | None = None,
+    min_train_sessions: int = 20,
+) -> list[Step]:
     """``steps`` rounds rolled forward one window at a time over the last ``steps + gate_windows`` windows.
 
     Step k trains on the sessions before its gate windows (all of them, or the last
@@ -136,7 +156,9 @@ def rolling_steps(data: LoggedSignals, *, steps: int = 4, gate_windows: int = 2,
         gate = tuple(all_windows[k : k + gate_windows])
         train_lo = first + k * size
         start = None if train_sessions is None else _midnight(days[max(0, train_lo - train_sessions)])
-        out.append(Step(index=k + 1, train_start=start, train_end=gate[0].start, gate=gate, next=all_windows[k + gate_windows]))
+        out.append(
+            Step(index=k + 1, train_start=start, train_end=gate[0].start, gate=gate, next=all_windows[k + gate_windows])
+        )
     return out
 
 
@@ -153,7 +175,9 @@ class PolicyScore:
     sessions: np.ndarray  # session (UTC day) returns, time order
 
 
-def score_window(window: LoggedSignals, policies: Sequence[Policy], *, n_boot: int = 500, seed: int = 0) -> dict[str, PolicyScore]:
+def score_window(
+    window: LoggedSignals, policies: Sequence[Policy], *, n_boot: int = 500, seed: int = 0
+) -> dict[str, PolicyScore]:
     """Replay each policy once over ``window`` and measure its scored trades (``trainer.metrics.policy_metrics``)."""
     scored = window.scored
     if not scored.any():
@@ -168,7 +192,11 @@ def score_window(window: LoggedSignals, policies: Sequence[Policy], *, n_boot: i
         rewards = trade_rewards(m, window.r_multiple, window.cost_r)[scored]
         ts = window.ts[scored]
         out[policy.name] = PolicyScore(
-            name=policy.name, multipliers=m[scored], rewards=rewards, ts=ts, family=window.family[scored],
+            name=policy.name,
+            multipliers=m[scored],
+            rewards=rewards,
+            ts=ts,
+            family=window.family[scored],
             metrics=policy_metrics(rewards, ts=ts, multipliers=m[scored], n_boot=n_boot, seed=seed),
             sessions=session_returns(rewards, ts),
         )
@@ -186,20 +214,47 @@ def pooled(scores: Sequence[Mapping[str, PolicyScore]], name: str) -> PolicyMetr
 
 # -- the walk-forward table ------------------------------------------------------------------------
 
-TABLE_COLUMNS = ("window", "policy", "trades", "sessions", "return R", "Sharpe", "max DD R", "CVaR5 trade", "CVaR5 session",
-                 "ret/|sCVaR5|", "mean mult")
+TABLE_COLUMNS = (
+    "window",
+    "policy",
+    "trades",
+    "sessions",
+    "return R",
+    "Sharpe",
+    "max DD R",
+    "CVaR5 trade",
+    "CVaR5 session",
+    "ret/|sCVaR5|",
+    "mean mult",
+)
 
 
 def metric_cells(window: str, name: str, m: PolicyMetrics) -> tuple[str, ...]:
     ratio = "-" if not np.isfinite(m.return_to_session_cvar) else f"{m.return_to_session_cvar:+.2f}"
-    return (window, name, str(m.n_trades), str(m.n_sessions), f"{m.total_return:+.2f}", f"{m.sharpe_per_trade:+.3f}",
-            f"{m.max_drawdown:.2f}", f"{m.cvar_5:+.3f}", f"{m.session_cvar_5:+.2f}", ratio,
-            "-" if m.mean_multiplier is None else f"{m.mean_multiplier:.2f}")
+    return (
+        window,
+        name,
+        str(m.n_trades),
+        str(m.n_sessions),
+        f"{m.total_return:+.2f}",
+        f"{m.sharpe_per_trade:+.3f}",
+        f"{m.max_drawdown:.2f}",
+        f"{m.cvar_5:+.3f}",
+        f"{m.session_cvar_5:+.2f}",
+        ratio,
+        "-" if m.mean_multiplier is None else f"{m.mean_multiplier:.2f}",
+    )
 
 
-def table_rows(windows: Sequence[Window], scores: Sequence[Mapping[str, PolicyScore]], *, total: bool = True) -> list[tuple[str, ...]]:
+def table_rows(
+    windows: Sequence[Window], scores: Sequence[Mapping[str, PolicyScore]], *, total: bool = True
+) -> list[tuple[str, ...]]:
     """One row per window and policy, then (``total``) each policy over all windows together."""
-    rows = [metric_cells(w.label(), name, s.metrics) for w, sc in zip(windows, scores, strict=True) for name, s in sc.items()]
+    rows = [
+        metric_cells(w.label(), name, s.metrics)
+        for w, sc in zip(windows, scores, strict=True)
+        for name, s in sc.items()
+    ]
     if total and len(scores) > 1:
         rows += [metric_cells("all windows", name, pooled(scores, name)) for name in scores[0]]
     return rows
@@ -209,6 +264,8 @@ def format_rows(rows: Sequence[Sequence[str]], header: Sequence[str] = TABLE_COL
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])

@@ -92,7 +92,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -108,15 +108,23 @@ from trainer.feature_layouts import LAYOUT_COLUMN, LAYOUT_TYPE, VALUES_COLUMN, V
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = "3"  # 2: features as layout + DOUBLE[] instead of MAP; 3: bars, signals, fills from rlsizer.inputs
+SCHEMA_VERSION: Final = (
+    "3"  # 2: features as layout + DOUBLE[] instead of MAP; 3: bars, signals, fills from rlsizer.inputs
+)
 READY: Final = "ready"
 BUILDING: Final = "building"
 LOADING: Final = "loading"  # filled by a replay, repeats not yet removed (see "Bulk load")
 CHECKPOINT_THRESHOLD: Final = "256MB"  # about 1M replayed events of log before DuckDB folds it into the file
 ROW_GROUP_ROWS: Final = 4096  # see "Row groups"; a replay flush of 50k records gives the smallest table about 5k rows
 DATABASE: Final = "warehouse"  # the file's name in its connection (attached, then made the default)
-SOURCE_COLUMNS: Final = (("_topic", "VARCHAR", pa.string()), ("_partition", "INTEGER", pa.int32()), ("_offset", "BIGINT", pa.int64()))
-BY_LAYOUT: Final[frozenset[tuple[type[Event], str]]] = frozenset({(FeaturesComputed, "features")})  # map fields stored by layout
+SOURCE_COLUMNS: Final = (
+    ("_topic", "VARCHAR", pa.string()),
+    ("_partition", "INTEGER", pa.int32()),
+    ("_offset", "BIGINT", pa.int64()),
+)
+BY_LAYOUT: Final[frozenset[tuple[type[Event], str]]] = frozenset(
+    {(FeaturesComputed, "features")}
+)  # map fields stored by layout
 LAYOUTS_TABLE: Final = "feature_layouts"
 
 
@@ -150,7 +158,10 @@ class Rows:
     @staticmethod
     def concat(parts: Sequence[Rows]) -> Rows:
         tables = [p.table for p in parts]
-        return Rows(tables[0] if len(tables) == 1 else pa.concat_tables(tables), {k: v for p in parts for k, v in p.layouts.items()})
+        return Rows(
+            tables[0] if len(tables) == 1 else pa.concat_tables(tables),
+            {k: v for p in parts for k, v in p.layouts.items()},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,12 +194,18 @@ class TableSpec:
     def to_arrow(self, events: Sequence[Event], sources: Sequence[tuple[str, int, int]]) -> Rows:
         """Rows of ``events`` (all of this table's type) plus where each was read."""
         layouts: dict[str, tuple[str, ...]] = {}
-        arrays = [a for c in self.columns for a in _stored_arrays(c, _arrow_column(c, [getattr(e, c.name) for e in events]), layouts)]
-        topics, partitions, offsets = zip(*sources) if sources else ((), (), ())
+        arrays = [
+            a
+            for c in self.columns
+            for a in _stored_arrays(c, _arrow_column(c, [getattr(e, c.name) for e in events]), layouts)
+        ]
+        topics, partitions, offsets = zip(*sources, strict=True) if sources else ((), (), ())
         arrays += [pa.array(topics, pa.string()), pa.array(partitions, pa.int32()), pa.array(offsets, pa.int64())]
         return Rows(pa.Table.from_arrays(arrays, schema=self.arrow_schema()), layouts)
 
-    def from_columns(self, columns: Mapping[str, pa.Array], topics: pa.Array, partitions: pa.Array, offsets: pa.Array) -> Rows:
+    def from_columns(
+        self, columns: Mapping[str, pa.Array], topics: pa.Array, partitions: pa.Array, offsets: pa.Array
+    ) -> Rows:
         """Rows from decoded Avro columns (``EventCodec.decode_batch``) plus where each row was read.
 
         Timestamp columns hold naive UTC microseconds, as stored; other columns are
@@ -215,7 +232,9 @@ class TableSpec:
         """The ``<name>_by_name`` view giving by-layout fields back as maps, or None if there are none."""
         if not self.by_layout:
             return None
-        cols = [f'MAP(l.names, t.{VALUES_COLUMN}) AS "{c.name}"' if c.by_layout else f't."{c.name}"' for c in self.columns]
+        cols = [
+            f'MAP(l.names, t.{VALUES_COLUMN}) AS "{c.name}"' if c.by_layout else f't."{c.name}"' for c in self.columns
+        ]
         cols += [f"t.{n}" for n, _, _ in SOURCE_COLUMNS]
         return (
             f"CREATE VIEW {self.reader} AS SELECT {', '.join(cols)} "
@@ -293,7 +312,9 @@ def table_spec(short_name: str, event_type: type[Event]) -> TableSpec:
         column = _column(f["name"], f["type"])
         if (event_type, column.name) in BY_LAYOUT:
             if column.sql_type != "MAP(VARCHAR, DOUBLE)":
-                raise WarehouseError(f"{event_type.__name__}.{column.name}: only a map of doubles can be stored by layout")
+                raise WarehouseError(
+                    f"{event_type.__name__}.{column.name}: only a map of doubles can be stored by layout"
+                )
             column = Column(column.name, column.sql_type, column.arrow_type, is_map=True, by_layout=True)
         columns.append(column)
     if sum(c.by_layout for c in columns) > 1:
@@ -302,8 +323,14 @@ def table_spec(short_name: str, event_type: type[Event]) -> TableSpec:
 
 
 _TABLE_OF: Final[dict[str, str]] = {
-    "BarClosed": "bars", "SignalRaised": "signals", "FeaturesComputed": "features", "SizeDecided": "decisions",
-    "OrderFilled": "fills", "TradeClosed": "outcomes", "ModelPublished": "models", "HealthChecked": "health",
+    "BarClosed": "bars",
+    "SignalRaised": "signals",
+    "FeaturesComputed": "features",
+    "SizeDecided": "decisions",
+    "OrderFilled": "fills",
+    "TradeClosed": "outcomes",
+    "ModelPublished": "models",
+    "HealthChecked": "health",
     "EventRejected": "dlq",
 }
 TABLE_NAMES: Final[dict[type[Event], str]] = {t: _TABLE_OF[t.__name__] for t in EVENT_TYPES}
@@ -327,12 +354,16 @@ class WriteResult:
 class Warehouse:
     """An open, validated warehouse. Use ``open_warehouse``; close it (or use ``with``)."""
 
-    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, *, rebuilt_from: str | None, loading: bool = False) -> None:
+    def __init__(
+        self, path: Path, con: duckdb.DuckDBPyConnection, *, rebuilt_from: str | None, loading: bool = False
+    ) -> None:
         self.path = path
         self.con = con
         self.rebuilt_from = rebuilt_from  # why the file was rebuilt, or None
         self.loading = loading  # state ``loading``: rows appended as they come, ``finish_load`` removes repeats
-        self._layouts: dict[str, tuple[str, ...]] = {}  # layouts this object has committed: not checked or written again
+        self._layouts: dict[
+            str, tuple[str, ...]
+        ] = {}  # layouts this object has committed: not checked or written again
 
     def __enter__(self) -> Warehouse:
         return self
@@ -352,7 +383,9 @@ class Warehouse:
 
     def offsets(self) -> dict[tuple[str, int], int]:
         """Next offset to read per (topic, partition)."""
-        return {(t, p): o for t, p, o in self.con.execute("SELECT topic, partition, next_offset FROM offsets").fetchall()}
+        return {
+            (t, p): o for t, p, o in self.con.execute("SELECT topic, partition, next_offset FROM offsets").fetchall()
+        }
 
     def count(self, table: str) -> int:
         return int(self.con.execute(f"SELECT count(*) FROM {_known(table)}").fetchone()[0])
@@ -425,14 +458,21 @@ def _write_layouts(con: duckdb.DuckDBPyConnection, layouts: Layouts) -> None:
     """Store new layouts; an id already stored with other names (a hash collision) is an error."""
     if not layouts:
         return
-    table = pa.table({"layout": pa.array(list(layouts), pa.string()), "names": pa.array([list(v) for v in layouts.values()], pa.list_(pa.string()))})
+    table = pa.table(
+        {
+            "layout": pa.array(list(layouts), pa.string()),
+            "names": pa.array([list(v) for v in layouts.values()], pa.list_(pa.string())),
+        }
+    )
     con.register("_layouts", table)
     try:
         clashes = con.execute(
             f"SELECT b.layout FROM _layouts b JOIN {LAYOUTS_TABLE} l USING (layout) WHERE l.names <> b.names"
         ).fetchall()
         if clashes:
-            raise WarehouseError(f"feature layout id {clashes[0][0]} is already stored for other names (hash collision)")
+            raise WarehouseError(
+                f"feature layout id {clashes[0][0]} is already stored for other names (hash collision)"
+            )
         con.execute(f"INSERT OR IGNORE INTO {LAYOUTS_TABLE} SELECT * FROM _layouts")
     finally:
         con.unregister("_layouts")
@@ -458,7 +498,9 @@ def create_schema(con: duckdb.DuckDBPyConnection, *, bulk_load: bool = False) ->
         con.execute(spec.ddl())
         if (view := spec.view_ddl()) is not None:
             con.execute(view)
-    con.execute("CREATE TABLE offsets (topic VARCHAR, partition INTEGER, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, partition))")
+    con.execute(
+        "CREATE TABLE offsets (topic VARCHAR, partition INTEGER, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, partition))"
+    )
     con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
     con.execute("UPDATE meta SET value = ? WHERE key = 'state'", [LOADING if bulk_load else READY])
     con.execute("COMMIT")
@@ -496,7 +538,7 @@ def problem(con: duckdb.DuckDBPyConnection) -> str | None:
 
 
 def _move_aside(path: Path, reason: str) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     target = path.with_name(f"{path.name}.bad-{stamp}")
     path.rename(target)
     wal = path.with_name(path.name + ".wal")
@@ -526,8 +568,10 @@ def open_warehouse(path: Path, *, rebuild: bool = False, bulk_load: bool = False
                 con = connect(path)
             except duckdb.Error as exc:
                 if _held_by_another_process(exc):  # a usable file: moving it aside would throw its history away
-                    raise WarehouseError(f"warehouse {path} is open in another process, so it cannot be used now "
-                                         f"({exc}); close that process, or give this one another warehouse path") from exc
+                    raise WarehouseError(
+                        f"warehouse {path} is open in another process, so it cannot be used now "
+                        f"({exc}); close that process, or give this one another warehouse path"
+                    ) from exc
                 reason = f"cannot be opened as DuckDB: {exc}"
             else:
                 reason = problem(con)
@@ -565,7 +609,9 @@ def _finished(warehouse: Warehouse) -> Warehouse:
         except Exception:
             warehouse.close()
             raise
-        log.info("warehouse %s: finished a bulk load left unfinished (%d repeated events removed)", warehouse.path, removed)
+        log.info(
+            "warehouse %s: finished a bulk load left unfinished (%d repeated events removed)", warehouse.path, removed
+        )
     return warehouse
 
 

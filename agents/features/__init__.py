@@ -5,11 +5,11 @@ from agents.features.compute import compute_features
 from agents.features.window import FEATURE_BARS, WINDOW, BarRejected, StateCorrupt, SymbolState, Window
 
 __all__ = [
+    "FEATURE_BARS",
     "FEATURE_DOCS",
     "FEATURE_NAMES",
     "FEATURE_NEUTRAL",
     "FEATURE_SET",
-    "FEATURE_BARS",
     "WINDOW",
     "BarRejected",
     "StateCorrupt",

@@ -63,8 +63,7 @@ def bar_features(win: Window) -> dict[str, float]:
     out["macd_line"] = _last(line) / close
     out["macd_signal"] = _last(signal) / close
     out["macd_hist"] = _last(hist) / close
-    slowk, slowd = talib.STOCH(h, l, c, fastk_period=14, slowk_period=3, slowk_matype=0,
-                               slowd_period=3, slowd_matype=0)
+    slowk, slowd = talib.STOCH(h, l, c, fastk_period=14, slowk_period=3, slowk_matype=0, slowd_period=3, slowd_matype=0)
     out["stoch_k"] = _last(slowk) / 100.0
     out["stoch_d"] = _last(slowd) / 100.0
     out["cci_20"] = _last(talib.CCI(h, l, c, timeperiod=20)) / 100.0
@@ -94,8 +93,9 @@ def bar_features(win: Window) -> dict[str, float]:
     out["minus_di_14"] = _last(talib.MINUS_DI(h, l, c, timeperiod=14)) / 100.0
 
     for w in (20, 60):
-        out[f"vol_z_{w}"] = _ratio(float(v[-1]) - _last(talib.SMA(v, timeperiod=w)),
-                                   _last(talib.STDDEV(v, timeperiod=w, nbdev=1)))
+        out[f"vol_z_{w}"] = _ratio(
+            float(v[-1]) - _last(talib.SMA(v, timeperiod=w)), _last(talib.STDDEV(v, timeperiod=w, nbdev=1))
+        )
     out["vol_ratio_5_20"] = _ratio(_last(talib.SMA(v, timeperiod=5)), _last(talib.SMA(v, timeperiod=20)))
 
     bo, bh, bl = float(o[-1]), float(h[-1]), float(l[-1])

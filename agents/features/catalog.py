@@ -22,7 +22,11 @@ FEATURE_SET: Final = "fs1"
 
 _SPECS: Final[tuple[tuple[str, float, str], ...]] = (
     # history behind the features
-    ("bars_available", 0.0, "number of bars (at or before the signal, at most 200) the bar features were computed from"),
+    (
+        "bars_available",
+        0.0,
+        "number of bars (at or before the signal, at most 200) the bar features were computed from",
+    ),
     ("has_quotes", 0.0, "1 when the last bar carried a best bid and ask, else 0"),
     # returns
     ("ret_1", 0.0, "log return of the close over the last bar"),

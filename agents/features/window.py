@@ -86,7 +86,7 @@ class Window:
 class SymbolState:
     """The last ``window`` bars of one symbol and interval."""
 
-    __slots__ = ("symbol", "interval", "_ts", "_data", "_count", "_head", "_derived")
+    __slots__ = ("_count", "_data", "_derived", "_head", "_ts", "interval", "symbol")
 
     def __init__(
         self,
@@ -153,9 +153,7 @@ class SymbolState:
             return
         ts = to_micros(bar.ts_event)
         if ts == last:
-            raise BarRejected(
-                kind="duplicate", reason=f"{self.symbol} already has a bar at {bar.ts_event.isoformat()}"
-            )
+            raise BarRejected(kind="duplicate", reason=f"{self.symbol} already has a bar at {bar.ts_event.isoformat()}")
         if ts < last:
             raise BarRejected(
                 kind="out_of_order",
@@ -244,7 +242,9 @@ class SymbolState:
             if len(raw) != pos + ts_len + data_len:
                 raise StateCorrupt(f"expected {pos + ts_len + data_len} bytes, got {len(raw)}")
             ts = np.frombuffer(raw, dtype="<i8", count=window, offset=pos).copy()
-            data = np.frombuffer(raw, dtype="<f8", count=window * ncols, offset=pos + ts_len).reshape(window, ncols).copy()
+            data = (
+                np.frombuffer(raw, dtype="<f8", count=window * ncols, offset=pos + ts_len).reshape(window, ncols).copy()
+            )
         except (struct.error, UnicodeDecodeError, ValueError) as exc:
             if isinstance(exc, StateCorrupt):
                 raise

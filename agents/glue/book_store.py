@@ -42,9 +42,15 @@ from agents.glue.faust.changelog import ChangelogWriter
 class BookStore:
     """``agents.inputs.Tables`` on Faust tables through ``ChangelogWriter``."""
 
-    def __init__(self, writer: ChangelogWriter, books: Any, decided: Any, progress: Any,
-                 decode: Callable[[bytes], SymbolBook] = SymbolBook.from_bytes,
-                 owns: Callable[[int], bool] = lambda partition: True) -> None:
+    def __init__(
+        self,
+        writer: ChangelogWriter,
+        books: Any,
+        decided: Any,
+        progress: Any,
+        decode: Callable[[bytes], SymbolBook] = SymbolBook.from_bytes,
+        owns: Callable[[int], bool] = lambda partition: True,
+    ) -> None:
         """``owns(partition)``: the worker still holds input ``partition`` (a book taken before a rebalance
         is not written once its partition has moved: its new owner has the newer one)."""
         self._owns = owns

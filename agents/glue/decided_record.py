@@ -48,19 +48,43 @@ class Decided(NamedTuple):
         return self.partition == partition and self.offset == offset
 
 
-def pack(decision: bytes, signal: bytes, *, partition: int, offset: int, exit_event_id: str | None = None,
-         closed: bytes | None = None) -> bytes:
+def pack(
+    decision: bytes,
+    signal: bytes,
+    *,
+    partition: int,
+    offset: int,
+    exit_event_id: str | None = None,
+    closed: bytes | None = None,
+) -> bytes:
     exit_id = (exit_event_id or "").encode()
-    return b"".join((MAGIC, _POSITION.pack(partition, offset), _LEN.pack(len(decision)), decision,
-                     _LEN.pack(len(signal)), signal, _LEN.pack(len(exit_id)), exit_id, closed or b""))
+    return b"".join(
+        (
+            MAGIC,
+            _POSITION.pack(partition, offset),
+            _LEN.pack(len(decision)),
+            decision,
+            _LEN.pack(len(signal)),
+            signal,
+            _LEN.pack(len(exit_id)),
+            exit_id,
+            closed or b"",
+        )
+    )
 
 
 def with_closed(entry: Decided, exit_event_id: str, closed: bytes) -> bytes:
     """``entry`` packed again with its trade's exit."""
     if entry.signal is None or entry.partition is None or entry.offset is None:
         raise DecidedCorrupt("a decided value of an earlier format cannot record a closed trade")
-    return pack(entry.decision, entry.signal, partition=entry.partition, offset=entry.offset,
-                exit_event_id=exit_event_id, closed=closed)
+    return pack(
+        entry.decision,
+        entry.signal,
+        partition=entry.partition,
+        offset=entry.offset,
+        exit_event_id=exit_event_id,
+        closed=closed,
+    )
 
 
 def unpack(raw: bytes) -> Decided:

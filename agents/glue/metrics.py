@@ -34,31 +34,43 @@ class WorkerMetrics:
     def __post_init__(self) -> None:
         r = self.registry
         self.decisions = Counter("rlsizer_decisions", "Sizing decisions made, by policy", ["policy"], registry=r)
-        self.latency = Histogram("rlsizer_decision_latency_seconds", "Features plus sizing compute time",
-                                 buckets=LATENCY_BUCKETS, registry=r)
-        self.multiplier = Histogram("rlsizer_multiplier", "Size multipliers decided", buckets=MULTIPLIER_BUCKETS, registry=r)
-        self.dead_letters = Counter("rlsizer_dead_letters", "Inputs rejected to the dead-letter topic, by reason",
-                                    ["reason"], registry=r)
+        self.latency = Histogram(
+            "rlsizer_decision_latency_seconds", "Features plus sizing compute time", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.multiplier = Histogram(
+            "rlsizer_multiplier", "Size multipliers decided", buckets=MULTIPLIER_BUCKETS, registry=r
+        )
+        self.dead_letters = Counter(
+            "rlsizer_dead_letters", "Inputs rejected to the dead-letter topic, by reason", ["reason"], registry=r
+        )
         self.model_info = Gauge("rlsizer_model_info", "The model version serving (1) ", ["version"], registry=r)
         self.model_swaps = Counter("rlsizer_model_swaps", "Model hot swaps, by result", ["result"], registry=r)
         self.outcomes = Counter("rlsizer_outcomes", "Trades closed (TradeClosed derived from fills)", registry=r)
-        self.registry_waits = Counter("rlsizer_registry_waits",
-                                      "Times an input waited because the schema registry did not answer", registry=r)
-        self.rewinds = Counter("rlsizer_input_rewinds",
-                               "Times the worker sent its consumer back to an input record Faust had dropped",
-                               registry=r)
-        self.reread_inputs = Counter("rlsizer_inputs_reread",
-                                     "Inputs read again after a crash or broker restart and skipped: their symbol's "
-                                     "book had applied them", registry=r)
+        self.registry_waits = Counter(
+            "rlsizer_registry_waits", "Times an input waited because the schema registry did not answer", registry=r
+        )
+        self.rewinds = Counter(
+            "rlsizer_input_rewinds",
+            "Times the worker sent its consumer back to an input record Faust had dropped",
+            registry=r,
+        )
+        self.reread_inputs = Counter(
+            "rlsizer_inputs_reread",
+            "Inputs read again after a crash or broker restart and skipped: their symbol's book had applied them",
+            registry=r,
+        )
         self._decisions_by_policy: dict[str, Any] = {}
         self.lag: Callable[[], Mapping[str, int]] | None = None  # set by the app: records behind, per input topic
         r.register(_LagCollector(self))
         # decided signals this worker keeps in memory (the `decided` table, bounded by agents.retention)
-        self.decided_kept = Gauge("rlsizer_decided_signals", "Decided signals held in this worker's decided table",
-                                  registry=r)
-        self.decided_expired = Counter("rlsizer_decided_expired",
-                                       "Decided signals forgotten: older than their symbol's retention horizon",
-                                       registry=r)
+        self.decided_kept = Gauge(
+            "rlsizer_decided_signals", "Decided signals held in this worker's decided table", registry=r
+        )
+        self.decided_expired = Counter(
+            "rlsizer_decided_expired",
+            "Decided signals forgotten: older than their symbol's retention horizon",
+            registry=r,
+        )
 
     def decided(self, decision: SizeDecided) -> None:
         by_policy = self._decisions_by_policy.get(decision.policy)
@@ -104,10 +116,13 @@ class WorkerMetrics:
             "model_version": getattr(policy, "version", None),
             "policy": "MODEL" if policy is not None else "RULES",
             "decisions": self.decisions_count,
-            "seconds_since_last_decision": None if self.last_decision is None else round(time.time() - self.last_decision, 3),
+            "seconds_since_last_decision": None
+            if self.last_decision is None
+            else round(time.time() - self.last_decision, 3),
             "uptime_seconds": round(time.time() - self.started, 1),
-            "model_check": None if check is None else {
-                "status": check.status, "detail": check.detail, "at": check.ts_event.isoformat()},
+            "model_check": None
+            if check is None
+            else {"status": check.status, "detail": check.detail, "at": check.ts_event.isoformat()},
         }
 
 
@@ -115,8 +130,12 @@ LAG_METRIC = "rlsizer_consumer_lag_messages"
 LAG_HELP = "Records on the worker's assigned partitions not yet read, per input topic (from its last fetch)"
 
 
-def consumer_lag(assigned: Iterable[Any], highwater: Callable[[Any], int | None],
-                 read_offset: Mapping[Any, int | None], topics: Collection[str]) -> dict[str, int]:
+def consumer_lag(
+    assigned: Iterable[Any],
+    highwater: Callable[[Any], int | None],
+    read_offset: Mapping[Any, int | None],
+    topics: Collection[str],
+) -> dict[str, int]:
     """Records between each assigned partition's last read offset and its high watermark, summed per topic.
 
     ``assigned``: topic-partitions (``.topic``); only ``topics`` count (not table changelogs). A partition

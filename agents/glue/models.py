@@ -62,7 +62,9 @@ def default_load_model(event: ModelPublished) -> Any:
     from agents.sizing import OnnxPolicy
 
     if event.feature_set != FEATURE_SET:
-        raise ModelLoadError(f"model {event.version} was trained on feature set {event.feature_set!r}; serving {FEATURE_SET!r}")
+        raise ModelLoadError(
+            f"model {event.version} was trained on feature set {event.feature_set!r}; serving {FEATURE_SET!r}"
+        )
     return OnnxPolicy(local_artifact_path(event), feature_names=FEATURE_NAMES, version=event.version)
 
 
@@ -105,7 +107,9 @@ class ModelWatcher:
                     continue
                 call_once_registry_answers(  # the registry away: the record waits, neither dead-lettered nor skipped
                     partial(self.handle, msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()),
-                    self._stop, "model watcher")
+                    self._stop,
+                    "model watcher",
+                )
         finally:
             self._consumer.close()
 
@@ -126,12 +130,16 @@ class ModelWatcher:
             return
         except Exception as exc:  # verification or load failed: keep serving the current policy
             log.error("model %s %s not loaded: %s", event.model_name, event.version, exc)
-            self._reject(topic, partition, offset, key, value, f"model {event.version} not loaded: {exc}", "model_rejected")
+            self._reject(
+                topic, partition, offset, key, value, f"model {event.version} not loaded: {exc}", "model_rejected"
+            )
             return
         self._slot.swap(policy)
         self.swapped.append(event.version)
         log.info("policy swapped to %s %s", event.model_name, event.version)
 
-    def _reject(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, reason: str, kind: str) -> None:
+    def _reject(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, reason: str, kind: str
+    ) -> None:
         self._dlq.send(dead_letter(topic, partition, offset, key, value, reason, kind))
         self._dlq.flush(10)

@@ -64,8 +64,9 @@ def model_cache_dir(settings: Settings, worker_id: str) -> Path:
 
 
 def _health(status: str, detail: str, action: str | None = None) -> HealthChecked:
-    return HealthChecked(ts_event=utc_now(), component="worker", check="model_integrity", status=status,
-                         detail=detail, action=action)
+    return HealthChecked(
+        ts_event=utc_now(), component="worker", check="model_integrity", status=status, detail=detail, action=action
+    )
 
 
 def build_policy(verified: Any) -> Any:
@@ -74,7 +75,9 @@ def build_policy(verified: Any) -> Any:
 
     manifest = verified.manifest
     if manifest.feature_set != FEATURE_SET:
-        raise ModelRefused(f"model {manifest.version} was trained on feature set {manifest.feature_set!r}; serving {FEATURE_SET!r}")
+        raise ModelRefused(
+            f"model {manifest.version} was trained on feature set {manifest.feature_set!r}; serving {FEATURE_SET!r}"
+        )
     return OnnxPolicy(verified.artifact, feature_names=list(manifest.feature_names), version=manifest.version)
 
 
@@ -91,16 +94,23 @@ def judge_announcement(event: ModelPublished, champion: AliasRecord | None) -> V
     named = f"{event.version} as {event.alias or 'a new version'}"
     if champion is not None and event.version == champion.version:
         return Verdict(kind=MATCHES, detail=f"{event.version} is what the signed champion alias names")
-    where = ("the registry has no champion alias" if champion is None else
-             f"the signed champion alias names {champion.version} (since {format_ts(champion.updated_at)})")
+    where = (
+        "the registry has no champion alias"
+        if champion is None
+        else f"the signed champion alias names {champion.version} (since {format_ts(champion.updated_at)})"
+    )
     if event.alias != CHAMPION:
         return Verdict(kind=NOT_CHAMPION, detail=f"announcement of {named}: {where}")
     if champion is not None and event.ts_event < champion.updated_at:
         return Verdict(kind=OLD, detail=f"old announcement of {named} (sent {format_ts(event.ts_event)}): {where}")
-    return Verdict(kind=FORGED, detail=(
-        f"forged announcement of {event.version} as champion (ModelPublished {event.event_id}, sent "
-        f"{format_ts(event.ts_event)}): {where}, and no promote or rollback sent it. Nothing changed; find who can "
-        f"write to the models topic"))
+    return Verdict(
+        kind=FORGED,
+        detail=(
+            f"forged announcement of {event.version} as champion (ModelPublished {event.event_id}, sent "
+            f"{format_ts(event.ts_event)}): {where}, and no promote or rollback sent it. Nothing changed; find who can "
+            f"write to the models topic"
+        ),
+    )
 
 
 class VerifiedLoader:
@@ -134,8 +144,12 @@ class VerifiedLoader:
             raise ModelRefused(detail)
         policy = build_policy(loaded.model)
         self.cache.mark_champion(event.version)
-        self.report(_health("OK", f"model {event.version} verified ({loaded.reason}), named by the signed champion "
-                                  f"alias, and loaded"))
+        self.report(
+            _health(
+                "OK",
+                f"model {event.version} verified ({loaded.reason}), named by the signed champion alias, and loaded",
+            )
+        )
         return policy
 
     def _signed_champion(self, event: ModelPublished) -> AliasRecord | None:
@@ -143,13 +157,17 @@ class VerifiedLoader:
         try:
             return self.cache.registry.alias(CHAMPION)
         except ModelVerificationError as exc:
-            detail = (f"champion alias refused ({exc.kind}): {exc.reason}. The announcement of {event.version} "
-                      f"changes nothing; the current policy stays in service")
+            detail = (
+                f"champion alias refused ({exc.kind}): {exc.reason}. The announcement of {event.version} "
+                f"changes nothing; the current policy stays in service"
+            )
             self.report(_health("FAIL", detail, "kept current policy"))
             raise ModelRefused(detail) from None
         except ModelRegistryError as exc:  # S3 unreachable: the alias cannot be checked, so nothing is loaded
-            detail = (f"cannot read the champion alias ({exc}); the announcement of {event.version} is not acted on, "
-                      f"the champion poller retries")
+            detail = (
+                f"cannot read the champion alias ({exc}); the announcement of {event.version} is not acted on, "
+                f"the champion poller retries"
+            )
             self.report(_health("WARN", detail))
             raise ModelRefused(detail) from None
 
@@ -184,7 +202,9 @@ class ChampionPoller:
             self.report(_health("FAIL", what, "kept current policy"))
             return what
         if loaded.model is None:
-            what = f"no verified champion ({loaded.reason}); {'keeping ' + current if current else 'rule policy serves'}"
+            what = (
+                f"no verified champion ({loaded.reason}); {'keeping ' + current if current else 'rule policy serves'}"
+            )
             self.report(_health("WARN", what))
             return what
         if loaded.model.version == current:

@@ -73,8 +73,9 @@ class OnnxPolicy:
         self.feature_names: tuple[str, ...] = tuple(feature_names)
         source = model if isinstance(model, bytes) else str(Path(model))
         try:
-            self._session = ort.InferenceSession(source, sess_options=session_options(),
-                                                 providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(
+                source, sess_options=session_options(), providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises its own untyped errors
             where = "bytes" if isinstance(model, bytes) else str(model)
             raise PolicyLoadError(f"model {version} from {where} cannot be loaded: {exc}") from exc

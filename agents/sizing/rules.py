@@ -48,9 +48,7 @@ def _clip(x: float, lo: float, hi: float) -> float:
     return min(max(x, lo), hi)
 
 
-def rule_multiplier(
-    features: Mapping[str, float], *, target_atr_pct: float = TARGET_ATR_PCT
-) -> tuple[float, str]:
+def rule_multiplier(features: Mapping[str, float], *, target_atr_pct: float = TARGET_ATR_PCT) -> tuple[float, str]:
     """The rules' multiplier in [0.25, 2.0] and why, in a trader's words."""
     multiplier = 1.0
     why: list[str] = []
@@ -83,8 +81,7 @@ def rule_multiplier(
         if abs(factor - 1.0) >= 0.01:
             tone = "strong" if factor > 1 else "weak"
             why.append(
-                f"x{factor:.2f} {tone} recent strategy record "
-                f"({int(n)} trades, {win:.0%} winners, mean {mean_r:+.2f}R)"
+                f"x{factor:.2f} {tone} recent strategy record ({int(n)} trades, {win:.0%} winners, mean {mean_r:+.2f}R)"
             )
         multiplier *= factor
 

@@ -22,21 +22,37 @@ EXIT_BAD_DATA = 2
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("adapter", help="replay real bars through rlsizer with the reference strategies and paper execution", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "adapter",
+        help="replay real bars through rlsizer with the reference strategies and paper execution",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sources = p.add_subparsers(dest="source", metavar="SOURCE", required=True)
-    csv_p = sources.add_parser("csv", help="bars from a CSV file (Date/Datetime/Timestamp/Time + Open/High/Low/Close[/Volume])")
+    csv_p = sources.add_parser(
+        "csv", help="bars from a CSV file (Date/Datetime/Timestamp/Time + Open/High/Low/Close[/Volume])"
+    )
     csv_p.add_argument("path")
     csv_p.add_argument("--symbol", required=True)
-    csv_p.add_argument("--interval", default=None, help="bar length like 1d, 1h, 15m (default: inferred from the timestamps)")
+    csv_p.add_argument(
+        "--interval", default=None, help="bar length like 1d, 1h, 15m (default: inferred from the timestamps)"
+    )
     ds_p = sources.add_parser("dataset", help="a built-in data set (no download)")
     ds_p.add_argument("name", help="AAPL, FB, GOOG, IBM, MSFT, GOOGL or EURUSD")
     for sp in (csv_p, ds_p):
         sp.add_argument("--base-qty", type=float, default=100.0, help="quantity at multiplier 1 (default 100)")
-        sp.add_argument("--timeout-ms", type=int, default=None, help="decision budget per bar (default: RLSIZER_DECISION_TIMEOUT_MS)")
+        sp.add_argument(
+            "--timeout-ms",
+            type=int,
+            default=None,
+            help="decision budget per bar (default: RLSIZER_DECISION_TIMEOUT_MS)",
+        )
         sp.add_argument("--slippage-bps", type=float, default=1.0)
         sp.add_argument("--fee-per-unit", type=float, default=0.0)
         sp.add_argument("--limit", type=int, default=None, help="replay only the first N bars")
-        sp.add_argument("--run-id", default=None, help="part of every signal id; reuse it to replay idempotently (default: random)")
+        sp.add_argument(
+            "--run-id", default=None, help="part of every signal id; reuse it to replay idempotently (default: random)"
+        )
         sp.add_argument("--adapter-name", default="reference")
         sp.add_argument("--no-progress", action="store_true")
         sp.set_defaults(func=run)
@@ -73,7 +89,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         paper=paper,
     )
     codec = make_codec(settings)
-    print(f"rlsizer adapter: {symbol} {interval}, {len(frame)} bars {frame.index[0]} .. {frame.index[-1]}, run {cfg.run_id}", file=sys.stderr)
+    print(
+        f"rlsizer adapter: {symbol} {interval}, {len(frame)} bars {frame.index[0]} .. {frame.index[-1]}, run {cfg.run_id}",
+        file=sys.stderr,
+    )
     with AdapterClient(settings, codec, adapter_name=args.adapter_name) as client:
         summary = run_loop(frame, cfg, client, progress=not args.no_progress)
     print(f"rlsizer adapter: {summary.line()}")

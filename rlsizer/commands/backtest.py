@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,10 @@ def parse_time(text: str) -> datetime:
     try:
         ts = datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date/time: {text!r} (e.g. 2024-03-01 or 2024-03-01T09:30:00Z)") from None
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+        raise argparse.ArgumentTypeError(
+            f"not an ISO date/time: {text!r} (e.g. 2024-03-01 or 2024-03-01T09:30:00Z)"
+        ) from None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def positive_int(text: str) -> int:
@@ -44,17 +46,29 @@ def positive_int(text: str) -> int:
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("backtest", help="compare sizing policies over a window of recorded signals")
-    parser.add_argument("--from", dest="start", type=parse_time, required=True, help="window start (inclusive), ISO, UTC by default")
+    parser.add_argument(
+        "--from", dest="start", type=parse_time, required=True, help="window start (inclusive), ISO, UTC by default"
+    )
     parser.add_argument("--to", dest="end", type=parse_time, required=True, help="window end (exclusive)")
-    parser.add_argument("--policy", default="fixed,rules,champion",
-                        help="comma-separated: fixed (1.0), rules, champion, challenger, a model version, or live "
-                             "(each signal by the policy that decided it live)")
-    parser.add_argument("--check-parity", action="store_true",
-                        help="exit 1 when any recomputed feature, multiplier or policy differs from the live one")
+    parser.add_argument(
+        "--policy",
+        default="fixed,rules,champion",
+        help="comma-separated: fixed (1.0), rules, champion, challenger, a model version, or live "
+        "(each signal by the policy that decided it live)",
+    )
+    parser.add_argument(
+        "--check-parity",
+        action="store_true",
+        help="exit 1 when any recomputed feature, multiplier or policy differs from the live one",
+    )
     parser.add_argument("--no-refresh", dest="refresh", action="store_false", help="use the warehouse as it is")
-    parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: $RLSIZER_DATA_DIR/warehouse.duckdb)")
+    parser.add_argument(
+        "--warehouse", type=Path, default=None, help="DuckDB file (default: $RLSIZER_DATA_DIR/warehouse.duckdb)"
+    )
     parser.add_argument("--report", type=Path, default=None, help="write an HTML report here")
-    parser.add_argument("--bootstrap", type=positive_int, default=500, help="bootstrap resamples for the intervals (seeded)")
+    parser.add_argument(
+        "--bootstrap", type=positive_int, default=500, help="bootstrap resamples for the intervals (seeded)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -98,14 +112,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import duckdb
 
     from agents.strategy_map import StrategyMap
+    from rlsizer.commands.replay import kafka_hint
     from trainer.backtest import BacktestError, backtest, live_policy, run_policy
     from trainer.backtest_events import load_history
     from trainer.backtest_parity import check_parity
     from trainer.backtest_report import text_report, write_html
     from trainer.replay import ReplayError, replay
     from trainer.warehouse import WarehouseError, default_path, open_warehouse
-
-    from rlsizer.commands.replay import kafka_hint
 
     names = [n.strip() for n in args.policy.split(",") if n.strip()]
     path = args.warehouse or default_path(settings.data_dir)
@@ -116,8 +129,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             codec = make_codec(settings)
             print(replay(settings, codec, warehouse_path=path, progress=False).summary().splitlines()[-1])
         elif not path.exists():
-            print(f"rlsizer backtest: no warehouse at {path}; run without --no-refresh (or `rlsizer replay`) first",
-                  file=sys.stderr)
+            print(
+                f"rlsizer backtest: no warehouse at {path}; run without --no-refresh (or `rlsizer replay`) first",
+                file=sys.stderr,
+            )
             return EXIT_FAILED
         else:
             try:  # validated before reading; an unusable file is the user's to look at, never replaced
@@ -134,8 +149,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             con.close()
         if not history.window_ids:
-            print(f"rlsizer backtest: no signals between {args.start.isoformat()} and {args.end.isoformat()} in {path}",
-                  file=sys.stderr)
+            print(
+                f"rlsizer backtest: no signals between {args.start.isoformat()} and {args.end.isoformat()} in {path}",
+                file=sys.stderr,
+            )
             return EXIT_FAILED
         strategy_map = StrategyMap.from_spec(settings.strategy_map)
         result = backtest(history, specs, strategy_map, n_boot=args.bootstrap)

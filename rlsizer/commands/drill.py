@@ -21,13 +21,17 @@ EXIT_FAILED = 1
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("drill", help="crash soak: kills, joins and leaves of workers; every signal decided once")
+    parser = subparsers.add_parser(
+        "drill", help="crash soak: kills, joins and leaves of workers; every signal decided once"
+    )
     parser.add_argument("--signals", type=int, default=20000, help="signals per run (default 20,000)")
     parser.add_argument("--rate", type=float, default=200.0, help="signals per second (default 200)")
     parser.add_argument("--symbols", type=int, default=12)
     parser.add_argument("--runs", type=int, default=1, help="runs, each on fresh topics")
     parser.add_argument("--partitions", type=int, default=6)
-    parser.add_argument("--data-dir", type=Path, default=None, help="where the stack and workers keep data (default: a temp dir)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="where the stack and workers keep data (default: a temp dir)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -47,8 +51,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     failed = 0
     with EmbeddedStack(base / "stack", ports=StackPorts.free(), memory=True) as stack:
         for i in range(args.runs):
-            s = replace(stack.settings, topic_prefix=f"drill{uuid.uuid4().hex[:6]}", topic_partitions=args.partitions,
-                        worker_web_port=0, data_dir=base / f"run{i + 1}")
+            s = replace(
+                stack.settings,
+                topic_prefix=f"drill{uuid.uuid4().hex[:6]}",
+                topic_partitions=args.partitions,
+                worker_web_port=0,
+                data_dir=base / f"run{i + 1}",
+            )
             ensure_topics(AdminClient(s.kafka_config()), new_topics(s, include_schemas=False))
             report = run_drill(s, make_codec(s), plan, say=lambda line: print(line, flush=True))
             print(f"run {i + 1}: {report.summary()}", flush=True)

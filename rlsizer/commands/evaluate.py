@@ -29,10 +29,18 @@ EXIT_FAILED = 1
 def register(subparsers: Any) -> None:
     from rlsizer.commands.backtest import parse_time
 
-    p = subparsers.add_parser("evaluate", help="walk-forward evaluation of every sizing policy over the recorded history")
-    p.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: $RLSIZER_DATA_DIR/warehouse.duckdb)")
-    p.add_argument("--record", default=None, metavar="DATASETS",
-                   help="record these shipped data sets (e.g. AAPL,MSFT,EURUSD,GOOGL) offline into a new --warehouse first")
+    p = subparsers.add_parser(
+        "evaluate", help="walk-forward evaluation of every sizing policy over the recorded history"
+    )
+    p.add_argument(
+        "--warehouse", type=Path, default=None, help="DuckDB file (default: $RLSIZER_DATA_DIR/warehouse.duckdb)"
+    )
+    p.add_argument(
+        "--record",
+        default=None,
+        metavar="DATASETS",
+        help="record these shipped data sets (e.g. AAPL,MSFT,EURUSD,GOOGL) offline into a new --warehouse first",
+    )
     p.add_argument("--max-bars", type=int, default=None, help="with --record: the first N bars of each data set")
     p.add_argument("--no-refresh", dest="refresh", action="store_false", help="use the warehouse as it is")
     p.add_argument("--from", dest="start", type=parse_time, default=None, help="history from (default: all)")
@@ -40,15 +48,29 @@ def register(subparsers: Any) -> None:
     p.add_argument("--steps", type=int, default=4, help="rounds rolled forward, one measured window each (default 4)")
     p.add_argument("--gate-windows", type=int, default=2, help="held-out windows each round's gate reads (default 2)")
     p.add_argument("--window-sessions", type=int, default=None, help="sessions (UTC days) per window")
-    p.add_argument("--holdout-fraction", type=float, default=0.5,
-                   help="without --window-sessions: the share of sessions all windows take together (default 0.5)")
-    p.add_argument("--train-sessions", type=int, default=None, help="sessions each round trains on (default: all before it)")
+    p.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=0.5,
+        help="without --window-sessions: the share of sessions all windows take together (default 0.5)",
+    )
+    p.add_argument(
+        "--train-sessions", type=int, default=None, help="sessions each round trains on (default: all before it)"
+    )
     p.add_argument("--updates", type=int, default=None, help="PPO updates per training (default: TrainConfig's)")
     p.add_argument("--seed", type=int, default=None, help="training seed (default: TrainConfig's)")
-    p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other TrainConfig field, e.g. --set size_cap=1.0 --set beta_margin=0.2 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other TrainConfig field, e.g. --set size_cap=1.0 --set beta_margin=0.2 (repeatable)",
+    )
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the gate (seeded)")
-    p.add_argument("--report", type=Path, default=None, help="HTML report path (default: $RLSIZER_DATA_DIR/reports/evaluate.html)")
+    p.add_argument(
+        "--report", type=Path, default=None, help="HTML report path (default: $RLSIZER_DATA_DIR/reports/evaluate.html)"
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -83,7 +105,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import duckdb
 
     from agents.strategy_map import StrategyMap
-    from trainer.evaluate import EvaluateConfig, aggregate_rows, render_html, step_rows, tail_summary, verdict_line, walk_forward
+    from trainer.evaluate import (
+        EvaluateConfig,
+        aggregate_rows,
+        render_html,
+        step_rows,
+        tail_summary,
+        verdict_line,
+        walk_forward,
+    )
     from trainer.gate import GateConfig
     from trainer.logged_signals import NoSignals, load_logged_signals
     from trainer.report import write_html
@@ -103,33 +133,62 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             from streams.codec_factory import make_codec
             from trainer.replay import replay
 
-            print(replay(settings, make_codec(settings), warehouse_path=path, progress=False).summary().splitlines()[-1])
+            print(
+                replay(settings, make_codec(settings), warehouse_path=path, progress=False).summary().splitlines()[-1]
+            )
         elif not path.exists():
-            print(f"rlsizer evaluate: no warehouse at {path}; run without --no-refresh, or with --record", file=sys.stderr)
+            print(
+                f"rlsizer evaluate: no warehouse at {path}; run without --no-refresh, or with --record", file=sys.stderr
+            )
             return EXIT_FAILED
         con = duckdb.connect(str(path), read_only=True)
         try:
-            data = load_logged_signals(con, StrategyMap.from_spec(settings.strategy_map), start=args.start, end=args.end)
+            data = load_logged_signals(
+                con, StrategyMap.from_spec(settings.strategy_map), start=args.start, end=args.end
+            )
         finally:
             con.close()
-        evaluate = EvaluateConfig(steps=args.steps, gate_windows=args.gate_windows, window_sessions=args.window_sessions,
-                                  holdout_fraction=args.holdout_fraction, train_sessions=args.train_sessions)
-        print(f"{len(data)} signals ({int(data.scored.sum())} scored) of {', '.join(sorted(set(data.symbol.tolist())))}; "
-              f"training {args.steps} rounds x (CVaR-PPO + plain PPO), {config.total_updates} updates each")
-        wf = walk_forward(data, evaluate, config, GateConfig(n_boot=args.bootstrap), progress=args.progress,
-                          on_step=lambda s: print(verdict_line(s), flush=True))
+        evaluate = EvaluateConfig(
+            steps=args.steps,
+            gate_windows=args.gate_windows,
+            window_sessions=args.window_sessions,
+            holdout_fraction=args.holdout_fraction,
+            train_sessions=args.train_sessions,
+        )
+        print(
+            f"{len(data)} signals ({int(data.scored.sum())} scored) of {', '.join(sorted(set(data.symbol.tolist())))}; "
+            f"training {args.steps} rounds x (CVaR-PPO + plain PPO), {config.total_updates} updates each"
+        )
+        wf = walk_forward(
+            data,
+            evaluate,
+            config,
+            GateConfig(n_boot=args.bootstrap),
+            progress=args.progress,
+            on_step=lambda s: print(verdict_line(s), flush=True),
+        )
     except (NoSignals, NotEnoughSessions, FileExistsError, ValueError) as exc:
         print(f"rlsizer evaluate: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print()
     print(format_rows([row for s in wf.steps for row in step_rows(s)] + aggregate_rows(wf)))
     print()
-    print(f"the gate promoted {wf.promotions} of {len(wf.steps)} rounds; 'gated' = what served each window (model if promoted, else rules)")
+    print(
+        f"the gate promoted {wf.promotions} of {len(wf.steps)} rounds; 'gated' = what served each window (model if promoted, else rules)"
+    )
     for name, (n, total, ratio) in tail_summary(wf).items():
-        print(f"  {name:<11} session CVaR5 not worse than fixed 1x's in {n}/{total} windows, mean ratio to it {ratio:.2f}")
-    facts = {"history": str(path), "signals": f"{len(data)} ({int(data.scored.sum())} scored)",
-             "windows": f"{args.steps} measured + {args.gate_windows} gate windows per round", "training": repr(config)}
-    report = write_html(render_html(wf, title="rlsizer walk-forward evaluation", facts=facts),
-                        args.report or settings.data_dir / "reports" / "evaluate.html")
+        print(
+            f"  {name:<11} session CVaR5 not worse than fixed 1x's in {n}/{total} windows, mean ratio to it {ratio:.2f}"
+        )
+    facts = {
+        "history": str(path),
+        "signals": f"{len(data)} ({int(data.scored.sum())} scored)",
+        "windows": f"{args.steps} measured + {args.gate_windows} gate windows per round",
+        "training": repr(config),
+    }
+    report = write_html(
+        render_html(wf, title="rlsizer walk-forward evaluation", facts=facts),
+        args.report or settings.data_dir / "reports" / "evaluate.html",
+    )
     print(f"report: {report}")
     return 0

@@ -25,15 +25,34 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from models.store import make_s3_client
 
     monitor = HealthMonitor(
-        checks=standard_checks(settings, s3_client_factory=lambda: make_s3_client(settings),
-                               registry_factory=lambda: ModelRegistry.from_settings(settings)),
+        checks=standard_checks(
+            settings,
+            s3_client_factory=lambda: make_s3_client(settings),
+            registry_factory=lambda: ModelRegistry.from_settings(settings),
+        ),
         publish=lambda event: None,
     )
     events = monitor.run_all()
     if args.json:
-        print(json.dumps({"status": monitor.overall(), "checks": [
-            {"component": e.component, "check": e.check, "status": e.status, "detail": e.detail, "action": e.action,
-             "ts": e.ts_event.isoformat()} for e in events]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "status": monitor.overall(),
+                    "checks": [
+                        {
+                            "component": e.component,
+                            "check": e.check,
+                            "status": e.status,
+                            "detail": e.detail,
+                            "action": e.action,
+                            "ts": e.ts_event.isoformat(),
+                        }
+                        for e in events
+                    ],
+                },
+                indent=2,
+            )
+        )
     else:
         for e in events:
             print(f"{e.status:<5} {e.component:<9} {e.check:<18} {e.detail}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC
 from typing import Any
 
 from streams.settings import Settings
@@ -21,6 +22,7 @@ LIST_HEADER = ("VERSION", "ALIAS", "CREATED", "RETURN", "SESSION_CVAR5", "VERDIC
 
 def summary_cells(metrics: dict[str, float]) -> tuple[str, str, str]:
     """A version's held-out return, session CVaR 5 % (all walk-forward windows together) and the gate's verdict."""
+
     def num(key: str) -> str:
         return f"{metrics[key]:+.2f}" if key in metrics else "-"
 
@@ -31,17 +33,19 @@ def summary_cells(metrics: dict[str, float]) -> tuple[str, str, str]:
 
 def evidence_lines(metrics: dict[str, float]) -> list[str]:
     """The gate's numbers in a manifest's metrics (``trainer.round.manifest_metrics``), one line per window and reference."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     n = int(metrics.get("gate_windows", 0))
     if not n:
         return []
     lines = [f"walk-forward evidence ({n} held-out windows; R, session = UTC day):"]
-    refs = sorted({k[len("gate_vs_"):-len("_passed")] for k in metrics if k.startswith("gate_vs_") and k.endswith("_passed")})
+    refs = sorted(
+        {k[len("gate_vs_") : -len("_passed")] for k in metrics if k.startswith("gate_vs_") and k.endswith("_passed")}
+    )
     lines.append("  window                  " + "".join(f"{name:>24}" for name in ["model", *refs]))
     for k in range(1, n + 1):
-        start = datetime.fromtimestamp(metrics[f"wf{k}_from_s"], tz=timezone.utc)
-        end = datetime.fromtimestamp(metrics[f"wf{k}_to_s"], tz=timezone.utc) - timedelta(days=1)
+        start = datetime.fromtimestamp(metrics[f"wf{k}_from_s"], tz=UTC)
+        end = datetime.fromtimestamp(metrics[f"wf{k}_to_s"], tz=UTC) - timedelta(days=1)
         cells = []
         for prefix in [f"wf{k}", *(f"wf{k}_{r}" for r in refs)]:
             ret, tail = metrics.get(f"{prefix}_return"), metrics.get(f"{prefix}_session_cvar5")
@@ -64,9 +68,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("models", help="list, inspect, promote and roll back model versions")
     parser.add_argument("--name", default=None, help="model name (default: RLSIZER_MODEL_NAME)")
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    sub.add_parser("list", help="versions with alias, creation time, held-out return, session CVaR 5% and the gate's verdict"
-                   ).set_defaults(func=_run(_list))
-    show = sub.add_parser("show", help="a version's manifest, the gate's walk-forward evidence, and whether it verifies")
+    sub.add_parser(
+        "list", help="versions with alias, creation time, held-out return, session CVaR 5% and the gate's verdict"
+    ).set_defaults(func=_run(_list))
+    show = sub.add_parser(
+        "show", help="a version's manifest, the gate's walk-forward evidence, and whether it verifies"
+    )
     show.add_argument("version")
     show.set_defaults(func=_run(_show))
     promote = sub.add_parser("promote", help="make a version (default: the challenger) champion")
@@ -119,13 +126,20 @@ def _list(registry: Any, args: argparse.Namespace, settings: Settings) -> int:
         except ModelVerificationError as exc:
             rows.append((version, named or "-", "-", "-", "-", f"UNVERIFIED ({exc.kind})"))
             continue
-        rows.append((version, named or "-", format_ts(manifest.created_at)[:19] + "Z", *summary_cells(dict(manifest.metrics))))
+        rows.append(
+            (version, named or "-", format_ts(manifest.created_at)[:19] + "Z", *summary_cells(dict(manifest.metrics)))
+        )
     if len(rows) == 1:
         print(f"no versions of {registry.model_name} in s3://{settings.s3_bucket}")
         return 0
     widths = [max(len(row[i]) for row in rows) for i in range(len(LIST_HEADER))]
     for row in rows:
-        print("  ".join(cell.ljust(width) if i < 3 or i == 5 else cell.rjust(width) for i, (cell, width) in enumerate(zip(row, widths))).rstrip())
+        print(
+            "  ".join(
+                cell.ljust(width) if i < 3 or i == 5 else cell.rjust(width)
+                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
     return 0
 
 

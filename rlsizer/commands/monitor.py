@@ -14,7 +14,9 @@ log = logging.getLogger("rlsizer.monitor")
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("monitor", help="run the health monitor: every check on its interval, with self-recovery")
+    parser = subparsers.add_parser(
+        "monitor", help="run the health monitor: every check on its interval, with self-recovery"
+    )
     parser.add_argument("--once", action="store_true", help="run every check once, recover, publish, exit")
     parser.set_defaults(func=run, kafka_logs=True)
 
@@ -66,8 +68,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             server = serve(monitor, settings.monitor_web_host, settings.monitor_web_port)
         except OSError as exc:
-            raise StackError(f"cannot serve health metrics on {settings.monitor_web_host}:{settings.monitor_web_port}"
-                             f" (RLSIZER_MONITOR_WEB_PORT): {exc.strerror or exc}") from None
+            raise StackError(
+                f"cannot serve health metrics on {settings.monitor_web_host}:{settings.monitor_web_port}"
+                f" (RLSIZER_MONITOR_WEB_PORT): {exc.strerror or exc}"
+            ) from None
         log.info("health status on http://%s:%d/metrics", settings.monitor_web_host, settings.monitor_web_port)
     log.info("health monitor running; checks every %.0f s", settings.health_interval_seconds)
     while not stop.is_set():

@@ -20,8 +20,12 @@ EXIT_FAILED = 1
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("replay", help="replay the Kafka topics into the DuckDB warehouse")
-    parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: $RLSIZER_DATA_DIR/warehouse.duckdb)")
-    parser.add_argument("--rebuild", action="store_true", help="move the existing warehouse aside and replay from the beginning")
+    parser.add_argument(
+        "--warehouse", type=Path, default=None, help="DuckDB file (default: $RLSIZER_DATA_DIR/warehouse.duckdb)"
+    )
+    parser.add_argument(
+        "--rebuild", action="store_true", help="move the existing warehouse aside and replay from the beginning"
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.set_defaults(func=run)
 

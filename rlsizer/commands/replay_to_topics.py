@@ -20,13 +20,21 @@ EXIT_FAILED = 1
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("replay-to-topics", help="re-publish a window of history into topics with another prefix")
-    parser.add_argument("--from", dest="start", type=parse_time, required=True, help="window start (inclusive), ISO, UTC by default")
+    parser = subparsers.add_parser(
+        "replay-to-topics", help="re-publish a window of history into topics with another prefix"
+    )
+    parser.add_argument(
+        "--from", dest="start", type=parse_time, required=True, help="window start (inclusive), ISO, UTC by default"
+    )
     parser.add_argument("--to", dest="end", type=parse_time, required=True, help="window end (exclusive)")
     parser.add_argument("--prefix", required=True, help="topic prefix to publish into (must differ from the live one)")
-    parser.add_argument("--warmup-bars", type=int, default=None, help="bars per symbol before the window (default: the worker's window)")
+    parser.add_argument(
+        "--warmup-bars", type=int, default=None, help="bars per symbol before the window (default: the worker's window)"
+    )
     parser.add_argument("--no-refresh", dest="refresh", action="store_false", help="use the warehouse as it is")
-    parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: $RLSIZER_DATA_DIR/warehouse.duckdb)")
+    parser.add_argument(
+        "--warehouse", type=Path, default=None, help="DuckDB file (default: $RLSIZER_DATA_DIR/warehouse.duckdb)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -41,7 +49,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     prefix = args.prefix.strip()
     if not prefix or prefix == settings.topic_prefix:
-        print(f"rlsizer replay-to-topics: --prefix must name another namespace than the live one ({settings.topic_prefix!r})")
+        print(
+            f"rlsizer replay-to-topics: --prefix must name another namespace than the live one ({settings.topic_prefix!r})"
+        )
         return EXIT_FAILED
     codec = make_codec(settings)
     path = args.warehouse or default_path(settings.data_dir)
@@ -54,7 +64,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         con = duckdb.connect(str(path), read_only=True)
         try:
             stats = replay_to_topics(
-                con, replace(settings, topic_prefix=prefix), args.start, args.end, codec=codec,
+                con,
+                replace(settings, topic_prefix=prefix),
+                args.start,
+                args.end,
+                codec=codec,
                 warmup_bars=WINDOW if args.warmup_bars is None else args.warmup_bars,
             )
         finally:

@@ -77,8 +77,14 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         codec, registry = _clients(settings)
-        result = run_round(settings, codec=codec, registry=registry, train_config=_train_config(args),
-                           min_outcomes=args.min_outcomes, progress=args.progress)
+        result = run_round(
+            settings,
+            codec=codec,
+            registry=registry,
+            train_config=_train_config(args),
+            min_outcomes=args.min_outcomes,
+            progress=args.progress,
+        )
     except Exception as exc:  # one line, not a traceback: replay, registry, export or event errors
         from rlsizer.commands.replay import kafka_hint
 
@@ -90,7 +96,9 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     print(format_result(result))
     print()
     print(f"decision: {result.reason}")
-    print(f"version:  {result.version} ({'champion' if result.promoted else 'challenger'}; parent {result.parent_version or 'none'})")
+    print(
+        f"version:  {result.version} ({'champion' if result.promoted else 'challenger'}; parent {result.parent_version or 'none'})"
+    )
     print(f"max |torch - onnxruntime|: {result.max_abs_diff:.2e}")
     print(f"report:   {result.report_path}")
     return 0
@@ -105,8 +113,15 @@ def _trainer(args: argparse.Namespace, settings: Settings) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     codec, registry = _clients(settings)
-    round_fn = functools.partial(run_round, settings, codec=codec, registry=registry, train_config=_train_config(args),
-                                 min_outcomes=args.min_outcomes, progress=False)
+    round_fn = functools.partial(
+        run_round,
+        settings,
+        codec=codec,
+        registry=registry,
+        train_config=_train_config(args),
+        min_outcomes=args.min_outcomes,
+        progress=False,
+    )
     stop = StopFlag()
     install_stop_signals(stop)
     run_service(settings, round_fn=round_fn, publish_health=kafka_health_publisher(settings, codec), stop=stop)

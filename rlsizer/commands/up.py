@@ -47,14 +47,30 @@ class Terminated(BaseException):
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("up", help="run the embedded stack (Kafka, registry, S3) with a worker, the trainer and the monitor until Ctrl-C", description=(__doc__ or "").replace("``", ""))
-    p.add_argument("--data-dir", type=Path, default=None, help="where events, models and logs live (default: RLSIZER_DATA_DIR or ./.rlsizer)")
+    p = subparsers.add_parser(
+        "up",
+        help="run the embedded stack (Kafka, registry, S3) with a worker, the trainer and the monitor until Ctrl-C",
+        description=(__doc__ or "").replace("``", ""),
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where events, models and logs live (default: RLSIZER_DATA_DIR or ./.rlsizer)",
+    )
     p.add_argument("--memory", action="store_true", help="keep Kafka topics in memory only (lost on stop)")
-    p.add_argument("--stack-only", action="store_true", help="start only Kafka, registry and S3 (no worker, trainer or monitor)")
+    p.add_argument(
+        "--stack-only", action="store_true", help="start only Kafka, registry and S3 (no worker, trainer or monitor)"
+    )
     p.add_argument("--kafka-port", type=int, default=None, help="default: port of RLSIZER_KAFKA_BOOTSTRAP or 9092")
     p.add_argument("--registry-port", type=int, default=None, help="default: port of RLSIZER_REGISTRY_URL or 8081")
     p.add_argument("--s3-port", type=int, default=None, help="default: port of RLSIZER_S3_ENDPOINT or 8333")
-    p.add_argument("--worker-web-port", type=int, default=None, help="worker /health and /metrics (default: RLSIZER_WORKER_WEB_PORT or 6066; 0 disables)")
+    p.add_argument(
+        "--worker-web-port",
+        type=int,
+        default=None,
+        help="worker /health and /metrics (default: RLSIZER_WORKER_WEB_PORT or 6066; 0 disables)",
+    )
     internal = p.add_argument_group("SeaweedFS internal ports (each also uses port+10000 for gRPC)")
     defaults = SeaweedPorts()
     for name in ("master", "volume", "filer", "admin"):
@@ -113,7 +129,7 @@ def describe(stack: EmbeddedStack, processes: list[ManagedProcess]) -> str:
     ]
     lines = ["rlsizer stack is up"] + [f"  {k:<16} {v}" for k, v in rows]
     lines += [f"  {'process':<16} {p.name} pid {p.pid}" for p in processes]
-    lines += ["", "Client environment:"] + client_exports(s) + ["", "Ctrl-C or SIGTERM stops everything."]
+    lines += ["", "Client environment:", *client_exports(s), "", "Ctrl-C or SIGTERM stops everything."]
     return "\n".join(lines)
 
 
@@ -147,7 +163,9 @@ def first_dead_server(supervisor: Supervisor) -> Any:
     return dead
 
 
-def run(args: argparse.Namespace, settings: Settings, extra_services: tuple[ServiceStarter, ...] = EXTRA_SERVICES) -> int:
+def run(
+    args: argparse.Namespace, settings: Settings, extra_services: tuple[ServiceStarter, ...] = EXTRA_SERVICES
+) -> int:
     data_dir = args.data_dir or settings.data_dir
     if args.worker_web_port is not None:
         settings = replace(settings, worker_web_port=args.worker_web_port)

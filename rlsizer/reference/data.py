@@ -62,7 +62,10 @@ class DatasetInfo:
 
 
 DATASETS: Final[dict[str, DatasetInfo]] = {
-    **{t: DatasetInfo(t, t, "1d", "bokeh-sampledata stocks (Quandl WIKI, public domain)") for t in ("AAPL", "FB", "GOOG", "IBM", "MSFT")},
+    **{
+        t: DatasetInfo(t, t, "1d", "bokeh-sampledata stocks (Quandl WIKI, public domain)")
+        for t in ("AAPL", "FB", "GOOG", "IBM", "MSFT")
+    },
     "EURUSD": DatasetInfo("EURUSD", "EURUSD", "1h", "gym-anytrading FOREX_EURUSD_1H_ASK"),
     "GOOGL": DatasetInfo("GOOGL", "GOOGL", "1d", "gym-anytrading STOCKS_GOOGL"),
 }
@@ -94,7 +97,9 @@ def _parse_times(raw: pd.Series | pd.Index, label: str) -> pd.DatetimeIndex:
         unit = "ns" if biggest > 1e17 else "us" if biggest > 1e14 else "ms" if biggest > 1e11 else "s"
         return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True))
     text = values.astype(str).str.strip()
-    attempts: list[dict[str, object]] = [{"format": "ISO8601"}] + [{"format": f} for f in _DAYFIRST_FORMATS + _SLASH_FORMATS]
+    attempts: list[dict[str, object]] = [{"format": "ISO8601"}] + [
+        {"format": f} for f in _DAYFIRST_FORMATS + _SLASH_FORMATS
+    ]
     best: pd.Series | None = None
     for kwargs in attempts:
         try:
@@ -131,13 +136,17 @@ def normalise_bars(frame: pd.DataFrame, *, source: str = "bars") -> pd.DataFrame
     time_col, found = _find_columns(frame)
     missing = [name for name in PRICE_COLUMNS if name not in found]
     if missing:
-        raise BarDataError(f"{source}: missing column {missing[0]!r} (columns are {', '.join(map(str, frame.columns))})")
+        raise BarDataError(
+            f"{source}: missing column {missing[0]!r} (columns are {', '.join(map(str, frame.columns))})"
+        )
     if time_col is not None:
         times = _parse_times(frame[time_col], f"{time_col}")
     elif isinstance(frame.index, pd.DatetimeIndex) or _key(frame.index.name or "") in {_key(a) for a in TIME_ALIASES}:
         times = _parse_times(frame.index.to_series(), str(frame.index.name or "index"))
     else:
-        raise BarDataError(f"{source}: no time column (expected one of Date, Datetime, Timestamp, Time) and no datetime index")
+        raise BarDataError(
+            f"{source}: no time column (expected one of Date, Datetime, Timestamp, Time) and no datetime index"
+        )
     out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
     for name in COLUMNS:
         if name not in found:
@@ -231,7 +240,7 @@ def infer_interval(index: pd.DatetimeIndex) -> str:
     """The bar interval as ``1d``/``4h``/``5m``/``30s`` from the median spacing (weekends do not move a median)."""
     if len(index) < 2:
         raise BarDataError("cannot infer the bar interval from fewer than 2 bars; pass --interval")
-    seconds = int(round(pd.Series(index).diff().median().total_seconds()))
+    seconds = round(pd.Series(index).diff().median().total_seconds())
     if seconds <= 0:
         raise BarDataError("cannot infer the bar interval: timestamps do not advance")
     for unit, size in _UNITS:

@@ -46,7 +46,9 @@ class AdapterPort(Protocol):
 
     def publish_fill(self, fill: OrderFilled) -> None: ...
 
-    def request_decisions(self, signals: Sequence[SignalRaised], timeout_s: float | None = None) -> list[SizeDecided | DecisionTimeoutLike]: ...
+    def request_decisions(
+        self, signals: Sequence[SignalRaised], timeout_s: float | None = None
+    ) -> list[SizeDecided | DecisionTimeoutLike]: ...
 
     def flush(self, timeout_s: float = 30.0) -> None: ...
 
@@ -142,8 +144,14 @@ class Runner:
         with tqdm(total=until - self.t, unit="bar", desc=cfg.symbol, disable=not progress, leave=False) as bar_progress:
             while self.t < until:
                 t = self.t
-                bar = self.bar = PaperBar(start=self.starts[t], end=self.starts[t] + self.step_td, open=self.opens[t],
-                                          high=high[t], low=low[t], close=close[t])
+                bar = self.bar = PaperBar(
+                    start=self.starts[t],
+                    end=self.starts[t] + self.step_td,
+                    open=self.opens[t],
+                    high=high[t],
+                    low=low[t],
+                    close=close[t],
+                )
                 for sid, order in list(pending.items()):
                     entered = enter(order, bar, cfg.paper)
                     if entered is None:
@@ -154,18 +162,30 @@ class Runner:
                         summary.entries += 1
                 pending.clear()
                 port.publish_bar(
-                    BarClosed(ts_event=bar.end, symbol=cfg.symbol, interval=cfg.interval, open=bar.open, high=bar.high,
-                              low=bar.low, close=bar.close, volume=self.volume[t])
+                    BarClosed(
+                        ts_event=bar.end,
+                        symbol=cfg.symbol,
+                        interval=cfg.interval,
+                        open=bar.open,
+                        high=bar.high,
+                        low=bar.low,
+                        close=bar.close,
+                        volume=self.volume[t],
+                    )
                 )
                 for sid, pos in list(positions.items()):
                     positions[sid], fill = step(pos, bar, cfg.paper)
                     if fill is not None:
                         self._exit_fill(sid, fill)
-                fired = [s for s in evaluate(high[: t + 1], low[: t + 1], close[: t + 1], cfg.specs) if s.strategy_id not in positions]
+                fired = [
+                    s
+                    for s in evaluate(high[: t + 1], low[: t + 1], close[: t + 1], cfg.specs)
+                    if s.strategy_id not in positions
+                ]
                 if fired and t + 1 < self.n:
                     events = [signal_event(s, cfg=cfg, ts=bar.end) for s in fired]
                     answers = port.request_decisions(events, cfg.timeout_s)
-                    for sig, event, answer in zip(fired, events, answers):
+                    for sig, event, answer in zip(fired, events, answers, strict=True):
                         summary.signals += 1
                         if isinstance(answer, SizeDecided):
                             summary.policies[answer.policy] += 1
@@ -175,8 +195,13 @@ class Runner:
                             qty = event.base_qty * answer.multiplier
                         if qty > 0:
                             pending[sig.strategy_id] = Order(
-                                signal_id=event.signal_id, symbol=cfg.symbol, side=sig.side, qty=qty,
-                                stop_price=sig.stop_price, target_price=sig.target_price, max_hold_bars=sig.max_hold_bars,
+                                signal_id=event.signal_id,
+                                symbol=cfg.symbol,
+                                side=sig.side,
+                                qty=qty,
+                                stop_price=sig.stop_price,
+                                target_price=sig.target_price,
+                                max_hold_bars=sig.max_hold_bars,
                             )
                 summary.bars += 1
                 self.t += 1

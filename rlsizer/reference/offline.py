@@ -15,7 +15,7 @@ stack's minutes); the live path is the worker.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +62,14 @@ class OfflineWorker:
 
     def __init__(self, slot: PolicySlot | None = None, strategy_map: StrategyMap | None = None) -> None:
         self.codec = EventCodec(InMemoryRegistry(), subject_for=subject_for)
-        self.path = InputPath(SETTINGS, self.codec, strategy_map or StrategyMap.from_spec(""), slot or PolicySlot(),
-                              partitions=lambda: 1, clock=lambda: datetime(2100, 1, 1, tzinfo=timezone.utc))
+        self.path = InputPath(
+            SETTINGS,
+            self.codec,
+            strategy_map or StrategyMap.from_spec(""),
+            slot or PolicySlot(),
+            partitions=lambda: 1,
+            clock=lambda: datetime(2100, 1, 1, tzinfo=UTC),
+        )
         self.tables = _Tables()
         self.recorded: list[tuple[Event, str, int, int]] = []  # event, topic, partition, offset
         self._offsets: dict[str, int] = {}
@@ -77,7 +83,9 @@ class OfflineWorker:
         topic = SETTINGS.topic("inputs")
         offset = self._offsets.get(topic, 0)
         self._record(event, topic)
-        out = self.path.handle(Source(topic, 0, offset, event.symbol.encode(), self.codec.encode(topic, event)), self.tables)
+        out = self.path.handle(
+            Source(topic, 0, offset, event.symbol.encode(), self.codec.encode(topic, event)), self.tables
+        )
         sent = []
         for record in out:
             sent.append(self.codec.decode(record.value))
@@ -111,8 +119,9 @@ class OfflineWorker:
         return Path(path)
 
 
-def record_datasets(names: Iterable[str], path: Path, *, max_bars: int | None = None, run_id: str = "offline",
-                    progress: bool = False) -> dict[str, str]:
+def record_datasets(
+    names: Iterable[str], path: Path, *, max_bars: int | None = None, run_id: str = "offline", progress: bool = False
+) -> dict[str, str]:
     """Record each data set (``rlsizer.reference.data.load_dataset`` names) into a new warehouse at ``path``.
 
     All data sets go through one worker, one after the other (their symbols differ, so their
@@ -130,8 +139,14 @@ def record_datasets(names: Iterable[str], path: Path, *, max_bars: int | None = 
         frame = load_dataset(name)
         if max_bars is not None:
             frame = frame.iloc[:max_bars]
-        summary = run(frame, RunConfig(symbol=frame.attrs["symbol"], interval=frame.attrs["interval"], run_id=run_id,
-                                       adapter_name="offline"), worker, progress=progress)
+        summary = run(
+            frame,
+            RunConfig(
+                symbol=frame.attrs["symbol"], interval=frame.attrs["interval"], run_id=run_id, adapter_name="offline"
+            ),
+            worker,
+            progress=progress,
+        )
         lines[name] = summary.line()
     worker.write_warehouse(path)
     return lines

@@ -85,7 +85,9 @@ def _adverse(price: float, side: str, cfg: PaperConfig) -> float:
     return price * (1 + slip) if side == "BUY" else price * (1 - slip)
 
 
-def _fill(order: Order, *, leg: str, side: str, price: float, ts: datetime, cfg: PaperConfig, reason: str | None) -> OrderFilled:
+def _fill(
+    order: Order, *, leg: str, side: str, price: float, ts: datetime, cfg: PaperConfig, reason: str | None
+) -> OrderFilled:
     order_id = f"{order.signal_id}:{leg.lower()}"
     return OrderFilled(
         event_id=str(uuid.uuid5(_FILL_NAMESPACE, order_id)),
@@ -119,7 +121,9 @@ def _exit_side(position: Position) -> str:
 def exit_now(position: Position, bar: PaperBar, cfg: PaperConfig, reason: str = "manual") -> OrderFilled:
     """A market exit at ``bar``'s close (time exits, end of data)."""
     side = _exit_side(position)
-    return _fill(position.order, leg="EXIT", side=side, price=_adverse(bar.close, side, cfg), ts=bar.end, cfg=cfg, reason=reason)
+    return _fill(
+        position.order, leg="EXIT", side=side, price=_adverse(bar.close, side, cfg), ts=bar.end, cfg=cfg, reason=reason
+    )
 
 
 def step(position: Position, bar: PaperBar, cfg: PaperConfig) -> tuple[Position, OrderFilled | None]:
@@ -128,12 +132,16 @@ def step(position: Position, bar: PaperBar, cfg: PaperConfig) -> tuple[Position,
     side = _exit_side(position)
     first = position.bars_held == 0
     if not first and s * (bar.open - o.stop_price) <= 0:
-        return position, _fill(o, leg="EXIT", side=side, price=_adverse(bar.open, side, cfg), ts=bar.end, cfg=cfg, reason="stop")
+        return position, _fill(
+            o, leg="EXIT", side=side, price=_adverse(bar.open, side, cfg), ts=bar.end, cfg=cfg, reason="stop"
+        )
     if not first and s * (bar.open - o.target_price) >= 0:
         return position, _fill(o, leg="EXIT", side=side, price=bar.open, ts=bar.end, cfg=cfg, reason="target")
     worst, best = (bar.low, bar.high) if s > 0 else (bar.high, bar.low)
     if s * (worst - o.stop_price) <= 0:  # stop first when both are inside the range
-        return position, _fill(o, leg="EXIT", side=side, price=_adverse(o.stop_price, side, cfg), ts=bar.end, cfg=cfg, reason="stop")
+        return position, _fill(
+            o, leg="EXIT", side=side, price=_adverse(o.stop_price, side, cfg), ts=bar.end, cfg=cfg, reason="stop"
+        )
     if s * (best - o.target_price) >= 0:
         return position, _fill(o, leg="EXIT", side=side, price=o.target_price, ts=bar.end, cfg=cfg, reason="target")
     held = replace(position, bars_held=position.bars_held + 1)

@@ -69,7 +69,9 @@ def _ema_cross(spec: StrategySpec, h: np.ndarray, l: np.ndarray, c: np.ndarray, 
     return None
 
 
-def _mean_reversion(spec: StrategySpec, h: np.ndarray, l: np.ndarray, c: np.ndarray, atr: float) -> tuple[str, float] | None:
+def _mean_reversion(
+    spec: StrategySpec, h: np.ndarray, l: np.ndarray, c: np.ndarray, atr: float
+) -> tuple[str, float] | None:
     period, k = int(spec.params[0]), float(spec.params[1])
     mean, std = talib.SMA(c, period), talib.STDDEV(c, period, 1.0)
     if not (std[-1] > 0 and std[-2] > 0):
@@ -190,6 +192,8 @@ def evaluate(
     return out
 
 
-def scan(high: np.ndarray, low: np.ndarray, close: np.ndarray, specs: tuple[StrategySpec, ...] = STRATEGIES) -> list[list[StrategySignal]]:
+def scan(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, specs: tuple[StrategySpec, ...] = STRATEGIES
+) -> list[list[StrategySignal]]:
     """Signals at every bar, each computed from the bars up to it only (for backtests and tests)."""
     return [evaluate(high[: t + 1], low[: t + 1], close[: t + 1], specs) for t in range(len(close))]

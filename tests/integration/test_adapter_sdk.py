@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -35,7 +35,7 @@ from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,14 @@ def acodec(asettings: Settings) -> EventCodec:
     return make_codec(asettings)
 
 
-def read_all(s: Settings, codec: EventCodec, topic: str, expect: int, timeout: float = 10.0, keep: Callable[[Any], bool] = lambda e: True) -> list:
+def read_all(
+    s: Settings,
+    codec: EventCodec,
+    topic: str,
+    expect: int,
+    timeout: float = 10.0,
+    keep: Callable[[Any], bool] = lambda e: True,
+) -> list:
     """Events of ``topic`` for which ``keep`` is true, until ``expect`` of them or ``timeout``."""
     consumer = make_consumer(s, f"t-{uuid.uuid4().hex}")
     meta = consumer.list_topics(topic, timeout=10).topics[topic]
@@ -90,7 +97,19 @@ def decider(asettings: Settings, acodec: EventCodec) -> Iterator[list[str]]:
                 seen.append(sig.signal_id)
                 if sig.signal_id.startswith("mute-"):
                     continue
-                producer.send(SizeDecided(ts_event=sig.ts_event, signal_id=sig.signal_id, symbol=sig.symbol, strategy_id=sig.strategy_id, multiplier=0.5, qty=sig.base_qty * 0.5, policy="RULES", reason="test decider", latency_us=1))
+                producer.send(
+                    SizeDecided(
+                        ts_event=sig.ts_event,
+                        signal_id=sig.signal_id,
+                        symbol=sig.symbol,
+                        strategy_id=sig.strategy_id,
+                        multiplier=0.5,
+                        qty=sig.base_qty * 0.5,
+                        policy="RULES",
+                        reason="test decider",
+                        latency_us=1,
+                    )
+                )
             producer.flush(5)
 
     thread = threading.Thread(target=loop, daemon=True)
@@ -102,7 +121,18 @@ def decider(asettings: Settings, acodec: EventCodec) -> Iterator[list[str]]:
 
 
 def a_signal(signal_id: str, **kw: object) -> SignalRaised:
-    values: dict[str, object] = dict(ts_event=T0, signal_id=signal_id, strategy_id="S1", symbol="AAPL", side="BUY", price=101.0, atr=2.0, base_qty=10.0, stop_price=97.0, adapter="test")
+    values: dict[str, object] = dict(
+        ts_event=T0,
+        signal_id=signal_id,
+        strategy_id="S1",
+        symbol="AAPL",
+        side="BUY",
+        price=101.0,
+        atr=2.0,
+        base_qty=10.0,
+        stop_price=97.0,
+        adapter="test",
+    )
     values.update(kw)
     return SignalRaised(**values)  # type: ignore[arg-type]
 
@@ -112,9 +142,12 @@ def test_signal_from_confluent_avro_serializer_is_read_by_our_codec(asettings: S
     inputs topic's subject naming (TopicRecordNameStrategy)."""
     topic = asettings.topic("inputs")
     sig = a_signal(f"mute-{uuid.uuid4().hex[:8]}", attrs={"bot": "confluent"})
-    serializer = AvroSerializer(SchemaRegistryClient({"url": asettings.registry_url}), schema_text(SignalRaised),
-                                lambda e, _c: to_record(field_names(SignalRaised), e),
-                                conf={"subject.name.strategy": topic_record_subject_name_strategy})
+    serializer = AvroSerializer(
+        SchemaRegistryClient({"url": asettings.registry_url}),
+        schema_text(SignalRaised),
+        lambda e, _c: to_record(field_names(SignalRaised), e),
+        conf={"subject.name.strategy": topic_record_subject_name_strategy},
+    )
     producer = make_producer(asettings)
     producer.produce(topic, key=b"AAPL", value=serializer(sig, SerializationContext(topic, MessageField.VALUE)))
     assert producer.flush(10) == 0
@@ -123,7 +156,17 @@ def test_signal_from_confluent_avro_serializer_is_read_by_our_codec(asettings: S
 
 
 def test_sdk_bytes_are_read_by_confluent_avro_deserializer(asettings: Settings, acodec: EventCodec) -> None:
-    fill = OrderFilled(ts_event=T0, signal_id="f-1", order_id="f-1:entry", symbol="MSFT", side="SELL", qty=3.0, price=30.5, fee=0.01, leg="ENTRY")
+    fill = OrderFilled(
+        ts_event=T0,
+        signal_id="f-1",
+        order_id="f-1:entry",
+        symbol="MSFT",
+        side="SELL",
+        qty=3.0,
+        price=30.5,
+        fee=0.01,
+        leg="ENTRY",
+    )
     with AdapterClient(asettings, acodec, adapter_name="t") as client:
         client.publish_fill(fill)
         client.flush(10)
@@ -131,20 +174,32 @@ def test_sdk_bytes_are_read_by_confluent_avro_deserializer(asettings: Settings, 
     topic = asettings.topic("inputs")
     consumer.assign([TopicPartition(topic, p, 0) for p in range(asettings.topic_partitions)])
     try:
-        msg = next(m for _ in range(100) for m in consumer.consume(10, 0.05)
-                   if m.error() is None and isinstance(acodec.decode(m.value()), OrderFilled))
+        msg = next(
+            m
+            for _ in range(100)
+            for m in consumer.consume(10, 0.05)
+            if m.error() is None and isinstance(acodec.decode(m.value()), OrderFilled)
+        )
     finally:
         consumer.close()
-    record = AvroDeserializer(SchemaRegistryClient({"url": asettings.registry_url}))(msg.value(), SerializationContext(topic, MessageField.VALUE))
-    assert msg.key() == b"MSFT" and record["order_id"] == "f-1:entry" and record["leg"] == "ENTRY" and record["qty"] == 3.0
+    record = AvroDeserializer(SchemaRegistryClient({"url": asettings.registry_url}))(
+        msg.value(), SerializationContext(topic, MessageField.VALUE)
+    )
+    assert (
+        msg.key() == b"MSFT" and record["order_id"] == "f-1:entry" and record["leg"] == "ENTRY" and record["qty"] == 3.0
+    )
 
 
-def test_request_decision_round_trip_timeout_and_resend(asettings: Settings, acodec: EventCodec, decider: list[str]) -> None:
+def test_request_decision_round_trip_timeout_and_resend(
+    asettings: Settings, acodec: EventCodec, decider: list[str]
+) -> None:
     with AdapterClient(asettings, acodec, adapter_name="t") as client:
         batch = [a_signal(f"rt-{i}-{uuid.uuid4().hex[:6]}", base_qty=10.0 + i) for i in range(200)]
         answers = client.request_decisions(batch, timeout_s=10.0)
         assert [a.signal_id for a in answers] == [s.signal_id for s in batch]
-        assert all(isinstance(a, SizeDecided) and a.qty == s.base_qty * 0.5 for a, s in zip(answers, batch))
+        assert all(
+            isinstance(a, SizeDecided) and a.qty == s.base_qty * 0.5 for a, s in zip(answers, batch, strict=True)
+        )
 
         start = time.monotonic()
         muted = a_signal(f"mute-{uuid.uuid4().hex[:8]}")
@@ -157,7 +212,9 @@ def test_request_decision_round_trip_timeout_and_resend(asettings: Settings, aco
         assert again == answers[0]
 
 
-def test_reference_loop_trades_the_decided_quantity(asettings: Settings, acodec: EventCodec, decider: list[str]) -> None:
+def test_reference_loop_trades_the_decided_quantity(
+    asettings: Settings, acodec: EventCodec, decider: list[str]
+) -> None:
     frame = load_dataset("EURUSD").iloc[:260]
     cfg = RunConfig(symbol="EURUSD", interval="1h", run_id=uuid.uuid4().hex[:8], base_qty=1000.0, timeout_s=5.0)
     with AdapterClient(asettings, acodec, adapter_name="reference") as client:
@@ -165,10 +222,20 @@ def test_reference_loop_trades_the_decided_quantity(asettings: Settings, acodec:
     assert summary.bars == 260 and summary.signals > 0 and summary.timeouts == 0
     assert summary.policies == {"RULES": summary.signals}
     expected = summary.entries + summary.exits
-    fills = read_all(asettings, acodec, asettings.topic("inputs"), expect=expected + 1, timeout=1.0,
-                     keep=lambda f: isinstance(f, OrderFilled) and cfg.run_id in f.signal_id)
+    fills = read_all(
+        asettings,
+        acodec,
+        asettings.topic("inputs"),
+        expect=expected + 1,
+        timeout=1.0,
+        keep=lambda f: isinstance(f, OrderFilled) and cfg.run_id in f.signal_id,
+    )
     assert len(fills) == expected and summary.entries == summary.exits
     assert {f.qty for f in fills} == {500.0}  # decision qty (0.5 x base), not base_qty
-    bars = read_all(asettings, acodec, asettings.topic("inputs"), expect=260, timeout=5.0,
-                    keep=lambda e: isinstance(e, BarClosed))
-    assert [b.ts_event for b in bars if b.symbol == "EURUSD"][:2] == [frame.index[0] + timedelta(hours=1), frame.index[1] + timedelta(hours=1)]
+    bars = read_all(
+        asettings, acodec, asettings.topic("inputs"), expect=260, timeout=5.0, keep=lambda e: isinstance(e, BarClosed)
+    )
+    assert [b.ts_event for b in bars if b.symbol == "EURUSD"][:2] == [
+        frame.index[0] + timedelta(hours=1),
+        frame.index[1] + timedelta(hours=1),
+    ]

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,15 @@ pytestmark = pytest.mark.integration
 
 def fresh(settings: Settings, tmp_path: Path, tag: str = "") -> Settings:
     name = f"lr{tag}{uuid.uuid4().hex[:6]}"
-    s = replace(settings, topic_prefix=name, topic_partitions=2, worker_web_port=0, data_dir=tmp_path / name,
-                decision_timeout_ms=5000, model_name=name)
+    s = replace(
+        settings,
+        topic_prefix=name,
+        topic_partitions=2,
+        worker_web_port=0,
+        data_dir=tmp_path / name,
+        decision_timeout_ms=5000,
+        model_name=name,
+    )
     ensure_topics(AdminClient(s.kafka_config()), new_topics(s, include_schemas=False))
     return s
 
@@ -87,8 +94,9 @@ def stream(s: Settings, codec: EventCodec, plan: list[tuple[str, int, int]], *, 
         except BaseException as exc:  # reported by the caller
             errors.append(exc)
 
-    threads = [threading.Thread(target=one, args=(sym, a, b, RUNNERS.setdefault(s.topic_prefix, {})))
-               for sym, a, b in plan]
+    threads = [
+        threading.Thread(target=one, args=(sym, a, b, RUNNERS.setdefault(s.topic_prefix, {}))) for sym, a, b in plan
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -125,10 +133,13 @@ def publish_model(s: Settings) -> str:
     onnx = tiny_model(seed=11)
     d = len(FEATURE_NAMES)
     draft = ManifestDraft(
-        feature_set=FEATURE_SET, feature_names=FEATURE_NAMES,
+        feature_set=FEATURE_SET,
+        feature_names=FEATURE_NAMES,
         inputs=(TensorSpec(name="features", dtype="float32", shape=("batch", d)),),
         outputs=(TensorSpec(name="multiplier", dtype="float32", shape=("batch",)),),
-        metrics={}, data_from=datetime(2000, 1, 1, tzinfo=timezone.utc), data_to=datetime(2000, 2, 1, tzinfo=timezone.utc),
+        metrics={},
+        data_from=datetime(2000, 1, 1, tzinfo=UTC),
+        data_to=datetime(2000, 2, 1, tzinfo=UTC),
         run_name="parity",
     )
     published = ModelRegistry.from_settings(s).publish(onnx, draft, alias="champion")
@@ -152,8 +163,20 @@ def test_live_equals_rlsizer_backtest_with_the_reference_adapter_at_full_speed(s
 
     start = min(d.ts_event for d in decisions) - timedelta(days=1)
     end = max(d.ts_event for d in decisions) + timedelta(days=1)
-    args = build_parser().parse_args(["backtest", "--from", start.isoformat(), "--to", end.isoformat(),
-                                      "--policy", "fixed,live", "--check-parity", "--bootstrap", "20"])
+    args = build_parser().parse_args(
+        [
+            "backtest",
+            "--from",
+            start.isoformat(),
+            "--to",
+            end.isoformat(),
+            "--policy",
+            "fixed,live",
+            "--check-parity",
+            "--bootstrap",
+            "20",
+        ]
+    )
     assert args.func(args, s) == 0, capsys.readouterr()
     out = capsys.readouterr().out
     n = len({d.signal_id for d in decisions})
@@ -172,8 +195,11 @@ def test_the_same_stream_gives_the_same_live_decisions_every_time(settings, tmp_
         events = whole(s, codec, "features") + whole(s, codec, "decisions")
         worker.stop(timeout=20)
         features = {e.signal_id: dict(e.features) for e in events if isinstance(e, FeaturesComputed)}
-        decided = {e.signal_id: (e.multiplier, e.policy, e.reason, e.model_version) for e in events
-                   if isinstance(e, SizeDecided)}
+        decided = {
+            e.signal_id: (e.multiplier, e.policy, e.reason, e.model_version)
+            for e in events
+            if isinstance(e, SizeDecided)
+        }
         assert len(decided) > 50 and features.keys() == decided.keys()
         runs.append((features, decided))
     for features, decided in runs[1:]:
@@ -182,4 +208,3 @@ def test_the_same_stream_gives_the_same_live_decisions_every_time(settings, tmp_
     assert len({m for m, *_ in runs[0][1].values()}) > 3  # the account and history features moved the sizes
     signals = sum(1 for f in runs[0][0].values() if f["acct_open_risk_r"] > 0 or f["strat_n_trades"] > 0)
     assert signals > 10
-

@@ -35,12 +35,19 @@ def test_broker_down_is_one_line_on_stderr_per_command(tmp_path: Path) -> None:
     for name, argv in COMMANDS.items():
         open_warehouse(default_path(tmp_path / name)).close()
         env_one = env | {"RLSIZER_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}", "RLSIZER_DATA_DIR": str(tmp_path / name)}
-        running[name] = subprocess.Popen([sys.executable, "-m", "rlsizer", *argv], env=env_one, text=True,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        running[name] = subprocess.Popen(
+            [sys.executable, "-m", "rlsizer", *argv],
+            env=env_one,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     for name, proc in running.items():
         out, err = proc.communicate(timeout=120)
         lines = err.splitlines()
-        print(f"{name}: exit {proc.returncode}, {len(out.splitlines())} stdout and {len(lines)} stderr line(s): {err.strip()}")
+        print(
+            f"{name}: exit {proc.returncode}, {len(out.splitlines())} stdout and {len(lines)} stderr line(s): {err.strip()}"
+        )
         assert proc.returncode == 1, (name, out, err[-2000:])
         assert out == "", (name, out)
         assert len(lines) == 1 and lines[0].startswith(f"rlsizer {name}: "), (name, lines[:5], len(lines))

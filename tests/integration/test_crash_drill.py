@@ -15,7 +15,6 @@ from confluent_kafka.admin import AdminClient
 from rlsizer.drill import Action, DrillPlan, run_drill
 from rlsizer.stack import EmbeddedStack, StackPorts
 from streams.codec_factory import make_codec
-from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 
 pytestmark = pytest.mark.integration
@@ -28,13 +27,27 @@ def mem_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStac
 
 
 def test_every_signal_decided_once_through_kills_a_join_and_a_leave(mem_stack: EmbeddedStack, tmp_path: Path):
-    s = replace(mem_stack.settings, topic_prefix=f"d{uuid.uuid4().hex[:8]}", topic_partitions=6, worker_web_port=0,
-                data_dir=tmp_path)
+    s = replace(
+        mem_stack.settings,
+        topic_prefix=f"d{uuid.uuid4().hex[:8]}",
+        topic_partitions=6,
+        worker_web_port=0,
+        data_dir=tmp_path,
+    )
     ensure_topics(AdminClient(s.kafka_config()), new_topics(s, include_schemas=False))
-    plan = DrillPlan(symbols=12, signals=3000, rate=200.0, settle_s=40.0, actions=(
-        Action(0.15, "kill", "0"), Action(0.30, "join", "2"), Action(0.50, "kill", "0"),
-        Action(0.65, "leave", "2"), Action(0.80, "kill", "1"),
-    ))
+    plan = DrillPlan(
+        symbols=12,
+        signals=3000,
+        rate=200.0,
+        settle_s=40.0,
+        actions=(
+            Action(0.15, "kill", "0"),
+            Action(0.30, "join", "2"),
+            Action(0.50, "kill", "0"),
+            Action(0.65, "leave", "2"),
+            Action(0.80, "kill", "1"),
+        ),
+    )
     lines: list[str] = []
     report = run_drill(s, make_codec(s), plan, say=lines.append)
     print("\n".join(lines), report.summary(), sep="\n")

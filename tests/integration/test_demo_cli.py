@@ -39,9 +39,26 @@ def alive(pid: int) -> bool:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_demo_stops_every_process(tmp_path: Path, sig: signal.Signals) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RLSIZER_")}
-    proc = subprocess.Popen([sys.executable, "-m", "rlsizer", "demo", "--data-dir", str(tmp_path / "demo"), "--no-progress",
-                             "--learn-bars", "300", "--serve-bars", "50"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rlsizer",
+            "demo",
+            "--data-dir",
+            str(tmp_path / "demo"),
+            "--no-progress",
+            "--learn-bars",
+            "300",
+            "--serve-bars",
+            "50",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines = []
     deadline = time.monotonic() + 120
     assert proc.stdout is not None

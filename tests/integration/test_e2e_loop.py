@@ -39,15 +39,22 @@ LEARN, SERVE = 420, 120
 
 @pytest.fixture
 def esettings(settings: Settings, tmp_path: Path) -> Settings:
-    s = replace(settings, topic_prefix=f"e2e{uuid.uuid4().hex[:8]}", topic_partitions=2, worker_web_port=free_port(),
-                data_dir=tmp_path, model_name=f"e2e-{uuid.uuid4().hex[:8]}", decision_timeout_ms=5000)
+    s = replace(
+        settings,
+        topic_prefix=f"e2e{uuid.uuid4().hex[:8]}",
+        topic_partitions=2,
+        worker_web_port=free_port(),
+        data_dir=tmp_path,
+        model_name=f"e2e-{uuid.uuid4().hex[:8]}",
+        decision_timeout_ms=5000,
+    )
     ensure_topics(AdminClient(s.kafka_config()), new_topics(s, include_schemas=False))
     return s
 
 
 def test_signals_to_decisions_to_outcomes_to_model_to_decisions(esettings: Settings, codec) -> None:
     s = esettings
-    frame = load_dataset("IBM").iloc[-(LEARN + SERVE):]
+    frame = load_dataset("IBM").iloc[-(LEARN + SERVE) :]
     worker = start_worker(s, worker_id="e2e")
     try:
         with AdapterClient(s, codec, adapter_name="e2e", default_timeout_s=5.0) as client:
@@ -57,8 +64,9 @@ def test_signals_to_decisions_to_outcomes_to_model_to_decisions(esettings: Setti
             learned_signals = learned.signals
 
             registry = ModelRegistry.from_settings(s)
-            result = run_round(s, codec=codec, registry=registry, min_outcomes=40,
-                               train_config=TrainConfig(seed=3, total_updates=4))
+            result = run_round(
+                s, codec=codec, registry=registry, min_outcomes=40, train_config=TrainConfig(seed=3, total_updates=4)
+            )
             assert not result.skipped, result.reason
             assert result.rows >= 40 and result.version is not None and result.max_abs_diff < 1e-4
             if not result.promoted:  # the operator's path: rlsizer models promote V
@@ -85,21 +93,30 @@ def test_signals_to_decisions_to_outcomes_to_model_to_decisions(esettings: Setti
 
     con = duckdb.connect(str(wh), read_only=True)
     try:
-        by_model = dict(con.execute("SELECT coalesce(model_version, '-'), count(*) FROM decisions GROUP BY 1").fetchall())
-        dup = con.execute("SELECT count(*) FROM (SELECT signal_id FROM decisions GROUP BY 1 "
-                          "HAVING count(DISTINCT multiplier) > 1)").fetchone()[0]
+        by_model = dict(
+            con.execute("SELECT coalesce(model_version, '-'), count(*) FROM decisions GROUP BY 1").fetchall()
+        )
+        dup = con.execute(
+            "SELECT count(*) FROM (SELECT signal_id FROM decisions GROUP BY 1 HAVING count(DISTINCT multiplier) > 1)"
+        ).fetchone()[0]
     finally:
         con.close()
     assert outcomes == total.exits, "the worker derives exactly one TradeClosed per round trip"
     assert by_model.get(result.version, 0) > 10, f"later decisions were not made by the new model: {by_model}"
     assert total.signals > learned_signals and total.timeouts == 0 and dup == 0
-    assert state["model_version"] == result.version and state["policy"] == "MODEL" and state["decisions"] >= total.signals
-    model_decisions = [line for line in metrics.splitlines() if line.startswith('rlsizer_decisions_total{policy="MODEL"}')]
+    assert (
+        state["model_version"] == result.version and state["policy"] == "MODEL" and state["decisions"] >= total.signals
+    )
+    model_decisions = [
+        line for line in metrics.splitlines() if line.startswith('rlsizer_decisions_total{policy="MODEL"}')
+    ]
     assert model_decisions and float(model_decisions[0].split()[-1]) == by_model[result.version], metrics[:3000]
     assert f'rlsizer_model_info{{version="{result.version}"}} 1.0' in metrics
     # every input was applied before the scrape (the last outcomes are in): nothing left to read
     assert f'rlsizer_consumer_lag_messages{{topic="{s.topic("inputs")}"}} 0.0' in metrics, metrics[-3000:]
     kept = [float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("rlsizer_decided_signals ")]
-    expired = [float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("rlsizer_decided_expired_total ")]
+    expired = [
+        float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("rlsizer_decided_expired_total ")
+    ]
     # one worker: every signal it decided is held, or was forgotten by the 30-day retention (years of daily bars here)
     assert kept and expired and expired[0] > 0 and kept[0] + expired[0] >= total.signals, metrics[-3000:]

@@ -4,8 +4,12 @@ from rlsizer.cli import main
 
 
 def _env(monkeypatch, settings):
-    for key, value in {"RLSIZER_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "RLSIZER_REGISTRY_URL": settings.registry_url,
-                       "RLSIZER_S3_ENDPOINT": settings.s3_endpoint, "RLSIZER_DATA_DIR": str(settings.data_dir)}.items():
+    for key, value in {
+        "RLSIZER_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "RLSIZER_REGISTRY_URL": settings.registry_url,
+        "RLSIZER_S3_ENDPOINT": settings.s3_endpoint,
+        "RLSIZER_DATA_DIR": str(settings.data_dir),
+    }.items():
         monkeypatch.setenv(key, value)
 
 
@@ -14,8 +18,17 @@ def test_health_json_reports_every_check_against_the_real_stack(settings, monkey
     main(["health", "--json"])
     report = json.loads(capsys.readouterr().out)
     by_check = {c["check"]: c for c in report["checks"]}
-    assert {"reach_kafka", "reach_s3", "reach_registry", "disk_space", "data_freshness", "consumer_lag",
-            "model_freshness", "model_integrity", "training_activity"} <= set(by_check)
+    assert {
+        "reach_kafka",
+        "reach_s3",
+        "reach_registry",
+        "disk_space",
+        "data_freshness",
+        "consumer_lag",
+        "model_freshness",
+        "model_integrity",
+        "training_activity",
+    } <= set(by_check)
     for reach in ("reach_kafka", "reach_s3", "reach_registry"):
         assert by_check[reach]["status"] == "OK", by_check[reach]
 

@@ -21,7 +21,7 @@ import json
 import time
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -43,13 +43,20 @@ from streams.topics import ensure_topics, new_topics
 from tests.unit.trainer.backtest_live import tiny_model
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2001, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2001, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
 def hsettings(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    s = replace(settings, topic_prefix=f"ht{uuid.uuid4().hex[:8]}", topic_partitions=2, worker_web_port=free_port(),
-                data_dir=tmp_path, model_name=f"health-{uuid.uuid4().hex[:8]}", model_poll_seconds=3600)
+    s = replace(
+        settings,
+        topic_prefix=f"ht{uuid.uuid4().hex[:8]}",
+        topic_partitions=2,
+        worker_web_port=free_port(),
+        data_dir=tmp_path,
+        model_name=f"health-{uuid.uuid4().hex[:8]}",
+        model_poll_seconds=3600,
+    )
     ensure_topics(AdminClient(s.kafka_config()), new_topics(s, include_schemas=False))
     for key, value in s.to_env().items():  # `rlsizer health` reads its settings from the environment
         monkeypatch.setenv(key, value)
@@ -58,10 +65,16 @@ def hsettings(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def draft(run: str, **metrics: float) -> ManifestDraft:
     d = len(FEATURE_NAMES)
-    return ManifestDraft(feature_set=FEATURE_SET, feature_names=FEATURE_NAMES,
-                         inputs=(TensorSpec(name="features", dtype="float32", shape=("batch", d)),),
-                         outputs=(TensorSpec(name="multiplier", dtype="float32", shape=("batch",)),),
-                         metrics=dict(metrics), data_from=T0, data_to=T0 + timedelta(days=30), run_name=run)
+    return ManifestDraft(
+        feature_set=FEATURE_SET,
+        feature_names=FEATURE_NAMES,
+        inputs=(TensorSpec(name="features", dtype="float32", shape=("batch", d)),),
+        outputs=(TensorSpec(name="multiplier", dtype="float32", shape=("batch",)),),
+        metrics=dict(metrics),
+        data_from=T0,
+        data_to=T0 + timedelta(days=30),
+        run_name=run,
+    )
 
 
 SHOWN: list[str] = []  # each `rlsizer health --json`, printed at the end of the test (seen with -s, or on failure)
@@ -119,8 +132,9 @@ def test_health_fails_naming_each_tamper_case_and_a_forged_announcement(hsetting
     registry = ModelRegistry.from_settings(s)
     s3 = make_s3_client(s)
     sink = KafkaModelEvents(s)
-    v1 = registry.publish(tiny_model(seed=1), draft("v1", holdout_sharpe=0.4), alias=CHAMPION,
-                          on_published=sink).manifest.version
+    v1 = registry.publish(
+        tiny_model(seed=1), draft("v1", holdout_sharpe=0.4), alias=CHAMPION, on_published=sink
+    ).manifest.version
     challenger = registry.publish(tiny_model(seed=2), draft("v2", holdout_sharpe=-0.3), alias="challenger")
     v2 = challenger.manifest.version
 
@@ -138,9 +152,14 @@ def test_health_fails_naming_each_tamper_case_and_a_forged_announcement(hsetting
     try:
         wait_for(lambda: worker_state(s)["model_version"] == v1, "the worker serves v1")
         before = health_json(capsys, "untouched")
-        assert before["model_integrity"]["status"] == "OK" and f"registry champion {v1} verified" in before["model_integrity"]["detail"]
+        assert (
+            before["model_integrity"]["status"] == "OK"
+            and f"registry champion {v1} verified" in before["model_integrity"]["detail"]
+        )
         assert before["worker_reports"]["status"] == "OK" and before["model_freshness"]["status"] == "OK"
-        assert before["training_activity"]["status"] == "OK", before["training_activity"]  # versions in the registry count
+        assert before["training_activity"]["status"] == "OK", before[
+            "training_activity"
+        ]  # versions in the registry count
 
         artifact, manifest = key(v1, ARTIFACT_FILE), key(v1, MANIFEST_FILE)
         alias = alias_key(s.model_name, CHAMPION)
@@ -164,12 +183,18 @@ def test_health_fails_naming_each_tamper_case_and_a_forged_announcement(hsetting
                 write(k, good[k])
             assert got["overall"]["status"] == "FAIL", case
             integrity = got["model_integrity"]
-            assert integrity["status"] == "FAIL" and kind in integrity["detail"] and "registry champion" in integrity["detail"], (case, integrity)
+            assert (
+                integrity["status"] == "FAIL"
+                and kind in integrity["detail"]
+                and "registry champion" in integrity["detail"]
+            ), (case, integrity)
             assert got["model_freshness"]["status"] != "OK" or kind != "tampered_manifest", got["model_freshness"]
             assert worker_state(s)["model_version"] == v1, case
 
         def forge() -> None:  # from a client without the key: any event id, any time
-            KafkaModelEvents(s)(replace(challenger.event, alias=CHAMPION, event_id=str(uuid.uuid4()), ts_event=utc_now()))
+            KafkaModelEvents(s)(
+                replace(challenger.event, alias=CHAMPION, event_id=str(uuid.uuid4()), ts_event=utc_now())
+            )
 
         forge()
         state = wait_for(lambda: (st := worker_state(s))["status"] == "fail" and st, "the worker reports the forgery")
@@ -178,7 +203,11 @@ def test_health_fails_naming_each_tamper_case_and_a_forged_announcement(hsetting
         got = health_json(capsys, "forged ModelPublished naming the challenger as champion")
         assert got["overall"]["status"] == "FAIL"
         reports = got["worker_reports"]
-        assert reports["status"] == "FAIL" and f"forged announcement of {v2}" in reports["detail"] and "worker h" in reports["detail"]
+        assert (
+            reports["status"] == "FAIL"
+            and f"forged announcement of {v2}" in reports["detail"]
+            and "worker h" in reports["detail"]
+        )
         assert got["model_integrity"]["status"] == "OK"  # the registry itself was not touched
 
         def promote() -> None:  # the champion announced again, signed alias and all

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,7 +17,7 @@ from tests.unit.models.strategies import example_draft
 
 pytestmark = pytest.mark.integration
 KEY = b"integration-test-signing-key-0001"
-T0 = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -36,7 +36,9 @@ def offline(settings, registry):
 
 
 def publish(registry, n, *, alias=None):
-    return registry.publish(f"onnx-{n}".encode() * 64, example_draft(run_name=f"run{n}"), created_at=T0 + timedelta(minutes=n), alias=alias).manifest.version
+    return registry.publish(
+        f"onnx-{n}".encode() * 64, example_draft(run_name=f"run{n}"), created_at=T0 + timedelta(minutes=n), alias=alias
+    ).manifest.version
 
 
 def test_champion_is_fetched_once_then_served_from_the_cache(tmp_path, registry):
@@ -119,7 +121,9 @@ def test_tampered_new_champion_is_not_served_the_last_good_one_is(tmp_path, regi
     cache = ModelCache(tmp_path, registry)
     cache.load()
     v2 = publish(registry, 2, alias=CHAMPION)
-    registry.store.client.put_object(Bucket=registry.store.bucket, Key=f"models/{registry.model_name}/versions/{v2}/model.onnx", Body=b"evil")
+    registry.store.client.put_object(
+        Bucket=registry.store.bucket, Key=f"models/{registry.model_name}/versions/{v2}/model.onnx", Body=b"evil"
+    )
     loaded = cache.load()
     assert (loaded.model.version, loaded.degraded) == (v1, True)
     assert f"champion {v2} unusable" in loaded.reason and "tampered_artifact" in loaded.reason
@@ -134,7 +138,9 @@ def test_a_champion_alias_signed_with_another_key_is_refused_not_taken_for_an_ou
     v2 = publish(other, 2, alias=CHAMPION)  # its own version, and the alias, signed with the other key
     assert v2 != v1
     loaded = cache.load()
-    assert loaded.alias_refused and loaded.degraded and (loaded.model.version, loaded.model.source) == (v1, SOURCE_CACHE)
+    assert (
+        loaded.alias_refused and loaded.degraded and (loaded.model.version, loaded.model.source) == (v1, SOURCE_CACHE)
+    )
     assert "champion alias refused" in loaded.reason and "wrong_key" in loaded.reason
     assert not ModelCache(tmp_path, offline).load().alias_refused  # S3 down is an outage, not a refused alias
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,7 +16,7 @@ from rlsizer.processes import free_port
 from tests.unit.models.strategies import example_draft
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -37,9 +37,18 @@ def run(settings, *argv):
 
 
 def publish(registry, n, **kwargs):
-    draft = example_draft(run_name=f"run{n}", metrics={"holdout_return": 10.0 * n, "holdout_session_cvar5": -1.5 * n,
-                                                       "gate_promote": float(n == 1), "gate_vs_fixed_1x_required": 1.0})
-    return registry.publish(f"onnx-{n}".encode(), draft, created_at=T0 + timedelta(minutes=n), **kwargs).manifest.version
+    draft = example_draft(
+        run_name=f"run{n}",
+        metrics={
+            "holdout_return": 10.0 * n,
+            "holdout_session_cvar5": -1.5 * n,
+            "gate_promote": float(n == 1),
+            "gate_vs_fixed_1x_required": 1.0,
+        },
+    )
+    return registry.publish(
+        f"onnx-{n}".encode(), draft, created_at=T0 + timedelta(minutes=n), **kwargs
+    ).manifest.version
 
 
 def test_list_shows_versions_aliases_and_metrics(cli_settings, registry, capsys):
@@ -62,7 +71,9 @@ def test_list_names_a_refused_alias_and_still_lists_the_versions(cli_settings, r
     v2 = publish(registry, 2)
     key = alias_key(registry.model_name, CHAMPION)
     doc = json.loads(registry.store.get(key)[0])
-    registry.store.client.put_object(Bucket=registry.store.bucket, Key=key, Body=json.dumps({**doc, "version": v2}).encode())
+    registry.store.client.put_object(
+        Bucket=registry.store.bucket, Key=key, Body=json.dumps({**doc, "version": v2}).encode()
+    )
     assert run(cli_settings, "list") == 0
     captured = capsys.readouterr()
     assert "champion alias REFUSED (tampered_alias)" in captured.err
@@ -78,7 +89,9 @@ def test_show_prints_manifest_and_flags_tampering(cli_settings, registry, capsys
     assert run(cli_settings, "show", version) == 0
     out = capsys.readouterr().out
     assert f'"version": "{version}"' in out and "verification: OK" in out
-    registry.store.client.put_object(Bucket=registry.store.bucket, Key=f"models/{registry.model_name}/versions/{version}/model.onnx", Body=b"x")
+    registry.store.client.put_object(
+        Bucket=registry.store.bucket, Key=f"models/{registry.model_name}/versions/{version}/model.onnx", Body=b"x"
+    )
     assert run(cli_settings, "show", version) == 1
     assert "verification: FAILED tampered_artifact" in capsys.readouterr().out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -31,7 +31,7 @@ from tests.unit.models.strategies import example_draft
 
 pytestmark = pytest.mark.integration
 KEY = b"integration-test-signing-key-0001"
-T0 = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -56,13 +56,17 @@ def publish(registry, n, *, alias=None, artifact=None, **draft):
 
 
 def raw_put(registry, version, part, data):
-    registry.store.client.put_object(Bucket=registry.store.bucket, Key=f"models/{registry.model_name}/versions/{version}/{part}", Body=data)
+    registry.store.client.put_object(
+        Bucket=registry.store.bucket, Key=f"models/{registry.model_name}/versions/{version}/{part}", Body=data
+    )
 
 
 def test_publish_list_show_fetch_roundtrip(registry):
     sent: list[ModelPublished] = []
     artifact = b"\x08\x07onnx-graph" * 500
-    first = registry.publish(artifact, example_draft(metrics={"sharpe": 1.5}), created_at=T0, alias=CHAMPION, on_published=sent.append)
+    first = registry.publish(
+        artifact, example_draft(metrics={"sharpe": 1.5}), created_at=T0, alias=CHAMPION, on_published=sent.append
+    )
     second = publish(registry, 1)
 
     assert first.manifest.version == "v20240301T120000Z-run7"
@@ -70,7 +74,11 @@ def test_publish_list_show_fetch_roundtrip(registry):
     data, manifest = registry.fetch_verified(first.manifest.version)
     assert data == artifact
     assert manifest == first.manifest
-    assert (manifest.sha256, manifest.size, dict(manifest.metrics)) == (sha256_hex(artifact), len(artifact), {"sharpe": 1.5})
+    assert (manifest.sha256, manifest.size, dict(manifest.metrics)) == (
+        sha256_hex(artifact),
+        len(artifact),
+        {"sharpe": 1.5},
+    )
     status = registry.show(first.manifest.version)
     assert (status.verified, status.problem, status.aliases) == (True, None, (CHAMPION,))
     assert registry.champion() == first.manifest.version
@@ -185,8 +193,9 @@ def _alias_doc(registry, alias=CHAMPION):
 
 
 def _put_alias(registry, doc, alias=CHAMPION):
-    registry.store.client.put_object(Bucket=registry.store.bucket, Key=alias_key(registry.model_name, alias),
-                                     Body=json.dumps(doc).encode())
+    registry.store.client.put_object(
+        Bucket=registry.store.bucket, Key=alias_key(registry.model_name, alias), Body=json.dumps(doc).encode()
+    )
 
 
 def test_an_alias_pointed_elsewhere_without_the_key_is_refused(registry):
@@ -233,7 +242,14 @@ def test_model_published_reaches_kafka_keyed_by_model_name(registry, settings, c
     published = publish(registry, 1, alias=CHAMPION)
     KafkaModelEvents(settings)(published.event)
     topic = settings.topic("models")
-    consumer = Consumer({**settings.kafka_config(), "group.id": f"t-{uuid.uuid4().hex}", "enable.auto.commit": False, "fetch.wait.max.ms": 20})
+    consumer = Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": f"t-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 20,
+        }
+    )
     try:
         consumer.assign([TopicPartition(topic, 0, 0)])
         deadline = time.monotonic() + 20

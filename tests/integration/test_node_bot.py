@@ -50,19 +50,26 @@ def node() -> str:
     stamp = EXAMPLE / "node_modules" / ".rlsizer-lock-sha256"
     digest = hashlib.sha256(lock).hexdigest()
     if not stamp.exists() or stamp.read_text() != digest:  # what package-lock.json pins is not installed yet
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=EXAMPLE, capture_output=True, text=True,
-                              timeout=600)
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=EXAMPLE, capture_output=True, text=True, timeout=600
+        )
         if done.returncode != 0:
-            pytest.fail(f"npm ci in {EXAMPLE} failed (it needs the npm registry):\n{done.stdout}\n{done.stderr}",
-                        pytrace=False)
+            pytest.fail(
+                f"npm ci in {EXAMPLE} failed (it needs the npm registry):\n{done.stdout}\n{done.stderr}", pytrace=False
+            )
         stamp.write_text(digest)
     return node
 
 
 @pytest.fixture
 def nsettings(settings: Settings, tmp_path: Path) -> Settings:
-    s = replace(settings, topic_prefix=f"node{uuid.uuid4().hex[:8]}", topic_partitions=4,
-                worker_web_port=free_port(), data_dir=tmp_path)
+    s = replace(
+        settings,
+        topic_prefix=f"node{uuid.uuid4().hex[:8]}",
+        topic_partitions=4,
+        worker_web_port=free_port(),
+        data_dir=tmp_path,
+    )
     ensure_topics(AdminClient(s.kafka_config()), new_topics(s, include_schemas=False))
     return s
 
@@ -83,12 +90,19 @@ def test_kafkajs_default_partitioner_is_kafkas_murmur2(node: str) -> None:
         "}"
         "console.log(JSON.stringify(out));"
     )
-    done = subprocess.run([node, "-e", script], cwd=EXAMPLE, input=json.dumps(keys), capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        [node, "-e", script],
+        cwd=EXAMPLE,
+        input=json.dumps(keys),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     got = json.loads(done.stdout)
     for n, partitions in got.items():
         expected = [partition_for(key.encode(), int(n)) for key in keys]
-        wrong = [(k, p, e) for k, p, e in zip(keys, partitions, expected) if p != e]
+        wrong = [(k, p, e) for k, p, e in zip(keys, partitions, expected, strict=True) if p != e]
         assert not wrong, f"{len(wrong)} of {len(keys)} keys on another partition among {n}: {wrong[:5]}"
 
 
@@ -96,8 +110,13 @@ def test_node_bot_session_against_a_worker(node: str, nsettings: Settings) -> No
     """bars, signals -> decisions that saw the bars; a re-sent signal -> the identical decision; entry and
     exit fills -> TradeClosed; an unknown strategy, a NaN and a negative price, a wrong partition -> dead letters."""
     s = nsettings
-    env = {**os.environ, "RLSIZER_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "RLSIZER_REGISTRY_URL": s.registry_url,
-           "RLSIZER_TOPIC_PREFIX": s.topic_prefix, "BOT_TIMEOUT_S": "60"}
+    env = {
+        **os.environ,
+        "RLSIZER_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+        "RLSIZER_REGISTRY_URL": s.registry_url,
+        "RLSIZER_TOPIC_PREFIX": s.topic_prefix,
+        "BOT_TIMEOUT_S": "60",
+    }
     worker = start_worker(s, worker_id="node")
     try:
         done = subprocess.run([node, "bot.js"], cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=90)
@@ -107,7 +126,9 @@ def test_node_bot_session_against_a_worker(node: str, nsettings: Settings) -> No
     print(out)
     assert done.returncode == 0, f"the Node bot failed (exit {done.returncode}):\n{out}\n{done.stderr[-4000:]}"
     lines = out.splitlines()
-    assert sum(line.startswith("ok ") for line in lines) >= 15 and not any(line.startswith("FAIL") for line in lines), out
+    assert sum(line.startswith("ok ") for line in lines) >= 15 and not any(line.startswith("FAIL") for line in lines), (
+        out
+    )
     for kind in ("unknown_strategy", "invalid_value", "wrong_partition"):
         assert any(line.startswith("ok ") and kind in line for line in lines), f"no {kind} dead letter checked:\n{out}"
     result = json.loads(next(line for line in lines if line.startswith("RESULT ")).removeprefix("RESULT "))

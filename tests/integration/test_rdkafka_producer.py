@@ -44,9 +44,13 @@ def _read_all(settings: Settings, topic: str, n: int) -> list[tuple[int, bytes, 
     return got
 
 
-def test_sends_are_acknowledged_flushed_and_placed_like_every_other_producer(settings: Settings, topic: str, tmp_path: Path):
-    app = faust.App(f"t-rdprod-{uuid.uuid4().hex[:6]}",
-                    **faust_settings(Settings(**{**vars_of(settings), "data_dir": tmp_path}), worker_id="t"))
+def test_sends_are_acknowledged_flushed_and_placed_like_every_other_producer(
+    settings: Settings, topic: str, tmp_path: Path
+):
+    app = faust.App(
+        f"t-rdprod-{uuid.uuid4().hex[:6]}",
+        **faust_settings(Settings(**{**vars_of(settings), "data_dir": tmp_path}), worker_id="t"),
+    )
     install_transport(app, settings)
 
     async def run() -> tuple[list, list, Exception | None]:
@@ -54,8 +58,10 @@ def test_sends_are_acknowledged_flushed_and_placed_like_every_other_producer(set
         assert isinstance(producer, RdKafkaProducer)
         await producer.start()
         try:
-            explicit = [await producer.send(topic, b"k%d" % i, b"explicit-%d" % i, i % PARTITIONS, None, None)
-                        for i in range(30)]
+            explicit = [
+                await producer.send(topic, b"k%d" % i, b"explicit-%d" % i, i % PARTITIONS, None, None)
+                for i in range(30)
+            ]
             keyed = [await producer.send(topic, b"sym-%d" % i, b"keyed-%d" % i, None, None, None) for i in range(30)]
             for i in range(19):
                 producer.produce_now(topic, b"now-%d" % i, b"now-%d" % i, i % PARTITIONS)
@@ -99,10 +105,15 @@ def test_sends_are_acknowledged_flushed_and_placed_like_every_other_producer(set
         assert meta.partition == java_partitioner(b"sym-%d" % i, list(range(PARTITIONS)), list(range(PARTITIONS)))
     assert failure is not None and topic in str(failure)
     got = _read_all(settings, topic, 80)
-    assert sorted(v for _, _, v in got) == sorted([b"explicit-%d" % i for i in range(30)] + [b"keyed-%d" % i for i in range(30)]
-                                                  + [b"now-%d" % i for i in range(20)])
+    assert sorted(v for _, _, v in got) == sorted(
+        [b"explicit-%d" % i for i in range(30)]
+        + [b"keyed-%d" % i for i in range(30)]
+        + [b"now-%d" % i for i in range(20)]
+    )
     assert {(p, v) for p, _, v in got if v.startswith(b"now")} == {(i % PARTITIONS, b"now-%d" % i) for i in range(20)}
-    assert {(p, k) for p, k, v in got if v.startswith(b"keyed")} == {(m.partition, b"sym-%d" % i) for i, m in enumerate(keyed)}
+    assert {(p, k) for p, k, v in got if v.startswith(b"keyed")} == {
+        (m.partition, b"sym-%d" % i) for i, m in enumerate(keyed)
+    }
 
 
 def vars_of(settings: Settings) -> dict:
@@ -111,12 +122,16 @@ def vars_of(settings: Settings) -> dict:
     return {f.name: getattr(settings, f.name) for f in fields(settings)}
 
 
-def test_a_produce_now_record_that_fails_after_the_call_makes_the_flush_raise(settings: Settings, topic: str, tmp_path: Path):
+def test_a_produce_now_record_that_fails_after_the_call_makes_the_flush_raise(
+    settings: Settings, topic: str, tmp_path: Path
+):
     """produce_now's producer reports failures only: a record that fails in librdkafka after the call
     returned (a partition of a topic it has no metadata for yet, which turns out not to exist) still
     fails the next flush, so Faust does not commit past it."""
-    app = faust.App(f"t-rdfail-{uuid.uuid4().hex[:6]}",
-                    **faust_settings(Settings(**{**vars_of(settings), "data_dir": tmp_path}), worker_id="t"))
+    app = faust.App(
+        f"t-rdfail-{uuid.uuid4().hex[:6]}",
+        **faust_settings(Settings(**{**vars_of(settings), "data_dir": tmp_path}), worker_id="t"),
+    )
     install_transport(app, settings)
 
     async def run() -> None:

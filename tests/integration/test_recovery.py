@@ -15,7 +15,6 @@ from models import ModelRegistry
 from models.cache import ModelCache
 from rlsizer import recovery
 from schemas.events import ModelPublished
-from streams.consumer import make_consumer
 from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 from tests.integration.test_tamper_recover import draft
@@ -26,8 +25,13 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def rsettings(settings: Settings, tmp_path: Path) -> Settings:
-    s = replace(settings, topic_prefix=f"rc{uuid.uuid4().hex[:8]}", topic_partitions=1, data_dir=tmp_path,
-                model_name=f"recover-{uuid.uuid4().hex[:8]}")
+    s = replace(
+        settings,
+        topic_prefix=f"rc{uuid.uuid4().hex[:8]}",
+        topic_partitions=1,
+        data_dir=tmp_path,
+        model_name=f"recover-{uuid.uuid4().hex[:8]}",
+    )
     ensure_topics(AdminClient(s.kafka_config()), new_topics(s, include_schemas=False))
     return s
 
@@ -46,7 +50,9 @@ def test_clean_disk_keeps_the_champion_and_recent_reports(rsettings: Settings) -
     s = rsettings
     registry = ModelRegistry.from_settings(s)
     cache = ModelCache(s.data_dir / "worker" / "w1" / "models", registry)
-    versions = [registry.publish(tiny_model(seed=i), draft(f"c{i}"), alias="champion").manifest.version for i in range(4)]
+    versions = [
+        registry.publish(tiny_model(seed=i), draft(f"c{i}"), alias="champion").manifest.version for i in range(4)
+    ]
     for v in versions:
         assert cache.load(v).model is not None
     cache.mark_champion(versions[0])
@@ -82,9 +88,16 @@ def test_clean_disk_removes_the_dirs_of_workers_that_are_gone_only(rsettings: Se
         (root / name / "models").mkdir(parents=True)
         (root / name / "models" / "x.onnx").write_bytes(b"x")
     # a live worker: another process holds its dir's lock, as agents.worker does
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from streams.dir_lock import DirLock\n"
-                               f"lock = DirLock({str(root / 'live')!r}).acquire(); print('held', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from streams.dir_lock import DirLock\n"
+            f"lock = DirLock({str(root / 'live')!r}).acquire(); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         _age(root / "live", 3 * 86400)

@@ -220,7 +220,9 @@ def test_the_server_refuses_to_start_on_a_taken_port(settings, tmp_path: Path):
     port = int(settings.registry_url.rsplit(":", 1)[1])
     done = subprocess.run(
         [sys.executable, "-m", "rlsizer.registry_server", "--bootstrap", settings.kafka_bootstrap, "--port", str(port)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert str(port) in done.stderr and "Traceback" not in done.stderr

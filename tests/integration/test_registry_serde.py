@@ -46,7 +46,9 @@ def test_confluent_avro_serializer_bytes_decode_with_our_codec(settings, codec, 
     topic = settings.topic("inputs")
     client = SchemaRegistryClient({"url": settings.registry_url})
     serializer = AvroSerializer(
-        client, schema_path(SignalRaised).read_text(), lambda e, _ctx: to_record(field_names(SignalRaised), e),
+        client,
+        schema_path(SignalRaised).read_text(),
+        lambda e, _ctx: to_record(field_names(SignalRaised), e),
         conf={"subject.name.strategy": topic_record_subject_name_strategy},
     )
     data = serializer(signal, SerializationContext(topic, MessageField.VALUE))
@@ -61,4 +63,9 @@ def test_our_codec_bytes_decode_with_confluent_avro_deserializer(settings, codec
     deserializer = AvroDeserializer(SchemaRegistryClient({"url": settings.registry_url}))
     decoded = deserializer(received, SerializationContext(topic, MessageField.VALUE))
     assert SignalRaised(**decoded) == signal
-    assert unframe(received)[0] == SchemaRegistryClient({"url": settings.registry_url}).get_latest_version(f"{topic}-rlsizer.v1.SignalRaised").schema_id
+    assert (
+        unframe(received)[0]
+        == SchemaRegistryClient({"url": settings.registry_url})
+        .get_latest_version(f"{topic}-rlsizer.v1.SignalRaised")
+        .schema_id
+    )

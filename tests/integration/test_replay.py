@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -21,7 +21,16 @@ from confluent_kafka.admin import AdminClient
 
 from schemas.catalog import schema_text
 from schemas.codec import DecodeError, EventCodec, InMemoryRegistry, frame
-from schemas.events import BarClosed, Event, FeaturesComputed, HealthChecked, SignalRaised, SizeDecided, TradeClosed, field_names
+from schemas.events import (
+    BarClosed,
+    Event,
+    FeaturesComputed,
+    HealthChecked,
+    SignalRaised,
+    SizeDecided,
+    TradeClosed,
+    field_names,
+)
 from streams.settings import Settings
 from streams.topics import CATALOG, ensure_topics, event_key, new_topics, topic_name
 from tests.unit.trainer.gc_watch import collected_generations
@@ -30,7 +39,7 @@ from trainer.replay import ReplayError, assignment, consumer_config, records_ahe
 from trainer.warehouse import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2024, 3, 4, 14, 30, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)
 
 
 @pytest.fixture()
@@ -76,10 +85,53 @@ def sample_events(n_signals: int, start: datetime = T0) -> list[Event]:
         symbol = ("BTCUSDT", "ETHUSDT", "SOLUSDT")[i % 3]
         events += [
             BarClosed(symbol=symbol, interval="1m", open=100, high=101, low=99, close=100.5, volume=10, ts_event=ts),
-            SignalRaised(signal_id=sid, strategy_id="S1", symbol=symbol, side="BUY", price=100.5, atr=1.2, base_qty=1, stop_price=99.0, ts_event=ts),
-            FeaturesComputed(signal_id=sid, symbol=symbol, strategy_id="S1", strategy_type="EmaCross", feature_set="v1", features={"rsi": 40.0 + i, "atr_pct": 0.01}, ts_event=ts),
-            SizeDecided(signal_id=sid, symbol=symbol, strategy_id="S1", multiplier=1.0, qty=1.0, policy="RULES", reason="test", latency_us=150, ts_event=ts),
-            TradeClosed(signal_id=sid, symbol=symbol, strategy_id="S1", side="BUY", qty=1, entry_price=100.5, exit_price=102, entry_ts=ts, exit_ts=ts + timedelta(minutes=5), pnl=1.5, fees=0.1, r_multiple=1.0, exit_reason="target", ts_event=ts + timedelta(minutes=5)),
+            SignalRaised(
+                signal_id=sid,
+                strategy_id="S1",
+                symbol=symbol,
+                side="BUY",
+                price=100.5,
+                atr=1.2,
+                base_qty=1,
+                stop_price=99.0,
+                ts_event=ts,
+            ),
+            FeaturesComputed(
+                signal_id=sid,
+                symbol=symbol,
+                strategy_id="S1",
+                strategy_type="EmaCross",
+                feature_set="v1",
+                features={"rsi": 40.0 + i, "atr_pct": 0.01},
+                ts_event=ts,
+            ),
+            SizeDecided(
+                signal_id=sid,
+                symbol=symbol,
+                strategy_id="S1",
+                multiplier=1.0,
+                qty=1.0,
+                policy="RULES",
+                reason="test",
+                latency_us=150,
+                ts_event=ts,
+            ),
+            TradeClosed(
+                signal_id=sid,
+                symbol=symbol,
+                strategy_id="S1",
+                side="BUY",
+                qty=1,
+                entry_price=100.5,
+                exit_price=102,
+                entry_ts=ts,
+                exit_ts=ts + timedelta(minutes=5),
+                pnl=1.5,
+                fees=0.1,
+                r_multiple=1.0,
+                exit_reason="target",
+                ts_event=ts + timedelta(minutes=5),
+            ),
         ]
     events.append(HealthChecked(component="trainer", check="replay", status="OK", detail="test", ts_event=start))
     return events
@@ -133,7 +185,9 @@ def test_records_ahead_counts_from_the_stored_offsets(topics: Settings, codec: E
     finally:
         consumer.close()
 
-    stats = replay(topics, codec, warehouse_path=tmp_path / "wh.duckdb", progress=True)  # the bar's path reads everything too
+    stats = replay(
+        topics, codec, warehouse_path=tmp_path / "wh.duckdb", progress=True
+    )  # the bar's path reads everything too
     assert stats.events == stats.new_rows == len(records)
 
 
@@ -155,7 +209,9 @@ def test_second_replay_adds_only_new_events(topics: Settings, codec: EventCodec,
     assert table_counts(path)["signals"] == 17
 
 
-def test_a_new_file_is_assigned_before_it_is_made(topics: Settings, codec: EventCodec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_file_is_assigned_before_it_is_made(
+    topics: Settings, codec: EventCodec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Into a new file the partitions are assigned from the beginning while the file is made (fetching starts)."""
     produce(topics, encoded(topics, codec, sample_events(5)))
     seen: list[str] = []
@@ -180,7 +236,9 @@ def test_a_new_file_is_assigned_before_it_is_made(topics: Settings, codec: Event
     assert stats.new_rows == 26 and table_counts(tmp_path / "wh.duckdb")["signals"] == 5
 
 
-def test_each_partition_is_paused_once_at_its_end(topics: Settings, codec: EventCodec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_partition_is_paused_once_at_its_end(
+    topics: Settings, codec: EventCodec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A partition at EOF is no longer fetched while the others are read."""
     produce(topics, encoded(topics, codec, sample_events(30)))
     assigned: list[tuple[str, int]] = []
@@ -202,7 +260,9 @@ def test_each_partition_is_paused_once_at_its_end(topics: Settings, codec: Event
     assert sorted(paused) == sorted(assigned) and len(set(paused)) == len(paused)
 
 
-def test_a_file_made_meanwhile_is_read_from_its_stored_offsets(topics: Settings, codec: EventCodec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_made_meanwhile_is_read_from_its_stored_offsets(
+    topics: Settings, codec: EventCodec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Found missing, then made by another replay before ours opens it: ours reads on from its offsets."""
     path = tmp_path / "wh.duckdb"
     produce(topics, encoded(topics, codec, sample_events(5)))
@@ -235,13 +295,16 @@ def test_a_file_made_meanwhile_is_read_from_its_stored_offsets(topics: Settings,
 
     assert asked and stats.rebuilt_from is None
     # the first consumer, assigned from the beginning, is closed unread; a second reads on from the stored offsets
-    assert len(consumers) == 2 and set(consumers[0]) == {OFFSET_BEGINNING} and any(offset > 0 for offset in consumers[1])
+    assert (
+        len(consumers) == 2 and set(consumers[0]) == {OFFSET_BEGINNING} and any(offset > 0 for offset in consumers[1])
+    )
     assert stats.events == len(later) and stats.new_rows == len(later) and stats.duplicates == 0
     assert table_counts(path)["signals"] == 8
 
 
-def test_a_registry_that_does_not_answer_stops_the_replay_without_losing_a_record(topics: Settings, codec: EventCodec,
-                                                                                    tmp_path: Path) -> None:
+def test_a_registry_that_does_not_answer_stops_the_replay_without_losing_a_record(
+    topics: Settings, codec: EventCodec, tmp_path: Path
+) -> None:
     """An outside audit saw a registry outage (401) turn every record into an ``unknown_schema`` dead letter
     with its offset passed, so the next replay added nothing. Now the replay stops and the next one reads them."""
     good = encoded(topics, codec, sample_events(5))
@@ -264,7 +327,9 @@ def test_a_registry_that_does_not_answer_stops_the_replay_without_losing_a_recor
         assert wh.count("signals") == 5 and wh.count("dlq") == 0
 
 
-def test_undecodable_records_are_dead_lettered_and_replay_goes_on(topics: Settings, codec: EventCodec, tmp_path: Path) -> None:
+def test_undecodable_records_are_dead_lettered_and_replay_goes_on(
+    topics: Settings, codec: EventCodec, tmp_path: Path
+) -> None:
     signals = topics.topic("inputs")
     good = encoded(topics, codec, sample_events(5))
     bad = [(signals, b"k1", b"not avro at all"), (signals, b"k2", frame(987_654, b"\x02\x04")), (signals, b"k3", b"")]
@@ -275,7 +340,9 @@ def test_undecodable_records_are_dead_lettered_and_replay_goes_on(topics: Settin
     assert stats.rejected == 3
     assert stats.new_rows == len(good) + 3
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
-        rows = wh.con.execute("SELECT source_topic, raw_key, raw_value, error_type FROM dlq ORDER BY raw_key").fetchall()
+        rows = wh.con.execute(
+            "SELECT source_topic, raw_key, raw_value, error_type FROM dlq ORDER BY raw_key"
+        ).fetchall()
         assert wh.count("signals") == 5
     assert [(r[0], r[1], r[2]) for r in rows] == [(signals, k, v) for _, k, v in bad]
     assert rows[1][3] == "unknown_schema"
@@ -284,7 +351,9 @@ def test_undecodable_records_are_dead_lettered_and_replay_goes_on(topics: Settin
     assert rebuilt.rejected == 3 and table_counts(tmp_path / "wh.duckdb")["dlq"] == 3
 
 
-def _assert_rebuilt(topics: Settings, codec: EventCodec, path: Path, caplog: pytest.LogCaptureFixture, expected: dict[str, int]) -> None:
+def _assert_rebuilt(
+    topics: Settings, codec: EventCodec, path: Path, caplog: pytest.LogCaptureFixture, expected: dict[str, int]
+) -> None:
     with caplog.at_level(logging.WARNING, logger="trainer.warehouse"):
         stats = replay(topics, codec, warehouse_path=path, progress=False)
     assert stats.rebuilt_from is not None
@@ -294,7 +363,9 @@ def _assert_rebuilt(topics: Settings, codec: EventCodec, path: Path, caplog: pyt
     assert any("rebuilding from Kafka" in r.getMessage() for r in caplog.records)
 
 
-def test_corrupt_warehouse_is_moved_aside_and_rebuilt(topics: Settings, codec: EventCodec, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_corrupt_warehouse_is_moved_aside_and_rebuilt(
+    topics: Settings, codec: EventCodec, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "wh.duckdb"
     produce(topics, encoded(topics, codec, sample_events(6)))
     assert replay(topics, codec, warehouse_path=path, progress=False).rebuilt_from is None
@@ -305,7 +376,9 @@ def test_corrupt_warehouse_is_moved_aside_and_rebuilt(topics: Settings, codec: E
 
 
 @pytest.mark.parametrize("damage", ["no_schema_version", "unfinished_marker", "previous_schema_version"])
-def test_half_written_warehouse_is_rebuilt(topics: Settings, codec: EventCodec, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str) -> None:
+def test_half_written_warehouse_is_rebuilt(
+    topics: Settings, codec: EventCodec, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
     path = tmp_path / "wh.duckdb"
     produce(topics, encoded(topics, codec, sample_events(6)))
     replay(topics, codec, warehouse_path=path, progress=False)
@@ -323,22 +396,38 @@ def test_half_written_warehouse_is_rebuilt(topics: Settings, codec: EventCodec, 
     _assert_rebuilt(topics, codec, path, caplog, expected)
 
 
-def test_small_flushes_and_invalid_values_keep_every_record_and_its_reason(topics: Settings, codec: EventCodec, tmp_path: Path) -> None:
+def test_small_flushes_and_invalid_values_keep_every_record_and_its_reason(
+    topics: Settings, codec: EventCodec, tmp_path: Path
+) -> None:
     """Many transactions (the writer thread overlaps them with decoding); a valid-Avro, invalid-value
     record lands in dlq with the reason EventCodec.decode gives, between good records of one batch."""
     decisions = topics.topic("decisions")
     good = encoded(topics, codec, sample_events(30))
-    refused_decision = SizeDecided(signal_id="sig-x", symbol="BTCUSDT", strategy_id="S1", multiplier=1.0, qty=1.0, policy="RULES", reason="test", latency_us=1, ts_event=T0)
-    record = {name: getattr(refused_decision, name) for name in field_names(SizeDecided)} | {"multiplier": 7.5}  # outside [0.25, 2.0]
+    refused_decision = SizeDecided(
+        signal_id="sig-x",
+        symbol="BTCUSDT",
+        strategy_id="S1",
+        multiplier=1.0,
+        qty=1.0,
+        policy="RULES",
+        reason="test",
+        latency_us=1,
+        ts_event=T0,
+    )
+    record = {name: getattr(refused_decision, name) for name in field_names(SizeDecided)} | {
+        "multiplier": 7.5
+    }  # outside [0.25, 2.0]
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, fastavro.parse_schema(json.loads(schema_text(SizeDecided))), record)
     invalid = frame(codec.schema_id(decisions, SizeDecided), buf.getvalue())
     with pytest.raises(DecodeError) as refused:
         codec.decode(invalid)
-    produce(topics, good[:70] + [(decisions, b"bad", invalid)] + good[70:])
+    produce(topics, [*good[:70], (decisions, b"bad", invalid), *good[70:]])
 
     with collected_generations() as generations:
-        stats = replay(topics, codec, warehouse_path=tmp_path / "wh.duckdb", progress=False, flush_rows=17, batch_size=13)
+        stats = replay(
+            topics, codec, warehouse_path=tmp_path / "wh.duckdb", progress=False, flush_rows=17, batch_size=13
+        )
 
     assert gc.isenabled()
     assert generations and max(generations) == 1  # young collections after flushes; no walk of the whole heap
@@ -347,8 +436,12 @@ def test_small_flushes_and_invalid_values_keep_every_record_and_its_reason(topic
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
         assert sum(wh.offsets().values()) == len(good) + 1
         assert wh.count("decisions") == 30 and wh.count("features") == 30
-        assert wh.con.execute("SELECT error_type, reason, raw_value FROM dlq").fetchall() == [("invalid_value", str(refused.value), invalid)]
-        assert wh.con.execute("SELECT count(*) FROM decisions WHERE event_id = ?", [refused_decision.event_id]).fetchone() == (0,)
+        assert wh.con.execute("SELECT error_type, reason, raw_value FROM dlq").fetchall() == [
+            ("invalid_value", str(refused.value), invalid)
+        ]
+        assert wh.con.execute(
+            "SELECT count(*) FROM decisions WHERE event_id = ?", [refused_decision.event_id]
+        ).fetchone() == (0,)
     again = replay(topics, codec, warehouse_path=tmp_path / "wh.duckdb", progress=False, flush_rows=17)
     assert again.events == 0 and again.new_rows == 0
 
@@ -372,7 +465,14 @@ def test_a_failed_write_surfaces_and_nothing_after_it_commits(tmp_path: Path) ->
         warehouse = FailingSecondWrite(opened.path, opened.con, rebuilt_from=None)
         writer = _Writer(warehouse)
         for n in (1, 2, 3):
-            batch = _Batch(tables={}, offsets={("t", 0): n}, events_by_topic=Counter({"t": 1}), rejected=0, tombstones=0, decode_seconds=0.0)
+            batch = _Batch(
+                tables={},
+                offsets={("t", 0): n},
+                events_by_topic=Counter({"t": 1}),
+                rejected=0,
+                tombstones=0,
+                decode_seconds=0.0,
+            )
             try:
                 writer.submit(batch)
             except RuntimeError:

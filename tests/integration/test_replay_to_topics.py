@@ -37,7 +37,9 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[PureWorker, Path
 
 
 def read_all(s: Settings, codec: EventCodec, short: str, kind: type | None = None) -> list[tuple[bytes, object]]:
-    consumer = make_consumer(s, f"rb-{uuid.uuid4().hex[:6]}", **{"enable.partition.eof": True, "auto.offset.reset": "earliest"})
+    consumer = make_consumer(
+        s, f"rb-{uuid.uuid4().hex[:6]}", **{"enable.partition.eof": True, "auto.offset.reset": "earliest"}
+    )
     consumer.subscribe([s.topic(short)])
     out, eof = [], 0
     try:
@@ -101,9 +103,22 @@ def test_backtest_command_reads_kafka_and_writes_a_report(settings: Settings, re
     producer.flush()
     start = bars[150].ts_event
     report = tmp_path / "bt.html"
-    args = build_parser().parse_args(["backtest", "--from", start.isoformat(), "--to", (bars[-1].ts_event + timedelta(days=1)).isoformat(),
-                                      "--policy", "fixed,rules", "--report", str(report), "--bootstrap", "50",
-                                      "--check-parity"])
+    args = build_parser().parse_args(
+        [
+            "backtest",
+            "--from",
+            start.isoformat(),
+            "--to",
+            (bars[-1].ts_event + timedelta(days=1)).isoformat(),
+            "--policy",
+            "fixed,rules",
+            "--report",
+            str(report),
+            "--bootstrap",
+            "50",
+            "--check-parity",
+        ]
+    )
     assert args.func(args, s) == 0
     out = capsys.readouterr().out
     in_window = {e.signal_id for e, *_ in worker.recorded if isinstance(e, SignalRaised) and e.ts_event >= start}
@@ -117,5 +132,7 @@ def test_backtest_command_reads_kafka_and_writes_a_report(settings: Settings, re
     assert replay(s, codec, warehouse_path=tmp_path / "warehouse.duckdb", progress=False).new_rows == 0
     bad = build_parser().parse_args(["backtest", "--from", "2001-01-01", "--to", "2001-02-01", "--no-refresh"])
     assert bad.func(bad, s) == 1 and "no champion for model" in capsys.readouterr().err  # errors go to stderr
-    bad = build_parser().parse_args(["backtest", "--from", "2030-01-01", "--to", "2030-02-01", "--no-refresh", "--policy", "fixed"])
+    bad = build_parser().parse_args(
+        ["backtest", "--from", "2030-01-01", "--to", "2030-02-01", "--no-refresh", "--policy", "fixed"]
+    )
     assert bad.func(bad, s) == 1 and "no signals" in capsys.readouterr().err

@@ -30,8 +30,22 @@ def _tansu(log_dir: Path, *extra: str) -> tuple[ManagedProcess, int]:
 
     port = free_port()
     url = f"tcp://{HOST}:{port}"
-    proc = spawn("tansu", [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                           "--storage-engine", "memory://tansu/", *extra], log_dir / f"tansu-{port}.log", {"RUST_LOG": "warn"})
+    proc = spawn(
+        "tansu",
+        [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+            *extra,
+        ],
+        log_dir / f"tansu-{port}.log",
+        {"RUST_LOG": "warn"},
+    )
 
     def accepts() -> bool:
         try:
@@ -59,8 +73,13 @@ def open_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 def scram(port: int, mechanism: str) -> Settings:
-    return Settings(kafka_bootstrap=f"{HOST}:{port}", kafka_security_protocol="SASL_PLAINTEXT",
-                    kafka_sasl_mechanism=mechanism, kafka_sasl_username="rlsizer", kafka_sasl_password=PASSWORD)
+    return Settings(
+        kafka_bootstrap=f"{HOST}:{port}",
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism=mechanism,
+        kafka_sasl_username="rlsizer",
+        kafka_sasl_password=PASSWORD,
+    )
 
 
 def test_login_check_passes_on_a_broker_that_lets_us_in(open_broker: int) -> None:
@@ -94,7 +113,7 @@ def test_aiokafka_with_our_kwargs_attempts_scram_and_is_refused(auth_broker: int
         finally:
             await client.close()
 
-    with pytest.raises(Exception) as info:  # noqa: PT011 - the type is aiokafka's, see docstring
+    with pytest.raises(Exception) as info:
         asyncio.run(bootstrap())
     assert not isinstance(info.value, asyncio.TimeoutError)
     assert PASSWORD not in str(info.value)

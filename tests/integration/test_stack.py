@@ -20,8 +20,11 @@ def test_stack_serves_the_registry_and_the_models_bucket(stack, settings):
     assert {p.name for p in stack.processes} == {"seaweedfs", "tansu", "schema registry"}
     assert SchemaRegistryClient({"url": settings.registry_url}).get_compatibility() == "BACKWARD"
     s3 = boto3.client(
-        "s3", endpoint_url=settings.s3_endpoint, region_name=settings.s3_region,
-        aws_access_key_id=settings.s3_access_key, aws_secret_access_key=settings.s3_secret_key,
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        region_name=settings.s3_region,
+        aws_access_key_id=settings.s3_access_key,
+        aws_secret_access_key=settings.s3_secret_key,
     )
     assert settings.s3_bucket in {b["Name"] for b in s3.list_buckets()["Buckets"]}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -35,23 +35,36 @@ from streams.topics import ensure_topics, new_topics
 from tests.unit.trainer.backtest_live import tiny_model
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2001, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2001, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
 def tsettings(settings: Settings, tmp_path: Path) -> Settings:
-    s = replace(settings, topic_prefix=f"tr{uuid.uuid4().hex[:8]}", topic_partitions=2, worker_web_port=0,
-                data_dir=tmp_path, model_name=f"tamper-{uuid.uuid4().hex[:8]}", model_poll_seconds=3600)
+    s = replace(
+        settings,
+        topic_prefix=f"tr{uuid.uuid4().hex[:8]}",
+        topic_partitions=2,
+        worker_web_port=0,
+        data_dir=tmp_path,
+        model_name=f"tamper-{uuid.uuid4().hex[:8]}",
+        model_poll_seconds=3600,
+    )
     ensure_topics(AdminClient(s.kafka_config()), new_topics(s, include_schemas=False))
     return s
 
 
 def draft(run: str) -> ManifestDraft:
     d = len(FEATURE_NAMES)
-    return ManifestDraft(feature_set=FEATURE_SET, feature_names=FEATURE_NAMES,
-                         inputs=(TensorSpec(name="features", dtype="float32", shape=("batch", d)),),
-                         outputs=(TensorSpec(name="multiplier", dtype="float32", shape=("batch",)),),
-                         metrics={}, data_from=T0, data_to=T0 + timedelta(days=30), run_name=run)
+    return ManifestDraft(
+        feature_set=FEATURE_SET,
+        feature_names=FEATURE_NAMES,
+        inputs=(TensorSpec(name="features", dtype="float32", shape=("batch", d)),),
+        outputs=(TensorSpec(name="multiplier", dtype="float32", shape=("batch",)),),
+        metrics={},
+        data_from=T0,
+        data_to=T0 + timedelta(days=30),
+        run_name=run,
+    )
 
 
 class Probe:
@@ -62,8 +75,16 @@ class Probe:
 
     def ask(self) -> str | None:
         self.n += 1
-        signal = SignalRaised(ts_event=T0 + timedelta(minutes=self.n), signal_id=f"probe-{uuid.uuid4().hex[:6]}-{self.n}",
-                              strategy_id="S1", symbol="PROBE", side="BUY", price=10.0, atr=0.5, base_qty=1.0)
+        signal = SignalRaised(
+            ts_event=T0 + timedelta(minutes=self.n),
+            signal_id=f"probe-{uuid.uuid4().hex[:6]}-{self.n}",
+            strategy_id="S1",
+            symbol="PROBE",
+            side="BUY",
+            price=10.0,
+            atr=0.5,
+            base_qty=1.0,
+        )
         answer = self.client.request_decision(signal, timeout_s=5.0)
         assert isinstance(answer, SizeDecided), f"no decision for {signal.signal_id}"
         self.versions.append(answer.model_version)
@@ -77,7 +98,9 @@ class Probe:
 
 
 def health_events(s: Settings, codec) -> list[HealthChecked]:
-    consumer = make_consumer(s, f"h-{uuid.uuid4().hex[:6]}", **{"auto.offset.reset": "earliest", "enable.partition.eof": True})
+    consumer = make_consumer(
+        s, f"h-{uuid.uuid4().hex[:6]}", **{"auto.offset.reset": "earliest", "enable.partition.eof": True}
+    )
     consumer.subscribe([s.topic("health")])
     events, eof = [], set()
     try:
@@ -134,7 +157,11 @@ def test_tampered_model_is_refused_and_corrupt_cache_is_restored(tsettings: Sett
         print("  ", " | ".join(row))
     print("decision model versions:", " ".join(str(v)[-12:] if v else "rules" for v in probe.versions))
 
-    assert first[0].status == "FAIL" and first[0].action.startswith("restore_model: ") and "restored from backup" in first[0].action
+    assert (
+        first[0].status == "FAIL"
+        and first[0].action.startswith("restore_model: ")
+        and "restored from backup" in first[0].action
+    )
     assert second[0].status == "OK"
     worker_checks = [(st, d) for c, chk, st, d, _ in sequence if c == "worker" and chk == "model_integrity"]
     assert any(st == "OK" and v1 in d for st, d in worker_checks)

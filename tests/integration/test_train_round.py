@@ -14,7 +14,7 @@ import functools
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -46,24 +46,79 @@ def signal_events(*, n_episodes: int, seed: int, start: str) -> list[Event]:
     data = synthetic_signals(n_episodes=n_episodes, trades_per_episode=12, seed=seed, start=start)
     events: list[Event] = []
     for i in range(len(data)):
-        ts = np.datetime64(data.ts[i], "us").astype(datetime).replace(tzinfo=timezone.utc)
+        ts = np.datetime64(data.ts[i], "us").astype(datetime).replace(tzinfo=UTC)
         family = str(data.family[i])
-        sid, symbol, strategy = f"sig-{uuid.uuid4().hex[:12]}", ("BTCUSDT", "ETHUSDT", "SOLUSDT")[i % 3], STRATEGY[family]
+        sid, symbol, strategy = (
+            f"sig-{uuid.uuid4().hex[:12]}",
+            ("BTCUSDT", "ETHUSDT", "SOLUSDT")[i % 3],
+            STRATEGY[family],
+        )
         r = float(data.r_multiple[i])
         features = dict(FEATURE_NEUTRAL)
-        features.update({name: float(data.column(name)[i]) for name in
-                         ("sig_q_score", "sig_score", "sig_atr_pct", "strat_win_rate", "strat_mean_r", "strat_n_trades")})
+        features.update(
+            {
+                name: float(data.column(name)[i])
+                for name in (
+                    "sig_q_score",
+                    "sig_score",
+                    "sig_atr_pct",
+                    "strat_win_rate",
+                    "strat_mean_r",
+                    "strat_n_trades",
+                )
+            }
+        )
         features.update({f"fam_{f}": 1.0 if f == family else 0.0 for f in STRATEGY})
         events += [
-            SignalRaised(signal_id=sid, strategy_id=strategy, symbol=symbol, side="BUY", price=100.0, atr=1.0,
-                         q_score=features["sig_q_score"], score=features["sig_score"], base_qty=1.0, stop_price=99.0, ts_event=ts),
-            FeaturesComputed(signal_id=sid, symbol=symbol, strategy_id=strategy, strategy_type=family,
-                             feature_set=FEATURE_SET, features=features, ts_event=ts),
-            SizeDecided(signal_id=sid, symbol=symbol, strategy_id=strategy, multiplier=1.0, qty=1.0, policy="RULES",
-                        reason="test", latency_us=100, ts_event=ts),
-            TradeClosed(signal_id=sid, symbol=symbol, strategy_id=strategy, side="BUY", qty=1.0, entry_price=100.0,
-                        exit_price=100.0 + r, entry_ts=ts, exit_ts=ts + timedelta(minutes=10), pnl=r, fees=0.02,
-                        r_multiple=r, exit_reason="target" if r > 0 else "stop", ts_event=ts + timedelta(minutes=10)),
+            SignalRaised(
+                signal_id=sid,
+                strategy_id=strategy,
+                symbol=symbol,
+                side="BUY",
+                price=100.0,
+                atr=1.0,
+                q_score=features["sig_q_score"],
+                score=features["sig_score"],
+                base_qty=1.0,
+                stop_price=99.0,
+                ts_event=ts,
+            ),
+            FeaturesComputed(
+                signal_id=sid,
+                symbol=symbol,
+                strategy_id=strategy,
+                strategy_type=family,
+                feature_set=FEATURE_SET,
+                features=features,
+                ts_event=ts,
+            ),
+            SizeDecided(
+                signal_id=sid,
+                symbol=symbol,
+                strategy_id=strategy,
+                multiplier=1.0,
+                qty=1.0,
+                policy="RULES",
+                reason="test",
+                latency_us=100,
+                ts_event=ts,
+            ),
+            TradeClosed(
+                signal_id=sid,
+                symbol=symbol,
+                strategy_id=strategy,
+                side="BUY",
+                qty=1.0,
+                entry_price=100.0,
+                exit_price=100.0 + r,
+                entry_ts=ts,
+                exit_ts=ts + timedelta(minutes=10),
+                pnl=r,
+                fees=0.02,
+                r_multiple=r,
+                exit_reason="target" if r > 0 else "stop",
+                ts_event=ts + timedelta(minutes=10),
+            ),
         ]
     return events
 
@@ -75,11 +130,19 @@ def produce(settings: Settings, codec: EventCodec, events: list[Event]) -> None:
     producer.flush(30)
 
 
-def read_topic(settings: Settings, codec: EventCodec, short_name: str, key: bytes, expected: int, timeout: float = 20.0) -> list[Event]:
+def read_topic(
+    settings: Settings, codec: EventCodec, short_name: str, key: bytes, expected: int, timeout: float = 20.0
+) -> list[Event]:
     """Events keyed ``key`` on every partition of the topic, until ``expected`` are seen or the timeout."""
     topic = settings.topic(short_name)
-    consumer = Consumer({**settings.kafka_config(), "group.id": f"t-{uuid.uuid4().hex}", "enable.auto.commit": False,
-                         "fetch.wait.max.ms": 20})
+    consumer = Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": f"t-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 20,
+        }
+    )
     found: list[Event] = []
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -96,18 +159,33 @@ def read_topic(settings: Settings, codec: EventCodec, short_name: str, key: byte
 
 @pytest.fixture()
 def round_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
-    s = dataclasses.replace(settings, topic_prefix=f"tr_{uuid.uuid4().hex[:10]}", topic_partitions=2, data_dir=tmp_path,
-                            model_name=f"m-{uuid.uuid4().hex[:10]}", train_min_new_outcomes=100)
+    s = dataclasses.replace(
+        settings,
+        topic_prefix=f"tr_{uuid.uuid4().hex[:10]}",
+        topic_partitions=2,
+        data_dir=tmp_path,
+        model_name=f"m-{uuid.uuid4().hex[:10]}",
+        train_min_new_outcomes=100,
+    )
     ensure_topics(AdminClient(s.kafka_config()), new_topics(s, include_schemas=False))
     yield s
 
 
-def test_round_publishes_a_verifiable_model_then_skips_without_new_outcomes(round_settings: Settings, codec: EventCodec) -> None:
+def test_round_publishes_a_verifiable_model_then_skips_without_new_outcomes(
+    round_settings: Settings, codec: EventCodec
+) -> None:
     s = round_settings
     produce(s, codec, signal_events(n_episodes=24, seed=11, start="2024-02-01T00:00:00"))
     registry = ModelRegistry.from_settings(s)
-    round_fn = functools.partial(run_round, s, codec=codec, registry=registry, train_config=TINY, min_outcomes=150,
-                                 gate_config=GateConfig(n_boot=200))
+    round_fn = functools.partial(
+        run_round,
+        s,
+        codec=codec,
+        registry=registry,
+        train_config=TINY,
+        min_outcomes=150,
+        gate_config=GateConfig(n_boot=200),
+    )
     publish_health = kafka_health_publisher(s, codec)
 
     first = run_once(s, TrainerStatus(), round_fn=round_fn, publish_health=publish_health)
@@ -122,9 +200,22 @@ def test_round_publishes_a_verifiable_model_then_skips_without_new_outcomes(roun
     assert manifest.feature_set == FEATURE_SET and manifest.feature_names == FEATURE_NAMES
     assert manifest.inputs[0].shape == ("batch", len(FEATURE_NAMES)) and manifest.outputs[0].name == "multiplier"
     assert manifest.parent_version is None
-    for key in ("holdout_return", "holdout_sharpe", "holdout_max_drawdown", "holdout_cvar5", "holdout_session_cvar5",
-                "max_abs_diff", "gate_vs_fixed_1x_required", "gate_vs_rules_required", "gate_promote", "gate_windows",
-                "wf1_return", "wf1_session_cvar5", "wf1_fixed_1x_session_cvar5", "wf3_from_s"):
+    for key in (
+        "holdout_return",
+        "holdout_sharpe",
+        "holdout_max_drawdown",
+        "holdout_cvar5",
+        "holdout_session_cvar5",
+        "max_abs_diff",
+        "gate_vs_fixed_1x_required",
+        "gate_vs_rules_required",
+        "gate_promote",
+        "gate_windows",
+        "wf1_return",
+        "wf1_session_cvar5",
+        "wf1_fixed_1x_session_cvar5",
+        "wf3_from_s",
+    ):
         assert key in manifest.metrics, key
     assert manifest.metrics["max_abs_diff"] <= 1e-4
     assert manifest.metrics["gate_vs_half_kelly_required"] == 0.0
@@ -164,8 +255,11 @@ def test_round_publishes_a_verifiable_model_then_skips_without_new_outcomes(roun
     if not promoted:
         registry.promote(version)
     produce(s, codec, signal_events(n_episodes=10, seed=12, start="2024-02-25T00:00:00"))
-    third = round_fn(now=datetime.now(timezone.utc) + timedelta(seconds=5), since_outcomes=after.outcomes_at_last_success,
-                     min_new_outcomes=100)
+    third = round_fn(
+        now=datetime.now(UTC) + timedelta(seconds=5),
+        since_outcomes=after.outcomes_at_last_success,
+        min_new_outcomes=100,
+    )
     assert not third.skipped and third.outcomes == 34 * 12
     assert third.parent_version == version
     assert list(third.table)[:2] == ["cvar_ppo", "champion"]
@@ -177,5 +271,5 @@ def test_round_publishes_a_verifiable_model_then_skips_without_new_outcomes(roun
     from trainer.status import status_path
 
     status_path(s.data_dir).unlink()  # as when only manual rounds ever ran
-    activity = training_probe(s, lambda: registry)(datetime.now(timezone.utc))
+    activity = training_probe(s, lambda: registry)(datetime.now(UTC))
     assert activity.status == "OK" and "last training round" in activity.detail, activity

@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,20 @@ ROOT = Path(__file__).resolve().parents[2]
 def port_args(ports: StackPorts) -> list[str]:
     w = ports.seaweed
     return [
-        "--kafka-port", str(ports.kafka), "--registry-port", str(ports.registry), "--s3-port", str(w.s3),
-        "--seaweed-master-port", str(w.master), "--seaweed-volume-port", str(w.volume),
-        "--seaweed-filer-port", str(w.filer), "--seaweed-admin-port", str(w.admin),
+        "--kafka-port",
+        str(ports.kafka),
+        "--registry-port",
+        str(ports.registry),
+        "--s3-port",
+        str(w.s3),
+        "--seaweed-master-port",
+        str(w.master),
+        "--seaweed-volume-port",
+        str(w.volume),
+        "--seaweed-filer-port",
+        str(w.filer),
+        "--seaweed-admin-port",
+        str(w.admin),
     ]
 
 
@@ -48,7 +59,11 @@ class Up:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RLSIZER_")}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rlsizer", "up", "--data-dir", str(data_dir), *port_args(ports), *self.extra],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.out: list[str] = []
         self.err: list[str] = []
@@ -127,7 +142,9 @@ def test_up_serves_persists_across_restarts_and_stops_cleanly(tmp_path: Path):
         with urllib.request.urlopen(f"{registry}/subjects", timeout=10) as r:
             subjects = set(json.loads(r.read()))
         assert {f"rlsizer.inputs-rlsizer.v1.{t}" for t in ("BarClosed", "SignalRaised", "OrderFilled")} <= subjects
-        assert {f"rlsizer.{t}-value" for t in ("features", "decisions", "outcomes", "models", "health", "dlq")} <= subjects
+        assert {
+            f"rlsizer.{t}-value" for t in ("features", "decisions", "outcomes", "models", "health", "dlq")
+        } <= subjects
 
         signal_event = make_signal(signal_id=f"sig-{uuid.uuid4().hex[:8]}")
         value = EventCodec(HttpSchemaRegistry(registry), subject_for=subject_for).encode("rlsizer.inputs", signal_event)
@@ -183,7 +200,9 @@ def test_up_on_a_taken_port_names_it_and_leaves_nothing_running(tmp_path: Path, 
     assert all(port_is_free(p) for name, p in ports.all() if p != taken)
 
 
-def test_up_with_services_decides_a_signal_from_a_standard_confluent_client_also_after_its_worker_crashed(tmp_path: Path):
+def test_up_with_services_decides_a_signal_from_a_standard_confluent_client_also_after_its_worker_crashed(
+    tmp_path: Path,
+):
     """What an outside user does: `rlsizer up`, then confluent-kafka's own Avro serde, no rlsizer code;
     a SIGKILLed worker is started again by `up` and answers the next signal."""
     from confluent_kafka.schema_registry import SchemaRegistryClient, topic_record_subject_name_strategy
@@ -200,25 +219,50 @@ def test_up_with_services_decides_a_signal_from_a_standard_confluent_client_also
         registry = SchemaRegistryClient({"url": registry_url})
         schema_dir = ROOT / "schemas"
         # the README's settings for a bot: record-name subjects on the mixed inputs topic, Kafka's partitioner
-        serialize = AvroSerializer(registry, (schema_dir / "SignalRaised.avsc").read_text(),
-                                   to_dict=lambda obj, ctx: obj,
-                                   conf={"subject.name.strategy": topic_record_subject_name_strategy})
+        serialize = AvroSerializer(
+            registry,
+            (schema_dir / "SignalRaised.avsc").read_text(),
+            to_dict=lambda obj, ctx: obj,
+            conf={"subject.name.strategy": topic_record_subject_name_strategy},
+        )
         deserialize = AvroDeserializer(registry, (schema_dir / "SizeDecided.avsc").read_text())
         producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
 
         def decided(symbol: str) -> dict[str, Any]:
             """Publish a signal for ``symbol`` as a bot would and wait for its SizeDecided."""
             signal_id = f"outside-{uuid.uuid4().hex[:8]}"
-            now = datetime.now(timezone.utc)
-            record = {"event_id": str(uuid.uuid4()), "ts_event": now, "ts_init": now, "signal_id": signal_id,
-                      "strategy_id": "S5", "symbol": symbol, "side": "SELL", "price": 310.5, "atr": 4.2,
-                      "score": 0.3, "q_score": 0.9, "base_qty": 50.0, "stop_price": 316.0, "target_price": None,
-                      "adapter": "outside", "attrs": {}}
-            producer.produce("rlsizer.inputs", key=symbol.encode(),
-                             value=serialize(record, SerializationContext("rlsizer.inputs", MessageField.VALUE)))
+            now = datetime.now(UTC)
+            record = {
+                "event_id": str(uuid.uuid4()),
+                "ts_event": now,
+                "ts_init": now,
+                "signal_id": signal_id,
+                "strategy_id": "S5",
+                "symbol": symbol,
+                "side": "SELL",
+                "price": 310.5,
+                "atr": 4.2,
+                "score": 0.3,
+                "q_score": 0.9,
+                "base_qty": 50.0,
+                "stop_price": 316.0,
+                "target_price": None,
+                "adapter": "outside",
+                "attrs": {},
+            }
+            producer.produce(
+                "rlsizer.inputs",
+                key=symbol.encode(),
+                value=serialize(record, SerializationContext("rlsizer.inputs", MessageField.VALUE)),
+            )
             producer.flush(10)
-            consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"outside-{uuid.uuid4().hex[:6]}",
-                                 "auto.offset.reset": "earliest"})
+            consumer = Consumer(
+                {
+                    "bootstrap.servers": bootstrap,
+                    "group.id": f"outside-{uuid.uuid4().hex[:6]}",
+                    "auto.offset.reset": "earliest",
+                }
+            )
             consumer.subscribe(["rlsizer.decisions"])
             decision = None
             deadline = time.monotonic() + 60
@@ -230,7 +274,7 @@ def test_up_with_services_decides_a_signal_from_a_standard_confluent_client_also
                 if value["signal_id"] == signal_id:
                     decision = value
             consumer.close()
-            assert decision is not None, f"no SizeDecided for the signal within 60 s:\n" + "\n".join(up.err[-20:])
+            assert decision is not None, "no SizeDecided for the signal within 60 s:\n" + "\n".join(up.err[-20:])
             return decision
 
         decision = decided("MSFT")
@@ -245,7 +289,7 @@ def test_up_with_services_decides_a_signal_from_a_standard_confluent_client_also
             time.sleep(0.2)
         restarted = [line for line in up.err if "worker-0 restarted" in line]
         assert restarted, "\n".join(up.err)
-        assert any("worker-0 (pid %d) stopped unexpectedly with code -9" % pids["worker-0"] in line for line in up.err)
+        assert any(f"worker-0 (pid {pids['worker-0']}) stopped unexpectedly with code -9" in line for line in up.err)
         pids["worker-0 again"] = int(restarted[0].rsplit(" ", 1)[1])
         assert decided("IBM")["signal_id"].startswith("outside-")
         up.proc.send_signal(signal.SIGTERM)

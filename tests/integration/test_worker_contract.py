@@ -20,26 +20,26 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import fields, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import fastavro
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from rlsizer.stack import EmbeddedStack, StackPorts
 from schemas.catalog import schema_text
 from schemas.codec import EventCodec, frame
-from schemas.events import BarClosed, EventRejected, OrderFilled, SignalRaised, SizeDecided, TradeClosed, utc_now
+from schemas.events import EventRejected, OrderFilled, SignalRaised, SizeDecided, TradeClosed, utc_now
 from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
 from streams.settings import ENV_PREFIX, Settings
 from streams.topics import ensure_topics, new_topics
-from rlsizer.stack import EmbeddedStack, StackPorts
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 
 def settings_env(s: Settings) -> dict[str, str]:
@@ -56,8 +56,14 @@ def mem_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStac
 
 @pytest.fixture
 def wsettings(mem_stack: EmbeddedStack, tmp_path: Path) -> Settings:
-    s = replace(mem_stack.settings, topic_prefix=f"w{uuid.uuid4().hex[:8]}", topic_partitions=3, worker_web_port=0,
-                data_dir=tmp_path, decision_timeout_ms=500)
+    s = replace(
+        mem_stack.settings,
+        topic_prefix=f"w{uuid.uuid4().hex[:8]}",
+        topic_partitions=3,
+        worker_web_port=0,
+        data_dir=tmp_path,
+        decision_timeout_ms=500,
+    )
     admin = AdminClient(s.kafka_config())
     ensure_topics(admin, new_topics(s, include_schemas=False))
     return s
@@ -68,9 +74,14 @@ class Workers:
         self.s, self.log_dir, self.procs, self.stopped = s, log_dir, {}, set()
 
     def start(self, wid: str) -> subprocess.Popen:
-        log = open(self.log_dir / f"worker-{wid}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "agents.worker", "--id", wid, "--loglevel", "info"],
-                                cwd=ROOT, env=settings_env(self.s), stdout=log, stderr=subprocess.STDOUT)
+        with open(self.log_dir / f"worker-{wid}.log", "ab") as log:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "agents.worker", "--id", wid, "--loglevel", "info"],
+                cwd=ROOT,
+                env=settings_env(self.s),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.procs[wid] = proc
         return proc
 
@@ -109,9 +120,19 @@ def workers(wsettings: Settings, tmp_path: Path) -> Iterator[Workers]:
     w.stop_all()
 
 
-def make_signal(i: int, *, symbol: str | None = None, strategy: str = "S1", signal_id: str | None = None) -> SignalRaised:
-    return SignalRaised(ts_event=T0 + timedelta(seconds=i), signal_id=signal_id or f"sig-{i}", strategy_id=strategy,
-                        symbol=symbol or f"SYM{i % 7}", side="BUY", price=100.0 + i % 13, atr=1.5, base_qty=10.0)
+def make_signal(
+    i: int, *, symbol: str | None = None, strategy: str = "S1", signal_id: str | None = None
+) -> SignalRaised:
+    return SignalRaised(
+        ts_event=T0 + timedelta(seconds=i),
+        signal_id=signal_id or f"sig-{i}",
+        strategy_id=strategy,
+        symbol=symbol or f"SYM{i % 7}",
+        side="BUY",
+        price=100.0 + i % 13,
+        atr=1.5,
+        base_qty=10.0,
+    )
 
 
 class Decisions:
@@ -159,9 +180,26 @@ def test_bad_input_is_dead_lettered_and_duplicates_get_the_same_decision(wsettin
     producer.send_raw(signals_topic, b"SYM1", b"\x00\x01")  # too short for framing
     producer.send_raw(signals_topic, b"SYM1", frame(999_999, b"xx"))  # unknown schema id
     sid = codec.schema_id(signals_topic, SignalRaised)
-    record = {f: getattr(good[0], f) for f in ("event_id", "ts_event", "ts_init", "signal_id", "strategy_id", "symbol",
-                                             "side", "price", "atr", "score", "q_score", "base_qty", "stop_price",
-                                             "target_price", "adapter")}
+    record = {
+        f: getattr(good[0], f)
+        for f in (
+            "event_id",
+            "ts_event",
+            "ts_init",
+            "signal_id",
+            "strategy_id",
+            "symbol",
+            "side",
+            "price",
+            "atr",
+            "score",
+            "q_score",
+            "base_qty",
+            "stop_price",
+            "target_price",
+            "adapter",
+        )
+    }
     record.update(attrs={}, price=float("nan"), signal_id="nan-price")
     body = io.BytesIO()
     fastavro.schemaless_writer(body, fastavro.parse_schema(__import__("json").loads(schema_text(SignalRaised))), record)
@@ -176,7 +214,9 @@ def test_bad_input_is_dead_lettered_and_duplicates_get_the_same_decision(wsettin
     seen.drain(time.monotonic() + 1.5)
     assert seen.count["sig-3"] == 2  # the duplicate got the stored decision again
     kinds = sorted(r.error_type for r in seen.rejected)
-    assert kinds == ["invalid_value", "malformed", "unknown_schema", "unknown_strategy"], [r.reason for r in seen.rejected]
+    assert kinds == ["invalid_value", "malformed", "unknown_schema", "unknown_strategy"], [
+        r.reason for r in seen.rejected
+    ]
     assert all(r.source_topic == signals_topic and r.raw_value for r in seen.rejected)
 
 
@@ -221,7 +261,9 @@ def _changelog_values(s: Settings, key: bytes, table: str = "decided") -> list[b
     return [msg.value() for msg in _topic_records(s, f"{worker_group_id(s)}-{table}-changelog") if msg.key() == key]
 
 
-def test_decided_signals_expire_after_the_retention_and_a_repeat_then_is_refused_not_decided_again(wsettings, workers, codec):
+def test_decided_signals_expire_after_the_retention_and_a_repeat_then_is_refused_not_decided_again(
+    wsettings, workers, codec
+):
     """``RLSIZER_DECIDED_RETENTION_DAYS=1``: a signal more than a day (event time) older than its symbol's
     latest decided one is forgotten (tombstoned), with its closed trade; coming back, it is dead-lettered as
     stale, also after a restart that recovers the table -- and reads every input again, the group's offsets
@@ -235,8 +277,16 @@ def test_decided_signals_expire_after_the_retention_and_a_repeat_then_is_refused
         return replace(make_signal(0, symbol="RET", signal_id=sid), ts_event=T0 + timedelta(days=days))
 
     def fill(leg: str, hours: float) -> OrderFilled:
-        return OrderFilled(ts_event=T0 + timedelta(hours=hours), signal_id="old", order_id=f"o-{leg}", symbol="RET",
-                           side="BUY" if leg == "ENTRY" else "SELL", qty=10.0, price=101.0, leg=leg)
+        return OrderFilled(
+            ts_event=T0 + timedelta(hours=hours),
+            signal_id="old",
+            order_id=f"o-{leg}",
+            symbol="RET",
+            side="BUY" if leg == "ENTRY" else "SELL",
+            qty=10.0,
+            price=101.0,
+            leg=leg,
+        )
 
     old, new = sig("old", 0), sig("new", 2)
     workers.start("1")
@@ -293,7 +343,6 @@ def test_decided_signals_expire_after_the_retention_and_a_repeat_then_is_refused
     assert all(len(m) == 1 for m in seen.multipliers.values())
 
 
-
 def _rewind_group_to_start(s: Settings) -> None:
     """Commit offset 0 on every input partition for the workers' group, as if its offsets were lost (a broker
     restart can do it): the next worker reads every input again."""
@@ -302,8 +351,9 @@ def _rewind_group_to_start(s: Settings) -> None:
     from streams.topics import worker_group_id
 
     topic = s.topic("inputs")
-    rewind = Consumer({**s.kafka_config(), "group.id": worker_group_id(s), "enable.auto.commit": False,
-                       "session.timeout.ms": 6000})
+    rewind = Consumer(
+        {**s.kafka_config(), "group.id": worker_group_id(s), "enable.auto.commit": False, "session.timeout.ms": 6000}
+    )
     try:  # as a member of the group: tansu takes commits from members only
         parts = rewind.list_topics(topic, timeout=10).topics[topic].partitions
         rewind.subscribe([topic])

@@ -74,8 +74,10 @@ def test_the_monitor_runs_beside_workers_and_trainer_on_their_state_and_is_scrap
     services = _compose()["services"]
     monitor = services["monitor"]
     assert monitor["command"] == ["rlsizer", "monitor"]
-    mounts = {name: {v for v in services[name]["volumes"] if v.endswith(":/var/lib/rlsizer")}
-              for name in ("worker", "trainer", "monitor")}
+    mounts = {
+        name: {v for v in services[name]["volumes"] if v.endswith(":/var/lib/rlsizer")}
+        for name in ("worker", "trainer", "monitor")
+    }
     assert len(set.union(*mounts.values())) == 1, mounts  # model caches + trainer status in one data dir
     port = _env_items(monitor)["RLSIZER_MONITOR_WEB_PORT"]
     assert _env_items(monitor)["RLSIZER_MONITOR_WEB_HOST"] == "0.0.0.0"

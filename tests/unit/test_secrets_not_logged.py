@@ -50,8 +50,9 @@ def assert_absent(text: str, planted: dict[str, str]) -> None:
         assert secret not in text, f"the {name} secret appeared in captured output"
 
 
-def test_secrets_reach_the_clients_but_not_the_logs(secrets: dict[str, str], caplog: pytest.LogCaptureFixture,
-                                                    capfd: pytest.CaptureFixture[str]) -> None:
+def test_secrets_reach_the_clients_but_not_the_logs(
+    secrets: dict[str, str], caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
     from models.registry import ModelRegistry
     from rlsizer.cli import main
     from schemas.registry_client import HttpSchemaRegistry
@@ -71,8 +72,14 @@ def test_secrets_reach_the_clients_but_not_the_logs(secrets: dict[str, str], cap
     assert settings.s3_secret_key == secrets["s3"] and settings.model_hmac_key == secrets["hmac"]
     assert registry_client_config(settings)["basic.auth.user.info"].endswith(secrets["registry"])
 
-    shown: list[str] = [repr(settings), str(settings), f"{settings!r}", repr(kafka_security(settings)),
-                        repr(faust_broker_credentials(settings)), repr(aiokafka_security(settings)["sasl_mechanism"])]
+    shown: list[str] = [
+        repr(settings),
+        str(settings),
+        f"{settings!r}",
+        repr(kafka_security(settings)),
+        repr(faust_broker_credentials(settings)),
+        repr(aiokafka_security(settings)["sasl_mechanism"]),
+    ]
     logging.getLogger("rlsizer.test").info("settings: %r", settings)
 
     registry = ModelRegistry.from_settings(settings)
@@ -80,7 +87,7 @@ def test_secrets_reach_the_clients_but_not_the_logs(secrets: dict[str, str], cap
     logging.getLogger("rlsizer.test").info("registry: %r", registry)
 
     schema_registry = HttpSchemaRegistry.from_config(registry_client_config(settings))
-    with pytest.raises(Exception) as info:  # noqa: PT011 - any connection error type of the client
+    with pytest.raises(Exception) as info:
         schema_registry.schema_by_id(1)
     shown.append(f"{type(info.value).__name__}: {info.value}")
     logging.getLogger("rlsizer.test").exception("registry call failed", exc_info=info.value)
@@ -98,8 +105,9 @@ def test_secrets_reach_the_clients_but_not_the_logs(secrets: dict[str, str], cap
     assert_absent("\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records), secrets)
 
 
-def test_a_settings_parse_error_does_not_echo_a_secret_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                              capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_settings_parse_error_does_not_echo_a_secret_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     """An unreadable secret file is reported by path, never by content."""
     from rlsizer.cli import main
 

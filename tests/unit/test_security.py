@@ -49,18 +49,63 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=30)
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=rlsizer-test-ca")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=rlsizer-worker")
-    run("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "client.pem", "-days", "2")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=rlsizer-test-ca",
+    )
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/CN=rlsizer-worker",
+    )
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "client.pem",
+        "-days",
+        "2",
+    )
     return {"ca": str(d / "ca.pem"), "client": str(d / "client.pem"), "key": str(d / "client.key")}
 
 
-def settings_for(protocol: str, pki: dict[str, str] | None = None, mechanism: str = "SCRAM-SHA-512", **extra: Any) -> Settings:
+def settings_for(
+    protocol: str, pki: dict[str, str] | None = None, mechanism: str = "SCRAM-SHA-512", **extra: Any
+) -> Settings:
     values: dict[str, Any] = {"kafka_bootstrap": f"127.0.0.1:{free_port()}", "kafka_security_protocol": protocol}
     if "SASL" in protocol:
         values |= {"kafka_sasl_mechanism": mechanism, "kafka_sasl_username": "rlsizer", "kafka_sasl_password": PASSWORD}
     if "SSL" in protocol and pki is not None:
-        values |= {"kafka_ssl_ca_location": pki["ca"], "kafka_ssl_certfile": pki["client"], "kafka_ssl_keyfile": pki["key"]}
+        values |= {
+            "kafka_ssl_ca_location": pki["ca"],
+            "kafka_ssl_certfile": pki["client"],
+            "kafka_ssl_keyfile": pki["key"],
+        }
     return Settings(**(values | extra))
 
 
@@ -102,15 +147,27 @@ def test_sasl_plaintext_carries_mechanism_and_credentials(mechanism: str) -> Non
 def test_librdkafka_itself_rejects_what_we_must_not_produce() -> None:
     """The acceptance check above can fail: librdkafka refuses a bad mechanism and a missing CA file."""
     with pytest.raises(KafkaException):
-        librdkafka_accepts({"bootstrap.servers": "127.0.0.1:1", "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-999"})
+        librdkafka_accepts(
+            {
+                "bootstrap.servers": "127.0.0.1:1",
+                "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": "SCRAM-SHA-999",
+            }
+        )
     with pytest.raises(KafkaException):
-        librdkafka_accepts({"bootstrap.servers": "127.0.0.1:1", "security.protocol": "SSL", "ssl.ca.location": "/nonexistent/ca.pem"})
+        librdkafka_accepts(
+            {"bootstrap.servers": "127.0.0.1:1", "security.protocol": "SSL", "ssl.ca.location": "/nonexistent/ca.pem"}
+        )
 
 
 def test_ssl_with_ca_and_client_certificate(pki: dict[str, str]) -> None:
     conf = librdkafka_config(settings_for("SSL", pki))
     assert conf["security.protocol"] == "SSL"
-    assert (conf["ssl.ca.location"], conf["ssl.certificate.location"], conf["ssl.key.location"]) == (pki["ca"], pki["client"], pki["key"])
+    assert (conf["ssl.ca.location"], conf["ssl.certificate.location"], conf["ssl.key.location"]) == (
+        pki["ca"],
+        pki["client"],
+        pki["key"],
+    )
     assert not any(k.startswith("sasl.") for k in conf)
     librdkafka_accepts(conf)
 
@@ -152,7 +209,10 @@ def test_faust_credentials_translate_to_the_same_aiokafka_settings(protocol: str
     assert faust_view["security_protocol"] == protocol
     if "SASL" in protocol:
         assert (faust_view["sasl_mechanism"], faust_view["sasl_plain_username"], faust_view["sasl_plain_password"]) == (
-            ours["sasl_mechanism"], ours["sasl_plain_username"], ours["sasl_plain_password"])
+            ours["sasl_mechanism"],
+            ours["sasl_plain_username"],
+            ours["sasl_plain_password"],
+        )
     assert (faust_view.get("ssl_context") is not None) == ("SSL" in protocol)
     aiokafka_accepts({k: v for k, v in faust_view.items()})
 
@@ -173,18 +233,38 @@ def test_client_certificate_is_loaded_into_the_tls_context(pki: dict[str, str], 
 # --- validation ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"kafka_security_protocol": "TLS"}, "expected one of PLAINTEXT"),
-    ({"kafka_security_protocol": "SASL_PLAINTEXT", "kafka_sasl_mechanism": "GSSAPI", "kafka_sasl_username": "u",
-      "kafka_sasl_password": PASSWORD}, "RLSIZER_KAFKA_SASL_MECHANISM"),
-    ({"kafka_security_protocol": "SASL_SSL", "kafka_sasl_mechanism": "SCRAM-SHA-512", "kafka_sasl_username": "u"},
-     "RLSIZER_KAFKA_SASL_PASSWORD"),
-    ({"kafka_sasl_mechanism": "SCRAM-SHA-512", "kafka_sasl_username": "u", "kafka_sasl_password": PASSWORD},
-     "use SASL_PLAINTEXT or SASL_SSL"),
-    ({"kafka_ssl_ca_location": "/etc/ca.pem"}, "use SSL or SASL_SSL"),
-    ({"kafka_security_protocol": "SSL", "kafka_ssl_certfile": "/etc/c.pem"}, "RLSIZER_KAFKA_SSL_KEYFILE"),
-])
-def test_inconsistent_settings_fail_with_the_variable_named_and_no_secret(overrides: dict[str, str], message: str) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"kafka_security_protocol": "TLS"}, "expected one of PLAINTEXT"),
+        (
+            {
+                "kafka_security_protocol": "SASL_PLAINTEXT",
+                "kafka_sasl_mechanism": "GSSAPI",
+                "kafka_sasl_username": "u",
+                "kafka_sasl_password": PASSWORD,
+            },
+            "RLSIZER_KAFKA_SASL_MECHANISM",
+        ),
+        (
+            {
+                "kafka_security_protocol": "SASL_SSL",
+                "kafka_sasl_mechanism": "SCRAM-SHA-512",
+                "kafka_sasl_username": "u",
+            },
+            "RLSIZER_KAFKA_SASL_PASSWORD",
+        ),
+        (
+            {"kafka_sasl_mechanism": "SCRAM-SHA-512", "kafka_sasl_username": "u", "kafka_sasl_password": PASSWORD},
+            "use SASL_PLAINTEXT or SASL_SSL",
+        ),
+        ({"kafka_ssl_ca_location": "/etc/ca.pem"}, "use SSL or SASL_SSL"),
+        ({"kafka_security_protocol": "SSL", "kafka_ssl_certfile": "/etc/c.pem"}, "RLSIZER_KAFKA_SSL_KEYFILE"),
+    ],
+)
+def test_inconsistent_settings_fail_with_the_variable_named_and_no_secret(
+    overrides: dict[str, str], message: str
+) -> None:
     with pytest.raises(SecurityConfigError, match=message) as info:
         kafka_security(Settings(**overrides))
     assert PASSWORD not in str(info.value)
@@ -193,13 +273,15 @@ def test_inconsistent_settings_fail_with_the_variable_named_and_no_secret(overri
 def test_secrets_come_from_files(tmp_path: Path) -> None:
     (tmp_path / "kafka").write_text(PASSWORD + "\n")
     (tmp_path / "registry").write_text("svc:" + PASSWORD)
-    s = Settings.from_env({
-        "RLSIZER_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-        "RLSIZER_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
-        "RLSIZER_KAFKA_SASL_USERNAME": "rlsizer",
-        "RLSIZER_KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "kafka"),
-        "RLSIZER_REGISTRY_BASIC_AUTH_FILE": str(tmp_path / "registry"),
-    })
+    s = Settings.from_env(
+        {
+            "RLSIZER_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "RLSIZER_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+            "RLSIZER_KAFKA_SASL_USERNAME": "rlsizer",
+            "RLSIZER_KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "kafka"),
+            "RLSIZER_REGISTRY_BASIC_AUTH_FILE": str(tmp_path / "registry"),
+        }
+    )
     assert librdkafka_config(s)["sasl.password"] == PASSWORD
     assert registry_requests_kwargs(s)["auth"] == ("svc", PASSWORD)
     assert PASSWORD not in repr(s) and PASSWORD not in repr(kafka_security(s))
@@ -209,9 +291,17 @@ def test_secrets_come_from_files(tmp_path: Path) -> None:
 
 
 def test_registry_config_with_basic_auth_and_ca(pki: dict[str, str]) -> None:
-    s = Settings(registry_url="https://registry.example:8081", registry_basic_auth=f"svc:{PASSWORD}", registry_ca_location=pki["ca"])
+    s = Settings(
+        registry_url="https://registry.example:8081",
+        registry_basic_auth=f"svc:{PASSWORD}",
+        registry_ca_location=pki["ca"],
+    )
     conf = registry_client_config(s)
-    assert conf == {"url": "https://registry.example:8081", "basic.auth.user.info": f"svc:{PASSWORD}", "ssl.ca.location": pki["ca"]}
+    assert conf == {
+        "url": "https://registry.example:8081",
+        "basic.auth.user.info": f"svc:{PASSWORD}",
+        "ssl.ca.location": pki["ca"],
+    }
     client = SchemaRegistryClient(conf)  # rejects unknown keys; does not connect
     assert client._rest_client.auth == ("svc", PASSWORD)
     assert registry_requests_kwargs(s) == {"auth": ("svc", PASSWORD), "verify": pki["ca"]}
@@ -231,15 +321,28 @@ def test_malformed_registry_basic_auth_is_refused_without_echoing_it() -> None:
 def test_boto3_kwargs_build_a_client_with_our_keys(tmp_path: Path) -> None:
     bundle = tmp_path / "ca.pem"
     bundle.write_text("")
-    s = Settings(s3_endpoint="https://s3.example:9000", s3_access_key="AKIA-TEST", s3_secret_key=PASSWORD, s3_ca_bundle=str(bundle))
+    s = Settings(
+        s3_endpoint="https://s3.example:9000",
+        s3_access_key="AKIA-TEST",
+        s3_secret_key=PASSWORD,
+        s3_ca_bundle=str(bundle),
+    )
     kwargs = boto3_client_kwargs(s)
     assert kwargs["verify"] == str(bundle)
     client = boto3.client("s3", **kwargs)
     creds = client._request_signer._credentials
-    assert (client.meta.endpoint_url, creds.access_key, creds.secret_key) == ("https://s3.example:9000", "AKIA-TEST", PASSWORD)
+    assert (client.meta.endpoint_url, creds.access_key, creds.secret_key) == (
+        "https://s3.example:9000",
+        "AKIA-TEST",
+        PASSWORD,
+    )
 
 
 def test_boto3_empty_keys_defer_to_the_aws_chain() -> None:
     kwargs = boto3_client_kwargs(Settings(s3_access_key="", s3_secret_key="", s3_endpoint=""))
-    assert kwargs["aws_access_key_id"] is None and kwargs["aws_secret_access_key"] is None and kwargs["endpoint_url"] is None
+    assert (
+        kwargs["aws_access_key_id"] is None
+        and kwargs["aws_secret_access_key"] is None
+        and kwargs["endpoint_url"] is None
+    )
     assert "verify" not in kwargs

@@ -62,8 +62,10 @@ def drain_for_this_faust() -> Callable[..., Any]:
     """``drain_messages`` when the installed Faust's loop is the one it copies, else Faust's own."""
     if faust_drain_digest() == FAUST_DRAIN_SHA256:
         return drain_messages
-    log.warning("Faust's Consumer._drain_messages is not the one agents.glue.faust.drain copies (or its source "
-                "is not installed): keeping Faust's (four tasks per record; the worker is slower)")
+    log.warning(
+        "Faust's Consumer._drain_messages is not the one agents.glue.faust.drain copies (or its source "
+        "is not installed): keeping Faust's (four tasks per record; the worker is slower)"
+    )
     return FaustConsumer._drain_messages
 
 
@@ -154,10 +156,9 @@ async def drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover -
                             acks_enabled = acks_enabled_for(message.topic)
                             if acks_enabled:
                                 await self._add_gap(tp, r_offset + 1, offset)
-                        if commit_every is not None:
-                            if self._n_acked >= commit_every:
-                                self._n_acked = 0
-                                await self.commit()
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
                         await deliver(self, callback(message))
                         set_read_offset(tp, offset)
                     else:

@@ -136,7 +136,9 @@ class RdKafkaProducer(TansuProducer):
     ) -> Any:
         rd = self._rd
         if transactional_id or rd is None:
-            return await super().send(topic, key, value, partition, timestamp, headers, transactional_id=transactional_id)
+            return await super().send(
+                topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
+            )
         if isinstance(headers, Mapping):
             headers = list(headers.items())
         self._send_on_produce_message(key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)

@@ -70,7 +70,9 @@ class TansuConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class TansuConsumer(faust_aiokafka.Consumer):
-    _drain_messages = drain_for_this_faust()  # records handed to the agents without a task each (agents.glue.faust.drain)
+    _drain_messages = (
+        drain_for_this_faust()
+    )  # records handed to the agents without a task each (agents.glue.faust.drain)
     #: librdkafka settings and mode for ``streams.end_offsets``; ``None``: aiokafka's ListOffsets
     end_offsets_from: ClassVar[tuple[Mapping[str, Any], str] | None] = None
     #: topics whose offsets are contiguous (not compacted, no transactions): a jump is never a gap to commit past
@@ -117,9 +119,14 @@ def install_transport(app: Any, settings: Settings, *, contiguous_topics: tuple[
     from streams.producer import producer_config
 
     producer = RdKafkaProducer.with_config(producer_config(settings, **{"linger.ms": 10}))
-    consumer = type("EndReadingConsumer", (TansuConsumer,),
-                    {"end_offsets_from": (settings.kafka_config(), settings.end_offsets),
-                     "contiguous_topics": frozenset(contiguous_topics)})
+    consumer = type(
+        "EndReadingConsumer",
+        (TansuConsumer,),
+        {
+            "end_offsets_from": (settings.kafka_config(), settings.end_offsets),
+            "contiguous_topics": frozenset(contiguous_topics),
+        },
+    )
     transport = type("RdKafkaTransport", (TansuTransport,), {"Producer": producer, "Consumer": consumer})
     app.transport = transport(app.conf.broker_consumer, app)  # Faust builds app.producer from this one
     app.producer_transport = transport(app.conf.broker_producer, app)

@@ -31,8 +31,9 @@ def test_round_trip_is_exact_in_both_forms(acct: AccountState):
 
 def test_json_bytes_written_by_the_previous_version_load():
     raw = b'{"v":1,"o":[["s1",1700000000000000,1.25]],"c":[["s0",1690000000000000,-0.5]]}'
-    assert AccountState.from_bytes(raw) == AccountState((OpenTrade("s1", 1700000000000000, 1.25),),
-                                                        (ClosedTrade("s0", 1690000000000000, -0.5),))
+    assert AccountState.from_bytes(raw) == AccountState(
+        (OpenTrade("s1", 1700000000000000, 1.25),), (ClosedTrade("s0", 1690000000000000, -0.5),)
+    )
 
 
 def test_accounts_are_written_packed_unless_an_id_holds_nul():

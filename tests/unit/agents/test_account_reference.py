@@ -45,7 +45,9 @@ def ref_trade(o: list, c: list, tr) -> tuple[list, list]:
         return o, c
     mult = next((t.multiplier for t in o if t.signal_id == sid), 1.0)
     closed = list(c)
-    bisect.insort(closed, ClosedTrade(sid, to_micros(tr.exit_ts), float(tr.r_multiple) * mult), key=lambda t: t.exit_ts_us)
+    bisect.insort(
+        closed, ClosedTrade(sid, to_micros(tr.exit_ts), float(tr.r_multiple) * mult), key=lambda t: t.exit_ts_us
+    )
     return [t for t in o if t.signal_id != sid], closed[-CLOSED_CAP:]
 
 
@@ -59,9 +61,13 @@ def ref_features(o: list, c: list, at: int) -> dict[str, float]:
             peak = max(peak, equity)
             n += 1
     now = [t for t in o if at - account.OPEN_TTL_US <= t.ts_us <= at]
-    return {"acct_session_pnl_r": equity, "acct_drawdown_r": peak - equity,
-            "acct_open_risk_r": math.fsum(t.multiplier for t in now), "acct_session_trades": float(n),
-            "acct_open_trades": float(len(now))}
+    return {
+        "acct_session_pnl_r": equity,
+        "acct_drawdown_r": peak - equity,
+        "acct_open_risk_r": math.fsum(t.multiplier for t in now),
+        "acct_session_trades": float(n),
+        "acct_open_trades": float(len(now)),
+    }
 
 
 hours = st.integers(min_value=0, max_value=24 * 10)  # ten days: decisions expire after seven
@@ -76,8 +82,11 @@ step = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(step, max_size=40))
 def test_same_states_and_features_as_the_reference(steps):
-    with (patch.object(account, "OPEN_LEN", OPEN_CAP), patch.object(account, "CLOSED_LEN", CLOSED_CAP),
-          patch.object(rows, "COMPACT_FROM", 2)):
+    with (
+        patch.object(account, "OPEN_LEN", OPEN_CAP),
+        patch.object(account, "CLOSED_LEN", CLOSED_CAP),
+        patch.object(rows, "COMPACT_FROM", 2),
+    ):
         _replay(steps)
 
 
@@ -103,7 +112,9 @@ def _replay(steps: list) -> None:
 
 
 def test_hand_built_states_are_put_in_time_order():
-    state = AccountState((OpenTrade("b", 20, 1.0), OpenTrade("a", 10, 2.0), OpenTrade("c", 20, 0.5)),
-                         (ClosedTrade("y", 9, 1.0), ClosedTrade("x", 3, -1.0)))
+    state = AccountState(
+        (OpenTrade("b", 20, 1.0), OpenTrade("a", 10, 2.0), OpenTrade("c", 20, 0.5)),
+        (ClosedTrade("y", 9, 1.0), ClosedTrade("x", 3, -1.0)),
+    )
     assert [t.signal_id for t in state.open] == ["a", "b", "c"]  # stable: b before c at the same time
     assert [t.signal_id for t in state.closed] == ["x", "y"]

@@ -4,7 +4,6 @@ its real tables and input path, a stream of records handed to it as Faust would,
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -45,9 +44,14 @@ def worker(tmp_path) -> Any:
 
 def records(worker: Any, events: list[Any], offsets: list[int]) -> list[Any]:
     topic = worker.inputs
-    return [SimpleNamespace(message=SimpleNamespace(topic=topic, partition=P, offset=o, key=e.symbol.encode(),
-                                                    value=worker.codec.encode(topic, e)))
-            for e, o in zip(events, offsets)]
+    return [
+        SimpleNamespace(
+            message=SimpleNamespace(
+                topic=topic, partition=P, offset=o, key=e.symbol.encode(), value=worker.codec.encode(topic, e)
+            )
+        )
+        for e, o in zip(events, offsets, strict=True)
+    ]
 
 
 def drive(worker: Any, recs: list[Any]) -> list[Any]:

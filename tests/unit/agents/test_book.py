@@ -30,15 +30,21 @@ def book_of(bars) -> SymbolBook:
 
 
 def _run(sig, book, slot=None):
-    _, features, decision = decided(book or SymbolBook.empty(sig.symbol), sig,
-                                    strategy_map=StrategyMap.from_spec("X7=Breakout"), slot=slot or PolicySlot(), now=NOW)
+    _, features, decision = decided(
+        book or SymbolBook.empty(sig.symbol),
+        sig,
+        strategy_map=StrategyMap.from_spec("X7=Breakout"),
+        slot=slot or PolicySlot(),
+        now=NOW,
+    )
     return features, decision
 
 
 def test_on_signal_produces_valid_matching_events() -> None:
     bars = aapl_bars()[:260]
-    sig = signal(bars[-1].ts_event, strategy_id="X7", price=bars[-1].close, base_qty=40.0, q_score=0.9,
-                 atr=bars[-1].close * 0.02)
+    sig = signal(
+        bars[-1].ts_event, strategy_id="X7", price=bars[-1].close, base_qty=40.0, q_score=0.9, atr=bars[-1].close * 0.02
+    )
     features, decided = _run(sig, book_of(bars))
     assert features.signal_id == decided.signal_id == sig.signal_id
     assert features.ts_event == decided.ts_event == sig.ts_event and decided.ts_init == NOW
@@ -80,16 +86,37 @@ def test_fills_and_decisions_flow_into_the_next_signal() -> None:
     book = book_of(bars)
     s1 = signal(ts - timedelta(hours=2), signal_id="s1", price=close, stop_price=close - 3.0, target_price=close + 6.0)
     book, _, d1 = decided(book, s1, strategy_map=StrategyMap.from_spec(""), slot=PolicySlot(), now=NOW)
-    entry = OrderFilled(ts_event=ts - timedelta(hours=2), signal_id="s1", order_id="e", symbol="AAPL", side="BUY",
-                        qty=100.0, price=close, leg="ENTRY")
+    entry = OrderFilled(
+        ts_event=ts - timedelta(hours=2),
+        signal_id="s1",
+        order_id="e",
+        symbol="AAPL",
+        side="BUY",
+        qty=100.0,
+        price=close,
+        leg="ENTRY",
+    )
     book, none = with_fill(book, entry, signal=s1, closed=False, now=NOW)
     assert none is None and "s1" in book.trades
-    exit_ = OrderFilled(ts_event=ts - timedelta(hours=1), signal_id="s1", order_id="x", symbol="AAPL", side="SELL",
-                        qty=100.0, price=close + 6.0, leg="EXIT")
+    exit_ = OrderFilled(
+        ts_event=ts - timedelta(hours=1),
+        signal_id="s1",
+        order_id="x",
+        symbol="AAPL",
+        side="SELL",
+        qty=100.0,
+        price=close + 6.0,
+        leg="EXIT",
+    )
     book, closed = with_fill(book, exit_, signal=s1, closed=False, now=NOW)
     assert closed is not None and closed.r_multiple == pytest.approx(2.0) and not book.trades
-    book, _, d2 = decided(book, signal(ts - timedelta(minutes=30), signal_id="s2", price=close),
-                          strategy_map=StrategyMap.from_spec(""), slot=PolicySlot(), now=NOW)
+    book, _, d2 = decided(
+        book,
+        signal(ts - timedelta(minutes=30), signal_id="s2", price=close),
+        strategy_map=StrategyMap.from_spec(""),
+        slot=PolicySlot(),
+        now=NOW,
+    )
     f3, _ = _run(signal(ts, signal_id="s3", price=close), book)
     feats = f3.features
     assert feats["strat_n_trades"] == 1.0 and feats["strat_mean_r"] == pytest.approx(2.0)
@@ -103,10 +130,18 @@ def test_a_book_round_trips_through_bytes() -> None:
     bars = aapl_bars()[:60]
     book = book_of(bars)
     sig = signal(bars[-1].ts_event, price=bars[-1].close)
-    book, _, d = decided(book, sig, strategy_map=StrategyMap.from_spec(""), slot=PolicySlot(), now=NOW)
+    book, _, _d = decided(book, sig, strategy_map=StrategyMap.from_spec(""), slot=PolicySlot(), now=NOW)
     book = with_outcome(book, trade("old", bars[-1].ts_event, 1.5))
-    entry = OrderFilled(ts_event=bars[-1].ts_event, signal_id=sig.signal_id, order_id="e", symbol="AAPL", side="BUY",
-                        qty=100.0, price=bars[-1].close, leg="ENTRY")
+    entry = OrderFilled(
+        ts_event=bars[-1].ts_event,
+        signal_id=sig.signal_id,
+        order_id="e",
+        symbol="AAPL",
+        side="BUY",
+        qty=100.0,
+        price=bars[-1].close,
+        leg="ENTRY",
+    )
     book, _ = with_fill(book, entry, signal=sig, closed=False, now=NOW)
     again = SymbolBook.from_bytes(book.to_bytes())
     assert again == book and again.applied(-1, -1)

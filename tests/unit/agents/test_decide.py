@@ -44,8 +44,7 @@ def test_fallback_when_no_bars_yet_even_with_a_model() -> None:
 
 
 def test_fallback_when_inference_fails() -> None:
-    slot = PolicySlot(OnnxPolicy(sizing_model(3), feature_names=("sig_q_score", "not_a_feature", "x"),
-                                 version="m-4"))
+    slot = PolicySlot(OnnxPolicy(sizing_model(3), feature_names=("sig_q_score", "not_a_feature", "x"), version="m-4"))
     result = decide(signal(), _features(), slot)
     assert result.policy == "FALLBACK" and result.model_version == "m-4"
     assert "model m-4 failed" in result.reason and "not_a_feature" in result.reason

@@ -28,7 +28,7 @@ def test_a_nonzero_sum_reads_as_fsum(values):
 def test_removing_values_from_a_running_sum_is_exact(values, data):
     gone = data.draw(st.integers(0, len(values) - 1))
     total = scaled_sum(values) - scaled(values[gone])
-    rest = values[:gone] + values[gone + 1:]
+    rest = values[:gone] + values[gone + 1 :]
     assert total == scaled_sum(rest)
     if total:
         assert to_float(total) == math.fsum(rest)

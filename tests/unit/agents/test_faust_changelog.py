@@ -40,7 +40,10 @@ def test_reads_and_writes_are_those_of_the_table():
     writer.set(table, b"k", b"v2", 0)
     assert writer.get(table, b"k") == table.get(b"k") == b"v2"
     assert writer.get(table, b"other") is None and table.get(b"other") is None
-    assert sent == [(table.changelog_topic.get_topic_name(), b"k", b"v1", 1), (table.changelog_topic.get_topic_name(), b"k", b"v2", 0)]
+    assert sent == [
+        (table.changelog_topic.get_topic_name(), b"k", b"v1", 1),
+        (table.changelog_topic.get_topic_name(), b"k", b"v2", 0),
+    ]
 
 
 def test_delete_sends_a_tombstone_to_the_partition_of_the_key_and_forgets_it():

@@ -13,7 +13,7 @@ from agents.glue.faust import CHECKED, FAUST_VERSION
 
 
 def _resolve(qualname: str) -> object:
-    module, _, rest = qualname.partition(".")
+    _module, _, _rest = qualname.partition(".")
     parts = qualname.split(".")
     for i in range(len(parts), 0, -1):
         try:
@@ -29,11 +29,15 @@ def _resolve(qualname: str) -> object:
 def test_the_installed_faust_is_the_version_checked():
     assert faust.__version__ == FAUST_VERSION, (
         f"faust-streaming {faust.__version__} is installed, agents.glue.faust was checked against {FAUST_VERSION}: "
-        "re-read every entry of agents.glue.faust.CHECKED against the new Faust, then update it")
+        "re-read every entry of agents.glue.faust.CHECKED against the new Faust, then update it"
+    )
 
 
-@pytest.mark.parametrize("checked", CHECKED, ids=lambda c: c.qualname.rsplit(".", 2)[-2] + "." + c.qualname.rsplit(".", 1)[-1])
+@pytest.mark.parametrize(
+    "checked", CHECKED, ids=lambda c: c.qualname.rsplit(".", 2)[-2] + "." + c.qualname.rsplit(".", 1)[-1]
+)
 def test_each_internal_the_worker_depends_on_is_unchanged(checked):
     source = inspect.getsource(_resolve(checked.qualname))  # type: ignore[arg-type]
     assert hashlib.sha256(source.encode()).hexdigest() == checked.sha256, (
-        f"{checked.qualname} changed in the installed Faust; the worker depends on it: {checked.why}")
+        f"{checked.qualname} changed in the installed Faust; the worker depends on it: {checked.why}"
+    )

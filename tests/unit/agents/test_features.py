@@ -21,8 +21,9 @@ N = 400  # AAPL bars used
 
 def _features(bars, sig=None, family: str = "EmaCross") -> dict[str, float]:
     sig = sig or signal(bars[-1].ts_event if bars else T0, price=bars[-1].close if bars else 100.0)
-    return compute_features(sig, symbol_state=state_of(bars), history=StrategyHistory("S1"),
-                            account=AccountState(), family=family)
+    return compute_features(
+        sig, symbol_state=state_of(bars), history=StrategyHistory("S1"), account=AccountState(), family=family
+    )
 
 
 def test_catalog_has_60_plus_documented_names() -> None:
@@ -30,9 +31,21 @@ def test_catalog_has_60_plus_documented_names() -> None:
     assert len(FEATURE_NAMES) >= 60
     assert set(FEATURE_DOCS) == set(FEATURE_NAMES) == set(FEATURE_NEUTRAL)
     assert all(doc.strip() for doc in FEATURE_DOCS.values())
-    for name in ("sig_q_score", "sig_score", "sig_atr_pct", "sig_side", "strat_win_rate", "strat_mean_r",
-                 "strat_streak", "strat_n_trades", "acct_session_pnl_r", "acct_drawdown_r", "acct_open_risk_r",
-                 "bars_available", "has_quotes"):
+    for name in (
+        "sig_q_score",
+        "sig_score",
+        "sig_atr_pct",
+        "sig_side",
+        "strat_win_rate",
+        "strat_mean_r",
+        "strat_streak",
+        "strat_n_trades",
+        "acct_session_pnl_r",
+        "acct_drawdown_r",
+        "acct_open_risk_r",
+        "bars_available",
+        "has_quotes",
+    ):
         assert name in FEATURE_NAMES
 
 
@@ -44,8 +57,13 @@ def test_every_feature_finite_on_real_data_at_every_bar() -> None:
         state = _on_bar(state, b)
         if i % 7:
             continue
-        f = compute_features(signal(b.ts_event, price=b.close), symbol_state=state, history=StrategyHistory("S1"),
-                             account=AccountState(), family="Breakout")
+        f = compute_features(
+            signal(b.ts_event, price=b.close),
+            symbol_state=state,
+            history=StrategyHistory("S1"),
+            account=AccountState(),
+            family="Breakout",
+        )
         assert tuple(f) == FEATURE_NAMES
         bad = {k: v for k, v in f.items() if not (isinstance(v, float) and math.isfinite(v))}
         assert not bad, f"bar {i}: {bad}"
@@ -56,8 +74,9 @@ def test_every_feature_finite_on_real_data_at_every_bar() -> None:
 
 
 def test_warm_up_and_no_bars_give_neutral_finite_values() -> None:
-    empty = compute_features(signal(), symbol_state=None, history=StrategyHistory("S1"), account=AccountState(),
-                             family="Momentum")
+    empty = compute_features(
+        signal(), symbol_state=None, history=StrategyHistory("S1"), account=AccountState(), family="Momentum"
+    )
     assert empty["bars_available"] == 0.0
     assert all(math.isfinite(v) for v in empty.values())
     assert empty["rsi_14"] == 0.5 and empty["ret_1"] == 0.0 and empty["fam_Momentum"] == 1.0
@@ -86,8 +105,11 @@ def test_indicators_match_talib_on_the_full_series() -> None:
 
 
 def test_signal_family_and_time_features() -> None:
-    f = _features(aapl_bars()[:100], signal(T0, side="SELL", price=50.0, atr=1.0, stop_price=52.0,
-                                             target_price=44.0, q_score=0.9), family="MeanReversion")
+    f = _features(
+        aapl_bars()[:100],
+        signal(T0, side="SELL", price=50.0, atr=1.0, stop_price=52.0, target_price=44.0, q_score=0.9),
+        family="MeanReversion",
+    )
     assert f["sig_side"] == -1.0 and f["sig_atr_pct"] == pytest.approx(0.02)
     assert f["sig_stop_dist_atr"] == pytest.approx(2.0) and f["sig_reward_risk"] == pytest.approx(3.0)
     assert [f[f"fam_{x}"] for x in FAMILIES] == [0.0, 1.0, 0.0, 0.0]
@@ -100,7 +122,7 @@ def test_quote_features_only_with_quotes() -> None:
     bars = [bar(T0 + timedelta(days=i), close=100 + i) for i in range(30)]
     without = _features(bars)
     assert without["has_quotes"] == 0.0 and without["spread_bps"] == 0.0
-    quoted = bars[:-1] + [replace(bars[-1], bid=128.9, ask=129.1, bid_size=30.0, ask_size=10.0)]
+    quoted = [*bars[:-1], replace(bars[-1], bid=128.9, ask=129.1, bid_size=30.0, ask_size=10.0)]
     with_q = _features(quoted)
     assert with_q["has_quotes"] == 1.0
     assert with_q["spread_bps"] == pytest.approx(0.2 / 129.0 * 1e4)
@@ -115,12 +137,13 @@ def test_bars_after_the_signal_do_not_change_its_features() -> None:
     k = 250
     sig = signal(bars[k].ts_event + timedelta(hours=1), price=bars[k].close)
     before = _features(bars[: k + 1], sig)
-    perturbed = bars[: k + 1] + [replace(b, close=b.close * 3, high=b.high * 3, volume=b.volume * 9)
-                                 for b in bars[k + 1 :]]
+    perturbed = bars[: k + 1] + [
+        replace(b, close=b.close * 3, high=b.high * 3, volume=b.volume * 9) for b in bars[k + 1 :]
+    ]
     after = _features(perturbed, sig)
     assert after == before
     # ...while a change at or before the signal does change them (the test can fail)
-    changed = bars[:k] + [replace(bars[k], close=bars[k].close * 1.05, high=bars[k].high * 1.05)]
+    changed = [*bars[:k], replace(bars[k], close=bars[k].close * 1.05, high=bars[k].high * 1.05)]
     assert _features(changed, sig) != before
 
 
@@ -148,11 +171,16 @@ def test_features_never_read_a_bar_after_the_signal(closes, cut, future, offset_
 def test_bar_features_cleaned_once_per_bar_equal_cleaning_everything_at_once() -> None:
     """compute_features cleans the bar part per bar and the rest per signal: same as clean_features(all raw)."""
     from agents.features.bars import bar_features
-    from agents.features.window import FEATURE_BARS
     from agents.features.compute import (
-        BAR_FEATURE_NAMES, account_features, clean_features, family_features, history_features,
-        signal_features, time_features,
+        BAR_FEATURE_NAMES,
+        account_features,
+        clean_features,
+        family_features,
+        history_features,
+        signal_features,
+        time_features,
     )
+    from agents.features.window import FEATURE_BARS
     from agents.state import apply_decision
     from agents.timestamps import to_micros
     from tests.unit.agents.market import decision
@@ -165,11 +193,19 @@ def test_bar_features_cleaned_once_per_bar_equal_cleaning_everything_at_once() -
         at = to_micros(sig.ts_event)
         raw_bars = bar_features(state.bars_until(at, limit=FEATURE_BARS))
         assert not set(raw_bars) & (set(FEATURE_NAMES) - set(BAR_FEATURE_NAMES))  # the parts do not overlap
-        raw = {**raw_bars,
-               **signal_features(sig, last_close=raw_bars.get("close", math.nan), bar_atr=raw_bars.get("atr_14", math.nan)),
-               **time_features(at), **family_features("Breakout"), **history_features(StrategyHistory("S1"), at),
-               **account_features(account, at)}
-        got = compute_features(sig, symbol_state=state, history=StrategyHistory("S1"), account=account, family="Breakout")
+        raw = {
+            **raw_bars,
+            **signal_features(
+                sig, last_close=raw_bars.get("close", math.nan), bar_atr=raw_bars.get("atr_14", math.nan)
+            ),
+            **time_features(at),
+            **family_features("Breakout"),
+            **history_features(StrategyHistory("S1"), at),
+            **account_features(account, at),
+        }
+        got = compute_features(
+            sig, symbol_state=state, history=StrategyHistory("S1"), account=account, family="Breakout"
+        )
         assert list(got.items()) == list(clean_features(raw).items())
 
 

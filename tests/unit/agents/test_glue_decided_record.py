@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,15 +30,24 @@ def test_values_of_the_earlier_formats_still_read_without_a_position(decision, s
     assert not unpack(decision).at(0, 0)
 
 
-@pytest.mark.parametrize("raw", [b"", b"{json}", b"RDS1\x05", b"RDS1" + (50).to_bytes(4, "little") + b"\x00abc",
-                                 b"RDS2\x00\x00", b"RDS2" + bytes(12) + (99).to_bytes(4, "little") + b"\x00"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"{json}",
+        b"RDS1\x05",
+        b"RDS1" + (50).to_bytes(4, "little") + b"\x00abc",
+        b"RDS2\x00\x00",
+        b"RDS2" + bytes(12) + (99).to_bytes(4, "little") + b"\x00",
+    ],
+)
 def test_anything_else_is_refused_with_a_reason(raw):
     with pytest.raises(DecidedCorrupt):
         unpack(raw)
 
 
 def test_retention_entries_read_symbol_and_time_of_each_decision_and_skip_what_they_cannot():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from agents.glue.decided_record import pack, retention_entries
     from agents.timestamps import to_micros
@@ -44,11 +55,27 @@ def test_retention_entries_read_symbol_and_time_of_each_decision_and_skip_what_t
     from schemas.events import SizeDecided
 
     codec = EventCodec(InMemoryRegistry())
-    ts = datetime(2021, 5, 3, 14, 30, tzinfo=timezone.utc)
-    decision = codec.encode("d", SizeDecided(ts_event=ts, signal_id="s1", symbol="IBM", strategy_id="S2", multiplier=1.0,
-                                             qty=1.0, policy="RULES", reason="t", latency_us=1))
-    items = [(b"s1", pack(decision, b"signal", partition=2, offset=7)), (b"old-format", decision), (b"bad", b"RDS1\x00"),
-             (b"nopart", pack(decision, b"", partition=0, offset=0))]
+    ts = datetime(2021, 5, 3, 14, 30, tzinfo=UTC)
+    decision = codec.encode(
+        "d",
+        SizeDecided(
+            ts_event=ts,
+            signal_id="s1",
+            symbol="IBM",
+            strategy_id="S2",
+            multiplier=1.0,
+            qty=1.0,
+            policy="RULES",
+            reason="t",
+            latency_us=1,
+        ),
+    )
+    items = [
+        (b"s1", pack(decision, b"signal", partition=2, offset=7)),
+        (b"old-format", decision),
+        (b"bad", b"RDS1\x00"),
+        (b"nopart", pack(decision, b"", partition=0, offset=0)),
+    ]
     partitions = {b"s1": 2, b"old-format": 5, b"bad": 1}
     skipped: list[bytes] = []
     got = list(retention_entries(items, partitions.get, codec, skipped=skipped))

@@ -6,6 +6,7 @@ whole path with a worker in tests/integration/test_health_tamper.py.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import SimpleNamespace
@@ -76,13 +77,23 @@ class FakeCache:
         reason = "from local cache" if model else f"{version}: tampered_artifact: sha256 mismatch"
         if self.alias_refused:
             reason = "champion alias refused (wrong_key: champion alias was signed with key id abc, ours is def)"
-        return SimpleNamespace(model=model, reason=reason, degraded=self.degraded or model is None,
-                               alias_refused=self.alias_refused)
+        return SimpleNamespace(
+            model=model, reason=reason, degraded=self.degraded or model is None, alias_refused=self.alias_refused
+        )
 
 
 def published(version: str, *, at=T0 + timedelta(minutes=1), alias: str | None = "champion") -> ModelPublished:
-    return ModelPublished(ts_event=at, model_name="cvar-ppo", version=version, artifact_uri="s3://b/k", manifest_uri="s3://b/m",
-                          sha256="0" * 64, signature="ab", feature_set=FEATURE_SET, alias=alias)
+    return ModelPublished(
+        ts_event=at,
+        model_name="cvar-ppo",
+        version=version,
+        artifact_uri="s3://b/k",
+        manifest_uri="s3://b/m",
+        sha256="0" * 64,
+        signature="ab",
+        feature_set=FEATURE_SET,
+        alias=alias,
+    )
 
 
 def cache_naming(version: str | None, *versions: str, at=T0) -> FakeCache:
@@ -93,6 +104,7 @@ def cache_naming(version: str | None, *versions: str, at=T0) -> FakeCache:
 
 
 # --- judge_announcement (pure) --------------------------------------------------------------
+
 
 def test_an_announcement_is_judged_against_the_signed_alias():
     alias = AliasRecord(alias="champion", version="v2", history=("v1",), updated_at=T0)
@@ -106,6 +118,7 @@ def test_an_announcement_is_judged_against_the_signed_alias():
 
 
 # --- the loader ----------------------------------------------------------------------------
+
 
 def test_loader_builds_policy_from_verified_bytes_and_reports_ok():
     reports = []
@@ -157,10 +170,13 @@ def test_a_new_version_without_an_alias_is_not_served():
     assert cache.loaded == []
 
 
-@pytest.mark.parametrize(("kind", "reason"), [
-    (WRONG_KEY, "cvar-ppo champion alias was signed with key id 1111, ours is 2222"),
-    (TAMPERED_ALIAS, "cvar-ppo champion alias bytes do not match their HMAC-SHA256 signature"),
-])
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        (WRONG_KEY, "cvar-ppo champion alias was signed with key id 1111, ours is 2222"),
+        (TAMPERED_ALIAS, "cvar-ppo champion alias bytes do not match their HMAC-SHA256 signature"),
+    ],
+)
 def test_an_alias_that_fails_its_signature_changes_nothing_and_is_a_fail_naming_the_cause(kind, reason):
     reports = []
     cache = cache_naming(None, "v1", "v2")
@@ -215,15 +231,14 @@ def test_promote_and_rollback_are_followed():
     restarted, served = PolicySlot(), []
     again = VerifiedLoader(cache, slot=restarted)
     for event in log:  # the models topic read from the beginning
-        try:
+        with contextlib.suppress(ModelUnchanged):
             restarted.swap(again(event))
-        except ModelUnchanged:
-            pass
         served.append(getattr(restarted.current, "version", None))
     assert served == ["v1", "v1", "v1"]
 
 
 # --- the poller ----------------------------------------------------------------------------
+
 
 def test_poller_swaps_to_new_champion_and_keeps_current_when_nothing_verifies():
     cache = FakeCache(models={"v1": verified("v1")}, champion="v1")
@@ -247,7 +262,10 @@ def test_poller_with_a_refused_alias_changes_nothing_and_fails():
     slot = PolicySlot()
     poller = ChampionPoller(Settings(), cache, slot, reports.append)
     poller.poll_once()
-    cache.champion, cache.alias_refused = "v2", True  # the cache serves its verified champion v1, says the alias is refused
+    cache.champion, cache.alias_refused = (
+        "v2",
+        True,
+    )  # the cache serves its verified champion v1, says the alias is refused
     cache.models.pop("v2")
     assert "serving v1" in poller.poll_once()
     assert slot.current.version == "v1"
@@ -263,6 +281,7 @@ def test_poller_at_start_with_a_refused_alias_serves_the_champion_verified_befor
 
 
 # --- the watcher ---------------------------------------------------------------------------
+
 
 class Recorder:
     def __init__(self) -> None:
@@ -282,7 +301,9 @@ def _watcher(load):
     return watcher, codec, slot, dlq
 
 
-@pytest.mark.parametrize(("raised", "dead_letters"), [(ModelUnchanged("old announcement"), 0), (ModelRefused("forged"), 1)])
+@pytest.mark.parametrize(
+    ("raised", "dead_letters"), [(ModelUnchanged("old announcement"), 0), (ModelRefused("forged"), 1)]
+)
 def test_the_watcher_dead_letters_refused_announcements_only(raised, dead_letters):
     def load(event):
         raise raised

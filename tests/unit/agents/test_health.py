@@ -1,11 +1,11 @@
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from agents import health
 
-NOW = datetime(2024, 3, 6, 15, 0, tzinfo=timezone.utc)  # a Wednesday
+NOW = datetime(2024, 3, 6, 15, 0, tzinfo=UTC)  # a Wednesday
 
 
 def test_data_freshness_fails_when_signals_stop_during_market_hours():
@@ -15,7 +15,7 @@ def test_data_freshness_fails_when_signals_stop_during_market_hours():
 
 
 def test_data_freshness_ok_when_market_closed():
-    saturday = datetime(2024, 3, 9, 15, 0, tzinfo=timezone.utc)
+    saturday = datetime(2024, 3, 9, 15, 0, tzinfo=UTC)
     assert health.data_freshness(saturday, NOW - timedelta(days=3)).status == health.OK
     hours = health.MarketHours(open=time(14, 30), close=time(21, 0))
     assert health.data_freshness(NOW.replace(hour=9), None, hours=hours).status == health.OK
@@ -70,15 +70,20 @@ def test_a_champion_bad_in_the_registry_fails_without_a_restore_it_cannot_do():
 def _report(minutes_ago: float, status: str, detail: str = "", check: str = "model_integrity"):
     from schemas.events import HealthChecked
 
-    return HealthChecked(ts_event=NOW - timedelta(minutes=minutes_ago), component="worker", check=check,
-                         status=status, detail=detail)
+    return HealthChecked(
+        ts_event=NOW - timedelta(minutes=minutes_ago), component="worker", check=check, status=status, detail=detail
+    )
 
 
 def test_a_workers_latest_fail_surfaces_until_it_reports_ok_again():
     window = timedelta(hours=24)
     forged = _report(5, "FAIL", "worker 0: forged announcement of v9 as champion")
-    result = health.worker_reports(NOW, [("0", _report(30, "OK")), ("0", forged), ("1", _report(1, "OK"))], window=window)
-    assert result.status == health.FAIL and "forged announcement of v9" in result.detail and "5 min ago" in result.detail
+    result = health.worker_reports(
+        NOW, [("0", _report(30, "OK")), ("0", forged), ("1", _report(1, "OK"))], window=window
+    )
+    assert (
+        result.status == health.FAIL and "forged announcement of v9" in result.detail and "5 min ago" in result.detail
+    )
     later = health.worker_reports(NOW, [("0", forged), ("0", _report(1, "OK"))], window=window)
     assert later.status == health.OK and "1 worker(s)" in later.detail
     assert health.worker_reports(NOW, [("0", _report(2, "WARN", "S3 down"))], window=window).status == health.WARN

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from agents.book import SymbolBook
 from agents.glue import decided_record
 from agents.inputs import InputPath, Outgoing, Source
 from agents.sizing import PolicySlot
@@ -45,8 +44,14 @@ def codec() -> EventCodec:
 
 
 def make_path(codec: EventCodec, **settings: Any) -> InputPath:
-    return InputPath(replace(SETTINGS, **settings), codec, StrategyMap.from_spec(""), PolicySlot(), partitions=lambda: 6,
-                     clock=lambda: T0 + timedelta(days=3650))
+    return InputPath(
+        replace(SETTINGS, **settings),
+        codec,
+        StrategyMap.from_spec(""),
+        PolicySlot(),
+        partitions=lambda: 6,
+        clock=lambda: T0 + timedelta(days=3650),
+    )
 
 
 def decoded(codec: EventCodec, out: list[Outgoing]) -> list[Any]:
@@ -55,8 +60,17 @@ def decoded(codec: EventCodec, out: list[Outgoing]) -> list[Any]:
 
 def fill(leg: str, ts, *, signal_id: str = "sig-1", price: float = 100.0, event_id: str | None = None) -> OrderFilled:
     side = "BUY" if leg == "ENTRY" else "SELL"
-    values: dict[str, Any] = dict(ts_event=ts, ts_init=ts, signal_id=signal_id, order_id=f"o-{signal_id}-{leg}",
-                                  symbol="AAPL", side=side, qty=100.0, price=price, leg=leg)
+    values: dict[str, Any] = dict(
+        ts_event=ts,
+        ts_init=ts,
+        signal_id=signal_id,
+        order_id=f"o-{signal_id}-{leg}",
+        symbol="AAPL",
+        side=side,
+        qty=100.0,
+        price=price,
+        leg=leg,
+    )
     if event_id is not None:
         values["event_id"] = event_id
     return OrderFilled(**values)
@@ -124,10 +138,15 @@ def test_entry_and_exit_fills_close_the_trade_into_history_and_account(codec):
     assert tables.book("AAPL").account == book.account
 
 
-@pytest.mark.parametrize("case, kind", [
-    ("orphan", "orphan_fill"), ("exit_first", "exit_before_entry"), ("two_entries", "duplicate"),
-    ("after_close", "duplicate"),
-])
+@pytest.mark.parametrize(
+    "case, kind",
+    [
+        ("orphan", "orphan_fill"),
+        ("exit_first", "exit_before_entry"),
+        ("two_entries", "duplicate"),
+        ("after_close", "duplicate"),
+    ],
+)
 def test_fills_that_cannot_apply_are_dead_lettered(codec, case, kind):
     path, tables, log = make_path(codec), MemoryTables(), Log(codec)
     path.handle(log.append(signal(T0)), tables)
@@ -156,8 +175,17 @@ def test_an_input_on_the_wrong_partition_is_dead_lettered_with_how_to_key_it(cod
 
 def test_another_event_type_on_the_inputs_topic_is_wrong_schema(codec):
     path, tables, log = make_path(codec), MemoryTables(), Log(codec)
-    decision = SizeDecided(ts_event=T0, signal_id="x", symbol="AAPL", strategy_id="S1", multiplier=1.0, qty=1.0,
-                           policy="RULES", reason="r", latency_us=0)
+    decision = SizeDecided(
+        ts_event=T0,
+        signal_id="x",
+        symbol="AAPL",
+        strategy_id="S1",
+        multiplier=1.0,
+        qty=1.0,
+        policy="RULES",
+        reason="r",
+        latency_us=0,
+    )
     (letter,) = decoded(codec, path.handle(log.append(decision), tables))
     assert letter.error_type == "wrong_schema" and "SizeDecided" in letter.reason
 

@@ -25,7 +25,11 @@ def test_predicts_in_the_model_column_order_from_bytes_and_path(tmp_path) -> Non
     path.write_bytes(sizing_model(3))
     from_path = OnnxPolicy(path, feature_names=NAMES, version="v7")
     batch = np.array([[0, 0, 0], [-30, -30, -30], [9, 9, 9]], dtype=np.float32)
-    np.testing.assert_allclose(from_path.predict_batch(batch), [0.25 + 1.75 * 0.5, 0.25 + 1.75 * _sigmoid(-30), 0.25 + 1.75 * _sigmoid(9)], rtol=1e-6)
+    np.testing.assert_allclose(
+        from_path.predict_batch(batch),
+        [0.25 + 1.75 * 0.5, 0.25 + 1.75 * _sigmoid(-30), 0.25 + 1.75 * _sigmoid(9)],
+        rtol=1e-6,
+    )
 
 
 def test_session_is_single_threaded_and_sequential() -> None:

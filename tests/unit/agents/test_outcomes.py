@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,23 +12,53 @@ from hypothesis import strategies as st
 from agents.outcomes import OutcomeRejected, close_trade, holding_seconds, mark, open_trade, reject_fill
 from schemas.events import BarClosed, OrderFilled, SignalRaised
 
-T0 = datetime(2024, 3, 1, 14, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 14, 0, tzinfo=UTC)
 
 
 def signal(**kw: Any) -> SignalRaised:
-    v: dict[str, Any] = dict(ts_event=T0, signal_id="s1", strategy_id="S4", symbol="AAPL", side="BUY", price=100.0, atr=2.0, base_qty=10.0, stop_price=96.0, target_price=108.0)
+    v: dict[str, Any] = dict(
+        ts_event=T0,
+        signal_id="s1",
+        strategy_id="S4",
+        symbol="AAPL",
+        side="BUY",
+        price=100.0,
+        atr=2.0,
+        base_qty=10.0,
+        stop_price=96.0,
+        target_price=108.0,
+    )
     v.update(kw)
     return SignalRaised(**v)
 
 
 def fill(leg: str, **kw: Any) -> OrderFilled:
-    v: dict[str, Any] = dict(ts_event=T0 + timedelta(hours=1), signal_id="s1", order_id=f"s1:{leg.lower()}", symbol="AAPL", side="BUY", qty=10.0, price=100.0, fee=0.0, leg=leg)
+    v: dict[str, Any] = dict(
+        ts_event=T0 + timedelta(hours=1),
+        signal_id="s1",
+        order_id=f"s1:{leg.lower()}",
+        symbol="AAPL",
+        side="BUY",
+        qty=10.0,
+        price=100.0,
+        fee=0.0,
+        leg=leg,
+    )
     v.update(kw)
     return OrderFilled(**v)
 
 
 def bar(hours: int, high: float, low: float, symbol: str = "AAPL") -> BarClosed:
-    return BarClosed(ts_event=T0 + timedelta(hours=hours), symbol=symbol, interval="1h", open=low, high=high, low=low, close=low, volume=1.0)
+    return BarClosed(
+        ts_event=T0 + timedelta(hours=hours),
+        symbol=symbol,
+        interval="1h",
+        open=low,
+        high=high,
+        low=low,
+        close=low,
+        volume=1.0,
+    )
 
 
 def test_long_trade_by_hand() -> None:
@@ -36,7 +66,9 @@ def test_long_trade_by_hand() -> None:
     trade = open_trade(signal(), fill("ENTRY", price=100.5, fee=0.5))
     trade = mark(trade, bar(2, high=103.0, low=98.25))  # -2.25 / 4.5 = -0.5 R, +2.5
     trade = mark(trade, bar(3, high=107.75, low=101.0))  # +7.25 / 4.5 MFE
-    closed = close_trade(trade, fill("EXIT", side="SELL", price=106.5, fee=0.7, ts_event=T0 + timedelta(hours=4), exit_reason="time"))
+    closed = close_trade(
+        trade, fill("EXIT", side="SELL", price=106.5, fee=0.7, ts_event=T0 + timedelta(hours=4), exit_reason="time")
+    )
     assert closed.pnl == pytest.approx(6.0 * 10 - 1.2)
     assert closed.fees == pytest.approx(1.2)
     assert closed.r_multiple == pytest.approx(6.0 / 4.5)
@@ -51,7 +83,10 @@ def test_short_trade_by_hand_with_atr_risk() -> None:
     sig = signal(side="SELL", price=50.0, atr=2.0, stop_price=None, target_price=None)
     trade = open_trade(sig, fill("ENTRY", side="SELL", price=50.0, qty=4.0, fee=0.1))
     trade = mark(trade, bar(2, high=53.5, low=49.0))
-    closed = close_trade(trade, fill("EXIT", side="BUY", price=53.0, qty=4.0, fee=0.1, ts_event=T0 + timedelta(hours=3), exit_reason="stop"))
+    closed = close_trade(
+        trade,
+        fill("EXIT", side="BUY", price=53.0, qty=4.0, fee=0.1, ts_event=T0 + timedelta(hours=3), exit_reason="stop"),
+    )
     assert closed.pnl == pytest.approx(-3.0 * 4 - 0.2)
     assert closed.r_multiple == pytest.approx(-1.5)
     assert closed.mae_r == pytest.approx(-1.75)
@@ -82,9 +117,15 @@ def test_outcome_id_is_stable_for_replays() -> None:
         (lambda: open_trade(signal(), fill("ENTRY", side="SELL")), "mismatch"),
         (lambda: open_trade(signal(stop_price=None, atr=0.0), fill("ENTRY")), "no_risk"),
         (lambda: close_trade(open_trade(signal(), fill("ENTRY")), fill("ENTRY")), "duplicate"),
-        (lambda: close_trade(open_trade(signal(), fill("ENTRY")), fill("EXIT", side="SELL", ts_event=T0)), "exit_before_entry"),
+        (
+            lambda: close_trade(open_trade(signal(), fill("ENTRY")), fill("EXIT", side="SELL", ts_event=T0)),
+            "exit_before_entry",
+        ),
         (lambda: close_trade(open_trade(signal(), fill("ENTRY")), fill("EXIT", side="SELL", qty=5.0)), "mismatch"),
-        (lambda: close_trade(open_trade(signal(), fill("ENTRY")), fill("EXIT", side="SELL", signal_id="x")), "orphan_fill"),
+        (
+            lambda: close_trade(open_trade(signal(), fill("ENTRY")), fill("EXIT", side="SELL", signal_id="x")),
+            "orphan_fill",
+        ),
     ],
 )
 def test_rejections(make: Any, kind: str) -> None:
@@ -105,15 +146,28 @@ def test_reject_fill_by_state() -> None:
 prices = st.floats(min_value=1.0, max_value=1000.0, allow_nan=False)
 
 
-@given(entry=prices, exit_=prices, stop_dist=st.floats(0.01, 100.0), side=st.sampled_from(["BUY", "SELL"]), qty=st.floats(0.01, 1e4))
-def test_pnl_sign_follows_side_and_r_matches_pnl(entry: float, exit_: float, stop_dist: float, side: str, qty: float) -> None:
+@given(
+    entry=prices,
+    exit_=prices,
+    stop_dist=st.floats(0.01, 100.0),
+    side=st.sampled_from(["BUY", "SELL"]),
+    qty=st.floats(0.01, 1e4),
+)
+def test_pnl_sign_follows_side_and_r_matches_pnl(
+    entry: float, exit_: float, stop_dist: float, side: str, qty: float
+) -> None:
     sign = 1 if side == "BUY" else -1
     stop = entry - sign * stop_dist
     if stop <= 0:
         return
-    trade = open_trade(signal(side=side, price=entry, stop_price=stop, target_price=None),
-                       fill("ENTRY", side=side, price=entry, qty=qty))
-    closed = close_trade(trade, fill("EXIT", side="SELL" if side == "BUY" else "BUY", price=exit_, qty=qty, ts_event=T0 + timedelta(hours=2)))
+    trade = open_trade(
+        signal(side=side, price=entry, stop_price=stop, target_price=None),
+        fill("ENTRY", side=side, price=entry, qty=qty),
+    )
+    closed = close_trade(
+        trade,
+        fill("EXIT", side="SELL" if side == "BUY" else "BUY", price=exit_, qty=qty, ts_event=T0 + timedelta(hours=2)),
+    )
     assert closed.pnl == pytest.approx(sign * (exit_ - entry) * qty, rel=1e-9, abs=1e-9)
     assert closed.r_multiple * abs(entry - stop) * qty == pytest.approx(closed.pnl, rel=1e-6, abs=1e-6)
     assert closed.mae_r <= 0 <= closed.mfe_r and closed.mae_r <= closed.r_multiple <= closed.mfe_r
@@ -133,7 +187,7 @@ def test_marked_by_bars_counts_the_bars_closing_after_the_entry_up_to_the_exit()
     complete = marked_by_bars(trade, ts, high, low, until=until, complete=True)
     assert (complete.mae, complete.mfe) == (-2.0, 3.0)
     seen_open = mark(trade, bar(4, high=150.0, low=50.0))  # marked while open, though after the exit
-    assert (marked_by_bars(seen_open, ts, high, low, until=until, complete=True).mae, ) == (-2.0, )
+    assert (marked_by_bars(seen_open, ts, high, low, until=until, complete=True).mae,) == (-2.0,)
     partial = marked_by_bars(seen_open, ts, high, low, until=until, complete=False)  # a trade longer than the ring
     assert (partial.mae, partial.mfe) == (-50.0, 50.0)  # the marks kept: what the ring lost is not known
     none = marked_by_bars(trade, ts[:1], high[:1], low[:1], until=until, complete=True)
@@ -151,5 +205,7 @@ def test_a_symbol_state_knows_whether_it_still_holds_every_bar_since_a_time() ->
     for h in range(3, 5):
         state = state.updated(bar(h, high=101.0, low=99.0))  # full at 3h; the 1h bar drops out at 4h
     assert not state.holds_all_since(to_micros(T0))  # the 1h bar closed after it and is gone
-    assert not state.holds_all_since(to_micros(T0 + timedelta(hours=1)))  # unknowable: a bar may have closed in (1h, 2h)
+    assert not state.holds_all_since(
+        to_micros(T0 + timedelta(hours=1))
+    )  # unknowable: a bar may have closed in (1h, 2h)
     assert state.holds_all_since(to_micros(T0 + timedelta(hours=2)))  # from the oldest bar held on, all are there

@@ -12,22 +12,22 @@ from agents.rows import Rows
 
 
 def model_inserted(rows: tuple, lo: int, at: int, row: tuple, keep: int) -> tuple[tuple, list, list]:
-    merged = rows[lo:at] + (row,) + rows[at:]
+    merged = (*rows[lo:at], row, *rows[at:])
     kept = merged[-keep:] if len(merged) > keep else merged
     gone = rows[:lo] + merged[: len(merged) - len(kept)]
     return kept, [r[0] for r in gone], [r[2] for r in gone]
 
 
 def as_tuples(r: Rows) -> tuple:
-    return tuple(zip(r.ids, r.ts, r.values))
+    return tuple(zip(r.ids, r.ts, r.values, strict=True))
 
 
 step = st.tuples(
-    st.integers(0, 50),          # which earlier Rows to start from
-    st.integers(0, 30),          # timestamp of the new row
-    st.integers(0, 12),          # horizon: rows before it are dropped
-    st.integers(1, 9),           # keep
-    st.booleans(),               # insert, or remove an id
+    st.integers(0, 50),  # which earlier Rows to start from
+    st.integers(0, 30),  # timestamp of the new row
+    st.integers(0, 12),  # horizon: rows before it are dropped
+    st.integers(1, 9),  # keep
+    st.booleans(),  # insert, or remove an id
 )
 
 

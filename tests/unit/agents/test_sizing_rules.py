@@ -7,8 +7,15 @@ from hypothesis import strategies as st
 
 from agents.sizing import rule_multiplier
 
-NAMES = ("sig_q_score", "sig_atr_pct", "atr_pct_14", "strat_n_trades", "strat_win_rate", "strat_mean_r",
-         "acct_drawdown_r")
+NAMES = (
+    "sig_q_score",
+    "sig_atr_pct",
+    "atr_pct_14",
+    "strat_n_trades",
+    "strat_win_rate",
+    "strat_mean_r",
+    "acct_drawdown_r",
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -47,8 +54,9 @@ def test_strategy_history_only_counts_after_five_trades() -> None:
 
 
 def test_clamped_and_explained() -> None:
-    m, why = rule_multiplier({"sig_q_score": 0.95, "sig_atr_pct": 0.001, "strat_n_trades": 50,
-                              "strat_win_rate": 0.9, "strat_mean_r": 2.0})
+    m, why = rule_multiplier(
+        {"sig_q_score": 0.95, "sig_atr_pct": 0.001, "strat_n_trades": 50, "strat_win_rate": 0.9, "strat_mean_r": 2.0}
+    )
     assert m == 2.0 and "clamped" in why
     m, why = rule_multiplier({"sig_q_score": 0.1, "sig_atr_pct": 0.5, "acct_drawdown_r": 5.0})
     assert m == 0.25 and "drawdown" in why

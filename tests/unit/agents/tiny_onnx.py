@@ -20,8 +20,10 @@ def sizing_model(n_features: int, *, kind: str = "sigmoid", input_name: str = "f
             helper.make_node("Mul", ["s", "scale"], ["scaled"]),
             helper.make_node("Add", ["scaled", "low"], ["multiplier"]),
         ]
-        inits += [helper.make_tensor("scale", TensorProto.FLOAT, [], [1.75]),
-                  helper.make_tensor("low", TensorProto.FLOAT, [], [0.25])]
+        inits += [
+            helper.make_tensor("scale", TensorProto.FLOAT, [], [1.75]),
+            helper.make_tensor("low", TensorProto.FLOAT, [], [0.25]),
+        ]
     elif kind == "identity":
         nodes.append(helper.make_node("Identity", ["mean"], ["multiplier"]))
     elif kind == "nan":

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 
 from models.manifest import Manifest, ManifestDraft, TensorSpec
 
-UTC = timezone.utc
+UTC = UTC
 _names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True)
 _text = st.text(min_size=1, max_size=12)
 _times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
 _dims = st.one_of(st.integers(min_value=0, max_value=4096), _text)
-tensor_specs = st.builds(TensorSpec, name=_text, dtype=st.sampled_from(["float32", "float64", "int64"]), shape=st.lists(_dims, max_size=3).map(tuple))
+tensor_specs = st.builds(
+    TensorSpec,
+    name=_text,
+    dtype=st.sampled_from(["float32", "float64", "int64"]),
+    shape=st.lists(_dims, max_size=3).map(tuple),
+)
 
 
 @st.composite

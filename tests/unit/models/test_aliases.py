@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from models.aliases import CHAMPION, MAX_HISTORY, AliasRecord, moved, rolled_back
 from models.errors import NoPreviousChampion
 
-NOW = datetime(2024, 2, 1, tzinfo=timezone.utc)
+NOW = datetime(2024, 2, 1, tzinfo=UTC)
 versions = st.lists(st.from_regex(r"v[0-9]{1,4}", fullmatch=True), min_size=1, max_size=20)
 
 

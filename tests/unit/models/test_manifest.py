@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 from models.manifest import ManifestError, canonical_bytes, make_version, parse_manifest
 from tests.unit.models.strategies import example_manifest, manifests
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_canonical_form_is_sorted_compact_ascii_json_with_utc_microsecond_timestamps():
-    data = canonical_bytes(example_manifest(created_at=datetime(2024, 1, 31, 13, 0, 0, 500, tzinfo=timezone(timedelta(hours=1)))))
+    data = canonical_bytes(
+        example_manifest(created_at=datetime(2024, 1, 31, 13, 0, 0, 500, tzinfo=timezone(timedelta(hours=1))))
+    )
     text = data.decode("ascii")
     assert ": " not in text and ", " not in text and "\n" not in text
     doc = json.loads(text)

@@ -107,7 +107,9 @@ def test_missing_parts_are_named(missing):
 def test_malformed_signature_file_is_tampering():
     artifact, manifest_bytes, _ = _stored()
     with pytest.raises(ModelVerificationError) as caught:
-        verify_model(artifact, manifest_bytes, b"not json", KEY, model_name="cvar-ppo", version="v20240131T120000Z-run7")
+        verify_model(
+            artifact, manifest_bytes, b"not json", KEY, model_name="cvar-ppo", version="v20240131T120000Z-run7"
+        )
     assert caught.value.kind == TAMPERED_MANIFEST
 
 

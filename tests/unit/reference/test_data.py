@@ -7,7 +7,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rlsizer.reference.data import BarDataError, infer_interval, interval_seconds, load_csv, load_dataset, normalise_bars
+from rlsizer.reference.data import (
+    BarDataError,
+    infer_interval,
+    interval_seconds,
+    load_csv,
+    load_dataset,
+    normalise_bars,
+)
 
 GOOD = "Date,Open,High,Low,Close,Adj Close,Volume\n2024-01-02,10,11,9.5,10.5,10.4,100\n2024-01-03,10.5,11.2,10.1,11,10.9,120\n"
 
@@ -34,14 +41,18 @@ def test_semicolon_lowercase_and_dayfirst_dates(tmp_path: Path) -> None:
 
 
 def test_epoch_seconds_and_missing_volume_from_dataframe() -> None:
-    raw = pd.DataFrame({"Timestamp": [1_700_000_000, 1_700_000_060], "O": [1, 2], "H": [2, 3], "L": [1, 1.5], "C": [2, 2.5]})
+    raw = pd.DataFrame(
+        {"Timestamp": [1_700_000_000, 1_700_000_060], "O": [1, 2], "H": [2, 3], "L": [1, 1.5], "C": [2, 2.5]}
+    )
     frame = normalise_bars(raw)
     assert frame.index[1] - frame.index[0] == pd.Timedelta(minutes=1)
     assert frame["volume"].tolist() == [0.0, 0.0]
 
 
 def test_unsorted_input_is_sorted() -> None:
-    raw = pd.DataFrame({"date": ["2024-01-03", "2024-01-02"], "open": [2, 1], "high": [2, 1], "low": [2, 1], "close": [2, 1]})
+    raw = pd.DataFrame(
+        {"date": ["2024-01-03", "2024-01-02"], "open": [2, 1], "high": [2, 1], "low": [2, 1], "close": [2, 1]}
+    )
     assert normalise_bars(raw)["close"].tolist() == [1.0, 2.0]
 
 

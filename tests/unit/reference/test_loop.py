@@ -25,12 +25,27 @@ class Port:
     def publish_fill(self, fill: OrderFilled) -> None:
         self.events.append(fill)
 
-    def request_decisions(self, signals: Sequence[SignalRaised], timeout_s: float | None = None) -> list[SizeDecided | DecisionTimeout]:
+    def request_decisions(
+        self, signals: Sequence[SignalRaised], timeout_s: float | None = None
+    ) -> list[SizeDecided | DecisionTimeout]:
         self.events.extend(signals)
         if self.multiplier is None:
             return [DecisionTimeout(s.signal_id, 0.5) for s in signals]
         m = self.multiplier
-        return [SizeDecided(ts_event=s.ts_event, signal_id=s.signal_id, symbol=s.symbol, strategy_id=s.strategy_id, multiplier=m, qty=s.base_qty * m, policy="MODEL", reason="t", latency_us=1) for s in signals]
+        return [
+            SizeDecided(
+                ts_event=s.ts_event,
+                signal_id=s.signal_id,
+                symbol=s.symbol,
+                strategy_id=s.strategy_id,
+                multiplier=m,
+                qty=s.base_qty * m,
+                policy="MODEL",
+                reason="t",
+                latency_us=1,
+            )
+            for s in signals
+        ]
 
     def flush(self, timeout_s: float = 30.0) -> None:
         pass
@@ -77,8 +92,16 @@ def test_cli_names_the_bad_row(tmp_path, capsys: pytest.CaptureFixture[str]) -> 
 
 def _comparable(events: list[Event]) -> list[tuple]:
     """Events without their random ids and creation times."""
-    return [(type(e).__name__, e.ts_event, getattr(e, "signal_id", None), getattr(e, "qty", None), getattr(e, "close", None))
-            for e in events]
+    return [
+        (
+            type(e).__name__,
+            e.ts_event,
+            getattr(e, "signal_id", None),
+            getattr(e, "qty", None),
+            getattr(e, "close", None),
+        )
+        for e in events
+    ]
 
 
 def test_runner_paused_midway_publishes_exactly_what_one_run_does() -> None:

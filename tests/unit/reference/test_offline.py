@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import duckdb
@@ -25,7 +25,10 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_event_is_in_its_table(warehouse: Path) -> None:
     con = duckdb.connect(str(warehouse), read_only=True)
-    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("bars", "signals", "decisions", "features", "fills", "outcomes")}
+    counts = {
+        t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in ("bars", "signals", "decisions", "features", "fills", "outcomes")
+    }
     symbols = {s for (s,) in con.execute("SELECT DISTINCT symbol FROM signals").fetchall()}
     con.close()
     assert counts["bars"] == 500 and symbols == {"AAPL", "EURUSD"}
@@ -36,7 +39,7 @@ def test_every_event_is_in_its_table(warehouse: Path) -> None:
 def test_a_backtest_of_the_rules_reproduces_the_recorded_decisions(warehouse: Path) -> None:
     con = duckdb.connect(str(warehouse), read_only=True)
     first, last = con.execute("SELECT min(ts_event), max(ts_event) FROM signals").fetchone()
-    history = load_history(con, first.replace(tzinfo=timezone.utc), last.replace(tzinfo=timezone.utc) + timedelta(days=1))
+    history = load_history(con, first.replace(tzinfo=UTC), last.replace(tzinfo=UTC) + timedelta(days=1))
     con.close()
     report = check_parity(run_policy(history, rules_policy(), StrategyMap.from_spec("")), history)
     assert report.compared == len(history.window_ids) and report.ok(), report.summary()

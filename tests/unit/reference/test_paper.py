@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from rlsizer.reference.paper import Order, PaperBar, PaperConfig, Position, enter, exit_now, step
 
-T0 = datetime(2024, 1, 2, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 2, tzinfo=UTC)
 FREE = PaperConfig(slippage_bps=0.0, fee_per_unit=0.0)
 
 
@@ -18,7 +18,9 @@ def bar(i: int, o: float, h: float, l: float, c: float) -> PaperBar:
 
 def order(side: str = "BUY", **kw: object) -> Order:
     values: dict[str, object] = dict(signal_id="sig-1", symbol="X", side=side, qty=10.0, max_hold_bars=3)
-    values.update(stop_price=95.0, target_price=110.0) if side == "BUY" else values.update(stop_price=105.0, target_price=90.0)
+    values.update(stop_price=95.0, target_price=110.0) if side == "BUY" else values.update(
+        stop_price=105.0, target_price=90.0
+    )
     values.update(kw)
     return Order(**values)  # type: ignore[arg-type]
 

@@ -70,7 +70,9 @@ def test_only_the_last_window_is_read() -> None:
     h, l, c = (frame[k].to_numpy() for k in ("high", "low", "close"))
     for t in (MAX_LOOKBACK + 50, 1500, 3000):
         full = evaluate(h[: t + 1], l[: t + 1], c[: t + 1])
-        window = evaluate(h[t + 1 - MAX_LOOKBACK : t + 1], l[t + 1 - MAX_LOOKBACK : t + 1], c[t + 1 - MAX_LOOKBACK : t + 1])
+        window = evaluate(
+            h[t + 1 - MAX_LOOKBACK : t + 1], l[t + 1 - MAX_LOOKBACK : t + 1], c[t + 1 - MAX_LOOKBACK : t + 1]
+        )
         assert full == window
 
 
@@ -101,5 +103,15 @@ def test_a_stop_or_target_is_never_on_the_wrong_side_of_the_price() -> None:
     frame = load_dataset("MSFT").iloc[:800]
     h, l, c = (frame[k].to_numpy() for k in ("high", "low", "close"))
     for s in (s for sigs in scan(h, l, c) for s in sigs):  # every one is a valid SignalRaised
-        SignalRaised(ts_event=frame.index[0].to_pydatetime(), signal_id="s", strategy_id=s.strategy_id, symbol="MSFT", side=s.side, price=s.price, atr=s.atr,
-                     base_qty=1.0, stop_price=s.stop_price, target_price=s.target_price)
+        SignalRaised(
+            ts_event=frame.index[0].to_pydatetime(),
+            signal_id="s",
+            strategy_id=s.strategy_id,
+            symbol="MSFT",
+            side=s.side,
+            price=s.price,
+            atr=s.atr,
+            base_qty=1.0,
+            stop_price=s.stop_price,
+            target_price=s.target_price,
+        )

@@ -10,7 +10,7 @@ import pytest
 import rlsizer.commands
 from rlsizer.cli import main
 
-COMMAND = '''
+COMMAND = """
 from rlsizer.processes import StackError
 
 
@@ -36,7 +36,7 @@ def run(args, settings):
         raise ZeroDivisionError("a bug")
     print("partitions", settings.topic_partitions, "kafka_log_level", settings.kafka_log_level)
     return 7
-'''
+"""
 
 
 @pytest.fixture
@@ -71,11 +71,17 @@ def test_no_command_prints_help_and_exit_2(capsys):
     assert "up" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("kind", "line"), [
-    ("manifest", "rlsizer zzdemo: ManifestError: version must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$, got '../../etc'"),
-    ("kafka", "rlsizer zzdemo: Kafka: Connection refused"),
-    ("directory", "rlsizer zzdemo: IsADirectoryError: [Errno 21] Is a directory: '/'"),
-])
+@pytest.mark.parametrize(
+    ("kind", "line"),
+    [
+        (
+            "manifest",
+            "rlsizer zzdemo: ManifestError: version must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$, got '../../etc'",
+        ),
+        ("kafka", "rlsizer zzdemo: Kafka: Connection refused"),
+        ("directory", "rlsizer zzdemo: IsADirectoryError: [Errno 21] Is a directory: '/'"),
+    ],
+)
 def test_operational_errors_are_one_line_and_exit_1(extra_commands, capsys, kind, line):
     """An outside audit met 19-30 line tracebacks for a bad model name, a dead broker, a directory as report path."""
     assert main(["zzdemo", "--raise", kind]) == 1
@@ -103,8 +109,10 @@ def test_one_shot_commands_silence_librdkafka_unless_asked_and_services_keep_it(
     assert {name for name, sub in commands.items() if sub.get_default("kafka_logs")} == services
 
 
-@pytest.mark.parametrize(("value", "words"), [("0", "must be at least 1, got 0"), ("-3", "must be at least 1, got -3"),
-                                              ("many", "not a whole number: 'many'")])
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("0", "must be at least 1, got 0"), ("-3", "must be at least 1, got -3"), ("many", "not a whole number: 'many'")],
+)
 def test_backtest_bootstrap_must_be_a_positive_count(value, words, capsys):
     with pytest.raises(SystemExit) as caught:
         main(["backtest", "--from", "2024-01-01", "--to", "2024-02-01", "--bootstrap", value])

@@ -4,25 +4,34 @@ from __future__ import annotations
 
 import urllib.request
 
+from prometheus_client import generate_latest
+
 from agents import health
 from agents.health import CheckResult
 from rlsizer.health_metrics import registry_for, serve
 from rlsizer.health_monitor import HealthMonitor, ScheduledCheck
 from rlsizer.processes import free_port
-from prometheus_client import generate_latest
 
 
 def _monitor(statuses: dict[str, str]) -> HealthMonitor:
     def probe(name: str):
         return lambda now: CheckResult(check=name, status=statuses[name], detail="d")
 
-    return HealthMonitor(checks=[ScheduledCheck(component="model" if n.startswith("model") else "kafka", name=n,
-                                                probe=probe(n)) for n in statuses], publish=lambda e: None)
+    return HealthMonitor(
+        checks=[
+            ScheduledCheck(component="model" if n.startswith("model") else "kafka", name=n, probe=probe(n))
+            for n in statuses
+        ],
+        publish=lambda e: None,
+    )
 
 
 def _samples(text: str) -> dict[str, float]:
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines() if line.startswith("rlsizer_health_status{")}
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("rlsizer_health_status{")
+    }
 
 
 def test_each_checks_latest_status_is_a_gauge_0_1_2():
@@ -38,7 +47,10 @@ def test_each_checks_latest_status_is_a_gauge_0_1_2():
     }
     statuses["model_integrity"] = health.OK  # recovered: the next run shows it
     monitor.run_all()
-    assert _samples(generate_latest(registry).decode())['rlsizer_health_status{check="model_integrity",component="model"}'] == 0.0
+    assert (
+        _samples(generate_latest(registry).decode())['rlsizer_health_status{check="model_integrity",component="model"}']
+        == 0.0
+    )
 
 
 def test_served_over_http_until_shut_down():
@@ -72,4 +84,7 @@ def test_rlsizer_monitor_with_its_metrics_port_taken_says_so_and_exits_2(tmp_pat
     finally:
         taken.close()
     err = capsys.readouterr().err
-    assert f"rlsizer monitor: cannot serve health metrics on 127.0.0.1:{port} (RLSIZER_MONITOR_WEB_PORT): Address already in use" in err, err
+    assert (
+        f"rlsizer monitor: cannot serve health metrics on 127.0.0.1:{port} (RLSIZER_MONITOR_WEB_PORT): Address already in use"
+        in err
+    ), err

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,9 +16,14 @@ from trainer.synthetic import synthetic_signals
 @pytest.fixture(scope="module")
 def evaluation() -> Evaluation:
     data = synthetic_signals(n_episodes=60, trades_per_episode=4, seed=3)
-    return evaluate_challenger(data, now=datetime(2024, 5, 1, tzinfo=timezone.utc), feature_set="synthetic",
-                               train_config=TrainConfig(total_updates=2, hidden=(8,), epochs=1, minibatch=64),
-                               walk_forward=WalkForwardConfig(windows=3, holdout_fraction=0.45), gate_config=GateConfig(n_boot=50))
+    return evaluate_challenger(
+        data,
+        now=datetime(2024, 5, 1, tzinfo=UTC),
+        feature_set="synthetic",
+        train_config=TrainConfig(total_updates=2, hidden=(8,), epochs=1, minibatch=64),
+        walk_forward=WalkForwardConfig(windows=3, holdout_fraction=0.45),
+        gate_config=GateConfig(n_boot=50),
+    )
 
 
 def test_list_shows_the_pooled_return_session_tail_and_verdict(evaluation: Evaluation) -> None:

@@ -90,7 +90,7 @@ def test_replay_rebuilds_ids_versions_deletes_and_config():
     live = RegistryState()
     log: list[LogRecord] = []
     for subject, text in [("a", V1), ("a", V2_DEFAULT), ("b", V1)]:
-        version, rec = live.plan_registration(subject, text)
+        _version, rec = live.plan_registration(subject, text)
         assert rec is not None
         live.apply(rec)
         log.append(rec)

@@ -93,7 +93,9 @@ def test_a_failed_start_is_tried_again_later_with_a_longer_wait() -> None:
     w.at(100.0)
     w.fail_starts = 1
     assert w.at(101.0) is None
-    assert "worker-0 did not start again (worker-0 exited with code 1 before report ready); next try in 2 s" in w.said[-1]
+    assert (
+        "worker-0 did not start again (worker-0 exited with code 1 before report ready); next try in 2 s" in w.said[-1]
+    )
     assert w.at(102.5) is None and not w.current.alive()
     assert w.at(103.0) is None and w.current.alive() and w.current.pid == 101
 
@@ -119,7 +121,9 @@ def test_a_stuck_service_is_killed_and_started_again() -> None:
     world.sup.services[0].stuck = lambda: next(reasons, None)
     killed: list[int] = []
     first = world.current
-    first.popen = SimpleNamespace(returncode=None, kill=lambda: (killed.append(first.pid), first.die()), wait=lambda t: 0)
+    first.popen = SimpleNamespace(
+        returncode=None, kill=lambda: (killed.append(first.pid), first.die()), wait=lambda t: 0
+    )
     assert world.at(1.0) is None and first.alive()  # probed: fine
     assert world.at(3.0) is None and first.alive()  # not probed again before PROBE_SECONDS
     assert world.at(6.5) is None and killed == [first.pid]  # probed: stuck -> killed, its death noted
@@ -139,7 +143,7 @@ def test_the_worker_probe_reads_a_stall_from_health_and_tolerates_a_short_silenc
     answer = {"status": "ok", "progress": "applying"}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             body = json.dumps(answer).encode()
             self.send_response(200)
             self.end_headers()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from schemas.events import BarClosed, SignalRaised
 
-T0 = datetime(2024, 3, 1, 14, 30, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 14, 30, tzinfo=UTC)
 
 
 def make_bar(**overrides: Any) -> BarClosed:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -51,7 +51,7 @@ def _double(x: float) -> bytes:
 
 
 def _micros(ts: datetime) -> int:
-    return (ts - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+    return (ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def test_bar_exact_bytes():
@@ -64,8 +64,10 @@ def test_bar_exact_bytes():
         + _string("AAPL")
         + _string("1d")
         + b"".join(_double(x) for x in (100.0, 102.0, 99.0, 101.0, 12345.0))
-        + _long(1) + _double(100.5)  # bid: union branch 1 (double)
-        + _long(1) + _double(100.75)  # ask
+        + _long(1)
+        + _double(100.5)  # bid: union branch 1 (double)
+        + _long(1)
+        + _double(100.75)  # ask
         + _long(0)  # bid_size: null
         + _long(0)  # ask_size: null
     )
@@ -125,7 +127,25 @@ def test_invalid_value_on_the_wire_is_reported():
 
     registry = InMemoryRegistry()
     schema_id = registry.register("rlsizer.bars-value", schema_text(BarClosed))
-    record = {f: getattr(make_bar(), f) for f in ("event_id", "ts_event", "ts_init", "symbol", "interval", "open", "high", "low", "close", "volume", "bid", "ask", "bid_size", "ask_size")}
+    record = {
+        f: getattr(make_bar(), f)
+        for f in (
+            "event_id",
+            "ts_event",
+            "ts_init",
+            "symbol",
+            "interval",
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            "bid",
+            "ask",
+            "bid_size",
+            "ask_size",
+        )
+    }
     record["close"] = float("nan")
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, fastavro.parse_schema(json.loads(schema_text(BarClosed))), record)
@@ -136,7 +156,10 @@ def test_invalid_value_on_the_wire_is_reported():
 
 def test_foreign_schema_is_wrong_schema():
     registry = InMemoryRegistry()
-    schema_id = registry.register("x-value", json.dumps({"type": "record", "name": "Other", "namespace": "acme", "fields": [{"name": "a", "type": "int"}]}))
+    schema_id = registry.register(
+        "x-value",
+        json.dumps({"type": "record", "name": "Other", "namespace": "acme", "fields": [{"name": "a", "type": "int"}]}),
+    )
     with pytest.raises(DecodeError) as info:
         EventCodec(registry).decode(frame(schema_id, b"\x02"))
     assert info.value.kind == "wrong_schema"
@@ -176,10 +199,25 @@ def test_a_writer_schema_with_plain_long_timestamps_decodes_to_the_same_event():
             f["type"] = "long"
     registry = InMemoryRegistry()
     schema_id = registry.register("rlsizer.outcomes-value", json.dumps(plain))
-    trade = TradeClosed(ts_event=T0 + timedelta(hours=2), signal_id="s", symbol="AAPL", strategy_id="S1", side="BUY",
-                        qty=1.0, entry_price=100.0, exit_price=101.0, entry_ts=T0, exit_ts=T0 + timedelta(hours=2),
-                        pnl=1.0, fees=0.0, r_multiple=0.5, mae_r=-0.1, mfe_r=0.6, exit_reason="target")
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    trade = TradeClosed(
+        ts_event=T0 + timedelta(hours=2),
+        signal_id="s",
+        symbol="AAPL",
+        strategy_id="S1",
+        side="BUY",
+        qty=1.0,
+        entry_price=100.0,
+        exit_price=101.0,
+        entry_ts=T0,
+        exit_ts=T0 + timedelta(hours=2),
+        pnl=1.0,
+        fees=0.0,
+        r_multiple=0.5,
+        mae_r=-0.1,
+        mfe_r=0.6,
+        exit_reason="target",
+    )
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     record = {f["name"]: getattr(trade, f["name"]) for f in plain["fields"]}
     for name in stamps:
         record[name] = (record[name] - epoch) // timedelta(microseconds=1)
@@ -195,9 +233,7 @@ def test_a_writer_schema_with_plain_long_timestamps_decodes_to_the_same_event():
 
 # --- round trips for every event type, with hypothesis -----------------------------------
 
-timestamps = st.datetimes(
-    min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(timezone.utc)
-)
+timestamps = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 positive = st.floats(min_value=1e-9, max_value=1e12, allow_nan=False)
 text = st.text(min_size=1, max_size=20).filter(str.strip)
@@ -210,9 +246,19 @@ def bars(draw):
     high = low + draw(st.floats(min_value=0, max_value=1e6))
     open_ = draw(st.floats(min_value=low, max_value=high))
     close = draw(st.floats(min_value=low, max_value=high))
-    return BarClosed(ts_event=draw(timestamps), ts_init=draw(timestamps), symbol=draw(text), interval="1h",
-                     open=open_, high=high, low=low, close=close, volume=draw(st.floats(min_value=0, max_value=1e12)),
-                     bid=draw(st.none() | st.just(low)), ask=draw(st.none() | st.just(high)))
+    return BarClosed(
+        ts_event=draw(timestamps),
+        ts_init=draw(timestamps),
+        symbol=draw(text),
+        interval="1h",
+        open=open_,
+        high=high,
+        low=low,
+        close=close,
+        volume=draw(st.floats(min_value=0, max_value=1e12)),
+        bid=draw(st.none() | st.just(low)),
+        ask=draw(st.none() | st.just(high)),
+    )
 
 
 @st.composite
@@ -225,39 +271,108 @@ def any_event(draw):
         price, buy = draw(positive), draw(side) == "BUY"
         below = st.floats(min_value=0.0, max_value=price, exclude_min=True, exclude_max=True)
         above = st.floats(min_value=price, max_value=2e12, exclude_min=True)
-        return SignalRaised(ts_event=ts, signal_id=draw(text), strategy_id=draw(text), symbol=draw(text),
-                            side="BUY" if buy else "SELL", price=price, atr=draw(st.floats(min_value=0, max_value=1e6)),
-                            score=draw(finite), q_score=draw(st.floats(0.0, 1.0)), base_qty=draw(positive),
-                            stop_price=draw(st.none() | (below if buy else above)),  # on the side against the trade
-                            target_price=draw(st.none() | (above if buy else below)),
-                            attrs=draw(st.dictionaries(text, st.text(max_size=5), max_size=3)))
+        return SignalRaised(
+            ts_event=ts,
+            signal_id=draw(text),
+            strategy_id=draw(text),
+            symbol=draw(text),
+            side="BUY" if buy else "SELL",
+            price=price,
+            atr=draw(st.floats(min_value=0, max_value=1e6)),
+            score=draw(finite),
+            q_score=draw(st.floats(0.0, 1.0)),
+            base_qty=draw(positive),
+            stop_price=draw(st.none() | (below if buy else above)),  # on the side against the trade
+            target_price=draw(st.none() | (above if buy else below)),
+            attrs=draw(st.dictionaries(text, st.text(max_size=5), max_size=3)),
+        )
     if kind == 2:
-        return FeaturesComputed(ts_event=ts, signal_id=draw(text), symbol="X", strategy_id="S1", strategy_type="EmaCross",
-                                feature_set="fs1", features=draw(st.dictionaries(text, finite, max_size=8)))
+        return FeaturesComputed(
+            ts_event=ts,
+            signal_id=draw(text),
+            symbol="X",
+            strategy_id="S1",
+            strategy_type="EmaCross",
+            feature_set="fs1",
+            features=draw(st.dictionaries(text, finite, max_size=8)),
+        )
     if kind == 3:
-        return SizeDecided(ts_event=ts, signal_id=draw(text), symbol="X", strategy_id="S3",
-                           multiplier=draw(st.floats(min_value=0.25, max_value=2.0)), qty=draw(st.floats(min_value=0, max_value=1e9)),
-                           policy=draw(st.sampled_from(["MODEL", "RULES", "FALLBACK"])), reason=draw(st.text(max_size=30)),
-                           model_version=draw(st.none() | text), latency_us=draw(st.integers(0, 2**40)))
+        return SizeDecided(
+            ts_event=ts,
+            signal_id=draw(text),
+            symbol="X",
+            strategy_id="S3",
+            multiplier=draw(st.floats(min_value=0.25, max_value=2.0)),
+            qty=draw(st.floats(min_value=0, max_value=1e9)),
+            policy=draw(st.sampled_from(["MODEL", "RULES", "FALLBACK"])),
+            reason=draw(st.text(max_size=30)),
+            model_version=draw(st.none() | text),
+            latency_us=draw(st.integers(0, 2**40)),
+        )
     if kind == 4:
-        return OrderFilled(ts_event=ts, signal_id="s", order_id=draw(text), symbol="X", side=draw(side), qty=draw(positive),
-                           price=draw(positive), fee=draw(st.floats(min_value=0, max_value=1e6)), leg=draw(st.sampled_from(["ENTRY", "EXIT"])),
-                           exit_reason=draw(st.none() | st.sampled_from(["stop", "target", "time"])))
+        return OrderFilled(
+            ts_event=ts,
+            signal_id="s",
+            order_id=draw(text),
+            symbol="X",
+            side=draw(side),
+            qty=draw(positive),
+            price=draw(positive),
+            fee=draw(st.floats(min_value=0, max_value=1e6)),
+            leg=draw(st.sampled_from(["ENTRY", "EXIT"])),
+            exit_reason=draw(st.none() | st.sampled_from(["stop", "target", "time"])),
+        )
     if kind == 5:
         exit_ts = ts + timedelta(seconds=draw(st.integers(0, 10**7)))
-        return TradeClosed(ts_event=exit_ts, signal_id="s", symbol="X", strategy_id="S9", side=draw(side), qty=draw(positive),
-                           entry_price=draw(positive), exit_price=draw(positive), entry_ts=ts, exit_ts=exit_ts, pnl=draw(finite),
-                           r_multiple=draw(finite), mae_r=draw(finite), mfe_r=draw(finite), exit_reason="stop")
+        return TradeClosed(
+            ts_event=exit_ts,
+            signal_id="s",
+            symbol="X",
+            strategy_id="S9",
+            side=draw(side),
+            qty=draw(positive),
+            entry_price=draw(positive),
+            exit_price=draw(positive),
+            entry_ts=ts,
+            exit_ts=exit_ts,
+            pnl=draw(finite),
+            r_multiple=draw(finite),
+            mae_r=draw(finite),
+            mfe_r=draw(finite),
+            exit_reason="stop",
+        )
     if kind == 6:
-        return ModelPublished(ts_event=ts, model_name="cvar-ppo", version=draw(text), artifact_uri="s3://b/k", manifest_uri="s3://b/m",
-                              sha256="0" * 64, signature="ab", feature_set="fs1", alias=draw(st.none() | st.just("champion")),
-                              metrics=draw(st.dictionaries(text, finite, max_size=4)))
+        return ModelPublished(
+            ts_event=ts,
+            model_name="cvar-ppo",
+            version=draw(text),
+            artifact_uri="s3://b/k",
+            manifest_uri="s3://b/m",
+            sha256="0" * 64,
+            signature="ab",
+            feature_set="fs1",
+            alias=draw(st.none() | st.just("champion")),
+            metrics=draw(st.dictionaries(text, finite, max_size=4)),
+        )
     if kind == 7:
-        return HealthChecked(ts_event=ts, component="worker", check=draw(text), status=draw(st.sampled_from(["OK", "WARN", "FAIL"])),
-                             detail=draw(st.text(max_size=40)), action=draw(st.none() | text))
-    return EventRejected(ts_event=ts, source_topic="rlsizer.bars", source_partition=draw(st.integers(0, 100)),
-                         source_offset=draw(st.integers(0, 2**62)), raw_key=draw(st.none() | st.binary(max_size=10)),
-                         raw_value=draw(st.binary(max_size=50)), reason="r", error_type="malformed")
+        return HealthChecked(
+            ts_event=ts,
+            component="worker",
+            check=draw(text),
+            status=draw(st.sampled_from(["OK", "WARN", "FAIL"])),
+            detail=draw(st.text(max_size=40)),
+            action=draw(st.none() | text),
+        )
+    return EventRejected(
+        ts_event=ts,
+        source_topic="rlsizer.bars",
+        source_partition=draw(st.integers(0, 100)),
+        source_offset=draw(st.integers(0, 2**62)),
+        raw_key=draw(st.none() | st.binary(max_size=10)),
+        raw_value=draw(st.binary(max_size=50)),
+        reason="r",
+        error_type="malformed",
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -305,7 +420,9 @@ def test_decode_head_reads_a_foreign_writer_schema_in_full_and_reports_bad_bytes
     fastavro.schemaless_writer(buf, fastavro.parse_schema(v2), record)
     codec = EventCodec(registry)
     assert codec.decode_head(frame(schema_id, buf.getvalue()), ("signal_id", "strategy_id")) == (
-        SignalRaised, {"signal_id": signal.signal_id, "strategy_id": signal.strategy_id})
+        SignalRaised,
+        {"signal_id": signal.signal_id, "strategy_id": signal.strategy_id},
+    )
     ours = codec.encode("rlsizer.signals", signal)
     with pytest.raises(DecodeError):
         codec.decode_head(ours[:8], ("signal_id",))  # cut inside the event id

@@ -7,7 +7,7 @@ import json
 import math
 import re
 import struct
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fastavro
@@ -32,19 +32,80 @@ from schemas.events import (
 )
 from tests.unit.schemas.factories import T0, make_bar, make_signal
 
+
 def valid_events() -> list[Event]:
     ts = T0 + timedelta(minutes=3)
     return [
         make_bar(),
         make_bar(event_id="b2", bid=100.5, ask=100.75, bid_size=3.0, ask_size=0.0),
         make_signal(attrs={"tf": "1m", "note": "é"}, stop_price=99.0),
-        FeaturesComputed(signal_id="sig-1", symbol="AAPL", strategy_id="S1", strategy_type="EmaCross", feature_set="fs1", features={"rsi": 41.5, "atr_pct": 0.01}, ts_event=T0),
-        FeaturesComputed(signal_id="sig-2", symbol="AAPL", strategy_id="S1", strategy_type="EmaCross", feature_set="fs1", features={}, ts_event=T0),
-        SizeDecided(signal_id="sig-1", symbol="AAPL", strategy_id="S1", multiplier=2.0, qty=0.0, policy="FALLBACK", reason="r", latency_us=0, ts_event=T0),
-        OrderFilled(signal_id="sig-1", order_id="o1", symbol="AAPL", side="SELL", qty=1, price=101, leg="EXIT", exit_reason="stop", ts_event=T0),
-        TradeClosed(signal_id="sig-1", symbol="AAPL", strategy_id="S1", side="BUY", qty=1, entry_price=100, exit_price=99, entry_ts=T0, exit_ts=ts, pnl=-1, r_multiple=-1, exit_reason="stop", ts_event=ts),
+        FeaturesComputed(
+            signal_id="sig-1",
+            symbol="AAPL",
+            strategy_id="S1",
+            strategy_type="EmaCross",
+            feature_set="fs1",
+            features={"rsi": 41.5, "atr_pct": 0.01},
+            ts_event=T0,
+        ),
+        FeaturesComputed(
+            signal_id="sig-2",
+            symbol="AAPL",
+            strategy_id="S1",
+            strategy_type="EmaCross",
+            feature_set="fs1",
+            features={},
+            ts_event=T0,
+        ),
+        SizeDecided(
+            signal_id="sig-1",
+            symbol="AAPL",
+            strategy_id="S1",
+            multiplier=2.0,
+            qty=0.0,
+            policy="FALLBACK",
+            reason="r",
+            latency_us=0,
+            ts_event=T0,
+        ),
+        OrderFilled(
+            signal_id="sig-1",
+            order_id="o1",
+            symbol="AAPL",
+            side="SELL",
+            qty=1,
+            price=101,
+            leg="EXIT",
+            exit_reason="stop",
+            ts_event=T0,
+        ),
+        TradeClosed(
+            signal_id="sig-1",
+            symbol="AAPL",
+            strategy_id="S1",
+            side="BUY",
+            qty=1,
+            entry_price=100,
+            exit_price=99,
+            entry_ts=T0,
+            exit_ts=ts,
+            pnl=-1,
+            r_multiple=-1,
+            exit_reason="stop",
+            ts_event=ts,
+        ),
         HealthChecked(component="worker", check="lag", status="WARN", detail="", action=None, ts_event=T0),
-        ModelPublished(model_name="m", version="v1", artifact_uri="s3://a", manifest_uri="s3://m", sha256="x", signature="y", feature_set="fs1", metrics={"sharpe": 1.2}, ts_event=T0),
+        ModelPublished(
+            model_name="m",
+            version="v1",
+            artifact_uri="s3://a",
+            manifest_uri="s3://m",
+            sha256="x",
+            signature="y",
+            feature_set="fs1",
+            metrics={"sharpe": 1.2},
+            ts_event=T0,
+        ),
     ]
 
 
@@ -52,7 +113,7 @@ def expected_value(event: Event, name: str) -> Any:
     """What the batch columns hold for a decoded event's field (naive UTC timestamps, maps as pairs)."""
     value = getattr(event, name)
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
     if hasattr(value, "items") and not isinstance(value, (str, bytes)):
         return list(value.items())
     return value
@@ -121,7 +182,7 @@ def test_valid_events_all_decode_in_columns_with_decode_values() -> None:
     batch = codec.decode_batch(datas)
     assert batch.singles == []  # the fast path took every valid event of our own schemas
     got = outcomes(codec, datas)
-    for data, outcome in zip(datas, got):
+    for data, outcome in zip(datas, got, strict=True):
         assert same_outcome(outcome, reference(codec, data)), outcome
 
 
@@ -172,13 +233,13 @@ INVALID_VALUES: list[tuple[type[Event], Event, dict[str, Any]]] = [
     (TradeClosed, valid_events()[7], {"fees": -1.0}),
     (ModelPublished, valid_events()[9], {"version": ""}),
     # timestamps that cannot be microseconds of a plausible time: milliseconds, seconds, zero
-    (SignalRaised, make_signal(), {"ts_event": datetime(1970, 1, 21, 3, 5, 41, tzinfo=timezone.utc)}),
-    (SignalRaised, make_signal(), {"ts_init": datetime(1970, 1, 1, 0, 28, tzinfo=timezone.utc)}),
-    (BarClosed, make_bar(), {"ts_event": datetime(1970, 1, 1, tzinfo=timezone.utc)}),
-    (BarClosed, make_bar(), {"ts_event": datetime(1989, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)}),
-    (OrderFilled, valid_events()[6], {"ts_event": datetime(1970, 1, 21, tzinfo=timezone.utc)}),
-    (TradeClosed, valid_events()[7], {"entry_ts": datetime(1970, 1, 21, tzinfo=timezone.utc)}),
-    (HealthChecked, valid_events()[8], {"ts_init": datetime(1970, 1, 21, tzinfo=timezone.utc)}),
+    (SignalRaised, make_signal(), {"ts_event": datetime(1970, 1, 21, 3, 5, 41, tzinfo=UTC)}),
+    (SignalRaised, make_signal(), {"ts_init": datetime(1970, 1, 1, 0, 28, tzinfo=UTC)}),
+    (BarClosed, make_bar(), {"ts_event": datetime(1970, 1, 1, tzinfo=UTC)}),
+    (BarClosed, make_bar(), {"ts_event": datetime(1989, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)}),
+    (OrderFilled, valid_events()[6], {"ts_event": datetime(1970, 1, 21, tzinfo=UTC)}),
+    (TradeClosed, valid_events()[7], {"entry_ts": datetime(1970, 1, 21, tzinfo=UTC)}),
+    (HealthChecked, valid_events()[8], {"ts_init": datetime(1970, 1, 21, tzinfo=UTC)}),
     # a stop or target on the wrong side of the price (make_signal: a BUY at 101)
     (SignalRaised, make_signal(), {"stop_price": 101.0}),
     (SignalRaised, make_signal(), {"stop_price": 102.0}),
@@ -191,7 +252,9 @@ INVALID_VALUES: list[tuple[type[Event], Event, dict[str, Any]]] = [
 
 
 @pytest.mark.parametrize(("event_type", "base", "overrides"), INVALID_VALUES)
-def test_invalid_values_get_the_dataclass_reason(event_type: type[Event], base: Event, overrides: dict[str, Any]) -> None:
+def test_invalid_values_get_the_dataclass_reason(
+    event_type: type[Event], base: Event, overrides: dict[str, Any]
+) -> None:
     codec = EventCodec(InMemoryRegistry())
     good = codec.encode("t", base)
     bad = raw_message(codec, event_type, record_of(base, **overrides))
@@ -199,7 +262,7 @@ def test_invalid_values_get_the_dataclass_reason(event_type: type[Event], base: 
     got = outcomes(codec, datas)
     want = [reference(codec, d) for d in datas]
     assert want[1][0] == "error" and want[1][1] == "invalid_value"
-    assert [same_outcome(g, w) for g, w in zip(got, want)] == [True, True, True], (got[1], want[1])
+    assert [same_outcome(g, w) for g, w in zip(got, want, strict=True)] == [True, True, True], (got[1], want[1])
 
 
 def _long(n: int) -> bytes:
@@ -227,8 +290,12 @@ def _entries(*pairs: tuple[str, float]) -> bytes:
 
 
 HAND_MADE: dict[str, bytes] = {
-    "two blocks": _features_body(_long(1) + _entries(("a", 1.0)) + _long(2) + _entries(("b", 2.0), ("c", 3.0)) + _long(0)),
-    "negative count block": _features_body(_long(-2) + _long(len(_entries(("a", 1.0), ("b", 2.0)))) + _entries(("a", 1.0), ("b", 2.0)) + _long(0)),
+    "two blocks": _features_body(
+        _long(1) + _entries(("a", 1.0)) + _long(2) + _entries(("b", 2.0), ("c", 3.0)) + _long(0)
+    ),
+    "negative count block": _features_body(
+        _long(-2) + _long(len(_entries(("a", 1.0), ("b", 2.0)))) + _entries(("a", 1.0), ("b", 2.0)) + _long(0)
+    ),
     "duplicate keys (last wins)": _features_body(_long(3) + _entries(("a", 1.0), ("b", 2.0), ("a", 9.0)) + _long(0)),
     "trailing bytes": _features_body(_long(1) + _entries(("a", 1.0)) + _long(0)) + b"\x07\x07",
     "truncated": _features_body(_long(2) + _entries(("a", 1.0), ("b", 2.0)) + _long(0))[:-9],
@@ -250,7 +317,7 @@ def test_hand_made_bodies_match_decode(name: str) -> None:
     datas = [good, frame(schema_id, HAND_MADE[name]), good]
     got = outcomes(codec, datas)
     want = [reference(codec, d) for d in datas]
-    assert [same_outcome(g, w) for g, w in zip(got, want)] == [True, True, True], (got[1], want[1])
+    assert [same_outcome(g, w) for g, w in zip(got, want, strict=True)] == [True, True, True], (got[1], want[1])
 
 
 def test_bad_frames_and_unknown_schemas_match_decode() -> None:
@@ -260,14 +327,16 @@ def test_bad_frames_and_unknown_schemas_match_decode() -> None:
     got = outcomes(codec, datas)
     want = [reference(codec, d) for d in datas]
     assert [g[:2] for g in got] == [w[:2] for w in want]
-    assert all(same_outcome(g, w) for g, w in zip(got, want))
+    assert all(same_outcome(g, w) for g, w in zip(got, want, strict=True))
 
 
 def test_other_writer_schema_takes_the_exact_path() -> None:
     """A newer producer's schema (an added field with a default) resolves through fastavro, one by one."""
     registry = InMemoryRegistry()
     codec = EventCodec(registry)
-    newer = schema_dict(BarClosed) | {"fields": [*schema_dict(BarClosed)["fields"], {"name": "venue", "type": "string", "default": ""}]}
+    newer = schema_dict(BarClosed) | {
+        "fields": [*schema_dict(BarClosed)["fields"], {"name": "venue", "type": "string", "default": ""}]
+    }
     schema_id = registry.register("t-value", json.dumps(newer))
     record = record_of(make_bar()) | {"venue": "XNAS"}
     buf = io.BytesIO()
@@ -286,11 +355,19 @@ TEXT = st.one_of(st.text(max_size=6), st.sampled_from(["", " ", "\u00a0", "\u202
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    bars=st.lists(st.tuples(FLOATS, FLOATS, FLOATS, FLOATS, FLOATS, st.one_of(st.none(), FLOATS), st.one_of(st.none(), FLOATS), TEXT), min_size=1, max_size=8),
+    bars=st.lists(
+        st.tuples(
+            FLOATS, FLOATS, FLOATS, FLOATS, FLOATS, st.one_of(st.none(), FLOATS), st.one_of(st.none(), FLOATS), TEXT
+        ),
+        min_size=1,
+        max_size=8,
+    ),
     decisions=st.lists(st.tuples(FLOATS, FLOATS, st.integers(-3, 3), TEXT), max_size=6),
     features=st.lists(st.dictionaries(st.text(max_size=3), FLOATS, max_size=4), max_size=6),
 )
-def test_generated_values_match_decode(bars: list[tuple[Any, ...]], decisions: list[tuple[Any, ...]], features: list[dict[str, float]]) -> None:
+def test_generated_values_match_decode(
+    bars: list[tuple[Any, ...]], decisions: list[tuple[Any, ...]], features: list[dict[str, float]]
+) -> None:
     """Whatever the values, decode_batch accepts what decode accepts and refuses with its reason."""
     codec = EventCodec(InMemoryRegistry())
     bar, decision, feats = make_bar(), valid_events()[5], valid_events()[3]
@@ -298,10 +375,13 @@ def test_generated_values_match_decode(bars: list[tuple[Any, ...]], decisions: l
         raw_message(codec, BarClosed, record_of(bar, open=o, high=h, low=lo, close=c, volume=v, bid=b, ask=a, symbol=s))
         for o, h, lo, c, v, b, a, s in bars
     ]
-    datas += [raw_message(codec, SizeDecided, record_of(decision, multiplier=m, qty=q, latency_us=lat, signal_id=s)) for m, q, lat, s in decisions]
+    datas += [
+        raw_message(codec, SizeDecided, record_of(decision, multiplier=m, qty=q, latency_us=lat, signal_id=s))
+        for m, q, lat, s in decisions
+    ]
     datas += [raw_message(codec, FeaturesComputed, record_of(feats, features=f)) for f in features]
     got = outcomes(codec, datas)
-    for data, outcome in zip(datas, got):
+    for data, outcome in zip(datas, got, strict=True):
         want = reference(codec, data)
         assert same_outcome(outcome, want), (outcome, want)
 
@@ -311,15 +391,15 @@ def test_the_earliest_plausible_time_is_configurable_and_both_rules_follow_it() 
     from schemas.events import set_earliest_event_time
 
     codec = EventCodec(InMemoryRegistry())
-    in_1985 = datetime(1985, 6, 1, tzinfo=timezone.utc)
-    previous = set_earliest_event_time(datetime(1980, 1, 1, tzinfo=timezone.utc))
+    in_1985 = datetime(1985, 6, 1, tzinfo=UTC)
+    previous = set_earliest_event_time(datetime(1980, 1, 1, tzinfo=UTC))
     try:
         data = codec.encode("t", make_signal(ts_event=in_1985, ts_init=in_1985))  # valid while the bound is 1980
     finally:
         set_earliest_event_time(previous)
     assert outcomes(codec, [data])[0][:2] == ("error", "invalid_value") == reference(codec, data)[:2]
     assert "is before 1990-01-01" in reference(codec, data)[2] and "not a plausible time" in reference(codec, data)[2]
-    previous = set_earliest_event_time(datetime(1980, 1, 1, tzinfo=timezone.utc))
+    previous = set_earliest_event_time(datetime(1980, 1, 1, tzinfo=UTC))
     try:
         assert outcomes(codec, [data])[0][:2] == ("event", SignalRaised) == reference(codec, data)[:2]
     finally:
@@ -330,7 +410,18 @@ def test_maps_larger_than_the_columnar_limit_take_the_exact_path() -> None:
     from schemas.columnar import MAX_MAP_ENTRIES
 
     codec = EventCodec(InMemoryRegistry())
-    small, big = valid_events()[3], FeaturesComputed(signal_id="s", symbol="X", strategy_id="S1", strategy_type="t", feature_set="fs1", features={f"f{i}": float(i) for i in range(MAX_MAP_ENTRIES + 1)}, ts_event=T0)
+    small, big = (
+        valid_events()[3],
+        FeaturesComputed(
+            signal_id="s",
+            symbol="X",
+            strategy_id="S1",
+            strategy_type="t",
+            feature_set="fs1",
+            features={f"f{i}": float(i) for i in range(MAX_MAP_ENTRIES + 1)},
+            ts_event=T0,
+        ),
+    )
     datas = [codec.encode("t", small), codec.encode("t", big)]
     batch = codec.decode_batch(datas)
     assert batch.columns[FeaturesComputed][0].tolist() == [0]
@@ -360,13 +451,19 @@ def test_maps_shaped_like_another_row_match_decode() -> None:
     datas = [raw_message(codec, FeaturesComputed, record_of(feats, features=m)) for m in shaped[:10] + other]
     datas += [frame(schema_id, body) for body in HAND_MADE.values()]
     datas += [raw_message(codec, FeaturesComputed, record_of(feats, features=m)) for m in shaped[10:]]
-    datas.insert(3, raw_message(codec, FeaturesComputed, record_of(feats, features=shaped[0]))[:-20])  # cut inside the map
-    datas.insert(5, raw_message(codec, FeaturesComputed, record_of(feats, features=shaped[1])) + b"\x00")  # trailing byte
+    datas.insert(
+        3, raw_message(codec, FeaturesComputed, record_of(feats, features=shaped[0]))[:-20]
+    )  # cut inside the map
+    datas.insert(
+        5, raw_message(codec, FeaturesComputed, record_of(feats, features=shaped[1])) + b"\x00"
+    )  # trailing byte
     got = outcomes(codec, datas)
     want = [reference(codec, d) for d in datas]
     scrub = lambda o: (*o[:2], re.sub(r" at 0x[0-9a-f]+", "", o[2])) if o[0] == "error" else o  # noqa: E731  (fastavro names a buffer's address)
-    assert [same_outcome(scrub(g), scrub(w)) for g, w in zip(got, want)] == [True] * len(datas)
-    assert sum(1 for w in want if w[0] == "event") == len(shaped) + len(other) - 2 + sum(1 for b in HAND_MADE.values() if reference(codec, frame(schema_id, b))[0] == "event")
+    assert [same_outcome(scrub(g), scrub(w)) for g, w in zip(got, want, strict=True)] == [True] * len(datas)
+    assert sum(1 for w in want if w[0] == "event") == len(shaped) + len(other) - 2 + sum(
+        1 for b in HAND_MADE.values() if reference(codec, frame(schema_id, b))[0] == "event"
+    )
 
 
 def test_a_subset_of_joined_bodies_decodes_as_those_bodies_alone() -> None:
@@ -389,7 +486,9 @@ def test_a_subset_of_joined_bodies_decodes_as_those_bodies_alone() -> None:
 
 
 @pytest.mark.parametrize("key_count", [1, 2, 80])
-def test_same_shaped_maps_read_as_one_block_whatever_bytes_follow_them(monkeypatch: pytest.MonkeyPatch, key_count: int) -> None:
+def test_same_shaped_maps_read_as_one_block_whatever_bytes_follow_them(
+    monkeypatch: pytest.MonkeyPatch, key_count: int
+) -> None:
     """The shape check compares whole 8-byte words with the values (and the bytes past the map that fill
     its last word: 2, 6 and 5 of them here) masked out. ``features`` is the last field, so those bytes are
     the next message's (a bar: another schema id) or the buffer's padding: every row still matches the
@@ -403,8 +502,15 @@ def test_same_shaped_maps_read_as_one_block_whatever_bytes_follow_them(monkeypat
     codec = EventCodec(InMemoryRegistry())
     names = [f"k{j:02d}" for j in range(key_count)]
     events = [
-        FeaturesComputed(signal_id=f"s{i}", symbol="AAPL", strategy_id="S1", strategy_type="EmaCross", feature_set="fs1",
-                         features={n: i * 1.5 - j for j, n in enumerate(names)}, ts_event=T0 + timedelta(microseconds=7**i))
+        FeaturesComputed(
+            signal_id=f"s{i}",
+            symbol="AAPL",
+            strategy_id="S1",
+            strategy_type="EmaCross",
+            feature_set="fs1",
+            features={n: i * 1.5 - j for j, n in enumerate(names)},
+            ts_event=T0 + timedelta(microseconds=7**i),
+        )
         for i in range(9)
     ]
     datas = [codec.encode("t", m) for e in events for m in (e, make_bar(event_id=f"b-{e.signal_id}"))]
@@ -438,30 +544,45 @@ def test_spans_gather_the_bytes_of_each_span_in_order(spans: list[tuple[int, int
     assert got.dtype == np.uint8 and bytes(got) == b"".join(data[s : s + n] for s, n in spans)
 
 
-@pytest.mark.parametrize(("value", "words"), [
-    (1_733_580_000_000, "looks like milliseconds"),  # JavaScript's Date.now() on 2024-12-07, read as microseconds
-    (1_733_580_000, "looks like seconds"),
-    (0, "not a plausible time"),
-])
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (1_733_580_000_000, "looks like milliseconds"),  # JavaScript's Date.now() on 2024-12-07, read as microseconds
+        (1_733_580_000, "looks like seconds"),
+        (0, "not a plausible time"),
+    ],
+)
 def test_a_timestamp_in_the_wrong_unit_is_invalid_with_a_reason_naming_the_unit(value: int, words: str) -> None:
     codec = EventCodec(InMemoryRegistry())
     data = raw_message(codec, SignalRaised, record_of(make_signal(), ts_event=value))
     with pytest.raises(DecodeError) as caught:
         codec.decode(data)
-    assert caught.value.kind == "invalid_value" and words in str(caught.value) and "ts_event 1970-01-" in str(caught.value)
+    assert (
+        caught.value.kind == "invalid_value" and words in str(caught.value) and "ts_event 1970-01-" in str(caught.value)
+    )
     assert outcomes(codec, [data])[0] == reference(codec, data)
 
 
-@pytest.mark.parametrize(("overrides", "words"), [
-    ({"stop_price": 101.0}, "stop_price 101.0 is at or above price 101.0 for a BUY"),
-    ({"target_price": 100.0}, "target_price 100.0 is at or below price 101.0 for a BUY"),
-    ({"side": "SELL", "stop_price": 100.0}, "stop_price 100.0 is at or below price 101.0 for a SELL"),
-    ({"side": "SELL", "target_price": 102.0}, "target_price 102.0 is at or above price 101.0 for a SELL"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"stop_price": 101.0}, "stop_price 101.0 is at or above price 101.0 for a BUY"),
+        ({"target_price": 100.0}, "target_price 100.0 is at or below price 101.0 for a BUY"),
+        ({"side": "SELL", "stop_price": 100.0}, "stop_price 100.0 is at or below price 101.0 for a SELL"),
+        ({"side": "SELL", "target_price": 102.0}, "target_price 102.0 is at or above price 101.0 for a SELL"),
+    ],
+)
 def test_a_stop_or_target_on_the_wrong_side_is_invalid_with_a_reason(overrides: dict[str, Any], words: str) -> None:
     codec = EventCodec(InMemoryRegistry())
     with pytest.raises(DecodeError) as caught:
         codec.decode(raw_message(codec, SignalRaised, record_of(make_signal(), **overrides)))
     assert caught.value.kind == "invalid_value" and words in str(caught.value)
-    sides = {"side": "SELL", "stop_price": 102.0, "target_price": 100.0} if "side" in overrides else {"stop_price": 100.0, "target_price": 102.0}
-    assert codec.decode(raw_message(codec, SignalRaised, record_of(make_signal(), **sides))).stop_price == sides["stop_price"]
+    sides = (
+        {"side": "SELL", "stop_price": 102.0, "target_price": 100.0}
+        if "side" in overrides
+        else {"stop_price": 100.0, "target_price": 102.0}
+    )
+    assert (
+        codec.decode(raw_message(codec, SignalRaised, record_of(make_signal(), **sides))).stop_price
+        == sides["stop_price"]
+    )

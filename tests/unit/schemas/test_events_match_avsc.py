@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import UTC
 
 import pytest
 
@@ -72,9 +73,9 @@ def test_naive_timestamp_rejected():
 
 def test_decision_multiplier_bounds():
     base = dict(signal_id="s", symbol="X", strategy_id="S1", qty=1.0, policy="RULES", reason="r", latency_us=1)
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    ts = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    ts = datetime(2024, 1, 1, tzinfo=UTC)
     SizeDecided(ts_event=ts, multiplier=2.0, **base)
     with pytest.raises(InvalidEvent, match=r"\[0.25, 2.0\]"):
         SizeDecided(ts_event=ts, multiplier=2.01, **base)

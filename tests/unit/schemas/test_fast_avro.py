@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import math
 import struct
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
@@ -87,7 +87,11 @@ def test_every_event_schema_is_compiled(event_type: type[Event]) -> None:
     ids=str,
 )
 def test_types_not_compiled_are_refused_at_compile_time(avro_type: Any) -> None:
-    schema = {"type": "record", "name": "X", "fields": [{"name": "a", "type": "string"}, {"name": "b", "type": avro_type}]}
+    schema = {
+        "type": "record",
+        "name": "X",
+        "fields": [{"name": "a", "type": "string"}, {"name": "b", "type": avro_type}],
+    }
     with pytest.raises(Unsupported, match="field 'b'"):
         compile_schema(schema)
 
@@ -121,8 +125,15 @@ def _feature_maps() -> st.SearchStrategy[dict[str, float]]:
 def test_maps_of_doubles_with_repeated_and_reordered_key_sets(maps: list[dict[str, float]]) -> None:
     """The key-set shortcut gives fastavro's bytes, whatever came before."""
     for features in maps + maps[::-1]:
-        event = FeaturesComputed(ts_event=T0, signal_id="s", symbol="X", strategy_id="S1", strategy_type="EmaCross",
-                                 feature_set="fs1", features=features)
+        event = FeaturesComputed(
+            ts_event=T0,
+            signal_id="s",
+            symbol="X",
+            strategy_id="S1",
+            strategy_type="EmaCross",
+            feature_set="fs1",
+            features=features,
+        )
         assert fast(FeaturesComputed).encode(event) == fastavro_bytes(FeaturesComputed, record_of(event))
 
 
@@ -133,7 +144,7 @@ _wild_floats = st.floats() | st.integers(-(2**70), 2**70) | st.booleans() | st.s
 _wild_ints = st.integers(-(2**65), 2**65) | st.floats(-1e20, 1e20) | st.booleans()
 _wild_texts = st.text(max_size=80) | st.binary(max_size=5) | st.integers() | st.none()
 _wild_times = (
-    st.datetimes(timezones=st.just(timezone.utc) | _offsets)
+    st.datetimes(timezones=st.just(UTC) | _offsets)
     | st.datetimes()
     | st.integers(-(2**64), 2**64)
     | st.floats(-1e18, 1e18)
@@ -158,7 +169,9 @@ def _wild(avro_type: Any) -> st.SearchStrategy[Any]:
         return st.sampled_from(avro_type["symbols"]) | st.text(max_size=4)
     keys = st.text(max_size=6) | st.integers()
     values = _wild(avro_type["values"])
-    return st.dictionaries(keys, values, max_size=4) | st.dictionaries(st.text(max_size=6), values, max_size=4).map(MappingProxyType)
+    return st.dictionaries(keys, values, max_size=4) | st.dictionaries(st.text(max_size=6), values, max_size=4).map(
+        MappingProxyType
+    )
 
 
 @st.composite
@@ -182,15 +195,30 @@ def test_any_value_gives_fastavro_bytes_or_a_refusal(drawn: tuple[type[Event], d
 def test_plain_values_are_not_refused() -> None:
     """The worker's own values take the compiled path (a refusal there would cost the speed-up)."""
     signal = make_signal(attrs={"tf": "1m"}, stop_price=99.0, target_price=None)
-    decided = SizeDecided(ts_event=T0, signal_id="s", symbol="X", strategy_id="S1", multiplier=1.0, qty=3, policy="RULES",
-                          reason="r" * 200, model_version="v1", latency_us=2**40)
+    decided = SizeDecided(
+        ts_event=T0,
+        signal_id="s",
+        symbol="X",
+        strategy_id="S1",
+        multiplier=1.0,
+        qty=3,
+        policy="RULES",
+        reason="r" * 200,
+        model_version="v1",
+        latency_us=2**40,
+    )
     for event in (signal, decided, make_bar(bid=100.5, ask=100.75)):
         assert fast(type(event)).encode(event) == fastavro_bytes(type(event), record_of(event))
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("stop_price", 99), ("signal_id", type("S", (str,), {})("sig")), ("ts_event", datetime(2024, 1, 1)), ("attrs", {"k": 1})],
+    [
+        ("stop_price", 99),
+        ("signal_id", type("S", (str,), {})("sig")),
+        ("ts_event", datetime(2024, 1, 1)),
+        ("attrs", {"k": 1}),
+    ],
     ids=["int in a nullable double", "str subclass", "naive datetime", "int in a string map"],
 )
 def test_unusual_values_are_refused(field: str, value: Any) -> None:
@@ -204,8 +232,17 @@ def test_map_keys_equal_to_known_keys_but_not_str_are_refused() -> None:
         def encode(self, *args: Any, **kwargs: Any) -> bytes:  # what fastavro would call
             return b"other"
 
-    record = record_of(FeaturesComputed(ts_event=T0, signal_id="s", symbol="X", strategy_id="S1", strategy_type="EmaCross",
-                                        feature_set="fs1", features={"a": 1.0, "b": 2.0}))
+    record = record_of(
+        FeaturesComputed(
+            ts_event=T0,
+            signal_id="s",
+            symbol="X",
+            strategy_id="S1",
+            strategy_type="EmaCross",
+            feature_set="fs1",
+            features={"a": 1.0, "b": 2.0},
+        )
+    )
     fast(FeaturesComputed).encode(SimpleNamespace(**record))  # the key set is now known
     record["features"] = {Key("a"): 1.0, Key("b"): 2.0}
     with pytest.raises(Refused):
@@ -215,7 +252,9 @@ def test_map_keys_equal_to_known_keys_but_not_str_are_refused() -> None:
 def test_refused_event_is_still_encoded_by_fastavro() -> None:
     signal = make_signal(stop_price=99)  # an int: fastavro's union branch choice is left to fastavro
     codec = EventCodec(InMemoryRegistry())
-    want = frame(codec.schema_id("t", SignalRaised), encode_body(PARSED[SignalRaised], field_names(SignalRaised), signal))
+    want = frame(
+        codec.schema_id("t", SignalRaised), encode_body(PARSED[SignalRaised], field_names(SignalRaised), signal)
+    )
     assert codec.encode("t", signal) == want
     assert codec.decode(want) == signal
 
@@ -241,8 +280,17 @@ def damaged_bodies(draw: st.DrawFn) -> tuple[type[Event], bytes]:
     return type(event), bytes(body)
 
 
-HEADS: list[tuple[str, ...]] = [("ts_event", "symbol"), ("signal_id",), ("event_id", "ts_init"), ("source_offset",), ("status",),
-                                ("stop_price", "target_price"), ("model_version",), ("side", "qty"), ("raw_key",)]
+HEADS: list[tuple[str, ...]] = [
+    ("ts_event", "symbol"),
+    ("signal_id",),
+    ("event_id", "ts_init"),
+    ("source_offset",),
+    ("status",),
+    ("stop_price", "target_price"),
+    ("model_version",),
+    ("side", "qty"),
+    ("raw_key",),
+]
 
 
 def head_or_none(event_type: type[Event], body: bytes, names: tuple[str, ...]) -> tuple[bool, Any]:
@@ -267,7 +315,9 @@ def fastavro_head(event_type: type[Event], body: bytes, names: tuple[str, ...]) 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(damaged_bodies(), st.sampled_from(HEADS))
-def test_the_head_of_any_body_is_fastavro_values_or_a_refusal(drawn: tuple[type[Event], bytes], names: tuple[str, ...]) -> None:
+def test_the_head_of_any_body_is_fastavro_values_or_a_refusal(
+    drawn: tuple[type[Event], bytes], names: tuple[str, ...]
+) -> None:
     event_type, body = drawn
     names = tuple(n for n in names if n in field_names(event_type)) or ("event_id",)
     read, head = head_or_none(event_type, body, names)
@@ -315,10 +365,26 @@ def test_varint_refuses_beyond_a_long(n: int) -> None:
 def test_encode_of_our_own_events_does_not_call_fastavro(monkeypatch: pytest.MonkeyPatch) -> None:
     codec = EventCodec(InMemoryRegistry())
     signal = make_signal(attrs={"tf": "1m", "note": "é"}, stop_price=99.0)
-    decided = SizeDecided(ts_event=T0, signal_id="s", symbol="X", strategy_id="S1", multiplier=1.0, qty=3.0, policy="RULES",
-                          reason="r", latency_us=5)
-    features = FeaturesComputed(ts_event=T0, signal_id="s", symbol="X", strategy_id="S1", strategy_type="EmaCross",
-                                feature_set="fs1", features={f"f{i}": i / 7 for i in range(80)})
+    decided = SizeDecided(
+        ts_event=T0,
+        signal_id="s",
+        symbol="X",
+        strategy_id="S1",
+        multiplier=1.0,
+        qty=3.0,
+        policy="RULES",
+        reason="r",
+        latency_us=5,
+    )
+    features = FeaturesComputed(
+        ts_event=T0,
+        signal_id="s",
+        symbol="X",
+        strategy_id="S1",
+        strategy_type="EmaCross",
+        feature_set="fs1",
+        features={f"f{i}": i / 7 for i in range(80)},
+    )
     messages = [(event, codec.encode("t", event)) for event in (signal, decided, features)]
 
     def no_fastavro(*args: Any, **kwargs: Any) -> Any:
@@ -340,7 +406,11 @@ def test_newer_writer_schema_is_resolved_by_fastavro() -> None:
     registry = InMemoryRegistry()
     schema_id = registry.register("rlsizer.signals-value", json.dumps(v2))
     signal = make_signal()
-    body = encode_body(fastavro.parse_schema(v2), tuple(f["name"] for f in v2["fields"]), SimpleNamespace(**record_of(signal), venue="XNAS"))  # type: ignore[arg-type]
+    body = encode_body(
+        fastavro.parse_schema(v2),
+        tuple(f["name"] for f in v2["fields"]),
+        SimpleNamespace(**record_of(signal), venue="XNAS"),
+    )  # type: ignore[arg-type]
     assert EventCodec(registry).decode(frame(schema_id, body)) == signal
 
 
@@ -356,28 +426,33 @@ def test_nan_on_the_wire_is_still_an_invalid_value() -> None:
 def test_timestamps_in_any_zone_are_written_as_fastavro_writes_them() -> None:
     ts = datetime(2024, 3, 1, 9, 30, 0, 123456, tzinfo=timezone(timedelta(hours=-5)))
     # a record, not an event: a time before 1990 is no valid event (schemas.events), but the codec still writes it
-    values = record_of(make_signal(ts_event=ts)) | {"ts_init": datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)}
+    values = record_of(make_signal(ts_event=ts)) | {"ts_init": datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)}
     body = fast(SignalRaised).encode(SimpleNamespace(**values))
     assert body == fastavro_bytes(SignalRaised, values)
     record = fastavro_record(SignalRaised, body)
-    assert record["ts_event"] == ts and record["ts_event"].tzinfo is timezone.utc
+    assert record["ts_event"] == ts and record["ts_event"].tzinfo is UTC
 
 
 # --- the generated code's inline cases and their edges ----------------------------------------
 
 # Zigzag values 2**49 .. 2**56 - 1 are the 8-byte varints written and read inline (timestamps of
 # 1978-3111 and before 1961); just outside they take the generic varint code.
-_EDGE_MICROS = sorted({m for z in (0x80, 1 << 49, 1 << 56, 1 << 63) for d in (-2, -1, 0, 1) for m in ((z + d) >> 1, -((z + d) >> 1) - 1)})
+_EDGE_MICROS = sorted(
+    {m for z in (0x80, 1 << 49, 1 << 56, 1 << 63) for d in (-2, -1, 0, 1) for m in ((z + d) >> 1, -((z + d) >> 1) - 1)}
+)
 
 
 @pytest.mark.parametrize("micros", [m for m in _EDGE_MICROS if -62135596800000000 <= m < 253402300800000000])
 def test_timestamps_at_the_edges_of_the_inline_varint(micros: int) -> None:
-    ts = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
+    ts = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
     for value in (ts, ts.astimezone(timezone(timedelta(hours=5, minutes=30))), micros):
         record = record_of(make_signal()) | {"ts_event": value, "ts_init": value}
         body = fast(SignalRaised).encode(SimpleNamespace(**record))
         assert body == fastavro_bytes(SignalRaised, record)
-        assert head_or_none(SignalRaised, body, ("ts_event", "ts_init")) == (True, fastavro_head(SignalRaised, body, ("ts_event", "ts_init")))
+        assert head_or_none(SignalRaised, body, ("ts_event", "ts_init")) == (
+            True,
+            fastavro_head(SignalRaised, body, ("ts_event", "ts_init")),
+        )
 
 
 @pytest.mark.parametrize("micros", _EDGE_MICROS)
@@ -400,6 +475,7 @@ def _writer_varint(n: int, overlong: bool) -> bytes:
 def _independent_body(event_type: type[Event], record: dict[str, Any], overlong: Any, upto: int | None = None) -> bytes:
     """An Avro body of ``record`` (its fields before ``upto``) written field by field here, each varint
     overlong when ``overlong()`` says so."""
+
     def varint(n: int) -> bytes:
         return _writer_varint(n, overlong())
 
@@ -416,7 +492,7 @@ def _independent_body(event_type: type[Event], record: dict[str, Any], overlong:
             index = 0 if v is None else 1 - avro_type.index("null")
             return varint(index) + (b"" if v is None else value(avro_type[index], v))
         if avro_type.get("logicalType") == "timestamp-micros":
-            return varint((v - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1))
+            return varint((v - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1))
         if avro_type["type"] == "enum":
             return varint(avro_type["symbols"].index(v))
         entries = b"".join(value("string", k) + value(avro_type["values"], x) for k, x in v.items())
@@ -486,8 +562,17 @@ def _plain_value(avro_type: Any) -> Any:
 def test_switching_the_compiled_codec_off_acts_on_a_codec_already_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
     """bench/bench_codec.py compares both paths on one EventCodec by replacing schemas.codec.compiled and head_decoder."""
     codec = EventCodec(InMemoryRegistry())
-    decision = SizeDecided(ts_event=T0, signal_id="s", symbol="X", strategy_id="S1", multiplier=1.0, qty=3.0, policy="RULES",
-                           reason="r", latency_us=5)
+    decision = SizeDecided(
+        ts_event=T0,
+        signal_id="s",
+        symbol="X",
+        strategy_id="S1",
+        multiplier=1.0,
+        qty=3.0,
+        policy="RULES",
+        reason="r",
+        latency_us=5,
+    )
     message = codec.encode("t", decision)
     calls: list[str] = []
     reader, writer = fastavro.schemaless_reader, fastavro.schemaless_writer

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from schemas.events import FeaturesComputed, InvalidEvent
 
-T = datetime(2024, 1, 2, tzinfo=timezone.utc)
+T = datetime(2024, 1, 2, tzinfo=UTC)
 values = st.one_of(
     st.floats(),  # NaN, infinities, huge values whose total overflows
     st.integers(-(10**400), 10**400),  # ints a double cannot hold
@@ -29,8 +29,15 @@ def _valid(v: object) -> bool:
 
 
 def _features(features: dict) -> FeaturesComputed:
-    return FeaturesComputed(ts_event=T, signal_id="s", symbol="A", strategy_id="S1", strategy_type="EmaCross",
-                            feature_set="fs1", features=features)
+    return FeaturesComputed(
+        ts_event=T,
+        signal_id="s",
+        symbol="A",
+        strategy_id="S1",
+        strategy_type="EmaCross",
+        feature_set="fs1",
+        features=features,
+    )
 
 
 @given(st.dictionaries(st.text(min_size=1, max_size=5), values, max_size=30))

@@ -14,9 +14,20 @@ def test_defaults_are_the_embedded_endpoints():
 
 
 def test_environment_overrides_and_types():
-    s = Settings.from_env({"RLSIZER_KAFKA_BOOTSTRAP": "k:1", "RLSIZER_TOPIC_PARTITIONS": "12",
-                           "RLSIZER_TRAIN_INTERVAL_SECONDS": "60.5", "RLSIZER_DATA_DIR": "/tmp/x"})
-    assert (s.kafka_bootstrap, s.topic_partitions, s.train_interval_seconds, s.data_dir) == ("k:1", 12, 60.5, Path("/tmp/x"))
+    s = Settings.from_env(
+        {
+            "RLSIZER_KAFKA_BOOTSTRAP": "k:1",
+            "RLSIZER_TOPIC_PARTITIONS": "12",
+            "RLSIZER_TRAIN_INTERVAL_SECONDS": "60.5",
+            "RLSIZER_DATA_DIR": "/tmp/x",
+        }
+    )
+    assert (s.kafka_bootstrap, s.topic_partitions, s.train_interval_seconds, s.data_dir) == (
+        "k:1",
+        12,
+        60.5,
+        Path("/tmp/x"),
+    )
 
 
 def test_bad_number_names_the_variable():
@@ -44,15 +55,31 @@ def test_env_names_cover_fields():
 
 
 def test_sasl_settings_reach_librdkafka_config():
-    s = Settings.from_env({"RLSIZER_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "RLSIZER_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-                           "RLSIZER_KAFKA_SASL_USERNAME": "u", "RLSIZER_KAFKA_SASL_PASSWORD": "p"})
+    s = Settings.from_env(
+        {
+            "RLSIZER_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "RLSIZER_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "RLSIZER_KAFKA_SASL_USERNAME": "u",
+            "RLSIZER_KAFKA_SASL_PASSWORD": "p",
+        }
+    )
     conf = s.kafka_config()
-    assert conf["security.protocol"] == "SASL_SSL" and conf["sasl.mechanism"] == "SCRAM-SHA-512" and conf["sasl.password"] == "p"
+    assert (
+        conf["security.protocol"] == "SASL_SSL"
+        and conf["sasl.mechanism"] == "SCRAM-SHA-512"
+        and conf["sasl.password"] == "p"
+    )
 
 
 def test_to_env_rebuilds_the_same_settings(tmp_path):
-    original = Settings.from_env({"RLSIZER_TOPIC_PREFIX": "x", "RLSIZER_TOPIC_PARTITIONS": "3", "RLSIZER_DATA_DIR": str(tmp_path),
-                                  "RLSIZER_MODEL_HMAC_KEY": "k"})
+    original = Settings.from_env(
+        {
+            "RLSIZER_TOPIC_PREFIX": "x",
+            "RLSIZER_TOPIC_PARTITIONS": "3",
+            "RLSIZER_DATA_DIR": str(tmp_path),
+            "RLSIZER_MODEL_HMAC_KEY": "k",
+        }
+    )
     assert Settings.from_env(original.to_env()) == original
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,14 @@ class PureWorker:
 
     def __post_init__(self) -> None:
         self.codec = EventCodec(InMemoryRegistry(), subject_for=subject_for)
-        self.path = InputPath(SETTINGS, self.codec, self.strategy_map, self.slot, partitions=lambda: 1,
-                              clock=lambda: datetime(2030, 1, 1, tzinfo=timezone.utc))
+        self.path = InputPath(
+            SETTINGS,
+            self.codec,
+            self.strategy_map,
+            self.slot,
+            partitions=lambda: 1,
+            clock=lambda: datetime(2030, 1, 1, tzinfo=UTC),
+        )
         self.tables = MemoryTables()
         self._offsets: dict[str, int] = {}
         self.n_bars = 0
@@ -70,8 +76,9 @@ class PureWorker:
     def _input(self, event: Event) -> list[Any]:
         topic = SETTINGS.topic("inputs")
         offset = self._record(event, topic)
-        out = self.path.handle(Source(topic, 0, offset, event.symbol.encode(), self.codec.encode(topic, event)),
-                               self.tables)
+        out = self.path.handle(
+            Source(topic, 0, offset, event.symbol.encode(), self.codec.encode(topic, event)), self.tables
+        )
         sent = []
         for record in out:
             sent.append(self.codec.decode(record.value))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -10,7 +10,7 @@ from schemas.events import SignalRaised, TradeClosed
 from trainer.environment import ACCOUNT_FEATURES, LoggedSignals
 from trainer.logged_signals import account_log
 
-DAY0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+DAY0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def logged(
@@ -30,7 +30,9 @@ def logged(
     extra = extra or {"sig_q_score": [0.5] * n, "sig_atr_pct": [0.01] * n}
     extra = {"bars_available": [200.0] * n, **extra}
     names = (*ACCOUNT_FEATURES, *extra)
-    feats = np.column_stack([np.full((n, len(ACCOUNT_FEATURES)), 99.0)] + [np.asarray(v, dtype=np.float64) for v in extra.values()])
+    feats = np.column_stack(
+        [np.full((n, len(ACCOUNT_FEATURES)), 99.0)] + [np.asarray(v, dtype=np.float64) for v in extra.values()]
+    )
     episode = episode if episode is not None else [0] * n
     symbol = symbol if symbol is not None else ["X"] * n
     hold = hold_minutes if hold_minutes is not None else [0.5] * n
@@ -38,19 +40,49 @@ def logged(
     signals, events, closed_at = [], [], []
     for i in range(n):
         at = DAY0 + timedelta(days=episode[i], minutes=i)
-        sig = SignalRaised(ts_event=at, ts_init=at, signal_id=f"s{i}", strategy_id=strategy[i], symbol=symbol[i], side="BUY",
-                           price=100.0, atr=1.0, score=0.0, q_score=0.5, base_qty=1.0, stop_price=99.0)
+        sig = SignalRaised(
+            ts_event=at,
+            ts_init=at,
+            signal_id=f"s{i}",
+            strategy_id=strategy[i],
+            symbol=symbol[i],
+            side="BUY",
+            price=100.0,
+            atr=1.0,
+            score=0.0,
+            q_score=0.5,
+            base_qty=1.0,
+            stop_price=99.0,
+        )
         signals.append(sig)
         events.append((at, 1, i, sig))
         closed_at.append(None)
         if not np.isnan(r[i]):
             out = at + timedelta(minutes=hold[i])
             closed_at[-1] = out.replace(tzinfo=None)
-            events.append((out, 0, i, TradeClosed(
-                ts_event=out, ts_init=out, signal_id=sig.signal_id, symbol=sig.symbol, strategy_id=sig.strategy_id, side="BUY",
-                qty=1.0, entry_price=100.0, exit_price=100.0, entry_ts=at, exit_ts=out, pnl=0.0, r_multiple=float(r[i]),
-                exit_reason="stop",
-            )))
+            events.append(
+                (
+                    out,
+                    0,
+                    i,
+                    TradeClosed(
+                        ts_event=out,
+                        ts_init=out,
+                        signal_id=sig.signal_id,
+                        symbol=sig.symbol,
+                        strategy_id=sig.strategy_id,
+                        side="BUY",
+                        qty=1.0,
+                        entry_price=100.0,
+                        exit_price=100.0,
+                        entry_ts=at,
+                        exit_ts=out,
+                        pnl=0.0,
+                        r_multiple=float(r[i]),
+                        exit_reason="stop",
+                    ),
+                )
+            )
     events.sort(key=lambda e: (e[0], e[1], e[2]))
     rr = np.asarray(r, dtype=np.float64)
     return LoggedSignals(

@@ -8,7 +8,7 @@ MODEL, and the account carries open risk across sessions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -49,13 +49,18 @@ def record(path: Path, *, bars: int = 360, names: tuple[str, ...] = ("AAPL", "EU
     worker = PureWorker(slot=PolicySlot(), swap_at=int(bars * 1.3), later=model_policy_bytes(onnx, LIVE_VERSION))
     for name in names:
         frame = load_dataset(name).iloc[:bars]
-        run(frame, RunConfig(symbol=frame.attrs["symbol"], interval=frame.attrs["interval"], run_id="t"), worker, progress=False)
+        run(
+            frame,
+            RunConfig(symbol=frame.attrs["symbol"], interval=frame.attrs["interval"], run_id="t"),
+            worker,
+            progress=False,
+        )
     worker.write_warehouse(path)
     return Recorded(path=path, worker=worker, onnx=onnx)
 
 
 def utc(ts: np.datetime64) -> datetime:
-    return np.datetime64(ts, "us").astype(datetime).replace(tzinfo=timezone.utc)
+    return np.datetime64(ts, "us").astype(datetime).replace(tzinfo=UTC)
 
 
 def day_after(ts: np.datetime64) -> datetime:

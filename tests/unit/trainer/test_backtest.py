@@ -9,13 +9,13 @@ import duckdb
 import numpy as np
 import pytest
 
+from agents.features import FEATURE_NAMES, FEATURE_SET
 from agents.sizing import PolicySlot
 from agents.strategy_map import StrategyMap
 from rlsizer.reference.data import load_dataset
 from rlsizer.reference.loop import RunConfig, run
 from schemas.events import SizeDecided
 from tests.unit.trainer.backtest_live import PureWorker, model_policy_bytes, tiny_model
-from agents.features import FEATURE_NAMES, FEATURE_SET
 from trainer.backtest import BacktestError, PolicySpec, backtest, fixed_policy, live_policy, rules_policy, run_policy
 from trainer.backtest_events import load_history
 from trainer.backtest_parity import check_parity
@@ -97,7 +97,9 @@ def test_a_bar_missing_from_the_warehouse_is_reported_with_its_reason(live, onnx
     broken = history_of(copy, start, end)
     assert len(broken.events) == len(hist.events) - 1
     report = check_parity(run_policy(broken, model_spec(onnx), SMAP), broken)
-    bar_diffs = [n for n in report.feature_diffs if not n.startswith(("strat_", "acct_", "sig_", "tod_", "dow_", "fam_"))]
+    bar_diffs = [
+        n for n in report.feature_diffs if not n.startswith(("strat_", "acct_", "sig_", "tod_", "dow_", "fam_"))
+    ]
     assert bar_diffs, report.summary()
     assert "bar state differs" in report.summary()
 

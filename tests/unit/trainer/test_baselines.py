@@ -77,7 +77,9 @@ def test_vol_target_has_mean_one_on_its_training_window_per_symbol() -> None:
     for s in ("STOCK", "FX"):
         assert m[symbol == s].mean() == pytest.approx(1.0, abs=1e-9)
         assert np.ptp(m[symbol == s]) > 0.5  # it does spread size by volatility
-    calm, wild, unseen = pol.multipliers(logged([0.0] * 3, extra={"sig_atr_pct": [0.005, 0.08, 0.02]}, symbol=["STOCK", "STOCK", "NEW"]))
+    calm, wild, unseen = pol.multipliers(
+        logged([0.0] * 3, extra={"sig_atr_pct": [0.005, 0.08, 0.02]}, symbol=["STOCK", "STOCK", "NEW"])
+    )
     assert calm > 1.0 > wild and 0.25 <= unseen <= 2.0
 
 

@@ -23,6 +23,7 @@ def test_same_data_and_seed_give_identical_weights() -> None:
     c = train(data, TrainConfig(seed=4, **TINY))
     assert _weight_bytes(a.model) == _weight_bytes(b.model)
     assert _weight_bytes(a.model) != _weight_bytes(c.model)
+
     def clockless(h):
         return [{k: v for k, v in row.items() if k != "charts/elapsed_s"} for row in h]
 
@@ -87,14 +88,17 @@ def test_rejects_nonsense_config() -> None:
 def test_default_beta_is_the_fixed_size_tail_and_keeps_lambda_bounded():
     """With beta=None the constraint is the 1x policy's own CVaR: reachable, so lambda does not run to its cap."""
     from trainer.cvar_ppo import fixed_size_cvar
-    from trainer.risk import cvar
     from trainer.environment import episode_returns, trade_rewards
+    from trainer.risk import cvar
 
     data = synthetic_signals(n_episodes=40, trades_per_episode=4, seed=5)
     ones = np.ones(len(data))
     expected = cvar(episode_returns(data, trade_rewards(ones, data.r_multiple, data.cost_r)), 0.05)
     assert fixed_size_cvar(data, 0.05) == expected
-    res = train(data, TrainConfig(seed=2, total_updates=12, lr_lambda=0.2, **{k: v for k, v in TINY.items() if k != "total_updates"}))
+    res = train(
+        data,
+        TrainConfig(seed=2, total_updates=12, lr_lambda=0.2, **{k: v for k, v in TINY.items() if k != "total_updates"}),
+    )
     assert "bfixed" in res.run_name
     assert all(row["charts/beta"] == expected for row in res.history)
     assert max(row["charts/lambda"] for row in res.history) < TrainConfig().lambda_max
@@ -104,9 +108,13 @@ def test_the_tail_settings_are_checked_and_named() -> None:
     from trainer.cvar_ppo import plain_ppo, run_name
 
     assert TrainConfig().tail_confidence == 0.9 and TrainConfig().init_multiplier == 1.0
-    name = run_name(TrainConfig(beta_margin=0.2, size_cap=1.0, tail_confidence=None, init_multiplier=None, seed=4), "ab12")
+    name = run_name(
+        TrainConfig(beta_margin=0.2, size_cap=1.0, tail_confidence=None, init_multiplier=None, seed=4), "ab12"
+    )
     assert name == "cvarppo_a0.05_bfixedm0.2_cap1_s4_ab12"
-    assert run_name(plain_ppo(TrainConfig(size_cap=1.0)), "ab12") == "ppo_i1_s1_ab12"  # the ablation drops every constraint
+    assert (
+        run_name(plain_ppo(TrainConfig(size_cap=1.0)), "ab12") == "ppo_i1_s1_ab12"
+    )  # the ablation drops every constraint
     for bad in (dict(tail_confidence=0.3), dict(size_cap=3.0), dict(lr_size=-1.0)):
         with pytest.raises(ValueError):
             TrainConfig(**bad)

@@ -29,7 +29,13 @@ def acct(data: LoggedSignals, obs: np.ndarray, name: str) -> np.ndarray:
 
 
 def test_account_features_are_the_catalogs_acct_columns() -> None:
-    assert ACCOUNT_FEATURES == ("acct_session_pnl_r", "acct_drawdown_r", "acct_open_risk_r", "acct_session_trades", "acct_open_trades")
+    assert ACCOUNT_FEATURES == (
+        "acct_session_pnl_r",
+        "acct_drawdown_r",
+        "acct_open_risk_r",
+        "acct_session_trades",
+        "acct_open_trades",
+    )
 
 
 def test_reward_is_multiplier_times_net_r_and_zero_without_an_outcome() -> None:
@@ -153,14 +159,21 @@ def sequential_reference(data: LoggedSignals, policy) -> tuple[np.ndarray, np.nd
     max_hold=st.sampled_from([0.5, 30.0, 2000.0, 20000.0]),
     start=st.integers(0, 10),
 )
-def test_lanes_in_lock_step_give_exactly_the_sequential_account(seed: int, n: int, n_symbols: int, max_hold: float, start: int) -> None:
+def test_lanes_in_lock_step_give_exactly_the_sequential_account(
+    seed: int, n: int, n_symbols: int, max_hold: float, start: int
+) -> None:
     """Pieces replayed side by side must see what one account per symbol, event by event, sees."""
     rng = np.random.default_rng(seed)
     r = rng.normal(size=n).tolist()
     r = [x if rng.uniform() > 0.15 else math.nan for x in r]
     episode = np.sort(rng.integers(0, 4, size=n)).tolist()
-    data = logged(r, episode=episode, symbol=[f"S{k}" for k in rng.integers(0, n_symbols, size=n)],
-                  hold_minutes=rng.uniform(0.1, max_hold, size=n).tolist(), cost=0.02)
+    data = logged(
+        r,
+        episode=episode,
+        symbol=[f"S{k}" for k in rng.integers(0, n_symbols, size=n)],
+        hold_minutes=rng.uniform(0.1, max_hold, size=n).tolist(),
+        cost=0.02,
+    )
     data = data.subset(np.arange(min(start, n - 1), n))
 
     def policy(obs: np.ndarray, rows: np.ndarray) -> np.ndarray:  # depends on every account column
@@ -169,7 +182,9 @@ def test_lanes_in_lock_step_give_exactly_the_sequential_account(seed: int, n: in
     out = replay(data, policy)
     m_ref, acct_ref = sequential_reference(data, policy)
     np.testing.assert_array_equal(out.multipliers, m_ref)
-    np.testing.assert_array_equal(out.observations[:, [data.feature_names.index(c) for c in ACCOUNT_FEATURES]], acct_ref)
+    np.testing.assert_array_equal(
+        out.observations[:, [data.feature_names.index(c) for c in ACCOUNT_FEATURES]], acct_ref
+    )
 
 
 def test_synthetic_data_is_seeded_and_has_the_fat_tail() -> None:

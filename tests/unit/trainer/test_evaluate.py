@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,9 @@ def data():
 
 @pytest.fixture(scope="module")
 def wf(data) -> WalkForward:
-    return walk_forward(data, EvaluateConfig(steps=2, gate_windows=2, holdout_fraction=0.5), TINY, GateConfig(n_boot=50))
+    return walk_forward(
+        data, EvaluateConfig(steps=2, gate_windows=2, holdout_fraction=0.5), TINY, GateConfig(n_boot=50)
+    )
 
 
 def test_steps_train_on_the_past_gate_on_the_next_windows_and_are_measured_after(data) -> None:
@@ -35,7 +38,7 @@ def test_steps_train_on_the_past_gate_on_the_next_windows_and_are_measured_after
     for step in steps:
         assert step.train(data).ts.max() < np.datetime64(step.gate[0].start.replace(tzinfo=None))
         assert step.gate[-1].end <= step.next.start
-        assert all(a.end <= b.start for a, b in zip(step.gate, step.gate[1:]))
+        assert all(a.end <= b.start for a, b in pairwise(step.gate))
     assert [s.next.index for s in steps] == [3, 4, 5] and steps[1].gate[0] == steps[0].gate[1]  # rolled by one window
     rolling = rolling_steps(data, steps=3, gate_windows=2, window_sessions=10, train_sessions=15, min_train_sessions=20)
     assert all(s.train_start is not None and len(np.unique(s.train(data).episode_id)) == 15 for s in rolling)
@@ -66,9 +69,32 @@ def test_report_has_the_table_a_verdict_and_a_plot_per_window(wf: WalkForward) -
 def test_the_cli_records_the_shipped_data_and_evaluates_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser(prog="rlsizer")
     evaluate_command.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["evaluate", "--record", "GOOGL", "--max-bars", "700", "--warehouse", str(tmp_path / "w.duckdb"),
-                              "--steps", "1", "--gate-windows", "2", "--updates", "2", "--set", "hidden=(8,)",
-                              "--set", "size_cap=1.0", "--bootstrap", "50", "--report", str(tmp_path / "r.html"), "--no-progress"])
+    args = parser.parse_args(
+        [
+            "evaluate",
+            "--record",
+            "GOOGL",
+            "--max-bars",
+            "700",
+            "--warehouse",
+            str(tmp_path / "w.duckdb"),
+            "--steps",
+            "1",
+            "--gate-windows",
+            "2",
+            "--updates",
+            "2",
+            "--set",
+            "hidden=(8,)",
+            "--set",
+            "size_cap=1.0",
+            "--bootstrap",
+            "50",
+            "--report",
+            str(tmp_path / "r.html"),
+            "--no-progress",
+        ]
+    )
     settings = replace(Settings.from_env(), data_dir=tmp_path)
     assert args.func(args, settings) == 0
     out = capsys.readouterr().out
@@ -77,7 +103,9 @@ def test_the_cli_records_the_shipped_data_and_evaluates_it(tmp_path: Path, capsy
     assert pooled == [*POLICIES, GATED]
     assert "session CVaR5 not worse than fixed 1x's in" in out and (tmp_path / "r.html").exists()
     assert "size_cap=1.0" in (tmp_path / "r.html").read_text()
-    again = parser.parse_args(["evaluate", "--record", "GOOGL", "--warehouse", str(tmp_path / "w.duckdb"), "--no-progress"])
+    again = parser.parse_args(
+        ["evaluate", "--record", "GOOGL", "--warehouse", str(tmp_path / "w.duckdb"), "--no-progress"]
+    )
     assert again.func(again, settings) == 1  # recording never overwrites a warehouse
     bad = parser.parse_args(["evaluate", "--warehouse", str(tmp_path / "w.duckdb"), "--no-refresh", "--set", "nope=1"])
     assert bad.func(bad, settings) == 1 and "nope" in capsys.readouterr().err

@@ -72,4 +72,6 @@ def test_export_refuses_mismatched_feature_names(exported) -> None:
 def test_export_raises_when_onnx_disagrees_with_torch(exported) -> None:
     res, data, _ = exported
     with pytest.raises(ExportError, match="disagree"):
-        export_policy(res.model, feature_names=res.feature_names, feature_set="x", eval_features=data.features, tolerance=-1.0)
+        export_policy(
+            res.model, feature_names=res.feature_names, feature_set="x", eval_features=data.features, tolerance=-1.0
+        )

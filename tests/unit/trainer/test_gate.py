@@ -61,7 +61,11 @@ def test_a_uniform_5_percent_upsizer_is_refused_though_the_old_10_percent_margin
     assert cmp.tail_diff_lower >= -old_margin
     # this gate: no margin, so the larger average size does not get through
     assert not decision.promote
-    assert "session CVaR5" in decision.reason and "needs >= 0" in decision.reason and "not worse in 0/3 windows" in decision.reason
+    assert (
+        "session CVaR5" in decision.reason
+        and "needs >= 0" in decision.reason
+        and "not worse in 0/3 windows" in decision.reason
+    )
 
 
 def test_a_model_that_cuts_size_on_losing_trades_is_promoted(data: LoggedSignals) -> None:
@@ -79,7 +83,9 @@ def test_a_tail_worse_in_one_window_is_refused_even_when_pooled_evidence_passes(
     worse_last = Uniform(1.3, name="challenger")  # in the last window only, a plain upsizer
     last = scores[-1]
     split = held_out_windows(data, windows=3, holdout_fraction=0.6)
-    scores[-1] = score_window(data.window(split.windows[-1].start, split.windows[-1].end), [worse_last, FixedPolicy()], n_boot=50)
+    scores[-1] = score_window(
+        data.window(split.windows[-1].start, split.windows[-1].end), [worse_last, FixedPolicy()], n_boot=50
+    )
     decision = promotion_decision(scores, challenger="challenger", required=("fixed_1x",), config=FAST)
     (cmp,) = decision.comparisons
     assert cmp.return_diff_lower > 0 and cmp.tail_diff_lower >= 0  # the pooled tests alone would pass it
@@ -103,8 +109,13 @@ def test_one_window_is_not_enough_evidence(data: LoggedSignals) -> None:
 
 def test_an_unscorable_champion_or_a_missing_reference_blocks_promotion(data: LoggedSignals) -> None:
     scores = windows_scores(data, [CutsLosers(), FixedPolicy()])
-    blocked = promotion_decision(scores, challenger="challenger", required=("champion", "fixed_1x"), config=FAST,
-                                 champion_problem="ModelVerificationError: bad signature")
+    blocked = promotion_decision(
+        scores,
+        challenger="challenger",
+        required=("champion", "fixed_1x"),
+        config=FAST,
+        champion_problem="ModelVerificationError: bad signature",
+    )
     assert not blocked.promote and "bad signature" in blocked.reason
     missing = promotion_decision(scores, challenger="challenger", required=("fixed_1x", "rules"), config=FAST)
     assert not missing.promote and "no scores for required rules" in missing.reason

@@ -9,7 +9,7 @@ export, score, gate), then for each held-out window the backtest of the exported
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -23,8 +23,20 @@ from trainer.gate import GateConfig
 from trainer.logged_signals import load_logged_signals
 from trainer.round import CHALLENGER_POLICY, Evaluation, WalkForwardConfig, evaluate_challenger
 
-FIGURES = ("n_trades", "total_return", "mean_return", "sharpe_per_trade", "sortino", "max_drawdown", "cvar_5",
-           "session_cvar_5", "return_to_session_cvar", "n_sessions", "hit_rate", "mean_multiplier")
+FIGURES = (
+    "n_trades",
+    "total_return",
+    "mean_return",
+    "sharpe_per_trade",
+    "sortino",
+    "max_drawdown",
+    "cvar_5",
+    "session_cvar_5",
+    "return_to_session_cvar",
+    "n_sessions",
+    "hit_rate",
+    "mean_multiplier",
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,27 +52,42 @@ def evaluation(recorded: Recorded) -> Evaluation:
     finally:
         con.close()
     return evaluate_challenger(
-        data, now=datetime(2024, 6, 1, tzinfo=timezone.utc),
+        data,
+        now=datetime(2024, 6, 1, tzinfo=UTC),
         train_config=TrainConfig(total_updates=3, hidden=(16,), epochs=2, minibatch=128, seed=5),
-        walk_forward=WalkForwardConfig(windows=3, holdout_fraction=0.45), gate_config=GateConfig(n_boot=200),
+        walk_forward=WalkForwardConfig(windows=3, holdout_fraction=0.45),
+        gate_config=GateConfig(n_boot=200),
     )
 
 
-def test_each_windows_gate_figures_equal_the_backtest_of_the_published_model(recorded: Recorded, evaluation: Evaluation) -> None:
+def test_each_windows_gate_figures_equal_the_backtest_of_the_published_model(
+    recorded: Recorded, evaluation: Evaluation
+) -> None:
     model = OnnxPolicy(evaluation.exported.onnx_bytes, feature_names=FEATURE_NAMES, version=evaluation.version)
     assert len(evaluation.split.windows) == 3
     for window, scores in zip(evaluation.split.windows, evaluation.scores, strict=True):
         history = recorded.history(window.start, window.end)
-        result = backtest(history, [PolicySpec(name="model", slot=PolicySlot(model)), fixed_policy(), rules_policy()], SMAP, n_boot=100)
+        result = backtest(
+            history,
+            [PolicySpec(name="model", slot=PolicySlot(model)), fixed_policy(), rules_policy()],
+            SMAP,
+            n_boot=100,
+        )
         by_name = {"model": CHALLENGER_POLICY, "fixed": "fixed_1x", "rules": "rules"}
         for r in result.results:
             gate = scores[by_name[r.run.name]].metrics
             assert r.overall is not None and r.overall.n_trades > 10
             for figure in FIGURES:
-                assert getattr(gate, figure) == pytest.approx(getattr(r.overall, figure), abs=1e-9, rel=0), (window.label(), r.run.name, figure)
+                assert getattr(gate, figure) == pytest.approx(getattr(r.overall, figure), abs=1e-9, rel=0), (
+                    window.label(),
+                    r.run.name,
+                    figure,
+                )
         served = scores[CHALLENGER_POLICY]
         assert (served.multipliers != 1.0).any() and served.metrics.mean_multiplier != 1.0
-    assert any(np.any(np.diff(s[CHALLENGER_POLICY].ts.astype(np.int64)) < 0) for s in evaluation.scores)  # log order, not time
+    assert any(
+        np.any(np.diff(s[CHALLENGER_POLICY].ts.astype(np.int64)) < 0) for s in evaluation.scores
+    )  # log order, not time
 
 
 def test_the_decision_reads_the_same_windows(evaluation: Evaluation) -> None:

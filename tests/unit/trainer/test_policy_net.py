@@ -26,7 +26,9 @@ def test_rollout_policy_matches_the_torch_agent_to_float32_rounding() -> None:
         np.testing.assert_allclose(mu, dist.mean.numpy(), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(value, agent.value(t).numpy(), rtol=1e-5, atol=1e-5)
         action = mu + policy.action_std * rng.standard_normal(50).astype(np.float32)
-        np.testing.assert_allclose(policy.log_prob(action, mu), dist.log_prob(torch.as_tensor(action)).numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            policy.log_prob(action, mu), dist.log_prob(torch.as_tensor(action)).numpy(), rtol=1e-5, atol=1e-5
+        )
         np.testing.assert_allclose(squash_np(action), squash(torch.as_tensor(action)).numpy(), rtol=1e-6)
     assert np.std(mu) > 0.1
 

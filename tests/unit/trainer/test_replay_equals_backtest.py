@@ -55,10 +55,12 @@ def test_every_policy_replays_exactly_as_backtested(recorded: Recorded, data: Lo
         m = policy.multipliers(window)
         assert tuple(s.signal_id for s in window.signals) == run.signal_ids
         np.testing.assert_array_equal(m, run.multiplier, err_msg=spec.name)
-        out = replay(window, lambda obs, rows: m[rows])
+        out = replay(window, lambda obs, rows, m=m: m[rows])
         for name in ACCOUNT_FEATURES:
             got = out.observations[:, window.feature_names.index(name)]
-            np.testing.assert_array_equal(got, [run.features[s].features[name] for s in run.signal_ids], err_msg=f"{spec.name} {name}")
+            np.testing.assert_array_equal(
+                got, [run.features[s].features[name] for s in run.signal_ids], err_msg=f"{spec.name} {name}"
+            )
         np.testing.assert_array_equal(window.scored, run.scored)
         np.testing.assert_array_equal(out.rewards[window.scored], run.reward[run.scored], err_msg=spec.name)
 

@@ -23,5 +23,5 @@ def test_read_positions_match_a_per_record_scan() -> None:
 
     read = _read_positions(pa.array(topics), np.asarray(partitions, np.int32), np.asarray(offsets, np.int64))
 
-    assert read.next_offsets == {tp: o + 1 for tp, o in zip(zip(topics, partitions), offsets)}
+    assert read.next_offsets == {tp: o + 1 for tp, o in zip(zip(topics, partitions, strict=True), offsets, strict=True)}
     assert read.by_topic == Counter(topics)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +34,22 @@ def content(**overrides: object) -> ReportContent:
     split = held_out_windows(data, windows=2, holdout_fraction=0.5)
     scores = [score_window(data.window(w.start, w.end), [Half(), FixedPolicy()], n_boot=20) for w in split.windows]
     decision = promotion_decision(scores, challenger="cvar_ppo", required=("fixed_1x",), config=GateConfig(n_boot=50))
-    history = [{"update": float(i), "losses/policy": 0.1 / i, "losses/value": 1.0 / i, "charts/mean_return": 0.1 * i,
-                "charts/mean_multiplier": 1.0, "charts/cvar": -2.0 + 0.1 * i, "charts/var_nu": -1.0, "charts/lambda": 0.05 * i}
-               for i in range(1, 6)]
+    history = [
+        {
+            "update": float(i),
+            "losses/policy": 0.1 / i,
+            "losses/value": 1.0 / i,
+            "charts/mean_return": 0.1 * i,
+            "charts/mean_multiplier": 1.0,
+            "charts/cvar": -2.0 + 0.1 * i,
+            "charts/var_nu": -1.0,
+            "charts/lambda": 0.05 * i,
+        }
+        for i in range(1, 6)
+    ]
     values = dict(
         title="round <v1>",
-        created_at=datetime(2024, 5, 1, tzinfo=timezone.utc),
+        created_at=datetime(2024, 5, 1, tzinfo=UTC),
         decision=replace(decision, reason=decision.reason + " <worse>"),
         windows=split.windows,
         histories={"cvar_ppo": history},

@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from streams.settings import Settings
 from trainer.service import install_stop_signals, run_service
 from trainer.status import load_status
 
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 INTERVAL = 3600.0
 
 
@@ -66,12 +66,14 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
 def test_fails_twice_then_succeeds_with_growing_backoff_and_status(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     time = FakeTime()
-    round_fn = ScriptedRound([
-        RuntimeError("broker down"),
-        RuntimeError("broker still down"),
-        Outcome(skipped=False, reason="promoted: ...", outcomes=250, version="v1", promoted=True),
-        Outcome(skipped=True, reason="skipped: 3 new outcomes", outcomes=253),
-    ])
+    round_fn = ScriptedRound(
+        [
+            RuntimeError("broker down"),
+            RuntimeError("broker still down"),
+            Outcome(skipped=False, reason="promoted: ...", outcomes=250, version="v1", promoted=True),
+            Outcome(skipped=True, reason="skipped: 3 new outcomes", outcomes=253),
+        ]
+    )
     health: list[HealthChecked] = []
     statuses = []
 
@@ -79,8 +81,15 @@ def test_fails_twice_then_succeeds_with_growing_backoff_and_status(tmp_path: Pat
         health.append(event)
         statuses.append(load_status(tmp_path))  # the status is on disk before health goes out
 
-    attempts = run_service(settings, round_fn=round_fn, publish_health=publish, stop=threading.Event(),
-                           clock=time.clock, wait=time.wait, max_attempts=4)
+    attempts = run_service(
+        settings,
+        round_fn=round_fn,
+        publish_health=publish,
+        stop=threading.Event(),
+        clock=time.clock,
+        wait=time.wait,
+        max_attempts=4,
+    )
 
     assert [a.delay for a in attempts] == [60.0, 120.0, INTERVAL, INTERVAL]
     assert time.waits == [60.0, 120.0, INTERVAL]  # no wait after the last attempt
@@ -105,8 +114,15 @@ def test_backoff_is_capped_at_the_interval(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     time = FakeTime()
     round_fn = ScriptedRound([RuntimeError(f"boom {i}") for i in range(9)])
-    attempts = run_service(settings, round_fn=round_fn, publish_health=lambda e: None, stop=threading.Event(),
-                           clock=time.clock, wait=time.wait, max_attempts=9)
+    attempts = run_service(
+        settings,
+        round_fn=round_fn,
+        publish_health=lambda e: None,
+        stop=threading.Event(),
+        clock=time.clock,
+        wait=time.wait,
+        max_attempts=9,
+    )
     delays = [a.delay for a in attempts]
     assert delays[:6] == [60.0, 120.0, 240.0, 480.0, 960.0, 1920.0]
     assert delays[6:] == [INTERVAL] * 3
@@ -116,11 +132,25 @@ def test_backoff_is_capped_at_the_interval(tmp_path: Path) -> None:
 def test_status_survives_a_restart(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     time = FakeTime()
-    run_service(settings, round_fn=ScriptedRound([Outcome(skipped=False, reason="ok", outcomes=400, version="v7")]),
-                publish_health=lambda e: None, stop=threading.Event(), clock=time.clock, wait=time.wait, max_attempts=1)
+    run_service(
+        settings,
+        round_fn=ScriptedRound([Outcome(skipped=False, reason="ok", outcomes=400, version="v7")]),
+        publish_health=lambda e: None,
+        stop=threading.Event(),
+        clock=time.clock,
+        wait=time.wait,
+        max_attempts=1,
+    )
     again = ScriptedRound([RuntimeError("x")])
-    attempts = run_service(settings, round_fn=again, publish_health=lambda e: None, stop=threading.Event(),
-                           clock=time.clock, wait=time.wait, max_attempts=1)
+    attempts = run_service(
+        settings,
+        round_fn=again,
+        publish_health=lambda e: None,
+        stop=threading.Event(),
+        clock=time.clock,
+        wait=time.wait,
+        max_attempts=1,
+    )
     assert again.calls[0]["since_outcomes"] == 400
     assert attempts[0].status.last_version == "v7" and attempts[0].status.consecutive_failures == 1
 
@@ -133,8 +163,15 @@ def test_a_broken_health_sink_does_not_stop_the_service(tmp_path: Path) -> None:
         raise ConnectionError("kafka unreachable")
 
     round_fn = ScriptedRound([Outcome(skipped=True, reason="skipped", outcomes=1)] * 2)
-    attempts = run_service(settings, round_fn=round_fn, publish_health=broken, stop=threading.Event(),
-                           clock=time.clock, wait=time.wait, max_attempts=2)
+    attempts = run_service(
+        settings,
+        round_fn=round_fn,
+        publish_health=broken,
+        stop=threading.Event(),
+        clock=time.clock,
+        wait=time.wait,
+        max_attempts=2,
+    )
     assert len(attempts) == 2 and len(round_fn.calls) == 2
 
 
@@ -178,7 +215,13 @@ def test_sigterm_sets_the_stop_flag() -> None:
 def test_backoff_base_never_exceeds_a_short_interval(tmp_path: Path, interval: float) -> None:
     settings = Settings(data_dir=tmp_path, train_interval_seconds=interval)
     time = FakeTime()
-    attempts = run_service(settings, round_fn=ScriptedRound([RuntimeError("a"), RuntimeError("b")]),
-                           publish_health=lambda e: None, stop=threading.Event(), clock=time.clock, wait=time.wait,
-                           max_attempts=2)
+    attempts = run_service(
+        settings,
+        round_fn=ScriptedRound([RuntimeError("a"), RuntimeError("b")]),
+        publish_health=lambda e: None,
+        stop=threading.Event(),
+        clock=time.clock,
+        wait=time.wait,
+        max_attempts=2,
+    )
     assert [a.delay for a in attempts] == [30.0, 30.0]

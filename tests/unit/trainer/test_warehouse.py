@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -17,13 +17,21 @@ from trainer.backtest_events import select_events
 from trainer.feature_layouts import LayoutError, layout_id, layout_matrix, split_maps
 from trainer.warehouse import ROW_GROUP_ROWS, SCHEMA_VERSION, TABLE_FOR_EVENT, Warehouse, WarehouseError, open_warehouse
 
-T0 = datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
 SPEC = TABLE_FOR_EVENT[FeaturesComputed]
 
 
 def feats(sid: str, values: dict[str, float], minute: int = 0) -> FeaturesComputed:
     ts = T0 + timedelta(minutes=minute)
-    return FeaturesComputed(signal_id=sid, symbol="X", strategy_id="S1", strategy_type="EmaCross", feature_set="fs1", features=values, ts_event=ts)
+    return FeaturesComputed(
+        signal_id=sid,
+        symbol="X",
+        strategy_id="S1",
+        strategy_type="EmaCross",
+        feature_set="fs1",
+        features=values,
+        ts_event=ts,
+    )
 
 
 def write(wh: Warehouse, events: Sequence[Event]) -> tuple[int, int]:
@@ -49,7 +57,9 @@ def test_features_read_back_exactly_as_recorded(warehouse: Warehouse) -> None:
         assert back[event.signal_id] == event
         assert list(back[event.signal_id].features) == list(event.features)  # names in recorded order
     assert warehouse.count("feature_layouts") == 4
-    by_sql = warehouse.con.execute("SELECT signal_id, features['b'] FROM features_by_name WHERE signal_id IN ('s0', 's2') ORDER BY 1").fetchall()
+    by_sql = warehouse.con.execute(
+        "SELECT signal_id, features['b'] FROM features_by_name WHERE signal_id IN ('s0', 's2') ORDER BY 1"
+    ).fetchall()
     assert by_sql == [("s0", 2.0), ("s2", 5.0)]
     by_index = warehouse.con.execute(
         "SELECT f.feature_values[list_position(l.names, 'a')] FROM features f JOIN feature_layouts l ON l.layout = f.feature_layout WHERE signal_id = 's2'"
@@ -71,9 +81,11 @@ def test_batch_decoded_maps_split_like_event_maps() -> None:
 def test_writes_are_idempotent_and_layouts_stored_once(warehouse: Warehouse) -> None:
     events = [feats(f"s{i}", {"x": float(i), "y": 1.0}, i) for i in range(5)]
     assert write(warehouse, events) == (5, 0)
-    assert write(warehouse, events[2:] + [feats("new", {"x": 9.0, "y": 9.0})]) == (1, 3)
+    assert write(warehouse, [*events[2:], feats("new", {"x": 9.0, "y": 9.0})]) == (1, 3)
     assert warehouse.count("features") == 6
-    assert warehouse.con.execute("SELECT layout, names FROM feature_layouts").fetchall() == [(layout_id(["x", "y"]), ["x", "y"])]
+    assert warehouse.con.execute("SELECT layout, names FROM feature_layouts").fetchall() == [
+        (layout_id(["x", "y"]), ["x", "y"])
+    ]
 
 
 def test_a_layout_id_stored_for_other_names_fails_the_write(warehouse: Warehouse) -> None:
@@ -100,7 +112,9 @@ def _version_1_file(path: Path) -> None:
     con.execute("INSERT INTO meta VALUES ('state', 'ready'), ('schema_version', '1')")
     con.execute("CREATE TABLE features (event_id VARCHAR PRIMARY KEY, features MAP(VARCHAR, DOUBLE))")
     con.execute("INSERT INTO features VALUES ('e1', MAP(['a'], [1.0]))")
-    con.execute("CREATE TABLE offsets (topic VARCHAR, partition INTEGER, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, partition))")
+    con.execute(
+        "CREATE TABLE offsets (topic VARCHAR, partition INTEGER, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, partition))"
+    )
     con.execute("INSERT INTO offsets VALUES ('rlsizer.features', 0, 1)")
     con.close()
 
@@ -144,12 +158,14 @@ def test_a_bulk_load_stores_each_event_once_keeping_the_first_copy(tmp_path: Pat
         assert wh.loading
         # Repeats across batches and within one: appended while loading, removed by finish_load.
         first = wh.write({SPEC: SPEC.to_arrow(events[:3], [("t", 0, i) for i in range(3)])}, {("t", 0): 3})
-        second = wh.write({SPEC: SPEC.to_arrow([events[1], events[3], events[3]], [("t", 0, i) for i in (3, 4, 5)])}, {("t", 0): 6})
+        second = wh.write(
+            {SPEC: SPEC.to_arrow([events[1], events[3], events[3]], [("t", 0, i) for i in (3, 4, 5)])}, {("t", 0): 6}
+        )
         assert (first.new_rows, second.new_rows) == (3, 3)
         assert wh.finish_load() == 2
         assert not wh.loading and wh.finish_load() == 0
         assert _sources(wh) == [("s0", 0), ("s1", 1), ("s2", 2), ("s3", 4)]  # the copy stored first
-        assert write(wh, events[2:] + [feats("new", {"x": 9.0})]) == (1, 2)  # ready: only new event_ids are inserted
+        assert write(wh, [*events[2:], feats("new", {"x": 9.0})]) == (1, 2)  # ready: only new event_ids are inserted
         assert wh.count("features") == 5
         assert wh.offsets() == {("t", 0): 6}
 
@@ -182,7 +198,9 @@ def test_appends_of_a_row_group_or_more_are_stored_in_row_groups_of_row_group_ro
     events = [feats(f"s{i}", {"x": float(i)}, i) for i in range(n)]
     with open_warehouse(tmp_path / "wh.duckdb", bulk_load=True) as wh:
         wh.write({SPEC: SPEC.to_arrow(events, [("t", 0, i) for i in range(n)])}, {("t", 0): n})
-        groups = wh.con.execute("SELECT row_group_id, max(start + count) - min(start) FROM pragma_storage_info('features') GROUP BY ALL").fetchall()
+        groups = wh.con.execute(
+            "SELECT row_group_id, max(start + count) - min(start) FROM pragma_storage_info('features') GROUP BY ALL"
+        ).fetchall()
     assert len(groups) >= 3 and max(rows for _, rows in groups) <= ROW_GROUP_ROWS
     with open_warehouse(tmp_path / "wh.duckdb") as reopened:
         assert reopened.count("features") == n
@@ -216,11 +234,15 @@ def _maps(rows: Sequence[Sequence[tuple[str, float]]]) -> pa.MapArray:
         _maps([[("a", 1.0), ("bb", 2.0)], [("a", 3.0), ("bc", 4.0)], [("a", 5.0), ("bb", 6.0)]]),  # one byte differs
         _maps([[("ab", 1.0)], [("a", 2.0)], [("ab", 3.0)]]),  # same bytes overall, other boundaries
         _maps([[("a", 1.0), ("b", 2.0)], [("b", 3.0), ("a", 4.0)]]),  # same names, other order
-        _maps([[("a", 1.0), ("a", 2.0), ("b", 3.0), ("b", 4.0)], [], [("a", 5.0), ("b", 6.0)]]),  # names repeat, lengths differ
+        _maps(
+            [[("a", 1.0), ("a", 2.0), ("b", 3.0), ("b", 4.0)], [], [("a", 5.0), ("b", 6.0)]]
+        ),  # names repeat, lengths differ
         _maps([[], []]),
     ],
 )
-def test_split_maps_gives_the_same_parts_with_or_without_the_shared_layout_shortcut(maps: pa.MapArray, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_split_maps_gives_the_same_parts_with_or_without_the_shared_layout_shortcut(
+    maps: pa.MapArray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fast = split_maps(maps)
     monkeypatch.setattr("trainer.feature_layouts._shared_names", lambda *_: None)
     slow = split_maps(maps)
@@ -239,7 +261,9 @@ def test_split_maps_gives_the_same_parts_with_or_without_the_shared_layout_short
     ],
 )
 @pytest.mark.parametrize("block_bytes", [1, 24, 1 << 20])  # a block of one row, of a few, of every row
-def test_the_shared_layout_check_reads_every_block(maps: pa.MapArray, block_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_shared_layout_check_reads_every_block(
+    maps: pa.MapArray, block_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("trainer.feature_layouts._COMPARE_BYTES", block_bytes)
     fast = split_maps(maps)
     monkeypatch.setattr("trainer.feature_layouts._shared_names", lambda *_: None)
@@ -251,7 +275,7 @@ def test_the_shared_layout_check_reads_every_block(maps: pa.MapArray, block_byte
 @pytest.mark.parametrize("bulk_load", [True, False])
 def test_offsets_of_many_partitions_are_written_and_replaced_with_their_rows(tmp_path: Path, bulk_load: bool) -> None:
     """A write's offsets go in as bound values (any topic name), replace those stored, and leave the others."""
-    odd = "rlsizer.o'brien \"x\"; DROP TABLE offsets; --"
+    odd = 'rlsizer.o\'brien "x"; DROP TABLE offsets; --'
     first = {("t", p): 10 + p for p in range(5)} | {(odd, 0): 3, ("é", 7): 2**40}
     events = [feats(f"s{i}", {"x": float(i)}, i) for i in range(3)]
     with open_warehouse(tmp_path / "wh.duckdb", bulk_load=bulk_load) as wh:
@@ -275,9 +299,16 @@ def test_a_warehouse_held_by_another_process_is_refused_not_moved_aside(tmp_path
     path = tmp_path / "wh.duckdb"
     open_warehouse(path).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({str(path)!r}, read_only={read_only}); "
-                               "print('held', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys, time; c = duckdb.connect({str(path)!r}, read_only={read_only}); "
+            "print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(WarehouseError, match="open in another process"):
@@ -295,6 +326,6 @@ def test_without_repair_an_unusable_file_is_refused_and_left_as_it_is(tmp_path: 
     DuckDB database in its place (an outside audit)."""
     path = tmp_path / "notes.log"
     path.write_text("not a database\n")
-    with pytest.raises(WarehouseError, match="unusable .* left as it is"):
+    with pytest.raises(WarehouseError, match=r"unusable .* left as it is"):
         open_warehouse(path, repair=False)
     assert path.read_text() == "not a database\n" and not list(tmp_path.glob("*.bad-*"))
