@@ -215,6 +215,8 @@ class EventCodec:
         except Exception as exc:  # fastavro raises many types for bad bodies
             reason = _OBJECT_REPR.sub("the body", str(exc))  # fastavro names the stream it read by its address
             raise DecodeError("malformed", f"Avro body does not match schema id {schema_id}: {reason}") from exc
+        if not isinstance(record, dict):  # a record schema reads as a dict; the registry may hold any schema
+            raise DecodeError("wrong_schema", f"schema id {schema_id} is not a record schema")
         if not same:
             _as_timestamps(record, ours.timestamps)
         try:
