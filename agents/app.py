@@ -288,6 +288,8 @@ def create_app(
         StrategyMap.from_spec(settings.strategy_map),
         slot,
         partitions=_partition_count(settings, inputs),
+        clock=utc_now,
+        timer_ns=time.perf_counter_ns,
         metrics=metrics,
     )
     worker = Worker(

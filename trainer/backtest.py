@@ -100,7 +100,7 @@ def live_policy(registry: Any | None, name: str = "live") -> PolicySpec:
 
 def _verified_model(registry: Any, version: str) -> Any:
     from agents.features import FEATURE_SET
-    from agents.sizing import OnnxPolicy
+    from agents.sizing import load_policy
 
     try:
         artifact, manifest = registry.fetch_verified(version)
@@ -110,7 +110,7 @@ def _verified_model(registry: Any, version: str) -> Any:
         raise BacktestError(
             f"model {version} was trained on feature set {manifest.feature_set!r}; this code computes {FEATURE_SET!r}"
         )
-    return OnnxPolicy(artifact, feature_names=manifest.feature_names, version=manifest.version)
+    return load_policy(artifact, feature_names=manifest.feature_names, version=manifest.version)
 
 
 # -- the replay ------------------------------------------------------------------------------

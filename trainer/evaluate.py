@@ -73,7 +73,7 @@ class WalkForward:
 
 
 def _served_model(model: object, data: LoggedSignals, run_name: str, name: str) -> Policy:
-    from agents.sizing import OnnxPolicy
+    from agents.sizing import load_policy
     from trainer.baselines import ServedModel
 
     exported = export_policy(
@@ -83,7 +83,7 @@ def _served_model(model: object, data: LoggedSignals, run_name: str, name: str) 
         eval_features=data.features[: min(len(data), 2000)],
         run_name=run_name,
     )
-    return ServedModel(OnnxPolicy(exported.onnx_bytes, feature_names=data.feature_names, version=run_name), name)
+    return ServedModel(load_policy(exported.onnx_bytes, feature_names=data.feature_names, version=run_name), name)
 
 
 @dataclass(frozen=True, slots=True)

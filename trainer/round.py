@@ -99,9 +99,9 @@ class Evaluation:
 
 def served(exported: ExportedModel, feature_names: Sequence[str], version: str, name: str) -> ServedModel:
     """The exported model as the worker loads and serves it."""
-    from agents.sizing import OnnxPolicy
+    from agents.sizing import load_policy
 
-    return ServedModel(OnnxPolicy(exported.onnx_bytes, feature_names=feature_names, version=version), name)
+    return ServedModel(load_policy(exported.onnx_bytes, feature_names=feature_names, version=version), name)
 
 
 def evaluate_challenger(
@@ -189,10 +189,10 @@ def _champion(registry: ModelRegistry) -> _Champion:
     if version is None:
         return _Champion(None, None, None)
     try:
-        from agents.sizing import OnnxPolicy  # pure module: onnxruntime, schemas
+        from agents.sizing import load_policy  # pure module: onnxruntime, schemas
 
         artifact, manifest = registry.fetch_verified(version)
-        model = OnnxPolicy(artifact, feature_names=manifest.feature_names, version=version)
+        model = load_policy(artifact, feature_names=manifest.feature_names, version=version)
         return _Champion(version, ServedModel(model, CHAMPION_POLICY), None)
     except Exception as exc:  # verification, load or contract errors: all block promotion alike
         log.warning("champion %s cannot be scored: %s", version, exc)

@@ -59,13 +59,13 @@ def local_artifact_path(event: ModelPublished) -> Path:
 
 def default_load_model(event: ModelPublished) -> Any:
     from agents.features import FEATURE_NAMES, FEATURE_SET
-    from agents.sizing import OnnxPolicy
+    from agents.sizing import load_policy
 
     if event.feature_set != FEATURE_SET:
         raise ModelLoadError(
             f"model {event.version} was trained on feature set {event.feature_set!r}; serving {FEATURE_SET!r}"
         )
-    return OnnxPolicy(local_artifact_path(event), feature_names=FEATURE_NAMES, version=event.version)
+    return load_policy(local_artifact_path(event), feature_names=FEATURE_NAMES, version=event.version)
 
 
 class ModelWatcher:

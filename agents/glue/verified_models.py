@@ -71,14 +71,14 @@ def _health(status: str, detail: str, action: str | None = None) -> HealthChecke
 
 def build_policy(verified: Any) -> Any:
     from agents.features import FEATURE_SET
-    from agents.sizing import OnnxPolicy
+    from agents.sizing import load_policy
 
     manifest = verified.manifest
     if manifest.feature_set != FEATURE_SET:
         raise ModelRefused(
             f"model {manifest.version} was trained on feature set {manifest.feature_set!r}; serving {FEATURE_SET!r}"
         )
-    return OnnxPolicy(verified.artifact, feature_names=list(manifest.feature_names), version=manifest.version)
+    return load_policy(verified.artifact, feature_names=list(manifest.feature_names), version=manifest.version)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

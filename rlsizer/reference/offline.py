@@ -14,6 +14,7 @@ stack's minutes); the live path is the worker.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +70,7 @@ class OfflineWorker:
             slot or PolicySlot(),
             partitions=lambda: 1,
             clock=lambda: datetime(2100, 1, 1, tzinfo=UTC),
+            timer_ns=time.perf_counter_ns,
         )
         self.tables = _Tables()
         self.recorded: list[tuple[Event, str, int, int]] = []  # event, topic, partition, offset
