@@ -47,7 +47,7 @@ from agents.sizing import PolicySlot
 from agents.strategy_map import StrategyMap, UnknownStrategy
 from agents.timestamps import from_micros, to_micros
 from schemas.codec import DecodeError, EventCodec
-from schemas.events import BarClosed, Event, OrderFilled, SignalRaised, SizeDecided
+from schemas.events import BarClosed, OrderFilled, SignalRaised, SizeDecided
 from streams.dead_letter import dead_letter, encode_dead_letter
 from streams.partitioner import partition_for
 from streams.settings import Settings
@@ -155,10 +155,10 @@ class InputPath:
         return out
 
     # -- 1. decode ---------------------------------------------------------------------------
-    def _decode(self, src: Source) -> Event | list[Outgoing]:
+    def _decode(self, src: Source) -> BarClosed | SignalRaised | OrderFilled | list[Outgoing]:
         """The record's event, or its dead letter (see the module doc)."""
         try:
-            event = self.codec.decode(src.value)  # type: ignore[arg-type]
+            event = self.codec.decode(src.value)  # no value (a tombstone) is refused as malformed
         except DecodeError as exc:
             return self.reject(
                 src, exc.kind, f"{exc.reason} (topic {src.topic} carries {', '.join(t.__name__ for t in INPUT_EVENTS)})"

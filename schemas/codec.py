@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar, overload
 
 import fastavro
 import numpy as np
@@ -29,6 +29,8 @@ from schemas.columnar import Joined, Unsupported, decode_columns_at
 from schemas.events import EVENT_BY_SCHEMA_NAME, NAMESPACE, Event, InvalidEvent, field_names
 from schemas.fast_avro import compiled, head_decoder
 from schemas.rules import EPOCH, surely_valid
+
+_E = TypeVar("_E", bound=Event)
 
 MAGIC_BYTE: Final = 0
 _HEADER = struct.Struct(">bI")
@@ -80,7 +82,7 @@ def frame(schema_id: int, body: bytes) -> bytes:
     return _HEADER.pack(MAGIC_BYTE, schema_id) + body
 
 
-def unframe(data: bytes) -> tuple[int, bytes]:
+def unframe(data: bytes | None) -> tuple[int, bytes]:
     if data is None or len(data) < _HEADER.size:
         raise DecodeError(
             "malformed",
@@ -197,7 +199,13 @@ class EventCodec:
                 pass
         return header + encode_body(ours.parsed, ours.names, event)
 
-    def decode(self, data: bytes, expected: type[Event] | None = None) -> Event:
+    @overload
+    def decode(self, data: bytes | None, expected: None = None) -> Event: ...
+
+    @overload
+    def decode(self, data: bytes | None, expected: type[_E]) -> _E: ...
+
+    def decode(self, data: bytes | None, expected: type[Event] | None = None) -> Event:
         """The event in ``data`` (raises ``DecodeError``).
 
         With ``expected``, a record written with the schema of another event type is

@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from agents.glue.models import ModelUnchanged
 from models.aliases import CHAMPION, AliasRecord
@@ -44,6 +44,10 @@ from models.errors import ModelRegistryError, ModelVerificationError
 from models.manifest import format_ts
 from schemas.events import HealthChecked, ModelPublished, utc_now
 from streams.settings import Settings
+
+if TYPE_CHECKING:  # types only: the loader is given its cache and slot
+    from agents.sizing import PolicySlot
+    from models.cache import ModelCache
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +124,7 @@ class VerifiedLoader:
     without it every matching announcement is loaded.
     """
 
-    def __init__(self, cache: Any, report: Report | None = None, *, slot: Any = None) -> None:
+    def __init__(self, cache: ModelCache, report: Report | None = None, *, slot: PolicySlot | None = None) -> None:
         self.cache = cache
         self.report = report or (lambda event: None)
         self.slot = slot
