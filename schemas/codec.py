@@ -255,7 +255,7 @@ class EventCodec:
         except AttributeError as exc:
             raise DecodeError("wrong_schema", f"{type(event).__name__} has no field {exc.name!r}") from exc
 
-    def decode_batch(self, datas: Sequence[bytes]) -> DecodedBatch:
+    def decode_batch(self, datas: Sequence[bytes | None]) -> DecodedBatch:
         """Decode many messages at once, with the same outcome per message as ``decode``.
 
         Messages written with our own schema are decoded in columns (``schemas.columnar``)

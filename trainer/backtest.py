@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from agents.book import SymbolBook, signal_features, sized, with_bar, with_decision, with_fill
 from agents.features import BarRejected
@@ -127,11 +128,11 @@ class PolicyRun:
     symbol: np.ndarray  # str
     strategy_id: np.ndarray  # str
     family: np.ndarray  # str
-    multiplier: np.ndarray  # float64
+    multiplier: npt.NDArray[np.float64]
     policy_used: np.ndarray  # str: MODEL / RULES / FALLBACK / FIXED
     decided_by: np.ndarray  # str or None: the model version of each decision
-    r_multiple: np.ndarray  # float64, NaN without an outcome
-    cost_r: np.ndarray  # float64, NaN without an outcome
+    r_multiple: npt.NDArray[np.float64]  # NaN without an outcome
+    cost_r: npt.NDArray[np.float64]  # NaN without an outcome
     features: Mapping[str, FeaturesComputed]
     skipped: Mapping[str, int]  # why events were not applied, e.g. duplicate bars
     as_recorded: bool = False  # each signal sized by the policy that decided it live (``live_policy``)

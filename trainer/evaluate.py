@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,7 +27,11 @@ from trainer.environment import LoggedSignals
 from trainer.export import export_policy
 from trainer.gate import REQUIRED_BASELINES, GateConfig, GateDecision, promotion_decision
 from trainer.metrics import PolicyMetrics
+from trainer.policy_net import SizingAgent
 from trainer.walk_forward import PolicyScore, Step, metric_cells, pooled, rolling_steps, score_window
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CVAR_PPO = "cvar_ppo"
 PLAIN_PPO = "plain_ppo"
@@ -72,14 +77,14 @@ class WalkForward:
         return sum(1 for s in self.steps if s.decision.promote)
 
 
-def _served_model(model: object, data: LoggedSignals, run_name: str, name: str) -> Policy:
+def _served_model(model: SizingAgent, data: LoggedSignals, run_name: str, name: str) -> Policy:
     from agents.sizing import load_policy
     from trainer.baselines import ServedModel
 
     exported = export_policy(
         model,
         feature_names=data.feature_names,
-        feature_set="eval",  # type: ignore[arg-type]
+        feature_set="eval",
         eval_features=data.features[: min(len(data), 2000)],
         run_name=run_name,
     )
@@ -116,7 +121,7 @@ def run_step(
     decision = promotion_decision(gate_scores, challenger=CVAR_PPO, required=REQUIRED_BASELINES, config=gate_config)
     by_name = {p.name: p for p in policies}
     served = CVAR_PPO if decision.promote else "rules"
-    ordered = [by_name[n] for n in POLICIES] + [_Gated(by_name[served])]
+    ordered: list[Policy] = [*(by_name[n] for n in POLICIES), _Gated(by_name[served])]
     next_scores = score_window(
         data.window(step.next.start, step.next.end), ordered, n_boot=gate_config.n_boot // 2, seed=gate_config.seed
     )
@@ -241,7 +246,7 @@ def render_html(wf: WalkForward, *, title: str, facts: dict[str, str]) -> str:
     return page(title, "".join(parts))
 
 
-def _window_figure(s: StepResult):
+def _window_figure(s: StepResult) -> Figure:
     from trainer.report import window_figure
 
     return window_figure({k: v for k, v in s.next_scores.items() if k != GATED}, s.step.next.label())

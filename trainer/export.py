@@ -89,7 +89,7 @@ def export_policy(
         torch.onnx.export(
             module,
             (torch.zeros(2, d, dtype=torch.float32),),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # a file-like object is accepted (torch's docs), its annotation says path
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},

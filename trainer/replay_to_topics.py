@@ -97,7 +97,7 @@ def replay_to_topics(
     if not target.topic_prefix:
         raise ValueError("replay-to-topics needs a topic prefix: it never writes into the unprefixed live topics")
     events, n_warm = window_events(con, start, end, warmup_bars=warmup_bars)
-    admin = AdminClient(target.kafka_config())
+    admin = AdminClient(dict(target.kafka_config()))
     ensure_topics(admin, new_topics(target, include_schemas=False))
     producer = EventProducer(make_producer(target, **{"linger.ms": 5}), codec, target)
     counts: Counter[str] = Counter()
