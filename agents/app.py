@@ -355,8 +355,7 @@ def _partition_count(settings: Settings, topic: str) -> Any:
 
     def count() -> int:
         if not known:
-            config: dict[str, str | int | float | bool] = {**settings.kafka_config()}
-            meta = AdminClient(config).list_topics(topic, timeout=30).topics.get(topic)
+            meta = AdminClient(dict(settings.kafka_config())).list_topics(topic, timeout=30).topics.get(topic)
             if meta is None or meta.error is not None or not meta.partitions:
                 raise RuntimeError(f"topic {topic} does not exist (create the topics: rlsizer topics create)")
             known.append(len(meta.partitions))

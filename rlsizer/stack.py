@@ -182,7 +182,7 @@ class EmbeddedStack:
                     region=s.s3_region,
                 )
             )
-            admin = AdminClient(s.kafka_config())
+            admin = AdminClient(dict(s.kafka_config()))
             ensure_topics(admin, new_topics(s))
             self.processes.append(
                 start_registry(port=self.ports.registry, kafka_bootstrap=s.kafka_bootstrap, log_dir=self.log_dir)

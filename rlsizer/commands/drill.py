@@ -58,7 +58,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 worker_web_port=0,
                 data_dir=base / f"run{i + 1}",
             )
-            ensure_topics(AdminClient(s.kafka_config()), new_topics(s, include_schemas=False))
+            ensure_topics(AdminClient(dict(s.kafka_config())), new_topics(s, include_schemas=False))
             report = run_drill(s, make_codec(s), plan, say=lambda line: print(line, flush=True))
             print(f"run {i + 1}: {report.summary()}", flush=True)
             if not report.ok():

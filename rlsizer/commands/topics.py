@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    admin = AdminClient(settings.kafka_config())
+    admin = AdminClient(dict(settings.kafka_config()))
     if args.action == "create":
         created = ensure_topics(admin, new_topics(settings, include_schemas=False))
         print(f"created {len(created)} topic(s): {', '.join(created) or 'none (all existed)'}")

@@ -16,7 +16,7 @@ import argparse
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from rlsizer.processes import ManagedProcess, SeaweedPorts, require_free
 from rlsizer.services import DEFAULT_SERVICES, start_worker, worker_stuck_probe
 from rlsizer.stack import KAFKA_BUCKET, EmbeddedStack, StackPorts
-from rlsizer.supervise import Supervisor
+from rlsizer.supervise import Process, Supervisor
 from streams.settings import Settings
 
 ServiceStarter = Callable[[Settings], ManagedProcess]
@@ -118,7 +118,7 @@ def client_exports(settings: Settings) -> list[str]:
     return lines
 
 
-def describe(stack: EmbeddedStack, processes: list[ManagedProcess]) -> str:
+def describe(stack: EmbeddedStack, processes: Sequence[Process]) -> str:
     s = stack.settings
     rows = [
         ("Kafka bootstrap", s.kafka_bootstrap + ("  (memory storage: lost on stop)" if stack.memory else "")),

@@ -81,7 +81,7 @@ class OfflineWorker:
         self._offsets[topic] = offset + 1
         self.recorded.append((event, topic, 0, offset))
 
-    def _input(self, event: Event) -> list[Any]:
+    def _input(self, event: BarClosed | SignalRaised | OrderFilled) -> list[Any]:
         topic = SETTINGS.topic("inputs")
         offset = self._offsets.get(topic, 0)
         self._record(event, topic)
@@ -110,7 +110,7 @@ class OfflineWorker:
         """Write every recorded record to the warehouse at ``path`` (created if missing)."""
         from trainer.warehouse import TABLE_FOR_EVENT, open_warehouse
 
-        by_spec: dict = {}
+        by_spec: dict[Any, tuple[list[Event], list[tuple[str, int, int]]]] = {}
         for event, topic, partition, offset in self.recorded:
             spec = TABLE_FOR_EVENT[type(event)]
             events, sources = by_spec.setdefault(spec, ([], []))
