@@ -84,14 +84,13 @@ def live_policy(registry: Any | None, name: str = "live") -> PolicySpec:
     models: dict[str, PolicySlot] = {}
 
     def slot_for(decision: SizeDecided | None) -> PolicySlot:
-        version = decision.model_version if decision is not None else None
-        if not version:
+        if decision is None or not decision.model_version:
             return rules
+        version = decision.model_version
         if version not in models:
             if registry is None:
                 raise BacktestError(
-                    f"signal {decision.signal_id} was decided by model {version}: "  # type: ignore[union-attr]
-                    "a registry is needed to replay it"
+                    f"signal {decision.signal_id} was decided by model {version}: a registry is needed to replay it"
                 )
             models[version] = PolicySlot(_verified_model(registry, version))
         return models[version]
