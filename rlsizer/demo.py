@@ -224,6 +224,9 @@ def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
                     f"{_elapsed(t0)} model {round_.version}: {'PROMOTED to champion' if round_.promoted else 'kept as challenger'}"
                     f" ({round_.reason})"
                 )
+                # the ONNX bytes' digest: two runs with the same seed and data publish the same model
+                if round_.version:
+                    out(f"{_elapsed(t0)} model sha256 {registry.read_manifest(round_.version).sha256}")
             if round_.promoted and round_.version:
                 served = wait_for_served(settings, codec, round_.version, timeout=60)
                 result.served_version = round_.version if served else None
