@@ -49,12 +49,12 @@ from agents.health import worker_report_key
 from agents.inputs import InputPath, Outgoing, Source
 from agents.sizing import PolicySlot
 from agents.strategy_map import StrategyMap
+from config.settings import Settings
 from schemas.codec import EventCodec, RegistryUnavailable
 from schemas.events import HealthChecked, utc_now
 from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
-from streams.settings import Settings
 from streams.topics import inputs_topic, worker_group_id
 
 log = logging.getLogger(__name__)

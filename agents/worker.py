@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import Any
 
-from streams.settings import Settings
+from config.settings import Settings
 
 
 def run_worker(settings: Settings, *, worker_id: str, loglevel: str = "info") -> int:

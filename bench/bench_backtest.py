@@ -27,13 +27,13 @@ import duckdb
 from confluent_kafka.admin import AdminClient
 
 from agents.strategy_map import StrategyMap
+from config.settings import ENV_PREFIX, Settings
 from rlsizer.stack import EmbeddedStack, StackPorts
 from schemas.codec import EventCodec
 from schemas.events import BarClosed, SignalRaised, SizeDecided
 from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
-from streams.settings import ENV_PREFIX, Settings
 from streams.topics import ensure_topics, new_topics
 from trainer.backtest import rules_policy, run_policy
 from trainer.backtest_events import load_history

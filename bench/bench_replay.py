@@ -79,12 +79,12 @@ import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from config.settings import Settings
 from rlsizer.stack import EmbeddedStack, StackPorts
 from schemas.catalog import schema_dict
 from schemas.codec import DecodedBatch, EventCodec, InMemoryRegistry, unframe
 from schemas.events import BarClosed, Event, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
 from schemas.rules import surely_valid
-from streams.settings import Settings
 from streams.topics import CATALOG, ensure_topics, event_key, new_topics, topic_name
 from trainer.replay import CONSUME_BATCH, consumer_config, replay, young_collections_only
 

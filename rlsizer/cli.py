@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import rlsizer.commands
+from config.settings import ENV_PREFIX, Settings, SettingsError
 from rlsizer.processes import StackError
 from streams.dir_lock import DirInUse
-from streams.settings import ENV_PREFIX, Settings, SettingsError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -35,10 +35,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from config.settings import Settings
 from rlsizer.processes import ManagedProcess, StackError, free_port
 from rlsizer.services import start_worker
 from rlsizer.stack import EmbeddedStack, StackPorts
-from streams.settings import Settings
 
 Out = Callable[[str], None]
 UTC = UTC

@@ -18,11 +18,12 @@ from confluent_kafka import Consumer, TopicPartition
 
 from agents import health
 from agents.health import CheckResult
+from config.security import registry_requests_kwargs
+from config.settings import Settings
 from rlsizer.health_monitor import ScheduledCheck
 from rlsizer.recovery import model_integrity_probe
 from streams.end_offsets import end_offsets
-from streams.security import kafka_login_error, registry_requests_kwargs
-from streams.settings import Settings
+from streams.login import kafka_login_error
 from streams.topics import inputs_topic, worker_group_id
 from trainer.status import load_status
 

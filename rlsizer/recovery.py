@@ -22,8 +22,8 @@ from typing import Any
 
 from agents import health
 from agents.health import CheckResult
+from config.settings import Settings
 from streams.dir_lock import in_use
-from streams.settings import Settings
 from trainer.status import load_status
 
 KEEP_REPORTS = 20

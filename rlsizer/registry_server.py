@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         "--replication", type=int, default=None, help="replication of _schemas if created (default: settings)"
     )
     args = parser.parse_args(argv)
-    from streams.settings import Settings, SettingsError
+    from config.settings import Settings, SettingsError
 
     try:
         settings = Settings.from_env()

@@ -13,8 +13,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from config.settings import Settings
 from rlsizer.processes import ManagedProcess, spawn, wait_ready
-from streams.settings import Settings
 
 READY_TIMEOUT = 90.0
 

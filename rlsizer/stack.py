@@ -16,6 +16,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
+from config.settings import Settings
 from rlsizer.processes import (
     HOST,
     ManagedProcess,
@@ -30,7 +31,6 @@ from rlsizer.processes import (
 )
 from streams.codec_factory import make_codec
 from streams.dir_lock import DirInUse, DirLock
-from streams.settings import Settings
 from streams.topics import TOPIC_FOR_EVENT, ensure_topics, new_topics, topic_name
 
 KAFKA_BUCKET = "rlsizer-kafka"

@@ -100,9 +100,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import ClusterMetadata
 from tqdm import tqdm
 
+from config.settings import Settings
 from schemas.codec import DecodedBatch, RegistryUnavailable
 from schemas.events import Event, EventRejected
-from streams.settings import Settings
 from streams.topics import CATALOG
 from trainer.warehouse import TABLE_FOR_EVENT, Rows, TableSpec, Warehouse, WriteResult, default_path, open_warehouse
 

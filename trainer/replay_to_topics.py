@@ -31,9 +31,9 @@ import duckdb
 from confluent_kafka.admin import AdminClient
 
 from agents.features import WINDOW
+from config.settings import Settings
 from schemas.events import BarClosed, Event, OrderFilled, SignalRaised
 from streams.producer import EventProducer, make_producer
-from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 from trainer.backtest_events import select_events
 

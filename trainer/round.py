@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from config.settings import Settings
 from models import CHALLENGER, CHAMPION, ManifestDraft, ModelEventSink, ModelRegistry, TensorSpec, make_version
 from schemas.events import utc_now
-from streams.settings import Settings
 from trainer.baselines import Policy, ServedModel, fit_baselines
 from trainer.cvar_ppo import TrainConfig, TrainResult, plain_ppo, train
 from trainer.environment import LoggedSignals

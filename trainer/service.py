@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agents.health import ACTION_RETRY_TRAINING, FAIL, OK, WARN, backoff_delay
+from config.settings import Settings
 from schemas.events import HealthChecked, utc_now
-from streams.settings import Settings
 from streams.stop_flag import Stop, StopFlag, stop_on_signals
 from trainer.status import TrainerStatus, load_status, save_status
 

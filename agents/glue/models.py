@@ -25,11 +25,11 @@ from urllib.parse import urlparse
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from agents.glue.registry_wait import call_once_registry_answers
+from config.settings import Settings
 from schemas.codec import DecodeError, EventCodec
 from schemas.events import ModelPublished
 from streams.dead_letter import dead_letter
 from streams.producer import EventProducer
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

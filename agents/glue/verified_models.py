@@ -39,11 +39,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from agents.glue.models import ModelUnchanged
+from config.settings import Settings
 from models.aliases import CHAMPION, AliasRecord
 from models.errors import ModelRegistryError, ModelVerificationError
 from models.manifest import format_ts
 from schemas.events import HealthChecked, ModelPublished, utc_now
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import sys
 import uuid
 from typing import Any
 
+from config.settings import Settings
 from streams.codec_factory import make_codec
-from streams.settings import Settings
 
 EXIT_BAD_DATA = 2
 

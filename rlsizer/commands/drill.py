@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from streams.settings import Settings
+from config.settings import Settings
 
 EXIT_FAILED = 1
 

@@ -9,9 +9,9 @@ import argparse
 import json
 from typing import Any
 
+from config.settings import Settings
 from rlsizer.health_monitor import HealthMonitor
 from rlsizer.health_probes import standard_checks
-from streams.settings import Settings
 
 
 def register(subparsers: Any) -> None:

@@ -15,7 +15,7 @@ import sys
 from datetime import UTC
 from typing import Any
 
-from streams.settings import Settings
+from config.settings import Settings
 
 LIST_HEADER = ("VERSION", "ALIAS", "CREATED", "RETURN", "SESSION_CVAR5", "VERDICT")
 

@@ -6,8 +6,8 @@ import argparse
 import logging
 from typing import Any
 
+from config.settings import Settings
 from rlsizer.processes import StackError
-from streams.settings import Settings
 from streams.stop_flag import StopFlag, stop_on_signals
 
 log = logging.getLogger("rlsizer.monitor")

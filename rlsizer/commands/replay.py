@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from config.settings import Settings
 from streams.codec_factory import make_codec
-from streams.settings import Settings
 
 EXIT_FAILED = 1
 

@@ -13,8 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from config.settings import Settings
 from rlsizer.commands.backtest import parse_time
-from streams.settings import Settings
 
 EXIT_FAILED = 1
 

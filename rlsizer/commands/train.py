@@ -17,8 +17,8 @@ import logging
 import sys
 from typing import Any
 
+from config.settings import Settings
 from streams.codec_factory import make_codec
-from streams.settings import Settings
 
 EXIT_FAILED = 1
 

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from config.settings import Settings
 from rlsizer.processes import ManagedProcess, SeaweedPorts, require_free
 from rlsizer.services import DEFAULT_SERVICES, start_worker, worker_stuck_probe
 from rlsizer.stack import KAFKA_BUCKET, EmbeddedStack, StackPorts
 from rlsizer.supervise import Supervisor
-from streams.settings import Settings
 
 ServiceStarter = Callable[[Settings], ManagedProcess]
 

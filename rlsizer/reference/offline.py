@@ -23,9 +23,9 @@ from agents.book import SymbolBook
 from agents.inputs import InputPath, Source
 from agents.sizing import PolicySlot
 from agents.strategy_map import StrategyMap
+from config.settings import Settings
 from schemas.codec import EventCodec, InMemoryRegistry
 from schemas.events import BarClosed, Event, OrderFilled, SignalRaised, SizeDecided
-from streams.settings import Settings
 from streams.topics import subject_for
 
 SETTINGS = Settings(topic_prefix="offline", topic_partitions=1, max_future_seconds=0)

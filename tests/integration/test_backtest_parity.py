@@ -28,6 +28,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from agents.features import FEATURE_NAMES, FEATURE_SET
+from config.settings import Settings
 from models.manifest import ManifestDraft, TensorSpec
 from models.registry import ModelRegistry
 from rlsizer.cli import build_parser
@@ -42,7 +43,6 @@ from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from streams.end_offsets import end_offsets
 from streams.producer import EventProducer, make_producer
-from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 from tests.unit.trainer.backtest_live import tiny_model
 

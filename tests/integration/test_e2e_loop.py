@@ -19,6 +19,7 @@ import pytest
 import requests
 from confluent_kafka.admin import AdminClient
 
+from config.settings import Settings
 from models import ModelRegistry
 from models.events import KafkaModelEvents
 from rlsizer.processes import free_port
@@ -26,7 +27,6 @@ from rlsizer.reference.data import load_dataset
 from rlsizer.reference.loop import RunConfig, Runner
 from rlsizer.services import start_worker
 from streams.adapter_sdk import AdapterClient
-from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 from trainer.cvar_ppo import TrainConfig
 from trainer.replay import replay

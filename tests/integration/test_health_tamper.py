@@ -29,6 +29,7 @@ import requests
 from confluent_kafka.admin import AdminClient
 
 from agents.features import FEATURE_NAMES, FEATURE_SET
+from config.settings import Settings
 from models import ModelRegistry
 from models.aliases import CHAMPION
 from models.events import KafkaModelEvents
@@ -38,7 +39,6 @@ from rlsizer.cli import main
 from rlsizer.processes import free_port
 from rlsizer.services import start_worker
 from schemas.events import utc_now
-from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 from tests.unit.trainer.backtest_live import tiny_model
 

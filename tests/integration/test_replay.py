@@ -19,6 +19,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from config.settings import Settings
 from schemas.catalog import schema_text
 from schemas.codec import DecodeError, EventCodec, InMemoryRegistry, frame
 from schemas.events import (
@@ -31,7 +32,6 @@ from schemas.events import (
     TradeClosed,
     field_names,
 )
-from streams.settings import Settings
 from streams.topics import CATALOG, ensure_topics, event_key, new_topics, topic_name
 from tests.unit.trainer.gc_watch import collected_generations
 from trainer import replay as replay_module

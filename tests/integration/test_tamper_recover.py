@@ -21,6 +21,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from agents.features import FEATURE_NAMES, FEATURE_SET
+from config.settings import Settings
 from models import ModelRegistry
 from models.events import KafkaModelEvents
 from models.manifest import ManifestDraft, TensorSpec
@@ -30,7 +31,6 @@ from rlsizer.services import start_worker
 from schemas.events import HealthChecked, SignalRaised, SizeDecided
 from streams.adapter_sdk import AdapterClient
 from streams.consumer import make_consumer
-from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 from tests.unit.trainer.backtest_live import tiny_model
 

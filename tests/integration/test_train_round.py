@@ -23,11 +23,11 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from agents.features import FEATURE_NAMES, FEATURE_NEUTRAL, FEATURE_SET
+from config.settings import Settings
 from models import CHALLENGER, ModelRegistry
 from schemas.codec import EventCodec
 from schemas.events import Event, FeaturesComputed, SignalRaised, SizeDecided, TradeClosed
 from streams.producer import EventProducer, make_producer
-from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 from trainer.cvar_ppo import TrainConfig
 from trainer.gate import GateConfig

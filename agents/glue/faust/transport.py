@@ -51,10 +51,10 @@ from typing import Any, ClassVar
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from agents.glue.faust.credentials import faust_broker_credentials
 from agents.glue.faust.drain import drain_for_this_faust
+from config.settings import Settings
 from streams.end_offsets import end_offsets
-from streams.security import faust_broker_credentials
-from streams.settings import Settings
 
 FETCH_MAX_WAIT_MS = 100
 PRODUCER_MAX_BATCH_BYTES = 512 * 1024

@@ -137,8 +137,8 @@ def test_the_worker_probe_reads_a_stall_from_health_and_tolerates_a_short_silenc
     import json
     import threading
 
+    from config.settings import Settings
     from rlsizer.services import worker_stuck_probe
-    from streams.settings import Settings
 
     answer = {"status": "ok", "progress": "applying"}
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from config.settings import Settings
 from rlsizer.commands import evaluate as evaluate_command
-from streams.settings import Settings
 from trainer.cvar_ppo import TrainConfig
 from trainer.evaluate import GATED, POLICIES, EvaluateConfig, WalkForward, render_html, tail_summary, walk_forward
 from trainer.gate import GateConfig

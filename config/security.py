@@ -1,7 +1,8 @@
 """One place that turns ``Settings`` into the security part of every client's configuration.
 
 - Kafka through librdkafka (confluent-kafka producers, consumers, admin): ``librdkafka_config``;
-- Kafka through aiokafka / Faust: ``aiokafka_security`` and ``faust_broker_credentials``;
+- Kafka through aiokafka / Faust: ``aiokafka_security`` and ``ssl_context`` (Faust's credentials object is
+  made from these in ``agents.glue.faust.credentials``, next to Faust);
 - the schema registry (confluent's ``SchemaRegistryClient`` and plain ``requests``):
   ``registry_client_config`` and ``registry_requests_kwargs``;
 - S3 (boto3): ``boto3_client_kwargs``.
@@ -22,10 +23,10 @@ import ssl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from streams.settings import SettingsError
+from config.errors import SettingsError
 
 if TYPE_CHECKING:
-    from streams.settings import Settings
+    from config.settings import Settings
 
 PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -165,26 +166,6 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
-def faust_broker_credentials(settings: Settings) -> Any:
-    """``broker_credentials`` for ``faust.App`` (``None`` for PLAINTEXT).
-
-    Always passes an explicit TLS context for SSL/SASL_SSL: Faust decides between
-    SASL_PLAINTEXT and SASL_SSL by whether a context is given, and its
-    ``SSLCredentials()`` without one raises ``TypeError`` (faust-streaming 0.11).
-    """
-    sec = kafka_security(settings)
-    if sec.protocol == "PLAINTEXT":
-        return None
-    import faust
-
-    context = ssl_context(settings)
-    if sec.uses_sasl:
-        return faust.SASLCredentials(
-            username=sec.username, password=sec.password, mechanism=sec.sasl_mechanism, ssl_context=context
-        )
-    return faust.SSLCredentials(context)
-
-
 # --- schema registry -------------------------------------------------------------------------
 
 
@@ -237,38 +218,3 @@ def boto3_client_kwargs(settings: Settings) -> dict[str, Any]:
     if settings.s3_ca_bundle:
         kwargs["verify"] = settings.s3_ca_bundle
     return kwargs
-
-
-# --- login check ---------------------------------------------------------------------------------
-
-
-def kafka_login_error(settings: Settings, *, timeout: float = 5.0) -> str | None:
-    """Connect once with the configured security and say why it failed (``None``: metadata was read).
-
-    librdkafka retries a refused login forever and a metadata request only reports
-    "transport failure"; its error callback carries the real reason, e.g.
-    "SASL SCRAM authentication failed: broker responded with unknown-user".
-    The message comes from librdkafka and never contains the password.
-    """
-    import time
-
-    from confluent_kafka import KafkaError, KafkaException, Producer
-
-    errors: list[KafkaError] = []
-    producer = Producer({**librdkafka_config(settings), "log_level": 0, "error_cb": errors.append})
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            producer.poll(0.05)
-            auth = [e for e in errors if e.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL)]
-            if auth:
-                return f"{settings.kafka_bootstrap}: {auth[0].str()}"
-            try:
-                producer.list_topics(timeout=min(0.5, max(0.05, deadline - time.monotonic())))
-                return None
-            except KafkaException:
-                continue
-        reason = errors[-1].str() if errors else "no answer"
-        return f"{settings.kafka_bootstrap}: no metadata within {timeout:.0f}s ({reason})"
-    finally:
-        producer.flush(0)

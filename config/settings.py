@@ -14,14 +14,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from config.errors import SettingsError
+from config.security import librdkafka_config
+
 ENV_PREFIX = "RLSIZER_"
 SECRET_FIELDS = frozenset(
     {"s3_secret_key", "model_hmac_key", "kafka_sasl_password", "registry_basic_auth", "kafka_ssl_key_password"}
 )
-
-
-class SettingsError(ValueError):
-    """A configuration value is missing or cannot be parsed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,7 +87,7 @@ class Settings:
     monitor_web_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
-        from schemas.events import parse_earliest_event_time
+        from schemas.events import parse_earliest_event_time  # lazy: the schemas package loads numpy and pyarrow
 
         try:
             parse_earliest_event_time(self.earliest_event_time)
@@ -133,9 +132,7 @@ class Settings:
         return f"{self.topic_prefix}.{name}" if self.topic_prefix else name
 
     def kafka_config(self) -> dict[str, str]:
-        """librdkafka connection settings shared by producers, consumers and admin (see ``streams.security``)."""
-        from streams.security import librdkafka_config
-
+        """librdkafka connection settings shared by producers, consumers and admin (see ``config.security``)."""
         return librdkafka_config(self)
 
 

@@ -1,4 +1,4 @@
-"""streams.security: each protocol's configuration is accepted by the real client libraries.
+"""config.security: each protocol's configuration is accepted by the real client libraries.
 
 Every builder's output is handed to the library that consumes it (librdkafka via a
 confluent-kafka ``Producer``, ``aiokafka.AIOKafkaClient``, Faust's own credential
@@ -22,19 +22,19 @@ import pytest
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from rlsizer.processes import free_port
-from streams.security import (
+from agents.glue.faust.credentials import faust_broker_credentials
+from config.security import (
     SecurityConfigError,
     aiokafka_security,
     boto3_client_kwargs,
-    faust_broker_credentials,
     kafka_security,
     librdkafka_config,
     registry_client_config,
     registry_requests_kwargs,
     ssl_context,
 )
-from streams.settings import Settings
+from config.settings import Settings
+from rlsizer.processes import free_port
 
 PASSWORD = "pw-7c1f0b2e-unit"
 

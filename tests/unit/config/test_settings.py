@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings, SettingsError, setting_env_names
+from config.settings import Settings, SettingsError, setting_env_names
 
 
 def test_defaults_are_the_embedded_endpoints():
