@@ -93,7 +93,7 @@ def _operational_errors() -> tuple[type[BaseException], ...]:
     from models.errors import ModelRegistryError
     from models.manifest import ManifestError
     from schemas.codec import RegistryUnavailable
-    from trainer.warehouse import WarehouseError
+    from trainer.warehouse.store import WarehouseError
 
     return (KafkaException, ModelRegistryError, ManifestError, RegistryUnavailable, WarehouseError, OSError)
 

@@ -153,7 +153,7 @@ def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
     from rlsizer.reference.loop import RunConfig, Runner
     from streams.adapter_sdk import AdapterClient
     from streams.codec_factory import make_codec
-    from trainer.cvar_ppo import TrainConfig
+    from trainer.learning.cvar_ppo import TrainConfig
     from trainer.round import run_round
 
     t0 = time.monotonic()
@@ -272,12 +272,12 @@ def _summarise(
 
     from agents.strategy_map import StrategyMap
     from models import ModelRegistry
-    from trainer.backtest import backtest as run_backtest
-    from trainer.backtest import fixed_policy, model_policy, rules_policy
-    from trainer.backtest_events import load_history
-    from trainer.backtest_report import text_report
-    from trainer.replay import replay
-    from trainer.warehouse import default_path
+    from trainer.backtest.events import load_history
+    from trainer.backtest.report import text_report
+    from trainer.backtest.run import backtest as run_backtest
+    from trainer.backtest.run import fixed_policy, model_policy, rules_policy
+    from trainer.warehouse.replay import replay
+    from trainer.warehouse.store import default_path
 
     warehouse = default_path(settings.data_dir)
     replay(settings, codec, warehouse_path=warehouse, progress=False)
@@ -341,7 +341,7 @@ def _summarise(
 
 
 def write_demo_report(path: Path, result: DemoResult, sections: list[tuple[str, Any]]) -> Path:
-    from trainer.backtest_report import COLUMNS, curves, rows
+    from trainer.backtest.report import COLUMNS, curves, rows
 
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>rlsizer demo</title>",
@@ -363,7 +363,7 @@ def write_demo_report(path: Path, result: DemoResult, sections: list[tuple[str, 
     ]
     parts.append("</table>")
     if result.walk_forward_rows:
-        from trainer.report import table_html
+        from trainer.evaluation.report import table_html
 
         parts.append(
             "<h2>Training round: walk-forward table (held-out windows of the learning part)</h2>"

@@ -8,7 +8,7 @@
     -> score the served challenger, the champion (verified from the registry), the baselines
        (fitted on the training range) and the ablation on each held-out window, exactly as
        ``rlsizer backtest`` of that window would
-    -> the gate (``trainer.gate``): evidence over the windows, no tail margin
+    -> the gate (``trainer.evaluation.gate``): evidence over the windows, no tail margin
     -> publish as ``challenger`` with a signed manifest (per-window figures in its metrics);
        promote to ``champion`` only if the gate says so
     -> HTML report with the walk-forward table, equity and tail plots per window
@@ -32,18 +32,26 @@ import numpy as np
 from config.settings import Settings
 from models import CHALLENGER, CHAMPION, ManifestDraft, ModelEventSink, ModelRegistry, TensorSpec, make_version
 from schemas.events import utc_now
-from trainer.baselines import Policy, ServedModel, fit_baselines
-from trainer.cvar_ppo import TrainConfig, TrainResult, plain_ppo, train
-from trainer.environment import LoggedSignals
-from trainer.export import ExportedModel, export_policy
-from trainer.gate import CHAMPION as CHAMPION_POLICY
-from trainer.gate import REQUIRED_BASELINES, GateConfig, GateDecision, promotion_decision
-from trainer.logged_signals import NoSignals, load_logged_signals
-from trainer.metrics import PolicyMetrics
-from trainer.replay import Decoder, ReplayStats, replay
-from trainer.report import ReportContent, report_path, write_report
-from trainer.walk_forward import HeldOut, NotEnoughSessions, PolicyScore, Window, held_out_windows, pooled, score_window
-from trainer.warehouse import default_path, open_warehouse
+from trainer.backtest.logged_signals import NoSignals, load_logged_signals
+from trainer.evaluation.baselines import Policy, ServedModel, fit_baselines
+from trainer.evaluation.gate import CHAMPION as CHAMPION_POLICY
+from trainer.evaluation.gate import REQUIRED_BASELINES, GateConfig, GateDecision, promotion_decision
+from trainer.evaluation.metrics import PolicyMetrics
+from trainer.evaluation.report import ReportContent, report_path, write_report
+from trainer.evaluation.walk_forward import (
+    HeldOut,
+    NotEnoughSessions,
+    PolicyScore,
+    Window,
+    held_out_windows,
+    pooled,
+    score_window,
+)
+from trainer.learning.cvar_ppo import TrainConfig, TrainResult, plain_ppo, train
+from trainer.learning.environment import LoggedSignals
+from trainer.learning.export import ExportedModel, export_policy
+from trainer.warehouse.replay import Decoder, ReplayStats, replay
+from trainer.warehouse.store import default_path, open_warehouse
 
 log = logging.getLogger(__name__)
 

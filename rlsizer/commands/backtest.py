@@ -2,10 +2,10 @@
 
 Refreshes the warehouse from Kafka first (``rlsizer replay``; skip with ``--no-refresh``),
 then replays the window's recorded signals through the worker's own feature and sizing
-code with each policy (see ``trainer.backtest``). Prints a table per policy and strategy
+code with each policy (see ``trainer.backtest.run``). Prints a table per policy and strategy
 family, then the parity check: the window replayed with each signal sized by the
 policy that decided it live (the rules, or the model version its decision names), its
-features and multipliers compared with the live ones (``trainer.backtest_parity``).
+features and multipliers compared with the live ones (``trainer.backtest.parity``).
 ``--check-parity`` exits 1 on any difference. ``--report PATH`` writes an HTML report
 with plots.
 """
@@ -73,7 +73,7 @@ def register(subparsers: Any) -> None:
 
 
 def resolve_policies(names: list[str], registry_factory: Any) -> list[Any]:
-    from trainer.backtest import BacktestError, fixed_policy, live_policy, model_policy, rules_policy
+    from trainer.backtest.run import BacktestError, fixed_policy, live_policy, model_policy, rules_policy
 
     specs = []
     registry = None
@@ -113,12 +113,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     from agents.strategy_map import StrategyMap
     from rlsizer.commands.replay import kafka_hint
-    from trainer.backtest import BacktestError, backtest, live_policy, run_policy
-    from trainer.backtest_events import load_history
-    from trainer.backtest_parity import check_parity
-    from trainer.backtest_report import text_report, write_html
-    from trainer.replay import ReplayError, replay
-    from trainer.warehouse import WarehouseError, default_path, open_warehouse
+    from trainer.backtest.events import load_history
+    from trainer.backtest.parity import check_parity
+    from trainer.backtest.report import text_report, write_html
+    from trainer.backtest.run import BacktestError, backtest, live_policy, run_policy
+    from trainer.warehouse.replay import ReplayError, replay
+    from trainer.warehouse.store import WarehouseError, default_path, open_warehouse
 
     names = [n.strip() for n in args.policy.split(",") if n.strip()]
     path = args.warehouse or default_path(settings.data_dir)

@@ -1,6 +1,6 @@
 """``rlsizer evaluate``: walk-forward evaluation of CVaR-PPO, plain PPO and the baselines over the recorded history.
 
-Training rounds are rolled forward over the warehouse (``trainer.evaluate``): each trains on the
+Training rounds are rolled forward over the warehouse (``trainer.evaluation.evaluate``): each trains on the
 past, is gated on its held-out windows, and every policy is then measured on the next window,
 which the round never saw. Prints the gate's verdict per round and the walk-forward table (per
 window and over all windows: return, Sharpe, max drawdown, per-trade and session CVaR 5 %,
@@ -76,7 +76,7 @@ def register(subparsers: Any) -> None:
 
 
 def train_config(args: argparse.Namespace) -> Any:
-    from trainer.cvar_ppo import TrainConfig
+    from trainer.learning.cvar_ppo import TrainConfig
 
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     values: dict[str, Any] = {k: v for k, v in (("total_updates", args.updates), ("seed", args.seed)) if v is not None}
@@ -105,7 +105,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import duckdb
 
     from agents.strategy_map import StrategyMap
-    from trainer.evaluate import (
+    from trainer.backtest.logged_signals import NoSignals, load_logged_signals
+    from trainer.evaluation.evaluate import (
         EvaluateConfig,
         aggregate_rows,
         render_html,
@@ -114,11 +115,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         verdict_line,
         walk_forward,
     )
-    from trainer.gate import GateConfig
-    from trainer.logged_signals import NoSignals, load_logged_signals
-    from trainer.report import write_html
-    from trainer.walk_forward import NotEnoughSessions, format_rows
-    from trainer.warehouse import default_path
+    from trainer.evaluation.gate import GateConfig
+    from trainer.evaluation.report import write_html
+    from trainer.evaluation.walk_forward import NotEnoughSessions, format_rows
+    from trainer.warehouse.store import default_path
 
     path = args.warehouse or default_path(settings.data_dir)
     try:
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"recorded {name}: {line}")
         elif args.refresh:
             from streams.codec_factory import make_codec
-            from trainer.replay import replay
+            from trainer.warehouse.replay import replay
 
             print(
                 replay(settings, make_codec(settings), warehouse_path=path, progress=False).summary().splitlines()[-1]

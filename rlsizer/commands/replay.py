@@ -40,8 +40,8 @@ def kafka_hint(exc: BaseException, settings: Settings) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from trainer.replay import ReplayError, replay
-    from trainer.warehouse import WarehouseError, default_path
+    from trainer.warehouse.replay import ReplayError, replay
+    from trainer.warehouse.store import WarehouseError, default_path
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     codec = make_codec(settings)

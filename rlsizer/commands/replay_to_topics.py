@@ -3,7 +3,7 @@
 Refreshes the warehouse from the live topics (``RLSIZER_TOPIC_PREFIX``) first, then
 publishes the window's bars, signals and fills (a worker there derives outcomes from the fills)
 to ``NAME.bars``, ``NAME.signals``, ... keeping keys, timestamps and event ids (see
-``trainer.replay_to_topics``). Point a worker at it with ``RLSIZER_TOPIC_PREFIX=NAME``.
+``trainer.backtest.replay_to_topics``). Point a worker at it with ``RLSIZER_TOPIC_PREFIX=NAME``.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     from agents.features import WINDOW
     from streams.codec_factory import make_codec
-    from trainer.replay import ReplayError, replay
-    from trainer.replay_to_topics import replay_to_topics
-    from trainer.warehouse import WarehouseError, default_path
+    from trainer.backtest.replay_to_topics import replay_to_topics
+    from trainer.warehouse.replay import ReplayError, replay
+    from trainer.warehouse.store import WarehouseError, default_path
 
     prefix = args.prefix.strip()
     if not prefix or prefix == settings.topic_prefix:

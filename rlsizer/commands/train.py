@@ -41,7 +41,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def result_rows(result: Any) -> list[tuple[str, ...]]:
     """The round's walk-forward rows: every policy on every held-out window, then on all of them together."""
-    from trainer.walk_forward import metric_cells, table_rows
+    from trainer.evaluation.walk_forward import metric_cells, table_rows
 
     if result.decision is None:
         return []
@@ -51,14 +51,14 @@ def result_rows(result: Any) -> list[tuple[str, ...]]:
 
 def format_result(result: Any) -> str:
     """``result_rows`` as aligned text."""
-    from trainer.walk_forward import format_rows
+    from trainer.evaluation.walk_forward import format_rows
 
     rows = result_rows(result)
     return format_rows(rows) if rows else ""
 
 
 def _train_config(args: argparse.Namespace) -> Any:
-    from trainer.cvar_ppo import TrainConfig
+    from trainer.learning.cvar_ppo import TrainConfig
 
     overrides = {k: v for k, v in (("total_updates", args.updates), ("seed", args.seed)) if v is not None}
     return TrainConfig(**overrides)

@@ -106,7 +106,7 @@ class OfflineWorker:
 
     def write_warehouse(self, path: Path) -> Path:
         """Write every recorded record to the warehouse at ``path`` (created if missing)."""
-        from trainer.warehouse import TABLE_FOR_EVENT, open_warehouse
+        from trainer.warehouse.store import TABLE_FOR_EVENT, open_warehouse
 
         by_spec: dict = {}
         for event, topic, partition, offset in self.recorded:

@@ -28,10 +28,10 @@ from rlsizer.reference.loop import RunConfig, Runner
 from rlsizer.services import start_worker
 from streams.adapter_sdk import AdapterClient
 from streams.topics import ensure_topics, new_topics
-from trainer.cvar_ppo import TrainConfig
-from trainer.replay import replay
+from trainer.learning.cvar_ppo import TrainConfig
 from trainer.round import run_round
-from trainer.warehouse import default_path
+from trainer.warehouse.replay import replay
+from trainer.warehouse.store import default_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 LEARN, SERVE = 420, 120

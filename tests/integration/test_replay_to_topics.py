@@ -23,8 +23,8 @@ from schemas.events import BarClosed, OrderFilled, SignalRaised
 from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from tests.unit.trainer.backtest_live import PureWorker
-from trainer.replay import replay
-from trainer.replay_to_topics import replay_to_topics
+from trainer.backtest.replay_to_topics import replay_to_topics
+from trainer.warehouse.replay import replay
 
 pytestmark = pytest.mark.integration
 

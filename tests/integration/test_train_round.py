@@ -2,7 +2,7 @@
 
 Events are synthetic but consistent: each signal has a SignalRaised, an fs1 FeaturesComputed
 (neutral values, with the signal's q-score, ATR %, family one-hot and strategy history taken
-from ``trainer.synthetic``), a SizeDecided at 1x and a TradeClosed ten minutes later whose R is
+from ``trainer.backtest.synthetic``), a SizeDecided at 1x and a TradeClosed ten minutes later whose R is
 the synthetic R. Rounds run through the service's ``run_once`` so the status file and the
 HealthChecked event are checked too.
 """
@@ -29,12 +29,12 @@ from schemas.codec import EventCodec
 from schemas.events import Event, FeaturesComputed, SignalRaised, SizeDecided, TradeClosed
 from streams.producer import EventProducer, make_producer
 from streams.topics import ensure_topics, new_topics
-from trainer.cvar_ppo import TrainConfig
-from trainer.gate import GateConfig
+from trainer.backtest.synthetic import synthetic_signals
+from trainer.evaluation.gate import GateConfig
+from trainer.learning.cvar_ppo import TrainConfig
 from trainer.round import run_round
 from trainer.service import kafka_health_publisher, run_once
 from trainer.status import TrainerStatus, load_status
-from trainer.synthetic import synthetic_signals
 
 pytestmark = pytest.mark.integration
 

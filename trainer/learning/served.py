@@ -1,6 +1,6 @@
 """What the worker answers for a replayed signal: ``agents.sizing.decide``, row by row, or its batched twin.
 
-- ``decided_by(data, slot)``: a ``trainer.environment.Decide`` that calls the worker's own
+- ``decided_by(data, slot)``: a ``trainer.learning.environment.Decide`` that calls the worker's own
   ``decide(signal, features, slot)`` for each row (an empty slot: the rules), with the row's
   recorded ``SignalRaised`` and its features as a mapping. An ONNX model is called one row at a
   time, as the worker calls it, so the multipliers are the worker's to the last bit.
@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from agents.sizing import WARMUP_BARS, PolicySlot, decide
-from trainer.environment import Decide, LoggedSignals, feature_dicts
+from trainer.learning.environment import Decide, LoggedSignals, feature_dicts
 
 
 def decided_by(data: LoggedSignals, slot: PolicySlot) -> Decide:

@@ -22,8 +22,8 @@ import numpy as np
 
 from agents.strategy_map import DEFAULT_STRATEGY_MAP, FAMILIES
 from schemas.events import SignalRaised, TradeClosed
-from trainer.environment import ACCOUNT_FEATURES, LoggedSignals
-from trainer.logged_signals import account_log
+from trainer.backtest.logged_signals import account_log
+from trainer.learning.environment import ACCOUNT_FEATURES, LoggedSignals
 
 _FAMILY_EDGE = {"EmaCross": 0.05, "MeanReversion": 0.10, "Breakout": 0.5, "Momentum": 0.05}
 _STRATEGY = {

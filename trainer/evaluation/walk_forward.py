@@ -1,6 +1,6 @@
 """Walk-forward windows of whole sessions, and the scores of every policy over one window.
 
-A session is a UTC day that has signals (``trainer.environment.session_ids``). A window is a run
+A session is a UTC day that has signals (``trainer.learning.environment.session_ids``). A window is a run
 of consecutive sessions, given as the time range ``[start, end)`` from the midnight that opens
 its first session to the midnight after its last, so ``rlsizer backtest --from start --to end``
 sizes exactly its signals. Windows never overlap and are in time order.
@@ -24,9 +24,9 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from trainer.baselines import Policy
-from trainer.environment import LoggedSignals, trade_rewards
-from trainer.metrics import PolicyMetrics, policy_metrics, session_returns
+from trainer.evaluation.baselines import Policy
+from trainer.evaluation.metrics import PolicyMetrics, policy_metrics, session_returns
+from trainer.learning.environment import LoggedSignals, trade_rewards
 
 
 class NotEnoughSessions(ValueError):
@@ -178,7 +178,7 @@ class PolicyScore:
 def score_window(
     window: LoggedSignals, policies: Sequence[Policy], *, n_boot: int = 500, seed: int = 0
 ) -> dict[str, PolicyScore]:
-    """Replay each policy once over ``window`` and measure its scored trades (``trainer.metrics.policy_metrics``)."""
+    """Replay each policy once over ``window`` and measure its scored trades (``trainer.evaluation.metrics.policy_metrics``)."""
     scored = window.scored
     if not scored.any():
         raise NotEnoughSessions("no scored trade in the window")

@@ -29,11 +29,11 @@ resampled) instead of its estimate; ``size_cap`` adds a second constraint, E[m] 
 own multiplier mu and a per-trade reward shift -mu (m - cap).
 
 Episodes are sessions (UTC days); the environment replays the account as live keeps it, per
-symbol and across sessions (``trainer.environment``), in lock-step over independent lanes.
+symbol and across sessions (``trainer.learning.environment``), in lock-step over independent lanes.
 
 ``plain_ppo(config)`` is the ablation: same trainer, no penalty, no dual, no size cap.
 The pure pieces (gae and ppo_clip_loss here; cvar, value_at_risk, ru_objective, dual_update and
-cvar_penalty in ``trainer.risk``, re-exported here) are importable and unit-tested; ``train`` wires them like CleanRL's ppo_continuous_action.py.
+cvar_penalty in ``trainer.learning.risk``, re-exported here) are importable and unit-tested; ``train`` wires them like CleanRL's ppo_continuous_action.py.
 """
 
 from __future__ import annotations
@@ -47,10 +47,17 @@ from torch import nn
 
 from agents.sizing import PolicySlot
 from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN
-from trainer.environment import LoggedSignals, SizingEnv, episode_layout, episode_returns, replay, trade_rewards
-from trainer.policy_net import RolloutPolicy, SizingAgent, squash_np
-from trainer.risk import cvar, cvar_penalty, dual_update, ru_objective, value_at_risk
-from trainer.served import decided_by, warmup_rows
+from trainer.learning.environment import (
+    LoggedSignals,
+    SizingEnv,
+    episode_layout,
+    episode_returns,
+    replay,
+    trade_rewards,
+)
+from trainer.learning.policy_net import RolloutPolicy, SizingAgent, squash_np
+from trainer.learning.risk import cvar, cvar_penalty, dual_update, ru_objective, value_at_risk
+from trainer.learning.served import decided_by, warmup_rows
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,7 +236,7 @@ class _Rollout:
 
 
 def _rollout(env: SizingEnv, agent: SizingAgent, rng: np.random.Generator) -> _Rollout:
-    """The environment's lanes in lock-step: one batched policy call per step (``trainer.environment``),
+    """The environment's lanes in lock-step: one batched policy call per step (``trainer.learning.environment``),
     through a numpy copy of the agent (``RolloutPolicy``: the calls are many and small)."""
     data = env.data
     n, d = len(data), data.features.shape[1]

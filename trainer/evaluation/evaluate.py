@@ -1,15 +1,15 @@
 """Walk-forward evaluation: training rounds rolled forward over the recorded history, measured on data they never saw.
 
-Each step (``trainer.walk_forward.rolling_steps``) is one simulated training round: CVaR-PPO and
+Each step (``trainer.evaluation.walk_forward.rolling_steps``) is one simulated training round: CVaR-PPO and
 the plain-PPO ablation are trained on the sessions before the step's gate windows, exported to
 ONNX and served as the worker serves them; the baselines (fixed 1x, the rules, half-Kelly,
 volatility targeting) are fitted on the same range; every policy is scored on the gate windows
-and the gate decides (``trainer.gate``, required: fixed 1x and the rules). Then every policy is
+and the gate decides (``trainer.evaluation.gate``, required: fixed 1x and the rules). Then every policy is
 scored on the *next* window, which nothing in the step saw: that is the step's row of the
 walk-forward table, and ``gated`` is what would have served it (the model if the gate promoted
 it, else the rules), i.e. what the gate's verdict earned.
 
-Everything is replayed with live's account model (``trainer.environment``) and is a function of
+Everything is replayed with live's account model (``trainer.learning.environment``) and is a function of
 the recorded history and the seeds.
 """
 
@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainer.baselines import Policy, fit_baselines
-from trainer.cvar_ppo import TrainConfig, plain_ppo, train
-from trainer.environment import LoggedSignals
-from trainer.export import export_policy
-from trainer.gate import REQUIRED_BASELINES, GateConfig, GateDecision, promotion_decision
-from trainer.metrics import PolicyMetrics
-from trainer.walk_forward import PolicyScore, Step, metric_cells, pooled, rolling_steps, score_window
+from trainer.evaluation.baselines import Policy, fit_baselines
+from trainer.evaluation.gate import REQUIRED_BASELINES, GateConfig, GateDecision, promotion_decision
+from trainer.evaluation.metrics import PolicyMetrics
+from trainer.evaluation.walk_forward import PolicyScore, Step, metric_cells, pooled, rolling_steps, score_window
+from trainer.learning.cvar_ppo import TrainConfig, plain_ppo, train
+from trainer.learning.environment import LoggedSignals
+from trainer.learning.export import export_policy
 
 CVAR_PPO = "cvar_ppo"
 PLAIN_PPO = "plain_ppo"
@@ -74,7 +74,7 @@ class WalkForward:
 
 def _served_model(model: object, data: LoggedSignals, run_name: str, name: str) -> Policy:
     from agents.sizing import OnnxPolicy
-    from trainer.baselines import ServedModel
+    from trainer.evaluation.baselines import ServedModel
 
     exported = export_policy(
         model,
@@ -205,7 +205,7 @@ def render_html(wf: WalkForward, *, title: str, facts: dict[str, str]) -> str:
     """The walk-forward report: the table, then per window the gate's verdict, equity and session tail."""
     import html
 
-    from trainer.report import image, page, table_html, training_figure
+    from trainer.evaluation.report import image, page, table_html, training_figure
 
     items = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in facts.items())
     rows = [row for s in wf.steps for row in step_rows(s)] + aggregate_rows(wf)
@@ -242,6 +242,6 @@ def render_html(wf: WalkForward, *, title: str, facts: dict[str, str]) -> str:
 
 
 def _window_figure(s: StepResult):
-    from trainer.report import window_figure
+    from trainer.evaluation.report import window_figure
 
     return window_figure({k: v for k, v in s.next_scores.items() if k != GATED}, s.step.next.label())

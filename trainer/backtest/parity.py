@@ -8,7 +8,7 @@ policy decided live,
   float64 computation from the same inputs in the same order, so any difference means
   the worker's state differed from the log's), and what a differing feature group reads.
 
-Comparable signals: with the ``live`` policy (``trainer.backtest.live_policy``) every
+Comparable signals: with the ``live`` policy (``trainer.backtest.run.live_policy``) every
 signal decided live; with one model version or the rules, a symbol's signals until the
 first one another policy decided live (from there its account holds other multipliers).
 """
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from trainer.backtest import PolicyRun
-from trainer.backtest_events import History
+from trainer.backtest.events import History
+from trainer.backtest.run import PolicyRun
 
 FEATURE_TOLERANCE: Final = 1e-9
 

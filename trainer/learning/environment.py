@@ -12,7 +12,7 @@ backtest applies them (``AccountLog``): the policy's own decisions (open risk un
 ``TradeClosed``), the recorded ``TradeClosed`` events (closed P&L at R x the multiplier the trade
 was sized with, at its ``exit_ts``), and, for signals outside the rows being sized, the decision
 made live. So a policy replayed here sees exactly the account features ``rlsizer backtest``
-computes for it (``trainer.backtest.run_policy``), which are the ones live computes.
+computes for it (``trainer.backtest.run.run_policy``), which are the ones live computes.
 
 Lanes. One symbol's account is a chain: a decision is open risk for the signals after it until
 its trade closes, and a closed trade counts in the session P&L of the rest of its UTC day. The

@@ -1,7 +1,7 @@
 """The promotion gate: evidence over several walk-forward windows that the challenger earns more
 and that its session tail is not worse, with no margin.
 
-Input: the scores of every policy over each held-out window (``trainer.walk_forward``), all over
+Input: the scores of every policy over each held-out window (``trainer.evaluation.walk_forward``), all over
 the same signals; sessions are UTC days. Against each *required* reference (the champion if
 there is one, ``fixed_1x`` and ``rules``: what serves without a model and what the bot does
 without us) the challenger must show, with ``confidence`` (one-sided):
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainer.metrics import cvar_5, paired_bootstrap
-from trainer.walk_forward import PolicyScore
+from trainer.evaluation.metrics import cvar_5, paired_bootstrap
+from trainer.evaluation.walk_forward import PolicyScore
 
 CHAMPION = "champion"
 REQUIRED_BASELINES: tuple[str, ...] = ("fixed_1x", "rules")

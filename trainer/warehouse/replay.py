@@ -36,7 +36,7 @@ changed neither the fault counts nor the times (3 runs each): the pages are touc
 for the first time, once per replay (the batch holding the feature maps needs the
 most), so there is little freed memory to reuse. A loop decoding one batch again
 and again does reuse it (~65 -> ~50 ms per 60k events with ``mallopt``).
-A replay into a new file is a bulk load (see ``trainer.warehouse``): rows are
+A replay into a new file is a bulk load (see ``trainer.warehouse.store``): rows are
 appended as they come, and once every partition is at EOF ``Warehouse.finish_load``
 deletes the repeats (first stored copy wins); the stats count them as duplicates.
 Replays into an existing file insert only rows whose ``event_id`` is not stored yet.
@@ -104,7 +104,15 @@ from config.settings import Settings
 from schemas.codec import DecodedBatch, RegistryUnavailable
 from schemas.events import Event, EventRejected
 from streams.topics import CATALOG
-from trainer.warehouse import TABLE_FOR_EVENT, Rows, TableSpec, Warehouse, WriteResult, default_path, open_warehouse
+from trainer.warehouse.store import (
+    TABLE_FOR_EVENT,
+    Rows,
+    TableSpec,
+    Warehouse,
+    WriteResult,
+    default_path,
+    open_warehouse,
+)
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainer.risk import cvar
+from trainer.learning.risk import cvar
 
 SECONDS_PER_YEAR = 365.25 * 24 * 3600
 

@@ -26,7 +26,7 @@ Derived columns:
   so R does not depend on it.
 - ``features``: float32 ``[n, d]`` in ``feature_names`` order (sorted union of the
   names present, or the list given); a name missing from a row's map is NaN. Built
-  from the stored value lists and their layouts (``trainer.feature_layouts``), no
+  from the stored value lists and their layouts (``trainer.warehouse.feature_layouts``), no
   maps are materialised.
 """
 
@@ -43,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trainer.feature_layouts import layout_matrix
+from trainer.warehouse.feature_layouts import layout_matrix
 
 log = logging.getLogger(__name__)
 

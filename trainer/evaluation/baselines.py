@@ -28,9 +28,9 @@ import numpy as np
 
 from agents.sizing import PolicySlot
 from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN
-from trainer.environment import LoggedSignals, replay
-from trainer.policy_net import SizingAgent
-from trainer.served import decided_by, warmed_up
+from trainer.learning.environment import LoggedSignals, replay
+from trainer.learning.policy_net import SizingAgent
+from trainer.learning.served import decided_by, warmed_up
 
 
 @runtime_checkable

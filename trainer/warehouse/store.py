@@ -17,7 +17,7 @@ Layout (``SCHEMA_VERSION`` in ``meta``):
   table stores it in its place as ``feature_layout VARCHAR`` (the id of the ordered
   name list) and ``feature_values DOUBLE[]`` (the values in that order), with each
   name list stored once in ``feature_layouts(layout, names VARCHAR[])`` (see
-  ``trainer.feature_layouts``; layouts are written in the same transaction as the
+  ``trainer.warehouse.feature_layouts``; layouts are written in the same transaction as the
   rows using them). The dataset builds its ``[n, d]`` matrix from these directly.
 - ``features_by_name`` is a view with the event's own columns (``features`` as
   ``MAP(VARCHAR, DOUBLE)``, exactly the recorded names and values), so SQL reads one
@@ -104,7 +104,14 @@ import pyarrow.compute as pc
 from schemas.catalog import schema_dict
 from schemas.events import EVENT_TYPES, Event, FeaturesComputed
 from streams.topics import TOPIC_FOR_EVENT
-from trainer.feature_layouts import LAYOUT_COLUMN, LAYOUT_TYPE, VALUES_COLUMN, VALUES_TYPE, Layouts, split_maps
+from trainer.warehouse.feature_layouts import (
+    LAYOUT_COLUMN,
+    LAYOUT_TYPE,
+    VALUES_COLUMN,
+    VALUES_TYPE,
+    Layouts,
+    split_maps,
+)
 
 log = logging.getLogger(__name__)
 

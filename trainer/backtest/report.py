@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN
-from trainer.backtest import BacktestResult, PolicyResult
-from trainer.metrics import PolicyMetrics
+from trainer.backtest.run import BacktestResult, PolicyResult
+from trainer.evaluation.metrics import PolicyMetrics
 
 COLUMNS = (
     "policy",

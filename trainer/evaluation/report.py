@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from trainer.gate import Comparison, GateDecision
-from trainer.walk_forward import TABLE_COLUMNS, PolicyScore, Window, table_rows
+from trainer.evaluation.gate import Comparison, GateDecision
+from trainer.evaluation.walk_forward import TABLE_COLUMNS, PolicyScore, Window, table_rows
 
 History = Sequence[Mapping[str, float]]
 WindowScores = Mapping[str, PolicyScore]

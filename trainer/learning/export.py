@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN
-from trainer.policy_net import SizingAgent
+from trainer.learning.policy_net import SizingAgent
 
 INPUT_NAME = "features"
 OUTPUT_NAME = "multiplier"

@@ -1,6 +1,6 @@
 """Backtests by replay: recorded inputs re-sized by any policy through the worker's own code.
 
-``run_policy`` replays ``trainer.backtest_events.History`` -- the inputs the worker
+``run_policy`` replays ``trainer.backtest.events.History`` -- the inputs the worker
 applied, in the order it applied them -- through the functions the worker advances a
 symbol's book with (``agents.book``: bars, decisions, fills to ``TradeClosed``, account
 and strategy history). Signals before the window only rebuild state, with the decision
@@ -10,7 +10,7 @@ window are sized by the policy under test, and its decisions feed its own accoun
 
 A size multiplier scales position and risk alike, so a trade's R does not depend on it:
 a policy's reward for a trade is ``m * (R - cost_R)``, with R from the recorded
-``TradeClosed`` and cost_R = fees / (risk per unit x qty) as in ``trainer.dataset``.
+``TradeClosed`` and cost_R = fees / (risk per unit x qty) as in ``trainer.warehouse.dataset``.
 Signals without a recorded outcome (not filled, still open) are sized but not scored.
 
 Policies (``PolicySpec``): ``fixed`` (1.0 on every signal), ``rules`` (an empty
@@ -37,8 +37,8 @@ from agents.outcomes import OutcomeRejected
 from agents.sizing import PolicySlot
 from agents.strategy_map import StrategyMap, UnknownStrategy
 from schemas.events import BarClosed, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
-from trainer.backtest_events import History
-from trainer.metrics import PolicyMetrics, policy_metrics
+from trainer.backtest.events import History
+from trainer.evaluation.metrics import PolicyMetrics, policy_metrics
 
 
 class BacktestError(RuntimeError):

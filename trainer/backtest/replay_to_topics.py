@@ -35,7 +35,7 @@ from config.settings import Settings
 from schemas.events import BarClosed, Event, OrderFilled, SignalRaised
 from streams.producer import EventProducer, make_producer
 from streams.topics import ensure_topics, new_topics
-from trainer.backtest_events import select_events
+from trainer.backtest.events import select_events
 
 SOURCE_EVENTS: tuple[type[Event], ...] = (BarClosed, SignalRaised, OrderFilled)
 

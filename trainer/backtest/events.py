@@ -9,14 +9,14 @@
   dead-lettered (stale, ahead of its clock, on the wrong partition, rejected fills...);
 - ``outcomes``: the recorded ``TradeClosed`` per signal (the first recorded), for scoring;
 - ``decisions`` / ``features``: the recorded (live) ``SizeDecided`` and
-  ``FeaturesComputed`` by ``signal_id`` (the first recorded, as ``trainer.dataset``
+  ``FeaturesComputed`` by ``signal_id`` (the first recorded, as ``trainer.warehouse.dataset``
   picks them), for warm-up and for the parity cross-check;
 - ``window_ids``: the signals with ``start <= ts_event < end`` (the ones a policy sizes).
 
-So a backtest (``trainer.backtest.run_policy``) applies exactly the inputs the worker
+So a backtest (``trainer.backtest.run.run_policy``) applies exactly the inputs the worker
 applied, in the same order, through the same ``agents.book`` functions: with the
 policy that decided each signal live, it recomputes the live features and multipliers
-exactly (``trainer.backtest_parity``). The warm-up before ``start`` replays the
+exactly (``trainer.backtest.parity``). The warm-up before ``start`` replays the
 recorded decisions, so the account at the window's start is the live one.
 """
 
@@ -31,7 +31,7 @@ from typing import Any, Final
 import duckdb
 
 from schemas.events import BarClosed, Event, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
-from trainer.warehouse import TABLE_FOR_EVENT
+from trainer.warehouse.store import TABLE_FOR_EVENT
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -74,7 +74,7 @@ def select_events(
 
 
 def _first_by_signal(items: list[tuple[Event, int, int]]) -> dict[str, Any]:
-    """The first recorded event per signal_id (by ts_event, ts_init, event_id, as trainer.dataset)."""
+    """The first recorded event per signal_id (by ts_event, ts_init, event_id, as trainer.warehouse.dataset)."""
     out: dict[str, Any] = {}
     for event, _, _ in sorted(items, key=lambda x: (x[0].ts_event, x[0].ts_init, x[0].event_id)):
         out.setdefault(event.signal_id, event)  # type: ignore[attr-defined]

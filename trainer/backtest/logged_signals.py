@@ -1,16 +1,16 @@
 """Recorded history -> the ``LoggedSignals`` every policy replays over, through the backtest's own code.
 
-``from_history(history, strategy_map)`` takes a ``trainer.backtest_events.History`` (the events
+``from_history(history, strategy_map)`` takes a ``trainer.backtest.events.History`` (the events
 ``rlsizer backtest`` replays, in its order) and returns:
 
 - **rows**: the signals of the history's window that the backtest decides, in its decision
-  order, with the features it computes for them (``trainer.backtest.run_policy`` with the
+  order, with the features it computes for them (``trainer.backtest.run.run_policy`` with the
   fixed policy: bar, signal, time, family and strategy-history features do not depend on the
   policy; the account columns are recomputed per policy by the environment);
 - **labels**: R and cost in R as the backtest scores them (the recorded ``TradeClosed``, if
-  after the signal; ``trainer.backtest.cost_in_r``), NaN where it scores nothing, and when
+  after the signal; ``trainer.backtest.run.cost_in_r``), NaN where it scores nothing, and when
   that outcome was recorded (``outcome_ts``: a training range uses only outcomes known by its end);
-- **account log** (``trainer.environment.AccountLog``): per symbol, the decisions and closed
+- **account log** (``trainer.learning.environment.AccountLog``): per symbol, the decisions and closed
   trades in the backtest's order (the inputs in log order; a trade closes at its exit fill),
   and each row's live decision.
 
@@ -30,9 +30,9 @@ import numpy as np
 from agents.features import FEATURE_NAMES
 from agents.strategy_map import StrategyMap
 from schemas.events import BarClosed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
-from trainer.backtest import fixed_policy, run_policy
-from trainer.backtest_events import History, load_history
-from trainer.environment import AccountLog, LaneItem, LoggedSignals
+from trainer.backtest.events import History, load_history
+from trainer.backtest.run import fixed_policy, run_policy
+from trainer.learning.environment import AccountLog, LaneItem, LoggedSignals
 
 
 class NoSignals(ValueError):
