@@ -28,7 +28,7 @@ from confluent_kafka.admin import AdminClient
 
 from agents.strategy_map import StrategyMap
 from config.settings import ENV_PREFIX, Settings
-from rlsizer.stack import EmbeddedStack, StackPorts
+from rlsizer.stack.embedded import EmbeddedStack, StackPorts
 from schemas.codec import EventCodec
 from schemas.events import BarClosed, SignalRaised, SizeDecided
 from streams.codec_factory import make_codec

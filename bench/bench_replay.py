@@ -80,7 +80,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from confluent_kafka.admin import AdminClient
 
 from config.settings import Settings
-from rlsizer.stack import EmbeddedStack, StackPorts
+from rlsizer.stack.embedded import EmbeddedStack, StackPorts
 from schemas.catalog import schema_dict
 from schemas.codec import DecodedBatch, EventCodec, InMemoryRegistry, unframe
 from schemas.events import BarClosed, Event, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed

@@ -72,9 +72,9 @@ from confluent_kafka.admin import AdminClient
 from agents.app import app_id
 from agents.state import OPEN_LEN
 from config.settings import Settings
-from rlsizer.processes import ManagedProcess, spawn
 from rlsizer.reference.data import interval_seconds, load_dataset
-from rlsizer.stack import EmbeddedStack, StackPorts
+from rlsizer.stack.embedded import EmbeddedStack, StackPorts
+from rlsizer.stack.processes import ManagedProcess, spawn
 from schemas.codec import EventCodec
 from schemas.events import BarClosed, SignalRaised, SizeDecided
 from streams.codec_factory import make_codec

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import rlsizer.commands
 from config.settings import ENV_PREFIX, Settings, SettingsError
-from rlsizer.processes import StackError
+from rlsizer.stack.processes import StackError
 from streams.dir_lock import DirInUse
 
 EXIT_FAILED = 1

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
-from rlsizer.processes import ManagedProcess, StackError, free_port
-from rlsizer.services import start_worker
-from rlsizer.stack import EmbeddedStack, StackPorts
+from rlsizer.stack.embedded import EmbeddedStack, StackPorts
+from rlsizer.stack.processes import ManagedProcess, StackError, free_port
+from rlsizer.stack.services import start_worker
 
 Out = Callable[[str], None]
 UTC = UTC

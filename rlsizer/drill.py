@@ -31,8 +31,8 @@ from typing import Final
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from config.settings import Settings
-from rlsizer.processes import ManagedProcess, wait_ready
-from rlsizer.services import READY_TIMEOUT, spawn_worker
+from rlsizer.stack.processes import ManagedProcess, wait_ready
+from rlsizer.stack.services import READY_TIMEOUT, spawn_worker
 from schemas.codec import EventCodec
 from schemas.events import BarClosed, EventRejected, SignalRaised, SizeDecided
 from streams.consumer import make_consumer

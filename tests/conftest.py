@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from config.settings import Settings
-from rlsizer.stack import EmbeddedStack, StackPorts
+from rlsizer.stack.embedded import EmbeddedStack, StackPorts
 from schemas.codec import EventCodec
 from streams.codec_factory import make_codec
 

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from confluent_kafka.admin import AdminClient
 
     from rlsizer.drill import DrillPlan, run_drill
-    from rlsizer.stack import EmbeddedStack, StackPorts
+    from rlsizer.stack.embedded import EmbeddedStack, StackPorts
     from streams.codec_factory import make_codec
     from streams.topics import ensure_topics, new_topics
 

@@ -10,8 +10,8 @@ import json
 from typing import Any
 
 from config.settings import Settings
-from rlsizer.health_monitor import HealthMonitor
-from rlsizer.health_probes import standard_checks
+from rlsizer.health.monitor import HealthMonitor
+from rlsizer.health.probes import standard_checks
 
 
 def register(subparsers: Any) -> None:

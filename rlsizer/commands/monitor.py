@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from config.settings import Settings
-from rlsizer.processes import StackError
+from rlsizer.stack.processes import StackError
 from streams.stop_flag import StopFlag, stop_on_signals
 
 log = logging.getLogger("rlsizer.monitor")
@@ -26,9 +26,9 @@ def build_monitor(settings: Settings) -> Any:
     from models import ModelRegistry
     from models.events import KafkaModelEvents
     from models.store import make_s3_client
-    from rlsizer import recovery
-    from rlsizer.health_monitor import HealthMonitor
-    from rlsizer.health_probes import standard_checks
+    from rlsizer.health import recovery
+    from rlsizer.health.monitor import HealthMonitor
+    from rlsizer.health.probes import standard_checks
     from streams.codec_factory import make_codec
     from streams.producer import EventProducer, make_producer
 
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     stop_on_signals(stop)
     server = None
     if settings.monitor_web_port > 0:
-        from rlsizer.health_metrics import serve
+        from rlsizer.health.metrics import serve
 
         try:
             server = serve(monitor, settings.monitor_web_host, settings.monitor_web_port)

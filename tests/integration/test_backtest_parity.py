@@ -32,10 +32,10 @@ from config.settings import Settings
 from models.manifest import ManifestDraft, TensorSpec
 from models.registry import ModelRegistry
 from rlsizer.cli import build_parser
-from rlsizer.processes import ManagedProcess
 from rlsizer.reference.data import load_dataset
 from rlsizer.reference.loop import RunConfig, Runner
-from rlsizer.services import start_worker
+from rlsizer.stack.processes import ManagedProcess
+from rlsizer.stack.services import start_worker
 from schemas.codec import EventCodec
 from schemas.events import FeaturesComputed, SizeDecided
 from streams.adapter_sdk import AdapterClient

@@ -22,10 +22,10 @@ from confluent_kafka.admin import AdminClient
 from config.settings import Settings
 from models import ModelRegistry
 from models.events import KafkaModelEvents
-from rlsizer.processes import free_port
 from rlsizer.reference.data import load_dataset
 from rlsizer.reference.loop import RunConfig, Runner
-from rlsizer.services import start_worker
+from rlsizer.stack.processes import free_port
+from rlsizer.stack.services import start_worker
 from streams.adapter_sdk import AdapterClient
 from streams.topics import ensure_topics, new_topics
 from trainer.learning.cvar_ppo import TrainConfig

@@ -21,8 +21,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from config.settings import Settings
-from rlsizer.processes import free_port
-from rlsizer.services import start_worker
+from rlsizer.stack.processes import free_port
+from rlsizer.stack.services import start_worker
 from streams.partitioner import partition_for
 from streams.topics import ensure_topics, new_topics
 

@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient
 from config.settings import Settings
 from models import ModelRegistry
 from models.cache import ModelCache
-from rlsizer import recovery
+from rlsizer.health import recovery
 from schemas.events import ModelPublished
 from streams.topics import ensure_topics, new_topics
 from tests.integration.test_tamper_recover import draft

@@ -19,7 +19,7 @@ import pytest
 
 from config.security import aiokafka_security
 from config.settings import Settings
-from rlsizer.processes import HOST, ManagedProcess, free_port, spawn, tansu_binary, wait_ready
+from rlsizer.stack.processes import HOST, ManagedProcess, free_port, spawn, tansu_binary, wait_ready
 from streams.login import kafka_login_error
 
 PASSWORD = "pw-5b9e2d71-integration"

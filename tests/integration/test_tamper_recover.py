@@ -27,7 +27,7 @@ from models.events import KafkaModelEvents
 from models.manifest import ManifestDraft, TensorSpec
 from models.store import ARTIFACT_FILE, make_s3_client
 from rlsizer.commands.monitor import build_monitor
-from rlsizer.services import start_worker
+from rlsizer.stack.services import start_worker
 from schemas.events import HealthChecked, SignalRaised, SizeDecided
 from streams.adapter_sdk import AdapterClient
 from streams.consumer import make_consumer

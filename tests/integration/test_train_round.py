@@ -267,7 +267,7 @@ def test_round_publishes_a_verifiable_model_then_skips_without_new_outcomes(
     assert registry.read_manifest(third.version).parent_version == version
 
     # `rlsizer health` counts rounds run by hand (round_fn alone, as `rlsizer train` runs it), not only the service's
-    from rlsizer.health_probes import training_probe
+    from rlsizer.health.probes import training_probe
     from trainer.status import status_path
 
     status_path(s.data_dir).unlink()  # as when only manual rounds ever ran

@@ -28,7 +28,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from config.settings import ENV_PREFIX, Settings
-from rlsizer.stack import EmbeddedStack, StackPorts
+from rlsizer.stack.embedded import EmbeddedStack, StackPorts
 from schemas.catalog import schema_text
 from schemas.codec import EventCodec, frame
 from schemas.events import EventRejected, OrderFilled, SignalRaised, SizeDecided, TradeClosed, utc_now

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from rlsizer.processes import HOST, free_port
+from rlsizer.stack.processes import HOST, free_port
 
 
 @pytest.fixture()

@@ -34,7 +34,7 @@ from config.security import (
     ssl_context,
 )
 from config.settings import Settings
-from rlsizer.processes import free_port
+from rlsizer.stack.processes import free_port
 
 PASSWORD = "pw-7c1f0b2e-unit"
 

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from rlsizer.processes import StackError
-from rlsizer.supervise import MAX_DELAY_S, STABLE_AFTER_S, Supervisor, restart_delay
+from rlsizer.stack.processes import StackError
+from rlsizer.stack.supervise import MAX_DELAY_S, STABLE_AFTER_S, Supervisor, restart_delay
 
 
 @dataclass
@@ -138,7 +138,7 @@ def test_the_worker_probe_reads_a_stall_from_health_and_tolerates_a_short_silenc
     import threading
 
     from config.settings import Settings
-    from rlsizer.services import worker_stuck_probe
+    from rlsizer.stack.services import worker_stuck_probe
 
     answer = {"status": "ok", "progress": "applying"}
 

@@ -20,8 +20,8 @@ from agents import health
 from agents.health import CheckResult
 from config.security import registry_requests_kwargs
 from config.settings import Settings
-from rlsizer.health_monitor import ScheduledCheck
-from rlsizer.recovery import model_integrity_probe
+from rlsizer.health.monitor import ScheduledCheck
+from rlsizer.health.recovery import model_integrity_probe
 from streams.end_offsets import end_offsets
 from streams.login import kafka_login_error
 from streams.topics import inputs_topic, worker_group_id

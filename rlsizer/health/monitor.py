@@ -1,7 +1,7 @@
 """The health monitor: runs each check on its own interval, recovers, publishes ``HealthChecked``.
 
 Checks are pure (``agents.health``); probes gather the facts they need
-(``rlsizer.health_probes``); recovery actions are injected callables keyed by the
+(``rlsizer.health.probes``); recovery actions are injected callables keyed by the
 action name a check asks for (restore or refresh the model, retry training, clean
 up disk). An action that raises is reported in the event's ``action`` field as
 failed, and the monitor goes on: it must never be the thing that stops.

@@ -13,7 +13,7 @@ a taken id; it does not elect a leader, so two registering at the very same mome
 are not serialised with each other. A lookup of an unknown id also reads through a
 marker (one small write) before answering 40403.
 
-Run: ``python -m rlsizer.registry_server --bootstrap HOST:PORT --port N``.
+Run: ``python -m rlsizer.registry.server --bootstrap HOST:PORT --port N``.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any
 
 from aiohttp import web
 
-from rlsizer.registry_log import SchemaLog, SchemaLogError
-from rlsizer.registry_state import (
+from rlsizer.registry.log import SchemaLog, SchemaLogError
+from rlsizer.registry.state import (
     COMPATIBILITY_LEVELS,
     LogRecord,
     RegistryError,
@@ -404,7 +404,7 @@ async def _serve(kafka_config: Mapping[str, str], port: int, host: str, replicat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rlsizer.registry_server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m rlsizer.registry.server", description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: RLSIZER_KAFKA_BOOTSTRAP)")
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--host", default=HOST)

@@ -17,7 +17,7 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 
 from config.settings import Settings
-from rlsizer.processes import (
+from rlsizer.stack.processes import (
     HOST,
     ManagedProcess,
     SeaweedPorts,
@@ -65,12 +65,12 @@ def register_event_schemas(settings: Settings) -> None:
 
 
 def start_registry(*, port: int, kafka_bootstrap: str, log_dir: Path, timeout: float = 60.0) -> ManagedProcess:
-    """The schema registry (``rlsizer.registry_server``) as a child process, ready when it answers HTTP."""
+    """The schema registry (``rlsizer.registry.server``) as a child process, ready when it answers HTTP."""
     require_free("schema registry", port)
     args = [
         sys.executable,
         "-m",
-        "rlsizer.registry_server",
+        "rlsizer.registry.server",
         "--bootstrap",
         kafka_bootstrap,
         "--port",

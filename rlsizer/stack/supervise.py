@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agents.health import backoff_delay
-from rlsizer.processes import StackError
+from rlsizer.stack.processes import StackError
 
 
 class Process(Protocol):  # the part of ``ManagedProcess`` supervision reads

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from rlsizer.registry_state import LogRecord
+from rlsizer.registry.state import LogRecord
 from streams.topics import SCHEMAS_TOPIC, ensure_topics
 
 _NOOP_KEY = b'{"keytype":"NOOP","magic":0}'

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from config.settings import Settings
-from rlsizer.processes import ManagedProcess, spawn, wait_ready
+from rlsizer.stack.processes import ManagedProcess, spawn, wait_ready
 
 READY_TIMEOUT = 90.0
 
