@@ -53,8 +53,10 @@ from faust.types import TP
 
 from agents.glue.faust.credentials import faust_broker_credentials
 from agents.glue.faust.drain import drain_for_this_faust
+from agents.glue.faust.rdkafka_producer import RdKafkaProducer, TansuProducer
 from config.settings import Settings
 from streams.end_offsets import end_offsets
+from streams.producer import producer_config
 
 FETCH_MAX_WAIT_MS = 100
 PRODUCER_MAX_BATCH_BYTES = 512 * 1024
@@ -91,13 +93,6 @@ class TansuConsumer(faust_aiokafka.Consumer):
         return {tp: ends[(tp.topic, tp.partition)] for tp in partitions}
 
 
-class TansuProducer(faust_aiokafka.Producer):
-    def _settings_extra(self) -> Any:
-        if self.app.in_transaction:
-            return super()._settings_extra()
-        return {"enable_idempotence": False}
-
-
 class TansuTransport(faust_aiokafka.Transport):
     Consumer = TansuConsumer
     Producer = TansuProducer
@@ -115,9 +110,6 @@ def install_transport(app: Any, settings: Settings, *, contiguous_topics: tuple[
     1 ms linger and ~70 us at 20 ms, on the cores the worker needs. The linger adds at
     most 10 ms to a decision's latency, against a 500 ms budget).
     """
-    from agents.glue.faust.rdkafka_producer import RdKafkaProducer
-    from streams.producer import producer_config
-
     producer = RdKafkaProducer.with_config(producer_config(settings, **{"linger.ms": 10}))
     consumer = type(
         "EndReadingConsumer",
