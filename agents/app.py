@@ -361,7 +361,7 @@ def _partition_count(settings: Settings, topic: str) -> Any:
 
 def _log_start(settings: Settings, topic: str, partition: int) -> int:
     """The earliest offset of ``topic``'s ``partition`` (ListOffsets earliest; right on tansu)."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, TopicPartition  # lazy: loads confluent-kafka only when used
 
     consumer = Consumer({**settings.kafka_config(), "group.id": "rlsizer-log-start", "enable.auto.commit": False})
     try:

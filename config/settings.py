@@ -87,7 +87,7 @@ class Settings:
     monitor_web_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
-        from schemas.events import parse_earliest_event_time  # lazy: the schemas package loads numpy and pyarrow
+        from schemas.events import parse_earliest_event_time  # lazy: loads pyarrow, numpy, fastavro only when used
 
         try:
             parse_earliest_event_time(self.earliest_event_time)

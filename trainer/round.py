@@ -29,8 +29,20 @@ from typing import Any
 
 import numpy as np
 
+from agents.features import FEATURE_SET
+from agents.sizing import OnnxPolicy
+from agents.strategy_map import StrategyMap
 from config.settings import Settings
-from models import CHALLENGER, CHAMPION, ManifestDraft, ModelEventSink, ModelRegistry, TensorSpec, make_version
+from models import (
+    CHALLENGER,
+    CHAMPION,
+    KafkaModelEvents,
+    ManifestDraft,
+    ModelEventSink,
+    ModelRegistry,
+    TensorSpec,
+    make_version,
+)
 from schemas.events import utc_now
 from trainer.backtest.logged_signals import NoSignals, load_logged_signals
 from trainer.evaluation.baselines import Policy, ServedModel, fit_baselines
@@ -107,7 +119,6 @@ class Evaluation:
 
 def served(exported: ExportedModel, feature_names: Sequence[str], version: str, name: str) -> ServedModel:
     """The exported model as the worker loads and serves it."""
-    from agents.sizing import OnnxPolicy
 
     return ServedModel(OnnxPolicy(exported.onnx_bytes, feature_names=feature_names, version=version), name)
 
@@ -197,8 +208,6 @@ def _champion(registry: ModelRegistry) -> _Champion:
     if version is None:
         return _Champion(None, None, None)
     try:
-        from agents.sizing import OnnxPolicy  # pure module: onnxruntime, schemas
-
         artifact, manifest = registry.fetch_verified(version)
         model = OnnxPolicy(artifact, feature_names=manifest.feature_names, version=version)
         return _Champion(version, ServedModel(model, CHAMPION_POLICY), None)
@@ -281,8 +290,6 @@ def run_round(
     ``min_new_outcomes`` more TradeClosed rows than ``since_outcomes`` (the service passes the
     count at its last successful round). ``min_outcomes``: scored signals needed to train at all.
     """
-    from agents.features import FEATURE_SET
-    from agents.strategy_map import StrategyMap
 
     now = now or utc_now()
     path = Path(warehouse_path) if warehouse_path is not None else default_path(settings.data_dir)
@@ -341,8 +348,6 @@ def run_round(
         parent_version=champion.version,
     )
     if events is None:
-        from models import KafkaModelEvents
-
         events = KafkaModelEvents(settings)
     published = registry.publish(
         ev.exported.onnx_bytes, draft, alias=CHALLENGER, version=version, created_at=now, on_published=events

@@ -187,7 +187,7 @@ def install_stop_signals(stop: StopFlag) -> None:
 
 def kafka_health_publisher(settings: Settings, codec: Any) -> Callable[[HealthChecked], None]:
     """Send HealthChecked with the project's producer (``streams.producer``), waiting for the ack."""
-    from streams.producer import EventProducer, make_producer
+    from streams.producer import EventProducer, make_producer  # lazy: loads confluent-kafka only when used
 
     producer = EventProducer(make_producer(settings), codec, settings)
 

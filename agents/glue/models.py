@@ -58,8 +58,8 @@ def local_artifact_path(event: ModelPublished) -> Path:
 
 
 def default_load_model(event: ModelPublished) -> Any:
-    from agents.features import FEATURE_NAMES, FEATURE_SET
-    from agents.sizing import OnnxPolicy
+    from agents.features import FEATURE_NAMES, FEATURE_SET  # lazy: loads ta-lib only when used
+    from agents.sizing import OnnxPolicy  # lazy: loads onnxruntime, onnx only when used
 
     if event.feature_set != FEATURE_SET:
         raise ModelLoadError(

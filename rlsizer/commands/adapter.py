@@ -59,11 +59,17 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from rlsizer.reference.data import BarDataError, infer_interval, interval_seconds, load_csv, load_dataset
-    from rlsizer.reference.loop import RunConfig
-    from rlsizer.reference.loop import run as run_loop
-    from rlsizer.reference.paper import PaperConfig
-    from streams.adapter_sdk import AdapterClient
+    from rlsizer.reference.data import (  # lazy: keeps `rlsizer --help` fast
+        BarDataError,
+        infer_interval,
+        interval_seconds,
+        load_csv,
+        load_dataset,
+    )
+    from rlsizer.reference.loop import RunConfig  # lazy: keeps `rlsizer --help` fast
+    from rlsizer.reference.loop import run as run_loop  # lazy: keeps `rlsizer --help` fast
+    from rlsizer.reference.paper import PaperConfig  # lazy: keeps `rlsizer --help` fast
+    from streams.adapter_sdk import AdapterClient  # lazy: keeps `rlsizer --help` fast
 
     try:
         if args.source == "csv":

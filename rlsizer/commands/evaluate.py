@@ -16,6 +16,7 @@ history or too short for the windows asked for.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ EXIT_FAILED = 1
 
 
 def register(subparsers: Any) -> None:
-    from rlsizer.commands.backtest import parse_time
+    from rlsizer.commands.backtest import parse_time  # lazy: keeps `rlsizer --help` fast
 
     p = subparsers.add_parser(
         "evaluate", help="walk-forward evaluation of every sizing policy over the recorded history"
@@ -76,7 +77,7 @@ def register(subparsers: Any) -> None:
 
 
 def train_config(args: argparse.Namespace) -> Any:
-    from trainer.learning.cvar_ppo import TrainConfig
+    from trainer.learning.cvar_ppo import TrainConfig  # lazy: keeps `rlsizer --help` fast
 
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     values: dict[str, Any] = {k: v for k, v in (("total_updates", args.updates), ("seed", args.seed)) if v is not None}
@@ -89,7 +90,6 @@ def train_config(args: argparse.Namespace) -> Any:
 
 
 def _parse(raw: str) -> Any:
-    import ast
 
     if raw.lower() in ("none", "null"):
         return None
@@ -102,11 +102,11 @@ def _parse(raw: str) -> Any:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    import duckdb
+    import duckdb  # lazy: keeps `rlsizer --help` fast
 
-    from agents.strategy_map import StrategyMap
-    from trainer.backtest.logged_signals import NoSignals, load_logged_signals
-    from trainer.evaluation.evaluate import (
+    from agents.strategy_map import StrategyMap  # lazy: keeps `rlsizer --help` fast
+    from trainer.backtest.logged_signals import NoSignals, load_logged_signals  # lazy: keeps `rlsizer --help` fast
+    from trainer.evaluation.evaluate import (  # lazy: keeps `rlsizer --help` fast
         EvaluateConfig,
         aggregate_rows,
         render_html,
@@ -115,23 +115,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         verdict_line,
         walk_forward,
     )
-    from trainer.evaluation.gate import GateConfig
-    from trainer.evaluation.report import write_html
-    from trainer.evaluation.walk_forward import NotEnoughSessions, format_rows
-    from trainer.warehouse.store import default_path
+    from trainer.evaluation.gate import GateConfig  # lazy: keeps `rlsizer --help` fast
+    from trainer.evaluation.report import write_html  # lazy: keeps `rlsizer --help` fast
+    from trainer.evaluation.walk_forward import NotEnoughSessions, format_rows  # lazy: keeps `rlsizer --help` fast
+    from trainer.warehouse.store import default_path  # lazy: keeps `rlsizer --help` fast
 
     path = args.warehouse or default_path(settings.data_dir)
     try:
         config = train_config(args)
         if args.record:
-            from rlsizer.reference.offline import record_datasets
+            from rlsizer.reference.offline import record_datasets  # lazy: keeps `rlsizer --help` fast
 
             names = [n.strip() for n in args.record.split(",") if n.strip()]
             for name, line in record_datasets(names, path, max_bars=args.max_bars, progress=args.progress).items():
                 print(f"recorded {name}: {line}")
         elif args.refresh:
-            from streams.codec_factory import make_codec
-            from trainer.warehouse.replay import replay
+            from streams.codec_factory import make_codec  # lazy: keeps `rlsizer --help` fast
+            from trainer.warehouse.replay import replay  # lazy: keeps `rlsizer --help` fast
 
             print(
                 replay(settings, make_codec(settings), warehouse_path=path, progress=False).summary().splitlines()[-1]

@@ -21,8 +21,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from models.registry import ModelRegistry
-    from models.store import make_s3_client
+    from models.registry import ModelRegistry  # lazy: keeps `rlsizer --help` fast
+    from models.store import make_s3_client  # lazy: keeps `rlsizer --help` fast
 
     monitor = HealthMonitor(
         checks=standard_checks(

@@ -39,13 +39,13 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    import duckdb
+    import duckdb  # lazy: keeps `rlsizer --help` fast
 
-    from agents.features import WINDOW
-    from streams.codec_factory import make_codec
-    from trainer.backtest.replay_to_topics import replay_to_topics
-    from trainer.warehouse.replay import ReplayError, replay
-    from trainer.warehouse.store import WarehouseError, default_path
+    from agents.features import WINDOW  # lazy: keeps `rlsizer --help` fast
+    from streams.codec_factory import make_codec  # lazy: keeps `rlsizer --help` fast
+    from trainer.backtest.replay_to_topics import replay_to_topics  # lazy: keeps `rlsizer --help` fast
+    from trainer.warehouse.replay import ReplayError, replay  # lazy: keeps `rlsizer --help` fast
+    from trainer.warehouse.store import WarehouseError, default_path  # lazy: keeps `rlsizer --help` fast
 
     prefix = args.prefix.strip()
     if not prefix or prefix == settings.topic_prefix:

@@ -18,6 +18,6 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from agents.worker import run_worker
+    from agents.worker import run_worker  # lazy: keeps `rlsizer --help` fast
 
     return run_worker(settings, worker_id=str(args.id), loglevel=args.loglevel)

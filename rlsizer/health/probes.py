@@ -20,8 +20,11 @@ from agents import health
 from agents.health import CheckResult
 from config.security import registry_requests_kwargs
 from config.settings import Settings
+from models.errors import ModelVerificationError
 from rlsizer.health.monitor import ScheduledCheck
 from rlsizer.health.recovery import model_integrity_probe
+from schemas.codec import DecodeError
+from streams.codec_factory import make_codec
 from streams.end_offsets import end_offsets
 from streams.login import kafka_login_error
 from streams.topics import inputs_topic, worker_group_id
@@ -136,7 +139,6 @@ def newest_round(registry: Any, *, tries: int = 5) -> datetime | None:
     Every completed training round publishes a version, the trainer service's and a manual
     ``rlsizer train``'s alike. Versions whose manifest does not verify are skipped (``tries`` at most).
     """
-    from models.errors import ModelVerificationError
 
     for version in reversed(registry.list_versions()[-tries:]):
         try:
@@ -164,7 +166,6 @@ def champion_age(registry: Any) -> tuple[datetime | None, str | None]:
 
     ``(None, None)``: no champion. A manifest that fails its signature is never read for its date.
     """
-    from models.errors import ModelVerificationError
 
     try:
         version = registry.champion()
@@ -214,7 +215,6 @@ def worker_reports(settings: Settings, codec: Any, since: datetime) -> list[tupl
 def _read_until(consumer: Consumer, end: int, codec: Any, timeout_s: float = 10.0) -> list[tuple[str, Any]]:
     """The worker reports up to offset ``end``. An undecodable record is skipped; an unreachable schema
     registry, or an end not reached in time, raises (the probe FAILs: unread reports are not "no reports")."""
-    from schemas.codec import DecodeError
 
     prefix = health.WORKER_REPORT_KEY_PREFIX.encode()
     found: list[tuple[str, Any]] = []
@@ -250,7 +250,6 @@ def standard_checks(
 ) -> list[ScheduledCheck]:
     """Every check, for ``rlsizer health`` (once) and ``rlsizer monitor`` (on its interval) alike."""
     if codec_factory is None:
-        from streams.codec_factory import make_codec
 
         def codec_factory() -> Any:
             return make_codec(settings)

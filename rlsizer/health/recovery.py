@@ -23,6 +23,7 @@ from typing import Any
 from agents import health
 from agents.health import CheckResult
 from config.settings import Settings
+from models.errors import ModelRegistryError, ModelVerificationError
 from streams.dir_lock import in_use
 from trainer.status import load_status
 
@@ -37,15 +38,18 @@ def _worker_dirs(settings: Settings) -> list[Path]:
 
 
 def worker_caches(settings: Settings, registry: Any) -> list[Any]:
-    from models.cache import ModelCache
+    from models.cache import ModelCache  # lazy: loads boto3, confluent-kafka, pyarrow only when used
 
     return [ModelCache(d / "models", registry) for d in _worker_dirs(settings) if (d / "models").is_dir()]
 
 
 def _verify_cached(cache: Any, version: str) -> str | None:
     """None when the cached copy of ``version`` verifies, else what is wrong with it."""
-    from models.errors import ModelVerificationError
-    from models.store import ARTIFACT_FILE, MANIFEST_FILE, SIGNATURE_FILE
+    from models.store import (  # lazy: loads boto3, confluent-kafka, pyarrow only when used
+        ARTIFACT_FILE,
+        MANIFEST_FILE,
+        SIGNATURE_FILE,
+    )
 
     folder = cache.directory / "versions" / version
     parts = [
@@ -65,7 +69,6 @@ def registry_champion_problem(registry: Any) -> tuple[str | None, str | None]:
     The alias's signature, then the manifest's signature and the artifact's size and sha256
     (``ModelRegistry.fetch_signed``). ``problem`` is ``None`` when all hold (or there is no champion).
     """
-    from models.errors import ModelRegistryError, ModelVerificationError
 
     try:
         version = registry.champion()

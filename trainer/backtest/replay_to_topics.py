@@ -34,7 +34,7 @@ from agents.features import WINDOW
 from config.settings import Settings
 from schemas.events import BarClosed, Event, OrderFilled, SignalRaised
 from streams.producer import EventProducer, make_producer
-from streams.topics import ensure_topics, new_topics
+from streams.topics import ensure_topics, new_topics, topic_name
 from trainer.backtest.events import select_events
 
 SOURCE_EVENTS: tuple[type[Event], ...] = (BarClosed, SignalRaised, OrderFilled)
@@ -105,7 +105,6 @@ def replay_to_topics(
         producer.send(event)
         counts[type(event).__name__] += 1
     producer.flush(flush_timeout)
-    from streams.topics import topic_name
 
     published = {
         f"{topic_name(target, t)} {t.__name__}": counts[t.__name__] for t in SOURCE_EVENTS if counts[t.__name__]

@@ -102,10 +102,10 @@ def _png(fig: Any) -> str:
 
 
 def curves(results: Sequence[PolicyResult]) -> list[tuple[str, str]]:
-    import matplotlib
+    import matplotlib  # lazy: loads matplotlib only when used
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: loads matplotlib only when used
 
     plots = []
     fig_eq, ax_eq = plt.subplots(figsize=(9, 3.5))

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from agents.book import SymbolBook, signal_features, sized, with_bar, with_decision, with_fill
-from agents.features import BarRejected
+from agents.features import FEATURE_SET, BarRejected
 from agents.outcomes import OutcomeRejected
-from agents.sizing import PolicySlot
+from agents.sizing import OnnxPolicy, PolicySlot
 from agents.strategy_map import StrategyMap, UnknownStrategy
 from schemas.events import BarClosed, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
 from trainer.backtest.events import History
@@ -99,8 +99,6 @@ def live_policy(registry: Any | None, name: str = "live") -> PolicySpec:
 
 
 def _verified_model(registry: Any, version: str) -> Any:
-    from agents.features import FEATURE_SET
-    from agents.sizing import OnnxPolicy
 
     try:
         artifact, manifest = registry.fetch_verified(version)

@@ -15,12 +15,14 @@ the recorded history and the seeds.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from trainer.evaluation.baselines import Policy, fit_baselines
+from agents.sizing import OnnxPolicy
+from trainer.evaluation.baselines import Policy, ServedModel, fit_baselines
 from trainer.evaluation.gate import REQUIRED_BASELINES, GateConfig, GateDecision, promotion_decision
 from trainer.evaluation.metrics import PolicyMetrics
 from trainer.evaluation.walk_forward import PolicyScore, Step, metric_cells, pooled, rolling_steps, score_window
@@ -73,8 +75,6 @@ class WalkForward:
 
 
 def _served_model(model: object, data: LoggedSignals, run_name: str, name: str) -> Policy:
-    from agents.sizing import OnnxPolicy
-    from trainer.evaluation.baselines import ServedModel
 
     exported = export_policy(
         model,
@@ -140,7 +140,7 @@ def walk_forward(
     on_step: Callable[[StepResult], None] | None = None,
 ) -> WalkForward:
     """Every step of ``rolling_steps`` in turn (a progress bar over steps when ``progress``)."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # lazy: loads tqdm only when used
 
     steps = rolling_steps(
         data,
@@ -203,9 +203,13 @@ def tail_summary(wf: WalkForward, reference: str = "fixed_1x") -> dict[str, tupl
 
 def render_html(wf: WalkForward, *, title: str, facts: dict[str, str]) -> str:
     """The walk-forward report: the table, then per window the gate's verdict, equity and session tail."""
-    import html
 
-    from trainer.evaluation.report import image, page, table_html, training_figure
+    from trainer.evaluation.report import (  # lazy: loads matplotlib only when used
+        image,
+        page,
+        table_html,
+        training_figure,
+    )
 
     items = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in facts.items())
     rows = [row for s in wf.steps for row in step_rows(s)] + aggregate_rows(wf)
@@ -242,6 +246,6 @@ def render_html(wf: WalkForward, *, title: str, facts: dict[str, str]) -> str:
 
 
 def _window_figure(s: StepResult):
-    from trainer.evaluation.report import window_figure
+    from trainer.evaluation.report import window_figure  # lazy: loads matplotlib only when used
 
     return window_figure({k: v for k, v in s.next_scores.items() if k != GATED}, s.step.next.label())

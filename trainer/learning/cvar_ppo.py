@@ -278,7 +278,7 @@ class _Deterministic:
 
 def train(data: LoggedSignals, config: TrainConfig, progress: bool = False) -> TrainResult:
     """Train a sizing policy on logged signals; same data + config give bit-identical weights."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # lazy: loads tqdm only when used
 
     name = run_name(config, data.fingerprint())
     with _Deterministic():

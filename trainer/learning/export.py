@@ -54,7 +54,7 @@ class ExportedModel:
 
 def onnx_session(onnx_bytes: bytes) -> Any:
     """A single-threaded CPU onnxruntime session (the serving configuration)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: loads onnxruntime, onnx only when used
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -104,7 +104,7 @@ def export_policy(
         )
     onnx_bytes = buffer.getvalue()
 
-    import onnx
+    import onnx  # lazy: loads onnx only when used
 
     try:
         onnx.checker.check_model(onnx.load_from_string(onnx_bytes))

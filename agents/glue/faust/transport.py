@@ -43,6 +43,7 @@ earlier recovery, never a disk that could be ahead of the topic.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -177,9 +178,8 @@ def faust_worker(app: Any, *, loglevel: str) -> Any:
     the worker's p99 latency. ``gc.freeze()`` once startup is done moves them
     to the permanent generation; objects made afterwards are collected as usual.
     """
-    import gc
 
-    from faust.worker import Worker as FaustWorker
+    from faust.worker import Worker as FaustWorker  # lazy: loads faust only when used
 
     class Worker(FaustWorker):  # type: ignore[misc]  # same name: its log lines read "[^Worker]: Ready"
         async def on_startup_finished(self) -> None:
