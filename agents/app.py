@@ -49,12 +49,12 @@ from agents.health import worker_report_key
 from agents.inputs import InputPath, Outgoing, Source
 from agents.sizing import PolicySlot
 from agents.strategy_map import StrategyMap
+from config.settings import Settings
 from schemas.codec import EventCodec, RegistryUnavailable
 from schemas.events import HealthChecked, utc_now
 from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
-from streams.settings import Settings
 from streams.topics import inputs_topic, worker_group_id
 
 log = logging.getLogger(__name__)
@@ -361,7 +361,7 @@ def _partition_count(settings: Settings, topic: str) -> Any:
 
 def _log_start(settings: Settings, topic: str, partition: int) -> int:
     """The earliest offset of ``topic``'s ``partition`` (ListOffsets earliest; right on tansu)."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, TopicPartition  # lazy: loads confluent-kafka only when used
 
     consumer = Consumer({**settings.kafka_config(), "group.id": "rlsizer-log-start", "enable.auto.commit": False})
     try:

@@ -12,7 +12,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from streams.settings import Settings
+from config.settings import Settings
 from streams.topics import CATALOG, ensure_topics, new_topics
 
 

@@ -196,7 +196,7 @@ def load_csv(path: str | Path) -> pd.DataFrame:
 
 
 def _bokeh_stock(ticker: str) -> pd.DataFrame:
-    import bokeh_sampledata.stocks as stocks
+    import bokeh_sampledata.stocks as stocks  # lazy: loads bokeh-sampledata only when used
 
     raw = pd.DataFrame(getattr(stocks, ticker))
     factor = raw["adj_close"] / raw["close"]
@@ -208,13 +208,13 @@ def _bokeh_stock(ticker: str) -> pd.DataFrame:
 
 
 def _eurusd() -> pd.DataFrame:
-    from gym_anytrading.datasets import FOREX_EURUSD_1H_ASK
+    from gym_anytrading.datasets import FOREX_EURUSD_1H_ASK  # lazy: loads gym-anytrading only when used
 
     return FOREX_EURUSD_1H_ASK
 
 
 def _googl() -> pd.DataFrame:
-    from gym_anytrading.datasets import STOCKS_GOOGL
+    from gym_anytrading.datasets import STOCKS_GOOGL  # lazy: loads gym-anytrading only when used
 
     return STOCKS_GOOGL.drop(columns=["Adj Close"])
 

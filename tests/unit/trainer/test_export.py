@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from trainer.cvar_ppo import TrainConfig, train
-from trainer.export import ExportError, export_policy, max_abs_difference, onnx_session
-from trainer.synthetic import synthetic_signals
+from trainer.backtest.synthetic import synthetic_signals
+from trainer.learning.cvar_ppo import TrainConfig, train
+from trainer.learning.export import ExportError, export_policy, max_abs_difference, onnx_session
 
 
 @pytest.fixture(scope="module")
