@@ -2,6 +2,7 @@ FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends curl && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY config config
 COPY schemas schemas
 COPY streams streams
 COPY agents agents

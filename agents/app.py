@@ -49,12 +49,12 @@ from agents.health import worker_report_key
 from agents.inputs import InputPath, Outgoing, Source
 from agents.sizing import PolicySlot
 from agents.strategy_map import StrategyMap
+from config.settings import Settings
 from schemas.codec import EventCodec, RegistryUnavailable
 from schemas.events import HealthChecked, utc_now
 from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
-from streams.settings import Settings
 from streams.topics import inputs_topic, worker_group_id
 
 log = logging.getLogger(__name__)
@@ -355,7 +355,7 @@ def _partition_count(settings: Settings, topic: str) -> Any:
 
     def count() -> int:
         if not known:
-            meta = AdminClient(dict(settings.kafka_config())).list_topics(topic, timeout=30).topics.get(topic)
+            meta = AdminClient(settings.kafka_config()).list_topics(topic, timeout=30).topics.get(topic)
             if meta is None or meta.error is not None or not meta.partitions:
                 raise RuntimeError(f"topic {topic} does not exist (create the topics: rlsizer topics create)")
             known.append(len(meta.partitions))
@@ -366,7 +366,7 @@ def _partition_count(settings: Settings, topic: str) -> Any:
 
 def _log_start(settings: Settings, topic: str, partition: int) -> int:
     """The earliest offset of ``topic``'s ``partition`` (ListOffsets earliest; right on tansu)."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, TopicPartition  # lazy: loads confluent-kafka only when used
 
     consumer = Consumer({**settings.kafka_config(), "group.id": "rlsizer-log-start", "enable.auto.commit": False})
     try:

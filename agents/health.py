@@ -3,7 +3,7 @@
 Each check takes what was observed (timestamps, byte counts, lag numbers) and the
 thresholds, and returns a ``CheckResult`` with a status, a detail a person can act
 on, and the recovery action the monitor should take (``None`` when nothing is to
-be done). The monitor (``rlsizer.health_monitor``) gathers the facts, runs the
+be done). The monitor (``rlsizer.health.monitor``) gathers the facts, runs the
 action and publishes ``HealthChecked``.
 """
 

@@ -46,11 +46,11 @@ from agents.retention import DecidedRetention, Expired, horizon_from_days
 from agents.sizing import PolicySlot
 from agents.strategy_map import StrategyMap, UnknownStrategy
 from agents.timestamps import from_micros, to_micros
+from config.settings import Settings
 from schemas.codec import DecodeError, EventCodec
 from schemas.events import BarClosed, OrderFilled, SignalRaised, SizeDecided
 from streams.dead_letter import dead_letter, encode_dead_letter
 from streams.partitioner import partition_for
-from streams.settings import Settings
 from streams.topics import INPUT_EVENTS, event_key
 
 _DLQ_NAMESPACE: Final = uuid.UUID("0b8e4d52-3f0e-4d5e-9a57-6c1f8f5d2b11")

@@ -7,9 +7,12 @@ import faulthandler
 import logging
 import signal
 import sys
+from dataclasses import replace
 from typing import Any
 
-from streams.settings import Settings
+from agents.health import worker_report_key
+from config.settings import Settings
+from streams.dir_lock import DirInUse, DirLock
 
 
 def run_worker(settings: Settings, *, worker_id: str, loglevel: str = "info") -> int:
@@ -19,8 +22,10 @@ def run_worker(settings: Settings, *, worker_id: str, loglevel: str = "info") ->
     workers never share one by accident (same ``--id`` on one machine or volume), and the
     monitor's ``clean_disk`` can tell the dirs of workers that are gone from live ones.
     """
-    from agents.glue.faust.transport import faust_worker, worker_datadir
-    from streams.dir_lock import DirLock
+    from agents.glue.faust.transport import (  # lazy: loads faust, confluent-kafka, pyarrow only when used
+        faust_worker,
+        worker_datadir,
+    )
 
     with DirLock(worker_datadir(settings, worker_id), holder=f"another worker with id {worker_id!r}"):
         app, poller = build_serving_app(settings, worker_id=worker_id)
@@ -41,16 +46,21 @@ def build_serving_app(settings: Settings, *, worker_id: str) -> tuple[Any, Any]:
     the worker named in the detail, so ``rlsizer health`` can tell the workers' reports
     apart; the worker's ``/health`` shows the latest one.
     """
-    from dataclasses import replace
 
-    from agents.app import create_app
-    from agents.glue.verified_models import ChampionPoller, VerifiedLoader, model_cache_dir
-    from agents.health import worker_report_key
-    from agents.sizing import PolicySlot
-    from models import ModelRegistry
-    from models.cache import ModelCache
-    from streams.codec_factory import make_codec
-    from streams.producer import EventProducer, make_producer
+    from agents.app import create_app  # lazy: loads onnxruntime, onnx, faust only when used
+    from agents.glue.verified_models import (  # lazy: loads boto3, confluent-kafka, pyarrow only when used
+        ChampionPoller,
+        VerifiedLoader,
+        model_cache_dir,
+    )
+    from agents.sizing import PolicySlot  # lazy: loads onnxruntime, onnx, pyarrow only when used
+    from models import ModelRegistry  # lazy: loads boto3, confluent-kafka, pyarrow only when used
+    from models.cache import ModelCache  # lazy: loads boto3, confluent-kafka, pyarrow only when used
+    from streams.codec_factory import make_codec  # lazy: loads confluent-kafka, pyarrow, numpy only when used
+    from streams.producer import (  # lazy: loads confluent-kafka, pyarrow, numpy only when used
+        EventProducer,
+        make_producer,
+    )
 
     codec = make_codec(settings)
     health = EventProducer(make_producer(settings), codec, settings)
@@ -83,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.loglevel.upper())
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` dumps every thread's stack to stderr
-    from streams.dir_lock import DirInUse
 
     try:
         return run_worker(Settings.from_env(), worker_id=str(args.id), loglevel=args.loglevel)

@@ -27,17 +27,17 @@ import duckdb
 from confluent_kafka.admin import AdminClient
 
 from agents.strategy_map import StrategyMap
-from rlsizer.stack import EmbeddedStack, StackPorts
+from config.settings import ENV_PREFIX, Settings
+from rlsizer.stack.embedded import EmbeddedStack, StackPorts
 from schemas.codec import EventCodec
 from schemas.events import BarClosed, SignalRaised, SizeDecided
 from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
-from streams.settings import ENV_PREFIX, Settings
 from streams.topics import ensure_topics, new_topics
-from trainer.backtest import rules_policy, run_policy
-from trainer.backtest_events import load_history
-from trainer.replay import replay
+from trainer.backtest.events import load_history
+from trainer.backtest.run import rules_policy, run_policy
+from trainer.warehouse.replay import replay
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 1, 2, tzinfo=UTC)

@@ -24,7 +24,7 @@ Figures swing by 20-30% between runs.
 Both clocks start before their consumer is made (until 2026-11-26 the raw one started
 after ``list_topics``, so connecting and reading metadata, ~15-55 ms, counted against the
 replay only); the replay's consumer then waited out librdkafka's 50 ms "sparse connect"
-pause on its first request, now ~10 ms (``trainer.replay.consumer_config``). 8 alternated
+pause on its first request, now ~10 ms (``trainer.warehouse.replay.consumer_config``). 8 alternated
 pairs with both clocks so: replay 0.84-0.94 s (median 0.88) with the shorter pause,
 0.88-1.08 s (median 0.91) without; ratios 0.43-0.49 and 0.42-0.53 (the raw read gets
 the shorter pause too).
@@ -32,16 +32,16 @@ The round after (a new file assigned its partitions while it is made, feature ma
 without a column-major copy), 6 pairs alternated with the code before it: replay median
 1.05 s against 1.18 s, decode 0.29-0.37 s against 0.39-0.70 s, ratios 0.29-0.46 against
 0.29-0.44 (a noisier day).
-Since then both reads pause a partition at its end (``trainer.replay``, "End"), so neither
+Since then both reads pause a partition at its end (``trainer.warehouse.replay``, "End"), so neither
 keeps the broker answering fetches for finished partitions; 6 more pairs against the code of
 the morning: replay median 0.99 s against 1.12 s, ratios 0.40-0.52 (3 of 6 at or above 0.5)
 against 0.30-0.48.
 Until then the raw read consumed 10,000 messages per call, which alone made it ~25% slower
 (0.51 s against 0.39-0.40 s with 500-2,000; each call waits for its batch to fill): every
 ratio printed before was against that slower baseline. Both reads now consume
-``trainer.replay.CONSUME_BATCH`` (2,000) per call.
+``trainer.warehouse.replay.CONSUME_BATCH`` (2,000) per call.
 Both reads consume with Python's automatic garbage collection off
-(``trainer.replay.young_collections_only``; confluent-kafka's messages are tracked
+(``trainer.warehouse.replay.young_collections_only``; confluent-kafka's messages are tracked
 objects and set off full collections): 4 alternated rounds, replay median 0.72 s against
 0.90 s with it on, raw 0.33 s against 0.40 s; ratio 0.46 against 0.45.
 pandas is imported before timing: pyarrow imports it on its first numpy conversion
@@ -79,14 +79,14 @@ import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from rlsizer.stack import EmbeddedStack, StackPorts
+from config.settings import Settings
+from rlsizer.stack.embedded import EmbeddedStack, StackPorts
 from schemas.catalog import schema_dict
 from schemas.codec import DecodedBatch, EventCodec, InMemoryRegistry, unframe
 from schemas.events import BarClosed, Event, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
 from schemas.rules import surely_valid
-from streams.settings import Settings
 from streams.topics import CATALOG, ensure_topics, event_key, new_topics, topic_name
-from trainer.replay import CONSUME_BATCH, consumer_config, replay, young_collections_only
+from trainer.warehouse.replay import CONSUME_BATCH, consumer_config, replay, young_collections_only
 
 T0 = datetime(2024, 1, 2, tzinfo=UTC)
 
@@ -300,9 +300,11 @@ def raw_consume(settings: Settings) -> tuple[int, float]:
     remaining = {(tp.topic, tp.partition) for tp in parts}
     consumer.assign(parts)
     count = size = 0
-    with young_collections_only():  # the replay consumes with automatic collection off too (trainer.replay)
+    with young_collections_only():  # the replay consumes with automatic collection off too (trainer.warehouse.replay)
         while remaining:
-            for msg in consumer.consume(CONSUME_BATCH, timeout=0.05):  # the replay's batches (see trainer.replay)
+            for msg in consumer.consume(
+                CONSUME_BATCH, timeout=0.05
+            ):  # the replay's batches (see trainer.warehouse.replay)
                 if msg.error() is None:
                     count += 1
                     size += len(msg.value())

@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainer.baselines import fit_baselines
-from trainer.cvar_ppo import TrainConfig, _rollout, train
-from trainer.environment import LoggedSignals, SizingEnv, replay
-from trainer.export import export_policy
-from trainer.gate import GateConfig, promotion_decision
-from trainer.policy_net import SizingAgent
-from trainer.synthetic import synthetic_signals
-from trainer.walk_forward import held_out_windows, score_window
+from trainer.backtest.synthetic import synthetic_signals
+from trainer.evaluation.baselines import fit_baselines
+from trainer.evaluation.gate import GateConfig, promotion_decision
+from trainer.evaluation.walk_forward import held_out_windows, score_window
+from trainer.learning.cvar_ppo import TrainConfig, _rollout, train
+from trainer.learning.environment import LoggedSignals, SizingEnv, replay
+from trainer.learning.export import export_policy
+from trainer.learning.policy_net import SizingAgent
 
 PER = 100_000
 
@@ -93,7 +93,7 @@ def main() -> None:
 
         from agents.strategy_map import StrategyMap
         from rlsizer.reference.offline import record_datasets
-        from trainer.logged_signals import load_logged_signals
+        from trainer.backtest.logged_signals import load_logged_signals
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "warehouse.duckdb"

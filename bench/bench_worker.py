@@ -71,15 +71,15 @@ from confluent_kafka.admin import AdminClient
 
 from agents.app import app_id
 from agents.state import OPEN_LEN
-from rlsizer.processes import ManagedProcess, spawn
+from config.settings import Settings
 from rlsizer.reference.data import interval_seconds, load_dataset
-from rlsizer.stack import EmbeddedStack, StackPorts
+from rlsizer.stack.embedded import EmbeddedStack, StackPorts
+from rlsizer.stack.processes import ManagedProcess, spawn
 from schemas.codec import EventCodec
 from schemas.events import BarClosed, SignalRaised, SizeDecided
 from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
-from streams.settings import Settings
 from streams.topics import ensure_topics, event_key, new_topics
 
 ROOT = Path(__file__).resolve().parents[1]

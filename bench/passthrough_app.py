@@ -22,7 +22,7 @@ import logging
 import sys
 from typing import Any
 
-from streams.settings import Settings
+from config.settings import Settings
 
 
 def create_passthrough_app(settings: Settings, *, worker_id: str, stock: bool = False) -> Any:

@@ -1,7 +1,7 @@
 """Which tail constraint holds out of sample: candidate CVaR-PPO settings, walk-forward, on the shipped data.
 
 For each data set (recorded offline under the rules: ``rlsizer.reference.offline``) the rounds of
-``trainer.walk_forward.rolling_steps`` are run once per candidate: train on the past, gate on the
+``trainer.evaluation.walk_forward.rolling_steps`` are run once per candidate: train on the past, gate on the
 round's held-out windows, measure on the next window. The baselines and the plain-PPO ablation
 are trained once per round and shared by the candidates. Every policy is replayed as served
 (ONNX through ``agents.sizing.decide``) with live's account model.
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.cvar_ppo import TrainConfig, plain_ppo, train
-from trainer.gate import REQUIRED_BASELINES, GateConfig, promotion_decision
-from trainer.walk_forward import rolling_steps, score_window
+from trainer.evaluation.gate import REQUIRED_BASELINES, GateConfig, promotion_decision
+from trainer.evaluation.walk_forward import rolling_steps, score_window
+from trainer.learning.cvar_ppo import TrainConfig, plain_ppo, train
 
 DATASETS = {"stocks": ("AAPL", "MSFT", "IBM", "GOOG"), "eurusd": ("EURUSD",), "googl": ("GOOGL",)}
 CANDIDATES = {
@@ -48,7 +48,7 @@ def load(name: str, cache: Path):
 
     from agents.strategy_map import StrategyMap
     from rlsizer.reference.offline import record_datasets
-    from trainer.logged_signals import load_logged_signals
+    from trainer.backtest.logged_signals import load_logged_signals
 
     path = cache / f"{name}.duckdb"
     if not path.exists():
@@ -62,8 +62,8 @@ def load(name: str, cache: Path):
 
 def served(model, data, run_name: str, name: str):
     from agents.sizing import load_policy
-    from trainer.baselines import ServedModel
-    from trainer.export import export_policy
+    from trainer.evaluation.baselines import ServedModel
+    from trainer.learning.export import export_policy
 
     exported = export_policy(
         model,
@@ -87,7 +87,7 @@ def figures(m) -> dict[str, float]:
 
 
 def main() -> None:
-    from trainer.baselines import fit_baselines
+    from trainer.evaluation.baselines import fit_baselines
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=40)

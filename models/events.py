@@ -12,11 +12,11 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from config.settings import Settings
 from models.manifest import Manifest
 from models.signing import Signature
 from schemas.events import ModelPublished, utc_now
 from streams.codec_factory import make_codec
-from streams.settings import Settings
 
 ModelEventSink = Callable[[ModelPublished], None]
 

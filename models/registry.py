@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from config.settings import Settings
 from models.aliases import (
     CHALLENGER,
     CHAMPION,
@@ -56,7 +57,6 @@ from models.store import (
     versions_prefix,
 )
 from schemas.events import ModelPublished, utc_now
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

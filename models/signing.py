@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from config.settings import Settings
 from models.errors import MISSING, TAMPERED_ARTIFACT, TAMPERED_MANIFEST, WRONG_KEY, ModelVerificationError
 from models.manifest import Manifest, ManifestError, parse_manifest
-from streams.settings import Settings
 
 ALGORITHM: Final = "HMAC-SHA256"
 KEY_FILE_NAME: Final = "model-hmac.key"

@@ -22,9 +22,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from config.security import boto3_client_kwargs
+from config.settings import Settings
 from models.errors import ModelRegistryError, RegistryUnavailable
-from streams.security import boto3_client_kwargs
-from streams.settings import Settings
 
 ARTIFACT_FILE: Final = "model.onnx"
 MANIFEST_FILE: Final = "manifest.json"

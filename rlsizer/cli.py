@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import rlsizer.commands
-from rlsizer.processes import StackError
+from config.settings import ENV_PREFIX, Settings, SettingsError
+from rlsizer.stack.processes import StackError
 from streams.dir_lock import DirInUse
-from streams.settings import ENV_PREFIX, Settings, SettingsError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -88,12 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _operational_errors() -> tuple[type[BaseException], ...]:
     """Errors a user acts on (a bad name, an unreachable broker, a refused model, a path that is a
     directory): one line on stderr, not a traceback. Imported only when one is raised."""
-    from confluent_kafka import KafkaException
+    from confluent_kafka import KafkaException  # lazy: keeps `rlsizer --help` fast
 
-    from models.errors import ModelRegistryError
-    from models.manifest import ManifestError
-    from schemas.codec import RegistryUnavailable
-    from trainer.warehouse import WarehouseError
+    from models.errors import ModelRegistryError  # lazy: keeps `rlsizer --help` fast
+    from models.manifest import ManifestError  # lazy: keeps `rlsizer --help` fast
+    from schemas.codec import RegistryUnavailable  # lazy: keeps `rlsizer --help` fast
+    from trainer.warehouse.store import WarehouseError  # lazy: keeps `rlsizer --help` fast
 
     return (KafkaException, ModelRegistryError, ManifestError, RegistryUnavailable, WarehouseError, OSError)
 

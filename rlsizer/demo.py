@@ -35,10 +35,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from rlsizer.processes import ManagedProcess, StackError, free_port
-from rlsizer.services import start_worker
-from rlsizer.stack import EmbeddedStack, StackPorts
-from streams.settings import Settings
+from agents.strategy_map import StrategyMap
+from config.settings import Settings
+from rlsizer.commands.train import format_result, result_rows
+from rlsizer.stack.embedded import EmbeddedStack, StackPorts
+from rlsizer.stack.processes import ManagedProcess, StackError, free_port
+from rlsizer.stack.services import start_worker
+from streams.adapter_sdk import AdapterClient
+from streams.codec_factory import make_codec
+from streams.consumer import make_consumer
 
 Out = Callable[[str], None]
 UTC = UTC
@@ -105,7 +110,7 @@ def _elapsed(t0: float) -> str:
 
 def _frames(market: Market, cfg: DemoConfig) -> tuple[Any, int, int]:
     """The data set, the index where serving starts and the index where the run ends."""
-    from rlsizer.reference.data import load_dataset
+    from rlsizer.reference.data import load_dataset  # lazy: loads pandas only when used
 
     frame = load_dataset(market.dataset)
     split = int((frame.index < market.split).sum())
@@ -116,7 +121,6 @@ def _frames(market: Market, cfg: DemoConfig) -> tuple[Any, int, int]:
 
 def wait_for_served(settings: Settings, codec: Any, version: str, timeout: float) -> bool:
     """True once the worker reports on the health topic that it verified and loaded ``version``."""
-    from streams.consumer import make_consumer
 
     consumer = make_consumer(settings, f"demo-health-{uuid.uuid4().hex[:8]}", **{"auto.offset.reset": "earliest"})
     consumer.subscribe([settings.topic("health")])
@@ -135,7 +139,7 @@ def wait_for_served(settings: Settings, codec: Any, version: str, timeout: float
 
 
 def decision_counts(warehouse: Path) -> list[tuple[str, str, int]]:
-    import duckdb
+    import duckdb  # lazy: loads duckdb only when used
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
@@ -148,13 +152,10 @@ def decision_counts(warehouse: Path) -> list[tuple[str, str, int]]:
 
 
 def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
-    from models import ModelRegistry
-    from rlsizer.commands.train import format_result, result_rows
-    from rlsizer.reference.loop import RunConfig, Runner
-    from streams.adapter_sdk import AdapterClient
-    from streams.codec_factory import make_codec
-    from trainer.cvar_ppo import TrainConfig
-    from trainer.round import run_round
+    from models import ModelRegistry  # lazy: loads boto3 only when used
+    from rlsizer.reference.loop import RunConfig, Runner  # lazy: loads ta-lib, pandas, tqdm only when used
+    from trainer.learning.cvar_ppo import TrainConfig  # lazy: loads torch, onnxruntime, onnx only when used
+    from trainer.round import run_round  # lazy: loads torch, onnxruntime, onnx only when used
 
     t0 = time.monotonic()
     result = DemoResult()
@@ -224,6 +225,9 @@ def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
                     f"{_elapsed(t0)} model {round_.version}: {'PROMOTED to champion' if round_.promoted else 'kept as challenger'}"
                     f" ({round_.reason})"
                 )
+                # the ONNX bytes' digest: two runs with the same seed and data publish the same model
+                if round_.version:
+                    out(f"{_elapsed(t0)} model sha256 {registry.read_manifest(round_.version).sha256}")
             if round_.promoted and round_.version:
                 served = wait_for_served(settings, codec, round_.version, timeout=60)
                 result.served_version = round_.version if served else None
@@ -268,16 +272,19 @@ def _summarise(
     out: Out,
     t0: float,
 ) -> None:
-    import duckdb
+    import duckdb  # lazy: loads duckdb only when used
 
-    from agents.strategy_map import StrategyMap
-    from models import ModelRegistry
-    from trainer.backtest import backtest as run_backtest
-    from trainer.backtest import fixed_policy, model_policy, rules_policy
-    from trainer.backtest_events import load_history
-    from trainer.backtest_report import text_report
-    from trainer.replay import replay
-    from trainer.warehouse import default_path
+    from models import ModelRegistry  # lazy: loads boto3 only when used
+    from trainer.backtest.events import load_history  # lazy: loads duckdb only when used
+    from trainer.backtest.report import text_report  # lazy: loads onnxruntime, onnx, duckdb only when used
+    from trainer.backtest.run import backtest as run_backtest  # lazy: loads onnxruntime, onnx, duckdb only when used
+    from trainer.backtest.run import (  # lazy: loads onnxruntime, onnx, duckdb only when used
+        fixed_policy,
+        model_policy,
+        rules_policy,
+    )
+    from trainer.warehouse.replay import replay  # lazy: loads duckdb, tqdm only when used
+    from trainer.warehouse.store import default_path  # lazy: loads duckdb only when used
 
     warehouse = default_path(settings.data_dir)
     replay(settings, codec, warehouse_path=warehouse, progress=False)
@@ -341,7 +348,7 @@ def _summarise(
 
 
 def write_demo_report(path: Path, result: DemoResult, sections: list[tuple[str, Any]]) -> Path:
-    from trainer.backtest_report import COLUMNS, curves, rows
+    from trainer.backtest.report import COLUMNS, curves, rows  # lazy: loads onnxruntime, onnx, duckdb only when used
 
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>rlsizer demo</title>",
@@ -363,7 +370,7 @@ def write_demo_report(path: Path, result: DemoResult, sections: list[tuple[str, 
     ]
     parts.append("</table>")
     if result.walk_forward_rows:
-        from trainer.report import table_html
+        from trainer.evaluation.report import table_html  # lazy: loads torch, onnxruntime, onnx only when used
 
         parts.append(
             "<h2>Training round: walk-forward table (held-out windows of the learning part)</h2>"

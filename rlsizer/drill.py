@@ -30,14 +30,14 @@ from typing import Final
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
-from rlsizer.processes import ManagedProcess, wait_ready
-from rlsizer.services import READY_TIMEOUT, spawn_worker
+from config.settings import Settings
+from rlsizer.stack.processes import ManagedProcess, wait_ready
+from rlsizer.stack.services import READY_TIMEOUT, spawn_worker
 from schemas.codec import EventCodec
 from schemas.events import BarClosed, EventRejected, SignalRaised, SizeDecided
 from streams.consumer import make_consumer
 from streams.end_offsets import end_offsets
 from streams.producer import EventProducer, make_producer
-from streams.settings import Settings
 
 T0: Final = datetime(2025, 1, 6, 14, 30, tzinfo=UTC)
 STRATEGIES: Final = ("S1", "S5", "S9", "S13")

@@ -108,7 +108,7 @@ def compile_schema(schema: Mapping[str, Any]) -> CompiledSchema:
         if not name.isidentifier() or keyword.iskeyword(name):
             raise Unsupported(f"field {name!r}: not a Python identifier")
     kinds = [_kind(f["name"], f["type"]) for f in schema["fields"]]
-    from schemas.fast_avro_encode import record_encoder  # here: it imports this module
+    from schemas.fast_avro_encode import record_encoder  # lazy: a cycle, that module imports this one
 
     return CompiledSchema(name=str(schema.get("name")), encode=record_encoder(names, kinds))
 
@@ -121,7 +121,7 @@ def head_decoder(event_type: type[Event], names: tuple[str, ...]) -> Callable[[b
     bytes after it are neither read nor checked, so it serves bookkeeping that
     needs a record's ids (a worker's retention index, rebuilt after a rebalance), never validation.
     """
-    from schemas.fast_avro_decode import head_reader
+    from schemas.fast_avro_decode import head_reader  # lazy: a cycle, that module imports this one
 
     return head_reader(schema_dict(event_type), names)
 

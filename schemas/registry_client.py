@@ -21,7 +21,7 @@ class HttpSchemaRegistry:
 
     @classmethod
     def from_config(cls, conf: Mapping[str, Any]) -> HttpSchemaRegistry:
-        """From a full ``SchemaRegistryClient`` configuration (basic auth, TLS), e.g. ``streams.security.registry_client_config``."""
+        """From a full ``SchemaRegistryClient`` configuration (basic auth, TLS), e.g. ``config.security.registry_client_config``."""
         registry = cls.__new__(cls)
         registry._client = SchemaRegistryClient(dict(conf))
         return registry

@@ -87,7 +87,7 @@ _PLAIN_MAPS: Final = frozenset((dict, MappingProxyType))
 # is milliseconds) decode as January 1970, so anything before this bound is refused, with a
 # reason that names the likely unit. Events validate themselves at construction, in every
 # process (workers, reconciler, replay, bots on the adapter SDK), so the bound is read here,
-# once, from the environment variable that ``streams.settings.Settings`` also declares (and
+# once, from the environment variable that ``config.settings.Settings`` also declares (and
 # passes to the processes it starts): RLSIZER_EARLIEST_EVENT_TIME, an ISO date or time.
 EARLIEST_EVENT_TIME_ENV: Final = "RLSIZER_EARLIEST_EVENT_TIME"
 DEFAULT_EARLIEST_EVENT_TIME: Final = "1990-01-01"
@@ -109,7 +109,7 @@ try:
     _earliest: datetime = parse_earliest_event_time(
         os.environ.get(EARLIEST_EVENT_TIME_ENV, DEFAULT_EARLIEST_EVENT_TIME)
     )
-except ValueError:  # refused, with the reason, by ``Settings`` (streams.settings) where a process reads its settings
+except ValueError:  # refused, with the reason, by ``Settings`` (config.settings) where a process reads its settings
     _earliest = parse_earliest_event_time(DEFAULT_EARLIEST_EVENT_TIME)
 
 

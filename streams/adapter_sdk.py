@@ -2,7 +2,7 @@
 
     from streams.adapter_sdk import AdapterClient, DecisionTimeout
     from streams.codec_factory import make_codec
-    from streams.settings import Settings
+    from config.settings import Settings
 
     settings = Settings.from_env()
     with AdapterClient(settings, make_codec(settings), adapter_name="my-bot") as client:
@@ -50,12 +50,12 @@ from typing import Any, Final
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from config.settings import Settings
 from schemas.codec import DecodeError, EventCodec
 from schemas.events import BarClosed, OrderFilled, SignalRaised, SizeDecided
 from streams.consumer import make_consumer
 from streams.end_offsets import end_offsets
 from streams.producer import EventProducer, make_producer
-from streams.settings import Settings
 from streams.topics import topic_name
 
 log = logging.getLogger(__name__)

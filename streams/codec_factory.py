@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from config.security import registry_client_config
+from config.settings import Settings
 from schemas.codec import EventCodec
 from schemas.registry_client import HttpSchemaRegistry
-from streams.security import registry_client_config
-from streams.settings import Settings
 from streams.topics import subject_for
 
 

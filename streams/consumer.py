@@ -10,7 +10,7 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from streams.settings import Settings
+from config.settings import Settings
 
 
 def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict[str, Any]:

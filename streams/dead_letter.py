@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from config.settings import Settings
 from schemas.codec import EventCodec
 from schemas.events import EventRejected
-from streams.settings import Settings
 from streams.topics import event_key
 
 

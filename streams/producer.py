@@ -13,9 +13,9 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from config.settings import Settings
 from schemas.codec import EventCodec
 from schemas.events import Event
-from streams.settings import Settings
 from streams.topics import event_key, topic_name
 
 

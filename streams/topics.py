@@ -18,6 +18,7 @@ from typing import Final
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from config.settings import Settings
 from schemas.codec import topic_record_subject, topic_value_subject
 from schemas.events import (
     BarClosed,
@@ -31,7 +32,6 @@ from schemas.events import (
     SizeDecided,
     TradeClosed,
 )
-from streams.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)

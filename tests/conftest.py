@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from rlsizer.stack import EmbeddedStack, StackPorts
+from config.settings import Settings
+from rlsizer.stack.embedded import EmbeddedStack, StackPorts
 from schemas.codec import EventCodec
 from streams.codec_factory import make_codec
-from streams.settings import Settings
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@
     -> score the served challenger, the champion (verified from the registry), the baselines
        (fitted on the training range) and the ablation on each held-out window, exactly as
        ``rlsizer backtest`` of that window would
-    -> the gate (``trainer.gate``): evidence over the windows, no tail margin
+    -> the gate (``trainer.evaluation.gate``): evidence over the windows, no tail margin
     -> publish as ``challenger`` with a signed manifest (per-window figures in its metrics);
        promote to ``champion`` only if the gate says so
     -> HTML report with the walk-forward table, equity and tail plots per window
@@ -30,21 +30,41 @@ from typing import Any
 
 import numpy as np
 
-from models import CHALLENGER, CHAMPION, ManifestDraft, ModelEventSink, ModelRegistry, TensorSpec, make_version
+from agents.features import FEATURE_SET
+from agents.sizing import load_policy
+from agents.strategy_map import StrategyMap
+from config.settings import Settings
+from models import (
+    CHALLENGER,
+    CHAMPION,
+    KafkaModelEvents,
+    ManifestDraft,
+    ModelEventSink,
+    ModelRegistry,
+    TensorSpec,
+    make_version,
+)
 from schemas.events import utc_now
-from streams.settings import Settings
-from trainer.baselines import Policy, ServedModel, fit_baselines
-from trainer.cvar_ppo import TrainConfig, TrainResult, plain_ppo, train
-from trainer.environment import LoggedSignals
-from trainer.export import ExportedModel, export_policy
-from trainer.gate import CHAMPION as CHAMPION_POLICY
-from trainer.gate import REQUIRED_BASELINES, GateConfig, GateDecision, promotion_decision
-from trainer.logged_signals import NoSignals, load_logged_signals
-from trainer.metrics import PolicyMetrics
-from trainer.replay import Decoder, ReplayStats, replay
-from trainer.report import ReportContent, report_path, write_report
-from trainer.walk_forward import HeldOut, NotEnoughSessions, PolicyScore, Window, held_out_windows, pooled, score_window
-from trainer.warehouse import default_path, open_warehouse
+from trainer.backtest.logged_signals import NoSignals, load_logged_signals
+from trainer.evaluation.baselines import Policy, ServedModel, fit_baselines
+from trainer.evaluation.gate import CHAMPION as CHAMPION_POLICY
+from trainer.evaluation.gate import REQUIRED_BASELINES, GateConfig, GateDecision, promotion_decision
+from trainer.evaluation.metrics import PolicyMetrics
+from trainer.evaluation.report import ReportContent, report_path, write_report
+from trainer.evaluation.walk_forward import (
+    HeldOut,
+    NotEnoughSessions,
+    PolicyScore,
+    Window,
+    held_out_windows,
+    pooled,
+    score_window,
+)
+from trainer.learning.cvar_ppo import TrainConfig, TrainResult, plain_ppo, train
+from trainer.learning.environment import LoggedSignals
+from trainer.learning.export import ExportedModel, export_policy
+from trainer.warehouse.replay import Decoder, ReplayStats, replay
+from trainer.warehouse.store import default_path, open_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +120,6 @@ class Evaluation:
 
 def served(exported: ExportedModel, feature_names: Sequence[str], version: str, name: str) -> ServedModel:
     """The exported model as the worker loads and serves it."""
-    from agents.sizing import load_policy
 
     return ServedModel(load_policy(exported.onnx_bytes, feature_names=feature_names, version=version), name)
 
@@ -190,8 +209,6 @@ def _champion(registry: ModelRegistry) -> _Champion:
     if version is None:
         return _Champion(None, None, None)
     try:
-        from agents.sizing import load_policy  # pure module: onnxruntime, schemas
-
         artifact, manifest = registry.fetch_verified(version)
         model = load_policy(artifact, feature_names=manifest.feature_names, version=version)
         return _Champion(version, ServedModel(model, CHAMPION_POLICY), None)
@@ -275,8 +292,6 @@ def run_round(
     ``min_new_outcomes`` more TradeClosed rows than ``since_outcomes`` (the service passes the
     count at its last successful round). ``min_outcomes``: scored signals needed to train at all.
     """
-    from agents.features import FEATURE_SET
-    from agents.strategy_map import StrategyMap
 
     now = now or utc_now()
     path = Path(warehouse_path) if warehouse_path is not None else default_path(settings.data_dir)
@@ -334,8 +349,6 @@ def run_round(
         parent_version=champion.version,
     )
     if events is None:
-        from models import KafkaModelEvents
-
         events = KafkaModelEvents(settings)
     published = registry.publish(
         ev.exported.onnx_bytes, draft, alias=CHALLENGER, version=version, created_at=now, on_published=events

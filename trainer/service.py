@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agents.health import ACTION_RETRY_TRAINING, FAIL, OK, WARN, backoff_delay
+from config.settings import Settings
 from schemas.events import HealthChecked, utc_now
-from streams.settings import Settings
 from streams.stop_flag import Stop, StopFlag, stop_on_signals
 from trainer.status import TrainerStatus, load_status, save_status
 
@@ -196,7 +196,7 @@ def install_stop_signals(stop: StopFlag) -> None:
 
 def kafka_health_publisher(settings: Settings, codec: Any) -> Callable[[HealthChecked], None]:
     """Send HealthChecked with the project's producer (``streams.producer``), waiting for the ack."""
-    from streams.producer import EventProducer, make_producer
+    from streams.producer import EventProducer, make_producer  # lazy: loads confluent-kafka only when used
 
     producer = EventProducer(make_producer(settings), codec, settings)
 

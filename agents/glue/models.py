@@ -25,11 +25,11 @@ from urllib.parse import urlparse
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from agents.glue.registry_wait import call_once_registry_answers
+from config.settings import Settings
 from schemas.codec import DecodeError, EventCodec
 from schemas.events import ModelPublished
 from streams.dead_letter import dead_letter
 from streams.producer import EventProducer
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,8 @@ def local_artifact_path(event: ModelPublished) -> Path:
 
 
 def default_load_model(event: ModelPublished) -> Any:
-    from agents.features import FEATURE_NAMES, FEATURE_SET
-    from agents.sizing import load_policy
+    from agents.features import FEATURE_NAMES, FEATURE_SET  # lazy: loads ta-lib only when used
+    from agents.sizing import load_policy  # lazy: loads onnxruntime, onnx only when used
 
     if event.feature_set != FEATURE_SET:
         raise ModelLoadError(

@@ -39,11 +39,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from agents.glue.models import ModelUnchanged
+from config.settings import Settings
 from models.aliases import CHAMPION, AliasRecord
 from models.errors import ModelRegistryError, ModelVerificationError
 from models.manifest import format_ts
 from schemas.events import HealthChecked, ModelPublished, utc_now
-from streams.settings import Settings
 
 if TYPE_CHECKING:  # types only: the loader is given its cache and slot
     from agents.sizing import PolicySlot
@@ -74,8 +74,8 @@ def _health(status: str, detail: str, action: str | None = None) -> HealthChecke
 
 
 def build_policy(verified: Any) -> Any:
-    from agents.features import FEATURE_SET
-    from agents.sizing import load_policy
+    from agents.features import FEATURE_SET  # lazy: loads ta-lib only when used
+    from agents.sizing import load_policy  # lazy: loads onnxruntime, onnx only when used
 
     manifest = verified.manifest
     if manifest.feature_set != FEATURE_SET:

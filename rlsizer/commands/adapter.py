@@ -15,8 +15,8 @@ import sys
 import uuid
 from typing import Any
 
+from config.settings import Settings
 from streams.codec_factory import make_codec
-from streams.settings import Settings
 
 EXIT_BAD_DATA = 2
 
@@ -59,11 +59,17 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from rlsizer.reference.data import BarDataError, infer_interval, interval_seconds, load_csv, load_dataset
-    from rlsizer.reference.loop import RunConfig
-    from rlsizer.reference.loop import run as run_loop
-    from rlsizer.reference.paper import PaperConfig
-    from streams.adapter_sdk import AdapterClient
+    from rlsizer.reference.data import (  # lazy: keeps `rlsizer --help` fast
+        BarDataError,
+        infer_interval,
+        interval_seconds,
+        load_csv,
+        load_dataset,
+    )
+    from rlsizer.reference.loop import RunConfig  # lazy: keeps `rlsizer --help` fast
+    from rlsizer.reference.loop import run as run_loop  # lazy: keeps `rlsizer --help` fast
+    from rlsizer.reference.paper import PaperConfig  # lazy: keeps `rlsizer --help` fast
+    from streams.adapter_sdk import AdapterClient  # lazy: keeps `rlsizer --help` fast
 
     try:
         if args.source == "csv":

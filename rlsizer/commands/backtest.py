@@ -2,10 +2,10 @@
 
 Refreshes the warehouse from Kafka first (``rlsizer replay``; skip with ``--no-refresh``),
 then replays the window's recorded signals through the worker's own feature and sizing
-code with each policy (see ``trainer.backtest``). Prints a table per policy and strategy
+code with each policy (see ``trainer.backtest.run``). Prints a table per policy and strategy
 family, then the parity check: the window replayed with each signal sized by the
 policy that decided it live (the rules, or the model version its decision names), its
-features and multipliers compared with the live ones (``trainer.backtest_parity``).
+features and multipliers compared with the live ones (``trainer.backtest.parity``).
 ``--check-parity`` exits 1 on any difference. ``--report PATH`` writes an HTML report
 with plots.
 """
@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from streams.settings import Settings
+from config.settings import Settings
 
 EXIT_FAILED = 1
 
@@ -73,7 +74,13 @@ def register(subparsers: Any) -> None:
 
 
 def resolve_policies(names: list[str], registry_factory: Any) -> list[Any]:
-    from trainer.backtest import BacktestError, fixed_policy, live_policy, model_policy, rules_policy
+    from trainer.backtest.run import (  # lazy: keeps `rlsizer --help` fast
+        BacktestError,
+        fixed_policy,
+        live_policy,
+        model_policy,
+        rules_policy,
+    )
 
     specs = []
     registry = None
@@ -109,22 +116,31 @@ class _Lazy:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    import duckdb
+    import duckdb  # lazy: keeps `rlsizer --help` fast
 
-    from agents.strategy_map import StrategyMap
-    from rlsizer.commands.replay import kafka_hint
-    from trainer.backtest import BacktestError, backtest, live_policy, run_policy
-    from trainer.backtest_events import load_history
-    from trainer.backtest_parity import check_parity
-    from trainer.backtest_report import text_report, write_html
-    from trainer.replay import ReplayError, replay
-    from trainer.warehouse import WarehouseError, default_path, open_warehouse
+    from agents.strategy_map import StrategyMap  # lazy: keeps `rlsizer --help` fast
+    from rlsizer.commands.replay import kafka_hint  # lazy: keeps `rlsizer --help` fast
+    from trainer.backtest.events import load_history  # lazy: keeps `rlsizer --help` fast
+    from trainer.backtest.parity import check_parity  # lazy: keeps `rlsizer --help` fast
+    from trainer.backtest.report import text_report, write_html  # lazy: keeps `rlsizer --help` fast
+    from trainer.backtest.run import (  # lazy: keeps `rlsizer --help` fast
+        BacktestError,
+        backtest,
+        live_policy,
+        run_policy,
+    )
+    from trainer.warehouse.replay import ReplayError, replay  # lazy: keeps `rlsizer --help` fast
+    from trainer.warehouse.store import (  # lazy: keeps `rlsizer --help` fast
+        WarehouseError,
+        default_path,
+        open_warehouse,
+    )
 
     names = [n.strip() for n in args.policy.split(",") if n.strip()]
     path = args.warehouse or default_path(settings.data_dir)
     try:
         if args.refresh:
-            from streams.codec_factory import make_codec
+            from streams.codec_factory import make_codec  # lazy: keeps `rlsizer --help` fast
 
             codec = make_codec(settings)
             print(replay(settings, codec, warehouse_path=path, progress=False).summary().splitlines()[-1])
@@ -140,7 +156,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             except WarehouseError as exc:
                 print(f"rlsizer backtest: {exc}; run without --no-refresh to rebuild it from Kafka", file=sys.stderr)
                 return EXIT_FAILED
-        from models.registry import ModelRegistry
+        from models.registry import ModelRegistry  # lazy: keeps `rlsizer --help` fast
 
         specs = resolve_policies(names, lambda: ModelRegistry.from_settings(settings))
         con = duckdb.connect(str(path), read_only=True)
@@ -176,7 +192,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _deciders(run: Any) -> str:
     """Who decided the window's signals live, as the parity replay sized them."""
-    from collections import Counter
 
     counts = Counter(f"model {v}" if v else "rules" for v in run.decided_by)
     listed = ", ".join(f"{name} {n:,}" for name, n in sorted(counts.items()))

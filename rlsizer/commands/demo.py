@@ -6,11 +6,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from streams.settings import Settings
+from config.settings import Settings
 
 
 def register(subparsers: Any) -> None:
-    from rlsizer.demo import DEFAULT_LEARN_BARS, DEFAULT_SERVE_BARS, DEFAULT_UPDATES
+    from rlsizer.demo import (  # lazy: keeps `rlsizer --help` fast
+        DEFAULT_LEARN_BARS,
+        DEFAULT_SERVE_BARS,
+        DEFAULT_UPDATES,
+    )
 
     parser = subparsers.add_parser("demo", help="run the whole learning loop on real market data on the embedded stack")
     parser.add_argument(
@@ -32,7 +36,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from rlsizer.demo import DemoConfig, run_demo
+    from rlsizer.demo import DemoConfig, run_demo  # lazy: keeps `rlsizer --help` fast
 
     result = run_demo(
         DemoConfig(

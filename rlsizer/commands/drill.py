@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from streams.settings import Settings
+from config.settings import Settings
 
 EXIT_FAILED = 1
 
@@ -36,12 +36,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.admin import AdminClient  # lazy: keeps `rlsizer --help` fast
 
-    from rlsizer.drill import DrillPlan, run_drill
-    from rlsizer.stack import EmbeddedStack, StackPorts
-    from streams.codec_factory import make_codec
-    from streams.topics import ensure_topics, new_topics
+    from rlsizer.drill import DrillPlan, run_drill  # lazy: keeps `rlsizer --help` fast
+    from rlsizer.stack.embedded import EmbeddedStack, StackPorts  # lazy: keeps `rlsizer --help` fast
+    from streams.codec_factory import make_codec  # lazy: keeps `rlsizer --help` fast
+    from streams.topics import ensure_topics, new_topics  # lazy: keeps `rlsizer --help` fast
 
     if args.signals < 100 or args.rate <= 0 or args.runs < 1 or args.symbols < 1:
         print("rlsizer drill: --signals >= 100, --rate > 0, --runs >= 1 and --symbols >= 1, please")
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 worker_web_port=0,
                 data_dir=base / f"run{i + 1}",
             )
-            ensure_topics(AdminClient(dict(s.kafka_config())), new_topics(s, include_schemas=False))
+            ensure_topics(AdminClient(s.kafka_config()), new_topics(s, include_schemas=False))
             report = run_drill(s, make_codec(s), plan, say=lambda line: print(line, flush=True))
             print(f"run {i + 1}: {report.summary()}", flush=True)
             if not report.ok():

@@ -1,6 +1,6 @@
 """``rlsizer evaluate``: walk-forward evaluation of CVaR-PPO, plain PPO and the baselines over the recorded history.
 
-Training rounds are rolled forward over the warehouse (``trainer.evaluate``): each trains on the
+Training rounds are rolled forward over the warehouse (``trainer.evaluation.evaluate``): each trains on the
 past, is gated on its held-out windows, and every policy is then measured on the next window,
 which the round never saw. Prints the gate's verdict per round and the walk-forward table (per
 window and over all windows: return, Sharpe, max drawdown, per-trade and session CVaR 5 %,
@@ -16,18 +16,19 @@ history or too short for the windows asked for.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
-from streams.settings import Settings
+from config.settings import Settings
 
 EXIT_FAILED = 1
 
 
 def register(subparsers: Any) -> None:
-    from rlsizer.commands.backtest import parse_time
+    from rlsizer.commands.backtest import parse_time  # lazy: keeps `rlsizer --help` fast
 
     p = subparsers.add_parser(
         "evaluate", help="walk-forward evaluation of every sizing policy over the recorded history"
@@ -76,7 +77,7 @@ def register(subparsers: Any) -> None:
 
 
 def train_config(args: argparse.Namespace) -> Any:
-    from trainer.cvar_ppo import TrainConfig
+    from trainer.learning.cvar_ppo import TrainConfig  # lazy: keeps `rlsizer --help` fast
 
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     values: dict[str, Any] = {k: v for k, v in (("total_updates", args.updates), ("seed", args.seed)) if v is not None}
@@ -89,7 +90,6 @@ def train_config(args: argparse.Namespace) -> Any:
 
 
 def _parse(raw: str) -> Any:
-    import ast
 
     if raw.lower() in ("none", "null"):
         return None
@@ -102,10 +102,11 @@ def _parse(raw: str) -> Any:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    import duckdb
+    import duckdb  # lazy: keeps `rlsizer --help` fast
 
-    from agents.strategy_map import StrategyMap
-    from trainer.evaluate import (
+    from agents.strategy_map import StrategyMap  # lazy: keeps `rlsizer --help` fast
+    from trainer.backtest.logged_signals import NoSignals, load_logged_signals  # lazy: keeps `rlsizer --help` fast
+    from trainer.evaluation.evaluate import (  # lazy: keeps `rlsizer --help` fast
         EvaluateConfig,
         aggregate_rows,
         render_html,
@@ -114,24 +115,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         verdict_line,
         walk_forward,
     )
-    from trainer.gate import GateConfig
-    from trainer.logged_signals import NoSignals, load_logged_signals
-    from trainer.report import write_html
-    from trainer.walk_forward import NotEnoughSessions, format_rows
-    from trainer.warehouse import default_path
+    from trainer.evaluation.gate import GateConfig  # lazy: keeps `rlsizer --help` fast
+    from trainer.evaluation.report import write_html  # lazy: keeps `rlsizer --help` fast
+    from trainer.evaluation.walk_forward import NotEnoughSessions, format_rows  # lazy: keeps `rlsizer --help` fast
+    from trainer.warehouse.store import default_path  # lazy: keeps `rlsizer --help` fast
 
     path = args.warehouse or default_path(settings.data_dir)
     try:
         config = train_config(args)
         if args.record:
-            from rlsizer.reference.offline import record_datasets
+            from rlsizer.reference.offline import record_datasets  # lazy: keeps `rlsizer --help` fast
 
             names = [n.strip() for n in args.record.split(",") if n.strip()]
             for name, line in record_datasets(names, path, max_bars=args.max_bars, progress=args.progress).items():
                 print(f"recorded {name}: {line}")
         elif args.refresh:
-            from streams.codec_factory import make_codec
-            from trainer.replay import replay
+            from streams.codec_factory import make_codec  # lazy: keeps `rlsizer --help` fast
+            from trainer.warehouse.replay import replay  # lazy: keeps `rlsizer --help` fast
 
             print(
                 replay(settings, make_codec(settings), warehouse_path=path, progress=False).summary().splitlines()[-1]

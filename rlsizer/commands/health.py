@@ -9,9 +9,9 @@ import argparse
 import json
 from typing import Any
 
-from rlsizer.health_monitor import HealthMonitor
-from rlsizer.health_probes import standard_checks
-from streams.settings import Settings
+from config.settings import Settings
+from rlsizer.health.monitor import HealthMonitor
+from rlsizer.health.probes import standard_checks
 
 
 def register(subparsers: Any) -> None:
@@ -21,8 +21,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from models.registry import ModelRegistry
-    from models.store import make_s3_client
+    from models.registry import ModelRegistry  # lazy: keeps `rlsizer --help` fast
+    from models.store import make_s3_client  # lazy: keeps `rlsizer --help` fast
 
     monitor = HealthMonitor(
         checks=standard_checks(

@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streams.settings import Settings
+from config.settings import Settings
 
 LIST_HEADER = ("VERSION", "ALIAS", "CREATED", "RETURN", "SESSION_CVAR5", "VERDICT")
 
@@ -33,7 +34,6 @@ def summary_cells(metrics: dict[str, float]) -> tuple[str, str, str]:
 
 def evidence_lines(metrics: dict[str, float]) -> list[str]:
     """The gate's numbers in a manifest's metrics (``trainer.round.manifest_metrics``), one line per window and reference."""
-    from datetime import datetime, timedelta
 
     n = int(metrics.get("gate_windows", 0))
     if not n:
@@ -87,11 +87,10 @@ def register(subparsers: Any) -> None:
 
 def _run(action: Any) -> Any:
     def func(args: argparse.Namespace, settings: Settings) -> int:
-        from dataclasses import replace
 
-        from models.errors import ModelRegistryError
-        from models.registry import ModelRegistry
-        from models.signing import SigningKeyError
+        from models.errors import ModelRegistryError  # lazy: keeps `rlsizer --help` fast
+        from models.registry import ModelRegistry  # lazy: keeps `rlsizer --help` fast
+        from models.signing import SigningKeyError  # lazy: keeps `rlsizer --help` fast
 
         if args.name:
             settings = replace(settings, model_name=args.name)
@@ -106,9 +105,9 @@ def _run(action: Any) -> Any:
 
 
 def _list(registry: Any, args: argparse.Namespace, settings: Settings) -> int:
-    from models.aliases import ALIASES
-    from models.errors import ModelVerificationError
-    from models.manifest import format_ts
+    from models.aliases import ALIASES  # lazy: keeps `rlsizer --help` fast
+    from models.errors import ModelVerificationError  # lazy: keeps `rlsizer --help` fast
+    from models.manifest import format_ts  # lazy: keeps `rlsizer --help` fast
 
     aliases: dict[str, str | None] = {}
     for name in ALIASES:
@@ -156,7 +155,7 @@ def _show(registry: Any, args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _promote(registry: Any, args: argparse.Namespace, settings: Settings) -> int:
-    from models.errors import ModelVerificationError
+    from models.errors import ModelVerificationError  # lazy: keeps `rlsizer --help` fast
 
     try:
         before = registry.champion() or "-"
@@ -175,8 +174,8 @@ def _rollback(registry: Any, args: argparse.Namespace, settings: Settings) -> in
 
 
 def _announce(registry: Any, version: str, args: argparse.Namespace, settings: Settings) -> int:
-    from models.aliases import CHAMPION
-    from models.events import EventNotSent, KafkaModelEvents
+    from models.aliases import CHAMPION  # lazy: keeps `rlsizer --help` fast
+    from models.events import EventNotSent, KafkaModelEvents  # lazy: keeps `rlsizer --help` fast
 
     if args.no_event:
         return 0

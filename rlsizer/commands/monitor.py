@@ -6,8 +6,8 @@ import argparse
 import logging
 from typing import Any
 
-from rlsizer.processes import StackError
-from streams.settings import Settings
+from config.settings import Settings
+from rlsizer.stack.processes import StackError
 from streams.stop_flag import StopFlag, stop_on_signals
 
 log = logging.getLogger("rlsizer.monitor")
@@ -22,15 +22,15 @@ def register(subparsers: Any) -> None:
 
 
 def build_monitor(settings: Settings) -> Any:
-    from agents import health
-    from models import ModelRegistry
-    from models.events import KafkaModelEvents
-    from models.store import make_s3_client
-    from rlsizer import recovery
-    from rlsizer.health_monitor import HealthMonitor
-    from rlsizer.health_probes import standard_checks
-    from streams.codec_factory import make_codec
-    from streams.producer import EventProducer, make_producer
+    from agents import health  # lazy: keeps `rlsizer --help` fast
+    from models import ModelRegistry  # lazy: keeps `rlsizer --help` fast
+    from models.events import KafkaModelEvents  # lazy: keeps `rlsizer --help` fast
+    from models.store import make_s3_client  # lazy: keeps `rlsizer --help` fast
+    from rlsizer.health import recovery  # lazy: keeps `rlsizer --help` fast
+    from rlsizer.health.monitor import HealthMonitor  # lazy: keeps `rlsizer --help` fast
+    from rlsizer.health.probes import standard_checks  # lazy: keeps `rlsizer --help` fast
+    from streams.codec_factory import make_codec  # lazy: keeps `rlsizer --help` fast
+    from streams.producer import EventProducer, make_producer  # lazy: keeps `rlsizer --help` fast
 
     def registry() -> Any:
         return ModelRegistry.from_settings(settings)
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     stop_on_signals(stop)
     server = None
     if settings.monitor_web_port > 0:
-        from rlsizer.health_metrics import serve
+        from rlsizer.health.metrics import serve  # lazy: keeps `rlsizer --help` fast
 
         try:
             server = serve(monitor, settings.monitor_web_host, settings.monitor_web_port)

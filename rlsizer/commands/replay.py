@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from config.settings import Settings
 from streams.codec_factory import make_codec
-from streams.settings import Settings
 
 EXIT_FAILED = 1
 
@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
 
 def kafka_hint(exc: BaseException, settings: Settings) -> str:
     """Where the broker was looked for, when ``exc`` came from Kafka (appended to the one-line error)."""
-    from confluent_kafka import KafkaException
+    from confluent_kafka import KafkaException  # lazy: keeps `rlsizer --help` fast
 
     if isinstance(exc, KafkaException) or isinstance(exc.__cause__, KafkaException):
         return f" (Kafka at {settings.kafka_bootstrap}, RLSIZER_KAFKA_BOOTSTRAP)"
@@ -40,8 +40,8 @@ def kafka_hint(exc: BaseException, settings: Settings) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from trainer.replay import ReplayError, replay
-    from trainer.warehouse import WarehouseError, default_path
+    from trainer.warehouse.replay import ReplayError, replay  # lazy: keeps `rlsizer --help` fast
+    from trainer.warehouse.store import WarehouseError, default_path  # lazy: keeps `rlsizer --help` fast
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     codec = make_codec(settings)

@@ -3,7 +3,7 @@
 Refreshes the warehouse from the live topics (``RLSIZER_TOPIC_PREFIX``) first, then
 publishes the window's bars, signals and fills (a worker there derives outcomes from the fills)
 to ``NAME.bars``, ``NAME.signals``, ... keeping keys, timestamps and event ids (see
-``trainer.replay_to_topics``). Point a worker at it with ``RLSIZER_TOPIC_PREFIX=NAME``.
+``trainer.backtest.replay_to_topics``). Point a worker at it with ``RLSIZER_TOPIC_PREFIX=NAME``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from config.settings import Settings
 from rlsizer.commands.backtest import parse_time
-from streams.settings import Settings
 
 EXIT_FAILED = 1
 
@@ -39,13 +39,13 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    import duckdb
+    import duckdb  # lazy: keeps `rlsizer --help` fast
 
-    from agents.features import WINDOW
-    from streams.codec_factory import make_codec
-    from trainer.replay import ReplayError, replay
-    from trainer.replay_to_topics import replay_to_topics
-    from trainer.warehouse import WarehouseError, default_path
+    from agents.features import WINDOW  # lazy: keeps `rlsizer --help` fast
+    from streams.codec_factory import make_codec  # lazy: keeps `rlsizer --help` fast
+    from trainer.backtest.replay_to_topics import replay_to_topics  # lazy: keeps `rlsizer --help` fast
+    from trainer.warehouse.replay import ReplayError, replay  # lazy: keeps `rlsizer --help` fast
+    from trainer.warehouse.store import WarehouseError, default_path  # lazy: keeps `rlsizer --help` fast
 
     prefix = args.prefix.strip()
     if not prefix or prefix == settings.topic_prefix:

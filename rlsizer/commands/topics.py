@@ -12,7 +12,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from streams.settings import Settings
+from config.settings import Settings
 from streams.topics import CATALOG, ensure_topics, new_topics
 
 
@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    admin = AdminClient(dict(settings.kafka_config()))
+    admin = AdminClient(settings.kafka_config())
     if args.action == "create":
         created = ensure_topics(admin, new_topics(settings, include_schemas=False))
         print(f"created {len(created)} topic(s): {', '.join(created) or 'none (all existed)'}")

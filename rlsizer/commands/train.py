@@ -13,12 +13,13 @@ backing off after failures; SIGTERM stops it after the current round.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 from typing import Any
 
+from config.settings import Settings
 from streams.codec_factory import make_codec
-from streams.settings import Settings
 
 EXIT_FAILED = 1
 
@@ -41,7 +42,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def result_rows(result: Any) -> list[tuple[str, ...]]:
     """The round's walk-forward rows: every policy on every held-out window, then on all of them together."""
-    from trainer.walk_forward import metric_cells, table_rows
+    from trainer.evaluation.walk_forward import metric_cells, table_rows  # lazy: keeps `rlsizer --help` fast
 
     if result.decision is None:
         return []
@@ -51,28 +52,28 @@ def result_rows(result: Any) -> list[tuple[str, ...]]:
 
 def format_result(result: Any) -> str:
     """``result_rows`` as aligned text."""
-    from trainer.walk_forward import format_rows
+    from trainer.evaluation.walk_forward import format_rows  # lazy: keeps `rlsizer --help` fast
 
     rows = result_rows(result)
     return format_rows(rows) if rows else ""
 
 
 def _train_config(args: argparse.Namespace) -> Any:
-    from trainer.cvar_ppo import TrainConfig
+    from trainer.learning.cvar_ppo import TrainConfig  # lazy: keeps `rlsizer --help` fast
 
     overrides = {k: v for k, v in (("total_updates", args.updates), ("seed", args.seed)) if v is not None}
     return TrainConfig(**overrides)
 
 
 def _clients(settings: Settings) -> tuple[Any, Any]:
-    from models import ModelRegistry
+    from models import ModelRegistry  # lazy: keeps `rlsizer --help` fast
 
     codec = make_codec(settings)
     return codec, ModelRegistry.from_settings(settings)
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
-    from trainer.round import run_round
+    from trainer.round import run_round  # lazy: keeps `rlsizer --help` fast
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -86,7 +87,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
             progress=args.progress,
         )
     except Exception as exc:  # one line, not a traceback: replay, registry, export or event errors
-        from rlsizer.commands.replay import kafka_hint
+        from rlsizer.commands.replay import kafka_hint  # lazy: keeps `rlsizer --help` fast
 
         print(f"rlsizer train: {type(exc).__name__}: {exc}{kafka_hint(exc, settings)}", file=sys.stderr)
         return EXIT_FAILED
@@ -105,11 +106,14 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _trainer(args: argparse.Namespace, settings: Settings) -> int:
-    import functools
 
-    from streams.stop_flag import StopFlag
-    from trainer.round import run_round
-    from trainer.service import install_stop_signals, kafka_health_publisher, run_service
+    from streams.stop_flag import StopFlag  # lazy: keeps `rlsizer --help` fast
+    from trainer.round import run_round  # lazy: keeps `rlsizer --help` fast
+    from trainer.service import (  # lazy: keeps `rlsizer --help` fast
+        install_stop_signals,
+        kafka_health_publisher,
+        run_service,
+    )
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     codec, registry = _clients(settings)

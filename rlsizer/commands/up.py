@@ -3,7 +3,7 @@
 Starts SeaweedFS, tansu on it, the topics, the schema registry and the models
 bucket (``EmbeddedStack``), then the ``EXTRA_SERVICES``; prints the endpoints and
 the ``export RLSIZER_...`` lines clients need; supervises every process
-(``rlsizer.supervise``): a service that dies (worker, trainer, monitor) is started
+(``rlsizer.stack.supervise``): a service that dies (worker, trainer, monitor) is started
 again with backoff; if a server dies (SeaweedFS, tansu, the registry), it says which
 (with its log tail), stops the rest and exits 1. The data dir
 keeps the events (tansu stores them in SeaweedFS there), so a second ``up`` on it
@@ -24,17 +24,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from rlsizer.processes import ManagedProcess, SeaweedPorts, require_free
-from rlsizer.services import DEFAULT_SERVICES, start_worker, worker_stuck_probe
-from rlsizer.stack import KAFKA_BUCKET, EmbeddedStack, StackPorts
-from rlsizer.supervise import Process, Supervisor
-from streams.settings import Settings
+from config.settings import Settings
+from rlsizer.stack.embedded import KAFKA_BUCKET, EmbeddedStack, StackPorts
+from rlsizer.stack.processes import ManagedProcess, SeaweedPorts, require_free
+from rlsizer.stack.services import DEFAULT_SERVICES, start_worker, worker_stuck_probe
+from rlsizer.stack.supervise import Process, Supervisor
 
 ServiceStarter = Callable[[Settings], ManagedProcess]
 
-# Services started after the stack (rlsizer.services): the worker, the trainer service and
+# Services started after the stack (rlsizer.stack.services): the worker, the trainer service and
 # the health monitor. Each receives the stack's settings and returns a started, ready
-# ManagedProcess that dies with `up`; one that dies is started again (rlsizer.supervise); stopped
+# ManagedProcess that dies with `up`; one that dies is started again (rlsizer.stack.supervise); stopped
 # before the stack. `--stack-only` starts none of them.
 EXTRA_SERVICES: tuple[ServiceStarter, ...] = DEFAULT_SERVICES
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from streams.settings import Settings
+from config.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -18,6 +18,6 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from agents.worker import run_worker
+    from agents.worker import run_worker  # lazy: keeps `rlsizer --help` fast
 
     return run_worker(settings, worker_id=str(args.id), loglevel=args.loglevel)

@@ -195,7 +195,7 @@ def load_csv(path: str | Path) -> pd.DataFrame:
 
 
 def _bokeh_stock(ticker: str) -> pd.DataFrame:
-    import bokeh_sampledata.stocks as stocks
+    import bokeh_sampledata.stocks as stocks  # lazy: loads bokeh-sampledata only when used
 
     raw = pd.DataFrame(getattr(stocks, ticker))
     factor = raw["adj_close"] / raw["close"]
@@ -207,14 +207,14 @@ def _bokeh_stock(ticker: str) -> pd.DataFrame:
 
 
 def _eurusd() -> pd.DataFrame:
-    from gym_anytrading.datasets import FOREX_EURUSD_1H_ASK
+    from gym_anytrading.datasets import FOREX_EURUSD_1H_ASK  # lazy: loads gym-anytrading only when used
 
     frame: pd.DataFrame = FOREX_EURUSD_1H_ASK
     return frame
 
 
 def _googl() -> pd.DataFrame:
-    from gym_anytrading.datasets import STOCKS_GOOGL
+    from gym_anytrading.datasets import STOCKS_GOOGL  # lazy: loads gym-anytrading only when used
 
     frame: pd.DataFrame = STOCKS_GOOGL.drop(columns=["Adj Close"])
     return frame

@@ -24,9 +24,9 @@ from agents.book import SymbolBook
 from agents.inputs import InputPath, Source
 from agents.sizing import PolicySlot
 from agents.strategy_map import StrategyMap
+from config.settings import Settings
 from schemas.codec import EventCodec, InMemoryRegistry
 from schemas.events import BarClosed, Event, OrderFilled, SignalRaised, SizeDecided
-from streams.settings import Settings
 from streams.topics import subject_for
 
 SETTINGS = Settings(topic_prefix="offline", topic_partitions=1, max_future_seconds=0)
@@ -108,7 +108,7 @@ class OfflineWorker:
 
     def write_warehouse(self, path: Path) -> Path:
         """Write every recorded record to the warehouse at ``path`` (created if missing)."""
-        from trainer.warehouse import TABLE_FOR_EVENT, open_warehouse
+        from trainer.warehouse.store import TABLE_FOR_EVENT, open_warehouse  # lazy: loads duckdb only when used
 
         by_spec: dict[Any, tuple[list[Event], list[tuple[str, int, int]]]] = {}
         for event, topic, partition, offset in self.recorded:
@@ -129,8 +129,8 @@ def record_datasets(
     All data sets go through one worker, one after the other (their symbols differ, so their
     books do not mix). Returns one summary line per data set. ``path`` must not exist yet.
     """
-    from rlsizer.reference.data import load_dataset
-    from rlsizer.reference.loop import RunConfig, run
+    from rlsizer.reference.data import load_dataset  # lazy: loads pandas only when used
+    from rlsizer.reference.loop import RunConfig, run  # lazy: loads pandas, tqdm only when used
 
     path = Path(path)
     if path.exists():

@@ -22,6 +22,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient, topic_record_s
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from config.settings import Settings
 from rlsizer.reference.data import load_dataset
 from rlsizer.reference.loop import RunConfig, run
 from schemas.catalog import schema_text
@@ -31,7 +32,6 @@ from streams.adapter_sdk import AdapterClient, DecisionTimeout
 from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
-from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 
 pytestmark = pytest.mark.integration

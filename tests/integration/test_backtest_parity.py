@@ -28,13 +28,14 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from agents.features import FEATURE_NAMES, FEATURE_SET
+from config.settings import Settings
 from models.manifest import ManifestDraft, TensorSpec
 from models.registry import ModelRegistry
 from rlsizer.cli import build_parser
-from rlsizer.processes import ManagedProcess
 from rlsizer.reference.data import load_dataset
 from rlsizer.reference.loop import RunConfig, Runner
-from rlsizer.services import start_worker
+from rlsizer.stack.processes import ManagedProcess
+from rlsizer.stack.services import start_worker
 from schemas.codec import EventCodec
 from schemas.events import FeaturesComputed, SizeDecided
 from streams.adapter_sdk import AdapterClient
@@ -42,7 +43,6 @@ from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from streams.end_offsets import end_offsets
 from streams.producer import EventProducer, make_producer
-from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 from tests.unit.trainer.backtest_live import tiny_model
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from rlsizer.processes import free_port
-from trainer.warehouse import default_path, open_warehouse
+from rlsizer.stack.processes import free_port
+from trainer.warehouse.store import default_path, open_warehouse
 
 pytestmark = pytest.mark.integration
 

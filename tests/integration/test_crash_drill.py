@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from rlsizer.drill import Action, DrillPlan, run_drill
-from rlsizer.stack import EmbeddedStack, StackPorts
+from rlsizer.stack.embedded import EmbeddedStack, StackPorts
 from streams.codec_factory import make_codec
 from streams.topics import ensure_topics, new_topics
 

@@ -19,19 +19,19 @@ import pytest
 import requests
 from confluent_kafka.admin import AdminClient
 
+from config.settings import Settings
 from models import ModelRegistry
 from models.events import KafkaModelEvents
-from rlsizer.processes import free_port
 from rlsizer.reference.data import load_dataset
 from rlsizer.reference.loop import RunConfig, Runner
-from rlsizer.services import start_worker
+from rlsizer.stack.processes import free_port
+from rlsizer.stack.services import start_worker
 from streams.adapter_sdk import AdapterClient
-from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
-from trainer.cvar_ppo import TrainConfig
-from trainer.replay import replay
+from trainer.learning.cvar_ppo import TrainConfig
 from trainer.round import run_round
-from trainer.warehouse import default_path
+from trainer.warehouse.replay import replay
+from trainer.warehouse.store import default_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 LEARN, SERVE = 420, 120

@@ -8,8 +8,8 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from config.settings import Settings
 from streams.end_offsets import BROKER, READ, end_offsets
-from streams.settings import Settings
 
 BATCHES = (5, 1, 3, 10, 7, 1, 50, 2)  # records per produce batch, as tansu's ListOffsets mis-reports them
 

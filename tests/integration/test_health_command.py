@@ -34,7 +34,7 @@ def test_health_json_reports_every_check_against_the_real_stack(settings, monkey
 
 
 def test_health_reports_unreachable_s3_as_fail(settings, monkeypatch, capsys):
-    from rlsizer.processes import free_port
+    from rlsizer.stack.processes import free_port
 
     _env(monkeypatch, settings)
     monkeypatch.setenv("RLSIZER_S3_ENDPOINT", f"http://127.0.0.1:{free_port()}")

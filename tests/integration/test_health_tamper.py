@@ -29,16 +29,16 @@ import requests
 from confluent_kafka.admin import AdminClient
 
 from agents.features import FEATURE_NAMES, FEATURE_SET
+from config.settings import Settings
 from models import ModelRegistry
 from models.aliases import CHAMPION
 from models.events import KafkaModelEvents
 from models.manifest import ManifestDraft, TensorSpec
 from models.store import ARTIFACT_FILE, MANIFEST_FILE, alias_key, make_s3_client
 from rlsizer.cli import main
-from rlsizer.processes import free_port
-from rlsizer.services import start_worker
+from rlsizer.stack.processes import free_port
+from rlsizer.stack.services import start_worker
 from schemas.events import utc_now
-from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 from tests.unit.trainer.backtest_live import tiny_model
 

@@ -12,7 +12,7 @@ from models.aliases import CHAMPION
 from models.cache import SOURCE_BACKUP, SOURCE_CACHE, SOURCE_S3, ModelCache
 from models.registry import ModelRegistry
 from models.store import ObjectStore, make_s3_client
-from rlsizer.processes import free_port
+from rlsizer.stack.processes import free_port
 from tests.unit.models.strategies import example_draft
 
 pytestmark = pytest.mark.integration

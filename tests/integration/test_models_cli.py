@@ -12,7 +12,7 @@ import pytest
 from models.aliases import CHAMPION
 from models.registry import ModelRegistry
 from rlsizer.commands.models import register
-from rlsizer.processes import free_port
+from rlsizer.stack.processes import free_port
 from tests.unit.models.strategies import example_draft
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from rlsizer.processes import free_port
-from rlsizer.services import start_monitor
+from rlsizer.stack.processes import free_port
+from rlsizer.stack.services import start_monitor
 
 pytestmark = pytest.mark.integration
 

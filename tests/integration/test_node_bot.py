@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from rlsizer.processes import free_port
-from rlsizer.services import start_worker
+from config.settings import Settings
+from rlsizer.stack.processes import free_port
+from rlsizer.stack.services import start_worker
 from streams.partitioner import partition_for
-from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,8 @@ from faust.exceptions import ProducerSendError
 
 from agents.glue.faust.rdkafka_producer import RdKafkaProducer
 from agents.glue.faust.transport import faust_settings, install_transport
+from config.settings import Settings
 from streams.consumer import make_consumer
-from streams.settings import Settings
 
 PARTITIONS = 3
 

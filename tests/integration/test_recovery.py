@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from config.settings import Settings
 from models import ModelRegistry
 from models.cache import ModelCache
-from rlsizer import recovery
+from rlsizer.health import recovery
 from schemas.events import ModelPublished
-from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 from tests.integration.test_tamper_recover import draft
 from tests.unit.trainer.backtest_live import tiny_model

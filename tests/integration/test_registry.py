@@ -14,9 +14,9 @@ import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from rlsizer.processes import free_port
-from rlsizer.registry_server import CONTENT_TYPE
-from rlsizer.stack import start_registry
+from rlsizer.registry.server import CONTENT_TYPE
+from rlsizer.stack.embedded import start_registry
+from rlsizer.stack.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -219,7 +219,7 @@ def test_the_server_refuses_to_start_on_a_taken_port(settings, tmp_path: Path):
 
     port = int(settings.registry_url.rsplit(":", 1)[1])
     done = subprocess.run(
-        [sys.executable, "-m", "rlsizer.registry_server", "--bootstrap", settings.kafka_bootstrap, "--port", str(port)],
+        [sys.executable, "-m", "rlsizer.registry.server", "--bootstrap", settings.kafka_bootstrap, "--port", str(port)],
         capture_output=True,
         text=True,
         timeout=60,

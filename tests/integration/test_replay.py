@@ -19,6 +19,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from config.settings import Settings
 from schemas.catalog import schema_text
 from schemas.codec import DecodeError, EventCodec, InMemoryRegistry, frame
 from schemas.events import (
@@ -31,12 +32,11 @@ from schemas.events import (
     TradeClosed,
     field_names,
 )
-from streams.settings import Settings
 from streams.topics import CATALOG, ensure_topics, event_key, new_topics, topic_name
 from tests.unit.trainer.gc_watch import collected_generations
-from trainer import replay as replay_module
-from trainer.replay import ReplayError, assignment, consumer_config, records_ahead, replay
-from trainer.warehouse import Warehouse, open_warehouse
+from trainer.warehouse import replay as replay_module
+from trainer.warehouse.replay import ReplayError, assignment, consumer_config, records_ahead, replay
+from trainer.warehouse.store import Warehouse, open_warehouse
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)
@@ -167,7 +167,7 @@ def test_replay_reads_everything_once_and_skips_duplicates(topics: Settings, cod
 def test_records_ahead_counts_from_the_stored_offsets(topics: Settings, codec: EventCodec, tmp_path: Path) -> None:
     """The progress bar's total: records between each partition's start and its watermark (after assign).
 
-    tansu's watermarks can be short of the true end (see ``trainer.replay``), so this is a bound, not a count."""
+    tansu's watermarks can be short of the true end (see ``trainer.warehouse.replay``), so this is a bound, not a count."""
     records = encoded(topics, codec, sample_events(6))
     produce(topics, records)
     consumer = Consumer(consumer_config(topics))
@@ -354,7 +354,7 @@ def test_undecodable_records_are_dead_lettered_and_replay_goes_on(
 def _assert_rebuilt(
     topics: Settings, codec: EventCodec, path: Path, caplog: pytest.LogCaptureFixture, expected: dict[str, int]
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="trainer.warehouse"):
+    with caplog.at_level(logging.WARNING, logger="trainer.warehouse.store"):
         stats = replay(topics, codec, warehouse_path=path, progress=False)
     assert stats.rebuilt_from is not None
     assert table_counts(path) == expected
@@ -450,7 +450,7 @@ def test_a_failed_write_surfaces_and_nothing_after_it_commits(tmp_path: Path) ->
     """The background writer: batch 1 commits, batch 2 fails, batch 3 must not commit (offsets stay contiguous)."""
     from collections import Counter
 
-    from trainer.replay import _Batch, _Writer
+    from trainer.warehouse.replay import _Batch, _Writer
 
     class FailingSecondWrite(Warehouse):
         calls = 0

@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from agents.sizing import PolicySlot
+from config.settings import Settings
 from rlsizer.cli import build_parser
 from rlsizer.reference.data import load_dataset
 from rlsizer.reference.loop import RunConfig, run
@@ -21,10 +22,9 @@ from schemas.codec import EventCodec
 from schemas.events import BarClosed, OrderFilled, SignalRaised
 from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
-from streams.settings import Settings
 from tests.unit.trainer.backtest_live import PureWorker
-from trainer.replay import replay
-from trainer.replay_to_topics import replay_to_topics
+from trainer.backtest.replay_to_topics import replay_to_topics
+from trainer.warehouse.replay import replay
 
 pytestmark = pytest.mark.integration
 

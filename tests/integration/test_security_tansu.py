@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from rlsizer.processes import HOST, ManagedProcess, free_port, spawn, tansu_binary, wait_ready
-from streams.security import aiokafka_security, kafka_login_error
-from streams.settings import Settings
+from config.security import aiokafka_security
+from config.settings import Settings
+from rlsizer.stack.processes import HOST, ManagedProcess, free_port, spawn, tansu_binary, wait_ready
+from streams.login import kafka_login_error
 
 PASSWORD = "pw-5b9e2d71-integration"
 

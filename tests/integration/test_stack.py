@@ -3,8 +3,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from rlsizer.processes import StackError
-from rlsizer.stack import EmbeddedStack, StackPorts
+from rlsizer.stack.embedded import EmbeddedStack, StackPorts
+from rlsizer.stack.processes import StackError
 from streams.topics import CATALOG, SCHEMAS_TOPIC
 
 

@@ -21,16 +21,16 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from agents.features import FEATURE_NAMES, FEATURE_SET
+from config.settings import Settings
 from models import ModelRegistry
 from models.events import KafkaModelEvents
 from models.manifest import ManifestDraft, TensorSpec
 from models.store import ARTIFACT_FILE, make_s3_client
 from rlsizer.commands.monitor import build_monitor
-from rlsizer.services import start_worker
+from rlsizer.stack.services import start_worker
 from schemas.events import HealthChecked, SignalRaised, SizeDecided
 from streams.adapter_sdk import AdapterClient
 from streams.consumer import make_consumer
-from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
 from tests.unit.trainer.backtest_live import tiny_model
 

@@ -2,7 +2,7 @@
 
 Events are synthetic but consistent: each signal has a SignalRaised, an fs1 FeaturesComputed
 (neutral values, with the signal's q-score, ATR %, family one-hot and strategy history taken
-from ``trainer.synthetic``), a SizeDecided at 1x and a TradeClosed ten minutes later whose R is
+from ``trainer.backtest.synthetic``), a SizeDecided at 1x and a TradeClosed ten minutes later whose R is
 the synthetic R. Rounds run through the service's ``run_once`` so the status file and the
 HealthChecked event are checked too.
 """
@@ -23,18 +23,18 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from agents.features import FEATURE_NAMES, FEATURE_NEUTRAL, FEATURE_SET
+from config.settings import Settings
 from models import CHALLENGER, ModelRegistry
 from schemas.codec import EventCodec
 from schemas.events import Event, FeaturesComputed, SignalRaised, SizeDecided, TradeClosed
 from streams.producer import EventProducer, make_producer
-from streams.settings import Settings
 from streams.topics import ensure_topics, new_topics
-from trainer.cvar_ppo import TrainConfig
-from trainer.gate import GateConfig
+from trainer.backtest.synthetic import synthetic_signals
+from trainer.evaluation.gate import GateConfig
+from trainer.learning.cvar_ppo import TrainConfig
 from trainer.round import run_round
 from trainer.service import kafka_health_publisher, run_once
 from trainer.status import TrainerStatus, load_status
-from trainer.synthetic import synthetic_signals
 
 pytestmark = pytest.mark.integration
 
@@ -267,7 +267,7 @@ def test_round_publishes_a_verifiable_model_then_skips_without_new_outcomes(
     assert registry.read_manifest(third.version).parent_version == version
 
     # `rlsizer health` counts rounds run by hand (round_fn alone, as `rlsizer train` runs it), not only the service's
-    from rlsizer.health_probes import training_probe
+    from rlsizer.health.probes import training_probe
     from trainer.status import status_path
 
     status_path(s.data_dir).unlink()  # as when only manual rounds ever ran

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from rlsizer.processes import free_port, port_is_free
-from rlsizer.stack import StackPorts
+from rlsizer.stack.embedded import StackPorts
+from rlsizer.stack.processes import free_port, port_is_free
 from schemas.codec import EventCodec
 from schemas.registry_client import HttpSchemaRegistry
 from streams.topics import subject_for
@@ -281,7 +281,7 @@ def test_up_with_services_decides_a_signal_from_a_standard_confluent_client_also
         assert 0.25 <= decision["multiplier"] <= 2.0 and decision["policy"] == "FALLBACK"
         assert "no bars" in decision["reason"] and decision["qty"] == 50.0 * decision["multiplier"]
 
-        # a crashed worker is started again (rlsizer.supervise); the stack and its events stay
+        # a crashed worker is started again (rlsizer.stack.supervise); the stack and its events stay
         os.kill(pids["worker-0"], signal.SIGKILL)
         deadline = time.monotonic() + 150
         while not any("worker-0 restarted" in line for line in up.err) and time.monotonic() < deadline:

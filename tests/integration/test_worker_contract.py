@@ -27,14 +27,14 @@ import fastavro
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from rlsizer.stack import EmbeddedStack, StackPorts
+from config.settings import ENV_PREFIX, Settings
+from rlsizer.stack.embedded import EmbeddedStack, StackPorts
 from schemas.catalog import schema_text
 from schemas.codec import EventCodec, frame
 from schemas.events import EventRejected, OrderFilled, SignalRaised, SizeDecided, TradeClosed, utc_now
 from streams.codec_factory import make_codec
 from streams.consumer import make_consumer
 from streams.producer import EventProducer, make_producer
-from streams.settings import ENV_PREFIX, Settings
 from streams.topics import ensure_topics, new_topics
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from streams.settings import setting_env_names
+from config.settings import setting_env_names
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from rlsizer.processes import HOST, free_port
-from streams.settings import Settings
+from config.settings import Settings
+from rlsizer.stack.processes import HOST, free_port
 
 
 @pytest.fixture()
@@ -53,17 +53,17 @@ def assert_absent(text: str, planted: dict[str, str]) -> None:
 def test_secrets_reach_the_clients_but_not_the_logs(
     secrets: dict[str, str], caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from models.registry import ModelRegistry
-    from rlsizer.cli import main
-    from schemas.registry_client import HttpSchemaRegistry
-    from streams.security import (
+    from agents.glue.faust.credentials import faust_broker_credentials
+    from config.security import (
         aiokafka_security,
-        faust_broker_credentials,
-        kafka_login_error,
         kafka_security,
         librdkafka_config,
         registry_client_config,
     )
+    from models.registry import ModelRegistry
+    from rlsizer.cli import main
+    from schemas.registry_client import HttpSchemaRegistry
+    from streams.login import kafka_login_error
 
     caplog.set_level(logging.DEBUG)
     settings = Settings.from_env()

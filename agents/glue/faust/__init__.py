@@ -73,7 +73,7 @@ CHECKED: Final[tuple[Checked, ...]] = (
     Checked(
         "faust.transport.drivers.aiokafka.Producer._settings_extra",
         "a4c7bc41b63822236e4c9be1c49437d091f58c1b3a983eecabb7362a819aa8bd",
-        "overridden by transport.TansuProducer (tansu refuses the idempotent producer)",
+        "overridden by rdkafka_producer.TansuProducer (tansu refuses the idempotent producer)",
     ),
     Checked(
         "faust.stores.memory.Store.apply_changelog_batch",

@@ -49,14 +49,22 @@ from aiokafka.structs import RecordMetadata, TopicPartition
 from confluent_kafka import KafkaException
 from confluent_kafka import Producer as RdProducer
 from faust.exceptions import ProducerSendError
-
-from agents.glue.faust.transport import TansuProducer
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 0.002
 """How often delivery reports are dispatched while records are in flight (idle: 10x less often)."""
 FLUSH_TIMEOUT_S = 60.0
+
+
+class TansuProducer(faust_aiokafka.Producer):
+    """Faust's aiokafka producer without the idempotent producer outside transactions (tansu refuses it)."""
+
+    def _settings_extra(self) -> Any:
+        if self.app.in_transaction:
+            return super()._settings_extra()
+        return {"enable_idempotence": False}
 
 
 class RdKafkaProducer(TansuProducer):

@@ -43,6 +43,7 @@ earlier recovery, never a disk that could be ahead of the topic.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -51,10 +52,12 @@ from typing import Any, ClassVar
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from agents.glue.faust.credentials import faust_broker_credentials
 from agents.glue.faust.drain import drain_for_this_faust
+from agents.glue.faust.rdkafka_producer import RdKafkaProducer, TansuProducer
+from config.settings import Settings
 from streams.end_offsets import end_offsets
-from streams.security import faust_broker_credentials
-from streams.settings import Settings
+from streams.producer import producer_config
 
 FETCH_MAX_WAIT_MS = 100
 PRODUCER_MAX_BATCH_BYTES = 512 * 1024
@@ -91,13 +94,6 @@ class TansuConsumer(faust_aiokafka.Consumer):
         return {tp: ends[(tp.topic, tp.partition)] for tp in partitions}
 
 
-class TansuProducer(faust_aiokafka.Producer):
-    def _settings_extra(self) -> Any:
-        if self.app.in_transaction:
-            return super()._settings_extra()
-        return {"enable_idempotence": False}
-
-
 class TansuTransport(faust_aiokafka.Transport):
     Consumer = TansuConsumer
     Producer = TansuProducer
@@ -115,9 +111,6 @@ def install_transport(app: Any, settings: Settings, *, contiguous_topics: tuple[
     1 ms linger and ~70 us at 20 ms, on the cores the worker needs. The linger adds at
     most 10 ms to a decision's latency, against a 500 ms budget).
     """
-    from agents.glue.faust.rdkafka_producer import RdKafkaProducer
-    from streams.producer import producer_config
-
     producer = RdKafkaProducer.with_config(producer_config(settings, **{"linger.ms": 10}))
     consumer = type(
         "EndReadingConsumer",
@@ -185,9 +178,8 @@ def faust_worker(app: Any, *, loglevel: str) -> Any:
     the worker's p99 latency. ``gc.freeze()`` once startup is done moves them
     to the permanent generation; objects made afterwards are collected as usual.
     """
-    import gc
 
-    from faust.worker import Worker as FaustWorker
+    from faust.worker import Worker as FaustWorker  # lazy: loads faust only when used
 
     class Worker(FaustWorker):  # same name: its log lines read "[^Worker]: Ready"
         async def on_startup_finished(self) -> None:

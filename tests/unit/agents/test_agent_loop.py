@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from agents.app import create_app, run_inputs
+from config.settings import Settings
 from schemas.codec import EventCodec, InMemoryRegistry
 from schemas.events import FeaturesComputed, SizeDecided
 from streams.partitioner import partition_for
-from streams.settings import Settings
 from streams.topics import subject_for
 from tests.unit.agents.market import T0, bar, signal
 

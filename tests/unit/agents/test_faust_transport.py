@@ -33,7 +33,7 @@ def test_objects_alive_at_startup_are_frozen_out_of_collection(restored_root_log
 
     app = faust.App("t-freeze", broker="kafka://127.0.0.1:1")
     worker = faust_worker(app, loglevel="warning")
-    assert worker.shortlabel == "Worker"  # rlsizer.services waits for "[^Worker]: Ready" in its log
+    assert worker.shortlabel == "Worker"  # rlsizer.stack.services waits for "[^Worker]: Ready" in its log
     gc.unfreeze()
     try:
         assert gc.get_freeze_count() == 0

@@ -26,11 +26,11 @@ from agents.glue.verified_models import (
     judge_announcement,
 )
 from agents.sizing import PolicySlot
+from config.settings import Settings
 from models.aliases import AliasRecord
 from models.errors import TAMPERED_ALIAS, WRONG_KEY, ModelVerificationError, RegistryUnavailable
 from schemas.codec import EventCodec, InMemoryRegistry
 from schemas.events import ModelPublished
-from streams.settings import Settings
 from tests.unit.agents.tiny_onnx import sizing_model
 from tests.unit.schemas.factories import T0
 

@@ -13,10 +13,10 @@ from agents.glue import decided_record
 from agents.inputs import InputPath, Outgoing, Source
 from agents.sizing import PolicySlot
 from agents.strategy_map import StrategyMap
+from config.settings import Settings
 from schemas.codec import EventCodec, InMemoryRegistry
 from schemas.events import EventRejected, FeaturesComputed, OrderFilled, SizeDecided, TradeClosed
 from streams.partitioner import partition_for
-from streams.settings import Settings
 from streams.topics import subject_for
 from tests.unit.agents.market import T0, bar, signal
 from tests.unit.agents.memory_tables import MemoryTables

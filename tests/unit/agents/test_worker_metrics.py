@@ -53,8 +53,8 @@ def test_the_dashboard_queries_only_metrics_the_worker_or_the_monitor_exports():
     queried = {name for e in exprs for name in re.findall(r"\brlsizer_[a-z_]+", e)}
     from prometheus_client import generate_latest
 
-    from rlsizer.health_metrics import registry_for
-    from rlsizer.health_monitor import HealthMonitor
+    from rlsizer.health.metrics import registry_for
+    from rlsizer.health.monitor import HealthMonitor
 
     text = WorkerMetrics().exposition()[0].decode()
     text += generate_latest(registry_for(HealthMonitor(checks=[], publish=lambda e: None))).decode()

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from config.settings import Settings
 from models.errors import MISSING, TAMPERED_ARTIFACT, TAMPERED_MANIFEST, WRONG_KEY, ModelVerificationError
 from models.manifest import ManifestError, canonical_bytes
 from models.signing import (
@@ -20,7 +21,6 @@ from models.signing import (
     verify_model,
     verify_signature,
 )
-from streams.settings import Settings
 from tests.unit.models.strategies import example_manifest, manifests
 
 KEY = b"k" * 32

@@ -10,9 +10,9 @@ import pytest
 
 from agents.strategy_map import StrategyMap
 from rlsizer.reference.offline import record_datasets
-from trainer.backtest import rules_policy, run_policy
-from trainer.backtest_events import load_history
-from trainer.backtest_parity import check_parity
+from trainer.backtest.events import load_history
+from trainer.backtest.parity import check_parity
+from trainer.backtest.run import rules_policy, run_policy
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import rlsizer.commands
 from rlsizer.cli import main
 
 COMMAND = """
-from rlsizer.processes import StackError
+from rlsizer.stack.processes import StackError
 
 
 def register(subparsers):

@@ -8,9 +8,9 @@ from prometheus_client import generate_latest
 
 from agents import health
 from agents.health import CheckResult
-from rlsizer.health_metrics import registry_for, serve
-from rlsizer.health_monitor import HealthMonitor, ScheduledCheck
-from rlsizer.processes import free_port
+from rlsizer.health.metrics import registry_for, serve
+from rlsizer.health.monitor import HealthMonitor, ScheduledCheck
+from rlsizer.stack.processes import free_port
 
 
 def _monitor(statuses: dict[str, str]) -> HealthMonitor:

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 from agents import health
 from agents.health import CheckResult
-from rlsizer.health_monitor import HealthMonitor, ScheduledCheck
+from rlsizer.health.monitor import HealthMonitor, ScheduledCheck
 from trainer.status import TrainerStatus, load_status, save_status
 
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from rlsizer.commands.models import evidence_lines, summary_cells
-from trainer.cvar_ppo import TrainConfig
-from trainer.gate import GateConfig
+from trainer.backtest.synthetic import synthetic_signals
+from trainer.evaluation.gate import GateConfig
+from trainer.learning.cvar_ppo import TrainConfig
 from trainer.round import CHALLENGER_POLICY, Evaluation, WalkForwardConfig, evaluate_challenger, manifest_metrics
-from trainer.synthetic import synthetic_signals
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlsizer.registry_state import (
+from rlsizer.registry.state import (
     LogRecord,
     RegistryError,
     RegistryState,

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from rlsizer.processes import StackError
-from rlsizer.supervise import MAX_DELAY_S, STABLE_AFTER_S, Supervisor, restart_delay
+from rlsizer.stack.processes import StackError
+from rlsizer.stack.supervise import MAX_DELAY_S, STABLE_AFTER_S, Supervisor, restart_delay
 
 
 @dataclass
@@ -137,8 +137,8 @@ def test_the_worker_probe_reads_a_stall_from_health_and_tolerates_a_short_silenc
     import json
     import threading
 
-    from rlsizer.services import worker_stuck_probe
-    from streams.settings import Settings
+    from config.settings import Settings
+    from rlsizer.stack.services import worker_stuck_probe
 
     answer = {"status": "ok", "progress": "applying"}
 

@@ -22,14 +22,14 @@ from agents.features import FEATURE_NAMES, FEATURE_SET
 from agents.inputs import InputPath, Source
 from agents.sizing import OnnxPolicy, PolicySlot, load_policy
 from agents.strategy_map import StrategyMap
+from config.settings import Settings
 from schemas.codec import EventCodec, InMemoryRegistry
 from schemas.events import BarClosed, Event, EventRejected, OrderFilled, SignalRaised, SizeDecided
-from streams.settings import Settings
 from streams.topics import subject_for
 from tests.unit.agents.memory_tables import MemoryTables
-from trainer.export import export_policy
-from trainer.policy_net import SizingAgent
-from trainer.warehouse import TABLE_FOR_EVENT, open_warehouse
+from trainer.learning.export import export_policy
+from trainer.learning.policy_net import SizingAgent
+from trainer.warehouse.store import TABLE_FOR_EVENT, open_warehouse
 
 SETTINGS = Settings(topic_prefix="test", topic_partitions=1, max_future_seconds=0)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from trainer.warehouse import Warehouse, create_schema
+from trainer.warehouse.store import Warehouse, create_schema
 
 
 @pytest.fixture()

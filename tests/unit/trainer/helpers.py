@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from schemas.events import SignalRaised, TradeClosed
-from trainer.environment import ACCOUNT_FEATURES, LoggedSignals
-from trainer.logged_signals import account_log
+from trainer.backtest.logged_signals import account_log
+from trainer.learning.environment import ACCOUNT_FEATURES, LoggedSignals
 
 DAY0 = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -19,7 +19,7 @@ from agents.strategy_map import StrategyMap
 from rlsizer.reference.data import load_dataset
 from rlsizer.reference.loop import RunConfig, run
 from tests.unit.trainer.backtest_live import PureWorker, model_policy_bytes, tiny_model
-from trainer.backtest_events import History, load_history
+from trainer.backtest.events import History, load_history
 
 SMAP = StrategyMap.from_spec("")
 LIVE_VERSION = "v20240101T000000Z-live"

@@ -16,10 +16,18 @@ from rlsizer.reference.data import load_dataset
 from rlsizer.reference.loop import RunConfig, run
 from schemas.events import SizeDecided
 from tests.unit.trainer.backtest_live import PureWorker, model_policy_bytes, tiny_model
-from trainer.backtest import BacktestError, PolicySpec, backtest, fixed_policy, live_policy, rules_policy, run_policy
-from trainer.backtest_events import load_history
-from trainer.backtest_parity import check_parity
-from trainer.backtest_report import text_report, write_html
+from trainer.backtest.events import load_history
+from trainer.backtest.parity import check_parity
+from trainer.backtest.report import text_report, write_html
+from trainer.backtest.run import (
+    BacktestError,
+    PolicySpec,
+    backtest,
+    fixed_policy,
+    live_policy,
+    rules_policy,
+    run_policy,
+)
 
 FRAME = load_dataset("AAPL").iloc[:520]
 SMAP = StrategyMap.from_spec("")

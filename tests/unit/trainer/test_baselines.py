@@ -5,7 +5,8 @@ import pytest
 
 from agents.sizing import rule_multiplier
 from tests.unit.trainer.helpers import logged
-from trainer.baselines import (
+from trainer.backtest.synthetic import synthetic_signals
+from trainer.evaluation.baselines import (
     FixedPolicy,
     HalfKellyPolicy,
     ModelPolicy,
@@ -15,8 +16,7 @@ from trainer.baselines import (
     half_kelly_multiplier,
     shrunk_mean,
 )
-from trainer.policy_net import SizingAgent
-from trainer.synthetic import synthetic_signals
+from trainer.learning.policy_net import SizingAgent
 
 
 def outcomes(mean: float, sd: float, n: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainer.cvar_ppo import cvar, cvar_penalty, dual_update, gae, ppo_clip_loss, ru_objective, value_at_risk
+from trainer.learning.cvar_ppo import cvar, cvar_penalty, dual_update, gae, ppo_clip_loss, ru_objective, value_at_risk
 
 finite = st.floats(-50, 50, allow_nan=False, allow_infinity=False)
 

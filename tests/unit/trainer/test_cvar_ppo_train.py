@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.cvar_ppo import TrainConfig, cvar, train
-from trainer.environment import episode_returns, replay
-from trainer.served import warmed_up
-from trainer.synthetic import synthetic_signals
+from trainer.backtest.synthetic import synthetic_signals
+from trainer.learning.cvar_ppo import TrainConfig, cvar, train
+from trainer.learning.environment import episode_returns, replay
+from trainer.learning.served import warmed_up
 
 TINY = dict(total_updates=3, hidden=(8, 8), epochs=2, minibatch=64)
 
@@ -87,9 +87,9 @@ def test_rejects_nonsense_config() -> None:
 
 def test_default_beta_is_the_fixed_size_tail_and_keeps_lambda_bounded():
     """With beta=None the constraint is the 1x policy's own CVaR: reachable, so lambda does not run to its cap."""
-    from trainer.cvar_ppo import fixed_size_cvar
-    from trainer.environment import episode_returns, trade_rewards
-    from trainer.risk import cvar
+    from trainer.learning.cvar_ppo import fixed_size_cvar
+    from trainer.learning.environment import episode_returns, trade_rewards
+    from trainer.learning.risk import cvar
 
     data = synthetic_signals(n_episodes=40, trades_per_episode=4, seed=5)
     ones = np.ones(len(data))
@@ -105,7 +105,7 @@ def test_default_beta_is_the_fixed_size_tail_and_keeps_lambda_bounded():
 
 
 def test_the_tail_settings_are_checked_and_named() -> None:
-    from trainer.cvar_ppo import plain_ppo, run_name
+    from trainer.learning.cvar_ppo import plain_ppo, run_name
 
     assert TrainConfig().tail_confidence == 0.9 and TrainConfig().init_multiplier == 1.0
     name = run_name(

@@ -14,9 +14,9 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from schemas.events import Event, FeaturesComputed, SignalRaised, SizeDecided, TradeClosed
-from trainer.dataset import cost_in_r, episode_ids, load_dataset
-from trainer.feature_layouts import layout_matrix, split_maps
-from trainer.warehouse import TABLE_FOR_EVENT, Warehouse
+from trainer.warehouse.dataset import cost_in_r, episode_ids, load_dataset
+from trainer.warehouse.feature_layouts import layout_matrix, split_maps
+from trainer.warehouse.store import TABLE_FOR_EVENT, Warehouse
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
 

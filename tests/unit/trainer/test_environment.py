@@ -12,7 +12,8 @@ from agents.account import AccountState, account_features, apply_decision, apply
 from agents.timestamps import to_micros
 from schemas.events import SizeDecided, TradeClosed
 from tests.unit.trainer.helpers import logged
-from trainer.environment import (
+from trainer.backtest.synthetic import synthetic_signals
+from trainer.learning.environment import (
     ACCOUNT_FEATURES,
     LoggedSignals,
     _decision,
@@ -21,7 +22,6 @@ from trainer.environment import (
     replay,
     trade_rewards,
 )
-from trainer.synthetic import synthetic_signals
 
 
 def acct(data: LoggedSignals, obs: np.ndarray, name: str) -> np.ndarray:

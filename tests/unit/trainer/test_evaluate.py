@@ -10,13 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from config.settings import Settings
 from rlsizer.commands import evaluate as evaluate_command
-from streams.settings import Settings
-from trainer.cvar_ppo import TrainConfig
-from trainer.evaluate import GATED, POLICIES, EvaluateConfig, WalkForward, render_html, tail_summary, walk_forward
-from trainer.gate import GateConfig
-from trainer.synthetic import synthetic_signals
-from trainer.walk_forward import rolling_steps
+from trainer.backtest.synthetic import synthetic_signals
+from trainer.evaluation.evaluate import (
+    GATED,
+    POLICIES,
+    EvaluateConfig,
+    WalkForward,
+    render_html,
+    tail_summary,
+    walk_forward,
+)
+from trainer.evaluation.gate import GateConfig
+from trainer.evaluation.walk_forward import rolling_steps
+from trainer.learning.cvar_ppo import TrainConfig
 
 TINY = TrainConfig(total_updates=2, hidden=(8,), epochs=1, minibatch=64)
 

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from agents.sizing import onnx_session
-from trainer.cvar_ppo import TrainConfig, train
-from trainer.export import ExportError, export_policy, max_abs_difference
-from trainer.synthetic import synthetic_signals
+from trainer.backtest.synthetic import synthetic_signals
+from trainer.learning.cvar_ppo import TrainConfig, train
+from trainer.learning.export import ExportError, export_policy, max_abs_difference
 
 
 @pytest.fixture(scope="module")

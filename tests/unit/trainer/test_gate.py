@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from trainer.baselines import FixedPolicy, RulePolicy
-from trainer.environment import LoggedSignals
-from trainer.gate import GateConfig, promotion_decision
-from trainer.synthetic import synthetic_signals
-from trainer.walk_forward import held_out_windows, score_window
+from trainer.backtest.synthetic import synthetic_signals
+from trainer.evaluation.baselines import FixedPolicy, RulePolicy
+from trainer.evaluation.gate import GateConfig, promotion_decision
+from trainer.evaluation.walk_forward import held_out_windows, score_window
+from trainer.learning.environment import LoggedSignals
 
 FAST = GateConfig(n_boot=300)
 

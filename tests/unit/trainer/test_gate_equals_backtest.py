@@ -17,10 +17,10 @@ import pytest
 from agents.features import FEATURE_NAMES
 from agents.sizing import PolicySlot, load_policy
 from tests.unit.trainer.recorded import SMAP, Recorded, record
-from trainer.backtest import PolicySpec, backtest, fixed_policy, rules_policy
-from trainer.cvar_ppo import TrainConfig
-from trainer.gate import GateConfig
-from trainer.logged_signals import load_logged_signals
+from trainer.backtest.logged_signals import load_logged_signals
+from trainer.backtest.run import PolicySpec, backtest, fixed_policy, rules_policy
+from trainer.evaluation.gate import GateConfig
+from trainer.learning.cvar_ppo import TrainConfig
 from trainer.round import CHALLENGER_POLICY, Evaluation, WalkForwardConfig, evaluate_challenger
 
 FIGURES = (

@@ -10,8 +10,8 @@ import pytest
 from agents.features import FEATURE_NAMES
 from schemas.events import SizeDecided, TradeClosed
 from tests.unit.trainer.recorded import SMAP, Recorded, record
-from trainer.backtest import fixed_policy, run_policy
-from trainer.logged_signals import NoSignals, from_history, history_bounds, load_logged_signals
+from trainer.backtest.logged_signals import NoSignals, from_history, history_bounds, load_logged_signals
+from trainer.backtest.run import fixed_policy, run_policy
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_a_later_window_starts_from_the_live_account(recorded: Recorded) -> None
 def test_no_signals_is_a_clear_error(tmp_path: Path) -> None:
     import duckdb
 
-    from trainer.warehouse import create_schema
+    from trainer.warehouse.store import create_schema
 
     con = duckdb.connect(str(tmp_path / "empty.duckdb"))
     create_schema(con)

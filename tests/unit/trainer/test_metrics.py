@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from trainer.metrics import (
+from trainer.evaluation.metrics import (
     annualised_sharpe,
     block_indices,
     bootstrap_ci,
@@ -69,7 +69,7 @@ def test_paired_bootstrap_of_a_shifted_copy_is_the_shift() -> None:
 
 
 def test_session_tail_sums_each_utc_day_and_the_ratio_uses_its_magnitude() -> None:
-    from trainer.metrics import return_to_tail, session_returns
+    from trainer.evaluation.metrics import return_to_tail, session_returns
 
     hours = np.array([0, 5, 23, 24, 30, 49], dtype="timedelta64[h]")
     ts = np.datetime64("2024-01-01T00:00", "us") + hours.astype("timedelta64[us]")

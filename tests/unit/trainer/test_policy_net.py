@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from trainer.policy_net import RolloutPolicy, SizingAgent, squash, squash_np, unsquash
+from trainer.learning.policy_net import RolloutPolicy, SizingAgent, squash, squash_np, unsquash
 
 
 def test_rollout_policy_matches_the_torch_agent_to_float32_rounding() -> None:

@@ -1,8 +1,8 @@
 """A policy replayed by the trainer's environment equals its ``rlsizer backtest``, signal by signal, to the bit.
 
 Recorded history from the worker's pure functions (rules, then a model swapped in live); each
-window is backtested (``trainer.backtest.run_policy`` over ``load_history(start, end)``) and
-replayed (``trainer.environment.replay`` over the same window of the whole history's rows).
+window is backtested (``trainer.backtest.run.run_policy`` over ``load_history(start, end)``) and
+replayed (``trainer.learning.environment.replay`` over the same window of the whole history's rows).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pytest
 from agents.sizing import PolicySlot
 from tests.unit.trainer.backtest_live import model_policy_bytes, tiny_model
 from tests.unit.trainer.recorded import SMAP, Recorded, day_after, record, utc
-from trainer.backtest import PolicySpec, fixed_policy, rules_policy, run_policy
-from trainer.baselines import FixedPolicy, RulePolicy, ServedModel
-from trainer.environment import ACCOUNT_FEATURES, LoggedSignals, replay
-from trainer.logged_signals import load_logged_signals
+from trainer.backtest.logged_signals import load_logged_signals
+from trainer.backtest.run import PolicySpec, fixed_policy, rules_policy, run_policy
+from trainer.evaluation.baselines import FixedPolicy, RulePolicy, ServedModel
+from trainer.learning.environment import ACCOUNT_FEATURES, LoggedSignals, replay
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The replay consumes with automatic garbage collection off, collecting young objects itself (trainer.replay)."""
+"""The replay consumes with automatic garbage collection off, collecting young objects itself (trainer.warehouse.replay)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import gc
 import pytest
 
 from tests.unit.trainer.gc_watch import collected_generations
-from trainer.replay import young_collections_only
+from trainer.warehouse.replay import young_collections_only
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 
-from trainer.replay import _read_positions
+from trainer.warehouse.replay import _read_positions
 
 
 def test_read_positions_match_a_per_record_scan() -> None:

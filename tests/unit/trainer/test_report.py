@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer.baselines import FixedPolicy
-from trainer.environment import LoggedSignals
-from trainer.gate import GateConfig, promotion_decision
-from trainer.report import ReportContent, render_html, report_path, window_figure, write_report
-from trainer.synthetic import synthetic_signals
-from trainer.walk_forward import held_out_windows, score_window
+from trainer.backtest.synthetic import synthetic_signals
+from trainer.evaluation.baselines import FixedPolicy
+from trainer.evaluation.gate import GateConfig, promotion_decision
+from trainer.evaluation.report import ReportContent, render_html, report_path, window_figure, write_report
+from trainer.evaluation.walk_forward import held_out_windows, score_window
+from trainer.learning.environment import LoggedSignals
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import Settings
 from schemas.events import HealthChecked
-from streams.settings import Settings
 from trainer.service import install_stop_signals, run_service
 from trainer.status import load_status
 

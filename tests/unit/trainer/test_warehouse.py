@@ -13,9 +13,16 @@ import pyarrow as pa
 import pytest
 
 from schemas.events import Event, FeaturesComputed
-from trainer.backtest_events import select_events
-from trainer.feature_layouts import LayoutError, layout_id, layout_matrix, split_maps
-from trainer.warehouse import ROW_GROUP_ROWS, SCHEMA_VERSION, TABLE_FOR_EVENT, Warehouse, WarehouseError, open_warehouse
+from trainer.backtest.events import select_events
+from trainer.warehouse.feature_layouts import LayoutError, layout_id, layout_matrix, split_maps
+from trainer.warehouse.store import (
+    ROW_GROUP_ROWS,
+    SCHEMA_VERSION,
+    TABLE_FOR_EVENT,
+    Warehouse,
+    WarehouseError,
+    open_warehouse,
+)
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
 SPEC = TABLE_FOR_EVENT[FeaturesComputed]
@@ -244,7 +251,7 @@ def test_split_maps_gives_the_same_parts_with_or_without_the_shared_layout_short
     maps: pa.MapArray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fast = split_maps(maps)
-    monkeypatch.setattr("trainer.feature_layouts._shared_names", lambda *_: None)
+    monkeypatch.setattr("trainer.warehouse.feature_layouts._shared_names", lambda *_: None)
     slow = split_maps(maps)
     assert fast.layout.equals(slow.layout) and fast.values.equals(slow.values) and fast.layouts == slow.layouts
     rows = maps.to_pylist()
@@ -264,9 +271,9 @@ def test_split_maps_gives_the_same_parts_with_or_without_the_shared_layout_short
 def test_the_shared_layout_check_reads_every_block(
     maps: pa.MapArray, block_bytes: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("trainer.feature_layouts._COMPARE_BYTES", block_bytes)
+    monkeypatch.setattr("trainer.warehouse.feature_layouts._COMPARE_BYTES", block_bytes)
     fast = split_maps(maps)
-    monkeypatch.setattr("trainer.feature_layouts._shared_names", lambda *_: None)
+    monkeypatch.setattr("trainer.warehouse.feature_layouts._shared_names", lambda *_: None)
     slow = split_maps(maps)
     assert fast.layout.equals(slow.layout) and fast.values.equals(slow.values) and fast.layouts == slow.layouts
     assert len(fast.layouts) == len({tuple(k for k, _ in r) for r in maps.to_pylist()})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainer.warehouse import open_warehouse
+from trainer.warehouse.store import open_warehouse
 
 
 def test_a_cursor_reads_the_warehouse_tables_while_the_main_connection_holds_a_result(tmp_path):
