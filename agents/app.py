@@ -281,13 +281,15 @@ def create_app(
     store = BookStore(
         changelog, books, decided, progress, owns=lambda partition: TP(inputs, partition) in app.consumer.assignment()
     )
-    app.producer.before_flush(store.take)  # Faust flushes the producer before every commit
+    app.producer.before_flush(store.take)  # type: ignore[attr-defined]  # RdKafkaProducer's (install_transport); Faust flushes it before every commit
     path = InputPath(
         settings,
         codec,
         StrategyMap.from_spec(settings.strategy_map),
         slot,
         partitions=_partition_count(settings, inputs),
+        clock=utc_now,
+        timer_ns=time.perf_counter_ns,
         metrics=metrics,
     )
     worker = Worker(
@@ -336,8 +338,11 @@ def create_app(
 
     metrics.decided_kept.set_function(lambda: len(decided.data.data))  # read when scraped
     metrics.lag = lambda: consumer_lag(
-        app.consumer.assignment(), app.consumer.highwater, app.consumer._read_offset, frozenset({inputs})
-    )  # Faust keeps read offsets there
+        app.consumer.assignment(),
+        app.consumer.highwater,
+        app.consumer._read_offset,  # type: ignore[attr-defined]  # Faust's Consumer keeps read offsets there (not in ConsumerT)
+        frozenset({inputs}),
+    )
     app.rlsizer_metrics = metrics  # type: ignore[attr-defined]  # for tests and embedding
     app.rlsizer_worker = worker  # type: ignore[attr-defined]
     _attach_model_watcher(app, settings, codec, slot, load_model)

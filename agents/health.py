@@ -236,4 +236,4 @@ def backoff_delay(failures: int, *, base_seconds: float = 60.0, cap_seconds: flo
     """Exponential backoff after ``failures`` consecutive failures: base, 2·base, 4·base ... capped."""
     if failures <= 0:
         return 0.0
-    return min(cap_seconds, base_seconds * 2 ** (failures - 1))
+    return min(cap_seconds, base_seconds * 2.0 ** (failures - 1))

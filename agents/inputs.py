@@ -31,7 +31,6 @@ through the ``Tables`` port and hands the returned records to the producer.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -49,7 +48,7 @@ from agents.strategy_map import StrategyMap, UnknownStrategy
 from agents.timestamps import from_micros, to_micros
 from config.settings import Settings
 from schemas.codec import DecodeError, EventCodec
-from schemas.events import BarClosed, Event, OrderFilled, SignalRaised, SizeDecided, utc_now
+from schemas.events import BarClosed, OrderFilled, SignalRaised, SizeDecided
 from streams.dead_letter import dead_letter, encode_dead_letter
 from streams.partitioner import partition_for
 from streams.topics import INPUT_EVENTS, event_key
@@ -121,9 +120,10 @@ class InputPath:
     strategy_map: StrategyMap
     slot: PolicySlot
     partitions: Callable[[], int]  # partitions of the inputs topic (the key check)
+    # the clocks, given by the edge (agents.app: the wall clock and time.perf_counter_ns) so this path reads none
+    clock: Callable[[], datetime]  # ts_init of the events made, and the future-timestamp check
+    timer_ns: Callable[[], int]  # a decision's latency_us: nanoseconds from any fixed start
     metrics: Metrics = field(default_factory=_NoMetrics)
-    clock: Callable[[], datetime] = utc_now  # ts_init of the events made, and the future-timestamp check
-    timer_ns: Callable[[], int] = time.perf_counter_ns  # a decision's latency_us
     retention: DecidedRetention = field(init=False)
 
     def __post_init__(self) -> None:
@@ -155,10 +155,10 @@ class InputPath:
         return out
 
     # -- 1. decode ---------------------------------------------------------------------------
-    def _decode(self, src: Source) -> Event | list[Outgoing]:
+    def _decode(self, src: Source) -> BarClosed | SignalRaised | OrderFilled | list[Outgoing]:
         """The record's event, or its dead letter (see the module doc)."""
         try:
-            event = self.codec.decode(src.value)  # type: ignore[arg-type]
+            event = self.codec.decode(src.value)  # no value (a tombstone) is refused as malformed
         except DecodeError as exc:
             return self.reject(
                 src, exc.kind, f"{exc.reason} (topic {src.topic} carries {', '.join(t.__name__ for t in INPUT_EVENTS)})"

@@ -32,7 +32,7 @@ from typing import Final
 import numpy as np
 
 from agents.timestamps import to_micros
-from schemas.events import BarClosed, OrderFilled, SignalRaised, TradeClosed, utc_now
+from schemas.events import BarClosed, OrderFilled, SignalRaised, TradeClosed
 
 _OUTCOME_NAMESPACE: Final = uuid.UUID("a3d5f0e6-8c1b-4f7e-9e61-2b0c5d7e4f90")
 KINDS: Final = ("orphan_fill", "exit_before_entry", "duplicate", "mismatch", "no_risk")
@@ -139,7 +139,7 @@ def marked_by_bars(
     return replace(trade, mae=mae, mfe=mfe)
 
 
-def close_trade(trade: OpenTrade, exit_fill: OrderFilled, *, ts_init: datetime | None = None) -> TradeClosed:
+def close_trade(trade: OpenTrade, exit_fill: OrderFilled, *, ts_init: datetime) -> TradeClosed:
     if exit_fill.signal_id != trade.signal_id:
         raise OutcomeRejected(
             "orphan_fill",
@@ -166,7 +166,7 @@ def close_trade(trade: OpenTrade, exit_fill: OrderFilled, *, ts_init: datetime |
     return TradeClosed(
         event_id=str(uuid.uuid5(_OUTCOME_NAMESPACE, trade.signal_id)),
         ts_event=exit_fill.ts_event,
-        ts_init=ts_init or utc_now(),
+        ts_init=ts_init,
         signal_id=trade.signal_id,
         symbol=trade.symbol,
         strategy_id=trade.strategy_id,

@@ -99,11 +99,15 @@ class Rows:
                 return Rows(ids[start:end], ts[start:end], vals[start:end]), *gone
             return Rows(ids, ts, vals, start, end), *gone
         a, b = s + lo, s + at
-        merged = [[*col[a:b], value, *col[b:e]] for col, value in ((ids, row[0]), (ts, row[1]), (vals, row[2]))]
-        cut = len(merged[0]) - keep
+        new_ids, new_ts, new_vals = (
+            [*ids[a:b], row[0], *ids[b:e]],
+            [*ts[a:b], row[1], *ts[b:e]],
+            [*vals[a:b], row[2], *vals[b:e]],
+        )
+        cut = len(new_ids) - keep
         if cut <= 0:
-            return Rows(*merged), ids[s:a], vals[s:a]
-        return Rows(*(col[cut:] for col in merged)), ids[s:a] + merged[0][:cut], vals[s:a] + merged[2][:cut]
+            return Rows(new_ids, new_ts, new_vals), ids[s:a], vals[s:a]
+        return Rows(new_ids[cut:], new_ts[cut:], new_vals[cut:]), ids[s:a] + new_ids[:cut], vals[s:a] + new_vals[:cut]
 
     def without(self, signal_id: str) -> tuple[Rows, list[float]]:
         """These rows less every row of ``signal_id`` (a copy), and the values removed."""

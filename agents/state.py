@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
-from agents.account import (  # noqa: F401  (re-exported: the account half of the state)
+from agents.account import (  # re-exported (__all__): the account half of the state
     CLOSED_LEN,
     OPEN_LEN,
     OPEN_TTL_US,
@@ -34,6 +34,23 @@ from agents.account import (  # noqa: F401  (re-exported: the account half of th
 from agents.state_json import JSON_VERSION, StateCorrupt, load_versioned
 from agents.timestamps import to_micros
 from schemas.events import TradeClosed
+
+__all__ = [
+    "CLOSED_LEN",
+    "HISTORY_LEN",
+    "OPEN_LEN",
+    "OPEN_TTL_US",
+    "AccountState",
+    "ClosedTrade",
+    "OpenTrade",
+    "Outcome",
+    "StrategyHistory",
+    "account_features",
+    "apply_decision",
+    "apply_outcome",
+    "apply_trade",
+    "history_features",
+]
 
 HISTORY_LEN: Final = 50
 """Closed trades per strategy the history features look at."""

@@ -7,7 +7,7 @@ arrays, whose JSON form still loads. Both read that JSON with ``load_versioned``
 from __future__ import annotations
 
 import json
-from typing import Final
+from typing import Any, Final
 
 JSON_VERSION: Final = 1
 
@@ -16,7 +16,7 @@ class StateCorrupt(ValueError):
     """Serialised history or account state cannot be decoded."""
 
 
-def load_versioned(raw: bytes, what: str) -> dict:
+def load_versioned(raw: bytes, what: str) -> dict[str, Any]:
     """The JSON object in ``raw`` if it carries ``"v": JSON_VERSION``; ``StateCorrupt`` naming ``what`` otherwise."""
     try:
         body = json.loads(raw)

@@ -82,7 +82,7 @@ def build_serving_app(settings: Settings, *, worker_id: str) -> tuple[Any, Any]:
     app = create_app(
         settings, worker_id=worker_id, slot=slot, codec=codec, load_model=VerifiedLoader(cache, report, slot=slot)
     )
-    metrics.append(app.rlsizer_metrics)
+    metrics.append(app.rlsizer_metrics)  # type: ignore[attr-defined]  # set by create_app
     return app, ChampionPoller(settings, cache, slot, report)
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from agents.book import SymbolBook, decided, with_bar
 from agents.features import FEATURE_NAMES
-from agents.sizing import OnnxPolicy, PolicySlot
+from agents.sizing import PolicySlot, load_policy
 from agents.strategy_map import StrategyMap
 from schemas.events import BarClosed, SignalRaised
 
@@ -66,7 +66,7 @@ def main() -> None:
     smap = StrategyMap.from_spec("")
     slots = {
         "rules": PolicySlot(),
-        "model": PolicySlot(OnnxPolicy(_model(len(FEATURE_NAMES)), feature_names=FEATURE_NAMES, version="b")),
+        "model": PolicySlot(load_policy(_model(len(FEATURE_NAMES)), feature_names=FEATURE_NAMES, version="b")),
     }
     book = SymbolBook.empty("AAPL")
     books = {name: book for name in slots}  # each policy's own account, as in a replay

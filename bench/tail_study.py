@@ -61,7 +61,7 @@ def load(name: str, cache: Path):
 
 
 def served(model, data, run_name: str, name: str):
-    from agents.sizing import OnnxPolicy
+    from agents.sizing import load_policy
     from trainer.evaluation.baselines import ServedModel
     from trainer.learning.export import export_policy
 
@@ -72,7 +72,7 @@ def served(model, data, run_name: str, name: str):
         eval_features=data.features[:2000],
         run_name=run_name,
     )
-    return ServedModel(OnnxPolicy(exported.onnx_bytes, feature_names=data.feature_names, version=run_name), name)
+    return ServedModel(load_policy(exported.onnx_bytes, feature_names=data.feature_names, version=run_name), name)
 
 
 def figures(m) -> dict[str, float]:

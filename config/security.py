@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from config.errors import SettingsError
 
+KafkaConfig = dict[str, str | int | float | bool]  # a confluent-kafka client configuration (librdkafka values)
+
 if TYPE_CHECKING:
     from config.settings import Settings
 
@@ -123,7 +125,7 @@ def librdkafka_security(settings: Settings) -> dict[str, str]:
     return conf
 
 
-def librdkafka_config(settings: Settings) -> dict[str, str]:
+def librdkafka_config(settings: Settings) -> KafkaConfig:
     """Connection settings shared by every confluent-kafka producer, consumer and admin client."""
     return {
         "bootstrap.servers": settings.kafka_bootstrap,

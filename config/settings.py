@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from config.errors import SettingsError
-from config.security import librdkafka_config
+from config.errors import SettingsError as SettingsError  # re-exported: what Settings.from_env raises
+from config.security import KafkaConfig, librdkafka_config
 
 ENV_PREFIX = "RLSIZER_"
 SECRET_FIELDS = frozenset(
@@ -131,7 +131,7 @@ class Settings:
         """Full topic name for a short name (``signals`` -> ``rlsizer.signals``)."""
         return f"{self.topic_prefix}.{name}" if self.topic_prefix else name
 
-    def kafka_config(self) -> dict[str, str]:
+    def kafka_config(self) -> KafkaConfig:
         """librdkafka connection settings shared by producers, consumers and admin (see ``config.security``)."""
         return librdkafka_config(self)
 

@@ -100,8 +100,9 @@ def _operational_errors() -> tuple[type[BaseException], ...]:
 
 def _one_line(exc: BaseException) -> str:
     error = exc.args[0] if exc.args else None
-    if hasattr(error, "str") and callable(error.str):  # a KafkaError: its own text, not its repr
-        return f"Kafka: {error.str()}"
+    text = getattr(error, "str", None)
+    if callable(text):  # a KafkaError: its own text, not its repr
+        return f"Kafka: {text()}"
     return f"{type(exc).__name__}: {exc}".replace("\n", " ")
 
 

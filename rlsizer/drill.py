@@ -135,7 +135,9 @@ class _Answers:
                     if err.code() != KafkaError._PARTITION_EOF:
                         raise RuntimeError(f"reading answers: {err.str()}")
                     continue
-                self._positions[(msg.topic(), msg.partition())] = msg.offset() + 1
+                topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+                if topic is not None and partition is not None and offset is not None:  # a consumed record has them
+                    self._positions[(topic, partition)] = offset + 1
                 event = self.codec.decode(msg.value())
                 if isinstance(event, SizeDecided):
                     self.multipliers.setdefault(event.signal_id, []).append(event.multiplier)

@@ -8,14 +8,27 @@ files by record name and imports no event class.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 if TYPE_CHECKING:
     from schemas.events import Event
 
 SCHEMA_DIR = Path(__file__).resolve().parent
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def cache_per_type(f: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``functools.cache`` for a function of an event type (and other hashable arguments).
+
+    Classes are hashable, but typeshed's ``Hashable`` check rejects a class whose instances
+    define ``__hash__`` (every frozen dataclass), so the cached function is typed here once.
+    """
+    return cast("Callable[_P, _R]", cache(f))
 
 
 def schema_path(event_type: type[Event]) -> Path:
@@ -33,9 +46,10 @@ def schema_text(event_type: type[Event]) -> str:
     return _text(event_type.__name__)
 
 
-@cache
+@cache_per_type
 def schema_dict(event_type: type[Event]) -> dict[str, Any]:
-    return json.loads(_text(event_type.__name__))
+    schema: dict[str, Any] = json.loads(_text(event_type.__name__))
+    return schema
 
 
 def enum_symbols(record: str, field: str) -> tuple[str, ...]:

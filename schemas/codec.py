@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar, overload
 
 import fastavro
 import numpy as np
@@ -29,6 +29,8 @@ from schemas.columnar import Joined, Unsupported, decode_columns_at
 from schemas.events import EVENT_BY_SCHEMA_NAME, NAMESPACE, Event, InvalidEvent, field_names
 from schemas.fast_avro import compiled, head_decoder
 from schemas.rules import EPOCH, surely_valid
+
+_E = TypeVar("_E", bound=Event)
 
 MAGIC_BYTE: Final = 0
 _HEADER = struct.Struct(">bI")
@@ -80,7 +82,7 @@ def frame(schema_id: int, body: bytes) -> bytes:
     return _HEADER.pack(MAGIC_BYTE, schema_id) + body
 
 
-def unframe(data: bytes) -> tuple[int, bytes]:
+def unframe(data: bytes | None) -> tuple[int, bytes]:
     if data is None or len(data) < _HEADER.size:
         raise DecodeError(
             "malformed",
@@ -197,7 +199,13 @@ class EventCodec:
                 pass
         return header + encode_body(ours.parsed, ours.names, event)
 
-    def decode(self, data: bytes, expected: type[Event] | None = None) -> Event:
+    @overload
+    def decode(self, data: bytes | None, expected: None = None) -> Event: ...
+
+    @overload
+    def decode(self, data: bytes | None, expected: type[_E]) -> _E: ...
+
+    def decode(self, data: bytes | None, expected: type[Event] | None = None) -> Event:
         """The event in ``data`` (raises ``DecodeError``).
 
         With ``expected``, a record written with the schema of another event type is
@@ -215,6 +223,8 @@ class EventCodec:
         except Exception as exc:  # fastavro raises many types for bad bodies
             reason = _OBJECT_REPR.sub("the body", str(exc))  # fastavro names the stream it read by its address
             raise DecodeError("malformed", f"Avro body does not match schema id {schema_id}: {reason}") from exc
+        if not isinstance(record, dict):  # a record schema reads as a dict; the registry may hold any schema
+            raise DecodeError("wrong_schema", f"schema id {schema_id} is not a record schema")
         if not same:
             _as_timestamps(record, ours.timestamps)
         try:
@@ -245,7 +255,7 @@ class EventCodec:
         except AttributeError as exc:
             raise DecodeError("wrong_schema", f"{type(event).__name__} has no field {exc.name!r}") from exc
 
-    def decode_batch(self, datas: Sequence[bytes]) -> DecodedBatch:
+    def decode_batch(self, datas: Sequence[bytes | None]) -> DecodedBatch:
         """Decode many messages at once, with the same outcome per message as ``decode``.
 
         Messages written with our own schema are decoded in columns (``schemas.columnar``)

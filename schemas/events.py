@@ -228,10 +228,10 @@ EVENT_TYPES: Final[tuple[type[Event], ...]] = (
     EventRejected,
 )
 EVENT_BY_SCHEMA_NAME: Final[dict[str, type[Event]]] = {t.schema_name: t for t in EVENT_TYPES}
-SIDES: Final = SignalRaised.rules.rule("side").allowed  # type: ignore[attr-defined]  (the symbols of its .avsc enum)
-POLICIES: Final = SizeDecided.rules.rule("policy").allowed  # type: ignore[attr-defined]
-LEGS: Final = OrderFilled.rules.rule("leg").allowed  # type: ignore[attr-defined]
-HEALTH_STATUSES: Final = HealthChecked.rules.rule("status").allowed  # type: ignore[attr-defined]
+SIDES: Final = SignalRaised.rules.symbols("side")  # the symbols of its .avsc enum
+POLICIES: Final = SizeDecided.rules.symbols("policy")
+LEGS: Final = OrderFilled.rules.symbols("leg")
+HEALTH_STATUSES: Final = HealthChecked.rules.symbols("status")
 
 
 def field_names(event_type: type[Event]) -> tuple[str, ...]:

@@ -55,10 +55,9 @@ from __future__ import annotations
 import keyword
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Final, Protocol
 
-from schemas.catalog import schema_dict
+from schemas.catalog import cache_per_type, schema_dict
 from schemas.events import Event
 
 
@@ -91,7 +90,7 @@ class CompiledSchema:
     encode: RecordEncoder
 
 
-@cache
+@cache_per_type
 def compiled(event_type: type[Event]) -> CompiledSchema | None:
     """The compiled codec of ``event_type``'s schema, or None when the schema is unsupported."""
     try:
@@ -114,7 +113,7 @@ def compile_schema(schema: Mapping[str, Any]) -> CompiledSchema:
     return CompiledSchema(name=str(schema.get("name")), encode=record_encoder(names, kinds))
 
 
-@cache
+@cache_per_type
 def head_decoder(event_type: type[Event], names: tuple[str, ...]) -> Callable[[bytes], dict[str, Any]] | None:
     """A reader of only ``names`` from a body of ``event_type``'s schema, or None when it has none.
 

@@ -34,4 +34,7 @@ class HttpSchemaRegistry:
         return self._client.register_schema(subject, Schema(schema, "AVRO"))
 
     def schema_by_id(self, schema_id: int) -> str:
-        return self._client.get_schema(schema_id).schema_str
+        text = self._client.get_schema(schema_id).schema_str
+        if text is None:
+            raise LookupError(f"schema id {schema_id} has no schema text")
+        return text

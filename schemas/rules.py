@@ -57,6 +57,7 @@ from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -68,6 +69,7 @@ class InvalidEvent(ValueError):
 
 
 Columns = Mapping[str, pa.Array]
+Mask = npt.NDArray[np.bool_]  # bool[n]: one verdict per row
 Const = Callable[[Any], str]  # names a value for generated source (see ``_fast_path``)
 
 # Every timestamp is microseconds since the epoch (Avro timestamp-micros).
@@ -181,28 +183,28 @@ def _rows(columns: Columns) -> int:
     return len(next(iter(columns.values()))) if columns else 0
 
 
-def _num(columns: Columns, name: str) -> np.ndarray:
+def _num(columns: Columns, name: str) -> npt.NDArray[np.float64]:
     """Values as float64, nulls as NaN."""
     return np.asarray(columns[name].to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _null(columns: Columns, name: str) -> np.ndarray:
+def _null(columns: Columns, name: str) -> Mask:
     return np.asarray(columns[name].is_null().to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _micros(columns: Columns, name: str) -> np.ndarray:
+def _micros(columns: Columns, name: str) -> npt.NDArray[np.int64]:
     """A timestamp column (naive UTC, as decoded) as int64 microseconds since the epoch."""
     return np.asarray(columns[name].cast(pa.int64()).to_numpy(zero_copy_only=False))
 
 
-def _is_in(columns: Columns, name: str, allowed: tuple[str, ...]) -> np.ndarray:
+def _is_in(columns: Columns, name: str, allowed: tuple[str, ...]) -> Mask:
     return np.asarray(
         pc.fill_null(pc.is_in(columns[name], pa.array(allowed, pa.string())), False).to_numpy(zero_copy_only=False),
         bool,
     )
 
 
-def _printable(strings: pa.Array) -> np.ndarray:
+def _printable(strings: pa.Array) -> Mask:
     """bool[n]: the string holds a character in ``!``..``~`` (null: False), so ``str.strip()`` leaves something.
 
     Most strings (ids, symbols) start with one: their first byte decides; the regex
@@ -217,26 +219,28 @@ def _printable(strings: pa.Array) -> np.ndarray:
     return ok
 
 
-def _any_printable(strings: pa.Array) -> np.ndarray:
+def _any_printable(strings: pa.Array) -> Mask:
     """bool[n]: the string holds a character in ``!``..``~`` anywhere (null: False)."""
     return np.asarray(
         pc.fill_null(pc.match_substring_regex(strings, "[!-~]"), False).to_numpy(zero_copy_only=False), bool
     )
 
 
-def _first_byte_printable(strings: pa.Array) -> np.ndarray | None:
+def _first_byte_printable(strings: pa.Array) -> Mask | None:
     """bool[n]: the string's first byte is in ``!``..``~`` (empty or null: False); None if ``strings`` is not a string array."""
     if not isinstance(strings, (pa.StringArray, pa.LargeStringArray)):
         return None
     n = len(strings)
     _, offsets_buffer, data_buffer = strings.buffers()
     width = np.int32 if isinstance(strings, pa.StringArray) else np.int64
-    offsets = np.frombuffer(offsets_buffer, width, n + 1, strings.offset * np.dtype(width).itemsize)
+    offsets: npt.NDArray[np.signedinteger[Any]] = np.frombuffer(
+        offsets_buffer, width, n + 1, strings.offset * np.dtype(width).itemsize
+    )
     data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
     starts = offsets[:-1]
     filled = offsets[1:] > starts
     first = data[np.where(filled, starts, 0)] if len(data) else np.zeros(n, np.uint8)
-    ok: np.ndarray = filled & (first >= 0x21) & (first <= 0x7E)
+    ok: Mask = filled & (first >= 0x21) & (first <= 0x7E)
     if strings.null_count:
         ok &= strings.is_valid().to_numpy(zero_copy_only=False)
     return ok
@@ -257,7 +261,7 @@ class Rule(ABC):
         """A Python expression over the variable ``v``, true only when ``check`` surely passes; it never raises."""
 
     @abstractmethod
-    def column(self, columns: Columns, name: str) -> np.ndarray:
+    def column(self, columns: Columns, name: str) -> Mask:
         """bool[n]: the rows of column ``name`` that ``check`` surely accepts (False: not sure)."""
 
     def resolve(self, record: str, field: str) -> Rule:
@@ -276,7 +280,7 @@ class _NonEmpty(Rule):
     def usual(self, v: str, const: Const) -> str:
         return f"(type({v}) is str and {v}.strip() != '')"
 
-    def column(self, columns: Columns, name: str) -> np.ndarray:
+    def column(self, columns: Columns, name: str) -> Mask:
         return _printable(columns[name])  # others (whitespace beyond ASCII, say) go to the check
 
 
@@ -290,7 +294,7 @@ class _PlausibleTime(Rule):
     def usual(self, v: str, const: Const) -> str:  # _earliest: this module's, read at each call
         return f"(type({v}) is datetime and {v}.tzinfo is _UTC and {v} >= _earliest)"
 
-    def column(self, columns: Columns, name: str) -> np.ndarray:  # decoded timestamps are always UTC
+    def column(self, columns: Columns, name: str) -> Mask:  # decoded timestamps are always UTC
         return _micros(columns, name) >= (_earliest - EPOCH) // MICROSECOND
 
 
@@ -302,7 +306,7 @@ class _Positive(Rule):
     def usual(self, v: str, const: Const) -> str:  # NaN fails every comparison
         return f"(type({v}) is float and 0.0 < {v} < _INF)"
 
-    def column(self, columns: Columns, name: str) -> np.ndarray:
+    def column(self, columns: Columns, name: str) -> Mask:
         v = _num(columns, name)
         return np.isfinite(v) & (v > 0)
 
@@ -315,7 +319,7 @@ class _NonNegative(Rule):
     def usual(self, v: str, const: Const) -> str:
         return f"(type({v}) is float and 0.0 <= {v} < _INF)"
 
-    def column(self, columns: Columns, name: str) -> np.ndarray:
+    def column(self, columns: Columns, name: str) -> Mask:
         v = _num(columns, name)
         return np.isfinite(v) & (v >= 0)
 
@@ -327,7 +331,7 @@ class _Finite(Rule):
     def usual(self, v: str, const: Const) -> str:
         return f"(type({v}) is float and -_INF < {v} < _INF)"
 
-    def column(self, columns: Columns, name: str) -> np.ndarray:
+    def column(self, columns: Columns, name: str) -> Mask:
         return np.isfinite(_num(columns, name))
 
 
@@ -339,7 +343,7 @@ class _UnitInterval(Rule):
     def usual(self, v: str, const: Const) -> str:
         return f"(type({v}) is float and 0.0 <= {v} <= 1.0)"
 
-    def column(self, columns: Columns, name: str) -> np.ndarray:
+    def column(self, columns: Columns, name: str) -> Mask:
         v = _num(columns, name)
         return np.isfinite(v) & (v >= 0) & (v <= 1)
 
@@ -357,7 +361,7 @@ class _InRange(Rule):
     def usual(self, v: str, const: Const) -> str:
         return f"(type({v}) is float and {const(self.low)} <= {v} <= {const(self.high)})"
 
-    def column(self, columns: Columns, name: str) -> np.ndarray:
+    def column(self, columns: Columns, name: str) -> Mask:
         v = _num(columns, name)
         return np.isfinite(v) & (v >= self.low) & (v <= self.high)
 
@@ -376,7 +380,7 @@ class _OneOf(Rule):
     def usual(self, v: str, const: Const) -> str:  # a str in a frozenset: never raises, unlike `in` a tuple of anything
         return f"(type({v}) is str and {v} in {const(frozenset(self.allowed))})"
 
-    def column(self, columns: Columns, name: str) -> np.ndarray:
+    def column(self, columns: Columns, name: str) -> Mask:
         return _is_in(columns, name, self.allowed)
 
     def __repr__(self) -> str:
@@ -401,7 +405,7 @@ class _Count(Rule):
     def usual(self, v: str, const: Const) -> str:
         return f"(type({v}) is int and {v} >= 0)"
 
-    def column(self, columns: Columns, name: str) -> np.ndarray:
+    def column(self, columns: Columns, name: str) -> Mask:
         return np.asarray(columns[name].to_numpy(zero_copy_only=False)) >= 0
 
 
@@ -416,7 +420,7 @@ class _FiniteValues(Rule):
     def usual(self, v: str, const: Const) -> str:
         return f"(type({v}) in {const(_PLAIN_MAPS)} and _all_finite_numbers({v}.values()))"
 
-    def column(self, columns: Columns, name: str) -> np.ndarray:
+    def column(self, columns: Columns, name: str) -> Mask:
         array = columns[name]
         if isinstance(array, pa.ChunkedArray):
             array = array.combine_chunks()
@@ -442,7 +446,7 @@ class _Optional(Rule):
     def usual(self, v: str, const: Const) -> str:
         return f"({v} is None or {self.inner.usual(v, const)})"
 
-    def column(self, columns: Columns, name: str) -> np.ndarray:
+    def column(self, columns: Columns, name: str) -> Mask:
         return _null(columns, name) | self.inner.column(columns, name)
 
     def resolve(self, record: str, field: str) -> Rule:
@@ -489,7 +493,7 @@ class CrossRule:
     fields: tuple[str, ...]
     check: Callable[..., None]  # the fields' values, in ``fields`` order
     usual: str  # runs after the fields' own ``usual`` forms passed: their types are the usual ones
-    column: Callable[[Columns], np.ndarray]
+    column: Callable[[Columns], Mask]
 
 
 def _bar_range(open: float, high: float, low: float, close: float) -> None:
@@ -497,7 +501,7 @@ def _bar_range(open: float, high: float, low: float, close: float) -> None:
         raise InvalidEvent(f"bar is inconsistent: high={high} low={low} open={open} close={close}")
 
 
-def _bar_range_columns(c: Columns) -> np.ndarray:
+def _bar_range_columns(c: Columns) -> Mask:
     o, h, low, close = (_num(c, n) for n in ("open", "high", "low", "close"))
     return np.asarray((h >= np.maximum(np.maximum(o, close), low)) & (low <= np.minimum(o, close)), bool)
 
@@ -507,7 +511,7 @@ def _quote(bid: float | None, ask: float | None) -> None:
         raise InvalidEvent(f"crossed quote: bid {bid} > ask {ask}")
 
 
-def _quote_columns(c: Columns) -> np.ndarray:
+def _quote_columns(c: Columns) -> Mask:
     return np.asarray(_null(c, "bid") | _null(c, "ask") | (_num(c, "bid") <= _num(c, "ask")), bool)
 
 
@@ -532,7 +536,7 @@ def _stop_and_target_sides(side: str, price: float, stop_price: float | None, ta
         )
 
 
-def _stop_and_target_sides_columns(c: Columns) -> np.ndarray:
+def _stop_and_target_sides_columns(c: Columns) -> Mask:
     price, stop, target = _num(c, "price"), _num(c, "stop_price"), _num(c, "target_price")
     buy, sell = _is_in(c, "side", ("BUY",)), _is_in(c, "side", ("SELL",))
     stop_ok = _null(c, "stop_price") | (buy & (stop < price)) | (sell & (stop > price))
@@ -594,6 +598,13 @@ class RuleTable:
     def rule(self, name: str) -> Rule:
         return dict(self.fields)[name]
 
+    def symbols(self, name: str) -> tuple[str, ...]:
+        """The values the one-of field ``name`` may take (for an enum, the symbols of its ``.avsc``)."""
+        rule = self.rule(name)
+        if not isinstance(rule, _OneOf):
+            raise TypeError(f"{name} is not a one-of field: {rule!r}")
+        return rule.allowed
+
     def check(self, event: object) -> None:
         """The scalar check: raises ``InvalidEvent`` with the message of the first rule ``event`` breaks."""
         for step in self.steps:
@@ -602,7 +613,7 @@ class RuleTable:
             else:
                 step[1].check(step[0], getattr(event, step[0]))
 
-    def surely_valid(self, columns: Columns) -> np.ndarray:
+    def surely_valid(self, columns: Columns) -> Mask:
         """bool[n]: the rows of ``columns`` (one Arrow array per field) that ``check`` accepts; False: not sure."""
         n = _rows(columns)
         ok = np.ones(n, bool)
@@ -615,7 +626,7 @@ class RuleTable:
         return ok
 
 
-def surely_valid(event_type: type, columns: Columns) -> np.ndarray:
+def surely_valid(event_type: type, columns: Columns) -> Mask:
     """bool[n]: rows the ``event_type`` dataclass accepts (False means: ask the dataclass)."""
     table: RuleTable | None = getattr(event_type, "rules", None)
     if table is None:

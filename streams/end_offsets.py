@@ -104,10 +104,13 @@ def _end_offsets(consumer: Consumer, tps: list[TP], *, mode: str, timeout: float
             names = ", ".join(f"{t}[{p}]" for t, p in sorted(waiting))
             raise EndOffsetsError(f"no fetch answer within {timeout:g} s for {names}")
         for msg in consumer.consume(num_messages=1000, timeout=min(0.1, _left(deadline))):
-            tp = (msg.topic(), msg.partition())
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            if topic is None or partition is None:  # consumed messages name theirs
+                continue
+            tp = (topic, partition)
             err = msg.error()
             if err is None:
-                last[tp] = max(last.get(tp, -1), msg.offset())
+                last[tp] = max(last.get(tp, -1), -1 if offset is None else offset)
                 waiting.discard(tp)  # the response that carried it set the cached high watermark
             elif err.code() == KafkaError._PARTITION_EOF:
                 waiting.discard(tp)

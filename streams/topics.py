@@ -47,7 +47,7 @@ class TopicSpec:
         return len(self.event_types) > 1
 
 
-INPUT_EVENTS: Final[tuple[type[Event], ...]] = (BarClosed, SignalRaised, OrderFilled)
+INPUT_EVENTS: Final = (BarClosed, SignalRaised, OrderFilled)
 """What a bot publishes, all to the ``inputs`` topic, keyed by symbol."""
 
 CATALOG: Final[tuple[TopicSpec, ...]] = (

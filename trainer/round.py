@@ -24,13 +24,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from agents.features import FEATURE_SET
-from agents.sizing import OnnxPolicy
+from agents.sizing import load_policy
 from agents.strategy_map import StrategyMap
 from config.settings import Settings
 from models import (
@@ -120,7 +121,7 @@ class Evaluation:
 def served(exported: ExportedModel, feature_names: Sequence[str], version: str, name: str) -> ServedModel:
     """The exported model as the worker loads and serves it."""
 
-    return ServedModel(OnnxPolicy(exported.onnx_bytes, feature_names=feature_names, version=version), name)
+    return ServedModel(load_policy(exported.onnx_bytes, feature_names=feature_names, version=version), name)
 
 
 def evaluate_challenger(
@@ -209,7 +210,7 @@ def _champion(registry: ModelRegistry) -> _Champion:
         return _Champion(None, None, None)
     try:
         artifact, manifest = registry.fetch_verified(version)
-        model = OnnxPolicy(artifact, feature_names=manifest.feature_names, version=version)
+        model = load_policy(artifact, feature_names=manifest.feature_names, version=version)
         return _Champion(version, ServedModel(model, CHAMPION_POLICY), None)
     except Exception as exc:  # verification, load or contract errors: all block promotion alike
         log.warning("champion %s cannot be scored: %s", version, exc)
@@ -217,7 +218,8 @@ def _champion(registry: ModelRegistry) -> _Champion:
 
 
 def _utc(ts: np.datetime64) -> datetime:
-    return np.datetime64(ts, "us").astype(datetime).replace(tzinfo=UTC)
+    at: datetime = ts.astype("datetime64[us]").astype(datetime)
+    return at.replace(tzinfo=UTC)
 
 
 def manifest_metrics(ev: Evaluation, n_train: int) -> dict[str, float]:
@@ -303,20 +305,19 @@ def run_round(
         except NoSignals:
             data = None
     rows = int(data.scored.sum()) if data is not None else 0
-    base = dict(outcomes=outcomes, rows=rows, replay=stats, warehouse_path=path)
+    round_result = partial(RoundResult, outcomes=outcomes, rows=rows, replay=stats, warehouse_path=path)
     new = outcomes - since_outcomes
     if new < min_new_outcomes:
-        return RoundResult(
+        return round_result(
             skipped=True,
             reason=f"skipped: {new} new outcomes since the last successful round (needs {min_new_outcomes})",
-            **base,
         )
     if feature_set not in (None, FEATURE_SET):
-        return RoundResult(
-            skipped=True, reason=f"skipped: this code computes feature set {FEATURE_SET}, not {feature_set}", **base
+        return round_result(
+            skipped=True, reason=f"skipped: this code computes feature set {FEATURE_SET}, not {feature_set}"
         )
     if data is None or rows < min_outcomes:
-        return RoundResult(skipped=True, reason=f"skipped: {rows} scored signals (needs {min_outcomes})", **base)
+        return round_result(skipped=True, reason=f"skipped: {rows} scored signals (needs {min_outcomes})")
 
     champion = _champion(registry)
     try:
@@ -332,7 +333,7 @@ def run_round(
             progress=progress,
         )
     except NotEnoughSessions as exc:
-        return RoundResult(skipped=True, reason=f"skipped: {exc}", **base)
+        return round_result(skipped=True, reason=f"skipped: {exc}")
     version = ev.version
     decision = ev.decision
     n_train = int(ev.split.train(data).scored.sum())
@@ -360,10 +361,9 @@ def run_round(
     report = write_report(
         _report_content(now, version, ev, data, champion.version), report_path(settings.data_dir, version)
     )
-    return RoundResult(
+    return round_result(
         skipped=False,
         reason=decision.reason,
-        **base,
         run_name=ev.challenger.run_name,
         version=version,
         promoted=decision.promote,

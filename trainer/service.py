@@ -44,11 +44,20 @@ BACKOFF_BASE_SECONDS = 60.0
 class RoundOutcome(Protocol):
     """What the service reads from a round (``trainer.round.RoundResult`` satisfies it)."""
 
-    skipped: bool
-    reason: str
-    outcomes: int
-    version: str | None
-    promoted: bool
+    @property
+    def skipped(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def outcomes(self) -> int: ...
+
+    @property
+    def version(self) -> str | None: ...
+
+    @property
+    def promoted(self) -> bool: ...
 
 
 RoundFunction = Callable[..., RoundOutcome]

@@ -63,7 +63,16 @@ def bar_features(win: Window) -> dict[str, float]:
     out["macd_line"] = _last(line) / close
     out["macd_signal"] = _last(signal) / close
     out["macd_hist"] = _last(hist) / close
-    slowk, slowd = talib.STOCH(h, l, c, fastk_period=14, slowk_period=3, slowk_matype=0, slowd_period=3, slowd_matype=0)
+    slowk, slowd = talib.STOCH(
+        h,
+        l,
+        c,
+        fastk_period=14,
+        slowk_period=3,
+        slowk_matype=talib.MA_Type.SMA,
+        slowd_period=3,
+        slowd_matype=talib.MA_Type.SMA,
+    )
     out["stoch_k"] = _last(slowk) / 100.0
     out["stoch_d"] = _last(slowd) / 100.0
     out["cci_20"] = _last(talib.CCI(h, l, c, timeperiod=20)) / 100.0
@@ -72,7 +81,7 @@ def bar_features(win: Window) -> dict[str, float]:
     out["zscore_close_20"] = _ratio(close - sma20, _last(talib.STDDEV(c, timeperiod=20, nbdev=1)))
     out["linreg_slope_20"] = _last(talib.LINEARREG_SLOPE(c, timeperiod=20)) / close
 
-    upper, middle, lower = talib.BBANDS(c, timeperiod=20, nbdevup=2, nbdevdn=2, matype=0)
+    upper, middle, lower = talib.BBANDS(c, timeperiod=20, nbdevup=2, nbdevdn=2, matype=talib.MA_Type.SMA)
     out["bb_pctb_20"] = _ratio(close - _last(lower), _last(upper) - _last(lower))
     out["bb_width_20"] = _ratio(_last(upper) - _last(lower), _last(middle))
     for p in (20, 55):

@@ -130,7 +130,8 @@ class BookStore:
 
     # -- decided -----------------------------------------------------------------------------
     def decided(self, signal_id: str) -> bytes | None:
-        return self._writer.get(self._decided, signal_id.encode())  # type: ignore[no-any-return]
+        stored: bytes | None = self._writer.get(self._decided, signal_id.encode())
+        return stored
 
     def record(self, signal_id: str, value: bytes, partition: int) -> None:
         self._writer.set(self._decided, signal_id.encode(), value, partition)

@@ -16,11 +16,15 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from schemas.events import SizeDecided
+from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN, SizeDecided
 
 log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
-MULTIPLIER_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+_MULTIPLIER_STEP = 0.25
+MULTIPLIER_BUCKETS = tuple(  # 0.25, 0.5, ..., 2.0: the serving range in quarters
+    MULTIPLIER_MIN + k * _MULTIPLIER_STEP
+    for k in range(round((MULTIPLIER_MAX - MULTIPLIER_MIN) / _MULTIPLIER_STEP) + 1)
+)
 
 
 @dataclass

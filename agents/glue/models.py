@@ -59,13 +59,13 @@ def local_artifact_path(event: ModelPublished) -> Path:
 
 def default_load_model(event: ModelPublished) -> Any:
     from agents.features import FEATURE_NAMES, FEATURE_SET  # lazy: loads ta-lib only when used
-    from agents.sizing import OnnxPolicy  # lazy: loads onnxruntime, onnx only when used
+    from agents.sizing import load_policy  # lazy: loads onnxruntime, onnx only when used
 
     if event.feature_set != FEATURE_SET:
         raise ModelLoadError(
             f"model {event.version} was trained on feature set {event.feature_set!r}; serving {FEATURE_SET!r}"
         )
-    return OnnxPolicy(local_artifact_path(event), feature_names=FEATURE_NAMES, version=event.version)
+    return load_policy(local_artifact_path(event), feature_names=FEATURE_NAMES, version=event.version)
 
 
 class ModelWatcher:
@@ -105,8 +105,11 @@ class ModelWatcher:
                 msg = self._consumer.poll(0.2)
                 if msg is None or msg.error():
                     continue
+                topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+                if topic is None or partition is None or offset is None:  # consumed records have all three
+                    continue
                 call_once_registry_answers(  # the registry away: the record waits, neither dead-lettered nor skipped
-                    partial(self.handle, msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()),
+                    partial(self.handle, topic, partition, offset, msg.key(), msg.value()),
                     self._stop,
                     "model watcher",
                 )
@@ -115,7 +118,7 @@ class ModelWatcher:
 
     def handle(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
         try:
-            event = self._codec.decode(value)  # type: ignore[arg-type]
+            event = self._codec.decode(value)
             if not isinstance(event, ModelPublished):
                 raise DecodeError("wrong_schema", f"{type(event).__name__} on {topic}, which carries ModelPublished")
         except DecodeError as exc:

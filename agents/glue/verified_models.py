@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from agents.glue.models import ModelUnchanged
 from config.settings import Settings
@@ -44,6 +44,10 @@ from models.aliases import CHAMPION, AliasRecord
 from models.errors import ModelRegistryError, ModelVerificationError
 from models.manifest import format_ts
 from schemas.events import HealthChecked, ModelPublished, utc_now
+
+if TYPE_CHECKING:  # types only: the loader is given its cache and slot
+    from agents.sizing import PolicySlot
+    from models.cache import ModelCache
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +75,14 @@ def _health(status: str, detail: str, action: str | None = None) -> HealthChecke
 
 def build_policy(verified: Any) -> Any:
     from agents.features import FEATURE_SET  # lazy: loads ta-lib only when used
-    from agents.sizing import OnnxPolicy  # lazy: loads onnxruntime, onnx only when used
+    from agents.sizing import load_policy  # lazy: loads onnxruntime, onnx only when used
 
     manifest = verified.manifest
     if manifest.feature_set != FEATURE_SET:
         raise ModelRefused(
             f"model {manifest.version} was trained on feature set {manifest.feature_set!r}; serving {FEATURE_SET!r}"
         )
-    return OnnxPolicy(verified.artifact, feature_names=list(manifest.feature_names), version=manifest.version)
+    return load_policy(verified.artifact, feature_names=list(manifest.feature_names), version=manifest.version)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,7 +124,7 @@ class VerifiedLoader:
     without it every matching announcement is loaded.
     """
 
-    def __init__(self, cache: Any, report: Report | None = None, *, slot: Any = None) -> None:
+    def __init__(self, cache: ModelCache, report: Report | None = None, *, slot: PolicySlot | None = None) -> None:
         self.cache = cache
         self.report = report or (lambda event: None)
         self.slot = slot

@@ -1,4 +1,4 @@
-"""Sizing policies: rules, the ONNX model with its hot-swap slot, and the choice between them."""
+"""Sizing policies: rules, the ONNX model with its hot-swap slot and session factory, and the choice between them."""
 
 from agents.sizing.decide import WARMUP_BARS, SizingResult, decide
 from agents.sizing.onnx_policy import (
@@ -7,10 +7,11 @@ from agents.sizing.onnx_policy import (
     OnnxPolicy,
     PolicyLoadError,
     PolicySlot,
+    Session,
     feature_vector,
-    session_options,
 )
 from agents.sizing.rules import rule_multiplier
+from agents.sizing.sessions import load_policy, onnx_session, session_options
 
 __all__ = [
     "WARMUP_BARS",
@@ -19,9 +20,12 @@ __all__ = [
     "OnnxPolicy",
     "PolicyLoadError",
     "PolicySlot",
+    "Session",
     "SizingResult",
     "decide",
     "feature_vector",
+    "load_policy",
+    "onnx_session",
     "rule_multiplier",
     "session_options",
 ]

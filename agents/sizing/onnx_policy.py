@@ -4,22 +4,22 @@ Model contract: one input ``features`` float32 ``[batch, n_features]`` with the
 columns in the order of the model's ``feature_names`` (from its manifest), one
 output ``multiplier`` float32 ``[batch]`` already squashed to [0.25, 2.0]
 inside the graph. Outputs are clamped again here, defensively; a NaN output
-raises ``InferenceFailed``. Sessions run single-threaded and sequential: the
-worker shares two cores with everything else and a single row is latency-bound.
+raises ``InferenceFailed``. The onnxruntime session is given (made by
+``agents.sizing.sessions``, the one factory, single-threaded and sequential).
 
-Build an ``OnnxPolicy`` off the hot path (it loads and smoke-tests the model),
-then ``PolicySlot.swap`` it in; readers take ``slot.current`` once per decision.
+Build an ``OnnxPolicy`` off the hot path (``agents.sizing.sessions.load_policy``
+loads the model; the policy checks its contract and smoke-tests it), then
+``PolicySlot.swap`` it in; readers take ``slot.current`` once per decision.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from os import PathLike
-from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
-import onnxruntime as ort
+import numpy.typing as npt
 
 from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN
 
@@ -42,16 +42,27 @@ class MissingFeature(KeyError):
         return str(self.args[0]) if self.args else "missing feature"
 
 
-def session_options() -> ort.SessionOptions:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return opts
+class NodeArg(Protocol):
+    """What a session says of one of its inputs or outputs."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def shape(self) -> Sequence[int | str | None]: ...
 
 
-def feature_vector(features: Mapping[str, float], names: Sequence[str]) -> np.ndarray:
+class Session(Protocol):
+    """The part of an ``onnxruntime.InferenceSession`` a policy uses."""
+
+    def get_inputs(self) -> Sequence[NodeArg]: ...
+
+    def get_outputs(self) -> Sequence[NodeArg]: ...
+
+    def run(self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any]) -> Sequence[Any]: ...
+
+
+def feature_vector(features: Mapping[str, float], names: Sequence[str]) -> npt.NDArray[np.float32]:
     """The float32 vector of ``features`` in the column order ``names``."""
     try:
         return np.fromiter((features[name] for name in names), dtype=np.float32, count=len(names))
@@ -66,19 +77,12 @@ def feature_vector(features: Mapping[str, float], names: Sequence[str]) -> np.nd
 class OnnxPolicy:
     """One loaded model: ``predict(features) -> multiplier``."""
 
-    def __init__(self, model: bytes | str | PathLike[str], *, feature_names: Sequence[str], version: str) -> None:
+    def __init__(self, session: Session, *, feature_names: Sequence[str], version: str) -> None:
         if not feature_names:
             raise PolicyLoadError("feature_names is empty: the model's column order must be given")
         self.version = version
         self.feature_names: tuple[str, ...] = tuple(feature_names)
-        source = model if isinstance(model, bytes) else str(Path(model))
-        try:
-            self._session = ort.InferenceSession(
-                source, sess_options=session_options(), providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            where = "bytes" if isinstance(model, bytes) else str(model)
-            raise PolicyLoadError(f"model {version} from {where} cannot be loaded: {exc}") from exc
+        self._session = session
         self._check_contract()
 
     def _check_contract(self) -> None:
@@ -102,18 +106,19 @@ class OnnxPolicy:
         except InferenceFailed as exc:
             raise PolicyLoadError(f"model {self.version} fails its smoke inference: {exc}") from exc
 
-    def predict_batch(self, matrix: np.ndarray) -> np.ndarray:
+    def predict_batch(self, matrix: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Multipliers for a float32 ``[batch, n_features]`` matrix, clamped to [0.25, 2.0]."""
+        rows = np.asarray(matrix, dtype=np.float32)
         try:
-            (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: np.asarray(matrix, dtype=np.float32)})
+            (raw,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: rows})
         except Exception as exc:
             raise InferenceFailed(f"model {self.version} inference error: {exc}") from exc
-        out = np.asarray(out, dtype=np.float32).reshape(-1)
-        if out.shape[0] != matrix.shape[0]:
-            raise InferenceFailed(f"model {self.version} returned {out.shape[0]} values for {matrix.shape[0]} rows")
+        out = np.asarray(raw, dtype=np.float32).reshape(-1)
+        if out.shape[0] != rows.shape[0]:
+            raise InferenceFailed(f"model {self.version} returned {out.shape[0]} values for {rows.shape[0]} rows")
         if not np.all(np.isfinite(out)):
             raise InferenceFailed(f"model {self.version} returned a non-finite multiplier")
-        return np.clip(out, MULTIPLIER_MIN, MULTIPLIER_MAX)
+        return np.clip(out, np.float32(MULTIPLIER_MIN), np.float32(MULTIPLIER_MAX))
 
     def predict(self, features: Mapping[str, float]) -> float:
         """The multiplier for one feature mapping (raises MissingFeature, InferenceFailed)."""

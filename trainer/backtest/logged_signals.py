@@ -62,9 +62,10 @@ def account_log(
     outcomes = outcomes or {}
     for ev in events:
         if isinstance(ev, OrderFilled):
-            ev = outcomes.get(ev.signal_id) if ev.leg == "EXIT" else None  # type: ignore[assignment]
-            if ev is None:
+            closing = outcomes.get(ev.signal_id) if ev.leg == "EXIT" else None
+            if closing is None:
                 continue
+            ev = closing
         if isinstance(ev, TradeClosed):
             if ev.signal_id not in closed:
                 closed.add(ev.signal_id)
@@ -128,9 +129,10 @@ def history_bounds(con: duckdb.DuckDBPyConnection) -> tuple[datetime, datetime] 
     The end reaches past the last outcome so that the last signals are scored: a backtest scores
     the outcomes its window loads (``ts_event < end``).
     """
-    first, last = con.execute(
+    row = con.execute(
         "SELECT (SELECT min(ts_event) FROM signals), greatest((SELECT max(ts_event) FROM signals), (SELECT max(ts_event) FROM outcomes))"
     ).fetchone()
+    first, last = row if row is not None else (None, None)  # an aggregate query returns one row
     if first is None:
         return None
     return first.replace(tzinfo=UTC), last.replace(tzinfo=UTC) + timedelta(microseconds=1)

@@ -120,7 +120,7 @@ def curves(results: Sequence[PolicyResult]) -> list[tuple[str, str]]:
         peak = np.maximum.accumulate(np.concatenate(([0.0], curve)))[1:]
         ax_eq.plot(run.ts[mask], curve, label=run.name, lw=1.2)
         ax_dd.plot(run.ts[mask], curve - peak, label=run.name, lw=1.2)
-        ax_m.hist(run.multiplier, bins=bins, alpha=0.5, label=run.name)
+        ax_m.hist(run.multiplier, bins=bins.tolist(), alpha=0.5, label=run.name)
     for ax, title, ylabel in (
         (ax_eq, "equity (cumulative R)", "R"),
         (ax_dd, "drawdown below peak", "R"),

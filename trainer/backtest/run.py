@@ -30,11 +30,12 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from agents.book import SymbolBook, signal_features, sized, with_bar, with_decision, with_fill
 from agents.features import FEATURE_SET, BarRejected
 from agents.outcomes import OutcomeRejected
-from agents.sizing import OnnxPolicy, PolicySlot
+from agents.sizing import PolicySlot, load_policy
 from agents.strategy_map import StrategyMap, UnknownStrategy
 from schemas.events import BarClosed, FeaturesComputed, OrderFilled, SignalRaised, SizeDecided, TradeClosed
 from trainer.backtest.events import History
@@ -83,14 +84,13 @@ def live_policy(registry: Any | None, name: str = "live") -> PolicySpec:
     models: dict[str, PolicySlot] = {}
 
     def slot_for(decision: SizeDecided | None) -> PolicySlot:
-        version = decision.model_version if decision is not None else None
-        if not version:
+        if decision is None or not decision.model_version:
             return rules
+        version = decision.model_version
         if version not in models:
             if registry is None:
                 raise BacktestError(
-                    f"signal {decision.signal_id} was decided by model {version}: "  # type: ignore[union-attr]
-                    "a registry is needed to replay it"
+                    f"signal {decision.signal_id} was decided by model {version}: a registry is needed to replay it"
                 )
             models[version] = PolicySlot(_verified_model(registry, version))
         return models[version]
@@ -108,7 +108,7 @@ def _verified_model(registry: Any, version: str) -> Any:
         raise BacktestError(
             f"model {version} was trained on feature set {manifest.feature_set!r}; this code computes {FEATURE_SET!r}"
         )
-    return OnnxPolicy(artifact, feature_names=manifest.feature_names, version=manifest.version)
+    return load_policy(artifact, feature_names=manifest.feature_names, version=manifest.version)
 
 
 # -- the replay ------------------------------------------------------------------------------
@@ -125,11 +125,11 @@ class PolicyRun:
     symbol: np.ndarray  # str
     strategy_id: np.ndarray  # str
     family: np.ndarray  # str
-    multiplier: np.ndarray  # float64
+    multiplier: npt.NDArray[np.float64]
     policy_used: np.ndarray  # str: MODEL / RULES / FALLBACK / FIXED
     decided_by: np.ndarray  # str or None: the model version of each decision
-    r_multiple: np.ndarray  # float64, NaN without an outcome
-    cost_r: np.ndarray  # float64, NaN without an outcome
+    r_multiple: npt.NDArray[np.float64]  # NaN without an outcome
+    cost_r: npt.NDArray[np.float64]  # NaN without an outcome
     features: Mapping[str, FeaturesComputed]
     skipped: Mapping[str, int]  # why events were not applied, e.g. duplicate bars
     as_recorded: bool = False  # each signal sized by the policy that decided it live (``live_policy``)

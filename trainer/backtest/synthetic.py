@@ -87,7 +87,8 @@ def synthetic_signals(
     minute = np.tile(np.arange(trades_per_episode), n_episodes) * 20
     day0 = datetime.fromisoformat(start).replace(tzinfo=UTC)
     symbols = np.array([f"SYN{i}" for i in range(n_symbols)])[np.arange(n) % n_symbols]
-    signals, events = [], []
+    signals: list[SignalRaised] = []
+    events: list[tuple[datetime, int, int, SignalRaised | TradeClosed]] = []
     for i in range(n):
         at = day0 + timedelta(days=int(session[i]), minutes=int(minute[i]))
         sig = SignalRaised(

@@ -35,7 +35,8 @@ from trainer.learning.served import decided_by, warmed_up
 
 @runtime_checkable
 class Policy(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def multipliers(self, data: LoggedSignals) -> np.ndarray: ...
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from agents.sizing import OnnxPolicy
+from agents.sizing import load_policy
 from trainer.evaluation.baselines import Policy, ServedModel, fit_baselines
 from trainer.evaluation.gate import REQUIRED_BASELINES, GateConfig, GateDecision, promotion_decision
 from trainer.evaluation.metrics import PolicyMetrics
@@ -29,6 +30,10 @@ from trainer.evaluation.walk_forward import PolicyScore, Step, metric_cells, poo
 from trainer.learning.cvar_ppo import TrainConfig, plain_ppo, train
 from trainer.learning.environment import LoggedSignals
 from trainer.learning.export import export_policy
+from trainer.learning.policy_net import SizingAgent
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CVAR_PPO = "cvar_ppo"
 PLAIN_PPO = "plain_ppo"
@@ -74,16 +79,16 @@ class WalkForward:
         return sum(1 for s in self.steps if s.decision.promote)
 
 
-def _served_model(model: object, data: LoggedSignals, run_name: str, name: str) -> Policy:
+def _served_model(model: SizingAgent, data: LoggedSignals, run_name: str, name: str) -> Policy:
 
     exported = export_policy(
         model,
         feature_names=data.feature_names,
-        feature_set="eval",  # type: ignore[arg-type]
+        feature_set="eval",
         eval_features=data.features[: min(len(data), 2000)],
         run_name=run_name,
     )
-    return ServedModel(OnnxPolicy(exported.onnx_bytes, feature_names=data.feature_names, version=run_name), name)
+    return ServedModel(load_policy(exported.onnx_bytes, feature_names=data.feature_names, version=run_name), name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +121,7 @@ def run_step(
     decision = promotion_decision(gate_scores, challenger=CVAR_PPO, required=REQUIRED_BASELINES, config=gate_config)
     by_name = {p.name: p for p in policies}
     served = CVAR_PPO if decision.promote else "rules"
-    ordered = [by_name[n] for n in POLICIES] + [_Gated(by_name[served])]
+    ordered: list[Policy] = [*(by_name[n] for n in POLICIES), _Gated(by_name[served])]
     next_scores = score_window(
         data.window(step.next.start, step.next.end), ordered, n_boot=gate_config.n_boot // 2, seed=gate_config.seed
     )
@@ -245,7 +250,7 @@ def render_html(wf: WalkForward, *, title: str, facts: dict[str, str]) -> str:
     return page(title, "".join(parts))
 
 
-def _window_figure(s: StepResult):
+def _window_figure(s: StepResult) -> Figure:
     from trainer.evaluation.report import window_figure  # lazy: loads matplotlib only when used
 
     return window_figure({k: v for k, v in s.next_scores.items() if k != GATED}, s.step.next.label())

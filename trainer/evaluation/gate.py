@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -107,17 +108,17 @@ def _compare(
 ) -> Comparison:
     a = np.concatenate([w[challenger].sessions for w in windows])
     b = np.concatenate([w[reference].sessions for w in windows])
-    boot = dict(n_boot=config.n_boot, block=config.block, seed=config.seed)
+    boot = partial(paired_bootstrap, n_boot=config.n_boot, block=config.block, seed=config.seed)
     quantile = 1.0 - config.confidence
     return Comparison(
         reference=reference,
         required=required,
         challenger_return=float(a.sum()),
         reference_return=float(b.sum()),
-        return_diff_lower=float(np.quantile(paired_bootstrap(a, b, np.sum, **boot), quantile)),
+        return_diff_lower=float(np.quantile(boot(a, b, np.sum), quantile)),
         challenger_tail=cvar_5(a),
         reference_tail=cvar_5(b),
-        tail_diff_lower=float(np.quantile(paired_bootstrap(a, b, cvar_5, **boot), quantile)),
+        tail_diff_lower=float(np.quantile(boot(a, b, cvar_5), quantile)),
         window_tails=tuple(
             (w[challenger].metrics.session_cvar_5, w[reference].metrics.session_cvar_5) for w in windows
         ),

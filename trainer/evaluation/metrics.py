@@ -93,7 +93,7 @@ def block_indices(n: int, n_boot: int, block: int, rng: np.random.Generator) -> 
 
 
 def default_block(n: int) -> int:
-    return max(1, math.ceil(n ** (1.0 / 3.0)))
+    return max(1, math.ceil(math.pow(n, 1.0 / 3.0)))
 
 
 def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -168,7 +168,6 @@ def policy_metrics(
         raise ValueError("no trades to measure")
     if ts is not None and ts.shape != r.shape:
         raise ValueError(f"ts must have shape {r.shape}, got {ts.shape}")
-    boot = dict(n_boot=n_boot, confidence=confidence, seed=seed)
     sessions = session_returns(r, ts) if ts is not None else np.zeros(0)
     session_tail = cvar_5(sessions) if sessions.size else math.nan
     return PolicyMetrics(
@@ -185,6 +184,6 @@ def policy_metrics(
         n_sessions=int(sessions.size),
         hit_rate=float(np.mean(r > 0)),
         mean_multiplier=float(np.mean(multipliers)) if multipliers is not None else None,
-        total_return_ci=bootstrap_ci(r, np.sum, **boot),
-        cvar_5_ci=bootstrap_ci(r, cvar_5, **boot),
+        total_return_ci=bootstrap_ci(r, np.sum, n_boot=n_boot, confidence=confidence, seed=seed),
+        cvar_5_ci=bootstrap_ci(r, cvar_5, n_boot=n_boot, confidence=confidence, seed=seed),
     )

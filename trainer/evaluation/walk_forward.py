@@ -45,7 +45,8 @@ class Window:
 
 
 def _midnight(day: np.datetime64) -> datetime:
-    return np.datetime64(day, "D").astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
+    at: datetime = day.astype("datetime64[D]").astype("datetime64[us]").astype(datetime)
+    return at.replace(tzinfo=UTC)
 
 
 def session_days(data: LoggedSignals) -> np.ndarray:

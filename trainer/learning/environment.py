@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from agents.account import OPEN_TTL_US, AccountState, account_features, apply_decision, apply_trade
 from agents.features.catalog import FEATURE_NAMES
@@ -156,8 +157,8 @@ class LoggedSignals:
 
     features: np.ndarray  # float64 [n, d]
     feature_names: tuple[str, ...]
-    r_multiple: np.ndarray  # float64 [n], realised R at size 1, gross of costs; NaN: not scored
-    cost_r: np.ndarray  # float64 [n], costs in R at size 1; NaN: not scored
+    r_multiple: npt.NDArray[np.float64]  # [n], realised R at size 1, gross of costs; NaN: not scored
+    cost_r: npt.NDArray[np.float64]  # [n], costs in R at size 1; NaN: not scored
     family: np.ndarray  # str [n]
     ts: np.ndarray  # datetime64[us] [n], the signal's ts_event (UTC)
     symbol: np.ndarray  # str [n]
@@ -199,7 +200,7 @@ class LoggedSignals:
         return int(self.features.shape[0])
 
     @property
-    def scored(self) -> np.ndarray:
+    def scored(self) -> npt.NDArray[np.bool_]:
         """Rows with an outcome: the ones rewards and metrics count."""
         return ~np.isnan(self.r_multiple)
 
@@ -273,7 +274,10 @@ class LoggedSignals:
 
 
 def _utc64(value: datetime | np.datetime64) -> np.datetime64:
-    if isinstance(value, datetime) and value.tzinfo is not None:
+    if isinstance(value, np.datetime64):
+        micros: np.datetime64 = value.astype("datetime64[us]")
+        return micros
+    if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return np.datetime64(value, "us")
 

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from agents.sizing.onnx_policy import INPUT_NAME, OUTPUT_NAME  # the model contract serving checks
+from agents.sizing.sessions import SessionFactory, onnx_session
 from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN
 from trainer.learning.policy_net import SizingAgent
 
-INPUT_NAME = "features"
-OUTPUT_NAME = "multiplier"
 OPSET = 17
 MAX_ABS_DIFF = 1e-4
 
@@ -52,22 +52,15 @@ class ExportedModel:
     max_abs_diff: float
 
 
-def onnx_session(onnx_bytes: bytes) -> Any:
-    """A single-threaded CPU onnxruntime session (the serving configuration)."""
-    import onnxruntime as ort  # lazy: loads onnxruntime, onnx only when used
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
-
-
-def max_abs_difference(agent: SizingAgent, onnx_bytes: bytes, features: np.ndarray) -> float:
-    """max |torch - onnxruntime| of the multipliers over an evaluation matrix."""
+def max_abs_difference(
+    agent: SizingAgent, onnx_bytes: bytes, features: np.ndarray, *, session: SessionFactory = onnx_session
+) -> float:
+    """max |torch - onnxruntime| of the multipliers over an evaluation matrix, the graph run by a session of
+    ``session`` (by default serving's own factory)."""
     x = np.ascontiguousarray(features, dtype=np.float32)
     with torch.no_grad():
         expected = ServingPolicy(agent).eval()(torch.from_numpy(x)).numpy()
-    (got,) = onnx_session(onnx_bytes).run([OUTPUT_NAME], {INPUT_NAME: x})
+    (got,) = session(onnx_bytes).run([OUTPUT_NAME], {INPUT_NAME: x})
     if got.shape != expected.shape:
         raise ExportError(f"onnxruntime output shape {got.shape} != torch {expected.shape}")
     return float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64)))) if x.shape[0] else 0.0
@@ -81,6 +74,7 @@ def export_policy(
     eval_features: np.ndarray,
     run_name: str | None = None,
     tolerance: float = MAX_ABS_DIFF,
+    session: SessionFactory = onnx_session,
 ) -> ExportedModel:
     """Export to ONNX, check it, and compare with torch on ``eval_features`` [n, d]."""
     d = agent.n_features
@@ -95,7 +89,7 @@ def export_policy(
         torch.onnx.export(
             module,
             (torch.zeros(2, d, dtype=torch.float32),),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # a file-like object is accepted (torch's docs), its annotation says path
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
@@ -111,7 +105,7 @@ def export_policy(
     except Exception as exc:  # onnx raises several types; callers need one
         raise ExportError(f"exported graph fails the ONNX checker: {exc}") from exc
 
-    diff = max_abs_difference(agent, onnx_bytes, eval_features)
+    diff = max_abs_difference(agent, onnx_bytes, eval_features, session=session)
     if not diff <= tolerance:
         raise ExportError(f"torch and onnxruntime disagree: max |diff| = {diff:.3g} > {tolerance:.1g}")
 

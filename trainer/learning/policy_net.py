@@ -15,7 +15,10 @@ inputs to +-10 live inside the module, so the exported graph carries them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -23,6 +26,9 @@ from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN
 
 NORMALISED_CLIP = 10.0
 MIN_STD = 1e-6
+
+Floats = npt.NDArray[np.floating[Any]]
+Layers = list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]  # (weight [in, out], bias [out]) per layer
 
 
 def squash(action: torch.Tensor) -> torch.Tensor:
@@ -58,6 +64,9 @@ def _mlp(n_in: int, hidden: tuple[int, ...], out_std: float) -> nn.Sequential:
 class SizingAgent(nn.Module):
     """Actor-critic over raw feature vectors [batch, d] (normalisation included)."""
 
+    feature_mean: torch.Tensor  # buffers (register_buffer): float32 [d]
+    feature_std: torch.Tensor
+
     def __init__(
         self,
         feature_mean: np.ndarray,
@@ -75,7 +84,9 @@ class SizingAgent(nn.Module):
         self.register_buffer("feature_std", torch.as_tensor(safe_std, dtype=torch.float32).clone())
         self.actor_mean = _mlp(d, hidden, out_std=0.01)
         if init_multiplier is not None:  # start as a fixed-size policy instead of squash(0) = 1.125
-            nn.init.constant_(self.actor_mean[-1].bias, unsquash(init_multiplier))
+            out = self.actor_mean[-1]
+            assert isinstance(out, nn.Linear)  # _mlp ends with its output layer
+            nn.init.constant_(out.bias, unsquash(init_multiplier))
         self.actor_log_std = nn.Parameter(torch.full((1,), float(init_log_std)))
         self.critic = _mlp(d, hidden, out_std=1.0)
 
@@ -88,10 +99,12 @@ class SizingAgent(nn.Module):
         return torch.clamp(z, -NORMALISED_CLIP, NORMALISED_CLIP)
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
-        return self.critic(self.normalise(x)).squeeze(-1)
+        out: torch.Tensor = self.critic(self.normalise(x))
+        return out.squeeze(-1)
 
     def action_mean(self, x: torch.Tensor) -> torch.Tensor:
-        return self.actor_mean(self.normalise(x)).squeeze(-1)
+        out: torch.Tensor = self.actor_mean(self.normalise(x))
+        return out.squeeze(-1)
 
     def mean_multiplier(self, x: torch.Tensor) -> torch.Tensor:
         """The deterministic serving output: squash(mu(x)), shape [batch]."""
@@ -119,7 +132,7 @@ class RolloutPolicy:
     """
 
     def __init__(self, agent: SizingAgent) -> None:
-        def layers(seq: nn.Sequential) -> list[tuple[np.ndarray, np.ndarray]]:
+        def layers(seq: nn.Sequential) -> Layers:
             return [
                 (m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
                 for m in seq
@@ -133,7 +146,7 @@ class RolloutPolicy:
         self.log_std = float(agent.actor_log_std.detach().numpy()[0])
 
     @staticmethod
-    def _mlp(z: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    def _mlp(z: Floats, layers: Layers) -> Floats:
         for w, b in layers[:-1]:
             z = np.tanh(z @ w + b)
         w, b = layers[-1]
@@ -144,9 +157,10 @@ class RolloutPolicy:
         z = np.clip((np.asarray(x, dtype=np.float32) - self.mean) / self.std, -NORMALISED_CLIP, NORMALISED_CLIP)
         return self._mlp(z, self.actor), self._mlp(z, self.critic)
 
-    def log_prob(self, action: np.ndarray, mean: np.ndarray) -> np.ndarray:
-        sigma = np.exp(self.log_std)
-        return -((action - mean) ** 2) / (2.0 * sigma**2) - self.log_std - 0.5 * np.log(2.0 * np.pi)
+    def log_prob(self, action: Floats, mean: Floats) -> Floats:
+        sigma = float(np.exp(self.log_std))
+        out: Floats = -np.square(action - mean) / (2.0 * sigma**2) - self.log_std - 0.5 * float(np.log(2.0 * np.pi))
+        return out
 
     @property
     def action_std(self) -> float:

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -125,7 +126,10 @@ class TrainingSet:
 
 
 def _as_utc64(value: datetime | np.datetime64) -> np.datetime64:
-    if isinstance(value, datetime) and value.tzinfo is not None:
+    if isinstance(value, np.datetime64):
+        micros: np.datetime64 = value.astype("datetime64[us]")
+        return micros
+    if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return np.datetime64(value, "us")
 
@@ -152,7 +156,8 @@ def _strings(table: pa.Table, name: str) -> np.ndarray:
 
 
 def _floats(table: pa.Table, name: str) -> np.ndarray:
-    return pc.fill_null(table.column(name).cast(pa.float64()), np.nan).to_numpy()
+    values: npt.NDArray[np.float64] = pc.fill_null(table.column(name).cast(pa.float64()), np.nan).to_numpy()
+    return values
 
 
 def _read(con: duckdb.DuckDBPyConnection, params: dict[str, object]) -> tuple[pa.Table, dict[str, tuple[str, ...]]]:

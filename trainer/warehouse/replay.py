@@ -92,7 +92,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 
 import numpy as np
 import pyarrow as pa
@@ -123,9 +123,9 @@ CONSUME_BATCH: Final = 2_000  # messages per consume call (see "Consume batches"
 
 
 class Decoder(Protocol):
-    def decode(self, data: bytes) -> Event: ...
+    def decode(self, data: bytes | None) -> Event: ...
 
-    def decode_batch(self, datas: Sequence[bytes]) -> DecodedBatch: ...
+    def decode_batch(self, datas: Sequence[bytes | None]) -> DecodedBatch: ...
 
 
 class ReplayError(RuntimeError):
@@ -169,6 +169,8 @@ class ReplayStats:
 def rejected_event(msg: Message, kind: str, reason: str) -> EventRejected:
     """The dead-letter record for an undecodable message, with an id stable across replays."""
     topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    if topic is None or partition is None or offset is None:
+        raise ValueError("only a consumed record (which names its topic, partition and offset) can be dead-lettered")
     _ts_type, ts_ms = msg.timestamp()
     ts_event = datetime.fromtimestamp(ts_ms / 1000, UTC) if ts_ms and ts_ms > 0 else datetime.now(UTC)
     return EventRejected(
@@ -197,9 +199,10 @@ class _Pending:
         started = time.perf_counter()
         messages = self.messages.copy()
         self.messages.clear()  # in place: the consume loop holds its append
-        topics = list(map(Message.topic, messages))  # C-level calls: these run once per record
-        partitions = list(map(Message.partition, messages))
-        offsets = list(map(Message.offset, messages))
+        # C-level calls: these run once per record. Consumed records (not errors) name all three.
+        topics = cast("list[str]", list(map(Message.topic, messages)))
+        partitions = cast("list[int]", list(map(Message.partition, messages)))
+        offsets = cast("list[int]", list(map(Message.offset, messages)))
         values = list(map(Message.value, messages))
         topic_array = pa.array(topics, pa.string())
         partition_array, offset_array = np.asarray(partitions, np.int32), np.asarray(offsets, np.int64)
@@ -439,7 +442,8 @@ def _open_and_assign(
     fresh = rebuild or not path.exists()
     metadata: Future[ClusterMetadata] | None = None
     parts: list[TopicPartition] = []
-    consumer: Consumer | None = make_consumer()
+    consumer = make_consumer()
+    to_close: Consumer | None = consumer  # what an error must close
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="replay-open") as pool:
             if fresh:
@@ -461,9 +465,9 @@ def _open_and_assign(
             if fresh and not stored:
                 return warehouse, parts, consumer
             if fresh:  # made meanwhile
-                first, consumer = consumer, None
-                first.close()
-                consumer = make_consumer()
+                to_close = None
+                consumer.close()
+                consumer = to_close = make_consumer()
             parts = assignment(consumer, topics, stored, timeout=timeout, metadata=metadata)
             if parts:
                 consumer.assign(parts)
@@ -471,8 +475,8 @@ def _open_and_assign(
             warehouse.close()
             raise
     except BaseException:
-        if consumer is not None:
-            consumer.close()
+        if to_close is not None:
+            to_close.close()
         raise
     return warehouse, parts, consumer
 
@@ -517,7 +521,7 @@ def _sort_out(
 
 
 @contextlib.contextmanager
-def young_collections_only() -> Iterator[Callable[[], None]]:
+def young_collections_only() -> Iterator[Callable[[], object]]:
     """Automatic garbage collection off inside; the callable it gives collects the young generations.
 
     See "Garbage collection". Collection comes back on afterwards (errors included)

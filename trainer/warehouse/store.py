@@ -395,7 +395,7 @@ class Warehouse:
         }
 
     def count(self, table: str) -> int:
-        return int(self.con.execute(f"SELECT count(*) FROM {_known(table)}").fetchone()[0])
+        return int(_one_row(self.con, f"SELECT count(*) FROM {_known(table)}")[0])
 
     def write(self, batches: Mapping[TableSpec, Rows], offsets: Mapping[tuple[str, int], int]) -> WriteResult:
         """Upsert row batches, the feature layouts they use, and advance offsets, in one transaction.
@@ -420,7 +420,7 @@ class Warehouse:
                 else:
                     con.register("_batch", first_copies(table))
                     try:
-                        inserted = con.execute(spec.insert_new_sql()).fetchone()[0]
+                        inserted = _one_row(con, spec.insert_new_sql())[0]
                     finally:
                         con.unregister("_batch")
                 new_rows += int(inserted)
@@ -451,7 +451,7 @@ class Warehouse:
         con.execute("BEGIN TRANSACTION")
         try:
             for spec in TABLES:
-                removed += int(con.execute(spec.dedupe_sql()).fetchone()[0])
+                removed += int(_one_row(con, spec.dedupe_sql())[0])
             con.execute("UPDATE meta SET value = ? WHERE key = 'state'", [READY])
             con.execute("COMMIT")
         except Exception:
@@ -645,3 +645,11 @@ def _sql_text(text: str) -> str:
 def _configured(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
     return con
+
+
+def _one_row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
+    """The one row of an aggregate (or ``RETURNING count``) query."""
+    row = con.execute(sql).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from {sql!r}")
+    return row

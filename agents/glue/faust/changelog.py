@@ -57,7 +57,8 @@ class ChangelogWriter:
         The memory store drops the keys of partitions this worker no longer holds when a
         recovery completes, by this record.
         """
-        return table.data._key_partition.get(key)
+        partition: int | None = table.data._key_partition.get(key)
+        return partition
 
     def _topic(self, table: Any) -> str:
         topic = self._topics.get(id(table))

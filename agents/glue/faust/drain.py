@@ -133,7 +133,7 @@ async def drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover -
     yield_every = 100
     num_since_yield = 0
     sleep = asyncio.sleep
-    contiguous = getattr(self, "contiguous_topics", frozenset())  # rlsizer: see agents.glue.contiguous
+    contiguous: frozenset[str] = getattr(self, "contiguous_topics", frozenset())  # rlsizer: see agents.glue.contiguous
 
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):

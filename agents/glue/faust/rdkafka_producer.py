@@ -76,7 +76,7 @@ class RdKafkaProducer(TansuProducer):
     _rd_now: RdProducer | None = None  # produce_now: delivery reports of failures only
     _poller: asyncio.Task[None] | None = None
     _failed: list[str] | None = None
-    _before_flush: tuple[Callable[[], object], ...] = ()
+    _before_flush: tuple[Callable[[], Callable[[], object]], ...] = ()  # hooks: take now, return the write
 
     @classmethod
     def with_config(cls, config: Mapping[str, Any]) -> type[RdKafkaProducer]:
@@ -183,7 +183,7 @@ class RdKafkaProducer(TansuProducer):
         rd = self._rd_now
         if rd is None:
             raise ProducerSendError(f"producer not started: cannot send to {topic}")
-        extra = {} if partition is None else {"partition": partition}
+        extra: dict[str, Any] = {} if partition is None else {"partition": partition}
         while True:
             try:
                 rd.produce(topic, value, key, on_delivery=self._delivered_now, **extra)

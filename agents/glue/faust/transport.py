@@ -181,7 +181,7 @@ def faust_worker(app: Any, *, loglevel: str) -> Any:
 
     from faust.worker import Worker as FaustWorker  # lazy: loads faust only when used
 
-    class Worker(FaustWorker):  # type: ignore[misc]  # same name: its log lines read "[^Worker]: Ready"
+    class Worker(FaustWorker):  # same name: its log lines read "[^Worker]: Ready"
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
             gc.collect()

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from agents.book import SymbolBook, decided, event_id_for, with_bar, with_decision, with_fill, with_outcome
 from agents.features import FEATURE_NAMES, FEATURE_SET, BarRejected
-from agents.sizing import OnnxPolicy, PolicySlot, feature_vector
+from agents.sizing import PolicySlot, feature_vector, load_policy
 from agents.strategy_map import StrategyMap, UnknownStrategy
 from schemas.codec import EventCodec, InMemoryRegistry
 from schemas.events import OrderFilled
@@ -67,7 +67,7 @@ def test_reprocessing_a_signal_yields_identical_events() -> None:
 
 def test_on_signal_with_a_model_and_without_bars() -> None:
     names = ("sig_q_score", "rsi_14", "bb_pctb_20")
-    slot = PolicySlot(OnnxPolicy(sizing_model(3), feature_names=names, version="v9"))
+    slot = PolicySlot(load_policy(sizing_model(3), feature_names=names, version="v9"))
     bars = aapl_bars()[:100]
     _, decided = _run(signal(bars[-1].ts_event, price=bars[-1].close), book_of(bars), slot)
     assert decided.policy == "MODEL" and decided.model_version == "v9"

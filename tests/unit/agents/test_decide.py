@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from agents.features import FEATURE_NAMES
-from agents.sizing import WARMUP_BARS, OnnxPolicy, PolicySlot, decide, rule_multiplier
+from agents.sizing import WARMUP_BARS, PolicySlot, decide, load_policy, rule_multiplier
 from tests.unit.agents.market import signal
 from tests.unit.agents.tiny_onnx import sizing_model
 
@@ -25,7 +25,7 @@ def test_rules_when_no_model_is_loaded() -> None:
 
 
 def test_model_when_loaded_and_working() -> None:
-    slot = PolicySlot(OnnxPolicy(sizing_model(3), feature_names=COLS, version="m-3"))
+    slot = PolicySlot(load_policy(sizing_model(3), feature_names=COLS, version="m-3"))
     result = decide(signal(), _features(bars_available=40.0, sig_q_score=0.0, sig_atr_pct=0.0), slot)
     assert result.policy == "MODEL" and result.model_version == "m-3"
     # mean of (0, 0, 40) = 13.3 -> sigmoid ~ 1 -> just below 2.0; the rules would say 1.0
@@ -33,7 +33,7 @@ def test_model_when_loaded_and_working() -> None:
 
 
 def test_fallback_when_no_bars_yet_even_with_a_model() -> None:
-    slot = PolicySlot(OnnxPolicy(sizing_model(3), feature_names=COLS, version="m-3"))
+    slot = PolicySlot(load_policy(sizing_model(3), feature_names=COLS, version="m-3"))
     result = decide(signal(symbol="AAPL"), _features(bars_available=0.0), slot)
     assert result.policy == "FALLBACK"
     assert "no bars yet for AAPL" in result.reason
@@ -44,7 +44,7 @@ def test_fallback_when_no_bars_yet_even_with_a_model() -> None:
 
 
 def test_fallback_when_inference_fails() -> None:
-    slot = PolicySlot(OnnxPolicy(sizing_model(3), feature_names=("sig_q_score", "not_a_feature", "x"), version="m-4"))
+    slot = PolicySlot(load_policy(sizing_model(3), feature_names=("sig_q_score", "not_a_feature", "x"), version="m-4"))
     result = decide(signal(), _features(), slot)
     assert result.policy == "FALLBACK" and result.model_version == "m-4"
     assert "model m-4 failed" in result.reason and "not_a_feature" in result.reason

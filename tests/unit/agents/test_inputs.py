@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -51,6 +52,7 @@ def make_path(codec: EventCodec, **settings: Any) -> InputPath:
         PolicySlot(),
         partitions=lambda: 6,
         clock=lambda: T0 + timedelta(days=3650),
+        timer_ns=time.perf_counter_ns,
     )
 
 

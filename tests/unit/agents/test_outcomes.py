@@ -13,6 +13,7 @@ from agents.outcomes import OutcomeRejected, close_trade, holding_seconds, mark,
 from schemas.events import BarClosed, OrderFilled, SignalRaised
 
 T0 = datetime(2024, 3, 1, 14, 0, tzinfo=UTC)
+NOW = T0 + timedelta(days=1)  # when the outcomes are made
 
 
 def signal(**kw: Any) -> SignalRaised:
@@ -67,7 +68,9 @@ def test_long_trade_by_hand() -> None:
     trade = mark(trade, bar(2, high=103.0, low=98.25))  # -2.25 / 4.5 = -0.5 R, +2.5
     trade = mark(trade, bar(3, high=107.75, low=101.0))  # +7.25 / 4.5 MFE
     closed = close_trade(
-        trade, fill("EXIT", side="SELL", price=106.5, fee=0.7, ts_event=T0 + timedelta(hours=4), exit_reason="time")
+        trade,
+        fill("EXIT", side="SELL", price=106.5, fee=0.7, ts_event=T0 + timedelta(hours=4), exit_reason="time"),
+        ts_init=NOW,
     )
     assert closed.pnl == pytest.approx(6.0 * 10 - 1.2)
     assert closed.fees == pytest.approx(1.2)
@@ -86,6 +89,7 @@ def test_short_trade_by_hand_with_atr_risk() -> None:
     closed = close_trade(
         trade,
         fill("EXIT", side="BUY", price=53.0, qty=4.0, fee=0.1, ts_event=T0 + timedelta(hours=3), exit_reason="stop"),
+        ts_init=NOW,
     )
     assert closed.pnl == pytest.approx(-3.0 * 4 - 0.2)
     assert closed.r_multiple == pytest.approx(-1.5)
@@ -99,14 +103,14 @@ def test_exit_price_counts_in_excursions_and_foreign_or_old_bars_are_ignored() -
     assert mark(trade, bar(0, 150.0, 50.0)) == trade  # closed before the entry
     once = mark(trade, bar(2, 101.0, 99.0))
     assert mark(once, bar(2, 150.0, 50.0)) == once  # same bar again (replay)
-    closed = close_trade(once, fill("EXIT", side="SELL", price=90.0, ts_event=T0 + timedelta(hours=3)))
+    closed = close_trade(once, fill("EXIT", side="SELL", price=90.0, ts_event=T0 + timedelta(hours=3)), ts_init=NOW)
     assert closed.mae_r == pytest.approx(-10 / 4) and closed.mfe_r == pytest.approx(1 / 4)
 
 
 def test_outcome_id_is_stable_for_replays() -> None:
     trade = open_trade(signal(), fill("ENTRY"))
     exit_fill = fill("EXIT", side="SELL", price=101.0, ts_event=T0 + timedelta(hours=2))
-    assert close_trade(trade, exit_fill).event_id == close_trade(trade, exit_fill).event_id
+    assert close_trade(trade, exit_fill, ts_init=NOW).event_id == close_trade(trade, exit_fill, ts_init=NOW).event_id
 
 
 @pytest.mark.parametrize(
@@ -116,14 +120,21 @@ def test_outcome_id_is_stable_for_replays() -> None:
         (lambda: open_trade(signal(), fill("EXIT", side="SELL")), "exit_before_entry"),
         (lambda: open_trade(signal(), fill("ENTRY", side="SELL")), "mismatch"),
         (lambda: open_trade(signal(stop_price=None, atr=0.0), fill("ENTRY")), "no_risk"),
-        (lambda: close_trade(open_trade(signal(), fill("ENTRY")), fill("ENTRY")), "duplicate"),
+        (lambda: close_trade(open_trade(signal(), fill("ENTRY")), fill("ENTRY"), ts_init=NOW), "duplicate"),
         (
-            lambda: close_trade(open_trade(signal(), fill("ENTRY")), fill("EXIT", side="SELL", ts_event=T0)),
+            lambda: close_trade(
+                open_trade(signal(), fill("ENTRY")), fill("EXIT", side="SELL", ts_event=T0), ts_init=NOW
+            ),
             "exit_before_entry",
         ),
-        (lambda: close_trade(open_trade(signal(), fill("ENTRY")), fill("EXIT", side="SELL", qty=5.0)), "mismatch"),
         (
-            lambda: close_trade(open_trade(signal(), fill("ENTRY")), fill("EXIT", side="SELL", signal_id="x")),
+            lambda: close_trade(open_trade(signal(), fill("ENTRY")), fill("EXIT", side="SELL", qty=5.0), ts_init=NOW),
+            "mismatch",
+        ),
+        (
+            lambda: close_trade(
+                open_trade(signal(), fill("ENTRY")), fill("EXIT", side="SELL", signal_id="x"), ts_init=NOW
+            ),
             "orphan_fill",
         ),
     ],
@@ -167,6 +178,7 @@ def test_pnl_sign_follows_side_and_r_matches_pnl(
     closed = close_trade(
         trade,
         fill("EXIT", side="SELL" if side == "BUY" else "BUY", price=exit_, qty=qty, ts_event=T0 + timedelta(hours=2)),
+        ts_init=NOW,
     )
     assert closed.pnl == pytest.approx(sign * (exit_ - entry) * qty, rel=1e-9, abs=1e-9)
     assert closed.r_multiple * abs(entry - stop) * qty == pytest.approx(closed.pnl, rel=1e-6, abs=1e-6)

@@ -6,8 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agents.strategy_map import DEFAULT_STRATEGY_MAP, FAMILIES
 from rlsizer.reference.data import load_dataset
-from rlsizer.reference.strategies import MAX_LOOKBACK, STRATEGIES, StrategySpec, evaluate, scan
+from rlsizer.reference.strategies import MAX_LOOKBACK, STRATEGIES, TRIGGERS, StrategySpec, evaluate, scan
 
 S1 = next(s for s in STRATEGIES if s.strategy_id == "S1")
 
@@ -22,6 +23,12 @@ def test_fourteen_strategies_in_four_families() -> None:
     fam = {s.strategy_id: s.family for s in STRATEGIES}
     assert {fam["S1"], fam["S3"]} == {"EmaCross"} and {fam["S4"], fam["S7"]} == {"MeanReversion"}
     assert {fam["S8"], fam["S11"]} == {"Breakout"} and {fam["S12"], fam["S14"]} == {"Momentum"}
+
+
+def test_the_bot_and_the_sizer_agree_on_families() -> None:
+    # two parties' definitions (the bot's strategies, the sizer's default map for them): they must agree
+    assert {s.strategy_id: s.family for s in STRATEGIES} == dict(DEFAULT_STRATEGY_MAP)
+    assert set(TRIGGERS) == set(FAMILIES)
 
 
 def test_ema_cross_fires_buy_on_the_upward_cross_only() -> None:

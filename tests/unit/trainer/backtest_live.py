@@ -8,6 +8,7 @@ every record read or sent is recorded with its topic position, ready for the war
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ import torch
 
 from agents.features import FEATURE_NAMES, FEATURE_SET
 from agents.inputs import InputPath, Source
-from agents.sizing import OnnxPolicy, PolicySlot
+from agents.sizing import OnnxPolicy, PolicySlot, load_policy
 from agents.strategy_map import StrategyMap
 from config.settings import Settings
 from schemas.codec import EventCodec, InMemoryRegistry
@@ -62,6 +63,7 @@ class PureWorker:
             self.slot,
             partitions=lambda: 1,
             clock=lambda: datetime(2030, 1, 1, tzinfo=UTC),
+            timer_ns=time.perf_counter_ns,
         )
         self.tables = MemoryTables()
         self._offsets: dict[str, int] = {}
@@ -124,4 +126,4 @@ class PureWorker:
 
 
 def model_policy_bytes(onnx: bytes, version: str) -> OnnxPolicy:
-    return OnnxPolicy(onnx, feature_names=FEATURE_NAMES, version=version)
+    return load_policy(onnx, feature_names=FEATURE_NAMES, version=version)

@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from agents.sizing import onnx_session
 from trainer.backtest.synthetic import synthetic_signals
 from trainer.learning.cvar_ppo import TrainConfig, train
-from trainer.learning.export import ExportError, export_policy, max_abs_difference, onnx_session
+from trainer.learning.export import ExportError, export_policy, max_abs_difference
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from agents.features import FEATURE_NAMES
-from agents.sizing import OnnxPolicy, PolicySlot
+from agents.sizing import PolicySlot, load_policy
 from tests.unit.trainer.recorded import SMAP, Recorded, record
 from trainer.backtest.logged_signals import load_logged_signals
 from trainer.backtest.run import PolicySpec, backtest, fixed_policy, rules_policy
@@ -63,7 +63,7 @@ def evaluation(recorded: Recorded) -> Evaluation:
 def test_each_windows_gate_figures_equal_the_backtest_of_the_published_model(
     recorded: Recorded, evaluation: Evaluation
 ) -> None:
-    model = OnnxPolicy(evaluation.exported.onnx_bytes, feature_names=FEATURE_NAMES, version=evaluation.version)
+    model = load_policy(evaluation.exported.onnx_bytes, feature_names=FEATURE_NAMES, version=evaluation.version)
     assert len(evaluation.split.windows) == 3
     for window, scores in zip(evaluation.split.windows, evaluation.scores, strict=True):
         history = recorded.history(window.start, window.end)
