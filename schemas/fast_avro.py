@@ -46,8 +46,8 @@ certain the compiled code does not guess, it refuses and the caller uses fastavr
 Supported field types: ``string``, ``bytes``, ``int``, ``long``, ``double``,
 ``long`` with logical type ``timestamp-micros``, ``enum``, a two-branch union of
 ``null`` and ``string``/``double``/``bytes``, and maps of ``double`` or ``string``.
-This module holds the entry points and what both halves share; the two modules
-named above are imported when a schema is first compiled.
+This module holds the entry points; what both halves share (a field's kind, the
+varint, the errors) is in ``schemas.avro_kinds``.
 """
 
 from __future__ import annotations
@@ -55,31 +55,13 @@ from __future__ import annotations
 import keyword
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any
 
+from schemas.avro_kinds import RecordEncoder, Unsupported, kind_of
 from schemas.catalog import cache_per_type, schema_dict
 from schemas.events import Event
-
-
-class RecordEncoder(Protocol):
-    """``head`` followed by the Avro body of ``event`` (raises when fastavro must write it)."""
-
-    def __call__(self, event: object, head: bytes = b"") -> bytes: ...
-
-
-_LONG_MIN: Final = -(1 << 63)
-_LONG_MAX: Final = (1 << 63) - 1
-_ONE_BYTE: Final = tuple(bytes((i,)) for i in range(0x80))
-_SPREAD_LIMIT: Final = 1 << 56  # varints of up to 8 bytes are built without a loop
-_CONTINUATION: Final = tuple(int.from_bytes(b"\x80" * (size - 1), "little") for size in range(9))  # [size]
-
-
-class Unsupported(Exception):
-    """A schema holds a type the compiled codec does not handle: use fastavro for it."""
-
-
-class Refused(ValueError):
-    """A value or a body the compiled codec does not handle exactly as fastavro: use fastavro."""
+from schemas.fast_avro_decode import head_reader
+from schemas.fast_avro_encode import record_encoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +89,7 @@ def compile_schema(schema: Mapping[str, Any]) -> CompiledSchema:
     for name in names:  # they are written into the generated source
         if not name.isidentifier() or keyword.iskeyword(name):
             raise Unsupported(f"field {name!r}: not a Python identifier")
-    kinds = [_kind(f["name"], f["type"]) for f in schema["fields"]]
-    from schemas.fast_avro_encode import record_encoder  # lazy: a cycle, that module imports this one
-
+    kinds = [kind_of(f["name"], f["type"]) for f in schema["fields"]]
     return CompiledSchema(name=str(schema.get("name")), encode=record_encoder(names, kinds))
 
 
@@ -121,79 +101,4 @@ def head_decoder(event_type: type[Event], names: tuple[str, ...]) -> Callable[[b
     bytes after it are neither read nor checked, so it serves bookkeeping that
     needs a record's ids (a worker's retention index, rebuilt after a rebalance), never validation.
     """
-    from schemas.fast_avro_decode import head_reader  # lazy: a cycle, that module imports this one
-
     return head_reader(schema_dict(event_type), names)
-
-
-# --- schema -> kind ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Kind:
-    """What one field is: ``tag`` plus the enum symbols, the nullable branch or the map values."""
-
-    tag: str  # string bytes int long double timestamp enum nullable map
-    symbols: tuple[str, ...] = ()
-    null_index: int = 0  # nullable: the position of "null" in the union
-    inner: str = ""  # nullable: the other branch; map: the values' type
-
-
-_PLAIN: Final = frozenset({"string", "bytes", "int", "long", "double"})
-_NULLABLE: Final = frozenset({"string", "double", "bytes"})
-_MAP_VALUES: Final = frozenset({"string", "double"})
-
-
-def _kind(field: str, avro_type: Any) -> _Kind:
-    if isinstance(avro_type, str):
-        if avro_type in _PLAIN:
-            return _Kind(avro_type)
-    elif isinstance(avro_type, list):
-        if len(avro_type) == 2 and "null" in avro_type:
-            other = avro_type[1 - avro_type.index("null")]
-            if isinstance(other, str) and other in _NULLABLE:
-                return _Kind("nullable", null_index=avro_type.index("null"), inner=other)
-    elif isinstance(avro_type, dict):
-        keys = set(avro_type)
-        if (
-            avro_type.get("type") == "long"
-            and avro_type.get("logicalType") == "timestamp-micros"
-            and keys == {"type", "logicalType"}
-        ):
-            return _Kind("timestamp")
-        if avro_type.get("type") == "enum":  # a default only matters when resolving against another schema
-            symbols = avro_type.get("symbols")
-            if (
-                isinstance(symbols, list)
-                and symbols
-                and all(isinstance(s, str) for s in symbols)
-                and len(set(symbols)) == len(symbols)
-            ):
-                return _Kind("enum", symbols=tuple(symbols))
-        if avro_type.get("type") == "map" and keys == {"type", "values"} and avro_type.get("values") in _MAP_VALUES:
-            return _Kind("map", inner=avro_type["values"])
-    raise Unsupported(f"field {field!r}: type {avro_type!r} is not compiled")
-
-
-# --- what both halves use --------------------------------------------------------------------
-
-
-def _varint(n: int) -> bytes:
-    """Zigzag varint of a long, as fastavro writes it (refuses ints outside 64 bits)."""
-    if not _LONG_MIN <= n <= _LONG_MAX:
-        raise Refused(f"{n} does not fit in an Avro long")
-    z = (n << 1) ^ (n >> 63)
-    if z < 0x80:
-        return _ONE_BYTE[z]
-    if z < _SPREAD_LIMIT:  # up to 8 bytes (timestamps): spread the 7-bit groups into bytes at once
-        size = (z.bit_length() + 6) // 7
-        x = (z & 0xFFFFFFF) | ((z & 0xFFFFFFF0000000) << 4)  # 28-bit halves into 32-bit lanes
-        x = (x & 0x00003FFF00003FFF) | ((x & 0x0FFFC0000FFFC000) << 2)  # 14-bit quarters into 16-bit lanes
-        x = (x & 0x007F007F007F007F) | ((x & 0x3F803F803F803F80) << 1)  # 7-bit groups into bytes
-        return (x | _CONTINUATION[size]).to_bytes(size, "little")
-    out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from schemas.fast_avro import Refused, Unsupported, _Kind, _kind, _varint
+from schemas.avro_kinds import Kind, Refused, Unsupported, kind_of, varint
 from schemas.rules import EPOCH
 
 Step = Callable[[bytes, int, list[Any]], int]
@@ -106,8 +106,8 @@ def _enum_step(symbols: tuple[str, ...]) -> Step:
 
 
 def _nullable_step(null_index: int, inner: Step) -> Step:
-    null = _varint(null_index)[0]  # the index as its one varint byte
-    branch = _varint(1 - null_index)[0]
+    null = varint(null_index)[0]  # the index as its one varint byte
+    branch = varint(1 - null_index)[0]
 
     def step(buf: bytes, pos: int, out: list[Any]) -> int:
         index = buf[pos]
@@ -121,7 +121,7 @@ def _nullable_step(null_index: int, inner: Step) -> Step:
     return step
 
 
-def _field_step(kind: _Kind) -> Step:
+def _field_step(kind: Kind) -> Step:
     if kind.tag == "string":
         return _step_string
     if kind.tag == "bytes":
@@ -135,7 +135,7 @@ def _field_step(kind: _Kind) -> Step:
     if kind.tag == "enum":
         return _enum_step(kind.symbols)
     if kind.tag == "nullable":
-        return _nullable_step(kind.null_index, _field_step(_Kind(kind.inner)))
+        return _nullable_step(kind.null_index, _field_step(Kind(kind.inner)))
     raise Unsupported(f"no head step for {kind}")  # maps: the codec decodes the body in full
 
 
@@ -157,7 +157,7 @@ def head_reader(schema: Mapping[str, Any], names: tuple[str, ...]) -> Callable[[
         steps = tuple(
             _field_step(kind) if f["name"] in names else _skip_step(kind)
             for f in schema["fields"][: last + 1]
-            for kind in (_kind(f["name"], f["type"]),)
+            for kind in (kind_of(f["name"], f["type"]),)
         )
     except (Unsupported, ValueError, KeyError):
         return None
@@ -169,7 +169,7 @@ def head_reader(schema: Mapping[str, Any], names: tuple[str, ...]) -> Callable[[
     return decode
 
 
-def _skip_step(kind: _Kind) -> Step:
+def _skip_step(kind: Kind) -> Step:
     """A step over a field that is not wanted: strings and numbers are passed without building a value."""
     if kind.tag in ("string", "bytes"):
         return _skip_length_prefixed

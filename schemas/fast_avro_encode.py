@@ -16,14 +16,14 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any, Final
 
-from schemas.fast_avro import _ONE_BYTE, RecordEncoder, Refused, Unsupported, _Kind, _varint
+from schemas.avro_kinds import ONE_BYTE, Kind, RecordEncoder, Refused, Unsupported, varint
 from schemas.rules import EPOCH, MICROSECOND
 
 Encoder = Callable[[Any], bytes]
 
 _DOUBLE: Final = struct.Struct("<d")
 _MAX_SHAPES: Final = 64  # key sets remembered per map field (the live feature maps have one)
-_LENGTH: Final = _ONE_BYTE[::2]  # [n]: the varint of a length n < 64 (the byte n << 1)
+_LENGTH: Final = ONE_BYTE[::2]  # [n]: the varint of a length n < 64 (the byte n << 1)
 _CONTINUED: Final = tuple(bytes((i | 0x80,)) for i in range(0x80))  # [i]: a 7-bit group with more to come
 
 
@@ -57,7 +57,7 @@ class _Source:
 def _length_prefixed(raw: bytes) -> bytes:
     """``raw`` after its length as a varint (an Avro string's or bytes' encoding)."""
     n = len(raw)
-    return (_ONE_BYTE[n << 1] if n < 0x40 else _varint(n)) + raw
+    return (ONE_BYTE[n << 1] if n < 0x40 else varint(n)) + raw
 
 
 def _encode_string(value: Any) -> bytes:
@@ -83,7 +83,7 @@ def _shape(keys: tuple[str, ...]) -> _Shape:
     if not all(type(k) is str for k in keys):
         raise Refused("map keys must be str")
     key_bytes = [_encode_string(k) for k in keys]
-    key_bytes[0] = _varint(len(keys)) + key_bytes[0]
+    key_bytes[0] = varint(len(keys)) + key_bytes[0]
     layout = struct.Struct("<" + "".join(f"{len(kb)}sd" for kb in key_bytes) + "B")
     return _Shape(tuple(map(sys.intern, keys)), tuple(key_bytes), layout)
 
@@ -96,8 +96,8 @@ def _encode_bytes(value: Any) -> bytes:
 
 def _nullable_encoder(null_index: int, inner: str) -> Encoder:
     """A union of null and a string or bytes (the double one is generated inline)."""
-    null = _varint(null_index)
-    branch = _varint(1 - null_index)
+    null = varint(null_index)
+    branch = varint(1 - null_index)
     encode_inner = _encode_string if inner == "string" else _encode_bytes
 
     def encode(value: Any) -> bytes:
@@ -115,7 +115,7 @@ def _encode_string_map(value: Any) -> bytes:
     _check_map(value)
     if not value:
         return b"\x00"
-    parts = [_varint(len(value))]
+    parts = [varint(len(value))]
     for key, item in value.items():
         parts.append(_encode_string(key))
         parts.append(_encode_string(item))
@@ -155,7 +155,7 @@ def _double_map_encoder() -> Encoder:
     return encode
 
 
-def _field_encoder(kind: _Kind) -> Encoder:
+def _field_encoder(kind: Kind) -> Encoder:
     """The encoder the generated code calls for a field it does not write inline."""
     if kind.tag == "bytes":
         return _encode_bytes
@@ -166,7 +166,7 @@ def _field_encoder(kind: _Kind) -> Encoder:
     raise Unsupported(f"no encoder for {kind}")
 
 
-def record_encoder(names: tuple[str, ...], kinds: list[_Kind]) -> RecordEncoder:
+def record_encoder(names: tuple[str, ...], kinds: list[Kind]) -> RecordEncoder:
     """A generated function: one attribute read per field, no call per field, one ``b"".join`` (``head`` first)."""
     src = _Source()
     lines = ["def encode(event, head=b''):"]
@@ -190,7 +190,7 @@ def record_encoder(names: tuple[str, ...], kinds: list[_Kind]) -> RecordEncoder:
     return src.function("encode", lines)
 
 
-def _encode_lines(src: _Source, i: int, name: str, kind: _Kind) -> list[str]:
+def _encode_lines(src: _Source, i: int, name: str, kind: Kind) -> list[str]:
     """Statements that set ``r{i}`` (and ``h{i}``, a string's length) from ``v``, the value of field ``name``."""
     refuse = (
         f"raise {src.const(Refused)}(f'{name}: {{type(v).__name__}} {{v!r:.40}} is not written as fastavro would here')"
@@ -200,7 +200,7 @@ def _encode_lines(src: _Source, i: int, name: str, kind: _Kind) -> list[str]:
             f"if type(v) is not str: {refuse}",
             f"r{i} = v.encode()",
             f"n = len(r{i})",
-            f"h{i} = {src.const(_LENGTH)}[n] if n < 0x40 else {src.const(_varint)}(n)",
+            f"h{i} = {src.const(_LENGTH)}[n] if n < 0x40 else {src.const(varint)}(n)",
         ]
     if kind.tag == "timestamp":  # fastavro: an aware datetime as micros since the epoch (always a long), an int as is
         pairs = src.const(_CONTINUED_PAIRS())
@@ -213,19 +213,19 @@ def _encode_lines(src: _Source, i: int, name: str, kind: _Kind) -> list[str]:
             f"        r{i}b = {pairs}[z >> 14 & 0x3FFF]",
             f"        r{i}c = {pairs}[z >> 28 & 0x3FFF]",
             f"        r{i}d = {src.const(_CONTINUED)}[z >> 42 & 0x7F]",
-            f"        r{i}e = {src.const(_ONE_BYTE)}[z >> 49]",
+            f"        r{i}e = {src.const(ONE_BYTE)}[z >> 49]",
             "    else:",
-            f"        r{i}, r{i}b, r{i}c, r{i}d, r{i}e = {src.const(_varint)}(n), b'', b'', b'', b''",
+            f"        r{i}, r{i}b, r{i}c, r{i}d, r{i}e = {src.const(varint)}(n), b'', b'', b'', b''",
             "elif type(v) is int:",
-            f"    r{i}, r{i}b, r{i}c, r{i}d, r{i}e = {src.const(_varint)}(v), b'', b'', b'', b''",
+            f"    r{i}, r{i}b, r{i}c, r{i}d, r{i}e = {src.const(varint)}(v), b'', b'', b'', b''",
             "else:",
             f"    {refuse}",
         ]
     if kind.tag == "enum":
-        table = src.const({symbol: _varint(k) for k, symbol in enumerate(kind.symbols)})
+        table = src.const({symbol: varint(k) for k, symbol in enumerate(kind.symbols)})
         return [f"r{i} = {table}.get(v) if type(v) is str else None", f"if r{i} is None: {refuse}"]
     if kind.tag == "nullable" and kind.inner == "double":  # fastavro picks the double branch for any float
-        null, branch = src.const(_varint(kind.null_index)), src.const(_varint(1 - kind.null_index))
+        null, branch = src.const(varint(kind.null_index)), src.const(varint(1 - kind.null_index))
         return [
             f"if v is None: r{i} = {null}",
             f"elif isinstance(v, float): r{i} = {branch} + {src.const(_DOUBLE.pack)}(v)",
@@ -236,6 +236,6 @@ def _encode_lines(src: _Source, i: int, name: str, kind: _Kind) -> list[str]:
     if kind.tag in ("int", "long"):
         return [
             f"if type(v) is not int: {refuse}",
-            f"r{i} = {src.const(_ONE_BYTE)}[(v << 1) ^ (v >> 63)] if -0x40 <= v < 0x40 else {src.const(_varint)}(v)",
+            f"r{i} = {src.const(ONE_BYTE)}[(v << 1) ^ (v >> 63)] if -0x40 <= v < 0x40 else {src.const(varint)}(v)",
         ]
     return [f"r{i} = {src.const(_field_encoder(kind))}(v)"]

@@ -15,9 +15,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("config", "schemas", "streams", "agents", "trainer", "models", "rlsizer")
 LAZY_MARK = "# lazy:"
-# Known and not yet removed: fast_avro holds the Avro kinds its encoder and decoder import, and
-# imports them back inside compiled() / head_decoder(). Only ever shrink this set.
-KNOWN_CYCLES = {frozenset({"schemas.fast_avro", "schemas.fast_avro_encode", "schemas.fast_avro_decode"})}
 
 
 def module_files(root: Path = ROOT) -> dict[str, Path]:
@@ -129,14 +126,8 @@ def graph_and_inner() -> tuple[dict[str, set[str]], list[tuple[str, int, bool]]]
 
 def test_no_import_cycles(graph_and_inner: tuple[dict[str, set[str]], list[tuple[str, int, bool]]]) -> None:
     graph, _ = graph_and_inner
-    new = [sorted(c) for c in cycles(graph) if c not in KNOWN_CYCLES]
-    assert not new, f"import cycles (function-level imports included): {new}"
-
-
-def test_known_cycles_still_exist(graph_and_inner: tuple[dict[str, set[str]], list[tuple[str, int, bool]]]) -> None:
-    graph, _ = graph_and_inner
-    gone = [sorted(c) for c in KNOWN_CYCLES - set(cycles(graph))]
-    assert not gone, f"no longer a cycle, remove from KNOWN_CYCLES: {gone}"
+    found = [sorted(c) for c in cycles(graph)]
+    assert not found, f"import cycles (function-level imports included): {found}"
 
 
 def test_imports_inside_functions_say_why(

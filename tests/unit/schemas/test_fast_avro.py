@@ -15,10 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import schemas.codec as codec_module
+from schemas.avro_kinds import Refused, Unsupported, varint
 from schemas.catalog import schema_dict, schema_text
 from schemas.codec import DecodeError, EventCodec, InMemoryRegistry, encode_body, frame
 from schemas.events import EVENT_TYPES, Event, FeaturesComputed, SignalRaised, SizeDecided, field_names
-from schemas.fast_avro import CompiledSchema, Refused, Unsupported, _varint, compile_schema, compiled, head_decoder
+from schemas.fast_avro import CompiledSchema, compile_schema, compiled, head_decoder
 from schemas.fast_avro_decode import _read_varint
 from tests.unit.schemas.factories import T0, make_bar, make_signal
 from tests.unit.schemas.test_codec import _long, any_event
@@ -348,7 +349,7 @@ def test_overlong_varints_are_refused(raw: bytes) -> None:
 @settings(max_examples=2000, deadline=None)
 @given(st.integers(-(2**63), 2**63 - 1) | st.integers(-300, 300) | st.integers(-(2**55), 2**55))
 def test_varint_is_the_spec_zigzag(n: int) -> None:
-    raw = _varint(n)
+    raw = varint(n)
     assert raw == _long(n)  # the independent encoder of test_codec
     assert _read_varint(raw + b"\x05", 0) == (n, len(raw))
 
@@ -356,7 +357,7 @@ def test_varint_is_the_spec_zigzag(n: int) -> None:
 @pytest.mark.parametrize("n", [2**63, -(2**63) - 1, 2**70])
 def test_varint_refuses_beyond_a_long(n: int) -> None:
     with pytest.raises(Refused):
-        _varint(n)
+        varint(n)
 
 
 # --- through EventCodec -----------------------------------------------------------------------
