@@ -37,7 +37,6 @@ from typing import Any
 
 from agents.strategy_map import StrategyMap
 from config.settings import Settings
-from rlsizer.commands.train import format_result, result_rows
 from rlsizer.stack.embedded import EmbeddedStack, StackPorts
 from rlsizer.stack.processes import ManagedProcess, StackError, free_port
 from rlsizer.stack.services import start_worker
@@ -155,7 +154,11 @@ def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
     from models import ModelRegistry  # lazy: loads boto3 only when used
     from rlsizer.reference.loop import RunConfig, Runner  # lazy: loads ta-lib, pandas, tqdm only when used
     from trainer.learning.cvar_ppo import TrainConfig  # lazy: loads torch, onnxruntime, onnx only when used
-    from trainer.round import run_round  # lazy: loads torch, onnxruntime, onnx only when used
+    from trainer.round import (  # lazy: loads torch, onnxruntime, onnx only when used
+        format_walk_forward,
+        run_round,
+        walk_forward_rows,
+    )
 
     t0 = time.monotonic()
     result = DemoResult()
@@ -213,8 +216,8 @@ def run_demo(cfg: DemoConfig, out: Out = print) -> DemoResult:
             if round_.skipped:
                 out(f"{_elapsed(t0)} training skipped: {round_.reason}")
             else:
-                result.walk_forward = format_result(round_)
-                result.walk_forward_rows = result_rows(round_)
+                result.walk_forward = format_walk_forward(round_)
+                result.walk_forward_rows = walk_forward_rows(round_)
                 out(
                     f"{_elapsed(t0)} the round's walk-forward table ({round_.rows} scored signals; the model trained before "
                     f"{len(round_.windows)} held-out windows, each policy replayed on each):"

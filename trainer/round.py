@@ -56,9 +56,12 @@ from trainer.evaluation.walk_forward import (
     NotEnoughSessions,
     PolicyScore,
     Window,
+    format_rows,
     held_out_windows,
+    metric_cells,
     pooled,
     score_window,
+    table_rows,
 )
 from trainer.learning.cvar_ppo import TrainConfig, TrainResult, plain_ppo, train
 from trainer.learning.environment import LoggedSignals
@@ -102,6 +105,20 @@ class RoundResult:
     decision: GateDecision | None = None
     max_abs_diff: float | None = None
     report_path: Path | None = None
+
+
+def walk_forward_rows(result: RoundResult) -> list[tuple[str, ...]]:
+    """The round's walk-forward rows: every policy on every held-out window, then on all of them together."""
+    if result.decision is None:
+        return []
+    rows = table_rows(result.windows, result.decision.windows, total=False)
+    return rows + [metric_cells("all windows", name, m) for name, m in result.table.items()]
+
+
+def format_walk_forward(result: RoundResult) -> str:
+    """``walk_forward_rows`` as aligned text."""
+    rows = walk_forward_rows(result)
+    return format_rows(rows) if rows else ""
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -40,24 +40,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="training seed (default: TrainConfig's)")
 
 
-def result_rows(result: Any) -> list[tuple[str, ...]]:
-    """The round's walk-forward rows: every policy on every held-out window, then on all of them together."""
-    from trainer.evaluation.walk_forward import metric_cells, table_rows  # lazy: keeps `rlsizer --help` fast
-
-    if result.decision is None:
-        return []
-    rows = table_rows(result.windows, result.decision.windows, total=False)
-    return rows + [metric_cells("all windows", name, m) for name, m in result.table.items()]
-
-
-def format_result(result: Any) -> str:
-    """``result_rows`` as aligned text."""
-    from trainer.evaluation.walk_forward import format_rows  # lazy: keeps `rlsizer --help` fast
-
-    rows = result_rows(result)
-    return format_rows(rows) if rows else ""
-
-
 def _train_config(args: argparse.Namespace) -> Any:
     from trainer.learning.cvar_ppo import TrainConfig  # lazy: keeps `rlsizer --help` fast
 
@@ -73,7 +55,7 @@ def _clients(settings: Settings) -> tuple[Any, Any]:
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
-    from trainer.round import run_round  # lazy: keeps `rlsizer --help` fast
+    from trainer.round import format_walk_forward, run_round  # lazy: keeps `rlsizer --help` fast
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -94,7 +76,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     if result.skipped:
         print(result.reason)
         return 0
-    print(format_result(result))
+    print(format_walk_forward(result))
     print()
     print(f"decision: {result.reason}")
     print(
