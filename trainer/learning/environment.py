@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final
 
 import numpy as np
@@ -40,7 +40,7 @@ import numpy.typing as npt
 
 from agents.account import OPEN_TTL_US, AccountState, account_features, apply_decision, apply_trade
 from agents.features.catalog import FEATURE_NAMES
-from agents.timestamps import DAY_US, to_micros
+from agents.timestamps import DAY_US, to_micros, utc64
 from schemas.events import MULTIPLIER_MAX, MULTIPLIER_MIN, SignalRaised, SizeDecided, TradeClosed
 
 ACCOUNT_FEATURES: Final[tuple[str, ...]] = tuple(name for name in FEATURE_NAMES if name.startswith("acct_"))
@@ -252,10 +252,10 @@ class LoggedSignals:
         recorded before it (a training range must not learn from outcomes realised after it ends)."""
         mask = np.ones(len(self), dtype=bool)
         if start is not None:
-            mask &= self.ts >= _utc64(start)
+            mask &= self.ts >= utc64(start)
         if end is not None:
-            mask &= self.ts < _utc64(end)
-        return self.subset(mask, scored_before=None if known_before is None else _utc64(known_before))
+            mask &= self.ts < utc64(end)
+        return self.subset(mask, scored_before=None if known_before is None else utc64(known_before))
 
     def fingerprint(self) -> str:
         """A short content hash, used in run names so a run names the data it saw."""
@@ -271,15 +271,6 @@ class LoggedSignals:
         for texts in (self.feature_names, self.family, self.symbol):
             h.update("\x1f".join(map(str, texts)).encode())
         return h.hexdigest()[:8]
-
-
-def _utc64(value: datetime | np.datetime64) -> np.datetime64:
-    if isinstance(value, np.datetime64):
-        micros: np.datetime64 = value.astype("datetime64[us]")
-        return micros
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return np.datetime64(value, "us")
 
 
 def session_ids(ts: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -44,6 +44,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from agents.timestamps import utc64
 from trainer.warehouse.feature_layouts import layout_matrix
 
 log = logging.getLogger(__name__)
@@ -119,19 +120,10 @@ class TrainingSet:
         """Rows with ``from_ts <= ts < to_ts`` (aware datetimes are taken in UTC)."""
         mask = np.ones(len(self), dtype=bool)
         if from_ts is not None:
-            mask &= self.ts >= _as_utc64(from_ts)
+            mask &= self.ts >= utc64(from_ts)
         if to_ts is not None:
-            mask &= self.ts < _as_utc64(to_ts)
+            mask &= self.ts < utc64(to_ts)
         return self.take(mask)
-
-
-def _as_utc64(value: datetime | np.datetime64) -> np.datetime64:
-    if isinstance(value, np.datetime64):
-        micros: np.datetime64 = value.astype("datetime64[us]")
-        return micros
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return np.datetime64(value, "us")
 
 
 def cost_in_r(fees: np.ndarray, qty: np.ndarray, entry: np.ndarray, stop: np.ndarray, atr: np.ndarray) -> np.ndarray:
@@ -179,8 +171,8 @@ def load_dataset(
     """The point-in-time training set of the warehouse (a path opened read-only, or a connection)."""
     params = {
         "feature_set": feature_set,
-        "from_ts": None if from_ts is None else _as_utc64(from_ts).astype(datetime),
-        "to_ts": None if to_ts is None else _as_utc64(to_ts).astype(datetime),
+        "from_ts": None if from_ts is None else utc64(from_ts).astype(datetime),
+        "to_ts": None if to_ts is None else utc64(to_ts).astype(datetime),
     }
     if isinstance(warehouse, duckdb.DuckDBPyConnection):
         table, layouts = _read(warehouse, params)
