@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agents.book import SymbolBook
 from agents.inputs import InputPath, Source
+from agents.memory_tables import MemoryTables
 from agents.sizing import PolicySlot
 from agents.strategy_map import StrategyMap
 from config.settings import Settings
@@ -30,32 +30,6 @@ from schemas.events import BarClosed, Event, OrderFilled, SignalRaised, SizeDeci
 from streams.topics import subject_for
 
 SETTINGS = Settings(topic_prefix="offline", topic_partitions=1, max_future_seconds=0)
-
-
-class _Tables:
-    """``agents.inputs.Tables`` in dicts (one process, nothing to recover)."""
-
-    def __init__(self) -> None:
-        self.books: dict[str, SymbolBook] = {}
-        self.decided_: dict[str, bytes] = {}
-
-    def book(self, symbol: str) -> SymbolBook | None:
-        return self.books.get(symbol)
-
-    def put_book(self, book: SymbolBook, partition: int) -> None:
-        self.books[book.symbol] = book
-
-    def decided(self, signal_id: str) -> bytes | None:
-        return self.decided_.get(signal_id)
-
-    def record(self, signal_id: str, value: bytes, partition: int) -> None:
-        self.decided_[signal_id] = value
-
-    def forget(self, signal_id: str, partition: int) -> None:
-        self.decided_.pop(signal_id, None)
-
-    def flush(self) -> None:
-        pass
 
 
 class OfflineWorker:
@@ -72,7 +46,7 @@ class OfflineWorker:
             clock=lambda: datetime(2100, 1, 1, tzinfo=UTC),
             timer_ns=time.perf_counter_ns,
         )
-        self.tables = _Tables()
+        self.tables = MemoryTables()
         self.recorded: list[tuple[Event, str, int, int]] = []  # event, topic, partition, offset
         self._offsets: dict[str, int] = {}
 

@@ -1,32 +1,17 @@
-"""``agents.inputs.Tables`` in dicts, for running the worker's input path without Kafka or Faust."""
+"""``agents.memory_tables.MemoryTables`` that can crash: what a worker loses when it dies between flushes."""
 
 from __future__ import annotations
 
 from agents.book import SymbolBook
+from agents.memory_tables import MemoryTables as _Tables
 
 
-class MemoryTables:
-    """``agents.inputs.Tables`` in dicts; books written at once (``crash()`` loses the unwritten ones)."""
+class MemoryTables(_Tables):
+    """Books written at ``flush()``; ``crash()`` loses the unwritten ones."""
 
     def __init__(self) -> None:
-        self.books: dict[str, SymbolBook] = {}
+        super().__init__()
         self.written: dict[str, SymbolBook] = {}
-        self.decided_: dict[str, bytes] = {}
-
-    def book(self, symbol: str) -> SymbolBook | None:
-        return self.books.get(symbol)
-
-    def put_book(self, book: SymbolBook, partition: int) -> None:
-        self.books[book.symbol] = book
-
-    def decided(self, signal_id: str) -> bytes | None:
-        return self.decided_.get(signal_id)
-
-    def record(self, signal_id: str, value: bytes, partition: int) -> None:
-        self.decided_[signal_id] = value
-
-    def forget(self, signal_id: str, partition: int) -> None:
-        self.decided_.pop(signal_id, None)
 
     def flush(self) -> None:
         self.written = dict(self.books)
