@@ -35,15 +35,23 @@ SETTINGS = Settings(topic_prefix="offline", topic_partitions=1, max_future_secon
 class OfflineWorker:
     """An ``AdapterPort`` (``rlsizer.reference.loop``) answered by the worker's input path, synchronously."""
 
-    def __init__(self, slot: PolicySlot | None = None, strategy_map: StrategyMap | None = None) -> None:
+    def __init__(
+        self,
+        slot: PolicySlot | None = None,
+        strategy_map: StrategyMap | None = None,
+        *,
+        settings: Settings = SETTINGS,
+        now: datetime = datetime(2100, 1, 1, tzinfo=UTC),
+    ) -> None:
+        self.settings = settings
         self.codec = EventCodec(InMemoryRegistry(), subject_for=subject_for)
         self.path = InputPath(
-            SETTINGS,
+            settings,
             self.codec,
             strategy_map or StrategyMap.from_spec(""),
             slot or PolicySlot(),
             partitions=lambda: 1,
-            clock=lambda: datetime(2100, 1, 1, tzinfo=UTC),
+            clock=lambda: now,
             timer_ns=time.perf_counter_ns,
         )
         self.tables = MemoryTables()
@@ -56,7 +64,7 @@ class OfflineWorker:
         self.recorded.append((event, topic, 0, offset))
 
     def _input(self, event: BarClosed | SignalRaised | OrderFilled) -> list[Any]:
-        topic = SETTINGS.topic("inputs")
+        topic = self.settings.topic("inputs")
         offset = self._offsets.get(topic, 0)
         self._record(event, topic)
         out = self.path.handle(
